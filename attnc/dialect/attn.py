@@ -1,9 +1,560 @@
-"""The `attn` dialect: attention as logical ops on whole tensors, and its fused form."""
+"""The `attn` dialect: attention as logical ops on whole tensors, and its fused form.
+
+The frontend builds the logical chain
+
+```mlir
+%s = attn.qk %q, %k {scale = 0.125 : f32} : ... -> tensor<?x8x?x?xf32>
+%t = attn.score_mod %s captures(...) { ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, ...): ... }
+%keep = attn.mask_mod %t captures(...) { ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index, ...): ... }
+%p, %lse = attn.online_rowscale %t mask(%keep) {normalizer = "softmax", ...} update {...} finalize {...}
+%o = attn.pv %p, %v
+```
+
+and `attn-fuse` folds it into one `attn.flash` op that holds every region at once.
+Scalar regions see one score (f32) and its indices (`index`), as FlexAttention's
+mods do; captured tensors arrive as trailing block arguments and are read with
+`tensor.extract`. Every region op is isolated from above: what a region reads is
+declared.
+"""
 
 from __future__ import annotations
 
-from xdsl.irdl import IRDLOperation, irdl_op_definition, traits_def, var_operand_def
-from xdsl.traits import IsTerminator, Pure
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    FloatAttr,
+    IndexType,
+    IntAttr,
+    StringAttr,
+    TensorType,
+    f32,
+    i1,
+)
+from xdsl.ir import Attribute, Block, Dialect, Operation, ParametrizedAttribute, Region, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    attr_def,
+    irdl_attr_definition,
+    irdl_op_definition,
+    opt_attr_def,
+    opt_operand_def,
+    operand_def,
+    region_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+    var_result_def,
+)
+from xdsl.parser import AttrParser
+from xdsl.printer import Printer
+from xdsl.traits import HasParent, IsolatedFromAbove, IsTerminator, Pure, RecursiveMemoryEffect
+from xdsl.utils.exceptions import VerifyException
+
+# ---------------------------------------------------------------------------
+# Attributes
+
+
+@irdl_attr_definition
+class TileAttr(ParametrizedAttribute):
+    """Tile sizes chosen by `attn-tile`: rows of queries by columns of keys.
+
+    ```mlir
+    #attn.tile<128x64>
+    ```
+    """
+
+    name = "attn.tile"
+    block_m: IntAttr
+    block_n: IntAttr
+
+    def __init__(self, block_m: int, block_n: int):
+        super().__init__(IntAttr(block_m), IntAttr(block_n))
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            m = parser.parse_integer(allow_boolean=False, allow_negative=False)
+            if parser.parse_optional_punctuation(",") is None:
+                # `128x64` lexes as the integer 128 followed by the identifier `x64`.
+                ident = parser.parse_identifier()
+                if not ident.startswith("x") or not ident[1:].isdigit():
+                    parser.raise_error("expected tile sizes written as <MxN>")
+                n = int(ident[1:])
+            else:
+                n = parser.parse_integer(allow_boolean=False, allow_negative=False)
+        return (IntAttr(m), IntAttr(n))
+
+    def print_parameters(self, printer: Printer) -> None:
+        printer.print_string(f"<{self.block_m.data}x{self.block_n.data}>")
+
+    def verify(self) -> None:
+        for size in (self.block_m.data, self.block_n.data):
+            if size < 16 or size & (size - 1):
+                raise VerifyException(f"tile sizes must be powers of two of at least 16, got {size}")
+
+
+# ---------------------------------------------------------------------------
+# Region signature helpers
+
+
+def _tensor(value: SSAValue | Attribute, what: str, op: Operation, rank: int | None = None) -> TensorType:
+    ty = value.type if isinstance(value, SSAValue) else value
+    if not isinstance(ty, TensorType):
+        raise VerifyException(f"'{op.name}' op expected {what} to be a tensor, but got {ty}")
+    if rank is not None and ty.get_num_dims() != rank:
+        raise VerifyException(f"'{op.name}' op expected {what} of rank {rank}, but got rank {ty.get_num_dims()}")
+    return ty
+
+
+def _dims_match(a: int, b: int) -> bool:
+    return a == -1 or b == -1 or a == b
+
+
+def _check_block_args(op: Operation, region: Region, region_name: str, expected: Sequence[Attribute]) -> Block:
+    if not region.blocks:
+        raise VerifyException(f"'{op.name}' op expected a {region_name} region with one block")
+    block = region.blocks[0]
+    got = [arg.type for arg in block.args]
+    if len(got) != len(expected) or any(g != e for g, e in zip(got, expected)):
+        want = ", ".join(str(t) for t in expected)
+        have = ", ".join(str(t) for t in got)
+        raise VerifyException(f"'{op.name}' op expected {region_name} region arguments ({want}), but got ({have})")
+    return block
+
+
+def _check_yield(op: Operation, block: Block, region_name: str, expected: Sequence[Attribute]) -> YieldOp:
+    last = block.last_op
+    if not isinstance(last, YieldOp):
+        raise VerifyException(f"'{op.name}' op expected the {region_name} region to end with attn.yield")
+    got = [v.type for v in last.values]
+    if len(got) != len(expected) or any(g != e for g, e in zip(got, expected)):
+        want = ", ".join(str(t) for t in expected)
+        have = ", ".join(str(t) for t in got)
+        raise VerifyException(f"'{op.name}' op expected the {region_name} region to yield ({want}), but got ({have})")
+    return last
+
+
+INDEX_ARGS = 4  # b, h, q_idx, kv_idx
+
+
+def score_mod_arg_types(captures: Sequence[SSAValue]) -> list[Attribute]:
+    return [f32, *[IndexType()] * INDEX_ARGS, *[c.type for c in captures]]
+
+
+def mask_mod_arg_types(captures: Sequence[SSAValue]) -> list[Attribute]:
+    return [*[IndexType()] * INDEX_ARGS, *[c.type for c in captures]]
+
+
+def _verify_score_mod(op: Operation, region: Region, captures: Sequence[SSAValue]) -> None:
+    block = _check_block_args(op, region, "score_mod", score_mod_arg_types(captures))
+    _check_yield(op, block, "score_mod", [f32])
+
+
+def _verify_mask_mod(op: Operation, region: Region, captures: Sequence[SSAValue]) -> None:
+    block = _check_block_args(op, region, "mask_mod", mask_mod_arg_types(captures))
+    _check_yield(op, block, "mask_mod", [i1])
+
+
+def _depends_on(value: SSAValue, sources: set[SSAValue], memo: dict[SSAValue, bool]) -> bool:
+    """True when `value` depends on one of `sources` other than through a row reduction."""
+    if value in memo:
+        return memo[value]
+    if value in sources:
+        memo[value] = True
+        return True
+    owner = value.owner
+    result = False
+    if isinstance(owner, Operation) and not isinstance(owner, (RowMaxOp, RowSumOp)):
+        result = any(_depends_on(o, sources, memo) for o in owner.operands)
+    memo[value] = result
+    return result
+
+
+def _verify_normalizer(op: Operation, update: Region, finalize: Region, state: Sequence[str], inits: ArrayAttr) -> int:
+    """Checks update/finalize signatures; returns the number of row statistics finalize yields."""
+    n = len(state)
+    if len(inits.data) != n:
+        raise VerifyException(f"'{op.name}' op expected {n} initial state values, but got {len(inits.data)}")
+    ub = _check_block_args(op, update, "update", [f32] * (n + 1))
+    last = ub.last_op
+    if not isinstance(last, YieldOp) or len(last.values) != n + 2 or any(v.type != f32 for v in last.values):
+        raise VerifyException(
+            f"'{op.name}' op expected the update region to yield (p, alpha, {n} new state values), all f32"
+        )
+    memo: dict[SSAValue, bool] = {}
+    score = {ub.args[0]}
+    for name, value in zip(["alpha", *state], list(last.values)[1:]):
+        if _depends_on(value, score, memo):
+            raise VerifyException(
+                f"'{op.name}' op update region yields '{name}' per score element; reduce it over the row with "
+                "attn.row_max or attn.row_sum"
+            )
+    fb = _check_block_args(op, finalize, "finalize", [f32] * n)
+    flast = fb.last_op
+    if not isinstance(flast, YieldOp) or not flast.values or any(v.type != f32 for v in flast.values):
+        raise VerifyException(f"'{op.name}' op expected the finalize region to yield (out_scale, row statistics...), all f32")
+    return len(flast.values) - 1
+
+
+# ---------------------------------------------------------------------------
+# Logical ops
+
+
+@irdl_op_definition
+class QKOp(IRDLOperation):
+    """Scores of every query against every key, times `scale`, in f32.
+
+    ```mlir
+    %s = attn.qk %q, %k {scale = 0.125 : f32} : tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x8x?x?xf32>
+    ```
+    """
+
+    name = "attn.qk"
+    q = operand_def(TensorType)
+    k = operand_def(TensorType)
+    scale = attr_def(FloatAttr)
+    scores = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$q `,` $k attr-dict `:` type($q) `,` type($k) `->` type($scores)"
+
+    def __init__(self, q: SSAValue, k: SSAValue, scale: float):
+        qt, kt = q.type, k.type
+        assert isinstance(qt, TensorType) and isinstance(kt, TensorType)
+        b, hq, sq, _ = qt.get_shape()
+        skv = kt.get_shape()[2]
+        super().__init__(
+            operands=[q, k],
+            attributes={"scale": FloatAttr(scale, f32)},
+            result_types=[TensorType(f32, [b, hq, sq, skv])],
+        )
+
+    def verify_(self) -> None:
+        qt = _tensor(self.q, "q", self, 4)
+        kt = _tensor(self.k, "k", self, 4)
+        st = _tensor(self.scores, "scores", self, 4)
+        qs, ks, ss = qt.get_shape(), kt.get_shape(), st.get_shape()
+        if not _dims_match(qs[3], ks[3]):
+            raise VerifyException(f"'attn.qk' op expected k head dim {qs[3]}, but got {ks[3]}")
+        _check_heads(self, qs[1], ks[1])
+        if not _dims_match(qs[0], ks[0]):
+            raise VerifyException(f"'attn.qk' op expected k batch {qs[0]}, but got {ks[0]}")
+        want = [qs[0], qs[1], qs[2], ks[2]]
+        if st.element_type != f32 or any(not _dims_match(a, b) for a, b in zip(ss, want)):
+            raise VerifyException(f"'attn.qk' op expected scores of shape {_shape(want)}xf32, but got {st}")
+
+
+def _shape(dims: Sequence[int]) -> str:
+    return "x".join("?" if d == -1 else str(d) for d in dims)
+
+
+def _check_heads(op: Operation, hq: int, hkv: int) -> None:
+    if hq == -1 or hkv == -1:
+        return
+    if hkv <= 0 or hq % hkv:
+        raise VerifyException(f"'{op.name}' op expected query heads ({hq}) to be a multiple of kv heads ({hkv})")
+
+
+@irdl_op_definition
+class ScoreModOp(IRDLOperation):
+    """Elementwise change of scores, FlexAttention's `score_mod(score, b, h, q_idx, kv_idx)`.
+
+    ```mlir
+    %t = attn.score_mod %s captures(%slopes : tensor<8xf32>) {
+    ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<8xf32>):
+      ...
+      attn.yield %r : f32
+    } : tensor<?x8x?x?xf32> -> tensor<?x8x?x?xf32>
+    ```
+    """
+
+    name = "attn.score_mod"
+    scores = operand_def(TensorType)
+    captures = var_operand_def(TensorType)
+    body = region_def("single_block")
+    result = result_def(TensorType)
+    traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
+    assembly_format = (
+        "$scores (`captures` `(` $captures^ `:` type($captures) `)`)? $body attr-dict `:` type($scores) `->` type($result)"
+    )
+
+    def __init__(self, scores: SSAValue, captures: Sequence[SSAValue], body: Region):
+        super().__init__(operands=[scores, list(captures)], regions=[body], result_types=[scores.type])
+
+    def verify_(self) -> None:
+        _tensor(self.scores, "scores", self, 4)
+        if self.result.type != self.scores.type:
+            raise VerifyException(f"'attn.score_mod' op expected result type {self.scores.type}, but got {self.result.type}")
+        _verify_score_mod(self, self.body, self.captures)
+
+
+@irdl_op_definition
+class MaskModOp(IRDLOperation):
+    """Which scores take part, FlexAttention's `mask_mod(b, h, q_idx, kv_idx)`; true keeps.
+
+    ```mlir
+    %keep = attn.mask_mod %s {
+    ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+      %c = arith.cmpi sge, %q_idx, %kv_idx : index
+      attn.yield %c : i1
+    } : tensor<?x8x?x?xf32> -> tensor<?x8x?x?xi1>
+    ```
+    """
+
+    name = "attn.mask_mod"
+    scores = operand_def(TensorType)
+    captures = var_operand_def(TensorType)
+    body = region_def("single_block")
+    keep = result_def(TensorType)
+    traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
+    assembly_format = (
+        "$scores (`captures` `(` $captures^ `:` type($captures) `)`)? $body attr-dict `:` type($scores) `->` type($keep)"
+    )
+
+    def __init__(self, scores: SSAValue, captures: Sequence[SSAValue], body: Region):
+        st = scores.type
+        assert isinstance(st, TensorType)
+        super().__init__(
+            operands=[scores, list(captures)], regions=[body], result_types=[TensorType(i1, st.get_shape())]
+        )
+
+    def verify_(self) -> None:
+        st = _tensor(self.scores, "scores", self, 4)
+        kt = _tensor(self.keep, "result", self, 4)
+        if kt.element_type != i1 or kt.get_shape() != st.get_shape():
+            raise VerifyException(f"'attn.mask_mod' op expected result of shape {_shape(st.get_shape())}xi1, but got {kt}")
+        _verify_mask_mod(self, self.body, self.captures)
+
+
+@irdl_op_definition
+class RowMaxOp(IRDLOperation):
+    """Inside a normalizer's update: the maximum over the current tile's row.
+
+    ```mlir
+    %tile_max = attn.row_max %score : f32
+    ```
+    """
+
+    name = "attn.row_max"
+    value = operand_def(f32)
+    result = result_def(f32)
+    traits = traits_def(Pure())
+    assembly_format = "$value attr-dict `:` type($value)"
+
+    def __init__(self, value: SSAValue):
+        super().__init__(operands=[value], result_types=[f32])
+
+    def verify_(self) -> None:
+        _check_in_update(self)
+
+
+@irdl_op_definition
+class RowSumOp(IRDLOperation):
+    """Inside a normalizer's update: the sum over the current tile's row.
+
+    ```mlir
+    %tile_sum = attn.row_sum %p : f32
+    ```
+    """
+
+    name = "attn.row_sum"
+    value = operand_def(f32)
+    result = result_def(f32)
+    traits = traits_def(Pure())
+    assembly_format = "$value attr-dict `:` type($value)"
+
+    def __init__(self, value: SSAValue):
+        super().__init__(operands=[value], result_types=[f32])
+
+    def verify_(self) -> None:
+        _check_in_update(self)
+
+
+def _check_in_update(op: Operation) -> None:
+    parent = op.parent_op()
+    region = op.parent_region()
+    if isinstance(parent, (OnlineRowscaleOp, FlashOp)) and region is parent.update:
+        return
+    raise VerifyException(f"'{op.name}' op expected to be inside the update region of a normalizer")
+
+
+@irdl_op_definition
+class OnlineRowscaleOp(IRDLOperation):
+    """A normalizer as an online row-scale (softmax, sigmoid, ReLU, retention, sinks, yours).
+
+    Named per-row `state` starts at `init`. `update` sees one tile of scores
+    (`%score`, masked ones set to `masked_score`) and the old state, and yields the
+    probabilities `p`, the factor `alpha` that rescales the running accumulator, and
+    the new state. `finalize` maps the final state to the factor applied to the
+    accumulator (`out_scale`) and the row statistics kept for backward (softmax:
+    the logsumexp). Masked scores always contribute p = 0.
+
+    Logically, on whole rows: P = p(S, final state) * out_scale.
+
+    ```mlir
+    %p, %lse = attn.online_rowscale %s mask(%keep : tensor<?x8x?x?xi1>) update {
+    ^bb0(%score: f32, %m: f32, %l: f32):
+      ...
+      attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+    } finalize {
+    ^bb0(%m_1: f32, %l_1: f32):
+      attn.yield %inv_l, %lse : f32, f32
+    } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.0 : f32],
+       masked_score = 0xff800000 : f32} : tensor<?x8x?x?xf32> -> (tensor<?x8x?x?xf32>, tensor<?x8x?xf32>)
+    ```
+    """
+
+    name = "attn.online_rowscale"
+    scores = operand_def(TensorType)
+    mask = opt_operand_def(TensorType)
+    normalizer = attr_def(StringAttr)
+    state = attr_def(ArrayAttr[StringAttr])
+    init = attr_def(ArrayAttr[FloatAttr])
+    masked_score = attr_def(FloatAttr)
+    update = region_def("single_block")
+    finalize = region_def("single_block")
+    probs = result_def(TensorType)
+    stats = var_result_def(TensorType)
+    traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
+    assembly_format = (
+        "$scores (`mask` `(` $mask^ `:` type($mask) `)`)? `update` $update `finalize` $finalize attr-dict "
+        "`:` type($scores) `->` `(` type($probs) (`,` type($stats)^)? `)`"
+    )
+
+    def __init__(self, scores: SSAValue, mask: SSAValue | None, spec: NormalizerSpec):
+        st = scores.type
+        assert isinstance(st, TensorType)
+        stat_type = TensorType(f32, st.get_shape()[:3])
+        super().__init__(
+            operands=[scores, [mask] if mask is not None else []],
+            attributes=spec.attributes(),
+            regions=[spec.update, spec.finalize],
+            result_types=[st, [stat_type] * spec.num_stats],
+        )
+
+    def verify_(self) -> None:
+        st = _tensor(self.scores, "scores", self, 4)
+        if self.mask is not None:
+            mt = _tensor(self.mask, "mask", self, 4)
+            if mt.element_type != i1 or mt.get_shape() != st.get_shape():
+                raise VerifyException(f"'attn.online_rowscale' op expected mask of shape {_shape(st.get_shape())}xi1, but got {mt}")
+        nstats = _verify_normalizer(self, self.update, self.finalize, [s.data for s in self.state.data], self.init)
+        if len(self.stats) != nstats:
+            raise VerifyException(f"'attn.online_rowscale' op expected {nstats} row statistics results, but got {len(self.stats)}")
+        want = TensorType(f32, st.get_shape()[:3])
+        for stat in self.stats:
+            if stat.type != want:
+                raise VerifyException(f"'attn.online_rowscale' op expected row statistics of type {want}, but got {stat.type}")
+
+
+@irdl_op_definition
+class PVOp(IRDLOperation):
+    """Probabilities times values, in the values' element type.
+
+    ```mlir
+    %o = attn.pv %p, %v : tensor<?x8x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x8x?x64xbf16>
+    ```
+    """
+
+    name = "attn.pv"
+    probs = operand_def(TensorType)
+    v = operand_def(TensorType)
+    out = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$probs `,` $v attr-dict `:` type($probs) `,` type($v) `->` type($out)"
+
+    def __init__(self, probs: SSAValue, v: SSAValue):
+        pt, vt = probs.type, v.type
+        assert isinstance(pt, TensorType) and isinstance(vt, TensorType)
+        b, hq, sq, _ = pt.get_shape()
+        super().__init__(operands=[probs, v], result_types=[TensorType(vt.element_type, [b, hq, sq, vt.get_shape()[3]])])
+
+    def verify_(self) -> None:
+        pt = _tensor(self.probs, "probabilities", self, 4)
+        vt = _tensor(self.v, "v", self, 4)
+        ot = _tensor(self.out, "result", self, 4)
+        ps, vs = pt.get_shape(), vt.get_shape()
+        if not _dims_match(ps[3], vs[2]):
+            raise VerifyException(f"'attn.pv' op expected v sequence length {ps[3]}, but got {vs[2]}")
+        _check_heads(self, ps[1], vs[1])
+        want = [ps[0], ps[1], ps[2], vs[3]]
+        if ot.element_type != vt.element_type or any(not _dims_match(a, b) for a, b in zip(ot.get_shape(), want)):
+            raise VerifyException(f"'attn.pv' op expected v head dim {vs[3]}, but got {ot.get_shape()[3]}")
+
+
+# ---------------------------------------------------------------------------
+# The fused op
+
+
+@irdl_op_definition
+class FlashOp(IRDLOperation):
+    """The whole attention in one op, the flash form: what `attn-fuse` produces.
+
+    Holds the score_mod, mask_mod and normalizer regions of the chain it replaced.
+    `attn-block-mask` adds `block_mask` ("none", "affine" or "runtime") and, for
+    affine masks, the `classify` region: given a tile's index ranges it yields
+    whether some (`any`) and whether every (`all`) element of the tile is kept.
+    `attn-tile` adds `tile`.
+
+    ```mlir
+    %o, %lse = attn.flash %q, %k, %v captures(%slopes : tensor<8xf32>) score_mod {...} mask_mod {...}
+        update {...} finalize {...} classify {...} {scale = 0.125 : f32, normalizer = "softmax", ...}
+        : tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> (tensor<?x8x?x64xbf16>, tensor<?x8x?xf32>)
+    ```
+    """
+
+    name = "attn.flash"
+    q = operand_def(TensorType)
+    k = operand_def(TensorType)
+    v = operand_def(TensorType)
+    captures = var_operand_def(TensorType)
+    scale = attr_def(FloatAttr)
+    normalizer = attr_def(StringAttr)
+    state = attr_def(ArrayAttr[StringAttr])
+    init = attr_def(ArrayAttr[FloatAttr])
+    masked_score = attr_def(FloatAttr)
+    block_mask = opt_attr_def(StringAttr)
+    tile = opt_attr_def(TileAttr)
+    score_mod = region_def("single_block")
+    mask_mod = region_def("single_block")
+    update = region_def("single_block")
+    finalize = region_def("single_block")
+    classify = region_def()
+    out = result_def(TensorType)
+    stats = var_result_def(TensorType)
+    traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
+    assembly_format = (
+        "$q `,` $k `,` $v (`captures` `(` $captures^ `:` type($captures) `)`)? `score_mod` $score_mod "
+        "`mask_mod` $mask_mod `update` $update `finalize` $finalize `classify` $classify attr-dict "
+        "`:` type($q) `,` type($k) `,` type($v) `->` `(` type($out) (`,` type($stats)^)? `)`"
+    )
+
+    def verify_(self) -> None:
+        qt = _tensor(self.q, "q", self, 4)
+        kt = _tensor(self.k, "k", self, 4)
+        vt = _tensor(self.v, "v", self, 4)
+        qs, ks, vs = qt.get_shape(), kt.get_shape(), vt.get_shape()
+        if not _dims_match(qs[3], ks[3]):
+            raise VerifyException(f"'attn.flash' op expected k head dim {qs[3]}, but got {ks[3]}")
+        if not _dims_match(ks[2], vs[2]) or ks[1] != vs[1]:
+            raise VerifyException(f"'attn.flash' op expected v of {ks[1]} heads and sequence length {_shape([ks[2]])}, but got {vt}")
+        _check_heads(self, qs[1], ks[1])
+        ot = _tensor(self.out, "result", self, 4)
+        if ot.get_shape()[3] != vs[3] or ot.element_type != vt.element_type:
+            raise VerifyException(f"'attn.flash' op expected v head dim {vs[3]}, but got {ot.get_shape()[3]}")
+        _verify_score_mod(self, self.score_mod, self.captures)
+        _verify_mask_mod(self, self.mask_mod, self.captures)
+        nstats = _verify_normalizer(self, self.update, self.finalize, [s.data for s in self.state.data], self.init)
+        if len(self.stats) != nstats:
+            raise VerifyException(f"'attn.flash' op expected {nstats} row statistics results, but got {len(self.stats)}")
+        kind = self.block_mask.data if self.block_mask is not None else None
+        if kind not in (None, "none", "affine", "runtime"):
+            raise VerifyException(f"'attn.flash' op expected block_mask to be none, affine or runtime, but got {kind}")
+        if kind == "affine":
+            block = _check_block_args(self, self.classify, "classify", [IndexType()] * 6)
+            _check_yield(self, block, "classify", [i1, i1])
+        elif self.classify.blocks:
+            raise VerifyException("'attn.flash' op expected an empty classify region unless block_mask is affine")
 
 
 @irdl_op_definition
@@ -20,5 +571,61 @@ class YieldOp(IRDLOperation):
     traits = traits_def(IsTerminator(), Pure())
     assembly_format = "attr-dict ($values^ `:` type($values))?"
 
-    def __init__(self, *values):
+    def __init__(self, *values: SSAValue):
         super().__init__(operands=[list(values)])
+
+
+# ---------------------------------------------------------------------------
+# Normalizer specs (the built-ins are written with the same op users get)
+
+
+class NormalizerSpec:
+    """What an `attn.online_rowscale` op needs: name, state, initial values, regions."""
+
+    def __init__(
+        self,
+        name: str,
+        state: Sequence[str],
+        init: Sequence[float],
+        update: Region,
+        finalize: Region,
+        num_stats: int,
+        masked_score: float = float("-inf"),
+    ):
+        self.name = name
+        self.state = list(state)
+        self.init = list(init)
+        self.update = update
+        self.finalize = finalize
+        self.num_stats = num_stats
+        self.masked_score = masked_score
+
+    def attributes(self) -> dict[str, Attribute]:
+        return {
+            "normalizer": StringAttr(self.name),
+            "state": ArrayAttr([StringAttr(s) for s in self.state]),
+            "init": ArrayAttr([FloatAttr(v, f32) for v in self.init]),
+            "masked_score": FloatAttr(self.masked_score, f32),
+        }
+
+
+Attn = Dialect(
+    "attn",
+    [QKOp, ScoreModOp, MaskModOp, RowMaxOp, RowSumOp, OnlineRowscaleOp, PVOp, FlashOp, YieldOp],
+    [TileAttr],
+)
+
+__all__ = [
+    "Attn",
+    "FlashOp",
+    "MaskModOp",
+    "NormalizerSpec",
+    "OnlineRowscaleOp",
+    "PVOp",
+    "QKOp",
+    "RowMaxOp",
+    "RowSumOp",
+    "ScoreModOp",
+    "TileAttr",
+    "YieldOp",
+]
