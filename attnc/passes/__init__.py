@@ -1,0 +1,42 @@
+"""The attnc passes, by flag. `attn-opt --help` lists them with their options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xdsl.passes import ModulePass
+
+
+def _attn_fuse() -> type[ModulePass]:
+    from attnc.passes.attn_fuse import AttnFusePass
+
+    return AttnFusePass
+
+
+def _attn_block_mask() -> type[ModulePass]:
+    from attnc.passes.attn_block_mask import AttnBlockMaskPass
+
+    return AttnBlockMaskPass
+
+
+def _attn_tile() -> type[ModulePass]:
+    from attnc.passes.attn_tile import AttnTilePass
+
+    return AttnTilePass
+
+
+def _convert_attn_to_tile() -> type[ModulePass]:
+    from attnc.passes.convert_attn_to_tile import ConvertAttnToTilePass
+
+    return ConvertAttnToTilePass
+
+
+PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    "attn-fuse": _attn_fuse,
+    "attn-block-mask": _attn_block_mask,
+    "attn-tile": _attn_tile,
+    "convert-attn-to-tile": _convert_attn_to_tile,
+}
+
+# The pipeline the Python API and `attnc compile` run, in order.
+DEFAULT_PIPELINE = ("attn-fuse", "attn-block-mask", "attn-tile", "convert-attn-to-tile")

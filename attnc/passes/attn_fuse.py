@@ -1,0 +1,167 @@
+"""attn-fuse: fold the logical chain qk → score_mod → mask_mod → online_rowscale → pv
+into one `attn.flash` op that holds every region (the flash form).
+
+Precondition: logical attn ops as the frontend builds them. Each intermediate
+tensor (scores, mask, probabilities) may feed only the chain itself, since the
+fused op never materializes it.
+
+Before:
+```mlir
+%s = attn.qk %q, %k {scale = 0.125 : f32} : ...
+%t = attn.score_mod %s { ... } : ...
+%keep = attn.mask_mod %t { ... } : ...
+%p, %lse = attn.online_rowscale %t mask(%keep : ...) update { ... } finalize { ... } {...} : ...
+%o = attn.pv %p, %v : ...
+```
+After:
+```mlir
+%o, %lse = attn.flash %q, %k, %v score_mod { ... } mask_mod { ... } update { ... } finalize { ... }
+    classify { } {scale = 0.125 : f32, normalizer = "softmax", ...} : ...
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i1
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+    op_type_rewrite_pattern,
+)
+from xdsl.utils.exceptions import PassFailedException
+
+from attnc.dialect import attn
+from attnc.passes.regions import capture_positions, remap_region
+
+LOGICAL_OPS = (attn.QKOp, attn.ScoreModOp, attn.MaskModOp, attn.OnlineRowscaleOp)
+
+
+def identity_score_mod(captures: list[SSAValue]) -> Region:
+    block = Block(arg_types=attn.score_mod_arg_types(captures))
+    for arg, name in zip(block.args, ["score", "b", "h", "q_idx", "kv_idx"]):
+        arg.name_hint = name
+    block.add_op(attn.YieldOp(block.args[0]))
+    return Region(block)
+
+
+def keep_all_mask_mod(captures: list[SSAValue]) -> Region:
+    block = Block(arg_types=attn.mask_mod_arg_types(captures))
+    for arg, name in zip(block.args, ["b", "h", "q_idx", "kv_idx"]):
+        arg.name_hint = name
+    keep = arith.ConstantOp(IntegerAttr(1, i1))
+    keep.result.name_hint = "keep"
+    block.add_ops([keep, attn.YieldOp(keep.result)])
+    return Region(block)
+
+
+def _fail(op: Operation, why: str) -> PassFailedException:
+    return PassFailedException(f"attn-fuse cannot fuse '{op.name}': {why}")
+
+
+def _only_used_by(value: SSAValue, users: tuple[Operation, ...], what: str, op: Operation) -> None:
+    for use in value.uses:
+        if use.operation not in users:
+            raise _fail(op, f"its {what} is also used by '{use.operation.name}', and the fused op does not materialize it")
+
+
+class FusePVChain(RewritePattern):
+    """Replaces `attn.pv` and the chain feeding it with one `attn.flash`."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: attn.PVOp, rewriter: PatternRewriter) -> None:
+        norm = op.probs.owner
+        if not isinstance(norm, attn.OnlineRowscaleOp):
+            raise _fail(op, "its probabilities do not come from attn.online_rowscale")
+        _only_used_by(norm.probs, (op,), "probabilities", op)
+        score_mod = norm.scores.owner if isinstance(norm.scores.owner, attn.ScoreModOp) else None
+        qk_value = score_mod.scores if score_mod is not None else norm.scores
+        qk = qk_value.owner
+        if not isinstance(qk, attn.QKOp):
+            raise _fail(op, "its scores do not come from attn.qk")
+        mask_mod = None
+        if norm.mask is not None:
+            mask_mod = norm.mask.owner
+            if not isinstance(mask_mod, attn.MaskModOp):
+                raise _fail(op, "the normalizer's mask does not come from attn.mask_mod")
+            if mask_mod.scores not in (qk.scores, norm.scores):
+                raise _fail(op, "attn.mask_mod reads scores from outside the chain")
+            _only_used_by(mask_mod.keep, (norm,), "mask", op)
+        chain_users = tuple(x for x in (score_mod, mask_mod, norm) if x is not None)
+        _only_used_by(qk.scores, chain_users, "attn.qk scores", op)
+        if score_mod is not None:
+            _only_used_by(score_mod.result, chain_users, "modified scores", op)
+
+        captures: list[SSAValue] = []
+        for source in (score_mod, mask_mod):
+            for c in source.captures if source is not None else ():
+                if c not in captures:
+                    captures.append(c)
+        if score_mod is not None:
+            score_region = remap_region(
+                score_mod.body,
+                attn.score_mod_arg_types(captures),
+                [0, 1, 2, 3, 4, *[5 + i for i in capture_positions(list(score_mod.captures), captures)]],
+                [None] * 5 + [c.name_hint for c in captures],
+            )
+        else:
+            score_region = identity_score_mod(captures)
+        if mask_mod is not None:
+            mask_region = remap_region(
+                mask_mod.body,
+                attn.mask_mod_arg_types(captures),
+                [0, 1, 2, 3, *[4 + i for i in capture_positions(list(mask_mod.captures), captures)]],
+                [None] * 4 + [c.name_hint for c in captures],
+            )
+        else:
+            mask_region = keep_all_mask_mod(captures)
+
+        update = Region()
+        norm.update.clone_into(update)
+        finalize = Region()
+        norm.finalize.clone_into(finalize)
+        flash = attn.FlashOp.build(
+            operands=[qk.q, qk.k, op.v, captures],
+            attributes={
+                "scale": qk.scale,
+                "normalizer": norm.normalizer,
+                "state": norm.state,
+                "init": norm.init,
+                "masked_score": norm.masked_score,
+            },
+            regions=[score_region, mask_region, update, finalize, Region()],
+            result_types=[op.out.type, [s.type for s in norm.stats]],
+        )
+        flash.out.name_hint = op.out.name_hint
+        for new, old in zip(flash.stats, norm.stats):
+            new.name_hint = old.name_hint
+        rewriter.insert_op(flash)
+        for old, new in zip(norm.stats, flash.stats):
+            rewriter.replace_all_uses_with(old, new)
+        rewriter.replace(op, [], [flash.out])
+        for dead in (norm, mask_mod, score_mod, qk):
+            if dead is not None:
+                rewriter.erase(dead)
+
+
+@dataclass(frozen=True)
+class AttnFusePass(ModulePass):
+    """Fuses each logical attention chain into one `attn.flash` op (see the module docstring)."""
+
+    name = "attn-fuse"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        PatternRewriteWalker(GreedyRewritePatternApplier([FusePVChain()]), apply_recursively=False).rewrite_module(op)
+        for leftover in op.walk():
+            if isinstance(leftover, LOGICAL_OPS):
+                raise _fail(leftover, "it is not part of a chain that ends in attn.pv")
+
+
+__all__ = ["AttnFusePass", "FusePVChain"]

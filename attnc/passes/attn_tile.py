@@ -1,0 +1,74 @@
+"""attn-tile: choose the tile sizes and launch shape of each `attn.flash` for a target.
+
+Sets `tile = #attn.tile<MxN>` (queries by keys per program), `num_warps` and
+`num_stages`. Explicit options win; otherwise the target's defaults, picked by
+head dimension, apply. The generated kernel is generic in its block sizes, so
+the runtime's autotuner may still try other sizes; these are the defaults.
+
+Precondition: `attn.flash` ops (run attn-fuse first).
+
+Before: `%o, %lse = attn.flash ... {block_mask = "affine", ...}`
+After:  `%o, %lse = attn.flash ... {block_mask = "affine", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 3 : i64, ...}`
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, i64
+from xdsl.passes import ModulePass
+from xdsl.utils.exceptions import PassFailedException
+
+from attnc.dialect import attn
+
+# (block_m, block_n, num_warps, num_stages) by target, for head dims up to 64 / 128 / 256.
+DEFAULTS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
+    "cuda:90": ((128, 128, 8, 3), (128, 128, 8, 3), (128, 64, 8, 2)),
+    "cuda:80": ((128, 64, 4, 3), (128, 64, 8, 3), (64, 32, 4, 2)),
+    "hip:gfx942": ((128, 64, 4, 1), (128, 64, 4, 1), (64, 32, 4, 1)),
+    "hip:gfx90a": ((128, 64, 4, 1), (128, 64, 4, 1), (64, 32, 4, 1)),
+    # Triton's interpreter: small tiles keep ragged test shapes multi-block.
+    "cpu": ((32, 32, 4, 1), (32, 32, 4, 1), (32, 32, 4, 1)),
+}
+
+
+def default_config(target: str, head_dim: int) -> tuple[int, int, int, int]:
+    if target not in DEFAULTS:
+        raise PassFailedException(f"attn-tile: unknown target '{target}'; expected one of {', '.join(DEFAULTS)}")
+    by_dim = DEFAULTS[target]
+    return by_dim[0] if head_dim <= 64 else by_dim[1] if head_dim <= 128 else by_dim[2]
+
+
+@dataclass(frozen=True)
+class AttnTilePass(ModulePass):
+    """Chooses tile sizes, warps and pipeline stages per attn.flash for a target (cuda:90, cuda:80, hip:gfx942, hip:gfx90a, cpu)."""
+
+    name = "attn-tile"
+    target: str = "cuda:90"
+    block_m: int = 0
+    block_n: int = 0
+    num_warps: int = 0
+    num_stages: int = 0
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        found = False
+        for flash in op.walk():
+            if isinstance(flash, (attn.QKOp, attn.PVOp)):
+                raise PassFailedException("attn-tile requires a fused attention op; run attn-fuse first")
+            if not isinstance(flash, attn.FlashOp):
+                continue
+            found = True
+            qt, vt = flash.q.type, flash.v.type
+            assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
+            head_dim = max(qt.get_shape()[3], vt.get_shape()[3])
+            bm, bn, warps, stages = default_config(self.target, head_dim)
+            tile = attn.TileAttr(self.block_m or bm, self.block_n or bn)
+            tile.verify()
+            flash.attributes["tile"] = tile
+            flash.attributes["num_warps"] = IntegerAttr(self.num_warps or warps, i64)
+            flash.attributes["num_stages"] = IntegerAttr(self.num_stages or stages, i64)
+        del found
+
+
+__all__ = ["AttnTilePass", "DEFAULTS", "default_config"]
