@@ -1,0 +1,942 @@
+"""Trace a FlexAttention-style `score_mod` / `mask_mod` into one attn region.
+
+The user's function is called once with proxy values standing for the block arguments.
+Every operation on a proxy appends `arith` / `math` / `tensor` ops to the region's
+single block; the returned proxy is yielded with `attn.yield`.
+
+```python
+def alibi(score, b, h, q_idx, kv_idx):
+    return score + slopes[h] * (kv_idx - q_idx)
+```
+
+traces to
+
+```mlir
+^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes: tensor<8xf32>):
+  %0 = tensor.extract %slopes[%h] : tensor<8xf32>
+  %1 = arith.subi %kv_idx, %q_idx : index
+  %2 = arith.index_cast %1 : index to i64
+  %3 = arith.sitofp %2 : i64 to f32
+  %4 = arith.mulf %0, %3 : f32
+  %5 = arith.addf %score, %4 : f32
+  attn.yield %5 : f32
+```
+
+Type rules, as Python and torch would compute them:
+- a float anywhere makes the operation f32 (integers: `index_cast` to i64, `sitofp`);
+- integers of different types meet in `index`; a Python int takes the other side's type;
+- `/` divides as floats, `//` floors (`arith.floordivsi`), `%` follows the divisor's sign;
+- booleans (i1) count as 0/1 in arithmetic, and stay i1 under `& | ^ ~` and `== !=`.
+
+A captured tensor (`bias[b, h, q_idx, kv_idx]`, `slopes[h]`, a 0-dim `scale`) becomes one
+trailing block argument of static tensor type, read with `tensor.extract`; it is a kernel
+operand at run time, never a constant. torch functions on proxies reach
+`Proxy.__torch_function__`; the elementwise ones are traced, the rest raise `TraceError`.
+"""
+
+from __future__ import annotations
+
+import dis
+import functools
+import inspect
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any, NoReturn
+
+import torch
+from xdsl.dialects import arith, tensor
+from xdsl.dialects import math as mathd
+from xdsl.dialects.builtin import (
+    BFloat16Type,
+    Float16Type,
+    Float64Type,
+    FloatAttr,
+    IndexType,
+    IntegerAttr,
+    IntegerType,
+    TensorType,
+    bf16,
+    f16,
+    f32,
+    f64,
+    i1,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, Block, BlockArgument, Operation, Region, SSAValue
+
+from attnc.dialect.attn import YieldOp
+from attnc.frontend.errors import SourceLocation, TraceError, user_frame
+
+INDEX = IndexType()
+
+_ELEMENT_TYPES: dict[torch.dtype, Attribute] = {
+    torch.float32: f32,
+    torch.float16: f16,
+    torch.bfloat16: bf16,
+    torch.float64: f64,
+    torch.int32: i32,
+    torch.int64: i64,
+    torch.bool: i1,
+}
+
+# A Python number in an expression with a proxy, before it becomes a constant.
+Number = bool | int | float
+
+_OPS_HINT = (
+    "use the operators (+ - * / // % ** < <= == & | ~), attnc.where / exp / exp2 / log "
+    "/ log2 / sqrt / tanh / sigmoid / abs / minimum / maximum, or index a captured tensor"
+)
+
+
+@dataclass
+class TracedRegion:
+    """A traced mod: the region and the tensors its trailing block arguments stand for."""
+
+    region: Region
+    captures: list[torch.Tensor]
+
+
+def trace_score_mod(fn: Callable[..., Any]) -> TracedRegion:
+    """Trace `fn(score, b, h, q_idx, kv_idx)`.
+
+    Block arguments `(score: f32, b, h, q_idx, kv_idx: index, *captures)`; yields f32.
+    """
+    tracer = _Tracer(fn, "score_mod")
+    args = [
+        tracer.argument("score", f32),
+        *(tracer.argument(name, INDEX) for name in ("b", "h", "q_idx", "kv_idx")),
+    ]
+    result = tracer.call(args)
+    location = _return_location(fn)
+    if isinstance(result, Proxy) and result.type == i1:
+        raise TraceError(
+            "score_mod must return a float score, but returned a boolean; "
+            "a boolean belongs in a mask_mod, or pick a score with attnc.where(cond, score, -inf)",
+            location,
+        )
+    if isinstance(result, bool):
+        raise TraceError(
+            f"score_mod must return a float score, but returned the Python bool {result}",
+            location,
+        )
+    value = tracer.result_value(result, location)
+    return tracer.finish(tracer.to_f32(value))
+
+
+def trace_mask_mod(fn: Callable[..., Any]) -> TracedRegion:
+    """Trace `fn(b, h, q_idx, kv_idx)`.
+
+    Block arguments `(b, h, q_idx, kv_idx: index, *captures)`; yields i1.
+    """
+    tracer = _Tracer(fn, "mask_mod")
+    args = [tracer.argument(name, INDEX) for name in ("b", "h", "q_idx", "kv_idx")]
+    result = tracer.call(args)
+    location = _return_location(fn)
+    if isinstance(result, Proxy) and result.type != i1:
+        raise TraceError(
+            f"mask_mod must return a boolean (e.g. q_idx >= kv_idx), but returned "
+            f"a traced {result.type} value",
+            location,
+        )
+    if not isinstance(result, bool | Proxy | torch.Tensor | None):
+        raise TraceError(
+            f"mask_mod must return a boolean (e.g. q_idx >= kv_idx), but returned "
+            f"{type(result).__name__} {result!r}",
+            location,
+        )
+    value = tracer.result_value(result, location)
+    if value.type != i1:
+        raise TraceError(
+            f"mask_mod must return a boolean, but returned a tensor element of type {value.type}",
+            location,
+        )
+    return tracer.finish(value)
+
+
+class Proxy:
+    """A traced scalar: one SSA value (f32, index, i32, i64 or i1) of the region."""
+
+    __slots__ = ("tracer", "value")
+
+    def __init__(self, value: SSAValue, tracer: _Tracer) -> None:
+        self.value = value
+        self.tracer = tracer
+
+    @property
+    def type(self) -> Attribute:
+        return self.value.type
+
+    def __repr__(self) -> str:
+        return f"<attnc traced {self.type} value>"
+
+    # Arithmetic. Python numbers, 0-dim tensors and proxies mix freely.
+    def __add__(self, other: object) -> Proxy:
+        return self.tracer.binary("add", self, other)
+
+    def __radd__(self, other: object) -> Proxy:
+        return self.tracer.binary("add", other, self)
+
+    def __sub__(self, other: object) -> Proxy:
+        return self.tracer.binary("sub", self, other)
+
+    def __rsub__(self, other: object) -> Proxy:
+        return self.tracer.binary("sub", other, self)
+
+    def __mul__(self, other: object) -> Proxy:
+        return self.tracer.binary("mul", self, other)
+
+    def __rmul__(self, other: object) -> Proxy:
+        return self.tracer.binary("mul", other, self)
+
+    def __truediv__(self, other: object) -> Proxy:
+        return self.tracer.binary("truediv", self, other)
+
+    def __rtruediv__(self, other: object) -> Proxy:
+        return self.tracer.binary("truediv", other, self)
+
+    def __floordiv__(self, other: object) -> Proxy:
+        return self.tracer.binary("floordiv", self, other)
+
+    def __rfloordiv__(self, other: object) -> Proxy:
+        return self.tracer.binary("floordiv", other, self)
+
+    def __mod__(self, other: object) -> Proxy:
+        return self.tracer.binary("mod", self, other)
+
+    def __rmod__(self, other: object) -> Proxy:
+        return self.tracer.binary("mod", other, self)
+
+    def __pow__(self, exponent: object) -> Proxy:
+        return self.tracer.power(self, exponent)
+
+    def __rpow__(self, base: object) -> Proxy:
+        return self.tracer.exponential(base, self)
+
+    def __neg__(self) -> Proxy:
+        return self.tracer.unary("neg", self)
+
+    def __pos__(self) -> Proxy:
+        return self.tracer.binary("add", self, 0)
+
+    def __abs__(self) -> Proxy:
+        return self.tracer.unary("abs", self)
+
+    # Comparisons and logic.
+    def __lt__(self, other: object) -> Proxy:
+        return self.tracer.binary("lt", self, other)
+
+    def __le__(self, other: object) -> Proxy:
+        return self.tracer.binary("le", self, other)
+
+    def __gt__(self, other: object) -> Proxy:
+        return self.tracer.binary("gt", self, other)
+
+    def __ge__(self, other: object) -> Proxy:
+        return self.tracer.binary("ge", self, other)
+
+    def __eq__(self, other: object) -> Proxy:  # type: ignore[override]
+        return self.tracer.binary("eq", self, other)
+
+    def __ne__(self, other: object) -> Proxy:  # type: ignore[override]
+        return self.tracer.binary("ne", self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __and__(self, other: object) -> Proxy:
+        return self.tracer.binary("and", self, other)
+
+    def __rand__(self, other: object) -> Proxy:
+        return self.tracer.binary("and", other, self)
+
+    def __or__(self, other: object) -> Proxy:
+        return self.tracer.binary("or", self, other)
+
+    def __ror__(self, other: object) -> Proxy:
+        return self.tracer.binary("or", other, self)
+
+    def __xor__(self, other: object) -> Proxy:
+        return self.tracer.binary("xor", self, other)
+
+    def __rxor__(self, other: object) -> Proxy:
+        return self.tracer.binary("xor", other, self)
+
+    def __invert__(self) -> Proxy:
+        return self.tracer.unary("invert", self)
+
+    # Python constructs that need a concrete value.
+    def __bool__(self) -> NoReturn:
+        raise TraceError(
+            "a traced value has no Python truth value (`if`, `while`, `and`, `or`, `not`, "
+            "a < b < c and bool() need one); choose with attnc.where(cond, a, b) and "
+            "combine conditions with `&`, `|`, `~` in parentheses"
+        )
+
+    def __float__(self) -> NoReturn:
+        raise TraceError(
+            "float() of a traced value (math.* functions call it): its value is only known "
+            "in the kernel; compute with it directly, and use attnc.exp / log / sqrt / tanh "
+            "instead of math.*"
+        )
+
+    def __int__(self) -> NoReturn:
+        raise TraceError(
+            "int() of a traced value: its value is only known in the kernel; "
+            "compute with it directly (use // for integer division)"
+        )
+
+    def __index__(self) -> NoReturn:
+        raise TraceError(
+            "a traced value cannot index a Python list or tuple, or be used as a Python "
+            "integer; put the values in a torch tensor and index that tensor"
+        )
+
+    def __iter__(self) -> NoReturn:
+        raise TraceError("a traced value is a scalar; it cannot be iterated over")
+
+    def __len__(self) -> NoReturn:
+        raise TraceError("a traced value is a scalar; it has no len()")
+
+    def __getitem__(self, index: object) -> NoReturn:
+        raise TraceError("a traced value is a scalar; it cannot be indexed")
+
+    def __getattr__(self, name: str) -> NoReturn:
+        # Only tensor-method look-alikes get the hint; hasattr() probes stay AttributeErrors.
+        if name.startswith("__") or not hasattr(torch.Tensor, name):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise TraceError(
+            f"a traced value has no attribute `{name}`; use the attnc functions instead "
+            f"of tensor methods (attnc.exp(x), not x.exp())"
+        )
+
+    @classmethod
+    def __torch_function__(
+        cls,
+        func: Callable[..., Any],
+        types: Sequence[type],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        tracer = _find_tracer((*args, *kwargs.values()))
+        name = getattr(func, "__name__", "")
+        handler = _TORCH_HANDLERS.get(name)
+        if tracer is None or handler is None:
+            kind = tracer.kind if tracer is not None else "mod"
+            hint = _TORCH_HINTS.get(name.strip("_"), _OPS_HINT)
+            raise TraceError(f"{_torch_name(func)} cannot be traced in a {kind}; {hint}")
+        try:
+            inspect.signature(handler).bind(tracer, *args, **kwargs)
+        except TypeError as e:
+            raise TraceError(f"{_torch_name(func)} with these arguments cannot be traced: {e}")
+        return handler(tracer, *args, **kwargs)
+
+
+def traced_unary(name: str, x: Proxy) -> Proxy:
+    """Trace `name(x)` for one of exp, exp2, log, log2, sqrt, rsqrt, tanh, sigmoid, abs, neg."""
+    return x.tracer.unary(name, x)
+
+
+def traced_binary(name: str, a: object, b: object) -> Proxy:
+    """Trace a binary operation (`add`, `min`, `max`, `lt`, ...) of which a or b is traced."""
+    return _tracer_of((a, b)).binary(name, a, b)
+
+
+def traced_where(condition: object, x: object, y: object) -> Proxy:
+    """Trace `x if condition else y`, elementwise, as `arith.select`."""
+    return _tracer_of((condition, x, y)).where(condition, x, y)
+
+
+def is_traced(*values: object) -> bool:
+    """Whether any of `values` is a proxy, so an operation on them must be traced."""
+    return any(isinstance(v, Proxy) for v in values)
+
+
+class _Tracer:
+    """Builds the region's single block while the user's function runs."""
+
+    def __init__(self, fn: Callable[..., Any], kind: str) -> None:
+        if not callable(fn):
+            raise TraceError(f"{kind} must be a function, got {type(fn).__name__}")
+        self.fn = fn
+        self.kind = kind
+        self.block = Block()
+        self.captures: list[torch.Tensor] = []
+        self._capture_args: dict[int, BlockArgument] = {}
+        self._constants: dict[tuple[Attribute, str], SSAValue] = {}
+
+    # Setup and results.
+
+    def argument(self, name: str, type: Attribute) -> Proxy:
+        arg = self.block.insert_arg(type, len(self.block.args))
+        arg.name_hint = name
+        return Proxy(arg, self)
+
+    def call(self, args: list[Proxy]) -> object:
+        _check_signature(self.fn, len(args), self.kind)
+        return self.fn(*args)
+
+    def result_value(self, result: object, location: SourceLocation | None) -> SSAValue:
+        if result is None:
+            raise TraceError(
+                f"{self.kind} returned None; is a `return` missing?", _definition_location(self.fn)
+            )
+        if isinstance(result, Proxy):
+            self._check_own(result)
+            return result.value
+        if isinstance(result, torch.Tensor) and result.dim() == 0:
+            return self.read(result, ()).value
+        if isinstance(result, bool):
+            return self.constant(result, i1)
+        if isinstance(result, numbers.Real):
+            return self.constant(float(result), f32)
+        raise TraceError(
+            f"{self.kind} must return a traced value or a Python number, "
+            f"but returned {type(result).__name__}",
+            location,
+        )
+
+    def finish(self, value: SSAValue) -> TracedRegion:
+        self.block.add_op(YieldOp(value))
+        return TracedRegion(Region(self.block), self.captures)
+
+    # Values.
+
+    def emit(self, op: Operation) -> SSAValue:
+        self.block.add_op(op)
+        return op.results[0]
+
+    def constant(self, value: Number, type: Attribute) -> SSAValue:
+        value = float(value) if type == f32 else value
+        key = (type, repr(value))
+        if key in self._constants:
+            return self._constants[key]
+        if type == f32:
+            result = self.emit(arith.ConstantOp(FloatAttr(float(value), f32)))
+            result.name_hint = "cst"
+        elif type == i1:
+            result = self.emit(arith.ConstantOp(IntegerAttr(int(value), i1)))
+            result.name_hint = "true" if value else "false"
+        else:
+            assert isinstance(type, IntegerType | IndexType)
+            result = self.emit(arith.ConstantOp(IntegerAttr(int(value), type)))
+            suffix = "" if type == INDEX else f"_{type}"
+            result.name_hint = f"c{int(value)}{suffix}"
+        self._constants[key] = result
+        return result
+
+    def to_f32(self, value: SSAValue) -> SSAValue:
+        if value.type == f32:
+            return value
+        if value.type == INDEX:
+            value = self.emit(arith.IndexCastOp(value, i64))
+        if value.type == i1:
+            return self.emit(arith.UIToFPOp(value, f32))
+        if isinstance(value.type, IntegerType):
+            return self.emit(arith.SIToFPOp(value, f32))
+        if isinstance(value.type, Float16Type | BFloat16Type):
+            return self.emit(arith.ExtFOp(value, f32))
+        if isinstance(value.type, Float64Type):
+            return self.emit(arith.TruncFOp(value, f32))
+        raise AssertionError(f"no conversion from {value.type} to f32")
+
+    def to_index(self, value: SSAValue) -> SSAValue:
+        if value.type == INDEX:
+            return value
+        if value.type == i1:
+            value = self.emit(arith.ExtUIOp(value, i64))
+        return self.emit(arith.IndexCastOp(value, INDEX))
+
+    def operand(self, x: object) -> Proxy | Number:
+        """A proxy, or a Python number kept as a constant until its type is known."""
+        if isinstance(x, Proxy):
+            self._check_own(x)
+            return x
+        if isinstance(x, bool | int | float):
+            return x
+        if isinstance(x, torch.Tensor):
+            if x.dim() != 0:
+                raise TraceError(
+                    f"a tensor of shape {tuple(x.shape)} cannot be combined with traced values; "
+                    "index it to read one element (bias[b, h, q_idx, kv_idx])"
+                )
+            return self.read(x, ())
+        if isinstance(x, numbers.Integral):
+            return int(x)
+        if isinstance(x, numbers.Real):
+            return float(x)
+        raise TraceError(f"cannot combine a traced value with {type(x).__name__} {x!r}")
+
+    def lift(self, x: Proxy | Number) -> Proxy:
+        """A proxy for `x`; a Python constant becomes i1, index or f32 by its Python type."""
+        if isinstance(x, Proxy):
+            return x
+        type = i1 if isinstance(x, bool) else INDEX if isinstance(x, int) else f32
+        return Proxy(self.constant(x, type), self)
+
+    def _check_own(self, proxy: Proxy) -> None:
+        if proxy.tracer is not self:
+            raise TraceError(
+                "a traced value from another trace was used; do not keep proxies "
+                "across calls of a mod"
+            )
+
+    # Operations.
+
+    def binary(self, op: str, lhs: object, rhs: object) -> Proxy:
+        a, b = self.operand(lhs), self.operand(rhs)
+        is_float = _is_float(a) or _is_float(b)
+        if op == "truediv":
+            return self._proxy(arith.DivfOp(self._as_f32(a), self._as_f32(b)))
+        if is_float:
+            return self._float_binary(op, self._as_f32(a), self._as_f32(b))
+        if op in ("floordiv", "mod") and not isinstance(b, Proxy) and b == 0:
+            raise TraceError("integer division by zero")
+        keep_bool = op in ("and", "or", "xor", "eq", "ne")
+        x, y = self._unify_ints(a, b, keep_bool=keep_bool)
+        return self._int_binary(op, x, y)
+
+    def _float_binary(self, op: str, x: SSAValue, y: SSAValue) -> Proxy:
+        if op in _FLOAT_OPS:
+            return self._proxy(_FLOAT_OPS[op](x, y))
+        if op in _FLOAT_PREDICATES:
+            return self._proxy(arith.CmpfOp(x, y, _FLOAT_PREDICATES[op]))
+        if op == "floordiv":
+            return self._proxy(mathd.FloorOp(self.emit(arith.DivfOp(x, y))))
+        if op == "mod":
+            floor = self.emit(mathd.FloorOp(self.emit(arith.DivfOp(x, y))))
+            return self._proxy(arith.SubfOp(x, self.emit(arith.MulfOp(floor, y))))
+        raise TraceError(f"`{_SYMBOLS.get(op, op)}` needs boolean or integer operands, not floats")
+
+    def _int_binary(self, op: str, x: SSAValue, y: SSAValue) -> Proxy:
+        if op in _INT_OPS:
+            return self._proxy(_INT_OPS[op](x, y))
+        if op in _INT_PREDICATES:
+            return self._proxy(arith.CmpiOp(x, y, _INT_PREDICATES[op]))
+        if op == "floordiv":
+            return self._proxy(arith.FloorDivSIOp(x, y))
+        if op == "mod":
+            # Python's %: the remainder takes the divisor's sign.
+            quotient = self.emit(arith.FloorDivSIOp(x, y))
+            return self._proxy(arith.SubiOp(x, self.emit(arith.MuliOp(quotient, y))))
+        raise AssertionError(f"unknown binary operation {op}")
+
+    def unary(self, op: str, x: object) -> Proxy:
+        value = self.lift(self.operand(x)).value
+        if op == "invert":
+            if value.type == f32:
+                raise TraceError("`~` needs a boolean or an integer, not a float")
+            ones = self.constant(True if value.type == i1 else -1, value.type)
+            return self._proxy(arith.XOrIOp(value, ones))
+        if op in ("neg", "abs"):
+            if value.type == f32:
+                return self._proxy(arith.NegfOp(value) if op == "neg" else mathd.AbsFOp(value))
+            value = self.to_index(value) if value.type == i1 else value
+            if op == "abs":
+                return self._proxy(mathd.AbsIOp(value))
+            return self._proxy(arith.SubiOp(self.constant(0, value.type), value))
+        value = self.to_f32(value)
+        if op == "sigmoid":
+            # MLIR's math has no sigmoid: 1 / (1 + exp(-x)).
+            exp = self.emit(mathd.ExpOp(self.emit(arith.NegfOp(value))))
+            one = self.constant(1.0, f32)
+            return self._proxy(arith.DivfOp(one, self.emit(arith.AddfOp(one, exp))))
+        if op not in _FLOAT_UNARY:
+            raise AssertionError(f"unknown unary operation {op}")
+        return self._proxy(_FLOAT_UNARY[op](value))
+
+    def power(self, base: object, exponent: object) -> Proxy:
+        """`base ** n` for a small integer constant n, as a chain of multiplications."""
+        x = self.lift(self.operand(base))
+        if isinstance(exponent, float) and exponent.is_integer():
+            x, exponent = Proxy(self.to_f32(x.value), self), int(exponent)
+        if isinstance(exponent, bool) or not isinstance(exponent, int) or abs(exponent) > 8:
+            raise TraceError(
+                "`**` needs a small integer constant exponent (|n| <= 8); "
+                "for others use attnc.sqrt(x) or attnc.exp2(y * attnc.log2(x))"
+            )
+        if x.type == i1:
+            x = Proxy(self.to_index(x.value), self)  # True ** 2 == 1, an int
+        if exponent == 0:
+            return self.lift(1.0 if x.type == f32 else 1)
+        result = x
+        for _ in range(abs(exponent) - 1):
+            result = self.binary("mul", result, x)
+        return self.binary("truediv", 1.0, result) if exponent < 0 else result
+
+    def exponential(self, base: object, exponent: Proxy) -> Proxy:
+        """`c ** x` for a positive constant c, as exp2(x * log2(c))."""
+        if isinstance(base, bool) or not isinstance(base, int | float) or base <= 0:
+            raise TraceError(
+                "`c ** x` of a traced x needs a positive constant base c; "
+                "otherwise use attnc.exp2(x * attnc.log2(c))"
+            )
+        if base != 2:
+            exponent = self.binary("mul", exponent, math.log2(base))
+        return self.unary("exp2", exponent)
+
+    def where(self, condition: object, x: object, y: object) -> Proxy:
+        cond = self.operand(condition)
+        if isinstance(cond, bool):
+            return self.lift(self.operand(x if cond else y))
+        if not isinstance(cond, Proxy) or cond.type != i1:
+            raise TraceError(
+                "the condition of where(cond, a, b) must be a boolean, such as q_idx >= kv_idx"
+            )
+        a, b = self.operand(x), self.operand(y)
+        if _is_float(a) or _is_float(b):
+            xv, yv = self._as_f32(a), self._as_f32(b)
+        else:
+            xv, yv = self._unify_ints(a, b, keep_bool=True)
+        return self._proxy(arith.SelectOp(cond.value, xv, yv))
+
+    def read(self, source: torch.Tensor, index: object) -> Proxy:
+        """One element of a captured tensor: `tensor.extract`, then float types to f32."""
+        indices = index if isinstance(index, tuple) else (index,)
+        name = self._capture_name(source)
+        if source.dim() != len(indices):
+            raise TraceError(
+                f"`{name}` has {source.dim()} dimensions {tuple(source.shape)} but is indexed "
+                f"with {len(indices)}; a mod reads one element, so index every dimension "
+                f"at once ({name}[i, j, ...])"
+            )
+        values = [self._index_value(i, dim, source, name) for dim, i in enumerate(indices)]
+        arg = self._capture(source, name)
+        assert isinstance(arg.type, TensorType)
+        element = self.emit(tensor.ExtractOp(arg, values, arg.type.element_type))
+        if isinstance(element.type, Float16Type | BFloat16Type | Float64Type):
+            element = self.to_f32(element)
+        return Proxy(element, self)
+
+    def _index_value(self, index: object, dim: int, source: torch.Tensor, name: str) -> SSAValue:
+        if isinstance(index, torch.Tensor) and index.dim() == 0 and not index.is_floating_point():
+            index = self.read(index, ())
+        if isinstance(index, Proxy):
+            self._check_own(index)
+            if index.type == f32:
+                raise TraceError(
+                    f"index {dim} of `{name}` is a float; tensor indices must be integers"
+                )
+            return self.to_index(index.value)
+        if isinstance(index, numbers.Integral) and not isinstance(index, bool):
+            size = source.shape[dim]
+            position = int(index) + size if int(index) < 0 else int(index)
+            if not 0 <= position < size:
+                raise TraceError(
+                    f"index {int(index)} is out of bounds for dimension {dim} of `{name}` "
+                    f"with size {size}"
+                )
+            return self.constant(position, INDEX)
+        what = "a slice" if isinstance(index, slice) else type(index).__name__
+        raise TraceError(
+            f"index {dim} of `{name}` is {what}; a mod reads one element, so each index must "
+            "be an integer or a traced integer (b, h, q_idx, kv_idx, ...)"
+        )
+
+    def _capture(self, source: torch.Tensor, name: str) -> BlockArgument:
+        if id(source) in self._capture_args:
+            return self._capture_args[id(source)]
+        element = _ELEMENT_TYPES.get(source.dtype)
+        if element is None:
+            supported = ", ".join(str(d).removeprefix("torch.") for d in _ELEMENT_TYPES)
+            raise TraceError(
+                f"captured tensor `{name}` has dtype {source.dtype}; supported: {supported}"
+            )
+        arg = self.block.insert_arg(TensorType(element, list(source.shape)), len(self.block.args))
+        arg.name_hint = name
+        self._capture_args[id(source)] = arg
+        self.captures.append(source)
+        return arg
+
+    def _capture_name(self, source: torch.Tensor) -> str:
+        """The Python name the user's code reads `source` by, else `capture<N>`."""
+        if id(source) in self._capture_args:
+            return self._capture_args[id(source)].name_hint or f"capture{len(self.captures)}"
+        frame = user_frame()
+        if frame is not None:
+            for name, value in frame.f_locals.items():
+                if value is source and name.isidentifier():
+                    return name
+            for name in frame.f_code.co_names:
+                if frame.f_globals.get(name) is source:
+                    return name
+        return f"capture{len(self.captures)}"
+
+    # Helpers.
+
+    def _proxy(self, op: Operation) -> Proxy:
+        return Proxy(self.emit(op), self)
+
+    def _as_f32(self, x: Proxy | Number) -> SSAValue:
+        if isinstance(x, Proxy):
+            return self.to_f32(x.value)
+        return self.constant(float(x), f32)
+
+    def _unify_ints(
+        self, a: Proxy | Number, b: Proxy | Number, *, keep_bool: bool
+    ) -> tuple[SSAValue, SSAValue]:
+        """Two integer operands of one type: i1 stays i1 only where `keep_bool` allows."""
+        if isinstance(a, Proxy) and isinstance(b, Proxy):
+            x, y = a.value, b.value
+            if x.type == y.type and (keep_bool or x.type != i1):
+                return x, y
+            return self.to_index(x), self.to_index(y)
+        if isinstance(b, Proxy):
+            y, x = self._unify_ints(b, a, keep_bool=keep_bool)
+            return x, y
+        if not isinstance(a, Proxy):  # two constants, as in where(cond, 1, 0)
+            both_bool = isinstance(a, bool) and isinstance(b, bool)
+            a = Proxy(self.constant(a, i1 if keep_bool and both_bool else INDEX), self)
+        assert not isinstance(b, float)
+        x = a.value
+        if x.type == i1 and keep_bool and isinstance(b, bool):
+            return x, self.constant(b, i1)
+        if x.type == i1 or not _fits(int(b), x.type):
+            x = self.to_index(x)
+        if not _fits(int(b), x.type):
+            raise TraceError(f"the integer constant {b} does not fit in 64 bits")
+        return x, self.constant(int(b), x.type)
+
+
+_FLOAT_OPS: dict[str, Callable[[SSAValue, SSAValue], Operation]] = {
+    "add": arith.AddfOp,
+    "sub": arith.SubfOp,
+    "mul": arith.MulfOp,
+    "min": arith.MinimumfOp,
+    "max": arith.MaximumfOp,
+}
+_INT_OPS: dict[str, Callable[[SSAValue, SSAValue], Operation]] = {
+    "add": arith.AddiOp,
+    "sub": arith.SubiOp,
+    "mul": arith.MuliOp,
+    "min": arith.MinSIOp,
+    "max": arith.MaxSIOp,
+    "and": arith.AndIOp,
+    "or": arith.OrIOp,
+    "xor": arith.XOrIOp,
+}
+# Ordered predicates, except `!=`: in Python and torch, NaN != x is True.
+_FLOAT_PREDICATES = {"lt": "olt", "le": "ole", "gt": "ogt", "ge": "oge", "eq": "oeq", "ne": "une"}
+_INT_PREDICATES = {"lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge", "eq": "eq", "ne": "ne"}
+_FLOAT_UNARY: dict[str, Callable[[SSAValue], Operation]] = {
+    "exp": mathd.ExpOp,
+    "exp2": mathd.Exp2Op,
+    "log": mathd.LogOp,
+    "log2": mathd.Log2Op,
+    "sqrt": mathd.SqrtOp,
+    "rsqrt": mathd.RsqrtOp,
+    "tanh": mathd.TanhOp,
+}
+_SYMBOLS = {"and": "&", "or": "|", "xor": "^"}
+
+
+def _is_float(x: object) -> bool:
+    return isinstance(x, float) or (isinstance(x, Proxy) and x.type == f32)
+
+
+def _fits(value: int, type: Attribute) -> bool:
+    bits = type.width.data if isinstance(type, IntegerType) else 64
+    return -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
+
+
+def _find_tracer(values: Sequence[object]) -> _Tracer | None:
+    for v in values:
+        if isinstance(v, Proxy):
+            return v.tracer
+        if isinstance(v, tuple | list):
+            for item in v:
+                if isinstance(item, Proxy):
+                    return item.tracer
+    return None
+
+
+def _tracer_of(values: Sequence[object]) -> _Tracer:
+    tracer = _find_tracer(values)
+    if tracer is None:
+        raise AssertionError("no traced value among the arguments")
+    return tracer
+
+
+# torch functions and Tensor methods that `__torch_function__` traces, by `__name__`.
+
+
+def _binary_handler(op: str, *, swap: bool = False) -> Callable[..., Proxy]:
+    def handle(tracer: _Tracer, a: object, b: object) -> Proxy:
+        return tracer.binary(op, b, a) if swap else tracer.binary(op, a, b)
+
+    return handle
+
+
+def _unary_handler(op: str) -> Callable[..., Proxy]:
+    def handle(tracer: _Tracer, x: object) -> Proxy:
+        return tracer.unary(op, x)
+
+    return handle
+
+
+def _div(tracer: _Tracer, a: object, b: object, *, rounding_mode: str | None = None) -> Proxy:
+    if rounding_mode == "trunc":
+        raise TraceError("div(rounding_mode='trunc') is not supported; use // (floor)")
+    return tracer.binary("floordiv" if rounding_mode == "floor" else "truediv", a, b)
+
+
+def _clamp(tracer: _Tracer, x: object, min: object = None, max: object = None) -> Proxy:
+    result = tracer.operand(x)
+    if min is not None:
+        result = tracer.binary("max", result, min)
+    if max is not None:
+        result = tracer.binary("min", result, max)
+    return tracer.lift(result)
+
+
+def _truth(tracer: _Tracer, x: object) -> Proxy:
+    value = tracer.operand(x)
+    if isinstance(value, Proxy) and value.type == i1:
+        return value
+    return tracer.binary("ne", value, 0)
+
+
+def _logical(op: str) -> Callable[..., Proxy]:
+    def handle(tracer: _Tracer, a: object, b: object) -> Proxy:
+        return tracer.binary(op, _truth(tracer, a), _truth(tracer, b))
+
+    return handle
+
+
+def _logical_not(tracer: _Tracer, x: object) -> Proxy:
+    return tracer.unary("invert", _truth(tracer, x))
+
+
+def _getitem(tracer: _Tracer, source: object, index: object) -> Proxy:
+    assert isinstance(source, torch.Tensor)
+    return tracer.read(source, index)
+
+
+def _pow(tracer: _Tracer, base: object, exponent: object) -> Proxy:
+    if isinstance(exponent, Proxy):
+        return tracer.exponential(base, exponent)
+    return tracer.power(base, exponent)
+
+
+_TORCH_HANDLERS: dict[str, Callable[..., Proxy]] = {
+    "__getitem__": _getitem,
+    **{name: _binary_handler("add") for name in ("add", "__add__", "__radd__")},
+    **{name: _binary_handler("mul") for name in ("mul", "multiply", "__mul__", "__rmul__")},
+    **{name: _binary_handler("sub") for name in ("sub", "subtract", "__sub__")},
+    **{name: _binary_handler("sub", swap=True) for name in ("rsub", "__rsub__")},
+    **{name: _binary_handler("truediv") for name in ("true_divide", "__truediv__")},
+    **{name: _binary_handler("truediv", swap=True) for name in ("__rtruediv__", "__rdiv__")},
+    "div": _div,
+    "divide": _div,
+    **{name: _binary_handler("floordiv") for name in ("floor_divide", "__floordiv__")},
+    "__rfloordiv__": _binary_handler("floordiv", swap=True),
+    **{name: _binary_handler("mod") for name in ("remainder", "__mod__")},
+    "__rmod__": _binary_handler("mod", swap=True),
+    "pow": _pow,
+    "__pow__": _pow,
+    "__rpow__": lambda tracer, a, b: _pow(tracer, b, a),
+    **{name: _binary_handler("lt") for name in ("lt", "less", "__lt__")},
+    **{name: _binary_handler("le") for name in ("le", "less_equal", "__le__")},
+    **{name: _binary_handler("gt") for name in ("gt", "greater", "__gt__")},
+    **{name: _binary_handler("ge") for name in ("ge", "greater_equal", "__ge__")},
+    **{name: _binary_handler("eq") for name in ("eq", "__eq__")},
+    **{name: _binary_handler("ne") for name in ("ne", "not_equal", "__ne__")},
+    **{name: _binary_handler("and") for name in ("bitwise_and", "__and__", "__rand__")},
+    **{name: _binary_handler("or") for name in ("bitwise_or", "__or__", "__ror__")},
+    **{name: _binary_handler("xor") for name in ("bitwise_xor", "__xor__", "__rxor__")},
+    "logical_and": _logical("and"),
+    "logical_or": _logical("or"),
+    "logical_xor": _logical("xor"),
+    "logical_not": _logical_not,
+    "bitwise_not": _unary_handler("invert"),
+    "__invert__": _unary_handler("invert"),
+    "maximum": _binary_handler("max"),
+    "minimum": _binary_handler("min"),
+    "clamp": _clamp,
+    "clip": _clamp,
+    "clamp_min": lambda tracer, x, min: _clamp(tracer, x, min=min),
+    "clamp_max": lambda tracer, x, max: _clamp(tracer, x, max=max),
+    "relu": lambda tracer, x: tracer.binary("max", x, 0.0 if _is_float(tracer.operand(x)) else 0),
+    "where": lambda tracer, condition, x, y: tracer.where(condition, x, y),
+    **{name: _unary_handler("neg") for name in ("neg", "negative", "__neg__")},
+    **{name: _unary_handler(name) for name in ("abs", "exp", "exp2", "log", "log2", "sqrt")},
+    **{name: _unary_handler(name) for name in ("rsqrt", "tanh", "sigmoid")},
+}
+
+_TORCH_HINTS = {
+    "max": "for the larger of two values use attnc.maximum(a, b)",
+    "min": "for the smaller of two values use attnc.minimum(a, b)",
+    "square": "write x * x",
+    "expm1": "write attnc.exp(x) - 1",
+    "log1p": "write attnc.log(1 + x)",
+    "softmax": "a mod sees one score at a time; the softmax is applied by attnc after it",
+    "full_like": "use a Python number instead",
+    "tensor": "create the tensor outside the mod and capture it",
+}
+
+
+def _torch_name(func: Callable[..., Any]) -> str:
+    name = getattr(func, "__name__", repr(func))
+    if getattr(torch, name, None) is func:
+        return f"torch.{name}"
+    if getattr(torch.Tensor, name, None) is func:
+        return f"Tensor.{name}"
+    module = getattr(func, "__module__", None)
+    return f"{module}.{name}" if module else name
+
+
+# Locations and signatures of the user's function.
+
+
+def _code_of(fn: Callable[..., Any]) -> CodeType | None:
+    fn = inspect.unwrap(fn)
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    fn = getattr(fn, "__func__", fn)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        code = getattr(type(fn).__call__, "__code__", None)
+    return code if isinstance(code, CodeType) else None
+
+
+def _definition_location(fn: Callable[..., Any]) -> SourceLocation | None:
+    code = _code_of(fn)
+    return SourceLocation.of_definition(code) if code is not None else None
+
+
+def _return_location(fn: Callable[..., Any]) -> SourceLocation | None:
+    """The expression the mod returns; the mod's first line if it has several returns."""
+    code = _code_of(fn)
+    if code is None:
+        return None
+    instructions = list(dis.get_instructions(code))
+    returns = [k for k, i in enumerate(instructions) if i.opname.startswith("RETURN_")]
+    if len(returns) != 1 or returns[0] == 0:
+        return SourceLocation.of_definition(code)
+    # RETURN_VALUE spans the whole statement (nothing, in a lambda); the instruction
+    # before it computed the returned value.
+    k = returns[0]
+    value = instructions[k] if instructions[k].opname == "RETURN_CONST" else instructions[k - 1]
+    location = SourceLocation.of_instruction(code, value.offset)
+    if location.col is None or location.col == location.end_col:
+        return SourceLocation.of_definition(code)
+    return location
+
+
+def _check_signature(fn: Callable[..., Any], count: int, kind: str) -> None:
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*range(count))
+    except TypeError:
+        params = "(score, b, h, q_idx, kv_idx)" if kind == "score_mod" else "(b, h, q_idx, kv_idx)"
+        raise TraceError(
+            f"a {kind} takes {count} arguments {params}, but "
+            f"`{getattr(fn, '__name__', fn)}{signature}` cannot be called with them",
+            _definition_location(fn),
+        ) from None
