@@ -1,0 +1,118 @@
+"""Builds the logical attn IR for one attention variant: what `attnc compile --emit attn` prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, TensorType, bf16, f16, f32
+from xdsl.ir import Attribute, Block, Region, SSAValue
+
+from attnc.dialect import attn
+from attnc.frontend.normalizers import BUILTIN_NORMALIZERS
+from attnc.frontend.trace import TracedRegion
+
+ELEMENT_TYPES: dict[str, Attribute] = {"float16": f16, "bfloat16": bf16, "float32": f32}
+
+DYN = -1
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What the IR depends on: head counts, head dims and element type (batch and lengths stay dynamic)."""
+
+    dtype: str  # "float16" | "bfloat16" | "float32"
+    q_heads: int
+    kv_heads: int
+    head_dim: int
+    head_dim_v: int
+    scale: float
+
+
+def _capture_names(values: list[SSAValue], traced: list[TracedRegion | None]) -> None:
+    offset = {0: 5, 1: 4}
+    for which, region in enumerate(traced):
+        if region is None:
+            continue
+        args = region.region.blocks[0].args[offset[which] :]
+        for arg, value in zip(args, values[: len(args)]):
+            if arg.name_hint and value.name_hint is None:
+                value.name_hint = arg.name_hint
+
+
+def build_module(
+    sig: Signature,
+    score_mod: TracedRegion | None,
+    mask_mod: TracedRegion | None,
+    normalizer: str = "softmax",
+) -> tuple[ModuleOp, list]:
+    """The logical chain qk → score_mod → mask_mod → online_rowscale → pv in a `func.func @attention`.
+
+    Returns the module and the captured tensors, in the order of the function's trailing arguments.
+    """
+    elem = ELEMENT_TYPES[sig.dtype]
+    q_type = TensorType(elem, [DYN, sig.q_heads, DYN, sig.head_dim])
+    k_type = TensorType(elem, [DYN, sig.kv_heads, DYN, sig.head_dim])
+    v_type = TensorType(elem, [DYN, sig.kv_heads, DYN, sig.head_dim_v])
+
+    captures: list = []
+    for traced in (score_mod, mask_mod):
+        for tensor in traced.captures if traced is not None else ():
+            if not any(tensor is c for c in captures):
+                captures.append(tensor)
+    arg_types: list[Attribute] = [q_type, k_type, v_type]
+    capture_arg_types = [_capture_type(tensor, score_mod, mask_mod) for tensor in captures]
+
+    spec = BUILTIN_NORMALIZERS[normalizer]()
+    stat_type = TensorType(f32, [DYN, sig.q_heads, DYN])
+    out_type = TensorType(elem, [DYN, sig.q_heads, DYN, sig.head_dim_v])
+    block = Block(arg_types=[*arg_types, *capture_arg_types])
+    q, k, v, *capture_values = block.args
+    for arg, name in zip(block.args, ["q", "k", "v"]):
+        arg.name_hint = name
+
+    def captured_by(traced: TracedRegion) -> list[SSAValue]:
+        return [capture_values[next(i for i, c in enumerate(captures) if c is t)] for t in traced.captures]
+
+    qk = attn.QKOp(q, k, sig.scale)
+    qk.scores.name_hint = "scores"
+    block.add_op(qk)
+    scores: SSAValue = qk.scores
+    if score_mod is not None:
+        mod = attn.ScoreModOp(scores, captured_by(score_mod), score_mod.region)
+        mod.result.name_hint = "modified"
+        block.add_op(mod)
+        scores = mod.result
+    keep = None
+    if mask_mod is not None:
+        mask = attn.MaskModOp(scores, captured_by(mask_mod), mask_mod.region)
+        mask.keep.name_hint = "keep"
+        block.add_op(mask)
+        keep = mask.keep
+    norm = attn.OnlineRowscaleOp(scores, keep, spec)
+    norm.probs.name_hint = "probs"
+    for stat in norm.stats:
+        stat.name_hint = "lse" if normalizer == "softmax" else "stats"
+    block.add_op(norm)
+    pv = attn.PVOp(norm.probs, v)
+    pv.out.name_hint = "out"
+    block.add_op(pv)
+    block.add_op(func.ReturnOp(pv.out, *norm.stats))
+    _capture_names(capture_values, [score_mod, mask_mod])
+
+    fn = func.FuncOp(
+        "attention",
+        ([*arg_types, *capture_arg_types], [out_type, *[stat_type] * spec.num_stats]),
+        Region(block),
+    )
+    return ModuleOp([fn]), captures
+
+
+def _capture_type(tensor, score_mod: TracedRegion | None, mask_mod: TracedRegion | None) -> Attribute:
+    for traced, offset in ((score_mod, 5), (mask_mod, 4)):
+        if traced is None:
+            continue
+        for i, t in enumerate(traced.captures):
+            if t is tensor:
+                return traced.region.blocks[0].args[offset + i].type
+    raise AssertionError("captured tensor missing from both regions")

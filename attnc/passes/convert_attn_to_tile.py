@@ -1,0 +1,82 @@
+"""convert-attn-to-tile: lower each tiled `attn.flash` into tile-dialect kernels.
+
+Two kernels per attention op, both generic in their block sizes:
+
+- `<fn>_block_table` classifies one (query block, key block) tile per program as
+  empty (0), partial (1) or full (2): from the symbolic `classify` region for
+  "affine" and "none" masks (a few scalar ops per tile), or by evaluating the
+  mask over the tile's elements for "runtime" masks. The runtime compacts the
+  classes into per-row lists of full and partial key blocks.
+- `<fn>_fwd` is the flash forward (FlashAttention-2): one program per query block
+  and (batch, head); it walks the full key blocks without any mask, then the
+  partial ones with the mask and the sequence bounds, running the normalizer's
+  update per tile and its finalize at the end. Empty tiles are never visited.
+
+Precondition: `attn.flash` ops with `block_mask` and `tile` set (run attn-fuse,
+attn-block-mask and attn-tile first).
+
+Before:
+```mlir
+%o, %lse = attn.flash %q, %k, %v score_mod {...} mask_mod {...} update {...} finalize {...}
+    classify {...} {block_mask = "affine", tile = #attn.tile<128x64>, ...} : ...
+```
+After (abridged):
+```mlir
+tile.func @attention_block_table(...) constexprs {BLOCK_M = 128, BLOCK_N = 64} { ... }
+tile.func @attention_fwd(%q_ptr: !tile.ptr<bf16>, ...) constexprs {BLOCK_M = 128, BLOCK_N = 64, ...} {
+  %pid_m = tile.program_id 0 : i32
+  ...
+  %acc_1, %m_1, %l_1 = scf.for %i = %c0 to %n_full step %c1 iter_args(...) { ... tile.dot ... }
+  ...
+}
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+from xdsl.utils.exceptions import PassFailedException
+
+from attnc.dialect import attn
+from attnc.passes.flash_kernels import build_block_table_kernel, build_forward_kernel
+
+
+@dataclass(frozen=True)
+class ConvertAttnToTilePass(ModulePass):
+    """Lowers each tiled attn.flash into a block-table kernel and a forward kernel in the tile dialect."""
+
+    name = "convert-attn-to-tile"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        funcs = [f for f in op.body.block.ops if isinstance(f, func.FuncOp)]
+        for fn in funcs:
+            flashes = [o for o in fn.walk() if isinstance(o, attn.FlashOp)]
+            if not flashes:
+                continue
+            if len(flashes) > 1:
+                raise PassFailedException(
+                    f"convert-attn-to-tile expects one attn.flash per function, but @{fn.sym_name.data} has {len(flashes)}"
+                )
+            flash = flashes[0]
+            if flash.block_mask is None:
+                raise PassFailedException("convert-attn-to-tile requires block_mask; run attn-block-mask first")
+            if flash.tile is None:
+                raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")
+            name = fn.sym_name.data
+            table = build_block_table_kernel(flash, f"{name}_block_table")
+            forward = build_forward_kernel(flash, f"{name}_fwd")
+            op.body.block.insert_op_before(table, fn)
+            op.body.block.insert_op_before(forward, fn)
+            fn.detach()
+            fn.erase()
+        for leftover in op.walk():
+            if leftover.dialect_name() == "attn":
+                raise PassFailedException(f"convert-attn-to-tile cannot lower '{leftover.name}'; run attn-fuse first")
+
+
+__all__ = ["ConvertAttnToTilePass"]

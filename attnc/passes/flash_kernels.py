@@ -1,0 +1,250 @@
+"""The two tile kernels of an `attn.flash` op: the block table and the flash forward.
+
+Kernel parameters follow one naming scheme the runtime relies on: `q_ptr`,
+`stride_q_b` ... for q, k, v and out; `stat{i}_ptr` for each row statistic;
+`cap{i}_ptr` and `cap{i}_stride{j}` for captured tensors; `seq_q`, `seq_kv`,
+`num_heads`, `group` (query heads per kv head), `scale`; the block table as
+`full_num_ptr`, `full_idx_ptr`, `part_num_ptr`, `part_idx_ptr`, `table_stride_b`,
+`table_stride_h`, `num_kv_blocks`.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import FloatAttr, TensorType, f32, i32
+from xdsl.ir import Attribute, SSAValue
+
+from attnc.dialect import attn
+from attnc.passes.region_lowering import lower_region
+from attnc.passes.tile_builder import KernelBuilder, Value
+
+BM, BN = "BLOCK_M", "BLOCK_N"
+DIM, DIM_V = "HEAD_DIM", "HEAD_DIM_V"
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def _captures(flash: attn.FlashOp) -> list[TensorType]:
+    types = []
+    for c in flash.captures:
+        assert isinstance(c.type, TensorType)
+        types.append(c.type)
+    return types
+
+
+def _add_capture_params(params: list[tuple[str, Attribute]], kb_types: list[TensorType]) -> None:
+    for i, ty in enumerate(kb_types):
+        params.append((f"cap{i}_ptr", KernelBuilder.ptr_type(ty.element_type)))
+        params.extend((f"cap{i}_stride{j}", i32) for j in range(ty.get_num_dims()))
+
+
+def _capture_values(kb: KernelBuilder, types: list[TensorType]) -> list[Value]:
+    """Captured tensors as (pointer, strides) handles for `tensor.extract` lowering."""
+    return [kb.capture(f"cap{i}_ptr", [kb.arg(f"cap{i}_stride{j}") for j in range(ty.get_num_dims())]) for i, ty in enumerate(types)]
+
+
+def build_block_table_kernel(flash: attn.FlashOp, name: str):
+    """One program per (query block, key block, batch-head): writes the tile's class 0/1/2."""
+    tile = flash.tile
+    assert tile is not None and flash.block_mask is not None
+    kind = flash.block_mask.data
+    cap_types = _captures(flash) if kind == "runtime" else []
+    params: list[tuple[str, Attribute]] = [("class_ptr", KernelBuilder.ptr_type(i32))]
+    _add_capture_params(params, cap_types)
+    params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("table_heads", i32)]
+    kb = KernelBuilder(name, params, {BM: tile.block_m.data, BN: tile.block_n.data})
+
+    pid_m = kb.program_id(0, "pid_m")
+    pid_n = kb.program_id(1, "pid_n")
+    pid_bh = kb.program_id(2, "pid_bh")
+    b = kb.div(pid_bh, kb.arg("table_heads"), "b")
+    h = kb.rem(pid_bh, kb.arg("table_heads"), "h")
+    seq_q, seq_kv = kb.arg("seq_q"), kb.arg("seq_kv")
+    q_lo = kb.mul(pid_m, kb.constexpr(BM), "q_lo")
+    q_hi = kb.min(kb.add(q_lo, kb.constexpr(BM)), seq_q, "q_hi")
+    kv_lo = kb.mul(pid_n, kb.constexpr(BN), "kv_lo")
+    kv_end = kb.add(kv_lo, kb.constexpr(BN), "kv_end")
+    kv_hi = kb.min(kv_end, seq_kv, "kv_hi")
+    in_bounds = kb.cmp("sle", kv_end, seq_kv, "kv_in_bounds")
+
+    if kind == "runtime":
+        kb.comment("runtime mask: evaluate mask_mod on every element of the tile")
+        offs_m = kb.add(q_lo, kb.arange(BM), "offs_m")
+        offs_n = kb.add(kv_lo, kb.arange(BN), "offs_n")
+        row_ok = kb.col(kb.cmp("slt", offs_m, seq_q), "row_ok")
+        col_ok = kb.row(kb.cmp("slt", offs_n, seq_kv), "col_ok")
+        q_idx = kb.col(kb.min(offs_m, kb.sub(seq_q, kb.i32(1))), "q_idx")
+        kv_idx = kb.row(kb.min(offs_n, kb.sub(seq_kv, kb.i32(1))), "kv_idx")
+        (keep,) = lower_region(kb, flash.mask_mod, [b, h, q_idx, kv_idx, *_capture_values(kb, cap_types)], "mask_mod")
+        live = kb.and_(kb.and_(keep, row_ok), col_ok, "live")
+        any_kept = kb.reduce_any(live, "any")
+        dead_row_or_kept = kb.or_(keep, kb.not_(row_ok), "kept_or_outside")
+        all_kept = kb.and_(kb.reduce_all(dead_row_or_kept), in_bounds, "all")
+    else:
+        kb.comment("affine mask: the symbolic classify region, a few scalar ops per tile")
+        if kind == "affine":
+            any_kept, all_kept = lower_region(kb, flash.classify, [b, h, q_lo, q_hi, kv_lo, kv_hi], "classify")
+        else:
+            any_kept = kb.cmp("slt", kv_lo, seq_kv, "any")
+            all_kept = in_bounds
+        all_kept = kb.and_(all_kept, in_bounds, "all")
+        any_kept = kb.and_(any_kept, kb.cmp("slt", kv_lo, seq_kv), "any")
+
+    cls = kb.add(kb.cast(any_kept, i32), kb.cast(all_kept, i32), "cls")
+    num_m = kb.cdiv(seq_q, kb.constexpr(BM), "num_m")
+    num_n = kb.cdiv(seq_kv, kb.constexpr(BN), "num_n")
+    row = kb.add(kb.mul(pid_bh, num_m), pid_m, "row")
+    offset = kb.add(kb.mul(row, num_n), pid_n, "offset")
+    kb.store(kb.addptr(kb.arg("class_ptr"), offset), cls)
+    return kb.finish()
+
+
+def build_forward_kernel(flash: attn.FlashOp, name: str):
+    """The flash forward: full key blocks unmasked, then partial ones masked; finalize; store."""
+    tile = flash.tile
+    assert tile is not None
+    qt, vt = flash.q.type, flash.v.type
+    assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
+    elem = qt.element_type
+    head_dim, head_dim_v = qt.get_shape()[3], vt.get_shape()[3]
+    cap_types = _captures(flash)
+    num_stats = len(flash.stats)
+
+    params: list[tuple[str, Attribute]] = []
+    for t in ("q", "k", "v", "out"):
+        params.append((f"{t}_ptr", KernelBuilder.ptr_type(elem)))
+    params += [(f"stat{i}_ptr", KernelBuilder.ptr_type(f32)) for i in range(num_stats)]
+    _add_capture_params(params, cap_types)
+    for t in ("q", "k", "v", "out"):
+        params += [(f"stride_{t}_{d}", i32) for d in ("b", "h", "s", "d")]
+    params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
+    params += [
+        ("full_num_ptr", KernelBuilder.ptr_type(i32)),
+        ("full_idx_ptr", KernelBuilder.ptr_type(i32)),
+        ("part_num_ptr", KernelBuilder.ptr_type(i32)),
+        ("part_idx_ptr", KernelBuilder.ptr_type(i32)),
+        ("table_stride_b", i32),
+        ("table_stride_h", i32),
+        ("num_kv_blocks", i32),
+    ]
+    constexprs = {BM: tile.block_m.data, BN: tile.block_n.data, DIM: _pow2(head_dim), DIM_V: _pow2(head_dim_v)}
+    kb = KernelBuilder(name, params, constexprs)
+    mask_d = head_dim != _pow2(head_dim)
+    mask_dv = head_dim_v != _pow2(head_dim_v)
+    fp32 = elem == f32
+
+    kb.comment("which query block, batch and head this program owns")
+    pid_m = kb.program_id(0, "pid_m")
+    pid_bh = kb.program_id(1, "pid_bh")
+    b = kb.div(pid_bh, kb.arg("num_heads"), "b")
+    h = kb.rem(pid_bh, kb.arg("num_heads"), "h")
+    kv_h = kb.div(h, kb.arg("group"), "kv_h")
+    seq_q, seq_kv = kb.arg("seq_q"), kb.arg("seq_kv")
+
+    def base(t: str, head: SSAValue) -> SSAValue:
+        off = kb.add(kb.mul(kb.wide(b), kb.wide(kb.arg(f"stride_{t}_b"))), kb.mul(kb.wide(head), kb.wide(kb.arg(f"stride_{t}_h"))))
+        return kb.addptr(kb.arg(f"{t}_ptr"), off, f"{t}_base")
+
+    q_base, k_base, v_base, out_base = base("q", h), base("k", kv_h), base("v", kv_h), base("out", h)
+    offs_m = kb.add(kb.mul(pid_m, kb.constexpr(BM)), kb.arange(BM), "offs_m")
+    offs_n = kb.arange(BN, "offs_n")
+    offs_d = kb.arange(DIM, "offs_d")
+    offs_dv = kb.arange(DIM_V, "offs_dv")
+    row_ok = kb.col(kb.cmp("slt", offs_m, seq_q), "row_ok")
+    d_ok = kb.row(kb.cmp("slt", offs_d, kb.i32(head_dim)), "d_ok") if mask_d else None
+    dv_ok = kb.row(kb.cmp("slt", offs_dv, kb.i32(head_dim_v)), "dv_ok") if mask_dv else None
+
+    q_ptrs = kb.addptr(
+        q_base,
+        kb.add(kb.mul(kb.col(offs_m), kb.arg("stride_q_s")), kb.mul(kb.row(offs_d), kb.arg("stride_q_d"))),
+        "q_ptrs",
+    )
+    q = kb.load(q_ptrs, kb.and_(row_ok, d_ok) if d_ok is not None else row_ok, 0.0, "q")
+    q_idx = kb.col(kb.min(offs_m, kb.sub(seq_q, kb.i32(1))), "q_idx")
+    captures = _capture_values(kb, cap_types)
+
+    state_names = [s.data for s in flash.state.data]
+    init: dict[str, SSAValue] = {"acc": kb.full((BM, DIM_V), 0.0, f32, "acc")}
+    for s, value in zip(state_names, flash.init.data):
+        assert isinstance(value, FloatAttr)
+        init[s] = kb.full((BM, "1"), value.value.data, f32, s)
+
+    table_row = kb.add(
+        kb.add(kb.mul(b, kb.arg("table_stride_b")), kb.mul(h, kb.arg("table_stride_h"))), pid_m, "table_row"
+    )
+    idx_offset = kb.mul(kb.wide(table_row), kb.wide(kb.arg("num_kv_blocks")), "idx_offset")
+
+    def kv_loop(which: str, masked: bool, carried: dict[str, SSAValue]) -> dict[str, SSAValue]:
+        count = kb.load(kb.addptr(kb.arg(f"{which}_num_ptr"), table_row), None, None, f"num_{which}")
+        idx_base = kb.addptr(kb.arg(f"{which}_idx_ptr"), idx_offset, f"{which}_idx")
+        with kb.loop(kb.i32(0), count, kb.i32(1), carried, f"{which} key blocks") as body:
+            kv_block = kb.load(kb.addptr(idx_base, body.index), None, None, "kv_block")
+            start_n = kb.mul(kv_block, kb.constexpr(BN), "start_n")
+            cols = kb.add(start_n, offs_n, "cols")
+            col_ok = kb.row(kb.cmp("slt", cols, seq_kv), "col_ok") if masked else None
+            k_ptrs = kb.addptr(
+                k_base,
+                kb.add(kb.mul(kb.col(cols), kb.arg("stride_k_s")), kb.mul(kb.row(offs_d), kb.arg("stride_k_d"))),
+                "k_ptrs",
+            )
+            kv_ok = kb.col(kb.cmp("slt", cols, seq_kv), "kv_ok") if masked else None
+            k_mask = _and_optional(kb, kv_ok, d_ok)
+            k = kb.load(k_ptrs, k_mask, 0.0 if k_mask is not None else None, "k")
+            qk = kb.dot(q, kb.trans(k), None, "ieee" if fp32 else None, "qk")
+            score = kb.mul(qk, kb.arg("scale"), "score")
+            if masked:
+                kv_idx = kb.row(kb.min(cols, kb.sub(seq_kv, kb.i32(1))), "kv_idx")
+            else:
+                kv_idx = kb.row(cols, "kv_idx")
+            kb.comment("score_mod")
+            (score,) = lower_region(kb, flash.score_mod, [score, b, h, q_idx, kv_idx, *captures], "score_mod")
+            keep = None
+            if masked:
+                kb.comment("mask_mod and the sequence bound")
+                (keep,) = lower_region(kb, flash.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
+                keep = kb.and_(keep, col_ok, "keep")
+                assert isinstance(flash.masked_score, FloatAttr)
+                score = kb.where(keep, score, kb.f32(flash.masked_score.value.data), "score")
+            kb.comment(f"normalizer update ({flash.normalizer.data})")
+            p, alpha, *new_state = lower_region(
+                kb, flash.update, [score, *[body.carried[s] for s in state_names]], "update"
+            )
+            if keep is not None:
+                p = kb.where(keep, p, kb.f32(0.0), "p")
+            v_ptrs = kb.addptr(
+                v_base,
+                kb.add(kb.mul(kb.col(cols), kb.arg("stride_v_s")), kb.mul(kb.row(offs_dv), kb.arg("stride_v_d"))),
+                "v_ptrs",
+            )
+            v_mask = _and_optional(kb, kv_ok, dv_ok)
+            v = kb.load(v_ptrs, v_mask, 0.0 if v_mask is not None else None, "v")
+            acc = kb.mul(body.carried["acc"], alpha, "acc")
+            acc = kb.dot(kb.cast(p, elem), v, acc, "ieee" if fp32 else None, "acc")
+            body.yield_({"acc": acc, **dict(zip(state_names, new_state))})
+        return body.results
+
+    state = kv_loop("full", False, init)
+    state = kv_loop("part", True, state)
+
+    kb.comment(f"normalizer finalize ({flash.normalizer.data})")
+    out_scale, *stats = lower_region(kb, flash.finalize, [state[s] for s in state_names], "finalize")
+    out = kb.cast(kb.mul(state["acc"], out_scale), elem, "out")
+    out_ptrs = kb.addptr(
+        out_base,
+        kb.add(kb.mul(kb.col(offs_m), kb.arg("stride_out_s")), kb.mul(kb.row(offs_dv), kb.arg("stride_out_d"))),
+        "out_ptrs",
+    )
+    kb.store(out_ptrs, out, kb.and_(row_ok, dv_ok) if dv_ok is not None else row_ok)
+    stat_rows = kb.add(kb.mul(kb.wide(pid_bh), kb.wide(seq_q)), kb.wide(kb.col(offs_m)), "stat_rows")
+    for i, stat in enumerate(stats):
+        kb.store(kb.addptr(kb.arg(f"stat{i}_ptr"), stat_rows), stat, row_ok)
+    return kb.finish()
+
+
+def _and_optional(kb: KernelBuilder, a: SSAValue | None, b: SSAValue | None) -> SSAValue | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return kb.and_(a, b)
