@@ -86,11 +86,6 @@ _ELEMENT_TYPES: dict[torch.dtype, Attribute] = {
 # A Python number in an expression with a proxy, before it becomes a constant.
 Number = bool | int | float
 
-_OPS_HINT = (
-    "use the operators (+ - * / // % ** < <= == & | ~), attnc.where / exp / exp2 / log "
-    "/ log2 / sqrt / tanh / sigmoid / abs / minimum / maximum, or index a captured tensor"
-)
-
 
 @dataclass
 class TracedRegion:
@@ -105,7 +100,7 @@ def trace_score_mod(fn: Callable[..., Any]) -> TracedRegion:
 
     Block arguments `(score: f32, b, h, q_idx, kv_idx: index, *captures)`; yields f32.
     """
-    tracer = _Tracer(fn, "score_mod")
+    tracer = Tracer(fn, "score_mod")
     args = [
         tracer.argument("score", f32),
         *(tracer.argument(name, INDEX) for name in ("b", "h", "q_idx", "kv_idx")),
@@ -132,7 +127,7 @@ def trace_mask_mod(fn: Callable[..., Any]) -> TracedRegion:
 
     Block arguments `(b, h, q_idx, kv_idx: index, *captures)`; yields i1.
     """
-    tracer = _Tracer(fn, "mask_mod")
+    tracer = Tracer(fn, "mask_mod")
     args = [tracer.argument(name, INDEX) for name in ("b", "h", "q_idx", "kv_idx")]
     result = tracer.call(args)
     location = _return_location(fn)
@@ -162,7 +157,7 @@ class Proxy:
 
     __slots__ = ("tracer", "value")
 
-    def __init__(self, value: SSAValue, tracer: _Tracer) -> None:
+    def __init__(self, value: SSAValue, tracer: Tracer) -> None:
         self.value = value
         self.tracer = tracer
 
@@ -320,42 +315,25 @@ class Proxy:
         args: Sequence[Any] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        kwargs = kwargs or {}
-        tracer = _find_tracer((*args, *kwargs.values()))
-        name = getattr(func, "__name__", "")
-        handler = _TORCH_HANDLERS.get(name)
-        if tracer is None or handler is None:
-            kind = tracer.kind if tracer is not None else "mod"
-            hint = _TORCH_HINTS.get(name.strip("_"), _OPS_HINT)
-            raise TraceError(f"{_torch_name(func)} cannot be traced in a {kind}; {hint}")
-        try:
-            inspect.signature(handler).bind(tracer, *args, **kwargs)
-        except TypeError as e:
-            raise TraceError(f"{_torch_name(func)} with these arguments cannot be traced: {e}")
-        return handler(tracer, *args, **kwargs)
+        # The table of traceable torch functions lives in ops, which imports this module.
+        from attnc.frontend.ops import trace_torch_function
+
+        return trace_torch_function(func, args, kwargs or {})
 
 
-def traced_unary(name: str, x: Proxy) -> Proxy:
-    """Trace `name(x)` for one of exp, exp2, log, log2, sqrt, rsqrt, tanh, sigmoid, abs, neg."""
-    return x.tracer.unary(name, x)
+def find_tracer(values: Sequence[object]) -> Tracer | None:
+    """The trace a proxy among `values` (or inside a tuple or list there) belongs to."""
+    for v in values:
+        if isinstance(v, Proxy):
+            return v.tracer
+        if isinstance(v, tuple | list):
+            for item in v:
+                if isinstance(item, Proxy):
+                    return item.tracer
+    return None
 
 
-def traced_binary(name: str, a: object, b: object) -> Proxy:
-    """Trace a binary operation (`add`, `min`, `max`, `lt`, ...) of which a or b is traced."""
-    return _tracer_of((a, b)).binary(name, a, b)
-
-
-def traced_where(condition: object, x: object, y: object) -> Proxy:
-    """Trace `x if condition else y`, elementwise, as `arith.select`."""
-    return _tracer_of((condition, x, y)).where(condition, x, y)
-
-
-def is_traced(*values: object) -> bool:
-    """Whether any of `values` is a proxy, so an operation on them must be traced."""
-    return any(isinstance(v, Proxy) for v in values)
-
-
-class _Tracer:
+class Tracer:
     """Builds the region's single block while the user's function runs."""
 
     def __init__(self, fn: Callable[..., Any], kind: str) -> None:
@@ -740,152 +718,6 @@ def _is_float(x: object) -> bool:
 def _fits(value: int, type: Attribute) -> bool:
     bits = type.width.data if isinstance(type, IntegerType) else 64
     return -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
-
-
-def _find_tracer(values: Sequence[object]) -> _Tracer | None:
-    for v in values:
-        if isinstance(v, Proxy):
-            return v.tracer
-        if isinstance(v, tuple | list):
-            for item in v:
-                if isinstance(item, Proxy):
-                    return item.tracer
-    return None
-
-
-def _tracer_of(values: Sequence[object]) -> _Tracer:
-    tracer = _find_tracer(values)
-    if tracer is None:
-        raise AssertionError("no traced value among the arguments")
-    return tracer
-
-
-# torch functions and Tensor methods that `__torch_function__` traces, by `__name__`.
-
-
-def _binary_handler(op: str, *, swap: bool = False) -> Callable[..., Proxy]:
-    def handle(tracer: _Tracer, a: object, b: object) -> Proxy:
-        return tracer.binary(op, b, a) if swap else tracer.binary(op, a, b)
-
-    return handle
-
-
-def _unary_handler(op: str) -> Callable[..., Proxy]:
-    def handle(tracer: _Tracer, x: object) -> Proxy:
-        return tracer.unary(op, x)
-
-    return handle
-
-
-def _div(tracer: _Tracer, a: object, b: object, *, rounding_mode: str | None = None) -> Proxy:
-    if rounding_mode == "trunc":
-        raise TraceError("div(rounding_mode='trunc') is not supported; use // (floor)")
-    return tracer.binary("floordiv" if rounding_mode == "floor" else "truediv", a, b)
-
-
-def _clamp(tracer: _Tracer, x: object, min: object = None, max: object = None) -> Proxy:
-    result = tracer.operand(x)
-    if min is not None:
-        result = tracer.binary("max", result, min)
-    if max is not None:
-        result = tracer.binary("min", result, max)
-    return tracer.lift(result)
-
-
-def _truth(tracer: _Tracer, x: object) -> Proxy:
-    value = tracer.operand(x)
-    if isinstance(value, Proxy) and value.type == i1:
-        return value
-    return tracer.binary("ne", value, 0)
-
-
-def _logical(op: str) -> Callable[..., Proxy]:
-    def handle(tracer: _Tracer, a: object, b: object) -> Proxy:
-        return tracer.binary(op, _truth(tracer, a), _truth(tracer, b))
-
-    return handle
-
-
-def _logical_not(tracer: _Tracer, x: object) -> Proxy:
-    return tracer.unary("invert", _truth(tracer, x))
-
-
-def _getitem(tracer: _Tracer, source: object, index: object) -> Proxy:
-    assert isinstance(source, torch.Tensor)
-    return tracer.read(source, index)
-
-
-def _pow(tracer: _Tracer, base: object, exponent: object) -> Proxy:
-    if isinstance(exponent, Proxy):
-        return tracer.exponential(base, exponent)
-    return tracer.power(base, exponent)
-
-
-_TORCH_HANDLERS: dict[str, Callable[..., Proxy]] = {
-    "__getitem__": _getitem,
-    **{name: _binary_handler("add") for name in ("add", "__add__", "__radd__")},
-    **{name: _binary_handler("mul") for name in ("mul", "multiply", "__mul__", "__rmul__")},
-    **{name: _binary_handler("sub") for name in ("sub", "subtract", "__sub__")},
-    **{name: _binary_handler("sub", swap=True) for name in ("rsub", "__rsub__")},
-    **{name: _binary_handler("truediv") for name in ("true_divide", "__truediv__")},
-    **{name: _binary_handler("truediv", swap=True) for name in ("__rtruediv__", "__rdiv__")},
-    "div": _div,
-    "divide": _div,
-    **{name: _binary_handler("floordiv") for name in ("floor_divide", "__floordiv__")},
-    "__rfloordiv__": _binary_handler("floordiv", swap=True),
-    **{name: _binary_handler("mod") for name in ("remainder", "__mod__")},
-    "__rmod__": _binary_handler("mod", swap=True),
-    "pow": _pow,
-    "__pow__": _pow,
-    "__rpow__": lambda tracer, a, b: _pow(tracer, b, a),
-    **{name: _binary_handler("lt") for name in ("lt", "less", "__lt__")},
-    **{name: _binary_handler("le") for name in ("le", "less_equal", "__le__")},
-    **{name: _binary_handler("gt") for name in ("gt", "greater", "__gt__")},
-    **{name: _binary_handler("ge") for name in ("ge", "greater_equal", "__ge__")},
-    **{name: _binary_handler("eq") for name in ("eq", "__eq__")},
-    **{name: _binary_handler("ne") for name in ("ne", "not_equal", "__ne__")},
-    **{name: _binary_handler("and") for name in ("bitwise_and", "__and__", "__rand__")},
-    **{name: _binary_handler("or") for name in ("bitwise_or", "__or__", "__ror__")},
-    **{name: _binary_handler("xor") for name in ("bitwise_xor", "__xor__", "__rxor__")},
-    "logical_and": _logical("and"),
-    "logical_or": _logical("or"),
-    "logical_xor": _logical("xor"),
-    "logical_not": _logical_not,
-    "bitwise_not": _unary_handler("invert"),
-    "__invert__": _unary_handler("invert"),
-    "maximum": _binary_handler("max"),
-    "minimum": _binary_handler("min"),
-    "clamp": _clamp,
-    "clip": _clamp,
-    "clamp_min": lambda tracer, x, min: _clamp(tracer, x, min=min),
-    "clamp_max": lambda tracer, x, max: _clamp(tracer, x, max=max),
-    "relu": lambda tracer, x: tracer.binary("max", x, 0.0 if _is_float(tracer.operand(x)) else 0),
-    "where": lambda tracer, condition, x, y: tracer.where(condition, x, y),
-    **{name: _unary_handler("neg") for name in ("neg", "negative", "__neg__")},
-    **{name: _unary_handler(name) for name in ("abs", "exp", "exp2", "log", "log2", "sqrt")},
-    **{name: _unary_handler(name) for name in ("rsqrt", "tanh", "sigmoid")},
-}
-
-_TORCH_HINTS = {
-    "max": "for the larger of two values use attnc.maximum(a, b)",
-    "min": "for the smaller of two values use attnc.minimum(a, b)",
-    "square": "write x * x",
-    "expm1": "write attnc.exp(x) - 1",
-    "log1p": "write attnc.log(1 + x)",
-    "softmax": "a mod sees one score at a time; the softmax is applied by attnc after it",
-    "full_like": "use a Python number instead",
-    "tensor": "create the tensor outside the mod and capture it",
-}
-
-
-def _torch_name(func: Callable[..., Any]) -> str:
-    name = getattr(func, "__name__", repr(func))
-    if getattr(torch, name, None) is func:
-        return f"torch.{name}"
-    if getattr(torch.Tensor, name, None) is func:
-        return f"Tensor.{name}"
-    module = getattr(func, "__module__", None)
-    return f"{module}.{name}" if module else name
 
 
 # Locations and signatures of the user's function.
