@@ -1,0 +1,65 @@
+"""The runtime's settings, read from the environment.
+
+This is the only module in attnc that reads environment variables, so every knob a user
+can turn is listed here and nowhere else. Values are read at each call rather than at
+import, so a test (or a long-lived process) can change them with ``monkeypatch.setenv``.
+
+| variable          | default          | meaning                                          |
+|-------------------|------------------|--------------------------------------------------|
+| `ATTNC_CACHE_DIR` | `~/.cache/attnc` | where generated kernels and tuning results live  |
+| `TRITON_INTERPRET`| off              | run every kernel in Triton's interpreter         |
+| `ATTNC_AUTOTUNE`  | on               | tune launch configs instead of using the default |
+| `ATTNC_DUMP`      | off              | print IR and generated source while compiling    |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Triton's own spelling of true (triton.knobs / getenv_bool), so that attnc and Triton
+# never disagree about whether TRITON_INTERPRET is on.
+_TRUE = frozenset({"1", "true", "on", "yes"})
+
+
+def _flag(name: str, default: bool) -> bool:
+    """An on/off variable; unset or empty means `default`."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    return value in _TRUE
+
+
+def cache_dir() -> Path:
+    """Directory for generated kernel modules and autotuning results.
+
+    `$ATTNC_CACHE_DIR`, else `~/.cache/attnc`. Not created here: the writer creates it
+    when it first has something to put there.
+    """
+    configured = os.environ.get("ATTNC_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".cache" / "attnc"
+
+
+def interpret_forced() -> bool:
+    """Whether `TRITON_INTERPRET` asks for the interpreter even for CUDA tensors.
+
+    Without it the runtime still interprets CPU tensors; this only forces the choice
+    for tensors that could run compiled.
+    """
+    return _flag("TRITON_INTERPRET", default=False)
+
+
+def autotune_enabled() -> bool:
+    """Whether to autotune launch configurations (`ATTNC_AUTOTUNE`, on by default).
+
+    Turning it off makes runs reproducible and fast to start: each kernel uses the
+    first configuration of its pruned space.
+    """
+    return _flag("ATTNC_AUTOTUNE", default=True)
+
+
+def debug_dump() -> bool:
+    """Whether to dump each stage's IR and the generated Triton source (`ATTNC_DUMP`)."""
+    return _flag("ATTNC_DUMP", default=False)
