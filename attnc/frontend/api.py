@@ -1,0 +1,217 @@
+"""The user-facing API: `attnc.attention(score_mod=, mask_mod=)` and `attnc.compile(...)`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from attnc.frontend.build import Signature, build_module
+from attnc.frontend.normalizers import BUILTIN_NORMALIZERS
+from attnc.frontend.trace import TracedRegion, trace_mask_mod, trace_score_mod
+from attnc.runtime.compiler import CompiledVariant, compile_module
+from attnc.runtime.launch import LaunchConfig, forward
+from attnc.runtime.targets import Target, cross_compile
+
+DTYPES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32"}
+MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 256
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The sizes `attnc compile --shape B,Hq,Hkv,Sq,Skv,D,Dv` names."""
+
+    batch: int
+    q_heads: int
+    kv_heads: int
+    seq_q: int
+    seq_kv: int
+    head_dim: int
+    head_dim_v: int
+
+
+def _check_inputs(q: Any, k: Any, v: Any) -> Shape:
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, but got {type(t).__name__}")
+    layouts = {"q": "[B, Hq, Sq, D]", "k": "[B, Hkv, Skv, D]", "v": "[B, Hkv, Skv, Dv]"}
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.dim() != 4:
+            raise ValueError(f"{name} must have 4 dimensions {layouts[name]}, but got shape {tuple(t.shape)}")
+        if t.dtype not in DTYPES:
+            raise TypeError(f"{name} must be float16, bfloat16 or float32, but got {t.dtype}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k and v must share one dtype, but got {q.dtype}, {k.dtype} and {v.dtype}")
+    if not (q.device == k.device == v.device):
+        raise ValueError(f"q, k and v must be on one device, but got {q.device}, {k.device} and {v.device}")
+    if q.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"q must be on a CPU or CUDA device, but got {q.device}")
+    b, hq, sq, d = q.shape
+    if k.shape[0] != b or v.shape[0] != b:
+        raise ValueError(f"k and v must have batch {b} like q, but got {k.shape[0]} and {v.shape[0]}")
+    hkv, skv = k.shape[1], k.shape[2]
+    if v.shape[1] != hkv or v.shape[2] != skv:
+        raise ValueError(f"v must have {hkv} heads and length {skv} like k, but got shape {tuple(v.shape)}")
+    if hkv == 0 or hq % hkv:
+        raise ValueError(f"q heads ({hq}) must be a multiple of k/v heads ({hkv})")
+    if k.shape[3] != d:
+        raise ValueError(f"k must have head dim {d} like q, but got {k.shape[3]}")
+    dv = v.shape[3]
+    for name, dim in (("q/k head dim", d), ("v head dim", dv)):
+        if not MIN_HEAD_DIM <= dim <= MAX_HEAD_DIM:
+            raise ValueError(f"{name} must be between {MIN_HEAD_DIM} and {MAX_HEAD_DIM}, but got {dim}")
+    return Shape(b, hq, hkv, sq, skv, d, dv)
+
+
+class Attention:
+    """An attention variant; call it on q, k, v. Traces and compiles once per dtype and head shape."""
+
+    def __init__(
+        self,
+        score_mod: Callable[..., Any] | None = None,
+        mask_mod: Callable[..., Any] | None = None,
+        normalizer: str = "softmax",
+    ):
+        for name, fn in (("score_mod", score_mod), ("mask_mod", mask_mod)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable, but got {type(fn).__name__}")
+        if normalizer not in BUILTIN_NORMALIZERS:
+            raise NotImplementedError(
+                f"normalizer '{normalizer}' is not available yet; available: {', '.join(BUILTIN_NORMALIZERS)}"
+            )
+        self.score_mod = score_mod
+        self.mask_mod = mask_mod
+        self.normalizer = normalizer
+        self._traced: tuple[TracedRegion | None, TracedRegion | None] | None = None
+        self._variants: dict[tuple[Any, ...], CompiledVariant] = {}
+
+    def _trace(self) -> tuple[TracedRegion | None, TracedRegion | None]:
+        if self._traced is None:
+            score = trace_score_mod(self.score_mod) if self.score_mod is not None else None
+            mask = trace_mask_mod(self.mask_mod) if self.mask_mod is not None else None
+            self._traced = (score, mask)
+        return self._traced
+
+    def captures(self) -> list[torch.Tensor]:
+        """The tensors the mods read, in kernel-argument order."""
+        found: list[torch.Tensor] = []
+        for traced in self._trace():
+            for t in traced.captures if traced is not None else ():
+                if not any(t is c for c in found):
+                    found.append(t)
+        return found
+
+    def compile(self, shape: Shape, dtype: torch.dtype, target: str, scale: float | None = None) -> CompiledVariant:
+        """Compile for `target` ("cpu", "cuda:90", "hip:gfx942", ...) without running."""
+        scale = shape.head_dim**-0.5 if scale is None else float(scale)
+        sig = Signature(DTYPES[dtype], shape.q_heads, shape.kv_heads, shape.head_dim, shape.head_dim_v, scale)
+        key = (sig, target)
+        compiled = self._variants.get(key)
+        if compiled is None:
+            score, mask = self._trace()
+            module, _ = build_module(sig, score, mask, self.normalizer)
+            compiled = compile_module(module, "cpu" if target == "cpu" else str(Target.parse(target)))
+            self._variants[key] = compiled
+        return compiled
+
+    def __call__(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None, return_lse: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        shape = _check_inputs(q, k, v)
+        if scale is not None and not isinstance(scale, (int, float)):
+            raise TypeError(f"scale must be a float or None, but got {type(scale).__name__}")
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+            raise NotImplementedError(
+                "attnc computes the forward only for now; call it under torch.no_grad() or pass detached tensors"
+            )
+        captures = self.captures()
+        for i, t in enumerate(captures):
+            if t.device != q.device:
+                raise ValueError(f"captured tensor {i} (shape {tuple(t.shape)}) is on {t.device}, but q is on {q.device}")
+        device = q.device
+        dtype = q.dtype
+        run_q, run_k, run_v, run_captures = q, k, v, captures
+        if device.type == "cpu" and dtype == torch.bfloat16:
+            # Triton's interpreter keeps bf16 as raw bits (triton#11584): run the fp32 kernel.
+            dtype = torch.float32
+            run_q, run_k, run_v = q.float(), k.float(), v.float()
+        run_captures = [c.float() if device.type == "cpu" and c.dtype == torch.bfloat16 else c for c in captures]
+        target = "cpu" if device.type == "cpu" else str(Target.current())
+        compiled = self.compile(shape, dtype, target, scale)
+        info = compiled.info
+        config = LaunchConfig(info.block_m, info.block_n, info.num_warps, info.num_stages)
+        if device.type == "cuda":
+            from attnc.runtime.autotune import tuned_config
+
+            config = tuned_config(compiled, run_q, run_k, run_v, run_captures, config)
+        out, stats = forward(compiled, run_q, run_k, run_v, run_captures, config)
+        out = out.to(q.dtype)
+        if return_lse:
+            return out, stats[0]
+        return out
+
+
+def attention(
+    score_mod: Callable[..., Any] | None = None,
+    mask_mod: Callable[..., Any] | None = None,
+    normalizer: str = "softmax",
+) -> Attention:
+    """An attention variant with FlexAttention's `score_mod(score, b, h, q_idx, kv_idx)` and
+    `mask_mod(b, h, q_idx, kv_idx)`; call the result on q [B, Hq, Sq, D], k [B, Hkv, Skv, D],
+    v [B, Hkv, Skv, Dv]."""
+    return Attention(score_mod, mask_mod, normalizer)
+
+
+class CompiledAttention:
+    """Every stage of one compiled variant: `ir(stage)`, `triton_source()`, `asm(stage)`."""
+
+    def __init__(self, compiled: CompiledVariant, target: str):
+        self.compiled = compiled
+        self.target = target
+
+    def ir(self, stage: str = "attn") -> str:
+        """The IR as the frontend builds it ("attn"), after fuse/block-mask/tile ("flash"), or lowered ("tile")."""
+        if stage not in ("attn", "flash", "tile"):
+            raise ValueError(f"unknown IR stage '{stage}'; expected attn, flash or tile")
+        return self.compiled.stages[stage]
+
+    def triton_source(self) -> str:
+        return self.compiled.stages["triton"]
+
+    def asm(self, stage: str, kernel: str = "forward") -> str | bytes:
+        """Triton's output for `stage` (ttir, ttgir, llir, ptx, cubin, amdgcn, hsaco), cross-compiled."""
+        if self.target == "cpu":
+            raise ValueError("the cpu target runs in Triton's interpreter and has no binary; pick a GPU target")
+        info = self.compiled.info
+        name = info.forward if kernel == "forward" else info.block_table
+        fn = getattr(self.compiled.kernels, name)
+        stages = cross_compile(
+            fn,
+            info.signatures[name],
+            info.constexprs[name],
+            Target.parse(self.target),
+            num_warps=info.num_warps,
+            num_stages=info.num_stages,
+        )
+        if stage not in stages:
+            raise ValueError(f"target {self.target} has no stage '{stage}'; it has {', '.join(stages)}")
+        return stages[stage]
+
+
+def compile(
+    score_mod: Callable[..., Any] | None = None,
+    mask_mod: Callable[..., Any] | None = None,
+    *,
+    shape: Shape,
+    dtype: torch.dtype = torch.bfloat16,
+    target: str = "cuda:90",
+    scale: float | None = None,
+    normalizer: str = "softmax",
+) -> CompiledAttention:
+    """Compile a variant for a target without running it, to look at every stage."""
+    if dtype not in DTYPES:
+        raise TypeError(f"dtype must be float16, bfloat16 or float32, but got {dtype}")
+    attn = Attention(score_mod, mask_mod, normalizer)
+    return CompiledAttention(attn.compile(shape, dtype, target, scale), target)

@@ -1,0 +1,98 @@
+"""Autotuning the launch configuration of a forward kernel on the GPU.
+
+The generated kernel is generic in BLOCK_M/BLOCK_N, so one source serves every
+candidate. The space is small and pruned per target and head dim; the winner is
+kept in memory and on disk (`$ATTNC_CACHE_DIR/autotune.json`), keyed by the
+kernel, the shape bucket and the device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attnc.runtime import config as settings
+from attnc.runtime.compiler import CompiledVariant
+from attnc.runtime.launch import LaunchConfig, forward
+
+_MEMORY: dict[str, LaunchConfig] = {}
+
+CANDIDATES: dict[str, list[tuple[int, int, int, int]]] = {
+    "cuda:90": [(128, 128, 8, 3), (128, 64, 8, 3), (128, 64, 4, 3), (128, 128, 8, 2), (64, 64, 4, 3), (128, 32, 4, 4)],
+    "cuda:80": [(128, 64, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3), (128, 32, 4, 3)],
+}
+
+
+def _candidates(target: str, head_dim: int, default: LaunchConfig) -> list[LaunchConfig]:
+    space = [LaunchConfig(*c) for c in CANDIDATES.get(target, [])]
+    if head_dim > 128:
+        space = [c for c in space if c.block_m * c.block_n <= 128 * 64]
+    return [default, *[c for c in space if c != default]]
+
+
+def _bucket(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def _path() -> Path:
+    return settings.cache_dir() / "autotune.json"
+
+
+def _load() -> dict[str, Any]:
+    try:
+        return json.loads(_path().read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _save(key: str, cfg: LaunchConfig) -> None:
+    data = _load()
+    data[key] = [cfg.block_m, cfg.block_n, cfg.num_warps, cfg.num_stages]
+    path = _path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".autotune.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def tuned_config(
+    compiled: CompiledVariant,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    captures: list[torch.Tensor],
+    default: LaunchConfig,
+) -> LaunchConfig:
+    """The fastest candidate for this shape bucket; the default when tuning is off."""
+    if not settings.autotune_enabled():
+        return default
+    b, h, sq, d = q.shape
+    key = "|".join(
+        map(str, (compiled.info.key[:24], b, h, _bucket(sq), _bucket(k.shape[2]), torch.cuda.get_device_name(q.device)))
+    )
+    hit = _MEMORY.get(key)
+    if hit is not None:
+        return hit
+    stored = _load().get(key)
+    if stored is not None:
+        _MEMORY[key] = LaunchConfig(*stored)
+        return _MEMORY[key]
+    import triton.testing
+
+    best, best_ms = default, float("inf")
+    for cfg in _candidates(compiled.info.target, max(d, v.shape[3]), default):
+        try:
+            ms = triton.testing.do_bench(lambda cfg=cfg: forward(compiled, q, k, v, captures, cfg), warmup=5, rep=20)
+        except Exception:  # a config the compiler rejects (e.g. out of shared memory) is skipped
+            continue
+        if ms < best_ms:
+            best, best_ms = cfg, ms
+    _MEMORY[key] = best
+    _save(key, best)
+    return best
