@@ -31,6 +31,7 @@ import torch
 
 import attnc
 from attnc.frontend.api import MAX_HEAD_DIM, MIN_HEAD_DIM
+from attnc.runtime.targets import Target
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 TARGETS = ("cuda:90", "cuda:80", "hip:gfx942", "hip:gfx90a", "cpu")
@@ -132,13 +133,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     comp.add_argument("variant", metavar="VARIANT.py", help="Python file defining score_mod and/or mask_mod")
     comp.add_argument("--shape", default=DEFAULT_SHAPE["compile"], help=f"{SHAPE_FIELDS} (default %(default)s)")
-    comp.add_argument("--dtype", default="bf16", type=_choice("dtype", list(DTYPES)), metavar="{bf16,fp16,fp32}", help="element type of q, k, v (default bf16)")
     comp.add_argument(
-        "--target", default="cuda:90", type=_choice("target", TARGETS), metavar="{" + ",".join(TARGETS) + "}",
+        "--dtype",
+        default="bf16",
+        type=_choice("dtype", list(DTYPES)),
+        metavar="{bf16,fp16,fp32}",
+        help="element type of q, k, v (default bf16)",
+    )
+    comp.add_argument(
+        "--target",
+        default="cuda:90",
+        type=_choice("target", TARGETS),
+        metavar="{" + ",".join(TARGETS) + "}",
         help="target to compile for (default cuda:90)",
     )
-    comp.add_argument("--emit", default="triton", type=_choice("stage", EMITS), metavar="{" + ",".join(EMITS) + "}", help="stage to print (default triton); cubin and hsaco need -o")
-    comp.add_argument("--kernel", default="forward", choices=("forward", "block_table"), help=argparse.SUPPRESS)
+    comp.add_argument(
+        "--emit",
+        default="triton",
+        type=_choice("stage", EMITS),
+        metavar="{" + ",".join(EMITS) + "}",
+        help="stage to print (default triton); cubin and hsaco need -o",
+    )
+    comp.add_argument(
+        "--kernel",
+        default="forward",
+        type=_choice("kernel", ("forward", "block_table")),
+        metavar="{forward,block_table}",
+        help="whose Triton output (ttir ... hsaco) to print: the attention kernel or the block-table kernel",
+    )
     comp.add_argument("--scale", type=float, default=None, help="score scale (default 1/sqrt(D))")
     comp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout ('-' forces stdout)")
     comp.set_defaults(handler=cmd_compile)
@@ -156,9 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"{SHAPE_FIELDS} (default {DEFAULT_SHAPE['cpu']} on cpu, {DEFAULT_SHAPE['cuda']} on cuda)",
     )
-    run.add_argument("--dtype", default="bf16", type=_choice("dtype", list(DTYPES)), metavar="{bf16,fp16,fp32}", help="element type of q, k, v (default bf16)")
     run.add_argument(
-        "--device", default=None, type=_choice("device", ("cpu", "cuda")), metavar="{cpu,cuda}",
+        "--dtype",
+        default="bf16",
+        type=_choice("dtype", list(DTYPES)),
+        metavar="{bf16,fp16,fp32}",
+        help="element type of q, k, v (default bf16)",
+    )
+    run.add_argument(
+        "--device",
+        default=None,
+        type=_choice("device", ("cpu", "cuda")),
+        metavar="{cpu,cuda}",
         help="where to run (default cuda if available, else cpu)",
     )
     run.add_argument("--scale", type=float, default=None, help="score scale (default 1/sqrt(D))")
@@ -203,7 +234,9 @@ def load_variant(path_text: str, device: torch.device | None = None) -> Variant:
         mods[attr] = fn
     normalizer = getattr(module, "normalizer", "softmax")
     if not isinstance(normalizer, str):
-        raise UsageError(f"{path_text}: normalizer must be a name such as 'softmax', but is {type(normalizer).__name__}")
+        raise UsageError(
+            f"{path_text}: normalizer must be a name such as 'softmax', but is {type(normalizer).__name__}"
+        )
     if device is not None:
         # The mods read module globals when called, so rebinding moves their captures.
         for attr, value in list(vars(module).items()):
@@ -226,8 +259,8 @@ def logical_ir(variant: Variant, shape: attnc.Shape, dtype: torch.dtype, scale: 
     attnc.attention(variant.score_mod, variant.mask_mod, variant.normalizer)  # validates the normalizer
     score = trace_score_mod(variant.score_mod) if variant.score_mod is not None else None
     mask = trace_mask_mod(variant.mask_mod) if variant.mask_mod is not None else None
-    scale = shape.head_dim**-0.5 if scale is None else scale
-    sig = Signature(API_DTYPES[dtype], shape.q_heads, shape.kv_heads, shape.head_dim, shape.head_dim_v, scale)
+    resolved = shape.head_dim**-0.5 if scale is None else scale
+    sig = Signature(API_DTYPES[dtype], shape.q_heads, shape.kv_heads, shape.head_dim, shape.head_dim_v, resolved)
     module, _ = build_module(sig, score, mask, variant.normalizer)
     return print_ir(module)
 
@@ -310,7 +343,7 @@ def random_inputs(
 
 def top_level_ops(ir: str) -> list[str]:
     """The ops in the body of the printed function, in order: the shape of the program at a stage."""
-    return re.findall(r"^ {4}(?:%[^=]+= )?(attn\.[a-z_]+)\b", ir, re.M)
+    return re.findall(r"^ {4}(?:%[^=]+= )?(attn\.[a-z_]+)\b", ir, re.MULTILINE)
 
 
 def triton_excerpt(source: str, kernel: str) -> list[str]:
@@ -339,7 +372,7 @@ def show_stages(compiled: attnc.CompiledAttention) -> None:
         f"tile {info.block_m}x{info.block_n}, num_warps {info.num_warps}, num_stages {info.num_stages}"
     )
     tile_funcs = ", ".join(re.findall(r"tile\.func @(\w+)", tile_ir))
-    jit_funcs = ", ".join(re.findall(r"^def (\w+)\(", source, re.M))
+    jit_funcs = ", ".join(re.findall(r"^def (\w+)\(", source, re.MULTILINE))
     print(f"  tile    {lines(tile_ir)}  tile.func {tile_funcs}")
     print(f"  triton  {lines(source)}  @triton.jit {jit_funcs}")
     for line in triton_excerpt(source, info.forward):
@@ -351,6 +384,7 @@ def time_per_call(fn: Callable[[], Any], device: torch.device) -> str:
         import triton.testing
 
         ms = triton.testing.do_bench(fn, return_mode="median")
+        assert isinstance(ms, float)  # one number without `quantiles`
         return f"{ms * 1e3:.1f} us (cuda, triton.testing.do_bench median)"
     calls = 3
     start = time.perf_counter()
@@ -365,13 +399,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     shape = parse_shape(args.shape or DEFAULT_SHAPE[device.type])
     dtype = DTYPES[args.dtype]
     variant = load_variant(args.variant, device)
-    target = "cpu" if device.type == "cpu" else str(_current_target())
+    target = "cpu" if device.type == "cpu" else str(Target.current())
     scale = shape.head_dim**-0.5 if args.scale is None else args.scale
 
     dims = ", ".join(f"{k}={v}" for k, v in zip(SHAPE_FIELDS.split(","), vars(shape).values()))
     print(f"attnc run {args.variant}")
     print(f"  shape   {dims}; {args.dtype}; scale {scale:.6g}")
-    where = "Triton interpreter" if device.type == "cpu" else f"target {target}"
+    where = f"target {target}"
+    if device.type == "cpu":
+        # attnc.attention hands the interpreter fp32 for bf16 (Triton keeps bf16 as raw bits there).
+        where = "Triton interpreter" + ("; bf16 computed in fp32" if dtype == torch.bfloat16 else "")
     print(f"  device  {device.type} ({where})")
     compiled = attnc.compile(
         variant.score_mod,
@@ -406,12 +443,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             status = 0 if ok else 1
         print(f"  time per call  {time_per_call(lambda: attn(q, k, v, scale=args.scale), device)}")
     return status
-
-
-def _current_target() -> object:
-    from attnc.runtime.targets import Target
-
-    return Target.current()
 
 
 # ----- entry point
