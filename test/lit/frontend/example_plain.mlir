@@ -1,0 +1,15 @@
+// RUN: attnc compile %S/../../../examples/plain.py --shape 2,4,2,128,128,64,64 --dtype bf16 --target cuda:90 --emit attn | filecheck %s
+
+// Plain softmax attention: no score_mod, no mask_mod, so no mask operand either.
+
+// CHECK-LABEL: func.func @attention(%q: tensor<{{(\?|-1)}}x4x{{(\?|-1)}}x64xbf16>, %k: tensor<{{(\?|-1)}}x2x{{(\?|-1)}}x64xbf16>, %v: tensor<{{(\?|-1)}}x2x{{(\?|-1)}}x64xbf16>) -> (tensor<{{(\?|-1)}}x4x{{(\?|-1)}}x64xbf16>, tensor<{{(\?|-1)}}x4x{{(\?|-1)}}xf32>)
+// CHECK-NEXT:    %[[SCORES:.*]] = attn.qk %q, %k {scale = 1.250000e-01 : f32}
+// CHECK-NOT:     attn.score_mod
+// CHECK-NOT:     attn.mask_mod
+// CHECK-NEXT:    %[[P:.*]], %[[LSE:.*]] = attn.online_rowscale %[[SCORES]] update {
+// CHECK:           attn.row_max
+// CHECK:           attn.row_sum
+// CHECK:         } finalize {
+// CHECK:         normalizer = "softmax"
+// CHECK-NEXT:    %[[OUT:.*]] = attn.pv %[[P]], %v
+// CHECK-NEXT:    func.return %[[OUT]], %[[LSE]]
