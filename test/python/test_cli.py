@@ -1,0 +1,209 @@
+"""The `attnc` command line: compile to each kind of output, run on the CPU, user errors."""
+
+from __future__ import annotations
+
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import attnc
+from attnc.tools.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+SMALL = "1,2,1,40,70,32,32"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATTNC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "attnc-cache"))
+
+
+def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Runs `attnc argv`, expects a user error, returns its one message."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    messages = [line for line in err.splitlines() if line.startswith("attnc: error: ")]
+    assert len(messages) == 1, err
+    return messages[0].removeprefix("attnc: error: ")
+
+
+def test_cli_compile_emit_attn_is_the_logical_ir(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--emit attn prints the frontend's IR, the same text the compiled variant records as its first stage."""
+    argv = [
+        "compile",
+        str(EXAMPLES / "softcap.py"),
+        "--shape",
+        "2,4,2,128,128,64,64",
+        "--emit",
+        "attn",
+    ]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    for op in (
+        "attn.qk",
+        "attn.score_mod",
+        "math.tanh",
+        "attn.mask_mod",
+        "attn.online_rowscale",
+        "attn.pv",
+    ):
+        assert op in printed
+    mods = runpy.run_path(str(EXAMPLES / "softcap.py"))
+    shape = attnc.Shape(2, 4, 2, 128, 128, 64, 64)
+    compiled = attnc.compile(mods["score_mod"], mods["mask_mod"], shape=shape, target="cuda:90")
+    assert printed == compiled.ir("attn")
+
+
+def test_cli_compile_emit_triton_to_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-o writes the stage to the file and nothing to stdout."""
+    out = tmp_path / "alibi_kernel.py"
+    assert main(["compile", str(EXAMPLES / "alibi.py"), "--emit", "triton", "-o", str(out)]) == 0
+    assert capsys.readouterr().out == ""
+    source = out.read_text()
+    assert "@triton.jit" in source and "tl.dot(" in source
+
+
+def test_cli_compile_binary_needs_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """A cubin is not printed on stdout unless asked for with -o."""
+    message = _error(capsys, ["compile", str(EXAMPLES / "causal.py"), "--emit", "cubin"])
+    assert "binary" in message and "-o" in message
+
+
+def test_cli_compile_binary_stage_must_fit_the_target(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """hsaco needs an AMD target; the mistake is reported before compiling."""
+    message = _error(
+        capsys,
+        ["compile", str(EXAMPLES / "causal.py"), "--emit", "hsaco", "-o", "x.hsaco"],
+    )
+    assert message == "--emit hsaco needs a hip target, but --target is cuda:90"
+
+
+@pytest.mark.parametrize(("example", "dtype"), [("causal", "bf16"), ("alibi", "fp32")])
+def test_cli_run_cpu_matches_reference(example: str, dtype: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`attnc run` on the CPU shows the stages and passes its check against the float64 reference."""
+    argv = [
+        "run",
+        str(EXAMPLES / f"{example}.py"),
+        "--shape",
+        SMALL,
+        "--dtype",
+        dtype,
+        "--device",
+        "cpu",
+    ]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for stage in ("attn ", "flash ", "tile ", "triton "):
+        assert f"\n  {stage}" in out
+    assert "attn.qk -> " in out
+    assert "rel error" in out and " ok" in out
+    assert "time per call" in out
+
+
+def test_cli_run_exits_1_on_a_wrong_result(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A result far from the reference fails the check with exit code 1."""
+
+    def wrong_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **_: object) -> tuple[torch.Tensor, None]:
+        return torch.ones(*q.shape[:3], v.shape[3], dtype=torch.float64), None
+
+    monkeypatch.setattr(attnc, "attention_reference", wrong_reference)
+    argv = [
+        "run",
+        str(EXAMPLES / "plain.py"),
+        "--shape",
+        SMALL,
+        "--dtype",
+        "fp32",
+        "--device",
+        "cpu",
+    ]
+    assert main(argv) == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_cli_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    """A variant path that does not exist is named in the error."""
+    assert _error(capsys, ["compile", "no/such/variant.py"]) == "no such variant file: no/such/variant.py"
+
+
+def test_cli_file_without_mods(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file defining neither score_mod nor mask_mod is an error naming the file."""
+    variant = tmp_path / "typo.py"
+    variant.write_text("def causal(b, h, q_idx, kv_idx):\n    return q_idx >= kv_idx\n")
+    message = _error(capsys, ["compile", str(variant), "--emit", "attn"])
+    assert message.startswith(f"{variant} defines neither score_mod nor mask_mod")
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        (
+            "1,2,3",
+            "--shape must be 7 positive integers B,Hq,Hkv,Sq,Skv,D,Dv, but got '1,2,3'",
+        ),
+        (
+            "1,2,2,64,64,64,x",
+            "--shape must be 7 positive integers B,Hq,Hkv,Sq,Skv,D,Dv, but got '1,2,2,64,64,64,x'",
+        ),
+        ("1,4,3,64,64,64,64", "--shape: Hq (4) must be a multiple of Hkv (3)"),
+        ("1,2,2,0,64,64,64", "--shape: Sq must be positive, but got 0"),
+        ("1,2,2,64,64,8,64", "--shape: D must be between 16 and 256, but got 8"),
+    ],
+)
+def test_cli_bad_shape(shape: str, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed or impossible --shape is reported in one line."""
+    assert _error(capsys, ["compile", str(EXAMPLES / "causal.py"), "--shape", shape]) == expected
+
+
+def test_cli_unknown_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown --emit lists the stages there are."""
+    message = _error(capsys, ["compile", str(EXAMPLES / "causal.py"), "--emit", "sass"])
+    assert message.startswith("unknown stage 'sass'; expected one of attn, flash, tile, triton")
+
+
+def test_cli_trace_error_points_at_the_user_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mod that cannot be traced reports the user's file and line, without a traceback."""
+    variant = tmp_path / "branchy.py"
+    variant.write_text(
+        "def mask_mod(b, h, q_idx, kv_idx):\n    if q_idx >= kv_idx:\n        return True\n    return False\n"
+    )
+    message = _error(capsys, ["compile", str(variant), "--emit", "attn"])
+    assert message.startswith(f"{variant}:2:")
+
+
+def test_cli_console_entry_exit_status(tmp_path: Path) -> None:
+    """`python -m attnc.tools.cli` exits 0 on success and 2 on a user error, printing no traceback."""
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "attnc.tools.cli",
+            "compile",
+            str(EXAMPLES / "prefix_lm.py"),
+            "--emit",
+            "attn",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "attn.mask_mod" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "attnc.tools.cli", "run", str(tmp_path / "missing.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().endswith(f"attnc: error: no such variant file: {tmp_path / 'missing.py'}")
+    assert "Traceback" not in bad.stderr
