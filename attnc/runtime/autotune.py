@@ -23,7 +23,7 @@ from attnc.runtime.launch import LaunchConfig, forward
 _MEMORY: dict[str, LaunchConfig] = {}
 
 CANDIDATES: dict[str, list[tuple[int, int, int, int]]] = {
-    "cuda:90": [(128, 128, 8, 3), (128, 64, 8, 3), (128, 64, 4, 3), (128, 128, 8, 2), (64, 64, 4, 3), (128, 32, 4, 4)],
+    "cuda:90": [(128, 128, 8, 3), (128, 64, 4, 3), (128, 64, 8, 2)],
     "cuda:80": [(128, 64, 4, 3), (128, 64, 8, 3), (64, 64, 4, 3), (128, 32, 4, 3)],
 }
 
