@@ -72,6 +72,31 @@ tile.func @read_late(%out_ptr: !tile.ptr<f32>, %n: i32) {
 
 // -----
 
+// Arithmetic on constexprs is a Python number; carried through a loop it is made a
+// typed tensor first, as Triton cannot reassign a constexpr in a loop.
+
+// CHECK-LABEL: def carried_constexpr(out_ptr, n, BLOCK: tl.constexpr):
+// CHECK-NEXT:    r = tl.full((), BLOCK * 2, tl.int32)
+// CHECK-NEXT:    for i in range(n):
+// CHECK-NEXT:        r = tl.full((), BLOCK * 4, tl.int32)
+// CHECK-NEXT:    tl.store(out_ptr, r)
+tile.func @carried_constexpr(%out_ptr: !tile.ptr<i32>, %n: i32) constexprs {BLOCK = 16} {
+  %c0 = arith.constant 0 : i32
+  %c1 = arith.constant 1 : i32
+  %c2 = arith.constant 2 : i32
+  %c4 = arith.constant 4 : i32
+  %block = tile.constexpr "BLOCK" : i32
+  %twice = arith.muli %block, %c2 : i32
+  %r = scf.for %i = %c0 to %n step %c1 iter_args(%acc = %twice) -> (i32) : i32 {
+    %four = arith.muli %block, %c4 : i32
+    scf.yield %four : i32
+  }
+  tile.store %out_ptr, %r : !tile.ptr<i32>, i32
+  tile.return
+}
+
+// -----
+
 // scf.if assigns its results in both branches; without results and an else it is a
 // plain `if`. A loop whose body prints nothing gets `pass`.
 
