@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
     ArrayAttr,
     FloatAttr,
     IndexType,
@@ -108,7 +109,7 @@ def _tensor(value: SSAValue | Attribute, what: str, op: Operation, rank: int | N
 
 
 def _dims_match(a: int, b: int) -> bool:
-    return a == -1 or b == -1 or a == b
+    return a == DYNAMIC_INDEX or b == DYNAMIC_INDEX or a == b
 
 
 def _check_block_args(op: Operation, region: Region, region_name: str, expected: Sequence[Attribute]) -> Block:
@@ -245,11 +246,11 @@ class QKOp(IRDLOperation):
 
 
 def _shape(dims: Sequence[int]) -> str:
-    return "x".join("?" if d == -1 else str(d) for d in dims)
+    return "x".join("?" if d == DYNAMIC_INDEX else str(d) for d in dims)
 
 
 def _check_heads(op: Operation, hq: int, hkv: int) -> None:
-    if hq == -1 or hkv == -1:
+    if hq == DYNAMIC_INDEX or hkv == DYNAMIC_INDEX:
         return
     if hkv <= 0 or hq % hkv:
         raise VerifyException(f"'{op.name}' op expected query heads ({hq}) to be a multiple of kv heads ({hkv})")

@@ -12,7 +12,7 @@ from attnc.frontend.build import Signature, build_module
 from attnc.frontend.normalizers import BUILTIN_NORMALIZERS
 from attnc.frontend.trace import TracedRegion, trace_mask_mod, trace_score_mod
 from attnc.runtime.compiler import CompiledVariant, compile_module
-from attnc.runtime.launch import LaunchConfig, forward
+from attnc.runtime.launch import LaunchConfig, PreparedLaunch
 from attnc.runtime.targets import Target, cross_compile
 
 DTYPES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32"}
@@ -86,6 +86,7 @@ class Attention:
         self.normalizer = normalizer
         self._traced: tuple[TracedRegion | None, TracedRegion | None] | None = None
         self._variants: dict[tuple[Any, ...], CompiledVariant] = {}
+        self._plans: dict[Any, tuple[PreparedLaunch, bool, list[torch.Tensor]]] = {}
 
     def _trace(self) -> tuple[TracedRegion | None, TracedRegion | None]:
         if self._traced is None:
@@ -119,38 +120,58 @@ class Attention:
     def __call__(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None, return_lse: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        shape = _check_inputs(q, k, v)
-        if scale is not None and not isinstance(scale, (int, float)):
-            raise TypeError(f"scale must be a float or None, but got {type(scale).__name__}")
-        if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        try:
+            key = (q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.device, k.device, v.device,
+                   q.stride(), k.stride(), v.stride(), scale)  # fmt: skip
+        except AttributeError:
+            key = None
+        plan = self._plans.get(key) if key is not None else None
+        if plan is None:
+            plan = self._plan(q, k, v, scale)
+            self._plans[key] = plan
+        if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
             raise NotImplementedError(
                 "attnc computes the forward only for now; call it under torch.no_grad() or pass detached tensors"
             )
+        launch, upcast, captures = plan
+        if upcast:
+            out, stats = launch.run(q.float(), k.float(), v.float(), captures)
+            out = out.to(q.dtype)
+        else:
+            out, stats = launch.run(q, k, v, captures)
+        if return_lse:
+            return out, stats[0]
+        return out
+
+    def _plan(self, q: Any, k: Any, v: Any, scale: float | None) -> tuple[PreparedLaunch, bool, list[torch.Tensor]]:
+        """Checks the inputs, compiles (or finds) the kernels and prepares the launch for these shapes."""
+        shape = _check_inputs(q, k, v)
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
+            raise TypeError(f"scale must be a float or None, but got {type(scale).__name__}")
         captures = self.captures()
         for i, t in enumerate(captures):
             if t.device != q.device:
-                raise ValueError(f"captured tensor {i} (shape {tuple(t.shape)}) is on {t.device}, but q is on {q.device}")
+                raise ValueError(
+                    f"captured tensor {i} (shape {tuple(t.shape)}) is on {t.device}, but q is on {q.device}"
+                )
         device = q.device
         dtype = q.dtype
-        run_q, run_k, run_v, run_captures = q, k, v, captures
-        if device.type == "cpu" and dtype == torch.bfloat16:
+        upcast = device.type == "cpu" and dtype == torch.bfloat16
+        if upcast:
             # Triton's interpreter keeps bf16 as raw bits (triton#11584): run the fp32 kernel.
             dtype = torch.float32
-            run_q, run_k, run_v = q.float(), k.float(), v.float()
-        run_captures = [c.float() if device.type == "cpu" and c.dtype == torch.bfloat16 else c for c in captures]
+        if device.type == "cpu":
+            captures = [c.float() if c.dtype == torch.bfloat16 else c for c in captures]
         target = "cpu" if device.type == "cpu" else str(Target.current())
         compiled = self.compile(shape, dtype, target, scale)
         info = compiled.info
         config = LaunchConfig(info.block_m, info.block_n, info.num_warps, info.num_stages)
+        run_q, run_k, run_v = (t.float() for t in (q, k, v)) if upcast else (q, k, v)
         if device.type == "cuda":
             from attnc.runtime.autotune import tuned_config
 
-            config = tuned_config(compiled, run_q, run_k, run_v, run_captures, config)
-        out, stats = forward(compiled, run_q, run_k, run_v, run_captures, config)
-        out = out.to(q.dtype)
-        if return_lse:
-            return out, stats[0]
-        return out
+            config = tuned_config(compiled, run_q, run_k, run_v, captures, config)
+        return PreparedLaunch(compiled, run_q, run_k, run_v, captures, config), upcast, captures
 
 
 def attention(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, TensorType, bf16, f16, f32
+from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, TensorType, bf16, f16, f32
 from xdsl.ir import Attribute, Block, Region, SSAValue
 
 from attnc.dialect import attn
@@ -14,7 +14,7 @@ from attnc.frontend.trace import TracedRegion
 
 ELEMENT_TYPES: dict[str, Attribute] = {"float16": f16, "bfloat16": bf16, "float32": f32}
 
-DYN = -1
+DYN = DYNAMIC_INDEX
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from xdsl.dialects import arith
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i1
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
@@ -142,7 +143,7 @@ class FusePVChain(RewritePattern):
         flash.out.name_hint = op.out.name_hint
         for new, old in zip(flash.stats, norm.stats):
             new.name_hint = old.name_hint
-        rewriter.insert_op(flash)
+        rewriter.insert_op(flash, InsertPoint.before(op))
         for old, new in zip(norm.stats, flash.stats):
             rewriter.replace_all_uses_with(old, new)
         rewriter.replace(op, [], [flash.out])

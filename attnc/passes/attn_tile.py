@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, i64
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, f32, i64
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
@@ -33,11 +33,15 @@ DEFAULTS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
 }
 
 
-def default_config(target: str, head_dim: int) -> tuple[int, int, int, int]:
+def default_config(target: str, head_dim: int, element_bytes: int = 2) -> tuple[int, int, int, int]:
+    """Defaults for 16-bit inputs; fp32 tiles take twice the shared memory, so they halve."""
     if target not in DEFAULTS:
         raise PassFailedException(f"attn-tile: unknown target '{target}'; expected one of {', '.join(DEFAULTS)}")
     by_dim = DEFAULTS[target]
-    return by_dim[0] if head_dim <= 64 else by_dim[1] if head_dim <= 128 else by_dim[2]
+    bm, bn, warps, stages = by_dim[0] if head_dim <= 64 else by_dim[1] if head_dim <= 128 else by_dim[2]
+    if element_bytes == 4 and target != "cpu":
+        bm, bn, stages = max(bm // 2, 16), max(bn // 2, 16), min(stages, 2)
+    return bm, bn, warps, stages
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class AttnTilePass(ModulePass):
             qt, vt = flash.q.type, flash.v.type
             assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
             head_dim = max(qt.get_shape()[3], vt.get_shape()[3])
-            bm, bn, warps, stages = default_config(self.target, head_dim)
+            element_bytes = 4 if qt.element_type == f32 else 2
+            bm, bn, warps, stages = default_config(self.target, head_dim, element_bytes)
             tile = attn.TileAttr(self.block_m or bm, self.block_n or bn)
             tile.verify()
             flash.attributes["tile"] = tile

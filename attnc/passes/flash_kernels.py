@@ -168,7 +168,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
     init: dict[str, SSAValue] = {"acc": kb.full((BM, DIM_V), 0.0, f32, "acc")}
     for s, value in zip(state_names, flash.init.data):
         assert isinstance(value, FloatAttr)
-        init[s] = kb.full((BM, "1"), value.value.data, f32, s)
+        init[s] = kb.full((BM,), value.value.data, f32, s)
 
     table_row = kb.add(
         kb.add(kb.mul(b, kb.arg("table_stride_b")), kb.mul(h, kb.arg("table_stride_h"))), pid_m, "table_row"
@@ -236,9 +236,10 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
         "out_ptrs",
     )
     kb.store(out_ptrs, out, kb.and_(row_ok, dv_ok) if dv_ok is not None else row_ok)
-    stat_rows = kb.add(kb.mul(kb.wide(pid_bh), kb.wide(seq_q)), kb.wide(kb.col(offs_m)), "stat_rows")
+    stat_rows = kb.add(kb.mul(kb.wide(pid_bh), kb.wide(seq_q)), kb.wide(offs_m), "stat_rows")
+    rows_in_bounds = kb.cmp("slt", offs_m, seq_q, "rows_in_bounds")
     for i, stat in enumerate(stats):
-        kb.store(kb.addptr(kb.arg(f"stat{i}_ptr"), stat_rows), stat, row_ok)
+        kb.store(kb.addptr(kb.arg(f"stat{i}_ptr"), stat_rows), stat, rows_in_bounds)
     return kb.finish()
 
 

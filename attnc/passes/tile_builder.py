@@ -160,6 +160,11 @@ class KernelBuilder:
         have = self.dims_of(x)
         if have == dims:
             return x
+        if len(have) == 1 and len(dims) == 2:
+            x = self.col(x) if have[0] == dims[0] else self.row(x)
+            have = self.dims_of(x)
+            if have == dims:
+                return x
         if not have:
             return self.emit(tile.SplatOp(x, list(dims), self.size(dims)), dims)
         return self.emit(tile.BroadcastOp(x, list(dims), self.size(dims)), dims)
@@ -167,8 +172,22 @@ class KernelBuilder:
     def _element(self, x: SSAValue) -> Attribute:
         return tile.element_type_of(x.type)
 
+    def _rows_to_2d(self, xs: Sequence[SSAValue]) -> list[SSAValue]:
+        """A per-row vector [BLOCK_M] meeting a 2-d tile becomes a column [BLOCK_M, 1]."""
+        rank2 = [self.dims_of(x) for x in xs if len(self.dims_of(x)) == 2]
+        if not rank2:
+            return list(xs)
+        out = []
+        for x in xs:
+            d = self.dims_of(x)
+            if len(d) == 1:
+                x = self.col(x) if d[0] == rank2[0][0] else self.row(x)
+            out.append(x)
+        return out
+
     def _unify(self, *xs: SSAValue) -> list[SSAValue]:
         """Same dims and, for integers, the widest width (Triton's promotion)."""
+        xs = tuple(self._rows_to_2d(xs))
         dims: Dims = ()
         for x in xs:
             dims = _broadcast_dims(dims, self.dims_of(x))
@@ -249,14 +268,11 @@ class KernelBuilder:
     # -- reductions and matrix products -------------------------------------------
 
     def row_reduce(self, kind: str, x: SSAValue, name: str | None = None) -> SSAValue:
-        """Reduce over the key axis, keeping the row as [BLOCK_M, 1]."""
+        """Reduce over the key axis: a per-row vector [BLOCK_M], as FlashAttention keeps m and l."""
         dims = self.dims_of(x)
-        if not dims:
+        if len(dims) != 2:
             return x
-        if dims[1] == "1":
-            return x
-        reduced = self.emit(tile.ReduceOp(x, kind, 1), dims[:1])
-        return self.col(reduced, name)
+        return self.emit(tile.ReduceOp(x, kind, 1), dims[:1], name)
 
     def _reduce_scalar(self, kind: str, x: SSAValue, name: str | None) -> SSAValue:
         as_int = self.cast(x, i32)
