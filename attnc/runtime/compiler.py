@@ -8,6 +8,7 @@ needs; both are written atomically. Triton keeps its own binary cache.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -103,8 +104,21 @@ class CompiledVariant:
 _MEMORY: dict[str, CompiledVariant] = {}
 
 
+@functools.cache
+def compiler_fingerprint() -> str:
+    """attnc's version and a hash of its own sources, so that a changed pass never reuses a stale kernel."""
+    digest = hashlib.sha256(VERSION.encode())
+    root = Path(__file__).resolve().parent.parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(logical_ir: str, target: str, options: dict[str, Any]) -> str:
-    text = json.dumps({"version": VERSION, "ir": logical_ir, "target": target, "options": options}, sort_keys=True)
+    text = json.dumps(
+        {"compiler": compiler_fingerprint(), "ir": logical_ir, "target": target, "options": options}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
