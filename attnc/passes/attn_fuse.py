@@ -143,7 +143,7 @@ class FusePVChain(RewritePattern):
         flash.out.name_hint = op.out.name_hint
         for new, old in zip(flash.stats, norm.stats):
             new.name_hint = old.name_hint
-        rewriter.insert_op(flash, InsertPoint.before(op))
+        rewriter.insert(flash, InsertPoint.before(op))
         for old, new in zip(norm.stats, flash.stats):
             rewriter.replace_all_uses_with(old, new)
         rewriter.replace(op, [], [flash.out])

@@ -45,6 +45,7 @@ UNARY = (
     math.Log2Op,
     math.TanhOp,
     math.AbsFOp,
+    math.AbsIOp,
     math.SqrtOp,
     math.RsqrtOp,
 )
