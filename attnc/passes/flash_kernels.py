@@ -178,8 +178,14 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
     def kv_loop(which: str, masked: bool, carried: dict[str, SSAValue]) -> dict[str, SSAValue]:
         count = kb.load(kb.addptr(kb.arg(f"{which}_num_ptr"), table_row), None, None, f"num_{which}")
         idx_base = kb.addptr(kb.arg(f"{which}_idx_ptr"), idx_offset, f"{which}_idx")
-        with kb.loop(kb.i32(0), count, kb.i32(1), carried, f"{which} key blocks") as body:
-            kv_block = kb.load(kb.addptr(idx_base, body.index), None, None, "kv_block")
+        # The next block index is loaded one iteration ahead and carried, so the K/V
+        # addresses never wait on a load of the same iteration and the loads pipeline.
+        zero = kb.i32(0)
+        first = kb.load(idx_base, kb.cmp("slt", zero, count), 0, "first_block")
+        with kb.loop(zero, count, kb.i32(1), {**carried, "kv_block": first}, f"{which} key blocks") as body:
+            kv_block = body.carried["kv_block"]
+            following = kb.add(body.index, kb.i32(1), "following")
+            next_block = kb.load(kb.addptr(idx_base, following), kb.cmp("slt", following, count), 0, "next_block")
             start_n = kb.mul(kv_block, kb.constexpr(BN), "start_n")
             cols = kb.add(start_n, offs_n, "cols")
             col_ok = kb.row(kb.cmp("slt", cols, seq_kv), "col_ok") if masked else None
@@ -221,8 +227,8 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
             v = kb.load(v_ptrs, v_mask, 0.0 if v_mask is not None else None, "v")
             acc = kb.mul(body.carried["acc"], alpha, "acc")
             acc = kb.dot(kb.cast(p, elem), v, acc, "ieee" if fp32 else None, "acc")
-            body.yield_({"acc": acc, **dict(zip(state_names, new_state))})
-        return body.results
+            body.yield_({"acc": acc, **dict(zip(state_names, new_state)), "kv_block": next_block})
+        return {name: value for name, value in body.results.items() if name != "kv_block"}
 
     state = kv_loop("full", False, init)
     state = kv_loop("part", True, state)

@@ -38,20 +38,19 @@ def _params(kernel: Any) -> tuple[str, ...]:
 
 def run_kernel(
     kernel: Any, grid: tuple[int, ...], args: dict[str, Any], device: torch.device, config: LaunchConfig | None
-) -> None:
-    """Run a generated kernel, compiled on CUDA or in Triton's interpreter on the CPU."""
+) -> Any:
+    """Run a generated kernel, compiled on CUDA or in Triton's interpreter on the CPU; returns Triton's handle."""
     names = _params(kernel)
     kwargs = {k: args[k] for k in names}
     if device.type == "cpu":
         runner = _INTERPRETED.get(id(kernel))
         if runner is None:
             runner = _INTERPRETED[id(kernel)] = interpreted(kernel)
-        runner[grid](**kwargs)
-        return
+        return runner[grid](**kwargs)
     if config is not None:
         kwargs["num_warps"] = config.num_warps
         kwargs["num_stages"] = config.num_stages
-    kernel[grid](**kwargs)
+    return kernel[grid](**kwargs)
 
 
 class PreparedLaunch:
