@@ -1,0 +1,232 @@
+// RUN: attn-opt %s | attn-opt | filecheck %s
+// RUN: attn-opt %s --print-op-generic | attn-opt | filecheck %s
+
+// The logical chain as the frontend builds it (ALiBi bias plus a causal mask), and
+// the fused attn.flash op with its block_mask, tile and classify region, print in
+// the custom syntax and read back, from the custom and from the generic form.
+
+// CHECK-LABEL: func.func @logical_chain(
+// CHECK-SAME:      %[[Q:.*]]: tensor<?x4x?x64xbf16>, %[[K:.*]]: tensor<?x2x?x64xbf16>, %[[V:.*]]: tensor<?x2x?x64xbf16>, %[[SLOPES:.*]]: tensor<64xf32>)
+// CHECK:         %[[S:.*]] = attn.qk %[[Q]], %[[K]] {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+// CHECK-NEXT:    %[[T:.*]] = attn.score_mod %[[S]] captures(%[[SLOPES]] : tensor<64xf32>) {
+// CHECK-NEXT:    ^{{.*}}(%[[SCORE:.*]]: f32, %{{.*}}: index, %[[H:.*]]: index, %[[QI:.*]]: index, %[[KVI:.*]]: index, %[[SL:.*]]: tensor<64xf32>):
+// CHECK-NEXT:      %[[SLOPE:.*]] = tensor.extract %[[SL]][%[[H]]] : tensor<64xf32>
+// CHECK-NEXT:      %[[DIST:.*]] = arith.subi %[[KVI]], %[[QI]] : index
+// CHECK:           %[[BIASED:.*]] = arith.addf %[[SCORE]], %{{.*}} : f32
+// CHECK-NEXT:      attn.yield %[[BIASED]] : f32
+// CHECK-NEXT:    } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xf32>
+// CHECK-NEXT:    %[[KEEP:.*]] = attn.mask_mod %[[T]] {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: index, %{{.*}}: index, %[[MQ:.*]]: index, %[[MKV:.*]]: index):
+// CHECK-NEXT:      %[[C:.*]] = arith.cmpi sge, %[[MQ]], %[[MKV]] : index
+// CHECK-NEXT:      attn.yield %[[C]] : i1
+// CHECK-NEXT:    } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xi1>
+// CHECK-NEXT:    %[[P:.*]], %[[LSE:.*]] = attn.online_rowscale %[[T]] mask(%[[KEEP]] : tensor<?x4x?x?xi1>) update {
+// CHECK-NEXT:    ^{{.*}}(%[[US:.*]]: f32, %[[M:.*]]: f32, %[[L:.*]]: f32):
+// CHECK-NEXT:      %[[TMAX:.*]] = attn.row_max %[[US]] : f32
+// CHECK:           %[[TSUM:.*]] = attn.row_sum %[[UP:.*]] : f32
+// CHECK-NEXT:      %[[LNEW:.*]] = arith.addf %{{.*}}, %[[TSUM]] : f32
+// CHECK-NEXT:      attn.yield %[[UP]], %{{.*}}, %{{.*}}, %[[LNEW]] : f32, f32, f32, f32
+// CHECK-NEXT:    } finalize {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: f32, %{{.*}}: f32):
+// CHECK:           attn.yield %{{.*}}, %{{.*}} : f32, f32
+// CHECK-NEXT:    } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+// CHECK-NEXT:    %[[O:.*]] = attn.pv %[[P]], %[[V]] : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+// CHECK-NEXT:    func.return %[[O]], %[[LSE]] : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+
+func.func @logical_chain(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %slopes: tensor<64xf32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %scores = attn.qk %q, %k {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %modified = attn.score_mod %scores captures(%slopes : tensor<64xf32>) {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<64xf32>):
+    %slope = tensor.extract %slopes_1[%h] : tensor<64xf32>
+    %dist = arith.subi %kv_idx, %q_idx : index
+    %dist_i64 = arith.index_cast %dist : index to i64
+    %dist_f32 = arith.sitofp %dist_i64 : i64 to f32
+    %bias = arith.mulf %slope, %dist_f32 : f32
+    %biased = arith.addf %score, %bias : f32
+    attn.yield %biased : f32
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xf32>
+  %keep = attn.mask_mod %modified {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %causal = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %causal : i1
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xi1>
+  %probs, %lse = attn.online_rowscale %modified mask(%keep : tensor<?x4x?x?xi1>) update {
+  ^bb0(%score: f32, %m: f32, %l: f32):
+    %tile_max = attn.row_max %score : f32
+    %m_new = arith.maximumf %m, %tile_max : f32
+    %neg_inf = arith.constant 0xff800000 : f32
+    %zero = arith.constant 0.000000e+00 : f32
+    %all_masked = arith.cmpf oeq, %m_new, %neg_inf : f32
+    %m_safe = arith.select %all_masked, %zero, %m_new : f32
+    %shifted = arith.subf %score, %m_safe : f32
+    %p = math.exp %shifted : f32
+    %m_diff = arith.subf %m, %m_safe : f32
+    %alpha = math.exp %m_diff : f32
+    %l_scaled = arith.mulf %l, %alpha : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l_scaled, %tile_sum : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%m: f32, %l: f32):
+    %zero = arith.constant 0.000000e+00 : f32
+    %one = arith.constant 1.000000e+00 : f32
+    %empty_row = arith.cmpf oeq, %l, %zero : f32
+    %l_safe = arith.select %empty_row, %one, %l : f32
+    %out_scale = arith.divf %one, %l_safe : f32
+    %log_l = math.log %l : f32
+    %lse_row = arith.addf %m, %log_l : f32
+    attn.yield %out_scale, %lse_row : f32, f32
+  } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+  %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}
+
+// A sigmoid-like normalizer with one state value and no row statistics: the
+// result list holds only the probabilities.
+
+// CHECK-LABEL: func.func @no_stats(
+// CHECK:         %[[P:.*]] = attn.online_rowscale %{{.*}} update {
+// CHECK-NEXT:    ^{{.*}}(%[[S:.*]]: f32, %[[N:.*]]: f32):
+// CHECK-NEXT:      %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK:           attn.yield %{{.*}}, %[[ONE]], %[[N]] : f32, f32, f32
+// CHECK-NEXT:    } finalize {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: f32):
+// CHECK:           attn.yield %{{.*}} : f32
+// CHECK-NEXT:    } {normalizer = "sigmoid", state = ["n"], init = [0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<2x4x16x16xf32> -> (tensor<2x4x16x16xf32>)
+// CHECK-NEXT:    attn.pv %[[P]], %{{.*}} : tensor<2x4x16x16xf32>, tensor<2x4x16x32xf16> -> tensor<2x4x16x32xf16>
+
+func.func @no_stats(%s: tensor<2x4x16x16xf32>, %v: tensor<2x4x16x32xf16>) -> tensor<2x4x16x32xf16> {
+  %p = attn.online_rowscale %s update {
+  ^bb0(%score: f32, %n: f32):
+    %one = arith.constant 1.000000e+00 : f32
+    %neg = arith.negf %score : f32
+    %e = math.exp %neg : f32
+    %d = arith.addf %one, %e : f32
+    %sig = arith.divf %one, %d : f32
+    attn.yield %sig, %one, %n : f32, f32, f32
+  } finalize {
+  ^bb0(%n: f32):
+    %one = arith.constant 1.000000e+00 : f32
+    attn.yield %one : f32
+  } {normalizer = "sigmoid", state = ["n"], init = [0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<2x4x16x16xf32> -> (tensor<2x4x16x16xf32>)
+  %o = attn.pv %p, %v : tensor<2x4x16x16xf32>, tensor<2x4x16x32xf16> -> tensor<2x4x16x32xf16>
+  func.return %o : tensor<2x4x16x32xf16>
+}
+
+// The fused form after attn-block-mask and attn-tile: an affine mask with its
+// classify region, and the tile sizes as #attn.tile<MxN>.
+
+// CHECK-LABEL: func.func @flash_affine(
+// CHECK-SAME:      %[[Q:.*]]: tensor<?x4x?x64xbf16>, %[[K:.*]]: tensor<?x2x?x64xbf16>, %[[V:.*]]: tensor<?x2x?x64xbf16>, %[[SLOPES:.*]]: tensor<64xf32>)
+// CHECK-NEXT:    %[[O:.*]], %[[LSE:.*]] = attn.flash %[[Q]], %[[K]], %[[V]] captures(%[[SLOPES]] : tensor<64xf32>) score_mod {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: tensor<64xf32>):
+// CHECK:         } mask_mod {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: index, %{{.*}}: index, %[[MQ:.*]]: index, %[[MKV:.*]]: index, %{{.*}}: tensor<64xf32>):
+// CHECK-NEXT:      %[[C:.*]] = arith.cmpi sge, %[[MQ]], %[[MKV]] : index
+// CHECK-NEXT:      attn.yield %[[C]] : i1
+// CHECK-NEXT:    } update {
+// CHECK:           attn.row_max
+// CHECK:           attn.row_sum
+// CHECK:         } finalize {
+// CHECK:         } classify {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: index, %{{.*}}: index, %[[QLO:.*]]: index, %[[QHI:.*]]: index, %[[KVLO:.*]]: index, %[[KVHI:.*]]: index):
+// CHECK-NEXT:      %[[ONE:.*]] = arith.constant 1 : index
+// CHECK-NEXT:      %[[QLAST:.*]] = arith.subi %[[QHI]], %[[ONE]] : index
+// CHECK-NEXT:      %[[KVLAST:.*]] = arith.subi %[[KVHI]], %[[ONE]] : index
+// CHECK-NEXT:      %[[ANY:.*]] = arith.cmpi sle, %[[KVLO]], %[[QLAST]] : index
+// CHECK-NEXT:      %[[ALL:.*]] = arith.cmpi sle, %[[KVLAST]], %[[QLO]] : index
+// CHECK-NEXT:      attn.yield %[[ANY]], %[[ALL]] : i1, i1
+// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "affine", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>)
+// CHECK-NEXT:    func.return %[[O]], %[[LSE]]
+
+func.func @flash_affine(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %slopes: tensor<64xf32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %out, %lse = attn.flash %q, %k, %v captures(%slopes : tensor<64xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<64xf32>):
+    %slope = tensor.extract %slopes_1[%h] : tensor<64xf32>
+    %dist = arith.subi %kv_idx, %q_idx : index
+    %dist_i64 = arith.index_cast %dist : index to i64
+    %dist_f32 = arith.sitofp %dist_i64 : i64 to f32
+    %bias = arith.mulf %slope, %dist_f32 : f32
+    %biased = arith.addf %score, %bias : f32
+    attn.yield %biased : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<64xf32>):
+    %causal = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %causal : i1
+  } update {
+  ^bb0(%score: f32, %m: f32, %l: f32):
+    %tile_max = attn.row_max %score : f32
+    %m_new = arith.maximumf %m, %tile_max : f32
+    %neg_inf = arith.constant 0xff800000 : f32
+    %zero = arith.constant 0.000000e+00 : f32
+    %all_masked = arith.cmpf oeq, %m_new, %neg_inf : f32
+    %m_safe = arith.select %all_masked, %zero, %m_new : f32
+    %shifted = arith.subf %score, %m_safe : f32
+    %p = math.exp %shifted : f32
+    %m_diff = arith.subf %m, %m_safe : f32
+    %alpha = math.exp %m_diff : f32
+    %l_scaled = arith.mulf %l, %alpha : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l_scaled, %tile_sum : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%m: f32, %l: f32):
+    %zero = arith.constant 0.000000e+00 : f32
+    %one = arith.constant 1.000000e+00 : f32
+    %empty_row = arith.cmpf oeq, %l, %zero : f32
+    %l_safe = arith.select %empty_row, %one, %l : f32
+    %out_scale = arith.divf %one, %l_safe : f32
+    %log_l = math.log %l : f32
+    %lse_row = arith.addf %m, %log_l : f32
+    attn.yield %out_scale, %lse_row : f32, f32
+  } classify {
+  ^bb0(%b: index, %h: index, %q_lo: index, %q_hi: index, %kv_lo: index, %kv_hi: index):
+    %c1 = arith.constant 1 : index
+    %q_last = arith.subi %q_hi, %c1 : index
+    %kv_last = arith.subi %kv_hi, %c1 : index
+    %any = arith.cmpi sle, %kv_lo, %q_last : index
+    %all = arith.cmpi sle, %kv_last, %q_lo : index
+    attn.yield %any, %all : i1, i1
+  } {scale = 1.250000e-01 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "affine", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>)
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}
+
+// block_mask "none" keeps the classify region empty; the tile attribute also reads
+// as `<M, N>`.
+
+// CHECK-LABEL: func.func @flash_none(
+// CHECK:         %{{.*}}, %{{.*}} = attn.flash %{{.*}}, %{{.*}}, %{{.*}} score_mod {
+// CHECK:         } classify {
+// CHECK-NEXT:    } {{{.*}}block_mask = "none", tile = #attn.tile<64x32>{{.*}}} : tensor<1x8x?x128xf16>, tensor<1x8x?x128xf16>, tensor<1x8x?x128xf16> -> (tensor<1x8x?x128xf16>, tensor<1x8x?xf32>)
+
+func.func @flash_none(%q: tensor<1x8x?x128xf16>, %k: tensor<1x8x?x128xf16>, %v: tensor<1x8x?x128xf16>) -> (tensor<1x8x?x128xf16>, tensor<1x8x?xf32>) {
+  %out, %lse = attn.flash %q, %k, %v score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } update {
+  ^bb0(%score: f32, %m: f32, %l: f32):
+    %tile_max = attn.row_max %score : f32
+    %m_new = arith.maximumf %m, %tile_max : f32
+    %shifted = arith.subf %score, %m_new : f32
+    %p = math.exp %shifted : f32
+    %m_diff = arith.subf %m, %m_new : f32
+    %alpha = math.exp %m_diff : f32
+    %l_scaled = arith.mulf %l, %alpha : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l_scaled, %tile_sum : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%m: f32, %l: f32):
+    %one = arith.constant 1.000000e+00 : f32
+    %out_scale = arith.divf %one, %l : f32
+    %log_l = math.log %l : f32
+    %lse_row = arith.addf %m, %log_l : f32
+    attn.yield %out_scale, %lse_row : f32, f32
+  } classify {
+  } {scale = 0.088388 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "none", tile = #attn.tile<64, 32>} : tensor<1x8x?x128xf16>, tensor<1x8x?x128xf16>, tensor<1x8x?x128xf16> -> (tensor<1x8x?x128xf16>, tensor<1x8x?xf32>)
+  func.return %out, %lse : tensor<1x8x?x128xf16>, tensor<1x8x?xf32>
+}

@@ -1,0 +1,238 @@
+// RUN: attn-opt %s -p attn-tile --split-input-file --verify-diagnostics | filecheck %s --check-prefixes=CHECK,SM90
+// RUN: attn-opt %s -p 'attn-tile{target="cuda:80"}' --split-input-file --verify-diagnostics | filecheck %s --check-prefixes=CHECK,SM80
+// RUN: attn-opt %s -p 'attn-tile{target="hip:gfx942"}' --split-input-file --verify-diagnostics | filecheck %s --check-prefixes=CHECK,GFX942
+// RUN: attn-opt %s -p 'attn-tile{target="cpu"}' --split-input-file --verify-diagnostics | filecheck %s --check-prefixes=CHECK,CPU
+// RUN: attn-opt %s -p 'attn-tile{block-m=64 block-n=32}' --split-input-file --verify-diagnostics | filecheck %s --check-prefixes=CHECK,EXPLICIT
+// RUN: attn-opt %s -p 'attn-tile{target="cuda:80" block-m=256 block-n=16 num-warps=2 num-stages=5}' --split-input-file --verify-diagnostics | filecheck %s --check-prefixes=CHECK,ALL-SET
+
+// A tile size that is not a power of two of at least 16, and an unknown target,
+// stop attn-opt with an error (a VerifyException from #attn.tile and a
+// PassFailedException from attn-tile).
+// RUN: not attn-opt %s -p 'attn-tile{block-m=48}' --split-input-file 2>&1 | filecheck %s --check-prefix=BAD-SIZE
+// RUN: not attn-opt %s -p 'attn-tile{block-n=8}' --split-input-file 2>&1 | filecheck %s --check-prefix=SMALL-SIZE
+// RUN: not attn-opt %s -p 'attn-tile{target="cuda:75"}' --split-input-file 2>&1 | filecheck %s --check-prefix=UNKNOWN
+// BAD-SIZE: tile sizes must be powers of two of at least 16, got 48
+// SMALL-SIZE: tile sizes must be powers of two of at least 16, got 8
+// UNKNOWN: attn-tile: unknown target 'cuda:75'; expected one of cuda:90, cuda:80, hip:gfx942, hip:gfx90a, cpu
+
+// attn-tile sets tile = #attn.tile<MxN>, num_warps and num_stages on each
+// attn.flash: explicit options win, otherwise the target's defaults for the head
+// dimension (up to 64, 128, 256). Other attributes are kept.
+
+// Head dim 64, bf16.
+
+// CHECK-LABEL: func.func @d64(
+// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64}
+// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 3 : i64}
+// GFX942: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 1 : i64}
+// CPU: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64}
+// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 3 : i64}
+// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64}
+
+func.func @d64(%q: tensor<1x4x?x64xbf16>, %k: tensor<1x4x?x64xbf16>, %v: tensor<1x4x?x64xbf16>) -> tensor<1x4x?x64xbf16> {
+  %o = attn.flash %q, %k, %v score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %causal = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %causal : i1
+  } update {
+  ^bb0(%score: f32, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %p = math.exp %score : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%l: f32):
+    attn.yield %l : f32
+  } classify {
+  } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "runtime"} : tensor<1x4x?x64xbf16>, tensor<1x4x?x64xbf16>, tensor<1x4x?x64xbf16> -> (tensor<1x4x?x64xbf16>)
+  func.return %o : tensor<1x4x?x64xbf16>
+}
+
+// -----
+
+// Head dim 128.
+
+// CHECK-LABEL: func.func @d128(
+// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64}
+// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 3 : i64}
+// GFX942: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 1 : i64}
+// CPU: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64}
+// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 3 : i64}
+// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64}
+
+func.func @d128(%q: tensor<1x4x?x128xbf16>, %k: tensor<1x4x?x128xbf16>, %v: tensor<1x4x?x128xbf16>) -> tensor<1x4x?x128xbf16> {
+  %o = attn.flash %q, %k, %v score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %causal = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %causal : i1
+  } update {
+  ^bb0(%score: f32, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %p = math.exp %score : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%l: f32):
+    attn.yield %l : f32
+  } classify {
+  } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "runtime"} : tensor<1x4x?x128xbf16>, tensor<1x4x?x128xbf16>, tensor<1x4x?x128xbf16> -> (tensor<1x4x?x128xbf16>)
+  func.return %o : tensor<1x4x?x128xbf16>
+}
+
+// -----
+
+// Head dim 256.
+
+// CHECK-LABEL: func.func @d256(
+// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 2 : i64}
+// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 2 : i64}
+// GFX942: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 1 : i64}
+// CPU: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64}
+// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64}
+// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64}
+
+func.func @d256(%q: tensor<1x4x?x256xbf16>, %k: tensor<1x4x?x256xbf16>, %v: tensor<1x4x?x256xbf16>) -> tensor<1x4x?x256xbf16> {
+  %o = attn.flash %q, %k, %v score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %causal = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %causal : i1
+  } update {
+  ^bb0(%score: f32, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %p = math.exp %score : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%l: f32):
+    attn.yield %l : f32
+  } classify {
+  } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "runtime"} : tensor<1x4x?x256xbf16>, tensor<1x4x?x256xbf16>, tensor<1x4x?x256xbf16> -> (tensor<1x4x?x256xbf16>)
+  func.return %o : tensor<1x4x?x256xbf16>
+}
+
+// -----
+
+// The larger of the two head dims picks the defaults: 96 for q and k, 256 for v.
+
+// CHECK-LABEL: func.func @d96_v256(
+// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 2 : i64}
+// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 2 : i64}
+// GFX942: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 1 : i64}
+// CPU: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64}
+// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64}
+// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64}
+
+func.func @d96_v256(%q: tensor<1x4x?x96xbf16>, %k: tensor<1x4x?x96xbf16>, %v: tensor<1x4x?x256xbf16>) -> tensor<1x4x?x256xbf16> {
+  %o = attn.flash %q, %k, %v score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %causal = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %causal : i1
+  } update {
+  ^bb0(%score: f32, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %p = math.exp %score : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%l: f32):
+    attn.yield %l : f32
+  } classify {
+  } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "runtime"} : tensor<1x4x?x96xbf16>, tensor<1x4x?x96xbf16>, tensor<1x4x?x256xbf16> -> (tensor<1x4x?x256xbf16>)
+  func.return %o : tensor<1x4x?x256xbf16>
+}
+
+// -----
+
+// fp32 takes twice the shared memory: the default tiles halve (not below 16) and
+// stages drop to at most 2, except on cpu. Explicit sizes are kept as given.
+
+// CHECK-LABEL: func.func @d64_f32(
+// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x64>, num_warps = 8 : i64, num_stages = 2 : i64}
+// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 2 : i64}
+// GFX942: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 1 : i64}
+// CPU: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64}
+// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64}
+// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64}
+
+func.func @d64_f32(%q: tensor<1x4x?x64xf32>, %k: tensor<1x4x?x64xf32>, %v: tensor<1x4x?x64xf32>) -> tensor<1x4x?x64xf32> {
+  %o = attn.flash %q, %k, %v score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %causal = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %causal : i1
+  } update {
+  ^bb0(%score: f32, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %p = math.exp %score : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%l: f32):
+    attn.yield %l : f32
+  } classify {
+  } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "runtime"} : tensor<1x4x?x64xf32>, tensor<1x4x?x64xf32>, tensor<1x4x?x64xf32> -> (tensor<1x4x?x64xf32>)
+  func.return %o : tensor<1x4x?x64xf32>
+}
+
+// -----
+
+// fp32 with head dim 256 on cuda:80: 64x32 halves to 32x16.
+
+// CHECK-LABEL: func.func @d256_f32(
+// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64}
+// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x16>, num_warps = 4 : i64, num_stages = 2 : i64}
+// GFX942: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x16>, num_warps = 4 : i64, num_stages = 1 : i64}
+// CPU: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64}
+// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64}
+// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64}
+
+func.func @d256_f32(%q: tensor<1x4x?x256xf32>, %k: tensor<1x4x?x256xf32>, %v: tensor<1x4x?x256xf32>) -> tensor<1x4x?x256xf32> {
+  %o = attn.flash %q, %k, %v score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %causal = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %causal : i1
+  } update {
+  ^bb0(%score: f32, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %p = math.exp %score : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%l: f32):
+    attn.yield %l : f32
+  } classify {
+  } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "runtime"} : tensor<1x4x?x256xf32>, tensor<1x4x?x256xf32>, tensor<1x4x?x256xf32> -> (tensor<1x4x?x256xf32>)
+  func.return %o : tensor<1x4x?x256xf32>
+}
+
+// -----
+
+// The logical chain must be fused first.
+func.func @unfused(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>) -> tensor<1x4x16x16xf32> {
+  %s = attn.qk %q, %k {scale = 0.125 : f32} : tensor<1x4x16x64xf16>, tensor<1x4x16x64xf16> -> tensor<1x4x16x16xf32>
+  func.return %s : tensor<1x4x16x16xf32>
+}
+// CHECK: {{^}}attn-tile requires a fused attention op; run attn-fuse first

@@ -1,0 +1,25 @@
+// RUN: attn-opt --help | filecheck %s
+// RUN: not attn-opt %s -p attn-nope 2>&1 | filecheck %s --check-prefix=UNKNOWN
+// RUN: not attn-opt %s -p 'attn-tile{block-q=64}' 2>&1 | filecheck %s --check-prefix=BAD-OPTION
+
+// `attn-opt --help` lists every attnc pass with its summary and its options with
+// their defaults; an unknown pass or option is an error that names it.
+
+// CHECK:      attnc passes (options in braces, e.g. attn-tile{block-m=64 block-n=64}):
+// CHECK-NEXT:   attn-fuse              Fuses each logical attention chain into one `attn.flash` op
+// CHECK-NEXT:   attn-block-mask        Classifies each attn.flash mask per tile: none, affine (symbolic classify region) or runtime.
+// CHECK-NEXT:   attn-tile              Chooses tile sizes, warps and pipeline stages per attn.flash for a target (cuda:90, cuda:80, hip:gfx942, hip:gfx90a, cpu).
+// CHECK-NEXT:       target='cuda:90'
+// CHECK-NEXT:       block-m=0
+// CHECK-NEXT:       block-n=0
+// CHECK-NEXT:       num-warps=0
+// CHECK-NEXT:       num-stages=0
+// CHECK-NEXT:   convert-attn-to-tile   Lowers each tiled attn.flash into a block-table kernel and a forward kernel in the tile dialect.
+
+// UNKNOWN: attn-opt: error: Unrecognized passes: ['attn-nope']
+
+// BAD-OPTION: attn-opt: error: Provided arguments ["block_q"] not found in expected arguments ["target", "block_m", "block_n", "num_warps", "num_stages"]
+
+func.func @f() {
+  func.return
+}
