@@ -243,7 +243,8 @@ def is_keep_all(mask: Region) -> bool:
     last = mask.blocks[0].last_op
     assert isinstance(last, attn.YieldOp)
     owner = last.values[0].owner
-    return isinstance(owner, arith.ConstantOp) and _const_value(owner) == 1
+    # xDSL stores an i1 true as -1; any non-zero value is true.
+    return isinstance(owner, arith.ConstantOp) and owner.result.type == i1 and bool(_const_value(owner))
 
 
 def derive_classifier(mask: Region) -> Region | None:

@@ -70,7 +70,7 @@ def _fail(op: Operation, why: str) -> PassFailedException:
 def _only_used_by(value: SSAValue, users: tuple[Operation, ...], what: str, op: Operation) -> None:
     for use in value.uses:
         if use.operation not in users:
-            raise _fail(op, f"its {what} is also used by '{use.operation.name}', and the fused op does not materialize it")
+            raise _fail(op, f"'{use.operation.name}' also reads its {what}, which the fused op does not materialize")
 
 
 class FusePVChain(RewritePattern):

@@ -204,7 +204,10 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
             else:
                 kv_idx = kb.row(cols, "kv_idx")
             kb.comment("score_mod")
+            unmodified = score
             (score,) = lower_region(kb, flash.score_mod, [score, b, h, q_idx, kv_idx, *captures], "score_mod")
+            if score is not unmodified:
+                score.name_hint = "modified"
             keep = None
             if masked:
                 kb.comment("mask_mod and the sequence bound")

@@ -25,6 +25,8 @@ BINARY = (
     arith.DivfOp,
     arith.MaximumfOp,
     arith.MinimumfOp,
+    arith.MaxnumfOp,
+    arith.MinnumfOp,
     arith.AddiOp,
     arith.SubiOp,
     arith.MuliOp,

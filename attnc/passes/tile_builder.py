@@ -28,6 +28,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from attnc.dialect import tile
+from xdsl.transforms.dead_code_elimination import region_dce
 
 Dims = tuple[str, ...]
 
@@ -112,6 +113,7 @@ class KernelBuilder:
 
     def finish(self) -> tile.FuncOp:
         self.block.add_op(tile.ReturnOp())
+        region_dce(self.func.body)
         return self.func
 
     # -- scalars ------------------------------------------------------------------
@@ -123,8 +125,17 @@ class KernelBuilder:
         return self.emit(tile.ProgramIdOp(axis), (), name)
 
     def constexpr(self, name: str) -> SSAValue:
+        """The constexpr's value, defined once at the top of the kernel so every region may use it."""
         if name not in self._constexpr_values:
-            self._constexpr_values[name] = self.emit(tile.ConstexprOp(name), (), name.lower())
+            op = tile.ConstexprOp(name)
+            op.result.name_hint = name.lower()
+            top = self.func.body.block
+            if top.first_op is None:
+                top.add_op(op)
+            else:
+                top.insert_op_before(op, top.first_op)
+            self.dims[op.result] = ()
+            self._constexpr_values[name] = op.result
         return self._constexpr_values[name]
 
     def i32(self, value: int) -> SSAValue:
@@ -201,8 +212,36 @@ class KernelBuilder:
     # -- elementwise --------------------------------------------------------------
 
     def binary(self, cls: type[Operation], a: SSAValue, b: SSAValue, name: str | None = None) -> SSAValue:
+        if cls is arith.MulfOp:
+            folded = self._fold_scalar_factors(a, b, name)
+            if folded is not None:
+                return folded
         a, b = self._unify(a, b)
         return self.emit(cls(a, b), self.dims_of(a), name)
+
+    def _uniform(self, v: SSAValue) -> SSAValue | None:
+        """The scalar behind `v` when every element of `v` is that scalar (a scalar or a splat)."""
+        if not self.dims_of(v):
+            return v
+        if isinstance(v.owner, tile.SplatOp):
+            return v.owner.value
+        return None
+
+    def _fold_scalar_factors(self, a: SSAValue, b: SSAValue, name: str | None) -> SSAValue | None:
+        """(x · s) · c as x · (s · c) for scalars s and c: one multiply per element instead of two.
+
+        This is what lets softmax's log2(e) merge with the attention scale. The
+        first product stays if something else reads it; otherwise `finish` drops it.
+        """
+        c = self._uniform(b)
+        inner = a.owner
+        if c is None or not self.dims_of(a) or not isinstance(inner, arith.MulfOp):
+            return None
+        s = self._uniform(inner.rhs)
+        if s is None or not self.dims_of(inner.lhs):
+            return None
+        factor = self.emit(arith.MulfOp(s, c), ())
+        return self.binary(arith.MulfOp, inner.lhs, factor, name)
 
     def unary(self, cls: type[Operation], a: SSAValue, name: str | None = None) -> SSAValue:
         return self.emit(cls(a), self.dims_of(a), name)

@@ -26,8 +26,10 @@
 // TRITON:           qk = tl.dot(q, {{.*}})
 // TRITON-NEXT:      score = qk * scale
 // TRITON-NEXT:      # score_mod
-// TRITON-NEXT:      {{.*}} = 30.0 * (2 * tl.sigmoid(2 * (score / 30.0)) - 1)
+// TRITON-NEXT:      modified = 30.0 * (2 * tl.sigmoid(2 * (score / 30.0)) - 1)
 // TRITON:           acc = tl.dot(
 // TRITON:         # part key blocks
+// TRITON:           # score_mod
+// TRITON:           [[MOD:modified_[0-9]+]] = 30.0 * (2 * tl.sigmoid(2 * ({{.*}} / 30.0)) - 1)
 // TRITON:           # mask_mod
-// TRITON:           {{.*}} = tl.where(keep, 30.0 * (2 * tl.sigmoid(2 * ({{.*}} / 30.0)) - 1), float("-inf"))
+// TRITON:           {{.*}} = tl.where(keep, [[MOD]], float("-inf"))

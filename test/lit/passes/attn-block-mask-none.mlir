@@ -1,6 +1,5 @@
 // RUN: attn-opt %s -p attn-block-mask | filecheck %s
 
-// XFAIL: *
 // attn-block-mask marks a mask that keeps everything block_mask = "none" and leaves
 // classify empty. It does not yet: is_keep_all compares the i1 constant's value
 // with 1, but xDSL stores `true` as the signed i1 value -1, so this op gets an

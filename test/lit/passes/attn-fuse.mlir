@@ -243,7 +243,7 @@ func.func @scores_extra_use(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>
   %o = attn.pv %p, %v : tensor<1x4x16x16xf32>, tensor<1x4x16x64xf16> -> tensor<1x4x16x64xf16>
   func.return %o, %s : tensor<1x4x16x64xf16>, tensor<1x4x16x16xf32>
 }
-// CHECK: {{^}}attn-fuse cannot fuse 'attn.pv': its attn.qk scores is also used by 'func.return', and the fused op does not materialize it
+// CHECK: {{^}}attn-fuse cannot fuse 'attn.pv': 'func.return' also reads its attn.qk scores, which the fused op does not materialize
 
 // -----
 
@@ -263,7 +263,7 @@ func.func @probs_extra_use(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>,
   %o = attn.pv %p, %v : tensor<1x4x16x16xf32>, tensor<1x4x16x64xf16> -> tensor<1x4x16x64xf16>
   func.return %o, %p : tensor<1x4x16x64xf16>, tensor<1x4x16x16xf32>
 }
-// CHECK: {{^}}attn-fuse cannot fuse 'attn.pv': its probabilities is also used by 'func.return', and the fused op does not materialize it
+// CHECK: {{^}}attn-fuse cannot fuse 'attn.pv': 'func.return' also reads its probabilities, which the fused op does not materialize
 
 // -----
 
@@ -288,7 +288,7 @@ func.func @mask_extra_use(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>, 
   %o = attn.pv %p, %v : tensor<1x4x16x16xf32>, tensor<1x4x16x64xf16> -> tensor<1x4x16x64xf16>
   func.return %o, %keep : tensor<1x4x16x64xf16>, tensor<1x4x16x16xi1>
 }
-// CHECK: {{^}}attn-fuse cannot fuse 'attn.pv': its mask is also used by 'func.return', and the fused op does not materialize it
+// CHECK: {{^}}attn-fuse cannot fuse 'attn.pv': 'func.return' also reads its mask, which the fused op does not materialize
 
 // -----
 

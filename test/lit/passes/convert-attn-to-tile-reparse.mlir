@@ -1,6 +1,5 @@
 // RUN: attn-opt %s -p convert-attn-to-tile | attn-opt | filecheck %s
 
-// XFAIL: *
 // What convert-attn-to-tile prints must read back in. It does not yet: the
 // forward kernel's `%block_n = tile.constexpr "BLOCK_N"` is created inside the
 // body of the full-key-blocks scf.for (KernelBuilder.constexpr caches the first
