@@ -478,9 +478,9 @@ class PVOp(IRDLOperation):
         if not _dims_match(ps[3], vs[2]):
             raise VerifyException(f"'attn.pv' op expected v sequence length {ps[3]}, but got {vs[2]}")
         _check_heads(self, ps[1], vs[1])
-        want = [ps[0], ps[1], ps[2], vs[3]]
-        if ot.element_type != vt.element_type or any(not _dims_match(a, b) for a, b in zip(ot.get_shape(), want)):
-            raise VerifyException(f"'attn.pv' op expected v head dim {vs[3]}, but got {ot.get_shape()[3]}")
+        want = TensorType(vt.element_type, [ps[0], ps[1], ps[2], vs[3]])
+        if ot.element_type != vt.element_type or any(not _dims_match(a, b) for a, b in zip(ot.get_shape(), want.get_shape())):
+            raise VerifyException(f"'attn.pv' op expected result of type {want}, but got {ot}")
 
 
 # ---------------------------------------------------------------------------
@@ -540,9 +540,16 @@ class FlashOp(IRDLOperation):
         if not _dims_match(ks[2], vs[2]) or ks[1] != vs[1]:
             raise VerifyException(f"'attn.flash' op expected v of {ks[1]} heads and sequence length {_shape([ks[2]])}, but got {vt}")
         _check_heads(self, qs[1], ks[1])
+        if not _dims_match(qs[0], ks[0]) or not _dims_match(ks[0], vs[0]):
+            raise VerifyException(f"'attn.flash' op expected q, k and v of one batch size, but got {qs[0]}, {ks[0]} and {vs[0]}")
         ot = _tensor(self.out, "result", self, 4)
-        if ot.get_shape()[3] != vs[3] or ot.element_type != vt.element_type:
-            raise VerifyException(f"'attn.flash' op expected v head dim {vs[3]}, but got {ot.get_shape()[3]}")
+        want = TensorType(vt.element_type, [qs[0], qs[1], qs[2], vs[3]])
+        if ot.element_type != vt.element_type or any(not _dims_match(a, b) for a, b in zip(ot.get_shape(), want.get_shape())):
+            raise VerifyException(f"'attn.flash' op expected result of type {want}, but got {ot}")
+        stat_type = TensorType(f32, [qs[0], qs[1], qs[2]])
+        for stat in self.stats:
+            if stat.type != stat_type:
+                raise VerifyException(f"'attn.flash' op expected row statistics of type {stat_type}, but got {stat.type}")
         _verify_score_mod(self, self.score_mod, self.captures)
         _verify_mask_mod(self, self.mask_mod, self.captures)
         nstats = _verify_normalizer(self, self.update, self.finalize, [s.data for s in self.state.data], self.init)

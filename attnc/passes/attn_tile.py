@@ -56,24 +56,28 @@ class AttnTilePass(ModulePass):
     num_stages: int = 0
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        found = False
+        if self.target not in DEFAULTS:
+            raise PassFailedException(f"attn-tile: unknown target '{self.target}'; expected one of {', '.join(DEFAULTS)}")
+        for option, size in (("block-m", self.block_m), ("block-n", self.block_n)):
+            if size and (size < 16 or size & (size - 1)):
+                raise PassFailedException(f"attn-tile: {option} must be a power of two of at least 16, but got {size}")
+        for option, count in (("num-warps", self.num_warps), ("num-stages", self.num_stages)):
+            if count < 0:
+                raise PassFailedException(f"attn-tile: {option} must be positive, but got {count}")
         for flash in op.walk():
             if isinstance(flash, (attn.QKOp, attn.PVOp)):
                 raise PassFailedException("attn-tile requires a fused attention op; run attn-fuse first")
             if not isinstance(flash, attn.FlashOp):
                 continue
-            found = True
             qt, vt = flash.q.type, flash.v.type
             assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
             head_dim = max(qt.get_shape()[3], vt.get_shape()[3])
             element_bytes = 4 if qt.element_type == f32 else 2
             bm, bn, warps, stages = default_config(self.target, head_dim, element_bytes)
             tile = attn.TileAttr(self.block_m or bm, self.block_n or bn)
-            tile.verify()
             flash.attributes["tile"] = tile
             flash.attributes["num_warps"] = IntegerAttr(self.num_warps or warps, i64)
             flash.attributes["num_stages"] = IntegerAttr(self.num_stages or stages, i64)
-        del found
 
 
 __all__ = ["AttnTilePass", "DEFAULTS", "default_config"]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import IO
 
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.utils.exceptions import DiagnosticException
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from attnc.passes import PASSES
@@ -44,7 +45,8 @@ def pass_help() -> str:
         lines.append(f"  {flag:22} {summary}")
         for field in dataclasses.fields(cls):
             option = field.name.replace("_", "-")
-            lines.append(f"      {option}={field.default!r}")
+            default = f'"{field.default}"' if isinstance(field.default, str) else field.default
+            lines.append(f"      {option}={default}")
     return "\n".join(lines)
 
 
@@ -78,7 +80,11 @@ def main(args: Sequence[str] | None = None) -> None:
     except ValueError as e:  # unknown pass names and bad pass options
         print(f"attn-opt: error: {e}", file=sys.stderr)
         sys.exit(1)
-    driver.run()
+    try:
+        driver.run()
+    except DiagnosticException as e:  # a pass that cannot handle its input, or IR that does not verify
+        print(f"attn-opt: error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -352,7 +352,7 @@ func.func @pv_head_dim(%p: tensor<1x4x16x16xf32>, %v: tensor<1x4x16x32xf16>) {
   %o = attn.pv %p, %v : tensor<1x4x16x16xf32>, tensor<1x4x16x32xf16> -> tensor<1x4x16x64xf16>
   func.return
 }
-// CHECK: {{^}}'attn.pv' op expected v head dim 32, but got 64
+// CHECK: {{^}}'attn.pv' op expected result of type tensor<1x4x16x32xf16>, but got tensor<1x4x16x64xf16>
 
 // -----
 
@@ -448,7 +448,7 @@ func.func @flash_out_head_dim(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>
   } {scale = 1.0 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x32xf16> -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>)
   func.return
 }
-// CHECK: {{^}}'attn.flash' op expected v head dim 32, but got 64
+// CHECK: {{^}}'attn.flash' op expected result of type tensor<1x4x?x32xf16>, but got tensor<1x4x?x64xf16>
 
 // -----
 

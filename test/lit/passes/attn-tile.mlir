@@ -6,14 +6,13 @@
 // RUN: attn-opt %s -p 'attn-tile{target="cuda:80" block-m=256 block-n=16 num-warps=2 num-stages=5}' --split-input-file --verify-diagnostics | filecheck %s --check-prefixes=CHECK,ALL-SET
 
 // A tile size that is not a power of two of at least 16, and an unknown target,
-// stop attn-opt with an error (a VerifyException from #attn.tile and a
-// PassFailedException from attn-tile).
+// stop attn-opt with an error naming the option.
 // RUN: not attn-opt %s -p 'attn-tile{block-m=48}' --split-input-file 2>&1 | filecheck %s --check-prefix=BAD-SIZE
 // RUN: not attn-opt %s -p 'attn-tile{block-n=8}' --split-input-file 2>&1 | filecheck %s --check-prefix=SMALL-SIZE
 // RUN: not attn-opt %s -p 'attn-tile{target="cuda:75"}' --split-input-file 2>&1 | filecheck %s --check-prefix=UNKNOWN
-// BAD-SIZE: tile sizes must be powers of two of at least 16, got 48
-// SMALL-SIZE: tile sizes must be powers of two of at least 16, got 8
-// UNKNOWN: attn-tile: unknown target 'cuda:75'; expected one of cuda:90, cuda:80, hip:gfx942, hip:gfx90a, cpu
+// BAD-SIZE: attn-opt: error: attn-tile: block-m must be a power of two of at least 16, but got 48
+// SMALL-SIZE: attn-opt: error: attn-tile: block-n must be a power of two of at least 16, but got 8
+// UNKNOWN: attn-opt: error: attn-tile: unknown target 'cuda:75'; expected one of cuda:90, cuda:80, hip:gfx942, hip:gfx90a, cpu
 
 // attn-tile sets tile = #attn.tile<MxN>, num_warps and num_stages on each
 // attn.flash: explicit options win, otherwise the target's defaults for the head

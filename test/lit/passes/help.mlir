@@ -9,7 +9,7 @@
 // CHECK-NEXT:   attn-fuse              Fuses each logical attention chain into one `attn.flash` op
 // CHECK-NEXT:   attn-block-mask        Classifies each attn.flash mask per tile: none, affine (symbolic classify region) or runtime.
 // CHECK-NEXT:   attn-tile              Chooses tile sizes, warps and pipeline stages per attn.flash for a target (cuda:90, cuda:80, hip:gfx942, hip:gfx90a, cpu).
-// CHECK-NEXT:       target='cuda:90'
+// CHECK-NEXT:       target="cuda:90"
 // CHECK-NEXT:       block-m=0
 // CHECK-NEXT:       block-n=0
 // CHECK-NEXT:       num-warps=0
