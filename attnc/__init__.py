@@ -1,31 +1,48 @@
-"""attnc: an MLIR-based compiler for attention variants, built on xDSL and Triton."""
+"""attnc: an MLIR-based compiler for attention variants, built on xDSL and Triton.
+
+The public names load on first use, so tools that need only the IR (attn-opt, the
+passes) start without importing torch.
+"""
 
 from __future__ import annotations
 
-from attnc.frontend.api import Attention, CompiledAttention, Shape, attention, compile
-from attnc.frontend.errors import TraceError
-from attnc.frontend.ops import abs, exp, exp2, log, log2, maximum, minimum, sigmoid, sqrt, tanh, where
-from attnc.reference import attention_reference
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Attention",
-    "CompiledAttention",
-    "Shape",
-    "TraceError",
-    "abs",
-    "attention",
-    "attention_reference",
-    "compile",
-    "exp",
-    "exp2",
-    "log",
-    "log2",
-    "maximum",
-    "minimum",
-    "sigmoid",
-    "sqrt",
-    "tanh",
-    "where",
-]
+_EXPORTS = {
+    "Attention": "attnc.frontend.api",
+    "CompiledAttention": "attnc.frontend.api",
+    "Shape": "attnc.frontend.api",
+    "attention": "attnc.frontend.api",
+    "compile": "attnc.frontend.api",
+    "TraceError": "attnc.frontend.errors",
+    "abs": "attnc.frontend.ops",
+    "exp": "attnc.frontend.ops",
+    "exp2": "attnc.frontend.ops",
+    "log": "attnc.frontend.ops",
+    "log2": "attnc.frontend.ops",
+    "maximum": "attnc.frontend.ops",
+    "minimum": "attnc.frontend.ops",
+    "sigmoid": "attnc.frontend.ops",
+    "sqrt": "attnc.frontend.ops",
+    "tanh": "attnc.frontend.ops",
+    "where": "attnc.frontend.ops",
+    "attention_reference": "attnc.reference",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'attnc' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
