@@ -81,7 +81,7 @@ def _lower_op(kb: KernelBuilder, op: Operation, get) -> Value | None:
     return None
 
 
-def lower_region(kb: KernelBuilder, region: Region, args: Sequence[Value], what: str) -> list[Value]:
+def lower_region(kb: KernelBuilder, region: Region, args: Sequence[Value], what: str) -> list[SSAValue]:
     """Emits the region's ops on tiles with `args` bound to its block arguments; returns what it yields."""
     block = region.blocks[0]
     values: dict[SSAValue, Value] = dict(zip(block.args, args))
@@ -91,7 +91,10 @@ def lower_region(kb: KernelBuilder, region: Region, args: Sequence[Value], what:
 
     for op in block.ops:
         if isinstance(op, attn.YieldOp):
-            return [values[v] for v in op.values]
+            yielded = [values[v] for v in op.values]
+            if any(isinstance(v, Capture) for v in yielded):
+                raise PassFailedException(f"convert-attn-to-tile: the {what} region yields a captured tensor")
+            return [v for v in yielded if isinstance(v, SSAValue)]
         result = _lower_op(kb, op, get)
         if result is None:
             raise PassFailedException(f"convert-attn-to-tile cannot lower '{op.name}' in the {what} region")

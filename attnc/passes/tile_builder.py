@@ -8,7 +8,7 @@ broadcast or promote implicitly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -211,7 +211,7 @@ class KernelBuilder:
 
     # -- elementwise --------------------------------------------------------------
 
-    def binary(self, cls: type[Operation], a: SSAValue, b: SSAValue, name: str | None = None) -> SSAValue:
+    def binary(self, cls: Callable[..., Operation], a: SSAValue, b: SSAValue, name: str | None = None) -> SSAValue:
         if cls is arith.MulfOp:
             folded = self._fold_scalar_factors(a, b, name)
             if folded is not None:
@@ -243,7 +243,7 @@ class KernelBuilder:
         factor = self.emit(arith.MulfOp(s, c), ())
         return self.binary(arith.MulfOp, inner.lhs, factor, name)
 
-    def unary(self, cls: type[Operation], a: SSAValue, name: str | None = None) -> SSAValue:
+    def unary(self, cls: Callable[..., Operation], a: SSAValue, name: str | None = None) -> SSAValue:
         return self.emit(cls(a), self.dims_of(a), name)
 
     def add(self, a: SSAValue, b: SSAValue, name: str | None = None) -> SSAValue:
