@@ -7,9 +7,15 @@ passes) start without importing torch.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what __getattr__ below loads, spelled out for type checkers
+    from attnc.frontend.api import Attention, CompiledAttention, Shape, attention, compile
+    from attnc.frontend.errors import TraceError
+    from attnc.frontend.ops import abs, exp, exp2, log, log2, maximum, minimum, sigmoid, sqrt, tanh, where
+    from attnc.reference import attention_reference
 
 _EXPORTS = {
     "Attention": "attnc.frontend.api",
@@ -32,7 +38,26 @@ _EXPORTS = {
     "attention_reference": "attnc.reference",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Attention",
+    "CompiledAttention",
+    "Shape",
+    "TraceError",
+    "abs",
+    "attention",
+    "attention_reference",
+    "compile",
+    "exp",
+    "exp2",
+    "log",
+    "log2",
+    "maximum",
+    "minimum",
+    "sigmoid",
+    "sqrt",
+    "tanh",
+    "where",
+]
 
 
 def __getattr__(name: str) -> Any:

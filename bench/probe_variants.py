@@ -10,7 +10,6 @@ B=2, H=32, S=8192, D=128, bf16, do_bench medians, TFLOP/s.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import torch

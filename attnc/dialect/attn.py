@@ -38,9 +38,9 @@ from xdsl.irdl import (
     attr_def,
     irdl_attr_definition,
     irdl_op_definition,
+    operand_def,
     opt_attr_def,
     opt_operand_def,
-    operand_def,
     region_def,
     result_def,
     traits_def,
@@ -49,7 +49,7 @@ from xdsl.irdl import (
 )
 from xdsl.parser import AttrParser
 from xdsl.printer import Printer
-from xdsl.traits import HasParent, IsolatedFromAbove, IsTerminator, Pure, RecursiveMemoryEffect
+from xdsl.traits import IsolatedFromAbove, IsTerminator, Pure, RecursiveMemoryEffect
 from xdsl.utils.exceptions import VerifyException
 
 # ---------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def _verify_normalizer(op: Operation, update: Region, finalize: Region, state: S
             f"'{op.name}' op expected the update region to yield (p, alpha, {n} new state values), all f32"
         )
     memo: dict[SSAValue, bool] = {}
-    score = {ub.args[0]}
+    score: set[SSAValue] = {ub.args[0]}
     for name, value in zip(["alpha", *state], list(last.values)[1:]):
         if _depends_on(value, score, memo):
             raise VerifyException(

@@ -106,7 +106,7 @@ class Attention:
 
     def compile(self, shape: Shape, dtype: torch.dtype, target: str, scale: float | None = None) -> CompiledVariant:
         """Compile for `target` ("cpu", "cuda:90", "hip:gfx942", ...) without running."""
-        scale = shape.head_dim**-0.5 if scale is None else float(scale)
+        scale = float(shape.head_dim**-0.5) if scale is None else float(scale)
         sig = Signature(DTYPES[dtype], shape.q_heads, shape.kv_heads, shape.head_dim, shape.head_dim_v, scale)
         key = (sig, target)
         compiled = self._variants.get(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xdsl.dialects import func
@@ -29,7 +30,7 @@ class Signature:
     scale: float
 
 
-def _capture_names(values: list[SSAValue], traced: list[TracedRegion | None]) -> None:
+def _capture_names(values: Sequence[SSAValue], traced: list[TracedRegion | None]) -> None:
     offset = {0: 5, 1: 4}
     for which, region in enumerate(traced):
         if region is None:

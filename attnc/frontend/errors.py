@@ -49,6 +49,8 @@ class SourceLocation:
         """The source span of the instruction at byte `offset` in `code`."""
         filename = code.co_filename
         fallback = fallback_lineno if fallback_lineno is not None else code.co_firstlineno
+        if sys.version_info < (3, 11):  # no co_positions: the whole line
+            return cls(filename, fallback)
         positions = list(code.co_positions())
         index = offset // 2
         if not 0 <= index < len(positions):

@@ -203,11 +203,17 @@ def _interpret(mask: Region, builder: _ClassifierBuilder, args: list[Range]) -> 
                 x, y = rng(op.lhs), rng(op.rhs)
                 kind = type(op)
                 values[op.result] = Range(b.emit(kind(x.lo, y.lo)), b.emit(kind(x.hi, y.hi)))
-            case arith.IndexCastOp() | arith.ExtSIOp():
+            case arith.IndexCastOp():
                 x = rng(op.input)
                 ty = op.result.type
                 values[op.result] = Range(
-                    b.emit(type(op)(x.lo, ty)), b.emit(type(op)(x.hi, ty)), x.const
+                    b.emit(arith.IndexCastOp(x.lo, ty)), b.emit(arith.IndexCastOp(x.hi, ty)), x.const
+                )
+            case arith.ExtSIOp():
+                x = rng(op.input)
+                ty = op.result.type
+                values[op.result] = Range(
+                    b.emit(arith.ExtSIOp(x.lo, ty)), b.emit(arith.ExtSIOp(x.hi, ty)), x.const
                 )
             case arith.CmpiOp():
                 values[op.result] = b.compare(op.predicate.value.data, rng(op.lhs), rng(op.rhs))

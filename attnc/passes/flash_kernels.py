@@ -212,6 +212,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
             if masked:
                 kb.comment("mask_mod and the sequence bound")
                 (keep,) = lower_region(kb, flash.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
+                assert col_ok is not None
                 keep = kb.and_(keep, col_ok, "keep")
                 assert isinstance(flash.masked_score, FloatAttr)
                 score = kb.where(keep, score, kb.f32(flash.masked_score.value.data), "score")

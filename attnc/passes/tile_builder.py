@@ -26,9 +26,9 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
+from xdsl.transforms.dead_code_elimination import region_dce
 
 from attnc.dialect import tile
-from xdsl.transforms.dead_code_elimination import region_dce
 
 Dims = tuple[str, ...]
 
