@@ -4,6 +4,11 @@ It runs the user's own `score_mod` / `mask_mod` on whole tensors: the index argu
 are broadcastable int64 tensors (`b` [B,1,1,1], `h` [1,Hq,1,1], `q_idx` [1,1,Sq,1],
 `kv_idx` [1,1,1,Skv]), so captured-tensor reads like `bias[b, h, q_idx, kv_idx]`
 become advanced indexing, and `attnc.where` / `attnc.exp` / ... compute with torch.
+
+A normalizer other than the string "softmax" runs as the same `Normalizer` object
+the compiler traces, on whole rows: the state starts at its initial values, one
+`update` sees the whole row of scores as one tile, and `finalize` gives the output
+and the row statistics.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from attnc.frontend.normalizer import Normalizer
+from attnc.frontend.normalizers import resolve_normalizer
 
 
 def attention_reference(
@@ -22,13 +30,18 @@ def attention_reference(
     score_mod: Callable[..., Any] | None = None,
     mask_mod: Callable[..., Any] | None = None,
     scale: float | None = None,
+    normalizer: str | Normalizer = "softmax",
     dtype: torch.dtype = torch.float64,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, ...]:
     """softmax(score_mod(q kᵀ · scale) masked by mask_mod) v, and its row logsumexp.
 
     q [B, Hq, Sq, D], k [B, Hkv, Skv, D], v [B, Hkv, Skv, Dv]; query head h reads kv head
     h // (Hq // Hkv). Returns out [B, Hq, Sq, Dv] and lse [B, Hq, Sq] (natural log), both
     in `dtype`. A row with no unmasked key gives out 0 and lse -inf, never NaN.
+
+    With another `normalizer` (a built-in's name or a Normalizer), returns out and that
+    normalizer's row statistics, in the order of its `stats`, each [B, Hq, Sq]:
+    `(out,)` for sigmoid and relu, `(out, denominator)` for retention.
     """
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError(
@@ -46,6 +59,9 @@ def attention_reference(
     if q_heads % kv_heads != 0:
         raise ValueError(f"query heads {q_heads} are not a multiple of kv heads {kv_heads}")
 
+    is_softmax = isinstance(normalizer, str) and normalizer == "softmax"
+    norm = None if is_softmax else resolve_normalizer(normalizer)
+
     group = q_heads // kv_heads
     qd = q.to(dtype)
     kd = k.to(dtype).repeat_interleave(group, dim=1)
@@ -62,14 +78,53 @@ def attention_reference(
     if score_mod is not None:
         modded = torch.as_tensor(score_mod(scores, b, h, q_idx, kv_idx), device=device)
         scores = modded.to(dtype).broadcast_to(shape)
+    keep = None
     if mask_mod is not None:
         keep = torch.as_tensor(mask_mod(b, h, q_idx, kv_idx), device=device)
         if keep.dtype != torch.bool:
             raise TypeError(f"mask_mod must return booleans, got {keep.dtype}")
-        scores = scores.masked_fill(~keep.broadcast_to(shape), float("-inf"))
+        keep = keep.broadcast_to(shape)
+    if norm is not None:
+        return _run_normalizer(norm, scores, keep, vd, b, h)
 
+    if keep is not None:
+        scores = scores.masked_fill(~keep, float("-inf"))
     lse = torch.logsumexp(scores, dim=-1)
     # A row of -inf has lse -inf; subtracting 0 instead keeps exp(-inf) = 0, not NaN.
     shift = torch.where(torch.isneginf(lse), torch.zeros_like(lse), lse)
     probs = torch.exp(scores - shift.unsqueeze(-1))
     return probs @ vd, lse
+
+
+def _run_normalizer(
+    norm: Normalizer,
+    scores: torch.Tensor,
+    keep: torch.Tensor | None,
+    v: torch.Tensor,
+    b: torch.Tensor,
+    h: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """One tile that is the whole row: update from the initial state, then finalize.
+
+    As in the kernel: masked scores read as `masked_score` in update, their p is 0,
+    and the accumulator starts at 0 and is rescaled by alpha before p @ v is added.
+    """
+    row = (*scores.shape[:3], 1)
+    like = {"dtype": scores.dtype, "device": scores.device}
+    if keep is not None:
+        scores = scores.masked_fill(~keep, float(norm.masked_score))
+    state = {name: torch.full(row, float(init), **like) for name, init in norm.state.items()}
+    norm.b, norm.h = b, h
+    try:
+        p, new_state, alpha = norm.update(scores, state)
+        p = torch.as_tensor(p, **like).broadcast_to(scores.shape)
+        if keep is not None:
+            p = p.masked_fill(~keep, 0.0)
+        acc = torch.zeros(*scores.shape[:3], v.shape[-1], **like)
+        acc = acc * torch.as_tensor(alpha, **like) + p @ v
+        final_state = {name: torch.as_tensor(new_state[name], **like).broadcast_to(row) for name in norm.state}
+        out, stats = norm.finalize(acc, final_state)
+    finally:
+        del norm.b, norm.h
+    out = torch.as_tensor(out, **like).broadcast_to(acc.shape)
+    return (out, *(torch.as_tensor(stats[name], **like).broadcast_to(row).squeeze(-1) for name in norm.stats))

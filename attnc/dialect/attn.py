@@ -34,6 +34,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Dialect, Operation, ParametrizedAttribute, Region, SSAValue
 from xdsl.irdl import (
+    AttrSizedOperandSegments,
     IRDLOperation,
     attr_def,
     irdl_attr_definition,
@@ -172,12 +173,24 @@ def _depends_on(value: SSAValue, sources: set[SSAValue], memo: dict[SSAValue, bo
     return result
 
 
-def _verify_normalizer(op: Operation, update: Region, finalize: Region, state: Sequence[str], inits: ArrayAttr) -> int:
-    """Checks update/finalize signatures; returns the number of row statistics finalize yields."""
+def normalizer_arg_types(num_state: int, captures: Sequence[SSAValue]) -> list[Attribute]:
+    """Block arguments of update and finalize: (score or acc: f32, b, h: index, *state: f32, *captures)."""
+    return [f32, IndexType(), IndexType(), *[f32] * num_state, *[c.type for c in captures]]
+
+
+def _verify_normalizer(
+    op: Operation,
+    update: Region,
+    finalize: Region,
+    state: Sequence[str],
+    inits: ArrayAttr,
+    captures: Sequence[SSAValue],
+) -> int:
+    """Checks update/finalize signatures and row/element kinds; returns the number of row statistics."""
     n = len(state)
     if len(inits.data) != n:
         raise VerifyException(f"'{op.name}' op expected {n} initial state values, but got {len(inits.data)}")
-    ub = _check_block_args(op, update, "update", [f32] * (n + 1))
+    ub = _check_block_args(op, update, "update", normalizer_arg_types(n, captures))
     last = ub.last_op
     if not isinstance(last, YieldOp) or len(last.values) != n + 2 or any(v.type != f32 for v in last.values):
         raise VerifyException(
@@ -191,10 +204,18 @@ def _verify_normalizer(op: Operation, update: Region, finalize: Region, state: S
                 f"'{op.name}' op update region yields '{name}' per score element; reduce it over the row with "
                 "attn.row_max or attn.row_sum"
             )
-    fb = _check_block_args(op, finalize, "finalize", [f32] * n)
+    fb = _check_block_args(op, finalize, "finalize", normalizer_arg_types(n, captures))
     flast = fb.last_op
     if not isinstance(flast, YieldOp) or not flast.values or any(v.type != f32 for v in flast.values):
-        raise VerifyException(f"'{op.name}' op expected the finalize region to yield (out_scale, row statistics...), all f32")
+        raise VerifyException(f"'{op.name}' op expected the finalize region to yield (out, row statistics...), all f32")
+    memo = {}
+    acc: set[SSAValue] = {fb.args[0]}
+    for i, value in enumerate(list(flast.values)[1:]):
+        if _depends_on(value, acc, memo):
+            raise VerifyException(
+                f"'{op.name}' op finalize region yields row statistic {i} per accumulator element; "
+                "row statistics may read only the state"
+            )
     return len(flast.values) - 1
 
 
@@ -408,6 +429,7 @@ class OnlineRowscaleOp(IRDLOperation):
     name = "attn.online_rowscale"
     scores = operand_def(TensorType)
     mask = opt_operand_def(TensorType)
+    captures = var_operand_def(TensorType)
     normalizer = attr_def(StringAttr)
     state = attr_def(ArrayAttr[StringAttr])
     init = attr_def(ArrayAttr[FloatAttr])
@@ -417,17 +439,21 @@ class OnlineRowscaleOp(IRDLOperation):
     probs = result_def(TensorType)
     stats = var_result_def(TensorType)
     traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
     assembly_format = (
-        "$scores (`mask` `(` $mask^ `:` type($mask) `)`)? `update` $update `finalize` $finalize attr-dict "
+        "$scores (`mask` `(` $mask^ `:` type($mask) `)`)? (`captures` `(` $captures^ `:` type($captures) `)`)? "
+        "`update` $update `finalize` $finalize attr-dict "
         "`:` type($scores) `->` `(` type($probs) (`,` type($stats)^)? `)`"
     )
 
-    def __init__(self, scores: SSAValue, mask: SSAValue | None, spec: NormalizerSpec):
+    def __init__(
+        self, scores: SSAValue, mask: SSAValue | None, spec: NormalizerSpec, captures: Sequence[SSAValue] = ()
+    ):
         st = scores.type
         assert isinstance(st, TensorType)
         stat_type = TensorType(f32, st.get_shape()[:3])
         super().__init__(
-            operands=[scores, [mask] if mask is not None else []],
+            operands=[scores, [mask] if mask is not None else [], list(captures)],
             attributes=spec.attributes(),
             regions=[spec.update, spec.finalize],
             result_types=[st, [stat_type] * spec.num_stats],
@@ -439,7 +465,8 @@ class OnlineRowscaleOp(IRDLOperation):
             mt = _tensor(self.mask, "mask", self, 4)
             if mt.element_type != i1 or mt.get_shape() != st.get_shape():
                 raise VerifyException(f"'attn.online_rowscale' op expected mask of shape {_shape(st.get_shape())}xi1, but got {mt}")
-        nstats = _verify_normalizer(self, self.update, self.finalize, [s.data for s in self.state.data], self.init)
+        state = [s.data for s in self.state.data]
+        nstats = _verify_normalizer(self, self.update, self.finalize, state, self.init, self.captures)
         if len(self.stats) != nstats:
             raise VerifyException(f"'attn.online_rowscale' op expected {nstats} row statistics results, but got {len(self.stats)}")
         want = TensorType(f32, st.get_shape()[:3])
@@ -552,7 +579,8 @@ class FlashOp(IRDLOperation):
                 raise VerifyException(f"'attn.flash' op expected row statistics of type {stat_type}, but got {stat.type}")
         _verify_score_mod(self, self.score_mod, self.captures)
         _verify_mask_mod(self, self.mask_mod, self.captures)
-        nstats = _verify_normalizer(self, self.update, self.finalize, [s.data for s in self.state.data], self.init)
+        state = [s.data for s in self.state.data]
+        nstats = _verify_normalizer(self, self.update, self.finalize, state, self.init, self.captures)
         if len(self.stats) != nstats:
             raise VerifyException(f"'attn.flash' op expected {nstats} row statistics results, but got {len(self.stats)}")
         kind = self.block_mask.data if self.block_mask is not None else None
@@ -588,7 +616,11 @@ class YieldOp(IRDLOperation):
 
 
 class NormalizerSpec:
-    """What an `attn.online_rowscale` op needs: name, state, initial values, regions."""
+    """What an `attn.online_rowscale` op needs: name, state, initial values, regions, captured tensors.
+
+    Both regions take `(score or acc, b, h, *state, *captures)`; `captures` are the
+    tensors behind their trailing block arguments, in order.
+    """
 
     def __init__(
         self,
@@ -597,16 +629,22 @@ class NormalizerSpec:
         init: Sequence[float],
         update: Region,
         finalize: Region,
-        num_stats: int,
+        stat_names: Sequence[str] = (),
         masked_score: float = float("-inf"),
+        captures: Sequence[object] = (),
     ):
         self.name = name
         self.state = list(state)
         self.init = list(init)
         self.update = update
         self.finalize = finalize
-        self.num_stats = num_stats
+        self.stat_names = list(stat_names)
         self.masked_score = masked_score
+        self.captures = list(captures)
+
+    @property
+    def num_stats(self) -> int:
+        return len(self.stat_names)
 
     def attributes(self) -> dict[str, Attribute]:
         return {

@@ -9,7 +9,9 @@ from typing import Any
 import torch
 
 from attnc.frontend.build import Signature, build_module
-from attnc.frontend.normalizers import BUILTIN_NORMALIZERS
+from attnc.dialect.attn import NormalizerSpec
+from attnc.frontend.normalizer import Normalizer, trace_normalizer
+from attnc.frontend.normalizers import resolve_normalizer
 from attnc.frontend.trace import TracedRegion, trace_mask_mod, trace_score_mod
 from attnc.runtime.compiler import CompiledVariant, compile_module
 from attnc.runtime.launch import LaunchConfig, PreparedLaunch
@@ -72,34 +74,31 @@ class Attention:
         self,
         score_mod: Callable[..., Any] | None = None,
         mask_mod: Callable[..., Any] | None = None,
-        normalizer: str = "softmax",
+        normalizer: str | Normalizer = "softmax",
     ):
         for name, fn in (("score_mod", score_mod), ("mask_mod", mask_mod)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name} must be callable, but got {type(fn).__name__}")
-        if normalizer not in BUILTIN_NORMALIZERS:
-            raise NotImplementedError(
-                f"normalizer '{normalizer}' is not available yet; available: {', '.join(BUILTIN_NORMALIZERS)}"
-            )
         self.score_mod = score_mod
         self.mask_mod = mask_mod
-        self.normalizer = normalizer
-        self._traced: tuple[TracedRegion | None, TracedRegion | None] | None = None
+        self.normalizer = resolve_normalizer(normalizer)
+        self._traced: tuple[TracedRegion | None, TracedRegion | None, NormalizerSpec] | None = None
         self._variants: dict[tuple[Any, ...], CompiledVariant] = {}
         self._plans: dict[Any, tuple[PreparedLaunch, bool, list[torch.Tensor]]] = {}
 
-    def _trace(self) -> tuple[TracedRegion | None, TracedRegion | None]:
+    def _trace(self) -> tuple[TracedRegion | None, TracedRegion | None, NormalizerSpec]:
         if self._traced is None:
             score = trace_score_mod(self.score_mod) if self.score_mod is not None else None
             mask = trace_mask_mod(self.mask_mod) if self.mask_mod is not None else None
-            self._traced = (score, mask)
+            self._traced = (score, mask, trace_normalizer(self.normalizer))
         return self._traced
 
     def captures(self) -> list[torch.Tensor]:
-        """The tensors the mods read, in kernel-argument order."""
+        """The tensors the mods and the normalizer read, in kernel-argument order."""
+        score, mask, spec = self._trace()
         found: list[torch.Tensor] = []
-        for traced in self._trace():
-            for t in traced.captures if traced is not None else ():
+        for tensors in (score.captures if score else [], mask.captures if mask else [], spec.captures):
+            for t in tensors:
                 if not any(t is c for c in found):
                     found.append(t)
         return found
@@ -111,8 +110,8 @@ class Attention:
         key = (sig, target)
         compiled = self._variants.get(key)
         if compiled is None:
-            score, mask = self._trace()
-            module, _ = build_module(sig, score, mask, self.normalizer)
+            score, mask, spec = self._trace()
+            module, _ = build_module(sig, score, mask, spec)
             compiled = compile_module(module, "cpu" if target == "cpu" else str(Target.parse(target)))
             self._variants[key] = compiled
         return compiled
@@ -140,7 +139,8 @@ class Attention:
         else:
             out, stats = launch.run(q, k, v, captures)
         if return_lse:
-            return out, stats[0]
+            # The normalizer's row statistics: softmax's logsumexp, retention's denominator, ...
+            return out, (stats[0] if len(stats) == 1 else tuple(stats) if stats else None)
         return out
 
     def _plan(self, q: Any, k: Any, v: Any, scale: float | None) -> tuple[PreparedLaunch, bool, list[torch.Tensor]]:
@@ -177,7 +177,7 @@ class Attention:
 def attention(
     score_mod: Callable[..., Any] | None = None,
     mask_mod: Callable[..., Any] | None = None,
-    normalizer: str = "softmax",
+    normalizer: str | Normalizer = "softmax",
 ) -> Attention:
     """An attention variant with FlexAttention's `score_mod(score, b, h, q_idx, kv_idx)` and
     `mask_mod(b, h, q_idx, kv_idx)`; call the result on q [B, Hq, Sq, D], k [B, Hkv, Skv, D],
@@ -229,7 +229,7 @@ def compile(
     dtype: torch.dtype = torch.bfloat16,
     target: str = "cuda:90",
     scale: float | None = None,
-    normalizer: str = "softmax",
+    normalizer: str | Normalizer = "softmax",
 ) -> CompiledAttention:
     """Compile a variant for a target without running it, to look at every stage."""
     if dtype not in DTYPES:

@@ -10,7 +10,7 @@ from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, TensorType, bf16, f16
 from xdsl.ir import Attribute, Block, Region, SSAValue
 
 from attnc.dialect import attn
-from attnc.frontend.normalizers import BUILTIN_NORMALIZERS
+from attnc.dialect.attn import NormalizerSpec
 from attnc.frontend.trace import TracedRegion
 
 ELEMENT_TYPES: dict[str, Attribute] = {"float16": f16, "bfloat16": bf16, "float32": f32}
@@ -45,7 +45,7 @@ def build_module(
     sig: Signature,
     score_mod: TracedRegion | None,
     mask_mod: TracedRegion | None,
-    normalizer: str = "softmax",
+    spec: NormalizerSpec,
 ) -> tuple[ModuleOp, list]:
     """The logical chain qk → score_mod → mask_mod → online_rowscale → pv in a `func.func @attention`.
 
@@ -57,14 +57,22 @@ def build_module(
     v_type = TensorType(elem, [DYN, sig.kv_heads, DYN, sig.head_dim_v])
 
     captures: list = []
-    for traced in (score_mod, mask_mod):
-        for tensor in traced.captures if traced is not None else ():
+    capture_arg_types: list[Attribute] = []
+    sources: list[tuple[list, list[Attribute]]] = []
+    for traced, offset in ((score_mod, 5), (mask_mod, 4)):
+        if traced is not None:
+            sources.append((traced.captures, [a.type for a in traced.region.blocks[0].args[offset:]]))
+    update_args = spec.update.blocks[0].args[3 + len(spec.state) :]
+    sources.append((spec.captures, [a.type for a in update_args]))
+    for tensors, types in sources:
+        for tensor, ty in zip(tensors, types):
             if not any(tensor is c for c in captures):
                 captures.append(tensor)
+                capture_arg_types.append(ty)
+    normalizer_capture_index = [next(i for i, c in enumerate(captures) if c is t) for t in spec.captures]
     arg_types: list[Attribute] = [q_type, k_type, v_type]
-    capture_arg_types = [_capture_type(tensor, score_mod, mask_mod) for tensor in captures]
 
-    spec = BUILTIN_NORMALIZERS[normalizer]()
+
     stat_type = TensorType(f32, [DYN, sig.q_heads, DYN])
     out_type = TensorType(elem, [DYN, sig.q_heads, DYN, sig.head_dim_v])
     block = Block(arg_types=[*arg_types, *capture_arg_types])
@@ -90,10 +98,10 @@ def build_module(
         mask.keep.name_hint = "keep"
         block.add_op(mask)
         keep = mask.keep
-    norm = attn.OnlineRowscaleOp(scores, keep, spec)
+    norm = attn.OnlineRowscaleOp(scores, keep, spec, [capture_values[i] for i in normalizer_capture_index])
     norm.probs.name_hint = "probs"
-    for stat in norm.stats:
-        stat.name_hint = "lse" if normalizer == "softmax" else "stats"
+    for stat, name in zip(norm.stats, spec.stat_names):
+        stat.name_hint = name
     block.add_op(norm)
     pv = attn.PVOp(norm.probs, v)
     pv.out.name_hint = "out"
@@ -107,13 +115,3 @@ def build_module(
         Region(block),
     )
     return ModuleOp([fn]), captures
-
-
-def _capture_type(tensor, score_mod: TracedRegion | None, mask_mod: TracedRegion | None) -> Attribute:
-    for traced, offset in ((score_mod, 5), (mask_mod, 4)):
-        if traced is None:
-            continue
-        for i, t in enumerate(traced.captures):
-            if t is tensor:
-                return traced.region.blocks[0].args[offset + i].type
-    raise AssertionError("captured tensor missing from both regions")

@@ -1,105 +1,177 @@
-"""Built-in normalizers, written as `attn.online_rowscale` instances.
+"""The built-in normalizers, written with the same `Normalizer` API a user gets.
 
-Each built-in is the update/finalize pair a user could write themselves; the
-lowering has no special case for any of them.
+None is a special case anywhere below the frontend: each is traced by
+`trace_normalizer` into an `attn.online_rowscale`, and runs as is in the float64
+reference. What `return_lse=True` returns is each class's `stats`:
+
+| normalizer | p | stats |
+|---|---|---|
+| `Softmax` | exp(s − max) / Σ exp(s − max) | `lse`: log Σ exp(s), natural log |
+| `Sigmoid` | sigmoid(s) | none |
+| `ReLU` | max(s, 0) | none |
+| `Retention` | s / max(Σ \\|s\\|, 1) (RetNet's parallel form) | `denominator`: max(Σ \\|s\\|, 1) |
+| `SoftmaxWithSinks(sinks)` | exp(s) / (Σ exp(s) + exp(sinks[h])) | `lse`: log(Σ exp(s) + exp(sinks[h])) |
+
+A row whose scores are all masked gives output 0 under every normalizer, never NaN.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
-from xdsl.dialects import arith, math
-from xdsl.dialects.builtin import FloatAttr, f32
-from xdsl.ir import Block, Operation, Region, SSAValue
+import torch
 
-from attnc.dialect.attn import NormalizerSpec, RowMaxOp, RowSumOp, YieldOp
+from attnc.frontend import ops
+from attnc.frontend.normalizer import Normalizer, row_max, row_sum
 
-
-class _Scalars:
-    """Appends f32 arith/math ops to one block, naming results as it goes."""
-
-    def __init__(self, block: Block):
-        self.block = block
-
-    def _add(self, op: Operation, name: str) -> SSAValue:
-        self.block.add_op(op)
-        result = op.results[0]
-        result.name_hint = name
-        return result
-
-    def const(self, value: float, name: str) -> SSAValue:
-        return self._add(arith.ConstantOp(FloatAttr(value, f32)), name)
-
-    def binary(self, op: Callable[[SSAValue, SSAValue], Operation], a: SSAValue, b: SSAValue, name: str) -> SSAValue:
-        return self._add(op(a, b), name)
-
-    def unary(self, op: Callable[[SSAValue], Operation], a: SSAValue, name: str) -> SSAValue:
-        return self._add(op(a), name)
-
-    def is_equal(self, a: SSAValue, b: SSAValue, name: str) -> SSAValue:
-        return self._add(arith.CmpfOp(a, b, "oeq"), name)
-
-    def select(self, c: SSAValue, a: SSAValue, b: SSAValue, name: str) -> SSAValue:
-        return self._add(arith.SelectOp(c, a, b), name)
-
-    def yield_(self, *values: SSAValue) -> None:
-        self.block.add_op(YieldOp(*values))
-
-
-def _named_block(names: list[str]) -> Block:
-    block = Block(arg_types=[f32] * len(names))
-    for arg, name in zip(block.args, names):
-        arg.name_hint = name
-    return block
-
+__all__ = [
+    "BUILTIN_NORMALIZERS",
+    "ReLU",
+    "Retention",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxWithSinks",
+    "resolve_normalizer",
+]
 
 LOG2E = 1.4426950408889634
 LN2 = 0.6931471805599453
+NEG_INF = float("-inf")
 
 
-def softmax() -> NormalizerSpec:
+class Softmax(Normalizer):
     """Online softmax (FlashAttention-2) in base 2: running max `m` of score·log2(e), running sum `l`.
 
-    exp(s − max) = 2^(s·log2 e − m): the hardware's exp is exp2, and with the scale
-    folded into the score's multiplier the kernel spends one FMA and one exp2 per
-    score. A row whose scores are all masked keeps m = -inf and l = 0; it yields
-    output 0 and logsumexp -inf, never NaN. Finalize gives the natural-log lse.
+    exp(s − max) = 2^(s·log2 e − m): the hardware's exp is exp2, and `scores * LOG2E`
+    (the constant on the right) merges with the attention scale into one multiply,
+    so the kernel spends one FMA and one exp2 per score. A row whose scores are all
+    masked keeps m = -inf and l = 0; it gives output 0 and lse -inf, never NaN.
     """
-    upd = _named_block(["score", "m", "l"])
-    score, m, l = upd.args
-    b = _Scalars(upd)
-    log2e = b.const(LOG2E, "log2e")
-    score2 = b.binary(arith.MulfOp, score, log2e, "score2")
-    tile_max = b.unary(RowMaxOp, score2, "tile_max")
-    m_new = b.binary(arith.MaxnumfOp, m, tile_max, "m_new")
-    neg_inf = b.const(float("-inf"), "neg_inf")
-    zero = b.const(0.0, "zero")
-    all_masked = b.is_equal(m_new, neg_inf, "all_masked")
-    m_safe = b.select(all_masked, zero, m_new, "m_safe")
-    shifted = b.binary(arith.SubfOp, score2, m_safe, "shifted")
-    p = b.unary(math.Exp2Op, shifted, "p")
-    m_diff = b.binary(arith.SubfOp, m, m_safe, "m_diff")
-    alpha = b.unary(math.Exp2Op, m_diff, "alpha")
-    l_scaled = b.binary(arith.MulfOp, l, alpha, "l_scaled")
-    tile_sum = b.unary(RowSumOp, p, "tile_sum")
-    l_new = b.binary(arith.AddfOp, l_scaled, tile_sum, "l_new")
-    b.yield_(p, alpha, m_new, l_new)
 
-    fin = _named_block(["m", "l"])
-    m, l = fin.args
-    b = _Scalars(fin)
-    zero = b.const(0.0, "zero")
-    one = b.const(1.0, "one")
-    ln2 = b.const(LN2, "ln2")
-    empty = b.is_equal(l, zero, "empty_row")
-    l_safe = b.select(empty, one, l, "l_safe")
-    out_scale = b.binary(arith.DivfOp, one, l_safe, "out_scale")
-    m_nat = b.binary(arith.MulfOp, m, ln2, "m_nat")
-    log_l = b.unary(math.LogOp, l, "log_l")
-    lse = b.binary(arith.AddfOp, m_nat, log_l, "lse")
-    b.yield_(out_scale, lse)
+    name = "softmax"
+    state = {"m": NEG_INF, "l": 0.0}
+    stats = ("lse",)
 
-    return NormalizerSpec("softmax", ["m", "l"], [float("-inf"), 0.0], Region(upd), Region(fin), num_stats=1)
+    def update(self, scores: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any], Any]:
+        score2 = scores * LOG2E
+        m_new = ops.fmax(state["m"], row_max(score2))
+        # Until a row sees an unmasked score, m stays -inf; shift by 0 so exp2 gives 0, not NaN.
+        m_safe = ops.where(m_new == NEG_INF, 0.0, m_new)
+        p = ops.exp2(score2 - m_safe)
+        alpha = ops.exp2(state["m"] - m_safe)
+        return p, {"m": m_new, "l": state["l"] * alpha + row_sum(p)}, alpha
+
+    def finalize(self, acc: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        l = state["l"]
+        # One division per row, then a multiply per element.
+        inv_l = 1.0 / ops.where(l == 0.0, 1.0, l)
+        return acc * inv_l, {"lse": state["m"] * LN2 + ops.log(l)}
 
 
-BUILTIN_NORMALIZERS: dict[str, Callable[[], NormalizerSpec]] = {"softmax": softmax}
+class Sigmoid(Normalizer):
+    """p = sigmoid(score), no state: each weight stands alone (Apple's SigmoidAttn).
+
+    Written as 1 / (1 + 2^(-score·log2 e)): the multiply merges with the attention
+    scale, and exp2 is the hardware's exp. A masked score reads as -inf, whose
+    sigmoid is 0.
+    """
+
+    name = "sigmoid"
+
+    def update(self, scores: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any], Any]:
+        return 1.0 / (1.0 + ops.exp2(scores * -LOG2E)), {}, 1.0
+
+    def finalize(self, acc: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        return acc, {}
+
+
+class ReLU(Normalizer):
+    """p = max(score, 0), no state (ReLU attention). A masked score reads as -inf."""
+
+    name = "relu"
+
+    def update(self, scores: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any], Any]:
+        return ops.fmax(scores, 0.0), {}, 1.0
+
+    def finalize(self, acc: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        return acc, {}
+
+
+class Retention(Normalizer):
+    """RetNet's parallel form: o_i = Σ_j s_ij v_j / max(Σ_j |s_ij|, 1).
+
+    The scores carry RetNet's decay (a score_mod) and its causal mask; `d` sums |s|
+    over the row. A masked score reads as 0, so it adds nothing to `d`. The
+    statistic `denominator` is max(d, 1), which RetNet holds constant in backward.
+    """
+
+    name = "retention"
+    state = {"d": 0.0}
+    stats = ("denominator",)
+    masked_score = 0.0
+
+    def update(self, scores: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any], Any]:
+        return scores, {"d": state["d"] + row_sum(ops.abs(scores))}, 1.0
+
+    def finalize(self, acc: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        denominator = ops.fmax(state["d"], 1.0)
+        return acc * (1.0 / denominator), {"denominator": denominator}
+
+
+class SoftmaxWithSinks(Softmax):
+    """Softmax with one learned logit per query head in the denominator (gpt-oss's sinks).
+
+    out = Σ_j exp(s_j) v_j / (Σ_j exp(s_j) + exp(sinks[h])): the sink takes weight but
+    has no value. The running state is softmax's (base 2); finalize adds the sink
+    relative to M = max(m, sink·log2 e), so neither term overflows. A fully masked
+    row gives output 0 and lse = sinks[h].
+    """
+
+    name = "softmax_with_sinks"
+
+    def __init__(self, sinks: torch.Tensor) -> None:
+        if not isinstance(sinks, torch.Tensor) or sinks.dim() != 1 or not sinks.is_floating_point():
+            shape = tuple(sinks.shape) if isinstance(sinks, torch.Tensor) else type(sinks).__name__
+            raise TypeError(f"SoftmaxWithSinks needs a float tensor [query heads] of sink logits, got {shape}")
+        self.sinks = sinks
+
+    def finalize(self, acc: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        m, l = state["m"], state["l"]
+        sink2 = self.sinks[self.h] * LOG2E
+        top = ops.fmax(m, sink2)
+        row_scale = ops.exp2(m - top)
+        denominator = l * row_scale + ops.exp2(sink2 - top)
+        return acc * (row_scale / denominator), {"lse": (top + ops.log2(denominator)) * LN2}
+
+    def __repr__(self) -> str:
+        return f"SoftmaxWithSinks(sinks of shape {tuple(self.sinks.shape)})"
+
+
+BUILTIN_NORMALIZERS: dict[str, type[Normalizer]] = {
+    "softmax": Softmax,
+    "sigmoid": Sigmoid,
+    "relu": ReLU,
+    "retention": Retention,
+}
+
+
+def resolve_normalizer(normalizer: str | Normalizer) -> Normalizer:
+    """The Normalizer a name or an instance stands for."""
+    if isinstance(normalizer, Normalizer):
+        return normalizer
+    if isinstance(normalizer, str):
+        if normalizer in BUILTIN_NORMALIZERS:
+            return BUILTIN_NORMALIZERS[normalizer]()
+        available = ", ".join(repr(name) for name in BUILTIN_NORMALIZERS)
+        hint = ""
+        if normalizer.replace("-", "_").lower() in ("softmax_with_sinks", "sinks"):
+            hint = "; attention sinks need their logits: normalizer=attnc.SoftmaxWithSinks(sinks)"
+        raise ValueError(f"unknown normalizer {normalizer!r}; available: {available}{hint}")
+    if isinstance(normalizer, type) and issubclass(normalizer, Normalizer):
+        raise TypeError(
+            f"normalizer= needs an instance of {normalizer.__name__}, not the class: write {normalizer.__name__}()"
+        )
+    raise TypeError(
+        f"normalizer= must be a name ({', '.join(BUILTIN_NORMALIZERS)}) or an attnc.Normalizer instance, "
+        f"got {type(normalizer).__name__}"
+    )

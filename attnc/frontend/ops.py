@@ -24,7 +24,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from xdsl.dialects.builtin import i1
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import f32, i1
+from xdsl.ir import Operation, SSAValue
 
 from attnc.frontend.errors import TraceError
 from attnc.frontend.trace import Proxy, Tracer, find_tracer
@@ -33,6 +35,8 @@ __all__ = [
     "abs",
     "exp",
     "exp2",
+    "fmax",
+    "fmin",
     "log",
     "log2",
     "maximum",
@@ -71,6 +75,40 @@ def maximum(a: Any, b: Any) -> Any:
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return torch.maximum(*_tensors(a, b))
     return a if math.isnan(a) or a >= b else b
+
+
+def fmax(a: Any, b: Any) -> Any:
+    """The elementwise larger value, ignoring a NaN like torch.fmax: `arith.maxnumf`.
+
+    Triton's default maximum, a little cheaper than the NaN-propagating `maximum`; the
+    built-in normalizers use it for their running maximum.
+    """
+    if (tracer := find_tracer((a, b))) is not None:
+        return _float_binary(tracer, arith.MaxnumfOp, a, b)
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return torch.fmax(*_tensors(a, b))
+    return b if math.isnan(a) or b > a else a
+
+
+def fmin(a: Any, b: Any) -> Any:
+    """The elementwise smaller value, ignoring a NaN like torch.fmin: `arith.minnumf`."""
+    if (tracer := find_tracer((a, b))) is not None:
+        return _float_binary(tracer, arith.MinnumfOp, a, b)
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return torch.fmin(*_tensors(a, b))
+    return b if math.isnan(a) or b < a else a
+
+
+def _float_binary(tracer: Tracer, op: Callable[[SSAValue, SSAValue], Operation], a: Any, b: Any) -> Proxy:
+    x, y = (_as_f32(tracer, v) for v in (a, b))
+    return Proxy(tracer.emit(op(x, y)), tracer)
+
+
+def _as_f32(tracer: Tracer, x: Any) -> SSAValue:
+    value = tracer.operand(x)
+    if isinstance(value, Proxy):
+        return tracer.to_f32(value.value)
+    return tracer.constant(float(value), f32)
 
 
 def exp(x: Any) -> Any:
@@ -236,6 +274,8 @@ TORCH_FUNCTIONS: dict[str, Callable[..., Proxy]] = {
     "__invert__": _unary_handler("invert"),
     "maximum": _binary_handler("max"),
     "minimum": _binary_handler("min"),
+    "fmax": lambda tracer, a, b: _float_binary(tracer, arith.MaxnumfOp, a, b),
+    "fmin": lambda tracer, a, b: _float_binary(tracer, arith.MinnumfOp, a, b),
     "clamp": _clamp,
     "clip": _clamp,
     "clamp_min": lambda tracer, x, min: _clamp(tracer, x, min=min),
@@ -248,7 +288,10 @@ TORCH_FUNCTIONS: dict[str, Callable[..., Proxy]] = {
 }
 
 _TORCH_HINTS = {
-    "max": "for the larger of two values use attnc.maximum(a, b)",
+    "max": "for the larger of two values use attnc.maximum(a, b); over a row of scores, "
+    "attnc.row_max(x) in a Normalizer's update",
+    "amax": "over a row of scores use attnc.row_max(x) in a Normalizer's update",
+    "sum": "over a row of scores use attnc.row_sum(x) in a Normalizer's update",
     "min": "for the smaller of two values use attnc.minimum(a, b)",
     "square": "write x * x",
     "expm1": "write attnc.exp(x) - 1",
@@ -291,5 +334,5 @@ def trace_torch_function(
 
 _OPS_HINT = (
     "use the operators (+ - * / // % ** < <= == & | ~), attnc.where / exp / exp2 / log "
-    "/ log2 / sqrt / tanh / sigmoid / abs / minimum / maximum, or index a captured tensor"
+    "/ log2 / sqrt / tanh / sigmoid / abs / minimum / maximum / fmin / fmax, or index a captured tensor"
 )

@@ -101,7 +101,7 @@ class FusePVChain(RewritePattern):
             _only_used_by(score_mod.result, chain_users, "modified scores", op)
 
         captures: list[SSAValue] = []
-        for source in (score_mod, mask_mod):
+        for source in (score_mod, mask_mod, norm):
             for c in source.captures if source is not None else ():
                 if c not in captures:
                     captures.append(c)
@@ -124,10 +124,12 @@ class FusePVChain(RewritePattern):
         else:
             mask_region = keep_all_mask_mod(captures)
 
-        update = Region()
-        norm.update.clone_into(update)
-        finalize = Region()
-        norm.finalize.clone_into(finalize)
+        num_state = len(norm.state.data)
+        normalizer_args = attn.normalizer_arg_types(num_state, captures)
+        arg_map = [*range(3 + num_state), *[3 + num_state + i for i in capture_positions(list(norm.captures), captures)]]
+        names = [None] * (3 + num_state) + [c.name_hint for c in captures]
+        update = remap_region(norm.update, normalizer_args, arg_map, names)
+        finalize = remap_region(norm.finalize, normalizer_args, arg_map, names)
         flash = attn.FlashOp.build(
             operands=[qk.q, qk.k, op.v, captures],
             attributes={

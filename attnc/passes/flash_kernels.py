@@ -218,7 +218,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
                 score = kb.where(keep, score, kb.f32(flash.masked_score.value.data), "score")
             kb.comment(f"normalizer update ({flash.normalizer.data})")
             p, alpha, *new_state = lower_region(
-                kb, flash.update, [score, *[body.carried[s] for s in state_names]], "update"
+                kb, flash.update, [score, b, h, *[body.carried[s] for s in state_names], *captures], "update"
             )
             if keep is not None:
                 p = kb.where(keep, p, kb.f32(0.0), "p")
@@ -238,8 +238,10 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
     state = kv_loop("part", True, state)
 
     kb.comment(f"normalizer finalize ({flash.normalizer.data})")
-    out_scale, *stats = lower_region(kb, flash.finalize, [state[s] for s in state_names], "finalize")
-    out = kb.cast(kb.mul(state["acc"], out_scale), elem, "out")
+    normalized, *stats = lower_region(
+        kb, flash.finalize, [state["acc"], b, h, *[state[s] for s in state_names], *captures], "finalize"
+    )
+    out = kb.cast(kb.to_dims(normalized, (BM, DIM_V)), elem, "out")
     out_ptrs = kb.addptr(
         out_base,
         kb.add(kb.mul(kb.col(offs_m), kb.arg("stride_out_s")), kb.mul(kb.row(offs_dv), kb.arg("stride_out_d"))),

@@ -31,6 +31,7 @@ import torch
 
 import attnc
 from attnc.frontend.api import MAX_HEAD_DIM, MIN_HEAD_DIM
+from attnc.frontend.normalizer import Normalizer
 from attnc.runtime.targets import Target
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -70,7 +71,7 @@ class Variant:
     module: ModuleType
     score_mod: Callable[..., Any] | None
     mask_mod: Callable[..., Any] | None
-    normalizer: str
+    normalizer: str | Normalizer
 
 
 # ----- parsing the command line
@@ -233,9 +234,10 @@ def load_variant(path_text: str, device: torch.device | None = None) -> Variant:
             raise UsageError(f"{path_text}: {attr} must be a function or None, but is {type(fn).__name__}")
         mods[attr] = fn
     normalizer = getattr(module, "normalizer", "softmax")
-    if not isinstance(normalizer, str):
+    if not isinstance(normalizer, (str, Normalizer)):
         raise UsageError(
-            f"{path_text}: normalizer must be a name such as 'softmax', but is {type(normalizer).__name__}"
+            f"{path_text}: normalizer must be a name such as 'softmax' or an attnc.Normalizer, "
+            f"but is {type(normalizer).__name__}"
         )
     if device is not None:
         # The mods read module globals when called, so rebinding moves their captures.
@@ -256,12 +258,15 @@ def logical_ir(variant: Variant, shape: attnc.Shape, dtype: torch.dtype, scale: 
     from attnc.frontend.trace import trace_mask_mod, trace_score_mod
     from attnc.runtime.compiler import print_ir
 
-    attnc.attention(variant.score_mod, variant.mask_mod, variant.normalizer)  # validates the normalizer
+    from attnc.frontend.normalizer import trace_normalizer
+    from attnc.frontend.normalizers import resolve_normalizer
+
+    spec = trace_normalizer(resolve_normalizer(variant.normalizer))
     score = trace_score_mod(variant.score_mod) if variant.score_mod is not None else None
     mask = trace_mask_mod(variant.mask_mod) if variant.mask_mod is not None else None
     resolved = shape.head_dim**-0.5 if scale is None else scale
     sig = Signature(API_DTYPES[dtype], shape.q_heads, shape.kv_heads, shape.head_dim, shape.head_dim_v, resolved)
-    module, _ = build_module(sig, score, mask, variant.normalizer)
+    module, _ = build_module(sig, score, mask, spec)
     return print_ir(module)
 
 

@@ -4,7 +4,8 @@
 // the start of a line: it matches the message line printed once per case, not
 // the annotation under the offending op.
 
-// Most cases use a one-state normalizer: p = exp(score), l = sum of p over the row.
+// Most cases use a one-state normalizer: p = exp(score), l = sum of p over the row,
+// out = acc / l.
 
 // ===== attn.qk =====
 
@@ -151,7 +152,7 @@ func.func @mask_mod_result(%s: tensor<1x4x16x16xf32>) {
 // Softmax with m_new = max(m, score) per element instead of max(m, row_max(score)).
 func.func @rowscale_state_per_element(%s: tensor<1x4x16x16xf32>) {
   %p, %lse = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %m: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
     %m_new = arith.maximumf %m, %score : f32
     %shifted = arith.subf %score, %m_new : f32
     %p = math.exp %shifted : f32
@@ -162,10 +163,11 @@ func.func @rowscale_state_per_element(%s: tensor<1x4x16x16xf32>) {
     %l_new = arith.addf %l_scaled, %tile_sum : f32
     attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
   } finalize {
-  ^bb0(%m: f32, %l: f32):
+  ^bb0(%acc: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %out = arith.divf %acc, %l : f32
     %log_l = math.log %l : f32
     %lse = arith.addf %m, %log_l : f32
-    attn.yield %l, %lse : f32, f32
+    attn.yield %out, %lse : f32, f32
   } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>, tensor<1x4x16xf32>)
   func.return
 }
@@ -176,14 +178,15 @@ func.func @rowscale_state_per_element(%s: tensor<1x4x16x16xf32>) {
 // The running sum adds the scores themselves rather than their row sum.
 func.func @rowscale_sum_per_element(%s: tensor<1x4x16x16xf32>) {
   %p, %stat = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %l_new = arith.addf %l, %p : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>, tensor<1x4x16xf32>)
   func.return
 }
@@ -193,15 +196,16 @@ func.func @rowscale_sum_per_element(%s: tensor<1x4x16x16xf32>) {
 
 func.func @rowscale_init_count(%s: tensor<1x4x16x16xf32>) {
   %p, %stat = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32, 1.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>, tensor<1x4x16xf32>)
   func.return
 }
@@ -209,33 +213,38 @@ func.func @rowscale_init_count(%s: tensor<1x4x16x16xf32>) {
 
 // -----
 
+// update without the (b, h) indices: the signature before they were added.
 func.func @rowscale_update_arguments(%s: tensor<1x4x16x16xf32>) {
   %p, %stat = attn.online_rowscale %s update {
-  ^bb0(%score: f32):
+  ^bb0(%score: f32, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
-    attn.yield %p, %one, %one : f32, f32, f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>, tensor<1x4x16xf32>)
   func.return
 }
-// CHECK: {{^}}'attn.online_rowscale' op expected update region arguments (f32, f32), but got (f32)
+// CHECK: {{^}}'attn.online_rowscale' op expected update region arguments (f32, index, index, f32), but got (f32, f32)
 
 // -----
 
 // The update forgets alpha.
 func.func @rowscale_update_yield(%s: tensor<1x4x16x16xf32>) {
   %p, %stat = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %l_new : f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>, tensor<1x4x16xf32>)
   func.return
 }
@@ -245,34 +254,99 @@ func.func @rowscale_update_yield(%s: tensor<1x4x16x16xf32>) {
 
 func.func @rowscale_finalize_yield(%s: tensor<1x4x16x16xf32>) {
   %p = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
     attn.yield
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>)
   func.return
 }
-// CHECK: {{^}}'attn.online_rowscale' op expected the finalize region to yield (out_scale, row statistics...), all f32
+// CHECK: {{^}}'attn.online_rowscale' op expected the finalize region to yield (out, row statistics...), all f32
+
+// -----
+
+// finalize starts with the accumulator element, as update starts with the score.
+func.func @rowscale_finalize_arguments(%s: tensor<1x4x16x16xf32>) {
+  %p, %stat = attn.online_rowscale %s update {
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %p = math.exp %score : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%b: index, %h: index, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %inv_l = arith.divf %one, %l : f32
+    attn.yield %inv_l, %l : f32, f32
+  } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>, tensor<1x4x16xf32>)
+  func.return
+}
+// CHECK: {{^}}'attn.online_rowscale' op expected finalize region arguments (f32, index, index, f32), but got (index, index, f32)
+
+// -----
+
+// The op's captures are trailing block arguments of both regions; update omits them.
+func.func @rowscale_capture_missing(%s: tensor<1x4x16x16xf32>, %temp: tensor<4xf32>) {
+  %p, %stat = attn.online_rowscale %s captures(%temp : tensor<4xf32>) update {
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %p = math.exp %score : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32, %temp_1: tensor<4xf32>):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
+  } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>, tensor<1x4x16xf32>)
+  func.return
+}
+// CHECK: {{^}}'attn.online_rowscale' op expected update region arguments (f32, index, index, f32, tensor<4xf32>), but got (f32, index, index, f32)
+
+// -----
+
+// A row statistic computed from the normalized output, so from %acc: finalize
+// runs once per accumulator element, a statistic once per row.
+func.func @rowscale_stat_reads_acc(%s: tensor<1x4x16x16xf32>) {
+  %p, %lse, %log_out = attn.online_rowscale %s update {
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %p = math.exp %score : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    %log_l = math.log %l : f32
+    %log_out = math.log %out : f32
+    attn.yield %out, %log_l, %log_out : f32, f32, f32
+  } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>, tensor<1x4x16xf32>, tensor<1x4x16xf32>)
+  func.return
+}
+// CHECK: {{^}}'attn.online_rowscale' op finalize region yields row statistic 1 per accumulator element; row statistics may read only the state
 
 // -----
 
 // finalize yields one row statistic; the op has no result for it.
 func.func @rowscale_stats_count(%s: tensor<1x4x16x16xf32>) {
   %p = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>)
   func.return
 }
@@ -282,15 +356,16 @@ func.func @rowscale_stats_count(%s: tensor<1x4x16x16xf32>) {
 
 func.func @rowscale_stats_type(%s: tensor<1x4x16x16xf32>) {
   %p, %stat = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>, tensor<1x4x16x16xf32>)
   func.return
 }
@@ -300,15 +375,16 @@ func.func @rowscale_stats_type(%s: tensor<1x4x16x16xf32>) {
 
 func.func @rowscale_mask_shape(%s: tensor<1x4x16x16xf32>, %keep: tensor<1x4x16x8xi1>) {
   %p, %stat = attn.online_rowscale %s mask(%keep : tensor<1x4x16x8xi1>) update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>, tensor<1x4x16xf32>)
   func.return
 }
@@ -321,16 +397,17 @@ func.func @rowscale_mask_shape(%s: tensor<1x4x16x16xf32>, %keep: tensor<1x4x16x8
 // A row reduction in finalize: the state there is already one value per row.
 func.func @row_max_in_finalize(%s: tensor<1x4x16x16xf32>) {
   %p, %stat = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
     %max = attn.row_max %l : f32
-    attn.yield %l, %max : f32, f32
+    attn.yield %out, %max : f32, f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>, tensor<1x4x16xf32>)
   func.return
 }
@@ -383,15 +460,16 @@ func.func @flash_k_head_dim(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x32xf16>, 
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } classify {
   } {scale = 1.0 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x32xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>)
   func.return
@@ -409,15 +487,16 @@ func.func @flash_v_heads(%q: tensor<1x4x?x64xf16>, %k: tensor<1x2x?x64xf16>, %v:
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } classify {
   } {scale = 1.0 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x2x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>)
   func.return
@@ -435,15 +514,16 @@ func.func @flash_out_head_dim(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } classify {
   } {scale = 1.0 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x32xf16> -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>)
   func.return
@@ -464,20 +544,51 @@ func.func @flash_mask_mod_captures(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32, %bias_2: tensor<4xf32>):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32, %bias_3: tensor<4xf32>):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } classify {
   } {scale = 1.0 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>)
   func.return
 }
 // CHECK: {{^}}'attn.flash' op expected mask_mod region arguments (index, index, index, index, tensor<4xf32>), but got (index, index, index, index)
+
+// -----
+
+// So does its finalize: the normalizer regions take the fused op's captures.
+func.func @flash_finalize_captures(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x4x?x64xf16>, %bias: tensor<4xf32>) {
+  %o, %stat = attn.flash %q, %k, %v captures(%bias : tensor<4xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %bias_1: tensor<4xf32>):
+    %x = tensor.extract %bias_1[%h] : tensor<4xf32>
+    %r = arith.addf %score, %x : f32
+    attn.yield %r : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index, %bias_2: tensor<4xf32>):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } update {
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32, %bias_3: tensor<4xf32>):
+    %one = arith.constant 1.0 : f32
+    %p = math.exp %score : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
+  } classify {
+  } {scale = 1.0 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>)
+  func.return
+}
+// CHECK: {{^}}'attn.flash' op expected finalize region arguments (f32, index, index, f32, tensor<4xf32>), but got (f32, index, index, f32)
 
 // -----
 
@@ -490,15 +601,16 @@ func.func @flash_stats_count(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>,
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } classify {
   } {scale = 1.0 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return
@@ -516,15 +628,16 @@ func.func @flash_block_mask_kind(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } classify {
   } {scale = 1.0 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "sparse"} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>)
   func.return
@@ -543,15 +656,16 @@ func.func @flash_affine_without_classify(%q: tensor<1x4x?x64xf16>, %k: tensor<1x
     %c = arith.cmpi sge, %q_idx, %kv_idx : index
     attn.yield %c : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } classify {
   } {scale = 1.0 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "affine"} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>)
   func.return
@@ -570,15 +684,16 @@ func.func @flash_classify_arguments(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x6
     %c = arith.cmpi sge, %q_idx, %kv_idx : index
     attn.yield %c : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } classify {
   ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
     %c = arith.cmpi sge, %q_idx, %kv_idx : index
@@ -600,15 +715,16 @@ func.func @flash_classify_yield(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf1
     %c = arith.cmpi sge, %q_idx, %kv_idx : index
     attn.yield %c : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } classify {
   ^bb0(%b: index, %h: index, %q_lo: index, %q_hi: index, %kv_lo: index, %kv_hi: index):
     %any = arith.cmpi slt, %kv_lo, %q_hi : index
@@ -630,15 +746,16 @@ func.func @flash_runtime_with_classify(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x
     %c = arith.cmpi sge, %q_idx, %kv_idx : index
     attn.yield %c : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } classify {
   ^bb0(%b: index, %h: index, %q_lo: index, %q_hi: index, %kv_lo: index, %kv_hi: index):
     %true = arith.constant true

@@ -21,14 +21,18 @@
 // CHECK-NEXT:      attn.yield %[[C]] : i1
 // CHECK-NEXT:    } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xi1>
 // CHECK-NEXT:    %[[P:.*]], %[[LSE:.*]] = attn.online_rowscale %[[T]] mask(%[[KEEP]] : tensor<?x4x?x?xi1>) update {
-// CHECK-NEXT:    ^{{.*}}(%[[US:.*]]: f32, %[[M:.*]]: f32, %[[L:.*]]: f32):
-// CHECK-NEXT:      %[[TMAX:.*]] = attn.row_max %[[US]] : f32
-// CHECK:           %[[TSUM:.*]] = attn.row_sum %[[UP:.*]] : f32
+// CHECK-NEXT:    ^{{.*}}(%[[US:.*]]: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: f32, %{{.*}}: f32):
+// CHECK-NEXT:      %[[LOG2E:.*]] = arith.constant 1.44269502 : f32
+// CHECK-NEXT:      %[[US2:.*]] = arith.mulf %[[US]], %[[LOG2E]] : f32
+// CHECK-NEXT:      %{{.*}} = attn.row_max %[[US2]] : f32
+// CHECK:           %[[UP:.*]] = math.exp2 %{{.*}} : f32
+// CHECK:           %[[TSUM:.*]] = attn.row_sum %[[UP]] : f32
 // CHECK-NEXT:      %[[LNEW:.*]] = arith.addf %{{.*}}, %[[TSUM]] : f32
 // CHECK-NEXT:      attn.yield %[[UP]], %{{.*}}, %{{.*}}, %[[LNEW]] : f32, f32, f32, f32
 // CHECK-NEXT:    } finalize {
-// CHECK-NEXT:    ^{{.*}}(%{{.*}}: f32, %{{.*}}: f32):
-// CHECK:           attn.yield %{{.*}}, %{{.*}} : f32, f32
+// CHECK-NEXT:    ^{{.*}}(%[[ACC:.*]]: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: f32, %{{.*}}: f32):
+// CHECK:           %[[OUT:.*]] = arith.divf %[[ACC]], %{{.*}} : f32
+// CHECK:           attn.yield %[[OUT]], %{{.*}} : f32, f32
 // CHECK-NEXT:    } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
 // CHECK-NEXT:    %[[O:.*]] = attn.pv %[[P]], %[[V]] : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
 // CHECK-NEXT:    func.return %[[O]], %[[LSE]] : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
@@ -51,53 +55,58 @@ func.func @logical_chain(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %
     attn.yield %causal : i1
   } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xi1>
   %probs, %lse = attn.online_rowscale %modified mask(%keep : tensor<?x4x?x?xi1>) update {
-  ^bb0(%score: f32, %m: f32, %l: f32):
-    %tile_max = attn.row_max %score : f32
-    %m_new = arith.maximumf %m, %tile_max : f32
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %log2e = arith.constant 1.44269502 : f32
+    %score2 = arith.mulf %score, %log2e : f32
+    %tile_max = attn.row_max %score2 : f32
+    %m_new = arith.maxnumf %m, %tile_max : f32
     %neg_inf = arith.constant 0xff800000 : f32
     %zero = arith.constant 0.000000e+00 : f32
     %all_masked = arith.cmpf oeq, %m_new, %neg_inf : f32
     %m_safe = arith.select %all_masked, %zero, %m_new : f32
-    %shifted = arith.subf %score, %m_safe : f32
-    %p = math.exp %shifted : f32
+    %shifted = arith.subf %score2, %m_safe : f32
+    %p = math.exp2 %shifted : f32
     %m_diff = arith.subf %m, %m_safe : f32
-    %alpha = math.exp %m_diff : f32
+    %alpha = math.exp2 %m_diff : f32
     %l_scaled = arith.mulf %l, %alpha : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l_scaled, %tile_sum : f32
     attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
   } finalize {
-  ^bb0(%m: f32, %l: f32):
+  ^bb0(%acc: f32, %b: index, %h: index, %m: f32, %l: f32):
     %zero = arith.constant 0.000000e+00 : f32
     %one = arith.constant 1.000000e+00 : f32
+    %ln2 = arith.constant 0.693147182 : f32
     %empty_row = arith.cmpf oeq, %l, %zero : f32
     %l_safe = arith.select %empty_row, %one, %l : f32
-    %out_scale = arith.divf %one, %l_safe : f32
+    %out = arith.divf %acc, %l_safe : f32
+    %m_nat = arith.mulf %m, %ln2 : f32
     %log_l = math.log %l : f32
-    %lse_row = arith.addf %m, %log_l : f32
-    attn.yield %out_scale, %lse_row : f32, f32
+    %lse_row = arith.addf %m_nat, %log_l : f32
+    attn.yield %out, %lse_row : f32, f32
   } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
   %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
   func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
 }
 
 // A sigmoid-like normalizer with one state value and no row statistics: the
-// result list holds only the probabilities.
+// result list holds only the probabilities, and finalize yields the accumulator
+// as it is.
 
 // CHECK-LABEL: func.func @no_stats(
 // CHECK:         %[[P:.*]] = attn.online_rowscale %{{.*}} update {
-// CHECK-NEXT:    ^{{.*}}(%[[S:.*]]: f32, %[[N:.*]]: f32):
+// CHECK-NEXT:    ^{{.*}}(%[[S:.*]]: f32, %{{.*}}: index, %{{.*}}: index, %[[N:.*]]: f32):
 // CHECK-NEXT:      %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
 // CHECK:           attn.yield %{{.*}}, %[[ONE]], %[[N]] : f32, f32, f32
 // CHECK-NEXT:    } finalize {
-// CHECK-NEXT:    ^{{.*}}(%{{.*}}: f32):
-// CHECK:           attn.yield %{{.*}} : f32
+// CHECK-NEXT:    ^{{.*}}(%[[ACC:.*]]: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: f32):
+// CHECK-NEXT:      attn.yield %[[ACC]] : f32
 // CHECK-NEXT:    } {normalizer = "sigmoid", state = ["n"], init = [0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<2x4x16x16xf32> -> (tensor<2x4x16x16xf32>)
 // CHECK-NEXT:    attn.pv %[[P]], %{{.*}} : tensor<2x4x16x16xf32>, tensor<2x4x16x32xf16> -> tensor<2x4x16x32xf16>
 
 func.func @no_stats(%s: tensor<2x4x16x16xf32>, %v: tensor<2x4x16x32xf16>) -> tensor<2x4x16x32xf16> {
   %p = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %n: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %n: f32):
     %one = arith.constant 1.000000e+00 : f32
     %neg = arith.negf %score : f32
     %e = math.exp %neg : f32
@@ -105,12 +114,58 @@ func.func @no_stats(%s: tensor<2x4x16x16xf32>, %v: tensor<2x4x16x32xf16>) -> ten
     %sig = arith.divf %one, %d : f32
     attn.yield %sig, %one, %n : f32, f32, f32
   } finalize {
-  ^bb0(%n: f32):
-    %one = arith.constant 1.000000e+00 : f32
-    attn.yield %one : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %n: f32):
+    attn.yield %acc : f32
   } {normalizer = "sigmoid", state = ["n"], init = [0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<2x4x16x16xf32> -> (tensor<2x4x16x16xf32>)
   %o = attn.pv %p, %v : tensor<2x4x16x16xf32>, tensor<2x4x16x32xf16> -> tensor<2x4x16x32xf16>
   func.return %o : tensor<2x4x16x32xf16>
+}
+
+// A normalizer with a captured tensor, after the mask: softmax with a learned
+// per-head sink logit that joins each row's sum in finalize, which reads it at
+// %h. Both regions take the captures as trailing block arguments.
+
+// CHECK-LABEL: func.func @rowscale_captures(
+// CHECK-SAME:      %[[S:.*]]: tensor<2x4x16x16xf32>, %[[KEEP:.*]]: tensor<2x4x16x16xi1>, %[[SINKS:.*]]: tensor<4xf32>)
+// CHECK-NEXT:    %[[P:.*]], %[[LSE:.*]] = attn.online_rowscale %[[S]] mask(%[[KEEP]] : tensor<2x4x16x16xi1>) captures(%[[SINKS]] : tensor<4xf32>) update {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: tensor<4xf32>):
+// CHECK:           attn.yield %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : f32, f32, f32, f32
+// CHECK-NEXT:    } finalize {
+// CHECK-NEXT:    ^{{.*}}(%[[ACC:.*]]: f32, %{{.*}}: index, %[[H:.*]]: index, %[[M:.*]]: f32, %[[L:.*]]: f32, %[[FS:.*]]: tensor<4xf32>):
+// CHECK-NEXT:      %[[SINK:.*]] = tensor.extract %[[FS]][%[[H]]] : tensor<4xf32>
+// CHECK-NEXT:      %[[SHIFTED:.*]] = arith.subf %[[SINK]], %[[M]] : f32
+// CHECK-NEXT:      %[[SINK_P:.*]] = math.exp %[[SHIFTED]] : f32
+// CHECK-NEXT:      %[[TOTAL:.*]] = arith.addf %[[L]], %[[SINK_P]] : f32
+// CHECK-NEXT:      %[[OUT:.*]] = arith.divf %[[ACC]], %[[TOTAL]] : f32
+// CHECK:           attn.yield %[[OUT]], %{{.*}} : f32, f32
+// CHECK-NEXT:    } {normalizer = "sinks", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<2x4x16x16xf32> -> (tensor<2x4x16x16xf32>, tensor<2x4x16xf32>)
+// CHECK-NEXT:    func.return %[[P]], %[[LSE]] : tensor<2x4x16x16xf32>, tensor<2x4x16xf32>
+
+func.func @rowscale_captures(%s: tensor<2x4x16x16xf32>, %keep: tensor<2x4x16x16xi1>, %sinks: tensor<4xf32>) -> (tensor<2x4x16x16xf32>, tensor<2x4x16xf32>) {
+  %p, %lse = attn.online_rowscale %s mask(%keep : tensor<2x4x16x16xi1>) captures(%sinks : tensor<4xf32>) update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32, %sinks_1: tensor<4xf32>):
+    %tile_max = attn.row_max %score : f32
+    %m_new = arith.maximumf %m, %tile_max : f32
+    %shifted = arith.subf %score, %m_new : f32
+    %p = math.exp %shifted : f32
+    %m_diff = arith.subf %m, %m_new : f32
+    %alpha = math.exp %m_diff : f32
+    %l_scaled = arith.mulf %l, %alpha : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l_scaled, %tile_sum : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index, %m: f32, %l: f32, %sinks_1: tensor<4xf32>):
+    %sink = tensor.extract %sinks_1[%h] : tensor<4xf32>
+    %sink_shifted = arith.subf %sink, %m : f32
+    %sink_p = math.exp %sink_shifted : f32
+    %l_total = arith.addf %l, %sink_p : f32
+    %out = arith.divf %acc, %l_total : f32
+    %log_l = math.log %l_total : f32
+    %lse_row = arith.addf %m, %log_l : f32
+    attn.yield %out, %lse_row : f32, f32
+  } {normalizer = "sinks", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<2x4x16x16xf32> -> (tensor<2x4x16x16xf32>, tensor<2x4x16xf32>)
+  func.return %p, %lse : tensor<2x4x16x16xf32>, tensor<2x4x16xf32>
 }
 
 // The fused form after attn-block-mask and attn-tile: an affine mask with its
@@ -125,9 +180,11 @@ func.func @no_stats(%s: tensor<2x4x16x16xf32>, %v: tensor<2x4x16x32xf16>) -> ten
 // CHECK-NEXT:      %[[C:.*]] = arith.cmpi sge, %[[MQ]], %[[MKV]] : index
 // CHECK-NEXT:      attn.yield %[[C]] : i1
 // CHECK-NEXT:    } update {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: tensor<64xf32>):
 // CHECK:           attn.row_max
 // CHECK:           attn.row_sum
 // CHECK:         } finalize {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: tensor<64xf32>):
 // CHECK:         } classify {
 // CHECK-NEXT:    ^{{.*}}(%{{.*}}: index, %{{.*}}: index, %[[QLO:.*]]: index, %[[QHI:.*]]: index, %[[KVLO:.*]]: index, %[[KVHI:.*]]: index):
 // CHECK-NEXT:      %[[ONE:.*]] = arith.constant 1 : index
@@ -154,31 +211,35 @@ func.func @flash_affine(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v
     %causal = arith.cmpi sge, %q_idx, %kv_idx : index
     attn.yield %causal : i1
   } update {
-  ^bb0(%score: f32, %m: f32, %l: f32):
-    %tile_max = attn.row_max %score : f32
-    %m_new = arith.maximumf %m, %tile_max : f32
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32, %slopes_2: tensor<64xf32>):
+    %log2e = arith.constant 1.44269502 : f32
+    %score2 = arith.mulf %score, %log2e : f32
+    %tile_max = attn.row_max %score2 : f32
+    %m_new = arith.maxnumf %m, %tile_max : f32
     %neg_inf = arith.constant 0xff800000 : f32
     %zero = arith.constant 0.000000e+00 : f32
     %all_masked = arith.cmpf oeq, %m_new, %neg_inf : f32
     %m_safe = arith.select %all_masked, %zero, %m_new : f32
-    %shifted = arith.subf %score, %m_safe : f32
-    %p = math.exp %shifted : f32
+    %shifted = arith.subf %score2, %m_safe : f32
+    %p = math.exp2 %shifted : f32
     %m_diff = arith.subf %m, %m_safe : f32
-    %alpha = math.exp %m_diff : f32
+    %alpha = math.exp2 %m_diff : f32
     %l_scaled = arith.mulf %l, %alpha : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l_scaled, %tile_sum : f32
     attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
   } finalize {
-  ^bb0(%m: f32, %l: f32):
+  ^bb0(%acc: f32, %b: index, %h: index, %m: f32, %l: f32, %slopes_2: tensor<64xf32>):
     %zero = arith.constant 0.000000e+00 : f32
     %one = arith.constant 1.000000e+00 : f32
+    %ln2 = arith.constant 0.693147182 : f32
     %empty_row = arith.cmpf oeq, %l, %zero : f32
     %l_safe = arith.select %empty_row, %one, %l : f32
-    %out_scale = arith.divf %one, %l_safe : f32
+    %out = arith.divf %acc, %l_safe : f32
+    %m_nat = arith.mulf %m, %ln2 : f32
     %log_l = math.log %l : f32
-    %lse_row = arith.addf %m, %log_l : f32
-    attn.yield %out_scale, %lse_row : f32, f32
+    %lse_row = arith.addf %m_nat, %log_l : f32
+    attn.yield %out, %lse_row : f32, f32
   } classify {
   ^bb0(%b: index, %h: index, %q_lo: index, %q_hi: index, %kv_lo: index, %kv_hi: index):
     %c1 = arith.constant 1 : index
@@ -208,7 +269,7 @@ func.func @flash_none(%q: tensor<1x8x?x128xf16>, %k: tensor<1x8x?x128xf16>, %v: 
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %m: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
     %tile_max = attn.row_max %score : f32
     %m_new = arith.maximumf %m, %tile_max : f32
     %shifted = arith.subf %score, %m_new : f32
@@ -220,12 +281,11 @@ func.func @flash_none(%q: tensor<1x8x?x128xf16>, %k: tensor<1x8x?x128xf16>, %v: 
     %l_new = arith.addf %l_scaled, %tile_sum : f32
     attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
   } finalize {
-  ^bb0(%m: f32, %l: f32):
-    %one = arith.constant 1.000000e+00 : f32
-    %out_scale = arith.divf %one, %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %out = arith.divf %acc, %l : f32
     %log_l = math.log %l : f32
     %lse_row = arith.addf %m, %log_l : f32
-    attn.yield %out_scale, %lse_row : f32, f32
+    attn.yield %out, %lse_row : f32, f32
   } classify {
   } {scale = 0.088388 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "none", tile = #attn.tile<64, 32>} : tensor<1x8x?x128xf16>, tensor<1x8x?x128xf16>, tensor<1x8x?x128xf16> -> (tensor<1x8x?x128xf16>, tensor<1x8x?xf32>)
   func.return %out, %lse : tensor<1x8x?x128xf16>, tensor<1x8x?xf32>

@@ -23,15 +23,16 @@ func.func @no_mask(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tenso
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>

@@ -30,15 +30,16 @@ func.func @causal(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor
     %causal = arith.cmpi sge, %q_idx, %kv_idx : index
     attn.yield %causal : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
@@ -81,15 +82,16 @@ func.func @sliding_window(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v
     %keep = arith.andi %in_window, %causal : i1
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
@@ -127,15 +129,16 @@ func.func @prefix_lm(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: ten
     %keep = arith.ori %prefix, %causal : i1
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
@@ -181,15 +184,16 @@ func.func @chunked(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tenso
     %keep = arith.cmpi eq, %q_chunk, %kv_chunk : index
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
@@ -217,15 +221,16 @@ func.func @document(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tens
     %keep = arith.cmpi eq, %dq, %dkv : i32
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32, %doc_2: tensor<4096xi32>):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32, %doc_3: tensor<4096xi32>):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
@@ -249,15 +254,16 @@ func.func @unread_capture(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v
     %causal = arith.cmpi sge, %q_idx, %kv_idx : index
     attn.yield %causal : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32, %doc_2: tensor<4096xi32>):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32, %doc_3: tensor<4096xi32>):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
@@ -286,15 +292,16 @@ func.func @float_mask(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: te
     %keep = arith.cmpf oge, %scaled, %kf : f32
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
@@ -317,15 +324,16 @@ func.func @unsigned(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tens
     %keep = arith.cmpi uge, %q_idx, %kv_idx : index
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
@@ -348,15 +356,16 @@ func.func @already_classified(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>
     %causal = arith.cmpi sge, %q_idx, %kv_idx : index
     attn.yield %causal : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "runtime"} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>

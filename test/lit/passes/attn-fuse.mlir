@@ -20,13 +20,17 @@
 // CHECK-NEXT:    ^{{.*}}(%{{.*}}: index, %{{.*}}: index, %[[MQ:.*]]: index, %[[MKV:.*]]: index, %{{.*}}: tensor<64xf32>):
 // CHECK-NEXT:      %[[C:.*]] = arith.cmpi sge, %[[MQ]], %[[MKV]] : index
 // CHECK-NEXT:      attn.yield %[[C]] : i1
+// The normalizer regions take them as well, after the state.
 // CHECK-NEXT:    } update {
-// CHECK-NEXT:    ^{{.*}}(%[[US:.*]]: f32, %{{.*}}: f32, %{{.*}}: f32):
-// CHECK-NEXT:      attn.row_max %[[US]] : f32
+// CHECK-NEXT:    ^{{.*}}(%[[US:.*]]: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: tensor<64xf32>):
+// CHECK-NEXT:      %[[LOG2E:.*]] = arith.constant 1.44269502 : f32
+// CHECK-NEXT:      %{{.*}} = arith.mulf %[[US]], %[[LOG2E]] : f32
 // CHECK:           attn.row_sum
 // CHECK:           attn.yield %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : f32, f32, f32, f32
 // CHECK-NEXT:    } finalize {
-// CHECK:           attn.yield %{{.*}}, %{{.*}} : f32, f32
+// CHECK-NEXT:    ^{{.*}}(%[[ACC:.*]]: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: tensor<64xf32>):
+// CHECK:           %[[OUT:.*]] = arith.divf %[[ACC]], %{{.*}} : f32
+// CHECK:           attn.yield %[[OUT]], %{{.*}} : f32, f32
 // The classify region stays empty until attn-block-mask.
 // CHECK-NEXT:    } classify {
 // CHECK-NEXT:    } {scale = 1.250000e-01 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>)
@@ -54,31 +58,35 @@ func.func @full_chain(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: 
     attn.yield %causal : i1
   } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xi1>
   %probs, %lse = attn.online_rowscale %modified mask(%keep : tensor<?x4x?x?xi1>) update {
-  ^bb0(%score: f32, %m: f32, %l: f32):
-    %tile_max = attn.row_max %score : f32
-    %m_new = arith.maximumf %m, %tile_max : f32
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %log2e = arith.constant 1.44269502 : f32
+    %score2 = arith.mulf %score, %log2e : f32
+    %tile_max = attn.row_max %score2 : f32
+    %m_new = arith.maxnumf %m, %tile_max : f32
     %neg_inf = arith.constant 0xff800000 : f32
     %zero = arith.constant 0.000000e+00 : f32
     %all_masked = arith.cmpf oeq, %m_new, %neg_inf : f32
     %m_safe = arith.select %all_masked, %zero, %m_new : f32
-    %shifted = arith.subf %score, %m_safe : f32
-    %p = math.exp %shifted : f32
+    %shifted = arith.subf %score2, %m_safe : f32
+    %p = math.exp2 %shifted : f32
     %m_diff = arith.subf %m, %m_safe : f32
-    %alpha = math.exp %m_diff : f32
+    %alpha = math.exp2 %m_diff : f32
     %l_scaled = arith.mulf %l, %alpha : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l_scaled, %tile_sum : f32
     attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
   } finalize {
-  ^bb0(%m: f32, %l: f32):
+  ^bb0(%acc: f32, %b: index, %h: index, %m: f32, %l: f32):
     %zero = arith.constant 0.000000e+00 : f32
     %one = arith.constant 1.000000e+00 : f32
+    %ln2 = arith.constant 0.693147182 : f32
     %empty_row = arith.cmpf oeq, %l, %zero : f32
     %l_safe = arith.select %empty_row, %one, %l : f32
-    %out_scale = arith.divf %one, %l_safe : f32
+    %out = arith.divf %acc, %l_safe : f32
+    %m_nat = arith.mulf %m, %ln2 : f32
     %log_l = math.log %l : f32
-    %lse_row = arith.addf %m, %log_l : f32
-    attn.yield %out_scale, %lse_row : f32, f32
+    %lse_row = arith.addf %m_nat, %log_l : f32
+    attn.yield %out, %lse_row : f32, f32
   } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
   %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
   func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
@@ -106,17 +114,16 @@ func.func @full_chain(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: 
 func.func @plain(%q: tensor<2x4x128x64xf16>, %k: tensor<2x4x128x64xf16>, %v: tensor<2x4x128x64xf16>) -> (tensor<2x4x128x64xf16>, tensor<2x4x128xf32>) {
   %s = attn.qk %q, %k {scale = 0.5 : f32} : tensor<2x4x128x64xf16>, tensor<2x4x128x64xf16> -> tensor<2x4x128x128xf32>
   %p, %stat = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    %one = arith.constant 1.0 : f32
-    %inv = arith.divf %one, %l : f32
-    attn.yield %inv, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<2x4x128x128xf32> -> (tensor<2x4x128x128xf32>, tensor<2x4x128xf32>)
   %o = attn.pv %p, %v : tensor<2x4x128x128xf32>, tensor<2x4x128x64xf16> -> tensor<2x4x128x64xf16>
   func.return %o, %stat : tensor<2x4x128x64xf16>, tensor<2x4x128xf32>
@@ -127,6 +134,7 @@ func.func @plain(%q: tensor<2x4x128x64xf16>, %k: tensor<2x4x128x64xf16>, %v: ten
 // Captures of both mods are merged, each tensor once, in first-use order
 // (score_mod's first). Each region's block arguments are remapped to the merged
 // list, so the mask_mod's %doc_1 (its first capture) becomes the fused op's second.
+// The normalizer, which captures nothing, takes the merged list too.
 
 // CHECK-LABEL: func.func @merged_captures(
 // CHECK-SAME:      %[[Q:.*]]: tensor<1x4x?x64xf16>, %[[K:.*]]: tensor<1x4x?x64xf16>, %[[V:.*]]: tensor<1x4x?x64xf16>, %[[BIAS:.*]]: tensor<4xf32>, %[[DOC:.*]]: tensor<4096xi32>)
@@ -143,6 +151,9 @@ func.func @plain(%q: tensor<2x4x128x64xf16>, %k: tensor<2x4x128x64xf16>, %v: ten
 // CHECK-NEXT:      %[[B:.*]] = tensor.extract %[[MB]][%[[MH]]] : tensor<4xf32>
 // CHECK:           attn.yield
 // CHECK-NEXT:    } update {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: f32, %{{.*}}: tensor<4xf32>, %{{.*}}: tensor<4096xi32>):
+// CHECK:         } finalize {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: f32, %{{.*}}: tensor<4xf32>, %{{.*}}: tensor<4096xi32>):
 
 func.func @merged_captures(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x4x?x64xf16>, %bias: tensor<4xf32>, %doc: tensor<4096xi32>) -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>) {
   %s = attn.qk %q, %k {scale = 0.125 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> tensor<1x4x?x?xf32>
@@ -164,18 +175,91 @@ func.func @merged_captures(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %
     attn.yield %keep_1 : i1
   } : tensor<1x4x?x?xf32> -> tensor<1x4x?x?xi1>
   %p, %stat = attn.online_rowscale %t mask(%keep : tensor<1x4x?x?xi1>) update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l, %l : f32, f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x?xf32> -> (tensor<1x4x?x?xf32>, tensor<1x4x?xf32>)
   %o = attn.pv %p, %v : tensor<1x4x?x?xf32>, tensor<1x4x?x64xf16> -> tensor<1x4x?x64xf16>
   func.return %o, %stat : tensor<1x4x?x64xf16>, tensor<1x4x?xf32>
+}
+
+// -----
+
+// The normalizer's captures join the merged list after the mods'. Softmax with a
+// per-head temperature and sink: score_mod divides by %temp, and finalize adds
+// exp(sink / temp - m) to the row sum, so the normalizer captures (%sinks, %temp)
+// and shares %temp with score_mod. The fused op captures (%temp, %sinks); update
+// and finalize take both, and finalize's %sinks_1 (its first capture) becomes
+// the second.
+
+// CHECK-LABEL: func.func @normalizer_captures(
+// CHECK-SAME:      %[[Q:.*]]: tensor<1x4x?x64xf16>, %[[K:.*]]: tensor<1x4x?x64xf16>, %[[V:.*]]: tensor<1x4x?x64xf16>, %[[TEMP:.*]]: tensor<4xf32>, %[[SINKS:.*]]: tensor<4xf32>)
+// CHECK-NEXT:    %[[O:.*]], %[[LSE:.*]] = attn.flash %[[Q]], %[[K]], %[[V]] captures(%[[TEMP]], %[[SINKS]] : tensor<4xf32>, tensor<4xf32>) score_mod {
+// CHECK-NEXT:    ^{{.*}}(%[[SCORE:.*]]: f32, %{{.*}}: index, %[[H:.*]]: index, %{{.*}}: index, %{{.*}}: index, %[[ST:.*]]: tensor<4xf32>, %{{.*}}: tensor<4xf32>):
+// CHECK-NEXT:      %[[T:.*]] = tensor.extract %[[ST]][%[[H]]] : tensor<4xf32>
+// CHECK-NEXT:      %{{.*}} = arith.divf %[[SCORE]], %[[T]] : f32
+// CHECK:         } mask_mod {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: tensor<4xf32>, %{{.*}}: tensor<4xf32>):
+// CHECK:         } update {
+// CHECK-NEXT:    ^{{.*}}(%{{.*}}: f32, %{{.*}}: index, %{{.*}}: index, %{{.*}}: f32, %{{.*}}: f32, %{{.*}}: tensor<4xf32>, %{{.*}}: tensor<4xf32>):
+// CHECK:           attn.yield %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : f32, f32, f32, f32
+// CHECK-NEXT:    } finalize {
+// CHECK-NEXT:    ^{{.*}}(%[[ACC:.*]]: f32, %{{.*}}: index, %[[FH:.*]]: index, %[[M:.*]]: f32, %[[L:.*]]: f32, %[[FT:.*]]: tensor<4xf32>, %[[FS:.*]]: tensor<4xf32>):
+// CHECK-NEXT:      %[[SINK:.*]] = tensor.extract %[[FS]][%[[FH]]] : tensor<4xf32>
+// CHECK-NEXT:      %[[FTEMP:.*]] = tensor.extract %[[FT]][%[[FH]]] : tensor<4xf32>
+// CHECK-NEXT:      %[[SINK_LOGIT:.*]] = arith.divf %[[SINK]], %[[FTEMP]] : f32
+// CHECK-NEXT:      %[[SINK_SHIFTED:.*]] = arith.subf %[[SINK_LOGIT]], %[[M]] : f32
+// CHECK-NEXT:      %[[SINK_P:.*]] = math.exp %[[SINK_SHIFTED]] : f32
+// CHECK-NEXT:      %[[TOTAL:.*]] = arith.addf %[[L]], %[[SINK_P]] : f32
+// CHECK-NEXT:      %[[OUT:.*]] = arith.divf %[[ACC]], %[[TOTAL]] : f32
+// CHECK:           attn.yield %[[OUT]], %{{.*}} : f32, f32
+// CHECK-NEXT:    } classify {
+// CHECK-NEXT:    } {{{.*}}normalizer = "sinks"{{.*}}}
+// CHECK-NEXT:    func.return %[[O]], %[[LSE]]
+// CHECK-NOT:     attn.online_rowscale
+
+func.func @normalizer_captures(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x4x?x64xf16>, %temp: tensor<4xf32>, %sinks: tensor<4xf32>) -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>) {
+  %s = attn.qk %q, %k {scale = 0.125 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> tensor<1x4x?x?xf32>
+  %t = attn.score_mod %s captures(%temp : tensor<4xf32>) {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %temp_1: tensor<4xf32>):
+    %tau = tensor.extract %temp_1[%h] : tensor<4xf32>
+    %r = arith.divf %score, %tau : f32
+    attn.yield %r : f32
+  } : tensor<1x4x?x?xf32> -> tensor<1x4x?x?xf32>
+  %p, %lse = attn.online_rowscale %t captures(%sinks, %temp : tensor<4xf32>, tensor<4xf32>) update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32, %sinks_1: tensor<4xf32>, %temp_2: tensor<4xf32>):
+    %tile_max = attn.row_max %score : f32
+    %m_new = arith.maximumf %m, %tile_max : f32
+    %shifted = arith.subf %score, %m_new : f32
+    %p = math.exp %shifted : f32
+    %m_diff = arith.subf %m, %m_new : f32
+    %alpha = math.exp %m_diff : f32
+    %l_scaled = arith.mulf %l, %alpha : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l_scaled, %tile_sum : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index, %m: f32, %l: f32, %sinks_1: tensor<4xf32>, %temp_2: tensor<4xf32>):
+    %sink = tensor.extract %sinks_1[%h] : tensor<4xf32>
+    %tau = tensor.extract %temp_2[%h] : tensor<4xf32>
+    %sink_logit = arith.divf %sink, %tau : f32
+    %sink_shifted = arith.subf %sink_logit, %m : f32
+    %sink_p = math.exp %sink_shifted : f32
+    %l_total = arith.addf %l, %sink_p : f32
+    %out = arith.divf %acc, %l_total : f32
+    %log_l = math.log %l_total : f32
+    %lse_row = arith.addf %m, %log_l : f32
+    attn.yield %out, %lse_row : f32, f32
+  } {normalizer = "sinks", state = ["m", "l"], init = [0xff800000 : f32, 0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x?xf32> -> (tensor<1x4x?x?xf32>, tensor<1x4x?xf32>)
+  %o = attn.pv %p, %v : tensor<1x4x?x?xf32>, tensor<1x4x?x64xf16> -> tensor<1x4x?x64xf16>
+  func.return %o, %lse : tensor<1x4x?x64xf16>, tensor<1x4x?xf32>
 }
 
 // -----
@@ -200,15 +284,16 @@ func.func @mask_on_raw_scores(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf1
     attn.yield %c : i1
   } : tensor<1x4x16x16xf32> -> tensor<1x4x16x16xi1>
   %p = attn.online_rowscale %t mask(%keep : tensor<1x4x16x16xi1>) update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>)
   %o = attn.pv %p, %v : tensor<1x4x16x16xf32>, tensor<1x4x16x64xf16> -> tensor<1x4x16x64xf16>
   func.return %o : tensor<1x4x16x64xf16>
@@ -230,15 +315,16 @@ func.func @probs_not_from_rowscale(%p: tensor<1x4x16x16xf32>, %v: tensor<1x4x16x
 func.func @scores_extra_use(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>, %v: tensor<1x4x16x64xf16>) -> (tensor<1x4x16x64xf16>, tensor<1x4x16x16xf32>) {
   %s = attn.qk %q, %k {scale = 0.125 : f32} : tensor<1x4x16x64xf16>, tensor<1x4x16x64xf16> -> tensor<1x4x16x16xf32>
   %p = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>)
   %o = attn.pv %p, %v : tensor<1x4x16x16xf32>, tensor<1x4x16x64xf16> -> tensor<1x4x16x64xf16>
   func.return %o, %s : tensor<1x4x16x64xf16>, tensor<1x4x16x16xf32>
@@ -250,15 +336,16 @@ func.func @scores_extra_use(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>
 func.func @probs_extra_use(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>, %v: tensor<1x4x16x64xf16>) -> (tensor<1x4x16x64xf16>, tensor<1x4x16x16xf32>) {
   %s = attn.qk %q, %k {scale = 0.125 : f32} : tensor<1x4x16x64xf16>, tensor<1x4x16x64xf16> -> tensor<1x4x16x16xf32>
   %p = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>)
   %o = attn.pv %p, %v : tensor<1x4x16x16xf32>, tensor<1x4x16x64xf16> -> tensor<1x4x16x64xf16>
   func.return %o, %p : tensor<1x4x16x64xf16>, tensor<1x4x16x16xf32>
@@ -275,15 +362,16 @@ func.func @mask_extra_use(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>, 
     attn.yield %c : i1
   } : tensor<1x4x16x16xf32> -> tensor<1x4x16x16xi1>
   %p = attn.online_rowscale %s mask(%keep : tensor<1x4x16x16xi1>) update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>)
   %o = attn.pv %p, %v : tensor<1x4x16x16xf32>, tensor<1x4x16x64xf16> -> tensor<1x4x16x64xf16>
   func.return %o, %keep : tensor<1x4x16x64xf16>, tensor<1x4x16x16xi1>
@@ -294,15 +382,16 @@ func.func @mask_extra_use(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>, 
 
 func.func @scores_not_from_qk(%s: tensor<1x4x16x16xf32>, %v: tensor<1x4x16x64xf16>) -> tensor<1x4x16x64xf16> {
   %p = attn.online_rowscale %s update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>)
   %o = attn.pv %p, %v : tensor<1x4x16x16xf32>, tensor<1x4x16x64xf16> -> tensor<1x4x16x64xf16>
   func.return %o : tensor<1x4x16x64xf16>
@@ -314,15 +403,16 @@ func.func @scores_not_from_qk(%s: tensor<1x4x16x16xf32>, %v: tensor<1x4x16x64xf1
 func.func @mask_not_from_mask_mod(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>, %v: tensor<1x4x16x64xf16>, %keep: tensor<1x4x16x16xi1>) -> tensor<1x4x16x64xf16> {
   %s = attn.qk %q, %k {scale = 0.125 : f32} : tensor<1x4x16x64xf16>, tensor<1x4x16x64xf16> -> tensor<1x4x16x16xf32>
   %p = attn.online_rowscale %s mask(%keep : tensor<1x4x16x16xi1>) update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>)
   %o = attn.pv %p, %v : tensor<1x4x16x16xf32>, tensor<1x4x16x64xf16> -> tensor<1x4x16x64xf16>
   func.return %o : tensor<1x4x16x64xf16>
@@ -339,15 +429,16 @@ func.func @mask_from_other_scores(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x6
     attn.yield %c : i1
   } : tensor<1x4x16x16xf32> -> tensor<1x4x16x16xi1>
   %p = attn.online_rowscale %s mask(%keep : tensor<1x4x16x16xi1>) update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>)
   %o = attn.pv %p, %v : tensor<1x4x16x16xf32>, tensor<1x4x16x64xf16> -> tensor<1x4x16x64xf16>
   func.return %o : tensor<1x4x16x64xf16>

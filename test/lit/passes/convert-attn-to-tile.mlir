@@ -47,7 +47,9 @@
 // CHECK-NEXT:      %[[QK:.*]] = tile.dot %[[Q]], %[[KT]] : tensor<128x64xbf16>, tensor<64x64xbf16> -> tensor<128x64xf32>
 // CHECK-NOT:       mask_mod
 // CHECK-NOT:       tile.cmpi sge
-// CHECK:           tile.reduce max %{{.*}} axis 1 {attnc.comment = "normalizer update (softmax)"}
+// CHECK:           arith.constant {attnc.comment = "normalizer update (softmax)"} 1.44269502 : f32
+// CHECK-NOT:       tile.cmpi sge
+// CHECK:           tile.reduce max %{{.*}} axis 1
 // CHECK-NOT:       tile.cmpi sge
 // CHECK:           %{{.*}} = tile.load %{{.*}} : tensor<64x64x!tile.ptr<bf16>> -> tensor<64x64xbf16>
 // CHECK-NOT:       tile.cmpi sge
@@ -73,20 +75,33 @@
 // CHECK-NEXT:      %[[NEG_INF:.*]] = arith.constant 0xff800000 : f32
 // CHECK-NEXT:      %[[FILL:.*]] = tile.splat %[[NEG_INF]] ["BLOCK_M", "BLOCK_N"] : f32 -> tensor<128x64xf32>
 // CHECK-NEXT:      %[[MASKED:.*]] = tile.select %[[KEEP]], %[[S]], %[[FILL]] : tensor<128x64xf32>
-// CHECK-NEXT:      tile.reduce max %[[MASKED]] axis 1 {attnc.comment = "normalizer update (softmax)"}
+// The base-2 softmax: scores times log2(e), then exp2.
+// CHECK-NEXT:      %[[LOG2E:.*]] = arith.constant {attnc.comment = "normalizer update (softmax)"} 1.44269502 : f32
+// CHECK-NEXT:      %[[LOG2E_T:.*]] = tile.splat %[[LOG2E]] ["BLOCK_M", "BLOCK_N"] : f32 -> tensor<128x64xf32>
+// CHECK-NEXT:      %[[S2:.*]] = arith.mulf %[[MASKED]], %[[LOG2E_T]] : tensor<128x64xf32>
+// CHECK-NEXT:      tile.reduce max %[[S2]] axis 1 : tensor<128x64xf32> -> tensor<128xf32>
+// CHECK:           math.exp2 %{{.*}} : tensor<128x64xf32>
 // Masked scores contribute p = 0.
 // CHECK:           %[[P:.*]] = tile.select %[[KEEP]], %{{.*}}, %{{.*}} : tensor<128x64xf32>
 // CHECK:           %[[PC:.*]] = tile.cast %[[P]] : tensor<128x64xf32> to tensor<128x64xbf16>
 // CHECK-NEXT:      %{{.*}} = tile.dot %[[PC]], %{{.*}} acc %{{.*}} : tensor<128x64xbf16>, tensor<64x64xbf16> -> tensor<128x64xf32>
 // CHECK:         } {attnc.comment = "part key blocks"}
 
-// finalize on the final state; the output and the logsumexp are stored.
+// finalize on the final state: the output is the accumulator divided by the row
+// sum broadcast over the head dim; the logsumexp, m ln 2 + log l, reads only the
+// state. Both are stored.
 // CHECK:         arith.constant {attnc.comment = "normalizer finalize (softmax)"}
 // CHECK:         %[[EMPTY:.*]] = tile.cmpf oeq, %[[L2]], %{{.*}} : tensor<128xf32>
-// CHECK:         %[[LOG_L:.*]] = math.log %[[L2]] : tensor<128xf32>
-// CHECK-NEXT:    %[[LSE:.*]] = arith.addf %[[M2]], %[[LOG_L]] : tensor<128xf32>
-// CHECK:         arith.mulf %[[ACC2]], %{{.*}} : tensor<128x64xf32>
-// CHECK:         tile.store %{{.*}}, %{{.*}} mask %{{.*}} : tensor<128x64x!tile.ptr<bf16>>, tensor<128x64xbf16>
+// CHECK-NEXT:    %{{.*}} = tile.splat
+// CHECK-NEXT:    %[[L_SAFE:.*]] = tile.select %[[EMPTY]], %{{.*}}, %[[L2]] : tensor<128xf32>
+// CHECK-NEXT:    %[[L_SAFE_COL:.*]] = tile.expand_dims %[[L_SAFE]] 1 : tensor<128xf32> -> tensor<128x1xf32>
+// CHECK-NEXT:    %[[L_SAFE_T:.*]] = tile.broadcast %[[L_SAFE_COL]] ["BLOCK_M", "HEAD_DIM_V"] : tensor<128x1xf32> -> tensor<128x64xf32>
+// CHECK-NEXT:    %[[OUT:.*]] = arith.divf %[[ACC2]], %[[L_SAFE_T]] : tensor<128x64xf32>
+// CHECK:         %[[M_NAT:.*]] = arith.mulf %[[M2]], %{{.*}} : tensor<128xf32>
+// CHECK-NEXT:    %[[LOG_L:.*]] = math.log %[[L2]] : tensor<128xf32>
+// CHECK-NEXT:    %[[LSE:.*]] = arith.addf %[[M_NAT]], %[[LOG_L]] : tensor<128xf32>
+// CHECK-NEXT:    %[[OUT_C:.*]] = tile.cast %[[OUT]] : tensor<128x64xf32> to tensor<128x64xbf16>
+// CHECK:         tile.store %{{.*}}, %[[OUT_C]] mask %{{.*}} : tensor<128x64x!tile.ptr<bf16>>, tensor<128x64xbf16>
 // CHECK:         %[[LSE_PTRS:.*]] = tile.addptr %[[LSE_PTR]], %{{.*}}
 // CHECK-NEXT:    tile.store %[[LSE_PTRS]], %[[LSE]] mask %{{.*}} : tensor<128x!tile.ptr<f32>>, tensor<128xf32>
 // CHECK-NEXT:    tile.return
@@ -102,33 +117,37 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
     %0 = arith.cmpi sge, %q_idx_1, %kv_idx_1 : index
     attn.yield %0 : i1
   } update {
-  ^bb0(%score_1: f32, %m: f32, %l: f32):
-    %tile_max = attn.row_max %score_1 : f32
-    %m_new = arith.maximumf %m, %tile_max : f32
+  ^bb0(%score_1: f32, %b_2: index, %h_2: index, %m: f32, %l: f32):
+    %log2e = arith.constant 1.44269502 : f32
+    %score2 = arith.mulf %score_1, %log2e : f32
+    %tile_max = attn.row_max %score2 : f32
+    %m_new = arith.maxnumf %m, %tile_max : f32
     %neg_inf = arith.constant 0xff800000 : f32
     %zero = arith.constant 0.000000e+00 : f32
     %all_masked = arith.cmpf oeq, %m_new, %neg_inf : f32
     %m_safe = arith.select %all_masked, %zero, %m_new : f32
-    %shifted = arith.subf %score_1, %m_safe : f32
-    %p = math.exp %shifted : f32
+    %shifted = arith.subf %score2, %m_safe : f32
+    %p = math.exp2 %shifted : f32
     %m_diff = arith.subf %m, %m_safe : f32
-    %alpha = math.exp %m_diff : f32
+    %alpha = math.exp2 %m_diff : f32
     %l_scaled = arith.mulf %l, %alpha : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l_scaled, %tile_sum : f32
     attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
   } finalize {
-  ^bb0(%m_1: f32, %l_1: f32):
+  ^bb0(%acc: f32, %b_3: index, %h_3: index, %m_1: f32, %l_1: f32):
     %zero_1 = arith.constant 0.000000e+00 : f32
     %one = arith.constant 1.000000e+00 : f32
+    %ln2 = arith.constant 0.693147182 : f32
     %empty_row = arith.cmpf oeq, %l_1, %zero_1 : f32
     %l_safe = arith.select %empty_row, %one, %l_1 : f32
-    %out_scale = arith.divf %one, %l_safe : f32
+    %out_1 = arith.divf %acc, %l_safe : f32
+    %m_nat = arith.mulf %m_1, %ln2 : f32
     %log_l = math.log %l_1 : f32
-    %lse_1 = arith.addf %m_1, %log_l : f32
-    attn.yield %out_scale, %lse_1 : f32, f32
+    %lse_1 = arith.addf %m_nat, %log_l : f32
+    attn.yield %out_1, %lse_1 : f32, f32
   } classify {
-  ^bb0(%b_2: index, %h_2: index, %q_lo: index, %q_hi: index, %kv_lo: index, %kv_hi: index):
+  ^bb0(%b_4: index, %h_4: index, %q_lo: index, %q_hi: index, %kv_lo: index, %kv_hi: index):
     %1 = arith.constant 1 : index
     %q_last = arith.subi %q_hi, %1 : index
     %kv_last = arith.subi %kv_hi, %1 : index
@@ -194,31 +213,35 @@ func.func @document(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: te
     %3 = arith.cmpi eq, %1, %2 : i32
     attn.yield %3 : i1
   } update {
-  ^bb0(%score_1: f32, %m: f32, %l: f32):
-    %tile_max = attn.row_max %score_1 : f32
-    %m_new = arith.maximumf %m, %tile_max : f32
+  ^bb0(%score_1: f32, %b_2: index, %h_2: index, %m: f32, %l: f32, %document_id_2: tensor<16384xi32>):
+    %log2e = arith.constant 1.44269502 : f32
+    %score2 = arith.mulf %score_1, %log2e : f32
+    %tile_max = attn.row_max %score2 : f32
+    %m_new = arith.maxnumf %m, %tile_max : f32
     %neg_inf = arith.constant 0xff800000 : f32
     %zero = arith.constant 0.000000e+00 : f32
     %all_masked = arith.cmpf oeq, %m_new, %neg_inf : f32
     %m_safe = arith.select %all_masked, %zero, %m_new : f32
-    %shifted = arith.subf %score_1, %m_safe : f32
-    %p = math.exp %shifted : f32
+    %shifted = arith.subf %score2, %m_safe : f32
+    %p = math.exp2 %shifted : f32
     %m_diff = arith.subf %m, %m_safe : f32
-    %alpha = math.exp %m_diff : f32
+    %alpha = math.exp2 %m_diff : f32
     %l_scaled = arith.mulf %l, %alpha : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l_scaled, %tile_sum : f32
     attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
   } finalize {
-  ^bb0(%m_1: f32, %l_1: f32):
+  ^bb0(%acc: f32, %b_3: index, %h_3: index, %m_1: f32, %l_1: f32, %document_id_3: tensor<16384xi32>):
     %zero_1 = arith.constant 0.000000e+00 : f32
     %one = arith.constant 1.000000e+00 : f32
+    %ln2 = arith.constant 0.693147182 : f32
     %empty_row = arith.cmpf oeq, %l_1, %zero_1 : f32
     %l_safe = arith.select %empty_row, %one, %l_1 : f32
-    %out_scale = arith.divf %one, %l_safe : f32
+    %out_1 = arith.divf %acc, %l_safe : f32
+    %m_nat = arith.mulf %m_1, %ln2 : f32
     %log_l = math.log %l_1 : f32
-    %lse_1 = arith.addf %m_1, %log_l : f32
-    attn.yield %out_scale, %lse_1 : f32, f32
+    %lse_1 = arith.addf %m_nat, %log_l : f32
+    attn.yield %out_1, %lse_1 : f32, f32
   } classify {
   } {scale = 1.250000e-01 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>)
   func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
@@ -252,15 +275,16 @@ func.func @no_mask(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tenso
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "none", tile = #attn.tile<64x32>} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
@@ -278,15 +302,16 @@ func.func @untiled(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tenso
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "none"} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
@@ -305,15 +330,16 @@ func.func @unclassified(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: 
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, tile = #attn.tile<64x32>} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
@@ -341,15 +367,16 @@ func.func @two(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "none", tile = #attn.tile<64x32>} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   %o2 = attn.flash %q, %k, %v score_mod {
@@ -360,15 +387,16 @@ func.func @two(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x
     %keep = arith.constant true
     attn.yield %keep : i1
   } update {
-  ^bb0(%score: f32, %l: f32):
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
     %one = arith.constant 1.0 : f32
     %p = math.exp %score : f32
     %tile_sum = attn.row_sum %p : f32
     %l_new = arith.addf %l, %tile_sum : f32
     attn.yield %p, %one, %l_new : f32, f32, f32
   } finalize {
-  ^bb0(%l: f32):
-    attn.yield %l : f32
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32, block_mask = "none", tile = #attn.tile<64x32>} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
