@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # what __getattr__ below loads, spelled out for type checkers
     from attnc.frontend.api import Attention, CompiledAttention, Shape, attention, compile
     from attnc.frontend.errors import TraceError
     from attnc.frontend.ops import abs, exp, exp2, log, log2, maximum, minimum, sigmoid, sqrt, tanh, where
+    from attnc.frontend.normalizer import Normalizer, row_max, row_sum
+    from attnc.frontend.normalizers import ReLU, Retention, Sigmoid, Softmax, SoftmaxWithSinks
     from attnc.reference import attention_reference
 
 _EXPORTS = {
@@ -36,12 +38,26 @@ _EXPORTS = {
     "tanh": "attnc.frontend.ops",
     "where": "attnc.frontend.ops",
     "attention_reference": "attnc.reference",
+    "Normalizer": "attnc.frontend.normalizer",
+    "row_max": "attnc.frontend.normalizer",
+    "row_sum": "attnc.frontend.normalizer",
+    "Softmax": "attnc.frontend.normalizers",
+    "Sigmoid": "attnc.frontend.normalizers",
+    "ReLU": "attnc.frontend.normalizers",
+    "Retention": "attnc.frontend.normalizers",
+    "SoftmaxWithSinks": "attnc.frontend.normalizers",
 }
 
 __all__ = [
     "Attention",
     "CompiledAttention",
+    "Normalizer",
+    "ReLU",
+    "Retention",
     "Shape",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxWithSinks",
     "TraceError",
     "abs",
     "attention",
@@ -53,6 +69,8 @@ __all__ = [
     "log2",
     "maximum",
     "minimum",
+    "row_max",
+    "row_sum",
     "sigmoid",
     "sqrt",
     "tanh",
