@@ -14,9 +14,9 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # what __getattr__ below loads, spelled out for type checkers
     from attnc.frontend.api import Attention, CompiledAttention, Shape, attention, compile
     from attnc.frontend.errors import TraceError
-    from attnc.frontend.ops import abs, exp, exp2, log, log2, maximum, minimum, sigmoid, sqrt, tanh, where
     from attnc.frontend.normalizer import Normalizer, row_max, row_sum
     from attnc.frontend.normalizers import ReLU, Retention, Sigmoid, Softmax, SoftmaxWithSinks
+    from attnc.frontend.ops import abs, exp, exp2, log, log2, maximum, minimum, sigmoid, sqrt, tanh, where
     from attnc.reference import attention_reference
 
 _EXPORTS = {

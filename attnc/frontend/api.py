@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from attnc.frontend.build import Signature, build_module
 from attnc.dialect.attn import NormalizerSpec
+from attnc.frontend.build import Signature, build_module
 from attnc.frontend.normalizer import Normalizer, trace_normalizer
 from attnc.frontend.normalizers import resolve_normalizer
 from attnc.frontend.trace import TracedRegion, trace_mask_mod, trace_score_mod
@@ -99,6 +99,7 @@ class Attention:
         found: list[torch.Tensor] = []
         for tensors in (score.captures if score else [], mask.captures if mask else [], spec.captures):
             for t in tensors:
+                assert isinstance(t, torch.Tensor)
                 if not any(t is c for c in found):
                     found.append(t)
         return found
@@ -118,7 +119,7 @@ class Attention:
 
     def __call__(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None, return_lse: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         try:
             key = (q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.device, k.device, v.device,
                    q.stride(), k.stride(), v.stride(), scale)  # fmt: skip

@@ -255,11 +255,10 @@ def logical_ir(variant: Variant, shape: attnc.Shape, dtype: torch.dtype, scale: 
     """
     from attnc.frontend.api import DTYPES as API_DTYPES
     from attnc.frontend.build import Signature, build_module
-    from attnc.frontend.trace import trace_mask_mod, trace_score_mod
-    from attnc.runtime.compiler import print_ir
-
     from attnc.frontend.normalizer import trace_normalizer
     from attnc.frontend.normalizers import resolve_normalizer
+    from attnc.frontend.trace import trace_mask_mod, trace_score_mod
+    from attnc.runtime.compiler import print_ir
 
     spec = trace_normalizer(resolve_normalizer(variant.normalizer))
     score = trace_score_mod(variant.score_mod) if variant.score_mod is not None else None
