@@ -51,6 +51,8 @@ UNARY = (
     math.SqrtOp,
     math.RsqrtOp,
 )
+LOG2E = 1.4426950408889634
+
 CASTS = (arith.IndexCastOp, arith.SIToFPOp, arith.FPToSIOp, arith.ExtFOp, arith.TruncFOp, arith.ExtSIOp, arith.TruncIOp)
 
 
@@ -59,6 +61,11 @@ def _lower_op(kb: KernelBuilder, op: Operation, get) -> Value | None:
         return kb.constant_like(op)
     if isinstance(op, BINARY):
         return kb.binary(type(op), get(op.operands[0]), get(op.operands[1]))
+    if isinstance(op, math.ExpOp):
+        # exp(x) = 2^(x·log2 e): the GPU's exp is exp2, and Triton's tl.exp on f32 takes
+        # the precise libdevice path; the multiply often folds into a scale (see the builder).
+        scaled = kb.binary(arith.MulfOp, get(op.operand), kb.f32(LOG2E))
+        return kb.unary(math.Exp2Op, scaled)
     if isinstance(op, UNARY):
         return kb.unary(type(op), get(op.operands[0]))
     if isinstance(op, arith.CmpiOp):
