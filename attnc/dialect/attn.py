@@ -404,24 +404,25 @@ def _check_in_update(op: Operation) -> None:
 class OnlineRowscaleOp(IRDLOperation):
     """A normalizer as an online row-scale (softmax, sigmoid, ReLU, retention, sinks, yours).
 
-    Named per-row `state` starts at `init`. `update` sees one tile of scores
-    (`%score`, masked ones set to `masked_score`) and the old state, and yields the
-    probabilities `p`, the factor `alpha` that rescales the running accumulator, and
-    the new state. `finalize` maps the final state to the factor applied to the
-    accumulator (`out_scale`) and the row statistics kept for backward (softmax:
-    the logsumexp). Masked scores always contribute p = 0.
-
-    Logically, on whole rows: P = p(S, final state) * out_scale.
+    Named per-row `state` starts at `init`. `update` sees one score of the current
+    tile (masked ones set to `masked_score`), the batch and head indices, the old
+    state and the captured tensors, and yields the probability `p`, the factor
+    `alpha` that rescales the running accumulator, and the new state; `attn.row_max`
+    and `attn.row_sum` reduce over the tile's row. `finalize` sees one element of the
+    accumulator and the final state and yields the output element and the row
+    statistics kept for backward (softmax: the logsumexp). Masked scores always
+    contribute p = 0.
 
     ```mlir
     %p, %lse = attn.online_rowscale %s mask(%keep : tensor<?x8x?x?xi1>) update {
-    ^bb0(%score: f32, %m: f32, %l: f32):
+    ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
       ...
       attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
     } finalize {
-    ^bb0(%m_1: f32, %l_1: f32):
-      attn.yield %inv_l, %lse : f32, f32
-    } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.0 : f32],
+    ^bb0(%acc: f32, %b_1: index, %h_1: index, %m_1: f32, %l_1: f32):
+      ...
+      attn.yield %out, %lse : f32, f32
+    } {normalizer = "Softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.0 : f32],
        masked_score = 0xff800000 : f32} : tensor<?x8x?x?xf32> -> (tensor<?x8x?x?xf32>, tensor<?x8x?xf32>)
     ```
     """
