@@ -47,7 +47,7 @@ from attnc.dialect.tile_kernel import (
     ProgramIdOp,
     ReturnOp,
 )
-from attnc.dialect.tile_memory import AddPtrOp, LoadOp, StoreOp
+from attnc.dialect.tile_memory import AddPtrOp, AtomicAddOp, LoadOp, StoreOp
 from attnc.dialect.tile_types import (
     InputPrecision,
     InputPrecisionAttr,
@@ -89,6 +89,7 @@ __all__ = [
     "SelectOp",
     "SplatOp",
     "StoreOp",
+    "AtomicAddOp",
     "Tile",
     "TransOp",
     "dot_result_element_type",
@@ -116,6 +117,7 @@ Tile = Dialect(
         AddPtrOp,
         LoadOp,
         StoreOp,
+        AtomicAddOp,
         DotOp,
         ReduceOp,
         TransOp,

@@ -233,16 +233,9 @@ class LoadOp(IRDLOperation):
         printer.print_attribute(self.result.type)
 
 
-@irdl_op_definition
-class StoreOp(IRDLOperation):
-    """`tl.store(ptrs, value, mask=mask)`.
+class _StoreLikeOp(IRDLOperation):
+    """A write of `value` through `ptrs` under an optional mask: tl.store and tl.atomic_add."""
 
-    ```mlir
-    tile.store %ptrs, %y mask %in_bounds : tensor<128x!tile.ptr<f32>>, tensor<128xf32>
-    ```
-    """
-
-    name = "tile.store"
     ptr = operand_def()
     value = operand_def()
     mask = opt_operand_def()
@@ -263,12 +256,12 @@ class StoreOp(IRDLOperation):
         expected = with_shape(pointer.pointee, shape_of(self.ptr.type))
         if self.value.type != expected:
             raise VerifyException(
-                f"'tile.store' op expected value of type {expected}, but got {self.value.type}"
+                f"'{self.name}' op expected value of type {expected}, but got {self.value.type}"
             )
         _verify_mask(self, self.mask, self.ptr.type)
 
     @classmethod
-    def parse(cls, parser: Parser) -> StoreOp:
+    def parse(cls, parser: Parser) -> _StoreLikeOp:
         ptr = parser.parse_unresolved_operand()
         parser.parse_punctuation(",")
         value = parser.parse_unresolved_operand()
@@ -303,3 +296,30 @@ class StoreOp(IRDLOperation):
         printer.print_attribute(self.ptr.type)
         printer.print_string(", ")
         printer.print_attribute(self.value.type)
+
+
+@irdl_op_definition
+class StoreOp(_StoreLikeOp):
+    """`tl.store(ptrs, value, mask=mask)`.
+
+    ```mlir
+    tile.store %ptrs, %y mask %in_bounds : tensor<128x!tile.ptr<f32>>, tensor<128xf32>
+    ```
+    """
+
+    name = "tile.store"
+
+
+@irdl_op_definition
+class AtomicAddOp(_StoreLikeOp):
+    """`tl.atomic_add(ptrs, value, mask=mask)`: adds into memory other programs may add to too.
+
+    The order of the additions is not fixed, so float sums may differ in the last bits
+    between runs.
+
+    ```mlir
+    tile.atomic_add %ptrs, %g mask %keep : tensor<128x64x!tile.ptr<f32>>, tensor<128x64xf32>
+    ```
+    """
+
+    name = "tile.atomic_add"

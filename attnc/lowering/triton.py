@@ -65,6 +65,7 @@ _BROADCASTING: tuple[type[Operation], ...] = (
     tile.AddPtrOp,
     tile.LoadOp,
     tile.StoreOp,
+    tile.AtomicAddOp,
     tile.CmpIOp,
     tile.CmpFOp,
     tile.SelectOp,
@@ -131,7 +132,7 @@ def elided_operands(op: Operation) -> set[int]:
         for i, v in enumerate(op.operands)
         if isinstance(v, OpResult) and isinstance(v.op, tile.SplatOp | tile.BroadcastOp)
     }
-    if isinstance(op, tile.LoadOp | tile.StoreOp):
+    if isinstance(op, tile.LoadOp | tile.StoreOp | tile.AtomicAddOp):
         candidates.discard(0)
     if not candidates:
         return set()

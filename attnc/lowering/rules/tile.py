@@ -103,6 +103,14 @@ def store(p: KernelPrinter, op: tile.StoreOp) -> None:
     p.line(f"tl.store({', '.join(args)})")
 
 
+@rule(tile.AtomicAddOp)
+def atomic_add(p: KernelPrinter, op: tile.AtomicAddOp) -> None:
+    args = [p.expr(op.ptr), p.expr(op.value)]
+    if op.mask is not None:
+        args.append(f"mask={p.expr(op.mask)}")
+    p.line(f"tl.atomic_add({', '.join(args)})")
+
+
 @rule(tile.DotOp)
 def dot(p: KernelPrinter, op: tile.DotOp) -> None:
     args = [p.expr(op.a), p.expr(op.b)]
