@@ -241,9 +241,11 @@ def load_variant(path_text: str, device: torch.device | None = None) -> Variant:
         )
     if device is not None:
         # The mods read module globals when called, so rebinding moves their captures.
-        for attr, value in list(vars(module).items()):
-            if isinstance(value, torch.Tensor) and value.device != device:
-                setattr(module, attr, value.to(device))
+        holders = [module, *([normalizer] if isinstance(normalizer, Normalizer) else [])]
+        for holder in holders:
+            for attr, value in list(vars(holder).items()):
+                if isinstance(value, torch.Tensor) and value.device != device:
+                    setattr(holder, attr, value.to(device))
     return Variant(path, module, mods["score_mod"], mods["mask_mod"], normalizer)
 
 
@@ -433,9 +435,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("result")
         status = 0
         if args.check:
-            ref, _ = attnc.attention_reference(
-                q, k, v, score_mod=variant.score_mod, mask_mod=variant.mask_mod, scale=args.scale
-            )
+            ref = attnc.attention_reference(
+                q,
+                k,
+                v,
+                score_mod=variant.score_mod,
+                mask_mod=variant.mask_mod,
+                scale=args.scale,
+                normalizer=variant.normalizer,
+            )[0]
             diff = out.double() - ref
             max_abs = diff.abs().max().item() if diff.numel() else 0.0
             ref_norm = ref.norm().item()

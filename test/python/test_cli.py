@@ -87,7 +87,9 @@ def test_cli_compile_binary_stage_must_fit_the_target(
     assert message == "--emit hsaco needs a hip target, but --target is cuda:90"
 
 
-@pytest.mark.parametrize(("example", "dtype"), [("causal", "bf16"), ("alibi", "fp32")])
+@pytest.mark.parametrize(
+    ("example", "dtype"), [("causal", "bf16"), ("alibi", "fp32"), ("retention", "fp32"), ("sinks", "fp16")]
+)
 def test_cli_run_cpu_matches_reference(example: str, dtype: str, capsys: pytest.CaptureFixture[str]) -> None:
     """`attnc run` on the CPU shows the stages and passes its check against the float64 reference."""
     argv = [
