@@ -656,14 +656,18 @@ class NormalizerSpec:
         }
 
 
+# The backward op family; it uses the helpers above, so import it as attn.FlashGradOp.
+from attnc.dialect.attn_grad import FlashGradOp  # noqa: E402
+
 Attn = Dialect(
     "attn",
-    [QKOp, ScoreModOp, MaskModOp, RowMaxOp, RowSumOp, OnlineRowscaleOp, PVOp, FlashOp, YieldOp],
+    [QKOp, ScoreModOp, MaskModOp, RowMaxOp, RowSumOp, OnlineRowscaleOp, PVOp, FlashOp, FlashGradOp, YieldOp],
     [TileAttr],
 )
 
 __all__ = [
     "Attn",
+    "FlashGradOp",
     "FlashOp",
     "MaskModOp",
     "NormalizerSpec",

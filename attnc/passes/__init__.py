@@ -31,11 +31,18 @@ def _convert_attn_to_tile() -> type[ModulePass]:
     return ConvertAttnToTilePass
 
 
+def _attn_autodiff() -> type[ModulePass]:
+    from attnc.passes.attn_autodiff import AttnAutodiffPass
+
+    return AttnAutodiffPass
+
+
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "attn-fuse": _attn_fuse,
     "attn-block-mask": _attn_block_mask,
     "attn-tile": _attn_tile,
     "convert-attn-to-tile": _convert_attn_to_tile,
+    "attn-autodiff": _attn_autodiff,
 }
 
 # The pipeline the Python API and `attnc compile` run, in order.

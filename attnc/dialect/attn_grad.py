@@ -1,0 +1,170 @@
+"""The backward of the fused attention op: `attn.flash_grad`, derived by `attn-autodiff`.
+
+Part of the `attn` dialect, split out as the backward op family: attn.py registers it
+in `Attn` and re-exports it, so import it as `attnc.dialect.attn.FlashGradOp` (this
+module reads attn.py's helpers, so attn.py must load first). Its regions are scalar,
+like attn.flash's: the kernels evaluate them per score element.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import (
+    AnyFloat,
+    ArrayAttr,
+    FloatAttr,
+    IndexType,
+    IntegerAttr,
+    StringAttr,
+    TensorType,
+    f32,
+    i1,
+)
+from xdsl.ir import Attribute
+from xdsl.irdl import (
+    IRDLOperation,
+    attr_def,
+    irdl_op_definition,
+    operand_def,
+    opt_attr_def,
+    region_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+    var_result_def,
+)
+from xdsl.traits import IsolatedFromAbove, RecursiveMemoryEffect
+from xdsl.utils.exceptions import VerifyException
+
+from attnc.dialect.attn import (
+    TileAttr,
+    _check_block_args,
+    _check_yield,
+    _tensor,
+    _verify_mask_mod,
+    _verify_score_mod,
+    score_mod_arg_types,
+)
+
+
+@irdl_op_definition
+class FlashGradOp(IRDLOperation):
+    """Gradients of a softmax `attn.flash`: dq, dk, dv and one per captured tensor.
+
+    Reads the forward's inputs, its output `out` and row statistic `lse`, and the
+    incoming gradient `dout`. With s the scaled score and t = score_mod(s), the kernels
+    recompute P = exp(t − lse) (masked entries 0) and compute
+
+        dP = dO · Vᵀ,   dT = P ⊙ (dP − rowsum(dO ⊙ O)),   dS = score_mod'(s) · dT,
+        dV = Pᵀ · dO,   dQ = scale · dS · K,   dK = scale · dSᵀ · Q.
+
+    `score_mod_grad` is score_mod's derivative: block arguments those of `score_mod`
+    plus the incoming gradient dT (f32); it yields dS (f32) and then, for each *site*
+    (a `tensor.extract` of a float capture, in program order) the site's adjoint (f32)
+    and the indices it read (one `index` per dimension of the capture).
+    `capture_sites[i]` says which capture site i reads; the runtime scatter-adds each
+    site's adjoints into that capture's gradient. Captures without sites (integer
+    tensors, tensors only the mask reads) get a zero gradient. `mask_mod`, `classify`,
+    `block_mask` and `tile` are the forward's, for the same block skipping.
+
+    ```mlir
+    %dq, %dk, %dv, %dslopes = attn.flash_grad %q, %k, %v, %o, %lse, %dout captures(%slopes : tensor<8xf32>)
+    score_mod {
+    ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<8xf32>):
+      ...
+      attn.yield %t : f32
+    } mask_mod {
+      ...
+    } score_mod_grad {
+    ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<8xf32>, %grad: f32):
+      ...
+      attn.yield %grad, %dslopes, %h : f32, f32, index
+    } classify {
+    } {scale = 0.125 : f32, capture_sites = [0 : i64], block_mask = "none"}
+      : tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x8x?x64xbf16>, tensor<?x8x?xf32>,
+        tensor<?x8x?x64xbf16> -> (tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<8xf32>)
+    ```
+    """
+
+    name = "attn.flash_grad"
+    q = operand_def(TensorType)
+    k = operand_def(TensorType)
+    v = operand_def(TensorType)
+    out = operand_def(TensorType)
+    lse = operand_def(TensorType)
+    dout = operand_def(TensorType)
+    captures = var_operand_def(TensorType)
+    scale = attr_def(FloatAttr)
+    capture_sites = attr_def(ArrayAttr[IntegerAttr])
+    block_mask = opt_attr_def(StringAttr)
+    tile = opt_attr_def(TileAttr)
+    score_mod = region_def("single_block")
+    mask_mod = region_def("single_block")
+    score_mod_grad = region_def("single_block")
+    classify = region_def()
+    dq = result_def(TensorType)
+    dk = result_def(TensorType)
+    dv = result_def(TensorType)
+    capture_grads = var_result_def(TensorType)
+    traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
+    assembly_format = (
+        "$q `,` $k `,` $v `,` $out `,` $lse `,` $dout (`captures` `(` $captures^ `:` type($captures) `)`)? "
+        "`score_mod` $score_mod `mask_mod` $mask_mod `score_mod_grad` $score_mod_grad `classify` $classify attr-dict "
+        "`:` type($q) `,` type($k) `,` type($v) `,` type($out) `,` type($lse) `,` type($dout) "
+        "`->` `(` type($dq) `,` type($dk) `,` type($dv) (`,` type($capture_grads)^)? `)`"
+    )
+
+    def verify_(self) -> None:
+        for what, operand, result in (("dq", self.q, self.dq), ("dk", self.k, self.dk), ("dv", self.v, self.dv)):
+            _tensor(operand, what[1:], self, 4)
+            if result.type != operand.type:
+                raise VerifyException(f"'attn.flash_grad' op expected {what} of type {operand.type}, but got {result.type}")
+        ot = _tensor(self.out, "out", self, 4)
+        if self.dout.type != ot:
+            raise VerifyException(f"'attn.flash_grad' op expected dout of type {ot}, but got {self.dout.type}")
+        want_lse = TensorType(f32, ot.get_shape()[:3])
+        if self.lse.type != want_lse:
+            raise VerifyException(f"'attn.flash_grad' op expected lse of type {want_lse}, but got {self.lse.type}")
+        self._verify_capture_grads()
+        _verify_score_mod(self, self.score_mod, self.captures)
+        _verify_mask_mod(self, self.mask_mod, self.captures)
+        self._verify_score_mod_grad()
+        kind = self.block_mask.data if self.block_mask is not None else None
+        if kind not in (None, "none", "affine", "runtime"):
+            raise VerifyException(f"'attn.flash_grad' op expected block_mask to be none, affine or runtime, but got {kind}")
+        if kind == "affine":
+            block = _check_block_args(self, self.classify, "classify", [IndexType()] * 6)
+            _check_yield(self, block, "classify", [i1, i1])
+        elif self.classify.blocks:
+            raise VerifyException("'attn.flash_grad' op expected an empty classify region unless block_mask is affine")
+
+    def _verify_capture_grads(self) -> None:
+        if len(self.capture_grads) != len(self.captures):
+            raise VerifyException(
+                f"'attn.flash_grad' op expected {len(self.captures)} capture gradients, but got {len(self.capture_grads)}"
+            )
+        for capture, grad in zip(self.captures, self.capture_grads):
+            ct = _tensor(capture, "capture", self)
+            want = TensorType(f32, ct.get_shape())
+            if grad.type != want:
+                raise VerifyException(f"'attn.flash_grad' op expected capture gradient of type {want}, but got {grad.type}")
+
+    def _verify_score_mod_grad(self) -> None:
+        block = _check_block_args(
+            self, self.score_mod_grad, "score_mod_grad", [*score_mod_arg_types(self.captures), f32]
+        )
+        expected: list[Attribute] = [f32]
+        for site in self.capture_sites.data:
+            i = site.value.data
+            if not 0 <= i < len(self.captures):
+                raise VerifyException(
+                    f"'attn.flash_grad' op capture site reads capture {i}, but there are {len(self.captures)}"
+                )
+            ct = self.captures[i].type
+            assert isinstance(ct, TensorType)
+            if not isinstance(ct.element_type, AnyFloat):
+                raise VerifyException(f"'attn.flash_grad' op capture site reads capture {i} of non-float type {ct}")
+            expected += [f32, *[IndexType()] * ct.get_num_dims()]
+        _check_yield(self, block, "score_mod_grad", expected)
+
+
+__all__ = ["FlashGradOp"]

@@ -1,0 +1,164 @@
+"""attn-autodiff: derive the backward `attn.flash_grad` of each softmax `attn.flash`.
+
+The forward keeps, per query row, lse = log Σ_j exp(t_j), with t = score_mod(s) the
+modified scores (masked ones −∞) and s = scale · q·kᵀ. The backward the kernels will
+implement, FlashAttention-2 style, recomputes the probabilities from it instead of
+storing them:
+
+    P  = exp(t − lse)                        (0 where masked)
+    dP = dO · Vᵀ
+    dT = P ⊙ (dP − rowsum(dO ⊙ O))           softmax's backward, D = rowsum(dO ⊙ O) per row
+    dS = score_mod'(s) · dT                  the `score_mod_grad` region, per element
+    dV = Pᵀ · dO,   dQ = scale · dS · K,   dK = scale · dSᵀ · Q
+
+and each captured tensor's gradient is the sum, over every score element, of the
+capture-site adjoints `score_mod_grad` yields, scattered at the indices it read. The
+derivative region comes from `differentiate_score_mod` (region_autodiff.py), which
+rejects a score_mod it cannot differentiate.
+
+For each `attn.flash` with normalizer "softmax", the pass inserts `attn.flash_grad`
+right after it, reading its `out` and `lse` results; the incoming gradient becomes a new
+argument `%dout` of the enclosing function, appended after the others, and dq, dk, dv
+and the captures' gradients are returned after the existing results. Other normalizers
+have no derived backward yet: they are left alone, or with `strict=true` the pass fails.
+
+Precondition: `attn.flash` ops (run attn-fuse, and attn-block-mask for block skipping).
+
+Before:
+```mlir
+func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: ..., %v: ..., %slopes: tensor<64xf32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %out, %lse = attn.flash %q, %k, %v captures(%slopes : tensor<64xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<64xf32>):
+    %0 = tensor.extract %slopes_1[%h] : tensor<64xf32>
+    ...
+    attn.yield %5 : f32
+  } ... {normalizer = "softmax", ...} : ...
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}
+```
+After:
+```mlir
+func.func @attention(%q: ..., %k: ..., %v: ..., %slopes: tensor<64xf32>, %dout: tensor<?x4x?x64xbf16>)
+    -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>) {
+  %out, %lse = attn.flash ...
+  %dq, %dk, %dv, %dslopes = attn.flash_grad %q, %k, %v, %out, %lse, %dout captures(%slopes : tensor<64xf32>)
+      score_mod {...} mask_mod {...} score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<64xf32>, %grad: f32):
+    ...
+    %dslopes_1 = arith.mulf %grad, %2 : f32
+    attn.yield %grad, %dslopes_1, %h : f32, f32, index
+  } classify {...} {scale = 0.125 : f32, capture_sites = [0 : i64], block_mask = "none"} : ...
+  func.return %out, %lse, %dq, %dk, %dv, %dslopes : ...
+}
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, IntegerAttr, ModuleOp, TensorType, f32, i64
+from xdsl.ir import Attribute
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier,
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+    op_type_rewrite_pattern,
+)
+from xdsl.rewriter import InsertPoint
+from xdsl.utils.exceptions import PassFailedException
+
+from attnc.dialect import attn
+from attnc.passes.region_autodiff import differentiate_score_mod, float_capture_sites
+
+NORMALIZERS_WITH_BACKWARD = ("softmax",)
+
+
+@dataclass(frozen=True)
+class DeriveFlashGrad(RewritePattern):
+    """Inserts the `attn.flash_grad` of a softmax `attn.flash` and threads dout and the gradients through its function."""
+
+    strict: bool = False
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: attn.FlashOp, rewriter: PatternRewriter) -> None:
+        if any(isinstance(use.operation, attn.FlashGradOp) for use in op.out.uses):
+            return  # already derived
+        normalizer = op.normalizer.data
+        if normalizer not in NORMALIZERS_WITH_BACKWARD:
+            if self.strict:
+                raise PassFailedException(
+                    f"attn-autodiff has no backward for normalizer '{normalizer}'; "
+                    f"it derives {', '.join(NORMALIZERS_WITH_BACKWARD)} only"
+                )
+            return
+        if not op.stats:
+            raise PassFailedException("attn-autodiff needs the softmax row statistic (lse) among attn.flash's results")
+        fn = op.parent_op()
+        if not isinstance(fn, func.FuncOp):
+            raise PassFailedException("attn-autodiff needs attn.flash directly inside a func.func, to add dout to it")
+        ret = fn.get_return_op()
+        if ret is None or len(fn.body.blocks) != 1:
+            raise PassFailedException(f"attn-autodiff needs @{fn.sym_name.data} to be one block ending in func.return")
+
+        grad_region = differentiate_score_mod(op.score_mod)
+        sites = float_capture_sites(op.score_mod)
+        block = fn.body.blocks[0]
+        dout = rewriter.insert_block_argument(block, len(block.args), op.out.type)
+        dout.name_hint = "dout"
+        capture_grad_types: list[Attribute] = []
+        for capture in op.captures:
+            assert isinstance(capture.type, TensorType)
+            capture_grad_types.append(TensorType(f32, capture.type.get_shape()))
+        attributes: dict[str, Attribute] = {
+            "scale": op.scale,
+            "capture_sites": ArrayAttr([IntegerAttr(s, i64) for s in sites]),
+        }
+        for name in ("block_mask", "tile"):
+            if name in op.attributes:
+                attributes[name] = op.attributes[name]
+        grad = attn.FlashGradOp.build(
+            operands=[op.q, op.k, op.v, op.out, op.stats[0], dout, list(op.captures)],
+            attributes=attributes,
+            regions=[op.score_mod.clone(), op.mask_mod.clone(), grad_region, op.classify.clone()],
+            result_types=[op.q.type, op.k.type, op.v.type, capture_grad_types],
+        )
+        for result, name in zip(grad.results, ["dq", "dk", "dv", *(f"d{c.name_hint or 'capture'}" for c in op.captures)]):
+            result.name_hint = name
+        rewriter.insert(grad, InsertPoint.after(op))
+        rewriter.replace(ret, func.ReturnOp(*ret.arguments, *grad.results))
+        _update_signature(fn)
+        rewriter.notify_op_modified(fn)
+
+
+def _update_signature(fn: func.FuncOp) -> None:
+    """The function type from its block and return; per-argument/result attributes get empty entries."""
+    fn.update_function_type()
+    if fn.arg_attrs is not None:
+        missing = len(fn.args) - len(fn.arg_attrs.data)
+        fn.arg_attrs = ArrayAttr([*fn.arg_attrs.data, *[DictionaryAttr({})] * missing])
+    if fn.res_attrs is not None:
+        missing = len(fn.function_type.outputs.data) - len(fn.res_attrs.data)
+        fn.res_attrs = ArrayAttr([*fn.res_attrs.data, *[DictionaryAttr({})] * missing])
+
+
+@dataclass(frozen=True)
+class AttnAutodiffPass(ModulePass):
+    """Derives attn.flash_grad (dq, dk, dv, capture gradients) for each softmax attn.flash."""
+
+    name = "attn-autodiff"
+    strict: bool = False
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for leftover in op.walk():
+            if isinstance(leftover, (attn.QKOp, attn.PVOp)):
+                raise PassFailedException("attn-autodiff requires a fused attention op; run attn-fuse first")
+        walker = PatternRewriteWalker(GreedyRewritePatternApplier([DeriveFlashGrad(self.strict)]), apply_recursively=False)
+        walker.rewrite_module(op)
+
+
+__all__ = ["AttnAutodiffPass", "DeriveFlashGrad"]

@@ -1,0 +1,368 @@
+// RUN: attn-opt %s -p attn-fuse,attn-block-mask,attn-autodiff --split-input-file --verify-diagnostics | filecheck %s
+// RUN: attn-opt %s -p 'attn-fuse,attn-block-mask,attn-autodiff{strict=true}' --split-input-file --verify-diagnostics | filecheck %s --check-prefix=STRICT
+
+// attn-autodiff inserts, after each softmax attn.flash, the attn.flash_grad that
+// reads its out and lse, takes the incoming gradient as a new function argument
+// %dout, and returns dq, dk, dv and one gradient per captured tensor after the
+// function's results. Its score_mod_grad region is score_mod differentiated in
+// reverse mode: block arguments those of score_mod plus the incoming gradient; it
+// yields dscore, then per read of a float capture (a site) the site's adjoint and
+// the indices read. Inputs are `attnc compile <variant> --emit attn` output.
+
+// Softcap, 30·tanh(s/30): dscore = grad·30·(1 − tanh²(s/30))/30; tanh is recomputed,
+// the final product is not. The causal mask_mod and its classify region are copied.
+
+// CHECK-LABEL: func.func @softcap(
+// CHECK-SAME:    %dout: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>) {
+// CHECK:         %[[OUT:[^ ,]+]], %[[LSE:[^ ,]+]] = attn.flash %q, %k, %v score_mod {
+// CHECK:         %[[DQ:[^ ,]+]], %[[DK:[^ ,]+]], %[[DV:[^ ,]+]] = attn.flash_grad %q, %k, %v, %[[OUT]], %[[LSE]], %dout score_mod {
+// CHECK:         } mask_mod {
+// CHECK-NEXT:    ^{{.*}}(%{{[^:]+}}: index, %{{[^:]+}}: index, %[[Q:[^:]+]]: index, %[[KV:[^:]+]]: index):
+// CHECK-NEXT:      %{{.*}} = arith.cmpi sge, %[[Q]], %[[KV]] : index
+// CHECK:         } score_mod_grad {
+// CHECK-NEXT:    ^{{.*}}(%[[S:[^:]+]]: f32, %{{[^:]+}}: index, %{{[^:]+}}: index, %{{[^:]+}}: index, %{{[^:]+}}: index, %[[G:[^:]+]]: f32):
+// CHECK-NEXT:      %[[C30:.+]] = arith.constant 3.000000e+01 : f32
+// CHECK-NEXT:      %[[X:.+]] = arith.divf %[[S]], %[[C30]] : f32
+// CHECK-NEXT:      %[[T:.+]] = math.tanh %[[X]] : f32
+// CHECK-NEXT:      %[[G30:.+]] = arith.mulf %[[G]], %[[C30]] : f32
+// CHECK-NEXT:      %[[ONE:.+]] = arith.constant 1.000000e+00 : f32
+// CHECK-NEXT:      %[[T2:.+]] = arith.mulf %[[T]], %[[T]] : f32
+// CHECK-NEXT:      %[[SECH2:.+]] = arith.subf %[[ONE]], %[[T2]] : f32
+// CHECK-NEXT:      %[[GX:.+]] = arith.mulf %[[G30]], %[[SECH2]] : f32
+// CHECK-NEXT:      %[[DS:.+]] = arith.divf %[[GX]], %[[C30]] : f32
+// CHECK-NEXT:      attn.yield %[[DS]] : f32
+// CHECK-NEXT:    } classify {
+// CHECK-NEXT:    ^{{.*}}(%{{[^:]+}}: index, %{{[^:]+}}: index, %{{[^:]+}}: index, %{{[^:]+}}: index, %{{[^:]+}}: index, %{{[^:]+}}: index):
+// CHECK:           attn.yield %{{.*}}, %{{.*}} : i1, i1
+// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, capture_sites = [], block_mask = "affine"} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>)
+// CHECK-NEXT:    func.return %[[OUT]], %[[LSE]], %[[DQ]], %[[DK]], %[[DV]] :
+
+func.func @softcap(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %scores = attn.qk %q, %k {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %modified = attn.score_mod %scores {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %cst = arith.constant 3.000000e+01 : f32
+    %0 = arith.divf %score, %cst : f32
+    %1 = math.tanh %0 : f32
+    %2 = arith.mulf %cst, %1 : f32
+    attn.yield %2 : f32
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xf32>
+  %keep = attn.mask_mod %modified {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %0 = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %0 : i1
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xi1>
+  %probs, %lse = attn.online_rowscale %modified mask(%keep : tensor<?x4x?x?xi1>) update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %cst = arith.constant 1.44269502 : f32
+    %0 = arith.mulf %score, %cst : f32
+    %1 = attn.row_max %0 : f32
+    %m_new = arith.maxnumf %m, %1 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %2 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %3 = arith.select %2, %cst_2, %m_new : f32
+    %4 = arith.subf %0, %3 : f32
+    %p = math.exp2 %4 : f32
+    %5 = arith.subf %m, %3 : f32
+    %alpha = math.exp2 %5 : f32
+    %6 = arith.mulf %l, %alpha : f32
+    %7 = attn.row_sum %p : f32
+    %l_new = arith.addf %6, %7 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_1: index, %h_1: index, %m_1: f32, %l_1: f32):
+    %cst_3 = arith.constant 0.000000e+00 : f32
+    %8 = arith.cmpf oeq, %l_1, %cst_3 : f32
+    %cst_4 = arith.constant 1.000000e+00 : f32
+    %9 = arith.select %8, %cst_4, %l_1 : f32
+    %10 = arith.divf %cst_4, %9 : f32
+    %out = arith.mulf %acc, %10 : f32
+    %cst_5 = arith.constant 0.693147182 : f32
+    %11 = arith.mulf %m_1, %cst_5 : f32
+    %12 = math.log %l_1 : f32
+    %lse_1 = arith.addf %11, %12 : f32
+    attn.yield %out, %lse_1 : f32, f32
+  } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+  %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}
+
+// -----
+
+// ALiBi, score + slopes[h]·(kv − q): dscore = grad, and one site, slopes[h], with
+// adjoint grad·(kv − q); the distance is recomputed from the indices.
+
+// CHECK-LABEL: func.func @alibi(
+// CHECK-SAME:    %[[SLOPES:[^:]+]]: tensor<64xf32>, %dout: tensor<?x4x?x64xbf16>) -> ({{.*}}, tensor<64xf32>) {
+// CHECK:         %[[DQ:[^ ,]+]], %[[DK:[^ ,]+]], %[[DV:[^ ,]+]], %[[DSLOPES:[^ ,]+]] = attn.flash_grad %q, %k, %v, %{{[^ ,]+}}, %{{[^ ,]+}}, %dout captures(%[[SLOPES]] : tensor<64xf32>) score_mod {
+// CHECK:         } score_mod_grad {
+// CHECK-NEXT:    ^{{.*}}(%{{[^:]+}}: f32, %{{[^:]+}}: index, %[[H:[^:]+]]: index, %[[Q:[^:]+]]: index, %[[KV:[^:]+]]: index, %{{[^:]+}}: tensor<64xf32>, %[[G:[^:]+]]: f32):
+// CHECK-NEXT:      %[[DIST:.+]] = arith.subi %[[KV]], %[[Q]] : index
+// CHECK-NEXT:      %[[DIST64:.+]] = arith.index_cast %[[DIST]] : index to i64
+// CHECK-NEXT:      %[[DISTF:.+]] = arith.sitofp %[[DIST64]] : i64 to f32
+// CHECK-NEXT:      %[[SITE:.+]] = arith.mulf %[[G]], %[[DISTF]] : f32
+// CHECK-NEXT:      attn.yield %[[G]], %[[SITE]], %[[H]] : f32, f32, index
+// CHECK-NEXT:    } classify {
+// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, capture_sites = [0 : i64], block_mask = "none"} : {{.*}} -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>)
+// CHECK-NEXT:    func.return %{{[^ ,]+}}, %{{[^ ,]+}}, %[[DQ]], %[[DK]], %[[DV]], %[[DSLOPES]] :
+
+func.func @alibi(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %slopes: tensor<64xf32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %scores = attn.qk %q, %k {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %modified = attn.score_mod %scores captures(%slopes : tensor<64xf32>) {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<64xf32>):
+    %0 = tensor.extract %slopes_1[%h] : tensor<64xf32>
+    %1 = arith.subi %kv_idx, %q_idx : index
+    %2 = arith.index_cast %1 : index to i64
+    %3 = arith.sitofp %2 : i64 to f32
+    %4 = arith.mulf %0, %3 : f32
+    %5 = arith.addf %score, %4 : f32
+    attn.yield %5 : f32
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xf32>
+  %probs, %lse = attn.online_rowscale %modified update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %cst = arith.constant 1.44269502 : f32
+    %0 = arith.mulf %score, %cst : f32
+    %1 = attn.row_max %0 : f32
+    %m_new = arith.maxnumf %m, %1 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %2 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %3 = arith.select %2, %cst_2, %m_new : f32
+    %4 = arith.subf %0, %3 : f32
+    %p = math.exp2 %4 : f32
+    %5 = arith.subf %m, %3 : f32
+    %alpha = math.exp2 %5 : f32
+    %6 = arith.mulf %l, %alpha : f32
+    %7 = attn.row_sum %p : f32
+    %l_new = arith.addf %6, %7 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_1: index, %h_1: index, %m_1: f32, %l_1: f32):
+    %cst_3 = arith.constant 0.000000e+00 : f32
+    %8 = arith.cmpf oeq, %l_1, %cst_3 : f32
+    %cst_4 = arith.constant 1.000000e+00 : f32
+    %9 = arith.select %8, %cst_4, %l_1 : f32
+    %10 = arith.divf %cst_4, %9 : f32
+    %out = arith.mulf %acc, %10 : f32
+    %cst_5 = arith.constant 0.693147182 : f32
+    %11 = arith.mulf %m_1, %cst_5 : f32
+    %12 = math.log %l_1 : f32
+    %lse_1 = arith.addf %11, %12 : f32
+    attn.yield %out, %lse_1 : f32, f32
+  } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+  %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}
+
+// -----
+
+// A captured bias, score + bias[h, q_idx, kv_idx]: both adjoints are the incoming
+// gradient itself; nothing is recomputed.
+
+// CHECK-LABEL: func.func @bias(
+// CHECK-SAME:    %[[BIAS:[^:]+]]: tensor<4x128x128xf32>, %dout: tensor<?x4x?x64xbf16>) -> ({{.*}}, tensor<4x128x128xf32>) {
+// CHECK:         = attn.flash_grad %q, %k, %v, %{{[^ ,]+}}, %{{[^ ,]+}}, %dout captures(%[[BIAS]] : tensor<4x128x128xf32>) score_mod {
+// CHECK:         } score_mod_grad {
+// CHECK-NEXT:    ^{{.*}}(%{{[^:]+}}: f32, %{{[^:]+}}: index, %[[H:[^:]+]]: index, %[[Q:[^:]+]]: index, %[[KV:[^:]+]]: index, %{{[^:]+}}: tensor<4x128x128xf32>, %[[G:[^:]+]]: f32):
+// CHECK-NEXT:      attn.yield %[[G]], %[[G]], %[[H]], %[[Q]], %[[KV]] : f32, f32, index, index, index
+// CHECK-NEXT:    } classify {
+// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, capture_sites = [0 : i64], block_mask = "none"}
+
+func.func @bias(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %bias: tensor<4x128x128xf32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %scores = attn.qk %q, %k {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %modified = attn.score_mod %scores captures(%bias : tensor<4x128x128xf32>) {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %bias_1: tensor<4x128x128xf32>):
+    %0 = tensor.extract %bias_1[%h, %q_idx, %kv_idx] : tensor<4x128x128xf32>
+    %1 = arith.addf %score, %0 : f32
+    attn.yield %1 : f32
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xf32>
+  %probs, %lse = attn.online_rowscale %modified update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %cst = arith.constant 1.44269502 : f32
+    %0 = arith.mulf %score, %cst : f32
+    %1 = attn.row_max %0 : f32
+    %m_new = arith.maxnumf %m, %1 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %2 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %3 = arith.select %2, %cst_2, %m_new : f32
+    %4 = arith.subf %0, %3 : f32
+    %p = math.exp2 %4 : f32
+    %5 = arith.subf %m, %3 : f32
+    %alpha = math.exp2 %5 : f32
+    %6 = arith.mulf %l, %alpha : f32
+    %7 = attn.row_sum %p : f32
+    %l_new = arith.addf %6, %7 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_1: index, %h_1: index, %m_1: f32, %l_1: f32):
+    %cst_3 = arith.constant 0.000000e+00 : f32
+    %8 = arith.cmpf oeq, %l_1, %cst_3 : f32
+    %cst_4 = arith.constant 1.000000e+00 : f32
+    %9 = arith.select %8, %cst_4, %l_1 : f32
+    %10 = arith.divf %cst_4, %9 : f32
+    %out = arith.mulf %acc, %10 : f32
+    %cst_5 = arith.constant 0.693147182 : f32
+    %11 = arith.mulf %m_1, %cst_5 : f32
+    %12 = math.log %l_1 : f32
+    %lse_1 = arith.addf %11, %12 : f32
+    attn.yield %out, %lse_1 : f32, f32
+  } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+  %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}
+
+// -----
+
+// score·temp[h] + bias[h, q, kv] − bias[0, q, kv]: three sites, the tensor read twice
+// giving two (capture_sites = [0, 1, 1]); the runtime sums their scatters.
+
+// CHECK-LABEL: func.func @twice(
+// CHECK:         %{{[^ ,]+}}, %{{[^ ,]+}}, %{{[^ ,]+}}, %[[DTEMP:[^ ,]+]], %[[DBIAS:[^ ,]+]] = attn.flash_grad
+// CHECK:         } score_mod_grad {
+// CHECK-NEXT:    ^{{.*}}(%[[S:[^:]+]]: f32, %{{[^:]+}}: index, %[[H:[^:]+]]: index, %[[Q:[^:]+]]: index, %[[KV:[^:]+]]: index, %[[TEMP:[^:]+]]: tensor<4xf32>, %{{[^:]+}}: tensor<4x128x128xf32>, %[[G:[^:]+]]: f32):
+// CHECK-NEXT:      %[[T:.+]] = tensor.extract %[[TEMP]][%[[H]]] : tensor<4xf32>
+// CHECK-NEXT:      %[[C0:.+]] = arith.constant 0 : index
+// CHECK-NEXT:      %[[NEG:.+]] = arith.negf %[[G]] : f32
+// CHECK-NEXT:      %[[DS:.+]] = arith.mulf %[[G]], %[[T]] : f32
+// CHECK-NEXT:      %[[DT:.+]] = arith.mulf %[[G]], %[[S]] : f32
+// CHECK-NEXT:      attn.yield %[[DS]], %[[DT]], %[[H]], %[[G]], %[[H]], %[[Q]], %[[KV]], %[[NEG]], %[[C0]], %[[Q]], %[[KV]] : f32, f32, index, f32, index, index, index, f32, index, index, index
+// CHECK-NEXT:    } classify {
+// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, capture_sites = [0 : i64, 1 : i64, 1 : i64], block_mask = "none"}
+// CHECK-NEXT:    func.return %{{[^ ,]+}}, %{{[^ ,]+}}, %{{[^ ,]+}}, %{{[^ ,]+}}, %{{[^ ,]+}}, %[[DTEMP]], %[[DBIAS]] :
+
+func.func @twice(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %temp: tensor<4xf32>, %bias: tensor<4x128x128xf32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %scores = attn.qk %q, %k {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %modified = attn.score_mod %scores captures(%temp, %bias : tensor<4xf32>, tensor<4x128x128xf32>) {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %temp_1: tensor<4xf32>, %bias_1: tensor<4x128x128xf32>):
+    %0 = tensor.extract %temp_1[%h] : tensor<4xf32>
+    %1 = arith.mulf %score, %0 : f32
+    %2 = tensor.extract %bias_1[%h, %q_idx, %kv_idx] : tensor<4x128x128xf32>
+    %3 = arith.addf %1, %2 : f32
+    %c0 = arith.constant 0 : index
+    %4 = tensor.extract %bias_1[%c0, %q_idx, %kv_idx] : tensor<4x128x128xf32>
+    %5 = arith.subf %3, %4 : f32
+    attn.yield %5 : f32
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xf32>
+  %probs, %lse = attn.online_rowscale %modified update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %cst = arith.constant 1.44269502 : f32
+    %0 = arith.mulf %score, %cst : f32
+    %1 = attn.row_max %0 : f32
+    %m_new = arith.maxnumf %m, %1 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %2 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %3 = arith.select %2, %cst_2, %m_new : f32
+    %4 = arith.subf %0, %3 : f32
+    %p = math.exp2 %4 : f32
+    %5 = arith.subf %m, %3 : f32
+    %alpha = math.exp2 %5 : f32
+    %6 = arith.mulf %l, %alpha : f32
+    %7 = attn.row_sum %p : f32
+    %l_new = arith.addf %6, %7 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_1: index, %h_1: index, %m_1: f32, %l_1: f32):
+    %cst_3 = arith.constant 0.000000e+00 : f32
+    %8 = arith.cmpf oeq, %l_1, %cst_3 : f32
+    %cst_4 = arith.constant 1.000000e+00 : f32
+    %9 = arith.select %8, %cst_4, %l_1 : f32
+    %10 = arith.divf %cst_4, %9 : f32
+    %out = arith.mulf %acc, %10 : f32
+    %cst_5 = arith.constant 0.693147182 : f32
+    %11 = arith.mulf %m_1, %cst_5 : f32
+    %12 = math.log %l_1 : f32
+    %lse_1 = arith.addf %11, %12 : f32
+    attn.yield %out, %lse_1 : f32, f32
+  } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+  %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}
+
+// -----
+
+// score // 2.0 traces to math.floor, which has no rule: an error naming the op.
+
+// CHECK: {{^}}attn-autodiff cannot differentiate 'math.floor' in score_mod; a score_mod using it would need a user-given backward
+
+func.func @floor(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %scores = attn.qk %q, %k {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %modified = attn.score_mod %scores {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %cst = arith.constant 2.000000e+00 : f32
+    %0 = arith.divf %score, %cst : f32
+    %1 = math.floor %0 : f32
+    attn.yield %1 : f32
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xf32>
+  %probs, %lse = attn.online_rowscale %modified update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %cst = arith.constant 1.44269502 : f32
+    %0 = arith.mulf %score, %cst : f32
+    %1 = attn.row_max %0 : f32
+    %m_new = arith.maxnumf %m, %1 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %2 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %3 = arith.select %2, %cst_2, %m_new : f32
+    %4 = arith.subf %0, %3 : f32
+    %p = math.exp2 %4 : f32
+    %5 = arith.subf %m, %3 : f32
+    %alpha = math.exp2 %5 : f32
+    %6 = arith.mulf %l, %alpha : f32
+    %7 = attn.row_sum %p : f32
+    %l_new = arith.addf %6, %7 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_1: index, %h_1: index, %m_1: f32, %l_1: f32):
+    %cst_3 = arith.constant 0.000000e+00 : f32
+    %8 = arith.cmpf oeq, %l_1, %cst_3 : f32
+    %cst_4 = arith.constant 1.000000e+00 : f32
+    %9 = arith.select %8, %cst_4, %l_1 : f32
+    %10 = arith.divf %cst_4, %9 : f32
+    %out = arith.mulf %acc, %10 : f32
+    %cst_5 = arith.constant 0.693147182 : f32
+    %11 = arith.mulf %m_1, %cst_5 : f32
+    %12 = math.log %l_1 : f32
+    %lse_1 = arith.addf %11, %12 : f32
+    attn.yield %out, %lse_1 : f32, f32
+  } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+  %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}
+
+// -----
+
+// Normalizers other than softmax have no derived backward yet: left alone, or an
+// error with strict=true.
+
+// CHECK-LABEL: func.func @sum_normalizer(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x4x?x64xf16>) -> tensor<1x4x?x64xf16> {
+// CHECK-NOT:     attn.flash_grad
+// CHECK:         func.return %{{[^ ,]+}} : tensor<1x4x?x64xf16>
+
+// STRICT: {{^}}attn-autodiff has no backward for normalizer 'sum'; it derives softmax only
+
+func.func @sum_normalizer(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x4x?x64xf16>) -> tensor<1x4x?x64xf16> {
+  %o = attn.flash %q, %k, %v score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } update {
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %p = math.exp %score : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out : f32
+  } classify {
+  } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
+  func.return %o : tensor<1x4x?x64xf16>
+}
