@@ -422,7 +422,7 @@ class OnlineRowscaleOp(IRDLOperation):
     ^bb0(%acc: f32, %b_1: index, %h_1: index, %m_1: f32, %l_1: f32):
       ...
       attn.yield %out, %lse : f32, f32
-    } {normalizer = "Softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.0 : f32],
+    } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.0 : f32],
        masked_score = 0xff800000 : f32} : tensor<?x8x?x?xf32> -> (tensor<?x8x?x?xf32>, tensor<?x8x?xf32>)
     ```
     """

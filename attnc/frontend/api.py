@@ -104,16 +104,23 @@ class Attention:
                     found.append(t)
         return found
 
-    def compile(self, shape: Shape, dtype: torch.dtype, target: str, scale: float | None = None) -> CompiledVariant:
-        """Compile for `target` ("cpu", "cuda:90", "hip:gfx942", ...) without running."""
+    def compile(
+        self, shape: Shape, dtype: torch.dtype, target: str, scale: float | None = None, backward: bool = False
+    ) -> CompiledVariant:
+        """Compile for `target` ("cpu", "cuda:90", "hip:gfx942", ...) without running; `backward` adds dQ, dK/dV."""
         scale = float(shape.head_dim**-0.5) if scale is None else float(scale)
         sig = Signature(DTYPES[dtype], shape.q_heads, shape.kv_heads, shape.head_dim, shape.head_dim_v, scale)
-        key = (sig, target)
+        key = (sig, target, backward)
         compiled = self._variants.get(key)
         if compiled is None:
             score, mask, spec = self._trace()
+            if backward and spec.name != "softmax":
+                raise NotImplementedError(
+                    f"the backward of normalizer '{spec.name}' is not implemented yet; only softmax has gradients"
+                )
             module, _ = build_module(sig, score, mask, spec)
-            compiled = compile_module(module, "cpu" if target == "cpu" else str(Target.parse(target)))
+            device_target = "cpu" if target == "cpu" else str(Target.parse(target))
+            compiled = compile_module(module, device_target, backward=backward)
             self._variants[key] = compiled
         return compiled
 
@@ -125,14 +132,16 @@ class Attention:
                    q.stride(), k.stride(), v.stride(), scale)  # fmt: skip
         except AttributeError:
             key = None
+        training = torch.is_grad_enabled() and (
+            any(getattr(t, "requires_grad", False) for t in (q, k, v))
+            or any(c.requires_grad for c in self.captures())
+        )
+        if training:
+            return self._call_with_grad(key, q, k, v, scale, return_lse)
         plan = self._plans.get(key) if key is not None else None
         if plan is None:
             plan = self._plan(q, k, v, scale)
             self._plans[key] = plan
-        if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-            raise NotImplementedError(
-                "attnc computes the forward only for now; call it under torch.no_grad() or pass detached tensors"
-            )
         launch, upcast, captures = plan
         if upcast:
             out, stats = launch.run(q.float(), k.float(), v.float(), captures)
@@ -144,7 +153,26 @@ class Attention:
             return out, (stats[0] if len(stats) == 1 else tuple(stats) if stats else None)
         return out
 
-    def _plan(self, q: Any, k: Any, v: Any, scale: float | None) -> tuple[PreparedLaunch, bool, list[torch.Tensor]]:
+    def _call_with_grad(
+        self, key: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None, return_lse: bool
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        """The forward through AttentionFunction, so that backward runs the derived kernels."""
+        from attnc.runtime.autograd import AttentionFunction
+
+        train_key = ("backward", key)
+        plan = self._plans.get(train_key) if key is not None else None
+        if plan is None:
+            plan = self._plan(q, k, v, scale, backward=True)
+            self._plans[train_key] = plan
+        launch, upcast, captures = plan
+        run = [t.float() for t in (q, k, v)] if upcast else [q, k, v]
+        out, lse = AttentionFunction.apply(launch, *run, *captures)
+        out = out.to(q.dtype)
+        return (out, lse) if return_lse else out
+
+    def _plan(
+        self, q: Any, k: Any, v: Any, scale: float | None, backward: bool = False
+    ) -> tuple[PreparedLaunch, bool, list[torch.Tensor]]:
         """Checks the inputs, compiles (or finds) the kernels and prepares the launch for these shapes."""
         shape = _check_inputs(q, k, v)
         if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
@@ -164,7 +192,7 @@ class Attention:
         if device.type == "cpu":
             captures = [c.float() if c.dtype == torch.bfloat16 else c for c in captures]
         target = "cpu" if device.type == "cpu" else str(Target.current())
-        compiled = self.compile(shape, dtype, target, scale)
+        compiled = self.compile(shape, dtype, target, scale, backward)
         info = compiled.info
         config = LaunchConfig(info.block_m, info.block_n, info.num_warps, info.num_stages)
         run_q, run_k, run_v = (t.float() for t in (q, k, v)) if upcast else (q, k, v)

@@ -21,6 +21,7 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from attnc.dialect import attn
+from attnc.dialect.attn_grad import FlashGradOp
 
 # (block_m, block_n, num_warps, num_stages) by target, for head dims up to 64 / 128 / 256.
 DEFAULTS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
@@ -67,7 +68,7 @@ class AttnTilePass(ModulePass):
         for flash in op.walk():
             if isinstance(flash, (attn.QKOp, attn.PVOp)):
                 raise PassFailedException("attn-tile requires a fused attention op; run attn-fuse first")
-            if not isinstance(flash, attn.FlashOp):
+            if not isinstance(flash, attn.FlashOp | FlashGradOp):
                 continue
             qt, vt = flash.q.type, flash.v.type
             assert isinstance(qt, TensorType) and isinstance(vt, TensorType)

@@ -43,6 +43,8 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from attnc.dialect import attn
+from attnc.dialect.attn_grad import FlashGradOp
+from attnc.passes.flash_backward_kernels import build_dkdv_kernel, build_dq_kernel
 from attnc.passes.flash_kernels import build_block_table_kernel, build_forward_kernel
 
 
@@ -68,10 +70,13 @@ class ConvertAttnToTilePass(ModulePass):
             if flash.tile is None:
                 raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")
             name = fn.sym_name.data
-            table = build_block_table_kernel(flash, f"{name}_block_table")
-            forward = build_forward_kernel(flash, f"{name}_fwd")
-            op.body.block.insert_op_before(table, fn)
-            op.body.block.insert_op_before(forward, fn)
+            kernels = [build_block_table_kernel(flash, f"{name}_block_table"), build_forward_kernel(flash, f"{name}_fwd")]
+            for grad in [o for o in fn.walk() if isinstance(o, FlashGradOp)]:
+                if grad.tile is None:
+                    raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")
+                kernels += [build_dq_kernel(grad, f"{name}_bwd_dq"), build_dkdv_kernel(grad, f"{name}_bwd_dkdv")]
+            for kernel in kernels:
+                op.body.block.insert_op_before(kernel, fn)
             fn.detach()
             fn.erase()
         for leftover in op.walk():

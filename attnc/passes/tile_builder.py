@@ -367,6 +367,17 @@ class KernelBuilder:
             self._comment = None
         self.block.add_op(op)
 
+    def atomic_add(self, ptrs: SSAValue, value: SSAValue, mask: SSAValue | None = None) -> None:
+        dims = self.dims_of(ptrs)
+        value = self.to_dims(value, dims)
+        if mask is not None:
+            mask = self.to_dims(mask, dims)
+        op = tile.AtomicAddOp(ptrs, value, mask)
+        if self._comment is not None:
+            op.attributes["attnc.comment"] = StringAttr(self._comment)
+            self._comment = None
+        self.block.add_op(op)
+
     def capture(self, ptr_name: str, strides: list[SSAValue]) -> Capture:
         return Capture(self.arg(ptr_name), strides)
 

@@ -26,7 +26,13 @@ class BlockTables:
     part_idx: torch.Tensor
     stride_b: int
     stride_h: int
-    num_kv_blocks: int
+    num_kv_blocks: int  # the length of each row of the index lists
+    classes: torch.Tensor  # [Bt, Ht, NQ, NKV]: 0 empty, 1 partial, 2 full
+
+    def transposed(self) -> BlockTables:
+        """Per key block, the query blocks that see it: the table the dK/dV kernel walks."""
+        classes = self.classes.transpose(-1, -2).contiguous()
+        return _from_classes(classes)
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -39,6 +45,23 @@ def _compact(classes: torch.Tensor, which: int) -> tuple[torch.Tensor, torch.Ten
     # A stable sort puts the chosen blocks first, in ascending order.
     idx = torch.argsort((~chosen).to(torch.int8), dim=-1, stable=True).to(torch.int32)
     return num.contiguous(), idx.contiguous()
+
+
+def _from_classes(classes: torch.Tensor) -> BlockTables:
+    """Compacts [Bt, Ht, rows, columns] tile classes into per-row lists of full and partial blocks."""
+    table_b, table_h, rows, columns = classes.shape
+    full_num, full_idx = _compact(classes, 2)
+    part_num, part_idx = _compact(classes, 1)
+    return BlockTables(
+        full_num,
+        full_idx,
+        part_num,
+        part_idx,
+        stride_b=table_h * rows if table_b > 1 else 0,
+        stride_h=rows if table_h > 1 else 0,
+        num_kv_blocks=columns,
+        classes=classes,
+    )
 
 
 def block_tables(
@@ -78,18 +101,7 @@ def block_tables(
             for j, stride in enumerate(tensor.stride()):
                 args[f"cap{i}_stride{j}"] = stride
     launch(compiled.block_table, (num_q, num_kv, table_b * table_h), args)
-    classes = classes.view(table_b, table_h, num_q, num_kv)
-    full_num, full_idx = _compact(classes, 2)
-    part_num, part_idx = _compact(classes, 1)
-    tables = BlockTables(
-        full_num,
-        full_idx,
-        part_num,
-        part_idx,
-        stride_b=table_h * num_q if table_b > 1 else 0,
-        stride_h=num_q if table_h > 1 else 0,
-        num_kv_blocks=num_kv,
-    )
+    tables = _from_classes(classes.view(table_b, table_h, num_q, num_kv))
     if static:
         _STATIC_CACHE[key] = tables
     return tables

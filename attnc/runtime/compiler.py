@@ -69,6 +69,8 @@ class KernelInfo:
     module_name: str
     forward: str
     block_table: str
+    backward_dq: str  # "" when compiled without the backward
+    backward_dkdv: str
     block_mask: str  # "none" | "affine" | "runtime"
     table_uses_b: bool
     table_uses_h: bool
@@ -146,8 +148,10 @@ def _region_uses(flash: attn.FlashOp, index: int) -> bool:
     return any(bool(r.blocks[0].args[index].uses) for r in regions)
 
 
-def run_pipeline(module: ModuleOp, target: str, tile_options: dict[str, int]) -> tuple[dict[str, str], dict[str, Any]]:
-    """Runs attn-fuse, attn-block-mask, attn-tile, convert-attn-to-tile in place and emits Triton.
+def run_pipeline(
+    module: ModuleOp, target: str, tile_options: dict[str, int], backward: bool = False
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Runs attn-fuse, attn-block-mask, [attn-autodiff,] attn-tile, convert-attn-to-tile and emits Triton.
 
     Returns the IR after each stage and the facts the launcher needs.
     """
@@ -157,6 +161,10 @@ def run_pipeline(module: ModuleOp, target: str, tile_options: dict[str, int]) ->
     stages = {"attn": print_ir(module)}
     AttnFusePass().apply(ctx, module)
     AttnBlockMaskPass().apply(ctx, module)
+    if backward:
+        from attnc.passes.attn_autodiff import AttnAutodiffPass
+
+        AttnAutodiffPass().apply(ctx, module)
     AttnTilePass(target=target, **tile_options).apply(ctx, module)
     module.verify()
     stages["flash"] = print_ir(module)
@@ -169,6 +177,8 @@ def run_pipeline(module: ModuleOp, target: str, tile_options: dict[str, int]) ->
     facts = {
         "forward": f"{name}_fwd",
         "block_table": f"{name}_block_table",
+        "backward_dq": f"{name}_bwd_dq" if backward else "",
+        "backward_dkdv": f"{name}_bwd_dkdv" if backward else "",
         "block_mask": flash.block_mask.data,
         "table_uses_b": _region_uses(flash, 0),
         "table_uses_h": _region_uses(flash, 1),
@@ -195,11 +205,16 @@ def run_pipeline(module: ModuleOp, target: str, tile_options: dict[str, int]) ->
     return stages, facts
 
 
-def compile_module(module: ModuleOp, target: str, tile_options: dict[str, int] | None = None) -> CompiledVariant:
-    """Compile a logical attn module for `target` ("cpu", "cuda:90", "hip:gfx942", ...), with caching."""
+def compile_module(
+    module: ModuleOp, target: str, tile_options: dict[str, int] | None = None, backward: bool = False
+) -> CompiledVariant:
+    """Compile a logical attn module for `target` ("cpu", "cuda:90", "hip:gfx942", ...), with caching.
+
+    With `backward`, attn-autodiff derives the gradient and the kernels include dQ and dK/dV.
+    """
     tile_options = dict(tile_options or {})
     logical = print_ir(module)
-    key = cache_key(logical, target, tile_options)
+    key = cache_key(logical, target, {**tile_options, "backward": backward})
     hit = _MEMORY.get(key)
     if hit is not None:
         return hit
@@ -212,7 +227,7 @@ def compile_module(module: ModuleOp, target: str, tile_options: dict[str, int] |
         except (OSError, json.JSONDecodeError):
             payload = None
     if payload is None or payload.get("info", {}).get("key") != key:
-        stages, facts = run_pipeline(module, target, tile_options)
+        stages, facts = run_pipeline(module, target, tile_options, backward)
         info = KernelInfo(key=key, module_name=module_name, target=target, **facts)
         payload = {"info": asdict(info), "stages": stages}
         _write_json_atomically(meta_path, payload)

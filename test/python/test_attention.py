@@ -174,13 +174,13 @@ def test_attention_untraceable_mod_points_at_the_line():
         attnc.attention(score_mod=branchy)(*inputs(1, 2, 2, 8, 8, 16, 16))
 
 
-def test_attention_requires_grad_is_refused_not_ignored():
-    """Inputs that need gradients raise until the backward lands, instead of silently detaching."""
+def test_attention_backward_of_other_normalizers_is_refused_not_ignored():
+    """Inputs that need gradients through a normalizer without a backward raise, never detach silently."""
     q, k, v = inputs(1, 2, 2, 8, 8, 16, 16)
-    with pytest.raises(NotImplementedError, match=r"forward only"):
-        attnc.attention()(q.requires_grad_(), k, v)
+    with pytest.raises(NotImplementedError, match=r"backward of normalizer 'sigmoid'"):
+        attnc.attention(normalizer="sigmoid")(q.requires_grad_(), k, v)
     with torch.no_grad():
-        attnc.attention()(q, k, v)
+        attnc.attention(normalizer="sigmoid")(q, k, v)
 
 
 def test_attention_cross_compiles_for_every_target():

@@ -1,0 +1,283 @@
+"""The backward tile kernels of an `attn.flash_grad` op (softmax), FlashAttention-2 style.
+
+Both recompute the probabilities from the saved logsumexp, P = exp(s' − lse), where
+s' is the score after score_mod, and use dS' = P ⊙ (dP − δ) with dP = dO·Vᵀ and
+δ = rowsum(dO ⊙ O) (computed by the runtime). The derived `score_mod_grad` region
+turns dS' into dS and into the adjoints of captured tensors.
+
+- `<fn>_bwd_dkdv`: one program per key block and (batch, kv head); walks the query
+  blocks that see it (the transposed block table), for every query head of its GQA
+  group, accumulating dK and dV in registers: deterministic, no atomics.
+- `<fn>_bwd_dq`: one program per query block and (batch, head), walking key blocks
+  as the forward does; accumulates dQ, and adds captured-tensor adjoints with
+  `tile.atomic_add` (their order is not fixed).
+
+Empty tiles are never visited and full tiles skip the mask, as in the forward.
+Kernel parameters follow the forward's naming, plus `out`, `dout`, `lse`, `delta`,
+`dq`/`dk`/`dv` and `capgrad{i}_ptr`.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import TensorType, f32, i32
+from xdsl.ir import Attribute, SSAValue
+
+from attnc.passes.flash_kernels import BM, BN, DIM, DIM_V, _add_capture_params, _capture_values, _pow2
+from attnc.passes.region_lowering import lower_region
+from attnc.passes.tile_builder import KernelBuilder
+
+LOG2E = 1.4426950408889634
+
+
+def _tensor_types(grad) -> tuple[TensorType, TensorType, Attribute, int, int, list[TensorType]]:
+    qt, vt = grad.q.type, grad.v.type
+    assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
+    caps = [c.type for c in grad.captures]
+    assert all(isinstance(c, TensorType) for c in caps)
+    return qt, vt, qt.element_type, qt.get_shape()[3], vt.get_shape()[3], caps  # type: ignore[return-value]
+
+
+def _params(grad, with_tables: str) -> list[tuple[str, Attribute]]:
+    _, _, elem, _, _, caps = _tensor_types(grad)
+    params: list[tuple[str, Attribute]] = []
+    for t in ("q", "k", "v", "dout"):
+        params.append((f"{t}_ptr", KernelBuilder.ptr_type(elem)))
+    params += [("lse_ptr", KernelBuilder.ptr_type(f32)), ("delta_ptr", KernelBuilder.ptr_type(f32))]
+    for t in ("dq", "dk", "dv"):
+        params.append((f"{t}_ptr", KernelBuilder.ptr_type(f32)))
+    _add_capture_params(params, caps)
+    for i, cap in enumerate(caps):
+        params.append((f"capgrad{i}_ptr", KernelBuilder.ptr_type(f32)))
+        params.extend((f"capgrad{i}_stride{j}", i32) for j in range(cap.get_num_dims()))
+    for t in ("q", "k", "v", "dout", "dq", "dk", "dv"):
+        params += [(f"stride_{t}_{d}", i32) for d in ("b", "h", "s", "d")]
+    params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
+    params += [
+        ("full_num_ptr", KernelBuilder.ptr_type(i32)),
+        ("full_idx_ptr", KernelBuilder.ptr_type(i32)),
+        ("part_num_ptr", KernelBuilder.ptr_type(i32)),
+        ("part_idx_ptr", KernelBuilder.ptr_type(i32)),
+        ("table_stride_b", i32),
+        ("table_stride_h", i32),
+        (with_tables, i32),
+    ]
+    return params
+
+
+class _Tiles:
+    """Shared pieces of both backward kernels: pointers, 2-d loads, the recomputed probabilities."""
+
+    def __init__(self, kb: KernelBuilder, grad, b: SSAValue, head_dim: int, head_dim_v: int):
+        self.kb, self.grad, self.b = kb, grad, b
+        self.seq_q, self.seq_kv = kb.arg("seq_q"), kb.arg("seq_kv")
+        self.offs_d = kb.arange(DIM, "offs_d")
+        self.offs_dv = kb.arange(DIM_V, "offs_dv")
+        self.d_ok = kb.row(kb.cmp("slt", self.offs_d, kb.i32(head_dim)), "d_ok") if head_dim != _pow2(head_dim) else None
+        self.dv_ok = (
+            kb.row(kb.cmp("slt", self.offs_dv, kb.i32(head_dim_v)), "dv_ok") if head_dim_v != _pow2(head_dim_v) else None
+        )
+
+    def base(self, t: str, head: SSAValue) -> SSAValue:
+        kb = self.kb
+        off = kb.add(
+            kb.mul(kb.wide(self.b), kb.wide(kb.arg(f"stride_{t}_b"))),
+            kb.mul(kb.wide(head), kb.wide(kb.arg(f"stride_{t}_h"))),
+        )
+        return kb.addptr(kb.arg(f"{t}_ptr"), off, f"{t}_base")
+
+    def ptrs(self, base: SSAValue, t: str, rows: SSAValue, cols: SSAValue, name: str) -> SSAValue:
+        kb = self.kb
+        offsets = kb.add(kb.mul(kb.col(rows), kb.arg(f"stride_{t}_s")), kb.mul(kb.row(cols), kb.arg(f"stride_{t}_d")))
+        return kb.addptr(base, offsets, name)
+
+    def mask(self, rows_ok: SSAValue | None, cols_ok: SSAValue | None) -> SSAValue | None:
+        if rows_ok is None:
+            return cols_ok
+        if cols_ok is None:
+            return rows_ok
+        return self.kb.and_(rows_ok, cols_ok)
+
+    def load(self, base, t, rows, rows_ok, value_dims: bool, name) -> SSAValue:
+        cols, cols_ok = (self.offs_dv, self.dv_ok) if value_dims else (self.offs_d, self.d_ok)
+        mask = self.mask(rows_ok, cols_ok)
+        return self.kb.load(self.ptrs(base, t, rows, cols, f"{name}_ptrs"), mask, 0.0 if mask is not None else None, name)
+
+    def store(self, base, t, rows, rows_ok, value_dims: bool, value) -> None:
+        cols, cols_ok = (self.offs_dv, self.dv_ok) if value_dims else (self.offs_d, self.d_ok)
+        self.kb.store(self.ptrs(base, t, rows, cols, f"{t}_ptrs"), value, self.mask(rows_ok, cols_ok))
+
+    def probabilities(self, qk, h, q_idx, kv_idx, lse, keep, captures):
+        """s' = score_mod(qk·scale), P = exp(s' − lse), zero where masked; also returns s."""
+        kb = self.kb
+        score = kb.mul(qk, kb.arg("scale"), "score")
+        kb.comment("score_mod, recomputed")
+        (modified,) = lower_region(kb, self.grad.score_mod, [score, self.b, h, q_idx, kv_idx, *captures], "score_mod")
+        kb.comment("probabilities from the saved logsumexp")
+        shifted = kb.sub(modified, lse)
+        p = kb.unary(_exp2(), kb.mul(shifted, kb.f32(LOG2E)), "p")
+        if keep is not None:
+            p = kb.where(keep, p, kb.f32(0.0), "p")
+        return score, p
+
+    def score_grads(self, score, h, q_idx, kv_idx, ds_mod, keep, rows_ok, captures, add_capture_grads: bool):
+        """dS from dS' through the derived region; optionally adds the captured tensors' adjoints."""
+        kb = self.kb
+        kb.comment("score_mod, differentiated")
+        ds, *sites = lower_region(
+            kb, self.grad.score_mod_grad, [score, self.b, h, q_idx, kv_idx, *captures, ds_mod], "score_mod_grad"
+        )
+        if keep is not None:
+            ds = kb.where(keep, ds, kb.f32(0.0), "ds")
+        if add_capture_grads:
+            live = rows_ok if keep is None else kb.and_(keep, rows_ok)
+            caps = list(self.grad.captures)
+            cursor = 0
+            for site in self.grad.capture_sites.data:
+                index = site.value.data
+                rank = caps[index].type.get_num_dims()
+                g, indices = sites[cursor], sites[cursor + 1 : cursor + 1 + rank]
+                cursor += 1 + rank
+                offset = None
+                for j, idx in enumerate(indices):
+                    term = kb.mul(kb.wide(idx), kb.wide(kb.arg(f"capgrad{index}_stride{j}")))
+                    offset = term if offset is None else kb.add(offset, term)
+                dims = kb.dims_of(ds)
+                offset = kb.to_dims(offset if offset is not None else kb.wide(kb.i32(0)), dims)
+                ptrs = kb.addptr(kb.arg(f"capgrad{index}_ptr"), offset, f"capgrad{index}_ptrs")
+                kb.atomic_add(ptrs, kb.where(live, g, kb.f32(0.0)), live)
+        return ds
+
+
+def _exp2():
+    from xdsl.dialects import math
+
+    return math.Exp2Op
+
+
+def build_dq_kernel(grad, name: str):
+    """dQ per query block; the captured tensors' adjoints too."""
+    tile = grad.tile
+    assert tile is not None
+    _, _, elem, head_dim, head_dim_v, caps = _tensor_types(grad)
+    fp32 = elem == f32
+    constexprs = {BM: tile.block_m.data, BN: tile.block_n.data, DIM: _pow2(head_dim), DIM_V: _pow2(head_dim_v)}
+    kb = KernelBuilder(name, _params(grad, "num_kv_blocks"), constexprs)
+    kb.comment("which query block, batch and head this program owns")
+    pid_m = kb.program_id(0, "pid_m")
+    pid_bh = kb.program_id(1, "pid_bh")
+    b = kb.div(pid_bh, kb.arg("num_heads"), "b")
+    h = kb.rem(pid_bh, kb.arg("num_heads"), "h")
+    kv_h = kb.div(h, kb.arg("group"), "kv_h")
+    t = _Tiles(kb, grad, b, head_dim, head_dim_v)
+    offs_m = kb.add(kb.mul(pid_m, kb.constexpr(BM)), kb.arange(BM), "offs_m")
+    offs_n = kb.arange(BN, "offs_n")
+    row_ok = kb.col(kb.cmp("slt", offs_m, t.seq_q), "row_ok")
+    q = t.load(t.base("q", h), "q", offs_m, row_ok, False, "q")
+    dout = t.load(t.base("dout", h), "dout", offs_m, row_ok, True, "dout")
+    rows = kb.add(kb.mul(kb.wide(pid_bh), kb.wide(t.seq_q)), kb.wide(offs_m), "stat_rows")
+    rows_in = kb.cmp("slt", offs_m, t.seq_q)
+    lse = kb.load(kb.addptr(kb.arg("lse_ptr"), rows), rows_in, float("inf"), "lse")
+    delta = kb.load(kb.addptr(kb.arg("delta_ptr"), rows), rows_in, 0.0, "delta")
+    q_idx = kb.col(kb.min(offs_m, kb.sub(t.seq_q, kb.i32(1))), "q_idx")
+    captures = _capture_values(kb, caps)
+    k_base, v_base = t.base("k", kv_h), t.base("v", kv_h)
+    table_row = kb.add(
+        kb.add(kb.mul(b, kb.arg("table_stride_b")), kb.mul(h, kb.arg("table_stride_h"))), pid_m, "table_row"
+    )
+    idx_offset = kb.mul(kb.wide(table_row), kb.wide(kb.arg("num_kv_blocks")), "idx_offset")
+    dq = kb.full((BM, DIM), 0.0, f32, "dq")
+    for which, masked in (("full", False), ("part", True)):
+        count = kb.load(kb.addptr(kb.arg(f"{which}_num_ptr"), table_row), None, None, f"num_{which}")
+        idx_base = kb.addptr(kb.arg(f"{which}_idx_ptr"), idx_offset, f"{which}_idx")
+        with kb.loop(kb.i32(0), count, kb.i32(1), {"dq": dq}, f"{which} key blocks") as body:
+            kv_block = kb.load(kb.addptr(idx_base, body.index), None, None, "kv_block")
+            cols = kb.add(kb.mul(kv_block, kb.constexpr(BN)), offs_n, "cols")
+            kv_ok = kb.col(kb.cmp("slt", cols, t.seq_kv), "kv_ok") if masked else None
+            k = t.load(k_base, "k", cols, kv_ok, False, "k")
+            v = t.load(v_base, "v", cols, kv_ok, True, "v")
+            qk = kb.dot(q, kb.trans(k), None, "ieee" if fp32 else None, "qk")
+            keep = None
+            if masked:
+                kv_idx = kb.row(kb.min(cols, kb.sub(t.seq_kv, kb.i32(1))), "kv_idx")
+                (keep,) = lower_region(kb, grad.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
+                keep = kb.and_(keep, kb.row(kb.cmp("slt", cols, t.seq_kv)), "keep")
+            else:
+                kv_idx = kb.row(cols, "kv_idx")
+            score, p = t.probabilities(qk, h, q_idx, kv_idx, lse, keep, captures)
+            dp = kb.dot(dout, kb.trans(v), None, "ieee" if fp32 else None, "dp")
+            ds_mod = kb.mul(p, kb.sub(dp, delta), "ds_mod")
+            ds = t.score_grads(score, h, q_idx, kv_idx, ds_mod, keep, row_ok, captures, add_capture_grads=True)
+            new_dq = kb.dot(kb.cast(ds, elem), k, body.carried["dq"], "ieee" if fp32 else None, "dq")
+            body.yield_({"dq": new_dq})
+        dq = body.results["dq"]
+    t.store(t.base("dq", h), "dq", offs_m, row_ok, False, kb.mul(dq, kb.arg("scale")))
+    return kb.finish()
+
+
+def build_dkdv_kernel(grad, name: str):
+    """dK and dV per key block, summed over the query heads of its group."""
+    tile = grad.tile
+    assert tile is not None
+    _, _, elem, head_dim, head_dim_v, caps = _tensor_types(grad)
+    fp32 = elem == f32
+    constexprs = {BM: tile.block_m.data, BN: tile.block_n.data, DIM: _pow2(head_dim), DIM_V: _pow2(head_dim_v)}
+    kb = KernelBuilder(name, _params(grad, "num_q_blocks"), constexprs)
+    kb.comment("which key block, batch and kv head this program owns")
+    pid_n = kb.program_id(0, "pid_n")
+    pid_bh = kb.program_id(1, "pid_bh")
+    kv_heads = kb.div(kb.arg("num_heads"), kb.arg("group"), "kv_heads")
+    b = kb.div(pid_bh, kv_heads, "b")
+    kv_h = kb.rem(pid_bh, kv_heads, "kv_h")
+    t = _Tiles(kb, grad, b, head_dim, head_dim_v)
+    offs_n = kb.add(kb.mul(pid_n, kb.constexpr(BN)), kb.arange(BN), "offs_n")
+    offs_m = kb.arange(BM, "offs_m")
+    col_ok = kb.col(kb.cmp("slt", offs_n, t.seq_kv), "col_ok")
+    k = t.load(t.base("k", kv_h), "k", offs_n, col_ok, False, "k")
+    v = t.load(t.base("v", kv_h), "v", offs_n, col_ok, True, "v")
+    kv_idx = kb.row(kb.min(offs_n, kb.sub(t.seq_kv, kb.i32(1))), "kv_idx")
+    kv_in = kb.row(kb.cmp("slt", offs_n, t.seq_kv), "kv_in")
+    captures = _capture_values(kb, caps)
+    carried = {"dk": kb.full((BN, DIM), 0.0, f32, "dk"), "dv": kb.full((BN, DIM_V), 0.0, f32, "dv")}
+    with kb.loop(kb.i32(0), kb.arg("group"), kb.i32(1), carried, "query heads of this kv head") as heads:
+        h = kb.add(kb.mul(kv_h, kb.arg("group")), heads.index, "h")
+        q_base, dout_base = t.base("q", h), t.base("dout", h)
+        table_row = kb.add(
+            kb.add(kb.mul(b, kb.arg("table_stride_b")), kb.mul(h, kb.arg("table_stride_h"))), pid_n, "table_row"
+        )
+        idx_offset = kb.mul(kb.wide(table_row), kb.wide(kb.arg("num_q_blocks")), "idx_offset")
+        acc = dict(heads.carried)
+        for which, masked in (("full", False), ("part", True)):
+            count = kb.load(kb.addptr(kb.arg(f"{which}_num_ptr"), table_row), None, None, f"num_{which}")
+            idx_base = kb.addptr(kb.arg(f"{which}_idx_ptr"), idx_offset, f"{which}_idx")
+            with kb.loop(kb.i32(0), count, kb.i32(1), acc, f"{which} query blocks") as body:
+                q_block = kb.load(kb.addptr(idx_base, body.index), None, None, "q_block")
+                rows = kb.add(kb.mul(q_block, kb.constexpr(BM)), offs_m, "rows")
+                rows_in = kb.cmp("slt", rows, t.seq_q)
+                row_ok = kb.col(rows_in, "row_ok")
+                q = t.load(q_base, "q", rows, row_ok, False, "q")
+                dout = t.load(dout_base, "dout", rows, row_ok, True, "dout")
+                stat_rows = kb.add(kb.mul(kb.wide(kb.add(kb.mul(b, kb.arg("num_heads")), h)), kb.wide(t.seq_q)), kb.wide(rows))
+                lse = kb.load(kb.addptr(kb.arg("lse_ptr"), stat_rows), rows_in, float("inf"), "lse")
+                delta = kb.load(kb.addptr(kb.arg("delta_ptr"), stat_rows), rows_in, 0.0, "delta")
+                q_idx = kb.col(kb.min(rows, kb.sub(t.seq_q, kb.i32(1))), "q_idx")
+                qk = kb.dot(q, kb.trans(k), None, "ieee" if fp32 else None, "qk")
+                keep = None
+                if masked:
+                    (keep,) = lower_region(kb, grad.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
+                    keep = kb.and_(kb.and_(keep, kv_in), row_ok, "keep")
+                score, p = t.probabilities(qk, h, q_idx, kv_idx, lse, keep, captures)
+                dv = kb.dot(kb.trans(kb.cast(p, elem)), dout, body.carried["dv"], "ieee" if fp32 else None, "dv")
+                dp = kb.dot(dout, kb.trans(v), None, "ieee" if fp32 else None, "dp")
+                ds_mod = kb.mul(p, kb.sub(dp, delta), "ds_mod")
+                ds = t.score_grads(score, h, q_idx, kv_idx, ds_mod, keep, row_ok, captures, add_capture_grads=False)
+                dk = kb.dot(kb.trans(kb.cast(ds, elem)), q, body.carried["dk"], "ieee" if fp32 else None, "dk")
+                body.yield_({"dk": dk, "dv": dv})
+            acc = body.results
+        heads.yield_(acc)
+    dk_base, dv_base = t.base("dk", kv_h), t.base("dv", kv_h)
+    t.store(dk_base, "dk", offs_n, col_ok, False, kb.mul(heads.results["dk"], kb.arg("scale")))
+    t.store(dv_base, "dv", offs_n, col_ok, True, heads.results["dv"])
+    return kb.finish()
+
+
+__all__ = ["build_dkdv_kernel", "build_dq_kernel"]
