@@ -456,7 +456,7 @@ class OnlineRowscaleOp(IRDLOperation):
         super().__init__(
             operands=[scores, [mask] if mask is not None else [], list(captures)],
             attributes=spec.attributes(),
-            regions=[spec.update, spec.finalize],
+            regions=[spec.update.clone(), spec.finalize.clone()],
             result_types=[st, [stat_type] * spec.num_stats],
         )
 

@@ -13,6 +13,7 @@ from attnc.frontend.build import Signature, build_module
 from attnc.frontend.normalizer import Normalizer, trace_normalizer
 from attnc.frontend.normalizers import resolve_normalizer
 from attnc.frontend.trace import TracedRegion, trace_mask_mod, trace_score_mod
+from attnc.runtime.autograd import register
 from attnc.runtime.compiler import CompiledVariant, compile_module
 from attnc.runtime.launch import LaunchConfig, PreparedLaunch
 from attnc.runtime.targets import Target, cross_compile
@@ -85,6 +86,9 @@ class Attention:
         self._traced: tuple[TracedRegion | None, TracedRegion | None, NormalizerSpec] | None = None
         self._variants: dict[tuple[Any, ...], CompiledVariant] = {}
         self._plans: dict[Any, tuple[PreparedLaunch, bool, list[torch.Tensor]]] = {}
+        # Traced now, not at the first call: a torch.compile'd caller must find nothing left to trace.
+        self._capture_list = self.captures()
+        self._name = register(self)
 
     def _trace(self) -> tuple[TracedRegion | None, TracedRegion | None, NormalizerSpec]:
         if self._traced is None:
@@ -132,43 +136,50 @@ class Attention:
                    q.stride(), k.stride(), v.stride(), scale)  # fmt: skip
         except AttributeError:
             key = None
+        captures = self._capture_list
         training = torch.is_grad_enabled() and (
-            any(getattr(t, "requires_grad", False) for t in (q, k, v))
-            or any(c.requires_grad for c in self.captures())
+            any(getattr(t, "requires_grad", False) for t in (q, k, v)) or any(c.requires_grad for c in captures)
         )
-        if training:
-            return self._call_with_grad(key, q, k, v, scale, return_lse)
+        if training and self._trace()[2].name != "softmax":
+            raise NotImplementedError(
+                f"the backward of normalizer '{self._trace()[2].name}' is not implemented yet; only softmax has "
+                "gradients (call under torch.no_grad() or pass tensors that do not require grad)"
+            )
+        if training or torch.compiler.is_compiling():
+            # One opaque custom op with a registered backward: autograd and torch.compile both see it.
+            out, stat = torch.ops.attnc.attention(self._name, q, k, v, captures, -1.0 if scale is None else float(scale))
+            if return_lse:
+                return out, (stat if self._num_stats() else None)
+            return out
         plan = self._plans.get(key) if key is not None else None
         if plan is None:
             plan = self._plan(q, k, v, scale)
             self._plans[key] = plan
-        launch, upcast, captures = plan
+        launch, upcast, plan_captures = plan
         if upcast:
-            out, stats = launch.run(q.float(), k.float(), v.float(), captures)
+            out, stats = launch.run(q.float(), k.float(), v.float(), plan_captures)
             out = out.to(q.dtype)
         else:
-            out, stats = launch.run(q, k, v, captures)
+            out, stats = launch.run(q, k, v, plan_captures)
         if return_lse:
             # The normalizer's row statistics: softmax's logsumexp, retention's denominator, ...
             return out, (stats[0] if len(stats) == 1 else tuple(stats) if stats else None)
         return out
 
-    def _call_with_grad(
-        self, key: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None, return_lse: bool
-    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        """The forward through AttentionFunction, so that backward runs the derived kernels."""
-        from attnc.runtime.autograd import AttentionFunction
+    def _num_stats(self) -> int:
+        return self._trace()[2].num_stats
 
-        train_key = ("backward", key)
-        plan = self._plans.get(train_key) if key is not None else None
+    def _plan_for(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None, backward: bool
+    ) -> tuple[PreparedLaunch, bool, list[torch.Tensor]]:
+        """The prepared launch for these shapes (forward-only or with the backward kernels), cached."""
+        key = ("backward" if backward else "forward", q.shape, k.shape, v.shape, q.dtype, q.device,
+               q.stride(), k.stride(), v.stride(), scale)  # fmt: skip
+        plan = self._plans.get(key)
         if plan is None:
-            plan = self._plan(q, k, v, scale, backward=True)
-            self._plans[train_key] = plan
-        launch, upcast, captures = plan
-        run = [t.float() for t in (q, k, v)] if upcast else [q, k, v]
-        out, lse = AttentionFunction.apply(launch, *run, *captures)
-        out = out.to(q.dtype)
-        return (out, lse) if return_lse else out
+            plan = self._plan(q, k, v, scale, backward=backward)
+            self._plans[key] = plan
+        return plan
 
     def _plan(
         self, q: Any, k: Any, v: Any, scale: float | None, backward: bool = False

@@ -88,13 +88,13 @@ def build_module(
     block.add_op(qk)
     scores: SSAValue = qk.scores
     if score_mod is not None:
-        mod = attn.ScoreModOp(scores, captured_by(score_mod), score_mod.region)
+        mod = attn.ScoreModOp(scores, captured_by(score_mod), score_mod.region.clone())
         mod.result.name_hint = "modified"
         block.add_op(mod)
         scores = mod.result
     keep = None
     if mask_mod is not None:
-        mask = attn.MaskModOp(scores, captured_by(mask_mod), mask_mod.region)
+        mask = attn.MaskModOp(scores, captured_by(mask_mod), mask_mod.region.clone())
         mask.keep.name_hint = "keep"
         block.add_op(mask)
         keep = mask.keep

@@ -1,34 +1,103 @@
-"""The autograd node of an attnc attention call: the compiled forward, and the derived backward."""
+"""attnc as PyTorch custom ops, so `torch.compile(fullgraph=True)` sees one opaque node per call.
+
+`attnc::attention(variant, q, k, v, captures, scale)` returns (out, stats) and
+`attnc::attention_backward(...)` the gradients; both have fake (meta)
+implementations for tracing, and the forward's autograd formula calls the
+backward op. `variant` names an `Attention` object registered here when it is made.
+"""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
 
-from attnc.runtime.backward import backward
-from attnc.runtime.launch import PreparedLaunch
+_VARIANTS: dict[str, Any] = {}
+_NEXT = itertools.count()
 
 
-class AttentionFunction(torch.autograd.Function):
-    """forward: (launch, q, k, v, *captures) → (out, lse); backward: dQ, dK, dV and captured-tensor grads."""
+def register(attention: Any) -> str:
+    """A name for `attention` that the custom ops can take as an argument."""
+    name = f"attnc{next(_NEXT)}"
+    _VARIANTS[name] = attention
+    return name
 
-    @staticmethod
-    def forward(ctx: Any, launch: PreparedLaunch, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *captures: torch.Tensor):  # type: ignore[override]
-        out, stats = launch.run(q, k, v, list(captures))
-        lse = stats[0]
-        ctx.launch = launch
-        ctx.save_for_backward(q, k, v, out, lse, *captures)
-        return out, lse
 
-    @staticmethod
-    def backward(ctx: Any, dout: torch.Tensor, dlse: torch.Tensor):  # type: ignore[override]
-        q, k, v, out, lse, *captures = ctx.saved_tensors
-        launch: PreparedLaunch = ctx.launch
-        dq, dk, dv, capture_grads = backward(
-            launch.compiled, launch.config, q, k, v, out, lse, dout, captures, dlse
-        )
-        grads = [
-            g.to(c.dtype) if c.requires_grad and c.is_floating_point() else None for c, g in zip(captures, capture_grads)
-        ]
-        return None, dq, dk, dv, *grads
+def _scale(scale: float) -> float | None:
+    return None if scale < 0 else scale  # a negative scale stands for "the default, D**-0.5"
+
+
+@torch.library.custom_op("attnc::attention", mutates_args=())
+def attention_op(
+    variant: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, captures: list[torch.Tensor], scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    attn = _VARIANTS[variant]
+    launch, upcast, plan_captures = attn._plan_for(q, k, v, _scale(scale), backward=False)
+    run = [t.float() for t in (q, k, v)] if upcast else [q, k, v]
+    out, stats = launch.run(*run, plan_captures)
+    stat = stats[0] if stats else q.new_empty((0,), dtype=torch.float32)
+    return out.to(q.dtype), stat
+
+
+@attention_op.register_fake
+def _(variant: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, captures: list[torch.Tensor], scale: float):
+    attn = _VARIANTS[variant]
+    out = q.new_empty((q.shape[0], q.shape[1], q.shape[2], v.shape[3]), dtype=q.dtype)
+    if attn._num_stats() == 0:
+        return out, q.new_empty((0,), dtype=torch.float32)
+    return out, q.new_empty(q.shape[:3], dtype=torch.float32)
+
+
+@torch.library.custom_op("attnc::attention_backward", mutates_args=())
+def attention_backward_op(
+    variant: str,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    dout: torch.Tensor,
+    dlse: torch.Tensor,
+    captures: list[torch.Tensor],
+    scale: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    from attnc.runtime.backward import backward
+
+    attn = _VARIANTS[variant]
+    launch, upcast, plan_captures = attn._plan_for(q, k, v, _scale(scale), backward=True)
+    run = [t.float() for t in (q, k, v, out, dout)] if upcast else [q, k, v, out, dout]
+    dq, dk, dv, capture_grads = backward(
+        launch.compiled, launch.config, run[0], run[1], run[2], run[3], lse, run[4], plan_captures, dlse
+    )
+    return _like(q, dq), _like(k, dk), _like(v, dv), [_like(c, g) for c, g in zip(captures, capture_grads)]
+
+
+def _like(t: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """`grad` with `t`'s dtype and strides (what the fake kernel promises, and what torch.compile checks)."""
+    out = torch.empty_like(t)
+    out.copy_(grad)
+    return out
+
+
+@attention_backward_op.register_fake
+def _(variant, q, k, v, out, lse, dout, dlse, captures, scale):
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), [torch.empty_like(c) for c in captures]
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+    variant, q, k, v, captures, scale = inputs
+    out, lse = output
+    ctx.variant, ctx.scale, ctx.num_captures = variant, scale, len(captures)
+    ctx.save_for_backward(q, k, v, out, lse, *captures)
+
+
+def _backward(ctx: Any, dout: torch.Tensor, dlse: torch.Tensor):
+    q, k, v, out, lse, *captures = ctx.saved_tensors
+    dq, dk, dv, capture_grads = attention_backward_op(
+        ctx.variant, q, k, v, out, lse, dout, dlse, captures, ctx.scale
+    )
+    return None, dq, dk, dv, capture_grads, None
+
+
+attention_op.register_autograd(_backward, setup_context=_setup_context)
