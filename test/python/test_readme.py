@@ -37,3 +37,12 @@ def test_readme_normalizer_examples_run():
     exec(compile("import torch, attnc\n" + normalizers, str(README), "exec"), scope)
     assert scope["out"].shape == (1, 4, 50, 32)
     assert torch.isfinite(scope["lse"]).all()
+
+
+def test_readme_training_example_runs():
+    """The training section: backward through a captured bias, then torch.compile(fullgraph=True)."""
+    block = next(b for b in _python_blocks() if "fullgraph=True" in b)
+    scope: dict = {}
+    exec(compile("import torch, attnc\n" + block, str(README), "exec"), scope)
+    assert scope["bias"].grad is not None and scope["bias"].grad.abs().sum() > 0
+    assert scope["q"].grad is not None
