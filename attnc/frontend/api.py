@@ -226,14 +226,17 @@ def attention(
 
 
 class CompiledAttention:
-    """Every stage of one compiled variant: `ir(stage)`, `triton_source()`, `asm(stage)`."""
+    """Every stage of one compiled variant: `ir(stage)`, `triton_source()`, `asm(stage, kernel)`."""
+
+    KERNELS = ("forward", "block_table", "backward_dq", "backward_dkdv")
 
     def __init__(self, compiled: CompiledVariant, target: str):
         self.compiled = compiled
         self.target = target
 
     def ir(self, stage: str = "attn") -> str:
-        """The IR as the frontend builds it ("attn"), after fuse/block-mask/tile ("flash"), or lowered ("tile")."""
+        """The IR as the frontend builds it ("attn"), after fuse/block-mask/[autodiff/]tile ("flash"), or lowered
+        ("tile"); compiled with the backward, "flash" holds the attn.flash_grad op and "tile" its two kernels."""
         if stage not in ("attn", "flash", "tile"):
             raise ValueError(f"unknown IR stage '{stage}'; expected attn, flash or tile")
         return self.compiled.stages[stage]
@@ -242,11 +245,19 @@ class CompiledAttention:
         return self.compiled.stages["triton"]
 
     def asm(self, stage: str, kernel: str = "forward") -> str | bytes:
-        """Triton's output for `stage` (ttir, ttgir, llir, ptx, cubin, amdgcn, hsaco), cross-compiled."""
+        """Triton's output for `stage` (ttir, ttgir, llir, ptx, cubin, amdgcn, hsaco) of one kernel, cross-compiled.
+
+        `kernel` is "forward", "block_table", or, when compiled with `backward=True`, "backward_dq" or
+        "backward_dkdv".
+        """
+        if kernel not in self.KERNELS:
+            raise ValueError(f"unknown kernel '{kernel}'; expected one of {', '.join(self.KERNELS)}")
         if self.target == "cpu":
             raise ValueError("the cpu target runs in Triton's interpreter and has no binary; pick a GPU target")
         info = self.compiled.info
-        name = info.forward if kernel == "forward" else info.block_table
+        name: str = getattr(info, kernel)
+        if not name:
+            raise ValueError(f"kernel '{kernel}' exists only when compiled with backward=True")
         fn = getattr(self.compiled.kernels, name)
         stages = cross_compile(
             fn,
@@ -270,9 +281,14 @@ def compile(
     target: str = "cuda:90",
     scale: float | None = None,
     normalizer: str | Normalizer = "softmax",
+    backward: bool = False,
 ) -> CompiledAttention:
-    """Compile a variant for a target without running it, to look at every stage."""
+    """Compile a variant for a target without running it, to look at every stage.
+
+    With `backward`, attn-autodiff derives the gradient too and the kernels include dQ and dK/dV
+    (softmax only: another normalizer raises NotImplementedError).
+    """
     if dtype not in DTYPES:
         raise TypeError(f"dtype must be float16, bfloat16 or float32, but got {dtype}")
     attn = Attention(score_mod, mask_mod, normalizer)
-    return CompiledAttention(attn.compile(shape, dtype, target, scale), target)
+    return CompiledAttention(attn.compile(shape, dtype, target, scale, backward), target)

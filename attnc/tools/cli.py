@@ -4,7 +4,9 @@
     attnc compile examples/causal.py --emit attn > causal.mlir
     attn-opt causal.mlir -p attn-fuse,attn-block-mask,attn-tile,convert-attn-to-tile -t triton
     attnc compile examples/causal.py --emit cubin -o causal.cubin
+    attnc compile examples/alibi.py --backward --emit ptx --kernel backward_dq
     attnc run examples/alibi.py --device cpu
+    attnc run examples/softcap.py --device cpu --backward
 
 A variant file is plain Python that defines `score_mod` and/or `mask_mod` at module
 level (FlexAttention's signatures; either may be None) and optionally `normalizer`.
@@ -48,6 +50,8 @@ ASM_STAGES = {
 }
 BINARY_STAGES = ("cubin", "hsaco")
 EMITS = (*IR_STAGES, "triton", *ASM_STAGES)
+FORWARD_KERNELS = ("forward", "block_table")
+KERNELS = (*FORWARD_KERNELS, "backward_dq", "backward_dkdv")
 SHAPE_FIELDS = "B,Hq,Hkv,Sq,Skv,D,Dv"
 DEFAULT_SHAPE = {"compile": "2,4,2,128,128,64,64", "cpu": "1,2,2,77,133,64,64", "cuda": "4,16,16,2048,2048,128,128"}
 # Relative error ‖out − ref‖ / ‖ref‖ above which `attnc run` fails.
@@ -130,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="compile a variant and print one stage",
         description="Compile a variant for a target and print one stage: the IR before any pass (attn), after "
         "fusion and tiling (flash), in the tile dialect (tile), the Triton kernel source (triton), or Triton's "
-        "own output for the target (ttir ... hsaco). Cross-compiles; no GPU needed.",
+        "own output for the target (ttir ... hsaco). With --backward, flash also holds the derived "
+        "attn.flash_grad op, and tile and triton the dQ and dK/dV kernels. Cross-compiles; no GPU needed.",
     )
     comp.add_argument("variant", metavar="VARIANT.py", help="Python file defining score_mod and/or mask_mod")
     comp.add_argument("--shape", default=DEFAULT_SHAPE["compile"], help=f"{SHAPE_FIELDS} (default %(default)s)")
@@ -156,11 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="stage to print (default triton); cubin and hsaco need -o",
     )
     comp.add_argument(
+        "--backward",
+        action="store_true",
+        help="derive the backward too (attn-autodiff; softmax only) and compile its dQ and dK/dV kernels",
+    )
+    comp.add_argument(
         "--kernel",
         default="forward",
-        type=_choice("kernel", ("forward", "block_table")),
-        metavar="{forward,block_table}",
-        help="whose Triton output (ttir ... hsaco) to print: the attention kernel or the block-table kernel",
+        type=_choice("kernel", KERNELS),
+        metavar="{" + ",".join(KERNELS) + "}",
+        help="whose Triton output (ttir ... hsaco) to print: the attention kernel, the block-table kernel, or "
+        "with --backward the dQ or the dK/dV kernel (default forward)",
     )
     comp.add_argument("--scale", type=float, default=None, help="score scale (default 1/sqrt(D))")
     comp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout ('-' forces stdout)")
@@ -170,8 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a variant on random inputs and check it against the float64 reference",
         description="Run a variant on seeded random q, k, v; show each compiler stage, the error against "
-        "attnc.attention_reference (float64) and the time per call. Exits 1 if the relative error "
-        "exceeds 1e-2 (bf16, fp16) or 1e-4 (fp32).",
+        "attnc.attention_reference (float64) and the time per call. With --backward, also run the derived "
+        "backward on a random dO and compare dq, dk, dv with float64 autograd through the reference. Exits 1 "
+        "if a relative error exceeds 1e-2 (bf16, fp16) or 1e-4 (fp32).",
     )
     run.add_argument("variant", metavar="VARIANT.py", help="Python file defining score_mod and/or mask_mod")
     run.add_argument(
@@ -195,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--scale", type=float, default=None, help="score scale (default 1/sqrt(D))")
     run.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    run.add_argument(
+        "--backward",
+        "--grad",
+        action="store_true",
+        help="also run the backward (softmax only) and check dq, dk, dv against float64 autograd",
+    )
     run.add_argument(
         "--check",
         action=argparse.BooleanOptionalAction,
@@ -284,8 +302,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise UsageError(f"--emit {stage} needs a {vendors} target, but --target is {target}")
     if stage in BINARY_STAGES and args.output is None:
         raise UsageError(f"--emit {stage} is a binary; write it to a file with -o FILE (or '-o -' for stdout)")
+    if args.kernel not in FORWARD_KERNELS and not args.backward:
+        raise UsageError(f"--kernel {args.kernel} is a backward kernel; add --backward")
     variant = load_variant(args.variant)
     if stage == "attn":
+        # Before any pass: the same IR with or without --backward.
         result: str | bytes = logical_ir(variant, shape, dtype, args.scale)
     else:
         compiled = attnc.compile(
@@ -296,6 +317,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
             target=target,
             scale=args.scale,
             normalizer=variant.normalizer,
+            backward=args.backward,
         )
         if stage in IR_STAGES:
             result = compiled.ir(stage)
@@ -352,14 +374,15 @@ def top_level_ops(ir: str) -> list[str]:
     return re.findall(r"^ {4}(?:%[^=]+= )?(attn\.[a-z_]+)\b", ir, re.MULTILINE)
 
 
-def triton_excerpt(source: str, kernel: str) -> list[str]:
-    """A few lines of the forward kernel from its most telling hook: score_mod, else mask_mod, else the normalizer."""
+def triton_excerpt(source: str, kernel: str, hooks: Sequence[str]) -> list[str]:
+    """A few lines of `kernel` from the first of `hooks` (comments the emitter writes) that it has."""
     lines = source.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith(f"def {kernel}(")), 0)
-    for hook in ("score_mod", "mask_mod", "normalizer"):
-        found = next((i for i in range(start, len(lines)) if re.match(rf"\s*# {hook}\b", lines[i])), None)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("@triton.jit")), len(lines))
+    for hook in hooks:
+        found = next((i for i in range(start, end) if re.match(rf"\s*# {hook}\b", lines[i])), None)
         if found is not None:
-            return lines[found : found + EXCERPT_LINES]
+            return lines[found : min(found + EXCERPT_LINES, end)]
     return lines[start : start + EXCERPT_LINES]
 
 
@@ -381,8 +404,12 @@ def show_stages(compiled: attnc.CompiledAttention) -> None:
     jit_funcs = ", ".join(re.findall(r"^def (\w+)\(", source, re.MULTILINE))
     print(f"  tile    {lines(tile_ir)}  tile.func {tile_funcs}")
     print(f"  triton  {lines(source)}  @triton.jit {jit_funcs}")
-    for line in triton_excerpt(source, info.forward):
+    for line in triton_excerpt(source, info.forward, ("score_mod", "mask_mod", "normalizer")):
         print(f"          | {line}")
+    if info.backward_dq:
+        print(f"          {info.backward_dq}:")
+        for line in triton_excerpt(source, info.backward_dq, ("probabilities from the saved logsumexp",)):
+            print(f"          | {line}")
 
 
 def time_per_call(fn: Callable[[], Any], device: torch.device) -> str:
@@ -398,6 +425,62 @@ def time_per_call(fn: Callable[[], Any], device: torch.device) -> str:
         fn()
     ms = (time.perf_counter() - start) / calls * 1e3
     return f"{ms:.1f} ms (cpu wall clock, mean of {calls} calls, Triton interpreter)"
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """‖out − ref‖ / ‖ref‖ in float64 (the absolute norm where the reference is all zeros)."""
+    diff = out.double() - ref
+    ref_norm = ref.norm().item()
+    return diff.norm().item() / ref_norm if ref_norm > 0 else diff.norm().item()
+
+
+def within(rel: float, limit: float) -> bool:
+    return math.isfinite(rel) and rel <= limit
+
+
+def verdict(rel: float, limit: float) -> str:
+    return f"(limit {limit:.0e}) {'ok' if within(rel, limit) else 'FAILED'}"
+
+
+def run_backward(
+    attn: attnc.Attention,
+    variant: Variant,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    args: argparse.Namespace,
+) -> int:
+    """Backward on a random dO: dq, dk, dv against float64 autograd through the reference; 1 if one is off."""
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    dout = torch.randn(*q.shape[:3], v.shape[3], generator=gen).to(device=q.device, dtype=q.dtype)
+    inputs = [t.detach().clone().requires_grad_() for t in (q, k, v)]
+
+    def grads() -> tuple[torch.Tensor, ...]:
+        out = attn(*inputs, scale=args.scale)
+        assert isinstance(out, torch.Tensor)
+        return torch.autograd.grad(out, inputs, dout)
+
+    computed = grads()
+    print("backward")
+    status = 0
+    if args.check:
+        ref_inputs = [t.detach().double().requires_grad_() for t in (q, k, v)]
+        ref = attnc.attention_reference(
+            *ref_inputs,
+            score_mod=variant.score_mod,
+            mask_mod=variant.mask_mod,
+            scale=args.scale,
+            normalizer=variant.normalizer,
+        )[0]
+        expected = torch.autograd.grad(ref, ref_inputs, dout.double())
+        limit = TOLERANCE[q.dtype]
+        for name, grad, ref_grad in zip(("dq", "dk", "dv"), computed, expected):
+            rel = relative_error(grad, ref_grad)
+            print(f"  {name} rel error   {rel:.3e}  {verdict(rel, limit)}")
+            if not within(rel, limit):
+                status = 1
+    print(f"  time per call  {time_per_call(grads, q.device)}, forward + backward")
+    return status
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -424,6 +507,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         target=target,
         scale=args.scale,
         normalizer=variant.normalizer,
+        backward=args.backward,
     )
     show_stages(compiled)
 
@@ -446,14 +530,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             )[0]
             diff = out.double() - ref
             max_abs = diff.abs().max().item() if diff.numel() else 0.0
-            ref_norm = ref.norm().item()
-            rel = diff.norm().item() / ref_norm if ref_norm > 0 else diff.norm().item()
+            rel = relative_error(out, ref)
             limit = TOLERANCE[dtype]
-            ok = math.isfinite(rel) and rel <= limit
             print(f"  max abs error  {max_abs:.3e}")
-            print(f"  rel error      {rel:.3e}  (limit {limit:.0e}) {'ok' if ok else 'FAILED'}")
-            status = 0 if ok else 1
+            print(f"  rel error      {rel:.3e}  {verdict(rel, limit)}")
+            status = 0 if within(rel, limit) else 1
         print(f"  time per call  {time_per_call(lambda: attn(q, k, v, scale=args.scale), device)}")
+    if args.backward:
+        status = max(status, run_backward(attn, variant, q, k, v, args))
     return status
 
 

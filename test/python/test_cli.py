@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import runpy
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -130,6 +132,93 @@ def test_cli_run_exits_1_on_a_wrong_result(monkeypatch: pytest.MonkeyPatch, caps
     ]
     assert main(argv) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_cli_compile_backward_emits_the_gradient_kernels(capsys: pytest.CaptureFixture[str]) -> None:
+    """--backward adds attn.flash_grad to the flash stage and the dQ, dK/dV kernels to the Triton source."""
+    variant = str(EXAMPLES / "alibi.py")
+    assert main(["compile", variant, "--backward", "--emit", "triton"]) == 0
+    source = capsys.readouterr().out
+    assert "def attention_fwd(" in source
+    assert "def attention_bwd_dq(" in source and "def attention_bwd_dkdv(" in source
+    assert "tl.atomic_add(" in source  # the slopes' gradient
+    assert main(["compile", variant, "--backward", "--emit", "flash"]) == 0
+    assert "attn.flash_grad" in capsys.readouterr().out
+    assert main(["compile", variant, "--emit", "triton"]) == 0
+    assert "_bwd_" not in capsys.readouterr().out
+
+
+def test_cli_compile_backward_kernel_asm(capsys: pytest.CaptureFixture[str]) -> None:
+    """--kernel backward_dq / backward_dkdv pick the kernel whose Triton IR is printed."""
+    variant = str(EXAMPLES / "causal.py")
+    printed = {}
+    for kernel in ("forward", "backward_dq", "backward_dkdv"):
+        assert main(["compile", variant, "--shape", SMALL, "--backward", "--emit", "ttir", "--kernel", kernel]) == 0
+        printed[kernel] = capsys.readouterr().out
+    assert "tt.func public @attention_bwd_dq(" in printed["backward_dq"]
+    assert "tt.func public @attention_bwd_dkdv(" in printed["backward_dkdv"]
+    assert "tt.func public @attention_fwd(" in printed["forward"]
+
+
+def test_cli_compile_backward_kernel_needs_backward(capsys: pytest.CaptureFixture[str]) -> None:
+    """A backward kernel without --backward is a usage error, reported before compiling."""
+    message = _error(capsys, ["compile", str(EXAMPLES / "causal.py"), "--emit", "ttir", "--kernel", "backward_dq"])
+    assert message == "--kernel backward_dq is a backward kernel; add --backward"
+
+
+def test_compile_asm_backward_kernel_without_backward() -> None:
+    """CompiledAttention.asm names the missing backward instead of failing on an empty kernel name."""
+    shape = attnc.Shape(1, 2, 1, 40, 70, 32, 32)
+    compiled = attnc.compile(None, None, shape=shape, target="cuda:90")
+    with pytest.raises(ValueError, match="'backward_dkdv' exists only when compiled with backward=True"):
+        compiled.asm("ttir", kernel="backward_dkdv")
+    with pytest.raises(ValueError, match="unknown kernel 'dq'"):
+        compiled.asm("ttir", kernel="dq")
+
+
+def test_cli_run_backward_cpu_matches_autograd(capsys: pytest.CaptureFixture[str]) -> None:
+    """`attnc run --backward` checks dq, dk, dv against float64 autograd through the reference."""
+    argv = ["run", str(EXAMPLES / "causal.py"), "--device", "cpu", "--backward", "--dtype", "fp32"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "attn.flash -> attn.flash_grad" in out
+    assert "attention_bwd_dq, attention_bwd_dkdv" in out
+    backward = out[out.index("\nbackward\n") :]
+    for grad in ("dq", "dk", "dv"):
+        assert re.search(rf"\n  {grad} rel error +\d\.\d+e[-+]\d+  \(limit 1e-04\) ok\n", backward), backward
+    assert "time per call" in backward
+
+
+def test_cli_run_backward_exits_1_on_a_wrong_gradient(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A gradient far from float64 autograd fails the check with exit code 1, the forward passing."""
+    reference = attnc.attention_reference
+
+    def doubled_reference(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out, lse = reference(q, k, v, **kwargs)
+        # Same value, twice the gradient: out + (out − out.detach()).
+        return out + (out - out.detach()), lse
+
+    monkeypatch.setattr(attnc, "attention_reference", doubled_reference)
+    argv = ["run", str(EXAMPLES / "plain.py"), "--shape", SMALL, "--dtype", "fp32", "--device", "cpu", "--grad"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    result, backward = out.split("\nbackward\n")
+    assert "rel error" in result and "FAILED" not in result
+    assert backward.count("FAILED") == 3
+
+
+def test_cli_backward_of_a_non_softmax_normalizer(capsys: pytest.CaptureFixture[str]) -> None:
+    """--backward with the sigmoid normalizer is a clean error: only softmax has gradients so far."""
+    for command in ("compile", "run"):
+        argv = [command, str(EXAMPLES / "sigmoid.py"), "--backward", "--shape", SMALL]
+        if command == "run":
+            argv += ["--device", "cpu"]
+        message = _error(capsys, argv)
+        assert message.startswith("the backward of normalizer 'sigmoid' is not implemented yet")
 
 
 def test_cli_missing_file(capsys: pytest.CaptureFixture[str]) -> None:

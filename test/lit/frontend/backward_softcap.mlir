@@ -1,0 +1,71 @@
+// RUN: attnc compile %S/../../../examples/softcap.py --shape 2,4,2,128,128,64,64 --dtype bf16 --target cuda:90 --backward --emit triton | filecheck %s
+// RUN: attnc compile %S/../../../examples/softcap.py --shape 2,4,2,128,128,64,64 --dtype bf16 --target cuda:90 --backward --emit flash | filecheck %s --check-prefix=FLASH
+
+// `attnc compile --backward` runs attn-autodiff between attn-block-mask and attn-tile:
+// the flash stage holds the derived attn.flash_grad next to the attn.flash, and the
+// Triton source gains the dQ and dK/dV kernels after the forward ones.
+
+// FLASH-LABEL: func.func @attention(
+// FLASH-SAME:      %[[DOUT:[a-z_0-9]+]]: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>) {
+// FLASH:         %[[OUT:[^ ,]+]], %[[LSE:[^ ,]+]] = attn.flash %q, %k, %v score_mod {
+// FLASH:         %[[DQ:[^ ,]+]], %[[DK:[^ ,]+]], %[[DV:[^ ,]+]] = attn.flash_grad %q, %k, %v, %[[OUT]], %[[LSE]], %[[DOUT]] score_mod {
+// FLASH:         } score_mod_grad {
+// FLASH:           math.tanh
+// FLASH:         } {{{.*}}block_mask = "affine", tile = #attn.tile<128x128>{{.*}}}
+// FLASH-NEXT:    func.return %[[OUT]], %[[LSE]], %[[DQ]], %[[DK]], %[[DV]] :
+
+// CHECK:       @triton.jit
+// CHECK-NEXT:  def attention_block_table(
+// CHECK:       @triton.jit
+// CHECK-NEXT:  def attention_fwd(
+
+// dQ: P recomputed from the saved logsumexp, dS = P ⊙ (dP − δ), then the tanh
+// derivative, 30·(1 − tanh²(s/30))/30 with tanh spelled 2·sigmoid(2x) − 1; the
+// partial key blocks zero dS outside the causal mask.
+// CHECK:       @triton.jit
+// CHECK-NEXT:  def attention_bwd_dq(
+// CHECK:           dout_ptr,
+// CHECK:           lse_ptr,
+// CHECK-NEXT:      delta_ptr,
+// CHECK-NEXT:      dq_ptr,
+// CHECK:           lse = tl.load(lse_ptr + stat_rows, mask={{.*}}, other=float("inf"))
+// CHECK-NEXT:      delta = tl.load(delta_ptr + stat_rows, mask={{.*}}, other=0.0)
+// CHECK:           # full key blocks
+// CHECK:             qk = tl.dot(q, {{.*}})
+// CHECK-NEXT:        score = qk * scale
+// CHECK-NEXT:        # score_mod, recomputed
+// CHECK-NEXT:        # probabilities from the saved logsumexp
+// CHECK-NEXT:        p = tl.exp2((30.0 * (2 * tl.sigmoid(2 * (score / 30.0)) - 1) - lse[:, None]) * 1.442695)
+// CHECK:             dp = tl.dot(dout, {{.*}})
+// CHECK-NEXT:        ds_mod = p * (dp - delta[:, None])
+// CHECK-NEXT:        # score_mod, differentiated
+// CHECK-NEXT:        tanh = 2 * tl.sigmoid(2 * (score / 30.0)) - 1
+// CHECK-NEXT:        dscore = ds_mod * 30.0 * (1.0 - tanh * tanh) / 30.0
+// CHECK-NEXT:        dq = tl.dot(dscore.to(tl.bfloat16), k, dq)
+// CHECK:           # part key blocks
+// CHECK:             keep = (q_idx >= kv_idx) & {{.*}}
+// CHECK:             [[DSCORE:dscore_[0-9]+]] = {{.*}} * 30.0 * (1.0 - {{.*}}) / 30.0
+// CHECK-NEXT:        ds = tl.where(keep, [[DSCORE]], 0.0)
+// CHECK-NEXT:        dq = tl.dot(ds.to(tl.bfloat16), {{.*}}, dq)
+// CHECK:           tl.store(dq_ptrs, dq * scale, mask=row_ok)
+
+// dK/dV: per query head of the kv head's group and query block, dV += Pᵀ dO and
+// dK += dSᵀ Q, the same tanh derivative in between.
+// CHECK:       @triton.jit
+// CHECK-NEXT:  def attention_bwd_dkdv(
+// CHECK:           # query heads of this kv head
+// CHECK-NEXT:      for [[I:i[_0-9]*]] in range(group):
+// CHECK-NEXT:          h = kv_h * group + [[I]]
+// CHECK:               # full query blocks
+// CHECK:                 p = tl.exp2((30.0 * (2 * tl.sigmoid(2 * (score / 30.0)) - 1) - lse[:, None]) * 1.442695)
+// CHECK-NEXT:            trans_[[PT:[0-9]+]] = tl.trans(p.to(tl.bfloat16))
+// CHECK-NEXT:            dv = tl.dot(trans_[[PT]], dout, dv)
+// CHECK:                 # score_mod, differentiated
+// CHECK-NEXT:            tanh = 2 * tl.sigmoid(2 * (score / 30.0)) - 1
+// CHECK-NEXT:            dscore = ds_mod * 30.0 * (1.0 - tanh * tanh) / 30.0
+// CHECK-NEXT:            trans_[[DST:[0-9]+]] = tl.trans(dscore.to(tl.bfloat16))
+// CHECK-NEXT:            dk = tl.dot(trans_[[DST]], q, dk)
+// CHECK:               # part query blocks
+// CHECK:                 dk = tl.dot({{.*}}, dk)
+// CHECK:           tl.store(dk_ptrs, dk * scale, mask=col_ok)
+// CHECK:           tl.store(dv_ptrs, dv, mask=col_ok)

@@ -1,0 +1,286 @@
+// RUN: attn-opt %s -p convert-attn-to-tile --split-input-file | filecheck %s
+// RUN: attn-opt %s -p convert-attn-to-tile --split-input-file | filecheck %s --check-prefix=ATOMICS
+
+// convert-attn-to-tile lowers an attn.flash_grad next to its attn.flash into two more
+// kernels, FlashAttention-2 style: @<fn>_bwd_dq (one program per query block, loops
+// over the key blocks) and @<fn>_bwd_dkdv (one program per key block and kv head,
+// loops over the query heads of its group, then over the query blocks). Both
+// recompute P from the saved logsumexp; δ = rowsum(dO ⊙ O) comes in precomputed.
+// Full blocks run without the mask, partial blocks with it, as in the forward.
+
+// ALiBi as `attnc compile examples/alibi.py --emit attn | attn-opt -p
+// attn-fuse,attn-block-mask,attn-autodiff,attn-tile` prints it: no mask (block mask
+// "none", so every block is partial only at the sequence end), tiles of 128x128,
+// the captured slopes read at slopes[h], whose gradient (kv_idx − q_idx)·dS the
+// score_mod_grad region yields with the index h.
+
+// dQ: per key block, S = QKᵀ (dot 1), the score_mod recomputed, P = exp2((S' − lse)·log2 e),
+// dP = dO Vᵀ (dot 2), dS = P ⊙ (dP − δ); the slopes' gradient goes to slopes[h] by
+// atomics; dQ += dS K (the dq dot), scaled once at the store.
+// CHECK-LABEL: tile.func @attention_bwd_dq(
+// CHECK-SAME:      %[[LSE_PTR:[^:]*]]: !tile.ptr<f32>, %[[DELTA_PTR:[^:]*]]: !tile.ptr<f32>, %[[DQ_PTR:[^:]*]]: !tile.ptr<f32>,
+// CHECK-SAME:      %[[CAP:[^:]*]]: !tile.ptr<f32>, %{{[^:]*}}: i32, %[[CAPGRAD:[^:]*]]: !tile.ptr<f32>, %[[CAPGRAD_STRIDE:[^:]*]]: i32,
+// CHECK-SAME:      %[[SCALE:[^:]*]]: f32, %[[FULL_NUM:[^:]*]]: !tile.ptr<i32>, %{{[^:]*}}: !tile.ptr<i32>, %[[PART_NUM:[^:]*]]: !tile.ptr<i32>,
+// CHECK-SAME:      constexprs {BLOCK_M = 128, BLOCK_N = 128, HEAD_DIM = 64, HEAD_DIM_V = 64}
+// CHECK:         %[[PID_BH:.*]] = tile.program_id 1
+// CHECK:         %[[H:.*]] = arith.remsi %[[PID_BH]], %{{.*}} : i32
+// CHECK:         %[[Q:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK:         %[[DOUT:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK:         %[[LSE_PTRS:.*]] = tile.addptr %[[LSE_PTR]], %[[ROWS:.*]] : !tile.ptr<f32>, tensor<128xi64> -> tensor<128x!tile.ptr<f32>>
+// CHECK-NEXT:    %[[LSE:.*]] = tile.load %[[LSE_PTRS]] mask %{{.*}} other inf : tensor<128x!tile.ptr<f32>> -> tensor<128xf32>
+// CHECK-NEXT:    %[[DELTA_PTRS:.*]] = tile.addptr %[[DELTA_PTR]], %[[ROWS]] : !tile.ptr<f32>, tensor<128xi64> -> tensor<128x!tile.ptr<f32>>
+// CHECK-NEXT:    %[[DELTA:.*]] = tile.load %[[DELTA_PTRS]] mask %{{.*}} other 0.0 : tensor<128x!tile.ptr<f32>> -> tensor<128xf32>
+// CHECK:         %[[DQ0:.*]] = tile.full ["BLOCK_M", "HEAD_DIM"] 0.0 : tensor<128x64xf32>
+// CHECK-NEXT:    %[[FULL_PTR:.*]] = tile.addptr %[[FULL_NUM]], %{{.*}}
+// CHECK-NEXT:    %[[NUM_FULL:.*]] = tile.load %[[FULL_PTR]] : !tile.ptr<i32> -> i32
+
+// The full key blocks: K and V loaded without a mask; no mask_mod, no select on P.
+// CHECK:         %[[DQ1:.*]] = scf.for %{{.*}} = %{{.*}} to %[[NUM_FULL]] step %{{.*}} iter_args(%[[DQ_ACC:[^ ]*]] = %[[DQ0]]) -> (tensor<128x64xf32>) : i32 {
+// CHECK:           %[[K:.*]] = tile.load %{{.*}} : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK:           %[[V:.*]] = tile.load %{{.*}} : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK-NEXT:      %[[KT:.*]] = tile.trans %[[K]] : tensor<128x64xbf16> -> tensor<64x128xbf16>
+// CHECK-NEXT:      %[[QK:.*]] = tile.dot %[[Q]], %[[KT]] : tensor<128x64xbf16>, tensor<64x128xbf16> -> tensor<128x128xf32>
+// CHECK-NEXT:      %[[KV_IDX:.*]] = tile.expand_dims %{{.*}} 0 : tensor<128xi32> -> tensor<1x128xi32>
+// CHECK:           %[[S:.*]] = arith.mulf %[[QK]], %{{.*}} : tensor<128x128xf32>
+// The score_mod, recomputed: slopes[h] · (kv_idx − q_idx) added to the score.
+// CHECK-NEXT:      %[[H64:.*]] = tile.cast %[[H]] {attnc.comment = "score_mod, recomputed"} : i32 to i64
+// CHECK:           %[[SLOPE_PTR:.*]] = tile.addptr %[[CAP]], %{{.*}} : !tile.ptr<f32>, i64 -> !tile.ptr<f32>
+// CHECK-NEXT:      %[[SLOPE:.*]] = tile.load %[[SLOPE_PTR]] : !tile.ptr<f32> -> f32
+// CHECK:           %[[BIAS:.*]] = arith.mulf %{{.*}}, %{{.*}} : tensor<128x128xf32>
+// CHECK-NEXT:      %[[S_MOD:.*]] = arith.addf %[[S]], %[[BIAS]] : tensor<128x128xf32>
+// P from the saved logsumexp, in base 2.
+// CHECK-NEXT:      %[[LSE_COL:.*]] = tile.expand_dims %[[LSE]] 1 {attnc.comment = "probabilities from the saved logsumexp"} : tensor<128xf32> -> tensor<128x1xf32>
+// CHECK-NEXT:      %[[LSE_T:.*]] = tile.broadcast %[[LSE_COL]] ["BLOCK_M", "BLOCK_N"] : tensor<128x1xf32> -> tensor<128x128xf32>
+// CHECK-NEXT:      %[[SHIFTED:.*]] = arith.subf %[[S_MOD]], %[[LSE_T]] : tensor<128x128xf32>
+// CHECK-NEXT:      %[[LOG2E:.*]] = arith.constant 1.44269502 : f32
+// CHECK-NEXT:      %[[LOG2E_T:.*]] = tile.splat %[[LOG2E]] ["BLOCK_M", "BLOCK_N"] : f32 -> tensor<128x128xf32>
+// CHECK-NEXT:      %[[X:.*]] = arith.mulf %[[SHIFTED]], %[[LOG2E_T]] : tensor<128x128xf32>
+// CHECK-NEXT:      %[[P:.*]] = math.exp2 %[[X]] : tensor<128x128xf32>
+// CHECK-NEXT:      %[[VT:.*]] = tile.trans %[[V]] : tensor<128x64xbf16> -> tensor<64x128xbf16>
+// CHECK-NEXT:      %[[DP:.*]] = tile.dot %[[DOUT]], %[[VT]] : tensor<128x64xbf16>, tensor<64x128xbf16> -> tensor<128x128xf32>
+// CHECK-NEXT:      %[[DELTA_COL:.*]] = tile.expand_dims %[[DELTA]] 1 : tensor<128xf32> -> tensor<128x1xf32>
+// CHECK-NEXT:      %[[DELTA_T:.*]] = tile.broadcast %[[DELTA_COL]] ["BLOCK_M", "BLOCK_N"] : tensor<128x1xf32> -> tensor<128x128xf32>
+// CHECK-NEXT:      %[[DP_C:.*]] = arith.subf %[[DP]], %[[DELTA_T]] : tensor<128x128xf32>
+// CHECK-NEXT:      %[[DS:.*]] = arith.mulf %[[P]], %[[DP_C]] : tensor<128x128xf32>
+// score_mod_grad: dscore is dS itself (the bias does not depend on s); the slope's
+// adjoint (kv_idx − q_idx)·dS is added into dslopes[h], rows past seq_q masked.
+// CHECK-NEXT:      %[[KV_T:.*]] = tile.broadcast %[[KV_IDX]] ["BLOCK_M", "BLOCK_N"] {attnc.comment = "score_mod, differentiated"} : tensor<1x128xi32> -> tensor<128x128xi32>
+// CHECK-NEXT:      %[[Q_T:.*]] = tile.broadcast %{{.*}} ["BLOCK_M", "BLOCK_N"] : tensor<128x1xi32> -> tensor<128x128xi32>
+// CHECK-NEXT:      %[[DIST:.*]] = arith.subi %[[KV_T]], %[[Q_T]] : tensor<128x128xi32>
+// CHECK-NEXT:      %[[DIST64:.*]] = tile.cast %[[DIST]] : tensor<128x128xi32> to tensor<128x128xi64>
+// CHECK-NEXT:      %[[DISTF:.*]] = tile.cast %[[DIST64]] : tensor<128x128xi64> to tensor<128x128xf32>
+// CHECK-NEXT:      %[[DSLOPES:.*]] = arith.mulf %[[DS]], %[[DISTF]] : tensor<128x128xf32>
+// CHECK-NEXT:      %[[GH:.*]] = tile.cast %[[H]] : i32 to i64
+// CHECK-NEXT:      %[[GSTRIDE:.*]] = tile.cast %[[CAPGRAD_STRIDE]] : i32 to i64
+// CHECK-NEXT:      %[[GOFF:.*]] = arith.muli %[[GH]], %[[GSTRIDE]] : i64
+// CHECK-NEXT:      %[[GOFF_T:.*]] = tile.splat %[[GOFF]] ["BLOCK_M", "BLOCK_N"] : i64 -> tensor<128x128xi64>
+// CHECK-NEXT:      %[[GPTRS:.*]] = tile.addptr %[[CAPGRAD]], %[[GOFF_T]] : !tile.ptr<f32>, tensor<128x128xi64> -> tensor<128x128x!tile.ptr<f32>>
+// CHECK:           %[[DSLOPES_OK:.*]] = tile.select %{{.*}}, %[[DSLOPES]], %{{.*}} : tensor<128x128xf32>
+// CHECK-NEXT:      %[[ROWS_OK:.*]] = tile.broadcast %{{.*}} ["BLOCK_M", "BLOCK_N"] : tensor<128x1xi1> -> tensor<128x128xi1>
+// CHECK-NEXT:      tile.atomic_add %[[GPTRS]], %[[DSLOPES_OK]] mask %[[ROWS_OK]] : tensor<128x128x!tile.ptr<f32>>, tensor<128x128xf32>
+// CHECK-NEXT:      %[[DS_C:.*]] = tile.cast %[[DS]] : tensor<128x128xf32> to tensor<128x128xbf16>
+// CHECK-NEXT:      %[[DQ2:.*]] = tile.dot %[[DS_C]], %[[K]] acc %[[DQ_ACC]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
+// CHECK-NEXT:      scf.yield %[[DQ2]] : tensor<128x64xf32>
+// CHECK-NEXT:    } {attnc.comment = "full key blocks"}
+
+// The partial key blocks: bounds-checked loads; the kept set (mask_mod and the
+// sequence bound) zeroes P and dS outside it and masks the atomics.
+// CHECK-NEXT:    %[[PART_PTR:.*]] = tile.addptr %[[PART_NUM]], %{{.*}}
+// CHECK-NEXT:    %[[NUM_PART:.*]] = tile.load %[[PART_PTR]] : !tile.ptr<i32> -> i32
+// CHECK:         %[[DQ3:.*]] = scf.for %{{.*}} = %{{.*}} to %[[NUM_PART]] step %{{.*}} iter_args(%[[DQ_ACC2:[^ ]*]] = %[[DQ1]]) -> (tensor<128x64xf32>) : i32 {
+// CHECK:           %[[K2:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK:           %[[V2:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK-NEXT:      %[[KT2:.*]] = tile.trans %[[K2]]
+// CHECK-NEXT:      %[[QK2:.*]] = tile.dot %[[Q]], %[[KT2]] : tensor<128x64xbf16>, tensor<64x128xbf16> -> tensor<128x128xf32>
+// CHECK:           %[[KEEP:.*]] = arith.andi %{{.*}}, %{{.*}} : tensor<1x128xi1>
+// CHECK:           %[[P2:.*]] = math.exp2 %{{.*}} : tensor<128x128xf32>
+// CHECK:           %[[KEEP_T:.*]] = tile.broadcast %[[KEEP]] ["BLOCK_M", "BLOCK_N"] : tensor<1x128xi1> -> tensor<128x128xi1>
+// CHECK:           %[[P2_KEPT:.*]] = tile.select %[[KEEP_T]], %[[P2]], %{{.*}} : tensor<128x128xf32>
+// CHECK-NEXT:      %[[VT2:.*]] = tile.trans %[[V2]]
+// CHECK-NEXT:      %[[DP2:.*]] = tile.dot %[[DOUT]], %[[VT2]] : tensor<128x64xbf16>, tensor<64x128xbf16> -> tensor<128x128xf32>
+// CHECK:           %[[DS2:.*]] = arith.mulf %[[P2_KEPT]], %{{.*}} : tensor<128x128xf32>
+// CHECK:           %[[DSLOPES2:.*]] = arith.mulf %[[DS2]], %{{.*}} : tensor<128x128xf32>
+// CHECK:           %[[DS2_KEPT:.*]] = tile.select %{{.*}}, %[[DS2]], %{{.*}} : tensor<128x128xf32>
+// CHECK:           %[[GMASK:.*]] = arith.andi %{{.*}}, %{{.*}} : tensor<128x128xi1>
+// CHECK:           %[[GPTRS2:.*]] = tile.addptr %[[CAPGRAD]], %{{.*}} : !tile.ptr<f32>, tensor<128x128xi64> -> tensor<128x128x!tile.ptr<f32>>
+// CHECK:           %[[DSLOPES2_OK:.*]] = tile.select %[[GMASK]], %[[DSLOPES2]], %{{.*}} : tensor<128x128xf32>
+// CHECK-NEXT:      tile.atomic_add %[[GPTRS2]], %[[DSLOPES2_OK]] mask %[[GMASK]] : tensor<128x128x!tile.ptr<f32>>, tensor<128x128xf32>
+// CHECK-NEXT:      %[[DS2_C:.*]] = tile.cast %[[DS2_KEPT]] : tensor<128x128xf32> to tensor<128x128xbf16>
+// CHECK-NEXT:      %[[DQ4:.*]] = tile.dot %[[DS2_C]], %[[K2]] acc %[[DQ_ACC2]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
+// CHECK-NEXT:      scf.yield %[[DQ4]] : tensor<128x64xf32>
+// CHECK-NEXT:    } {attnc.comment = "part key blocks"}
+// dQ = scale · Σ dS K, stored in f32.
+// CHECK:         %[[DQ_BASE:.*]] = tile.addptr %[[DQ_PTR]], %{{.*}} : !tile.ptr<f32>, i64 -> !tile.ptr<f32>
+// CHECK-NEXT:    %[[SCALE_T:.*]] = tile.splat %[[SCALE]] ["BLOCK_M", "HEAD_DIM"] : f32 -> tensor<128x64xf32>
+// CHECK-NEXT:    %[[DQ_OUT:.*]] = arith.mulf %[[DQ3]], %[[SCALE_T]] : tensor<128x64xf32>
+// CHECK:         %[[DQ_PTRS:.*]] = tile.addptr %[[DQ_BASE]], %{{.*}}
+// CHECK:         tile.store %[[DQ_PTRS]], %[[DQ_OUT]] mask %{{.*}} : tensor<128x64x!tile.ptr<f32>>, tensor<128x64xf32>
+// CHECK-NEXT:    tile.return
+
+// dK, dV: K and V of this key block stay in registers; per query head of the group
+// and query block, dV += Pᵀ dO and dK += dSᵀ Q, summed in-kernel over the group
+// (no atomics); dK is scaled once at the store.
+// CHECK-LABEL: tile.func @attention_bwd_dkdv(
+// CHECK-SAME:      %[[DK_PTR:[^:]*]]: !tile.ptr<f32>, %[[DV_PTR:[^:]*]]: !tile.ptr<f32>, %{{[^:]*}}: !tile.ptr<f32>, %{{[^:]*}}: i32,
+// CHECK-SAME:      %[[NUM_HEADS:[^:]*]]: i32, %[[GROUP:[^:]*]]: i32, %[[SCALE:[^:]*]]: f32, %[[FULL_NUM:[^:]*]]: !tile.ptr<i32>, %{{[^:]*}}: !tile.ptr<i32>, %[[PART_NUM:[^:]*]]: !tile.ptr<i32>,
+// CHECK-SAME:      %[[NUM_Q_BLOCKS:[^:]*]]: i32) constexprs {BLOCK_M = 128, BLOCK_N = 128, HEAD_DIM = 64, HEAD_DIM_V = 64}
+// CHECK:         %[[PID_N:.*]] = tile.program_id 0
+// CHECK-NEXT:    %[[PID_BH:.*]] = tile.program_id 1
+// CHECK-NEXT:    %[[KV_HEADS:.*]] = arith.divsi %[[NUM_HEADS]], %[[GROUP]] : i32
+// CHECK-NEXT:    %[[B:.*]] = arith.divsi %[[PID_BH]], %[[KV_HEADS]] : i32
+// CHECK-NEXT:    %[[KV_H:.*]] = arith.remsi %[[PID_BH]], %[[KV_HEADS]] : i32
+// CHECK:         %[[K:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK:         %[[V:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK:         %[[DK0:.*]] = tile.full ["BLOCK_N", "HEAD_DIM"] 0.0 : tensor<128x64xf32>
+// CHECK-NEXT:    %[[DV0:.*]] = tile.full ["BLOCK_N", "HEAD_DIM_V"] 0.0 : tensor<128x64xf32>
+
+// The outer loop: the query heads h = kv_h·group + i that share this kv head.
+// CHECK:         %[[DK_H:[^ ,]*]], %[[DV_H:[^ ,]*]] = scf.for %[[I:[^ ]*]] = %{{.*}} to %[[GROUP]] step %{{.*}} iter_args(%[[DK_ACC_H:[^ ]*]] = %[[DK0]], %[[DV_ACC_H:[^ ]*]] = %[[DV0]]) -> (tensor<128x64xf32>, tensor<128x64xf32>) : i32 {
+// CHECK-NEXT:      %[[H0:.*]] = arith.muli %[[KV_H]], %[[GROUP]] : i32
+// CHECK-NEXT:      %[[H:.*]] = arith.addi %[[H0]], %[[I]] : i32
+// CHECK:           %[[TABLE_ROW:.*]] = arith.addi %{{.*}}, %[[PID_N]] : i32
+// CHECK:           %[[FULL_PTR:.*]] = tile.addptr %[[FULL_NUM]], %[[TABLE_ROW]]
+// CHECK-NEXT:      %[[NUM_FULL:.*]] = tile.load %[[FULL_PTR]] : !tile.ptr<i32> -> i32
+
+// The inner loops: the query blocks of the transposed block table, full then partial.
+// CHECK:           %[[DK1:[^ ,]*]], %[[DV1:[^ ,]*]] = scf.for %{{.*}} = %{{.*}} to %[[NUM_FULL]] step %{{.*}} iter_args(%[[DK_ACC:[^ ]*]] = %[[DK_ACC_H]], %[[DV_ACC:[^ ]*]] = %[[DV_ACC_H]]) -> (tensor<128x64xf32>, tensor<128x64xf32>) : i32 {
+// CHECK:             %[[Q:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK:             %[[DOUT:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK:             %[[LSE:.*]] = tile.load %{{.*}} mask %{{.*}} other inf : tensor<128x!tile.ptr<f32>> -> tensor<128xf32>
+// CHECK-NEXT:        %{{.*}} = tile.addptr
+// CHECK-NEXT:        %[[DELTA:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x!tile.ptr<f32>> -> tensor<128xf32>
+// CHECK:             %[[KT:.*]] = tile.trans %[[K]] : tensor<128x64xbf16> -> tensor<64x128xbf16>
+// CHECK-NEXT:        %[[QK:.*]] = tile.dot %[[Q]], %[[KT]] : tensor<128x64xbf16>, tensor<64x128xbf16> -> tensor<128x128xf32>
+// CHECK:             tile.cast %[[H]] {attnc.comment = "score_mod, recomputed"} : i32 to i64
+// CHECK:             %{{.*}} = tile.expand_dims %[[LSE]] 1 {attnc.comment = "probabilities from the saved logsumexp"}
+// CHECK:             %[[P:.*]] = math.exp2 %{{.*}} : tensor<128x128xf32>
+// CHECK-NEXT:        %[[P_C:.*]] = tile.cast %[[P]] : tensor<128x128xf32> to tensor<128x128xbf16>
+// CHECK-NEXT:        %[[PT:.*]] = tile.trans %[[P_C]] : tensor<128x128xbf16> -> tensor<128x128xbf16>
+// CHECK-NEXT:        %[[DV2:.*]] = tile.dot %[[PT]], %[[DOUT]] acc %[[DV_ACC]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
+// CHECK-NEXT:        %[[VT:.*]] = tile.trans %[[V]] : tensor<128x64xbf16> -> tensor<64x128xbf16>
+// CHECK-NEXT:        %[[DP:.*]] = tile.dot %[[DOUT]], %[[VT]] : tensor<128x64xbf16>, tensor<64x128xbf16> -> tensor<128x128xf32>
+// CHECK:             %[[DP_C:.*]] = arith.subf %[[DP]], %{{.*}} : tensor<128x128xf32>
+// CHECK-NEXT:        %[[DS:.*]] = arith.mulf %[[P]], %[[DP_C]] : tensor<128x128xf32>
+// CHECK-NEXT:        %[[DS_C:.*]] = tile.cast %[[DS]] : tensor<128x128xf32> to tensor<128x128xbf16>
+// CHECK-NEXT:        %[[DST:.*]] = tile.trans %[[DS_C]] : tensor<128x128xbf16> -> tensor<128x128xbf16>
+// CHECK-NEXT:        %[[DK2:.*]] = tile.dot %[[DST]], %[[Q]] acc %[[DK_ACC]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
+// CHECK-NEXT:        scf.yield %[[DK2]], %[[DV2]] : tensor<128x64xf32>, tensor<128x64xf32>
+// CHECK-NEXT:      } {attnc.comment = "full query blocks"}
+// CHECK-NEXT:      %[[PART_PTR:.*]] = tile.addptr %[[PART_NUM]], %[[TABLE_ROW]]
+// CHECK-NEXT:      %[[NUM_PART:.*]] = tile.load %[[PART_PTR]] : !tile.ptr<i32> -> i32
+// CHECK:           %[[DK3:[^ ,]*]], %[[DV3:[^ ,]*]] = scf.for %{{.*}} = %{{.*}} to %[[NUM_PART]] step %{{.*}} iter_args(%[[DK_ACC2:[^ ]*]] = %[[DK1]], %[[DV_ACC2:[^ ]*]] = %[[DV1]]) -> (tensor<128x64xf32>, tensor<128x64xf32>) : i32 {
+// CHECK:             %[[Q2:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK:             %[[KEEP:.*]] = arith.andi %{{.*}}, %{{.*}} : tensor<128x128xi1>
+// CHECK:             %[[P2:.*]] = math.exp2 %{{.*}} : tensor<128x128xf32>
+// CHECK:             %[[P2_KEPT:.*]] = tile.select %[[KEEP]], %[[P2]], %{{.*}} : tensor<128x128xf32>
+// CHECK-NEXT:        %[[P2_C:.*]] = tile.cast %[[P2_KEPT]]
+// CHECK-NEXT:        %[[P2T:.*]] = tile.trans %[[P2_C]]
+// CHECK-NEXT:        %[[DV4:.*]] = tile.dot %[[P2T]], %{{.*}} acc %[[DV_ACC2]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
+// CHECK:             %[[DS2:.*]] = tile.select %[[KEEP]], %{{.*}}, %{{.*}} : tensor<128x128xf32>
+// CHECK-NEXT:        %[[DS2_C:.*]] = tile.cast %[[DS2]]
+// CHECK-NEXT:        %[[DS2T:.*]] = tile.trans %[[DS2_C]]
+// CHECK-NEXT:        %[[DK4:.*]] = tile.dot %[[DS2T]], %[[Q2]] acc %[[DK_ACC2]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
+// CHECK-NEXT:        scf.yield %[[DK4]], %[[DV4]] : tensor<128x64xf32>, tensor<128x64xf32>
+// CHECK-NEXT:      } {attnc.comment = "part query blocks"}
+// CHECK-NEXT:      scf.yield %[[DK3]], %[[DV3]] : tensor<128x64xf32>, tensor<128x64xf32>
+// CHECK-NEXT:    } {attnc.comment = "query heads of this kv head"}
+// CHECK:         %[[DK_BASE:.*]] = tile.addptr %[[DK_PTR]], %{{.*}} : !tile.ptr<f32>, i64 -> !tile.ptr<f32>
+// CHECK:         %[[DV_BASE:.*]] = tile.addptr %[[DV_PTR]], %{{.*}} : !tile.ptr<f32>, i64 -> !tile.ptr<f32>
+// CHECK-NEXT:    %[[SCALE_T:.*]] = tile.splat %[[SCALE]] ["BLOCK_N", "HEAD_DIM"] : f32 -> tensor<128x64xf32>
+// CHECK-NEXT:    %[[DK_OUT:.*]] = arith.mulf %[[DK_H]], %[[SCALE_T]] : tensor<128x64xf32>
+// CHECK:         %[[DK_PTRS:.*]] = tile.addptr %[[DK_BASE]], %{{.*}}
+// CHECK:         tile.store %[[DK_PTRS]], %[[DK_OUT]] mask %{{.*}} : tensor<128x64x!tile.ptr<f32>>, tensor<128x64xf32>
+// CHECK:         %[[DV_PTRS:.*]] = tile.addptr %[[DV_BASE]], %{{.*}}
+// CHECK:         tile.store %[[DV_PTRS]], %[[DV_H]] mask %{{.*}} : tensor<128x64x!tile.ptr<f32>>, tensor<128x64xf32>
+// CHECK-NEXT:    tile.return
+// CHECK-NOT:     func.func
+// CHECK-NOT:     attn.
+
+// Atomics only where the slopes' gradient is scattered: once per key-block loop of
+// the dQ kernel; none in the forward or the dK/dV kernel.
+// ATOMICS-LABEL: tile.func @attention_block_table(
+// ATOMICS-NOT:   tile.atomic_add
+// ATOMICS-LABEL: tile.func @attention_fwd(
+// ATOMICS-NOT:   tile.atomic_add
+// ATOMICS-LABEL: tile.func @attention_bwd_dq(
+// ATOMICS:       tile.atomic_add
+// ATOMICS-NOT:   tile.atomic_add
+// ATOMICS:       } {attnc.comment = "full key blocks"}
+// ATOMICS:       tile.atomic_add
+// ATOMICS-NOT:   tile.atomic_add
+// ATOMICS:       } {attnc.comment = "part key blocks"}
+// ATOMICS-NOT:   tile.atomic_add
+// ATOMICS-LABEL: tile.func @attention_bwd_dkdv(
+// ATOMICS-NOT:   tile.atomic_add
+
+func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %slopes: tensor<64xf32>, %dout: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>) {
+  %out, %lse = attn.flash %q, %k, %v captures(%slopes : tensor<64xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<64xf32>):
+    %0 = tensor.extract %slopes_1[%h] : tensor<64xf32>
+    %1 = arith.subi %kv_idx, %q_idx : index
+    %2 = arith.index_cast %1 : index to i64
+    %3 = arith.sitofp %2 : i64 to f32
+    %4 = arith.mulf %0, %3 : f32
+    %5 = arith.addf %score, %4 : f32
+    attn.yield %5 : f32
+  } mask_mod {
+  ^bb0(%b_1: index, %h_1: index, %q_idx_1: index, %kv_idx_1: index, %6: tensor<64xf32>):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } update {
+  ^bb0(%score_1: f32, %b_2: index, %h_2: index, %m: f32, %l: f32, %slopes_2: tensor<64xf32>):
+    %cst = arith.constant 1.44269502 : f32
+    %7 = arith.mulf %score_1, %cst : f32
+    %8 = attn.row_max %7 : f32
+    %m_new = arith.maxnumf %m, %8 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %9 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %10 = arith.select %9, %cst_2, %m_new : f32
+    %11 = arith.subf %7, %10 : f32
+    %p = math.exp2 %11 : f32
+    %12 = arith.subf %m, %10 : f32
+    %alpha = math.exp2 %12 : f32
+    %13 = arith.mulf %l, %alpha : f32
+    %14 = attn.row_sum %p : f32
+    %l_new = arith.addf %13, %14 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_3: index, %h_3: index, %m_1: f32, %l_1: f32, %slopes_3: tensor<64xf32>):
+    %cst_3 = arith.constant 0.000000e+00 : f32
+    %15 = arith.cmpf oeq, %l_1, %cst_3 : f32
+    %cst_4 = arith.constant 1.000000e+00 : f32
+    %16 = arith.select %15, %cst_4, %l_1 : f32
+    %17 = arith.divf %cst_4, %16 : f32
+    %out_1 = arith.mulf %acc, %17 : f32
+    %cst_5 = arith.constant 0.693147182 : f32
+    %18 = arith.mulf %m_1, %cst_5 : f32
+    %19 = math.log %l_1 : f32
+    %lse_1 = arith.addf %18, %19 : f32
+    attn.yield %out_1, %lse_1 : f32, f32
+  } classify {
+  } {scale = 1.250000e-01 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "none", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>)
+  %dq, %dk, %dv, %dslopes = attn.flash_grad %q, %k, %v, %out, %lse, %dout captures(%slopes : tensor<64xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<64xf32>):
+    %0 = tensor.extract %slopes_1[%h] : tensor<64xf32>
+    %1 = arith.subi %kv_idx, %q_idx : index
+    %2 = arith.index_cast %1 : index to i64
+    %3 = arith.sitofp %2 : i64 to f32
+    %4 = arith.mulf %0, %3 : f32
+    %5 = arith.addf %score, %4 : f32
+    attn.yield %5 : f32
+  } mask_mod {
+  ^bb0(%b_1: index, %h_1: index, %q_idx_1: index, %kv_idx_1: index, %6: tensor<64xf32>):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score_1: f32, %b_2: index, %h_2: index, %q_idx_2: index, %kv_idx_2: index, %slopes_2: tensor<64xf32>, %grad: f32):
+    %7 = arith.subi %kv_idx_2, %q_idx_2 : index
+    %8 = arith.index_cast %7 : index to i64
+    %9 = arith.sitofp %8 : i64 to f32
+    %dslopes_1 = arith.mulf %grad, %9 : f32
+    attn.yield %grad, %dslopes_1, %h_2 : f32, f32, index
+  } classify {
+  } {scale = 1.250000e-01 : f32, capture_sites = [0 : i64], block_mask = "none", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>)
+  func.return %out, %lse, %dq, %dk, %dv, %dslopes : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>
+}
