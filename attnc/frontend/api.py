@@ -68,6 +68,14 @@ def _check_inputs(q: Any, k: Any, v: Any) -> Shape:
     return Shape(b, hq, hkv, sq, skv, d, dv)
 
 
+def interpretable(captures: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Captured tensors as Triton's interpreter can read them: bf16 as fp32 (triton#11584), read at each call
+    so that in-place updates of the originals are seen; other tensors as they are."""
+    if not any(c.dtype == torch.bfloat16 and c.device.type == "cpu" for c in captures):
+        return captures
+    return [c.float() if c.dtype == torch.bfloat16 and c.device.type == "cpu" else c for c in captures]
+
+
 class Attention:
     """An attention variant; call it on q, k, v. Traces and compiles once per dtype and head shape."""
 
@@ -156,6 +164,7 @@ class Attention:
             plan = self._plan(q, k, v, scale)
             self._plans[key] = plan
         launch, upcast, plan_captures = plan
+        plan_captures = interpretable(plan_captures)
         if upcast:
             out, stats = launch.run(q.float(), k.float(), v.float(), plan_captures)
             out = out.to(q.dtype)
@@ -200,8 +209,6 @@ class Attention:
         if upcast:
             # Triton's interpreter keeps bf16 as raw bits (triton#11584): run the fp32 kernel.
             dtype = torch.float32
-        if device.type == "cpu":
-            captures = [c.float() if c.dtype == torch.bfloat16 else c for c in captures]
         target = "cpu" if device.type == "cpu" else str(Target.current())
         compiled = self.compile(shape, dtype, target, scale, backward)
         info = compiled.info
@@ -211,6 +218,7 @@ class Attention:
             from attnc.runtime.autotune import tuned_config
 
             config = tuned_config(compiled, run_q, run_k, run_v, captures, config)
+        captures = interpretable(captures)
         return PreparedLaunch(compiled, run_q, run_k, run_v, captures, config), upcast, captures
 
 

@@ -110,7 +110,8 @@ class _Tiles:
         """s' = score_mod(qk·scale), P = exp(s' − lse), zero where masked; also returns s."""
         kb = self.kb
         score = kb.mul(qk, kb.arg("scale"), "score")
-        kb.comment("score_mod, recomputed")
+        if _has_body(self.grad.score_mod):
+            kb.comment("score_mod, recomputed")
         (modified,) = lower_region(kb, self.grad.score_mod, [score, self.b, h, q_idx, kv_idx, *captures], "score_mod")
         kb.comment("probabilities from the saved logsumexp")
         shifted = kb.sub(modified, lse)
@@ -122,7 +123,8 @@ class _Tiles:
     def score_grads(self, score, h, q_idx, kv_idx, ds_mod, keep, rows_ok, captures, add_capture_grads: bool):
         """dS from dS' through the derived region; optionally adds the captured tensors' adjoints."""
         kb = self.kb
-        kb.comment("score_mod, differentiated")
+        if _has_body(self.grad.score_mod_grad):
+            kb.comment("score_mod, differentiated")
         ds, *sites = lower_region(
             kb, self.grad.score_mod_grad, [score, self.b, h, q_idx, kv_idx, *captures, ds_mod], "score_mod_grad"
         )
@@ -146,6 +148,11 @@ class _Tiles:
                 ptrs = kb.addptr(kb.arg(f"capgrad{index}_ptr"), offset, f"capgrad{index}_ptrs")
                 kb.atomic_add(ptrs, kb.where(live, g, kb.f32(0.0)), live)
         return ds
+
+
+def _has_body(region) -> bool:
+    """Whether a region does more than yield (an identity score_mod has nothing to comment on)."""
+    return len(list(region.blocks[0].ops)) > 1
 
 
 def _exp2():

@@ -32,10 +32,12 @@ def _scale(scale: float) -> float | None:
 def attention_op(
     variant: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, captures: list[torch.Tensor], scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    from attnc.frontend.api import interpretable
+
     attn = _VARIANTS[variant]
     launch, upcast, plan_captures = attn._plan_for(q, k, v, _scale(scale), backward=False)
     run = [t.float() for t in (q, k, v)] if upcast else [q, k, v]
-    out, stats = launch.run(*run, plan_captures)
+    out, stats = launch.run(*run, interpretable(plan_captures))
     stat = stats[0] if stats else q.new_empty((0,), dtype=torch.float32)
     return out.to(q.dtype), stat
 
@@ -62,13 +64,14 @@ def attention_backward_op(
     captures: list[torch.Tensor],
     scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    from attnc.frontend.api import interpretable
     from attnc.runtime.backward import backward
 
     attn = _VARIANTS[variant]
     launch, upcast, plan_captures = attn._plan_for(q, k, v, _scale(scale), backward=True)
     run = [t.float() for t in (q, k, v, out, dout)] if upcast else [q, k, v, out, dout]
     dq, dk, dv, capture_grads = backward(
-        launch.compiled, launch.config, run[0], run[1], run[2], run[3], lse, run[4], plan_captures, dlse
+        launch.compiled, launch.config, run[0], run[1], run[2], run[3], lse, run[4], interpretable(plan_captures), dlse
     )
     return _like(q, dq), _like(k, dk), _like(v, dv), [_like(c, g) for c, g in zip(captures, capture_grads)]
 

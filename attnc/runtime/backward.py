@@ -18,6 +18,18 @@ from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.launch import LaunchConfig, _pow2, run_kernel
 
 
+def backward_config(forward: LaunchConfig, q: torch.Tensor) -> LaunchConfig:
+    """Tiles for the backward kernels on a GPU: each holds q, k, v, dO and two products at once, so
+    the forward's 128×128 tiles overflow shared memory at D = 128 (266 KB asked, 227 KB on an H200).
+    The interpreter keeps the forward's tiles."""
+    if q.device.type != "cuda":
+        return forward
+    head_dim = q.shape[-1]
+    if q.element_size() > 2 or head_dim > 128:
+        return LaunchConfig(32, 32, 4, 1)
+    return LaunchConfig(64, 64, 4, 3 if head_dim <= 64 else 2)
+
+
 def _strides(args: dict[str, Any], name: str, t: torch.Tensor) -> None:
     for dim, stride in zip("bhsd", t.stride()):
         args[f"stride_{name}_{dim}"] = stride
@@ -40,6 +52,7 @@ def backward(
     A gradient flowing into the logsumexp adds dlse·P to dS, which is δ − dlse in place of δ.
     """
     info = compiled.info
+    config = backward_config(config, q)
     batch, heads, seq_q, head_dim = q.shape
     kv_heads, seq_kv, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
     device = q.device

@@ -99,3 +99,19 @@ def test_backward_through_the_logsumexp():
 def test_backward_dv_head_dim_differs():
     """D != Dv and head dims that are not powers of two."""
     check_grads(None, None, (1, 2, 1, 20, 35, 48, 24))
+
+
+def test_backward_bf16_captured_parameter_on_cpu():
+    """A bf16 captured parameter gets its gradient, and an in-place update is seen by the next call."""
+    bias = torch.zeros(2, 16, 16, dtype=torch.bfloat16, requires_grad=True)
+    attn = attnc.attention(score_mod=lambda s, b, h, q, kv: s + bias[h, q, kv])
+    q, k, v = (torch.randn(1, 2, 16, 16, dtype=torch.bfloat16) for _ in range(3))
+    first = attn(q, k, v)
+    first.sum().backward()
+    assert bias.grad is not None and bias.grad.abs().sum() > 0
+    with torch.no_grad():
+        bias.add_(torch.randn_like(bias) * 3)
+        second = attn(q, k, v)
+    ref, _ = attnc.attention_reference(q, k, v, score_mod=lambda s, b, h, qi, kv: s + bias[h, qi, kv])
+    assert rel(second, ref) < 1e-2
+    assert rel(first.detach(), second) > 1e-2
