@@ -143,10 +143,15 @@ class _Tiles:
                 for j, idx in enumerate(indices):
                     term = kb.mul(kb.wide(idx), kb.wide(kb.arg(f"capgrad{index}_stride{j}")))
                     offset = term if offset is None else kb.add(offset, term)
+                contribution = kb.where(live, g, kb.f32(0.0))
+                if offset is None or not kb.dims_of(offset):
+                    # One element for the whole tile (slopes[h], a 0-d scale): sum first, one atomic.
+                    ptr = kb.arg(f"capgrad{index}_ptr") if offset is None else kb.addptr(kb.arg(f"capgrad{index}_ptr"), offset)
+                    kb.atomic_add(ptr, kb.sum_all(contribution, f"dcap{index}"))
+                    continue
                 dims = kb.dims_of(ds)
-                offset = kb.to_dims(offset if offset is not None else kb.wide(kb.i32(0)), dims)
-                ptrs = kb.addptr(kb.arg(f"capgrad{index}_ptr"), offset, f"capgrad{index}_ptrs")
-                kb.atomic_add(ptrs, kb.where(live, g, kb.f32(0.0)), live)
+                ptrs = kb.addptr(kb.arg(f"capgrad{index}_ptr"), kb.to_dims(offset, dims), f"capgrad{index}_ptrs")
+                kb.atomic_add(ptrs, contribution, live)
         return ds
 
 

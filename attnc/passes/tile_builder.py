@@ -326,6 +326,13 @@ class KernelBuilder:
             as_int = self.emit(tile.ReduceOp(as_int, kind, len(self.dims_of(as_int)) - 1), self.dims_of(as_int)[:-1])
         return self.cmp("sgt", as_int, self.i32(0), name)
 
+    def sum_all(self, x: SSAValue, name: str | None = None) -> SSAValue:
+        """The sum of every element of a tile, as a scalar."""
+        while self.dims_of(x):
+            dims = self.dims_of(x)
+            x = self.emit(tile.ReduceOp(x, "sum", len(dims) - 1), dims[:-1], name if len(dims) == 1 else None)
+        return x
+
     def reduce_any(self, x: SSAValue, name: str | None = None) -> SSAValue:
         return self._reduce_scalar("max", x, name)
 

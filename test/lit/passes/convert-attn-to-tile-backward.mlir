@@ -73,11 +73,13 @@
 // CHECK-NEXT:      %[[GH:.*]] = tile.cast %[[H]] : i32 to i64
 // CHECK-NEXT:      %[[GSTRIDE:.*]] = tile.cast %[[CAPGRAD_STRIDE]] : i32 to i64
 // CHECK-NEXT:      %[[GOFF:.*]] = arith.muli %[[GH]], %[[GSTRIDE]] : i64
-// CHECK-NEXT:      %[[GOFF_T:.*]] = tile.splat %[[GOFF]] ["BLOCK_M", "BLOCK_N"] : i64 -> tensor<128x128xi64>
-// CHECK-NEXT:      %[[GPTRS:.*]] = tile.addptr %[[CAPGRAD]], %[[GOFF_T]] : !tile.ptr<f32>, tensor<128x128xi64> -> tensor<128x128x!tile.ptr<f32>>
+// slopes[h] is one element for the whole tile: the rows past seq_q are zeroed, the
+// tile is summed, and one scalar atomic adds it.
 // CHECK:           %[[DSLOPES_OK:.*]] = tile.select %{{.*}}, %[[DSLOPES]], %{{.*}} : tensor<128x128xf32>
-// CHECK-NEXT:      %[[ROWS_OK:.*]] = tile.broadcast %{{.*}} ["BLOCK_M", "BLOCK_N"] : tensor<128x1xi1> -> tensor<128x128xi1>
-// CHECK-NEXT:      tile.atomic_add %[[GPTRS]], %[[DSLOPES_OK]] mask %[[ROWS_OK]] : tensor<128x128x!tile.ptr<f32>>, tensor<128x128xf32>
+// CHECK-NEXT:      %[[GPTR:.*]] = tile.addptr %[[CAPGRAD]], %[[GOFF]] : !tile.ptr<f32>, i64 -> !tile.ptr<f32>
+// CHECK-NEXT:      %[[ROWSUM:.*]] = tile.reduce sum %[[DSLOPES_OK]] axis 1 : tensor<128x128xf32> -> tensor<128xf32>
+// CHECK-NEXT:      %[[DCAP:.*]] = tile.reduce sum %[[ROWSUM]] axis 0 : tensor<128xf32> -> f32
+// CHECK-NEXT:      tile.atomic_add %[[GPTR]], %[[DCAP]] : !tile.ptr<f32>, f32
 // CHECK-NEXT:      %[[DS_C:.*]] = tile.cast %[[DS]] : tensor<128x128xf32> to tensor<128x128xbf16>
 // CHECK-NEXT:      %[[DQ2:.*]] = tile.dot %[[DS_C]], %[[K]] acc %[[DQ_ACC]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
 // CHECK-NEXT:      scf.yield %[[DQ2]] : tensor<128x64xf32>
@@ -102,9 +104,11 @@
 // CHECK:           %[[DSLOPES2:.*]] = arith.mulf %[[DS2]], %{{.*}} : tensor<128x128xf32>
 // CHECK:           %[[DS2_KEPT:.*]] = tile.select %{{.*}}, %[[DS2]], %{{.*}} : tensor<128x128xf32>
 // CHECK:           %[[GMASK:.*]] = arith.andi %{{.*}}, %{{.*}} : tensor<128x128xi1>
-// CHECK:           %[[GPTRS2:.*]] = tile.addptr %[[CAPGRAD]], %{{.*}} : !tile.ptr<f32>, tensor<128x128xi64> -> tensor<128x128x!tile.ptr<f32>>
 // CHECK:           %[[DSLOPES2_OK:.*]] = tile.select %[[GMASK]], %[[DSLOPES2]], %{{.*}} : tensor<128x128xf32>
-// CHECK-NEXT:      tile.atomic_add %[[GPTRS2]], %[[DSLOPES2_OK]] mask %[[GMASK]] : tensor<128x128x!tile.ptr<f32>>, tensor<128x128xf32>
+// CHECK-NEXT:      %[[GPTR2:.*]] = tile.addptr %[[CAPGRAD]], %{{.*}} : !tile.ptr<f32>, i64 -> !tile.ptr<f32>
+// CHECK-NEXT:      %[[ROWSUM2:.*]] = tile.reduce sum %[[DSLOPES2_OK]] axis 1 : tensor<128x128xf32> -> tensor<128xf32>
+// CHECK-NEXT:      %[[DCAP2:.*]] = tile.reduce sum %[[ROWSUM2]] axis 0 : tensor<128xf32> -> f32
+// CHECK-NEXT:      tile.atomic_add %[[GPTR2]], %[[DCAP2]] : !tile.ptr<f32>, f32
 // CHECK-NEXT:      %[[DS2_C:.*]] = tile.cast %[[DS2_KEPT]] : tensor<128x128xf32> to tensor<128x128xbf16>
 // CHECK-NEXT:      %[[DQ4:.*]] = tile.dot %[[DS2_C]], %[[K2]] acc %[[DQ_ACC2]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
 // CHECK-NEXT:      scf.yield %[[DQ4]] : tensor<128x64xf32>
