@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +77,11 @@ def interpretable(captures: list[torch.Tensor]) -> list[torch.Tensor]:
     return [c.float() if c.dtype == torch.bfloat16 and c.device.type == "cpu" else c for c in captures]
 
 
+def _check_scale(scale: Any) -> None:
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
+        raise TypeError(f"scale must be a float or None, but got {type(scale).__name__}")
+
+
 class Attention:
     """An attention variant; call it on q, k, v. Traces and compiles once per dtype and head shape."""
 
@@ -141,7 +147,8 @@ class Attention:
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         try:
             key = (q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.device, k.device, v.device,
-                   q.stride(), k.stride(), v.stride(), scale)  # fmt: skip
+                   q.stride(), k.stride(), v.stride(), scale,
+                   tuple((c.shape, c.stride(), c.dtype) for c in self._capture_list))  # fmt: skip
         except AttributeError:
             key = None
         captures = self._capture_list
@@ -154,8 +161,12 @@ class Attention:
                 "gradients (call under torch.no_grad() or pass tensors that do not require grad)"
             )
         if training or torch.compiler.is_compiling():
+            if not torch.compiler.is_compiling():
+                _check_inputs(q, k, v)
+                _check_scale(scale)
             # One opaque custom op with a registered backward: autograd and torch.compile both see it.
-            out, stat = torch.ops.attnc.attention(self._name, q, k, v, captures, -1.0 if scale is None else float(scale))
+            encoded = math.nan if scale is None else float(scale)  # the op's schema has no Optional[float]
+            out, stat = torch.ops.attnc.attention(self._name, q, k, v, captures, encoded)
             if return_lse:
                 return out, (stat if self._num_stats() else None)
             return out
@@ -195,8 +206,7 @@ class Attention:
     ) -> tuple[PreparedLaunch, bool, list[torch.Tensor]]:
         """Checks the inputs, compiles (or finds) the kernels and prepares the launch for these shapes."""
         shape = _check_inputs(q, k, v)
-        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
-            raise TypeError(f"scale must be a float or None, but got {type(scale).__name__}")
+        _check_scale(scale)
         captures = self.captures()
         for i, t in enumerate(captures):
             if t.device != q.device:
@@ -209,7 +219,11 @@ class Attention:
         if upcast:
             # Triton's interpreter keeps bf16 as raw bits (triton#11584): run the fp32 kernel.
             dtype = torch.float32
-        target = "cpu" if device.type == "cpu" else str(Target.current())
+        if device.type == "cuda":
+            with torch.cuda.device(device):
+                target = str(Target.current())
+        else:
+            target = "cpu"
         compiled = self.compile(shape, dtype, target, scale, backward)
         info = compiled.info
         config = LaunchConfig(info.block_m, info.block_n, info.num_warps, info.num_stages)
@@ -218,8 +232,8 @@ class Attention:
             from attnc.runtime.autotune import tuned_config
 
             config = tuned_config(compiled, run_q, run_k, run_v, captures, config)
-        captures = interpretable(captures)
-        return PreparedLaunch(compiled, run_q, run_k, run_v, captures, config), upcast, captures
+        launch = PreparedLaunch(compiled, run_q, run_k, run_v, interpretable(captures), config)
+        return launch, upcast, captures  # the originals: converted at each call, so in-place updates are seen
 
 
 def attention(

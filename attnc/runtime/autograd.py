@@ -9,6 +9,7 @@ backward op. `variant` names an `Attention` object registered here when it is ma
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import torch
@@ -25,7 +26,7 @@ def register(attention: Any) -> str:
 
 
 def _scale(scale: float) -> float | None:
-    return None if scale < 0 else scale  # a negative scale stands for "the default, D**-0.5"
+    return None if math.isnan(scale) else scale  # NaN stands for "the default, D**-0.5"
 
 
 @torch.library.custom_op("attnc::attention", mutates_args=())

@@ -61,7 +61,8 @@ def backward(
     if dlse is not None:
         delta = delta - dlse.float()
     delta = delta.contiguous()
-    lse = lse.contiguous()
+    # A row whose scores are all −inf (a score_mod's where(..., -inf)) has lse = −inf; +inf makes its P 0, not NaN.
+    lse = torch.where(lse == float("-inf"), float("inf"), lse).contiguous()
     dq = torch.zeros(q.shape, dtype=torch.float32, device=device)
     dk = torch.zeros(k.shape, dtype=torch.float32, device=device)
     dv = torch.zeros(v.shape, dtype=torch.float32, device=device)

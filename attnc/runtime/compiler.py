@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -205,7 +206,18 @@ def run_pipeline(
     return stages, facts
 
 
+_COMPILE_LOCK = threading.RLock()
+
+
 def compile_module(
+    module: ModuleOp, target: str, tile_options: dict[str, int] | None = None, backward: bool = False
+) -> CompiledVariant:
+    """Compile a logical attn module for `target`, with caching; one compile at a time per process."""
+    with _COMPILE_LOCK:
+        return _compile_module(module, target, tile_options, backward)
+
+
+def _compile_module(
     module: ModuleOp, target: str, tile_options: dict[str, int] | None = None, backward: bool = False
 ) -> CompiledVariant:
     """Compile a logical attn module for `target` ("cpu", "cuda:90", "hip:gfx942", ...), with caching.

@@ -50,6 +50,9 @@ def run_kernel(
     if config is not None:
         kwargs["num_warps"] = config.num_warps
         kwargs["num_stages"] = config.num_stages
+    if device.index is not None and device.index != torch.cuda.current_device():
+        with torch.cuda.device(device):  # Triton launches on the current device
+            return kernel[grid](**kwargs)
     return kernel[grid](**kwargs)
 
 

@@ -80,6 +80,14 @@ def load_kernel_module(source: str, module_name: str, directory: Path) -> Module
     """
     if not module_name.isidentifier():
         raise ValueError(f"kernel module name {module_name!r} is not a Python identifier")
+    with _LOAD_LOCK:  # another thread must never see a module whose source has not finished running
+        return _load_kernel_module(source, module_name, directory)
+
+
+_LOAD_LOCK = threading.RLock()
+
+
+def _load_kernel_module(source: str, module_name: str, directory: Path) -> ModuleType:
     loaded = sys.modules.get(module_name)
     if loaded is not None and getattr(loaded, "__attnc_source__", None) == source:
         return loaded
@@ -90,13 +98,13 @@ def load_kernel_module(source: str, module_name: str, directory: Path) -> Module
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None, f"cannot make an import spec for {path}"
     module = importlib.util.module_from_spec(spec)
-    module.__attnc_source__ = source  # type: ignore[attr-defined]
     sys.modules[module_name] = module
     try:
         exec(compile(source, str(path), "exec"), module.__dict__)
     except BaseException:
         del sys.modules[module_name]
         raise
+    module.__attnc_source__ = source  # type: ignore[attr-defined]
     return module
 
 

@@ -194,3 +194,52 @@ def test_attention_cross_compiles_for_every_target():
             ttgir = compiled.asm("ttgir")
             assert "ttng.warp_group_dot" in ttgir
             assert "wgmma" in compiled.asm("ptx")
+
+
+def test_attention_bf16_capture_updates_are_seen_on_cpu():
+    """A bf16 captured tensor updated in place is read anew at the next call."""
+    bias = torch.zeros(2, dtype=torch.bfloat16)
+
+    def mod(s, b, h, q_idx, kv_idx):
+        return s + bias[h] * kv_idx
+
+    attn = attnc.attention(score_mod=mod)
+    q, k, v = inputs(1, 2, 2, 32, 32, 16, 16, torch.bfloat16)
+    attn(q, k, v)
+    bias.fill_(-0.5)
+    out = attn(q, k, v)
+    ref, _ = attnc.attention_reference(q, k, v, score_mod=mod)
+    assert rel(out, ref) < 1e-2
+
+
+def test_attention_first_calls_from_threads():
+    """Several threads compiling their first shapes at once all get right answers."""
+    import threading
+
+    attn = attnc.attention(mask_mod=lambda b, h, q_idx, kv_idx: q_idx >= kv_idx)
+    errors: list[BaseException] = []
+
+    def call(seq: int) -> None:
+        try:
+            q, k, v = inputs(1, 2, 2, seq, seq, 16, 16)
+            out = attn(q, k, v)
+            ref, _ = attnc.attention_reference(q, k, v, mask_mod=lambda b, h, qi, kv: qi >= kv)
+            assert rel(out, ref) < 1e-4
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=call, args=(20 + i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+def test_attention_gradient_path_checks_inputs():
+    """Inputs needing gradients get the same checks: a dtype mix is a TypeError, not a kernel error."""
+    attn = attnc.attention()
+    q, k, v = inputs(1, 2, 2, 16, 16, 16, 16)
+    attn(q.clone().requires_grad_(), k, v)
+    with pytest.raises(TypeError, match=r"share one dtype"):
+        attn(q.clone().requires_grad_(), k.half(), v)

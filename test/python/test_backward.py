@@ -115,3 +115,20 @@ def test_backward_bf16_captured_parameter_on_cpu():
     ref, _ = attnc.attention_reference(q, k, v, score_mod=lambda s, b, h, qi, kv: s + bias[h, qi, kv])
     assert rel(second, ref) < 1e-2
     assert rel(first.detach(), second) > 1e-2
+
+
+def test_backward_negative_scale_is_kept():
+    """An explicit negative scale is used as given on the gradient path too."""
+    q, k, v = (torch.randn(1, 2, 32, 16, requires_grad=True) for _ in range(3))
+    out = attnc.attention()(q, k, v, scale=-0.3)
+    ref, _ = attnc.attention_reference(q.detach(), k.detach(), v.detach(), scale=-0.3)
+    assert rel(out, ref) < 1e-4
+
+
+def test_backward_rows_set_to_minus_inf_by_score_mod_have_no_nan():
+    """A score_mod that removes whole rows with where(..., -inf): every gradient finite and right."""
+
+    def late(score, b, h, q_idx, kv_idx):
+        return attnc.where(q_idx >= 5, score, float("-inf"))
+
+    check_grads(late, None, (1, 2, 2, 40, 40, 16, 16))
