@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,6 +78,17 @@ def interpretable(captures: list[torch.Tensor]) -> list[torch.Tensor]:
     return [c.float() if c.dtype == torch.bfloat16 and c.device.type == "cpu" else c for c in captures]
 
 
+class PlanCache(OrderedDict):
+    """Prepared launches by shape, the most recent kept: a model that sees many lengths stays bounded."""
+
+    SIZE = 128
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.SIZE:
+            self.popitem(last=False)
+
+
 def _check_scale(scale: Any) -> None:
     if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
         raise TypeError(f"scale must be a float or None, but got {type(scale).__name__}")
@@ -99,7 +111,7 @@ class Attention:
         self.normalizer = resolve_normalizer(normalizer)
         self._traced: tuple[TracedRegion | None, TracedRegion | None, NormalizerSpec] | None = None
         self._variants: dict[tuple[Any, ...], CompiledVariant] = {}
-        self._plans: dict[Any, tuple[PreparedLaunch, bool, list[torch.Tensor]]] = {}
+        self._plans: PlanCache = PlanCache()
         # Traced now, not at the first call: a torch.compile'd caller must find nothing left to trace.
         self._capture_list = self.captures()
         self._name = register(self)

@@ -8,6 +8,7 @@ kernel, the shape bucket and the device.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -51,14 +52,17 @@ def _load() -> dict[str, Any]:
 
 
 def _save(key: str, cfg: LaunchConfig) -> None:
-    data = _load()
-    data[key] = [cfg.block_m, cfg.block_n, cfg.num_warps, cfg.num_stages]
+    """Adds one entry; a lock file keeps processes sharing the cache from dropping each other's entries."""
     path = _path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".autotune.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = _load()
+        data[key] = [cfg.block_m, cfg.block_n, cfg.num_warps, cfg.num_stages]
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".autotune.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
 
 
 def tuned_config(

@@ -8,6 +8,7 @@ that read no tensor ("none", "affine") depend only on the shape and are cached;
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,9 @@ import torch
 
 from attnc.runtime.compiler import CompiledVariant
 
-_STATIC_CACHE: dict[tuple[Any, ...], BlockTables] = {}
+# Tables of masks that read no tensor, by shape; bounded, oldest first out.
+_STATIC_CACHE: OrderedDict[tuple[Any, ...], BlockTables] = OrderedDict()
+STATIC_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ def block_tables(
     static = info.block_mask != "runtime"
     key = (info.key, block_m, block_n, table_b, table_h, seq_q, seq_kv, str(device))
     if static and key in _STATIC_CACHE:
+        _STATIC_CACHE.move_to_end(key)
         return _STATIC_CACHE[key]
     num_q, num_kv = _cdiv(seq_q, block_m), _cdiv(seq_kv, block_n)
     classes = torch.empty(table_b * table_h * num_q * num_kv, dtype=torch.int32, device=device)
@@ -104,4 +108,6 @@ def block_tables(
     tables = _from_classes(classes.view(table_b, table_h, num_q, num_kv))
     if static:
         _STATIC_CACHE[key] = tables
+        while len(_STATIC_CACHE) > STATIC_CACHE_SIZE:
+            _STATIC_CACHE.popitem(last=False)
     return tables

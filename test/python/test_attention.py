@@ -243,3 +243,16 @@ def test_attention_gradient_path_checks_inputs():
     attn(q.clone().requires_grad_(), k, v)
     with pytest.raises(TypeError, match=r"share one dtype"):
         attn(q.clone().requires_grad_(), k.half(), v)
+
+
+def test_attention_plan_cache_is_bounded(monkeypatch):
+    """Prepared launches are kept for the most recent shapes only, and evicted ones are rebuilt correctly."""
+    from attnc.frontend.api import PlanCache
+
+    monkeypatch.setattr(PlanCache, "SIZE", 2)
+    attn = attnc.attention()
+    for seq in (8, 9, 10, 8):
+        q, k, v = inputs(1, 2, 2, seq, seq, 16, 16)
+        ref, _ = attnc.attention_reference(q, k, v)
+        assert rel(attn(q, k, v), ref) < 1e-4
+        assert len(attn._plans) <= 2
