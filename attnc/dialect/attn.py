@@ -348,8 +348,23 @@ class MaskModOp(IRDLOperation):
         _verify_mask_mod(self, self.body, self.captures)
 
 
+class _RowReductionOp(IRDLOperation):
+    """A reduction of an element value over the current tile's row, inside a normalizer's update."""
+
+    value = operand_def(f32)
+    result = result_def(f32)
+    traits = traits_def(Pure())
+    assembly_format = "$value attr-dict `:` type($value)"
+
+    def __init__(self, value: SSAValue):
+        super().__init__(operands=[value], result_types=[f32])
+
+    def verify_(self) -> None:
+        _check_in_update(self)
+
+
 @irdl_op_definition
-class RowMaxOp(IRDLOperation):
+class RowMaxOp(_RowReductionOp):
     """Inside a normalizer's update: the maximum over the current tile's row.
 
     ```mlir
@@ -358,20 +373,10 @@ class RowMaxOp(IRDLOperation):
     """
 
     name = "attn.row_max"
-    value = operand_def(f32)
-    result = result_def(f32)
-    traits = traits_def(Pure())
-    assembly_format = "$value attr-dict `:` type($value)"
-
-    def __init__(self, value: SSAValue):
-        super().__init__(operands=[value], result_types=[f32])
-
-    def verify_(self) -> None:
-        _check_in_update(self)
 
 
 @irdl_op_definition
-class RowSumOp(IRDLOperation):
+class RowSumOp(_RowReductionOp):
     """Inside a normalizer's update: the sum over the current tile's row.
 
     ```mlir
@@ -380,16 +385,6 @@ class RowSumOp(IRDLOperation):
     """
 
     name = "attn.row_sum"
-    value = operand_def(f32)
-    result = result_def(f32)
-    traits = traits_def(Pure())
-    assembly_format = "$value attr-dict `:` type($value)"
-
-    def __init__(self, value: SSAValue):
-        super().__init__(operands=[value], result_types=[f32])
-
-    def verify_(self) -> None:
-        _check_in_update(self)
 
 
 def _check_in_update(op: Operation) -> None:
