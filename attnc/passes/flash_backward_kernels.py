@@ -22,7 +22,16 @@ from __future__ import annotations
 from xdsl.dialects.builtin import TensorType, f32, i32
 from xdsl.ir import Attribute, SSAValue
 
-from attnc.passes.flash_kernels import BM, BN, DIM, DIM_V, _add_capture_params, _capture_values, _pow2
+from attnc.passes.flash_kernels import (
+    BM,
+    BN,
+    DIM,
+    DIM_V,
+    _add_capture_params,
+    _capture_values,
+    _pow2,
+    table_params,
+)
 from attnc.passes.region_lowering import lower_region
 from attnc.passes.tile_builder import KernelBuilder
 
@@ -52,15 +61,7 @@ def _params(grad, with_tables: str) -> list[tuple[str, Attribute]]:
     for t in ("q", "k", "v", "dout", "dq", "dk", "dv"):
         params += [(f"stride_{t}_{d}", i32) for d in ("b", "h", "s", "d")]
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
-    params += [
-        ("full_num_ptr", KernelBuilder.ptr_type(i32)),
-        ("full_idx_ptr", KernelBuilder.ptr_type(i32)),
-        ("part_num_ptr", KernelBuilder.ptr_type(i32)),
-        ("part_idx_ptr", KernelBuilder.ptr_type(i32)),
-        ("table_stride_b", i32),
-        ("table_stride_h", i32),
-        (with_tables, i32),
-    ]
+    params += table_params(with_tables)
     return params
 
 

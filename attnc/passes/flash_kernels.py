@@ -25,6 +25,19 @@ def _pow2(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
+def table_params(row_length: str) -> list[tuple[str, Attribute]]:
+    """The block table's parameters: per-row counts and index lists of full and partial blocks."""
+    return [
+        ("full_num_ptr", KernelBuilder.ptr_type(i32)),
+        ("full_idx_ptr", KernelBuilder.ptr_type(i32)),
+        ("part_num_ptr", KernelBuilder.ptr_type(i32)),
+        ("part_idx_ptr", KernelBuilder.ptr_type(i32)),
+        ("table_stride_b", i32),
+        ("table_stride_h", i32),
+        (row_length, i32),
+    ]
+
+
 def _captures(flash: attn.FlashOp) -> list[TensorType]:
     types = []
     for c in flash.captures:
@@ -119,15 +132,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
     for t in ("q", "k", "v", "out"):
         params += [(f"stride_{t}_{d}", i32) for d in ("b", "h", "s", "d")]
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
-    params += [
-        ("full_num_ptr", KernelBuilder.ptr_type(i32)),
-        ("full_idx_ptr", KernelBuilder.ptr_type(i32)),
-        ("part_num_ptr", KernelBuilder.ptr_type(i32)),
-        ("part_idx_ptr", KernelBuilder.ptr_type(i32)),
-        ("table_stride_b", i32),
-        ("table_stride_h", i32),
-        ("num_kv_blocks", i32),
-    ]
+    params += table_params("num_kv_blocks")
     constexprs = {BM: tile.block_m.data, BN: tile.block_n.data, DIM: _pow2(head_dim), DIM_V: _pow2(head_dim_v)}
     kb = KernelBuilder(name, params, constexprs)
     mask_d = head_dim != _pow2(head_dim)
