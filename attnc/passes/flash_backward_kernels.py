@@ -19,6 +19,7 @@ Kernel parameters follow the forward's naming, plus `out`, `dout`, `lse`, `delta
 
 from __future__ import annotations
 
+from xdsl.dialects import math
 from xdsl.dialects.builtin import TensorType, f32, i32
 from xdsl.ir import Attribute, SSAValue
 
@@ -32,11 +33,8 @@ from attnc.passes.flash_kernels import (
     _pow2,
     table_params,
 )
-from attnc.passes.region_lowering import lower_region
+from attnc.passes.region_lowering import LOG2E, lower_region
 from attnc.passes.tile_builder import KernelBuilder
-
-LOG2E = 1.4426950408889634
-
 
 def _tensor_types(grad) -> tuple[TensorType, TensorType, Attribute, int, int, list[TensorType]]:
     qt, vt = grad.q.type, grad.v.type
@@ -116,7 +114,7 @@ class _Tiles:
         (modified,) = lower_region(kb, self.grad.score_mod, [score, self.b, h, q_idx, kv_idx, *captures], "score_mod")
         kb.comment("probabilities from the saved logsumexp")
         shifted = kb.sub(modified, lse)
-        p = kb.unary(_exp2(), kb.mul(shifted, kb.f32(LOG2E)), "p")
+        p = kb.unary(math.Exp2Op, kb.mul(shifted, kb.f32(LOG2E)), "p")
         if keep is not None:
             p = kb.where(keep, p, kb.f32(0.0), "p")
         return score, p
@@ -159,12 +157,6 @@ class _Tiles:
 def _has_body(region) -> bool:
     """Whether a region does more than yield (an identity score_mod has nothing to comment on)."""
     return len(list(region.blocks[0].ops)) > 1
-
-
-def _exp2():
-    from xdsl.dialects import math
-
-    return math.Exp2Op
 
 
 def build_dq_kernel(grad, name: str):

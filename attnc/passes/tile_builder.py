@@ -363,27 +363,22 @@ class KernelBuilder:
             mask = self.to_dims(mask, dims)
         return self.emit(tile.LoadOp(ptrs, mask, other if mask is not None else None), dims, name)
 
-    def store(self, ptrs: SSAValue, value: SSAValue, mask: SSAValue | None = None) -> None:
+    def _write(self, cls: type[tile.StoreOp | tile.AtomicAddOp], ptrs: SSAValue, value: SSAValue, mask: SSAValue | None) -> None:
         dims = self.dims_of(ptrs)
         value = self.to_dims(value, dims)
         if mask is not None:
             mask = self.to_dims(mask, dims)
-        op = tile.StoreOp(ptrs, value, mask)
+        op = cls(ptrs, value, mask)
         if self._comment is not None:
             op.attributes["attnc.comment"] = StringAttr(self._comment)
             self._comment = None
         self.block.add_op(op)
 
+    def store(self, ptrs: SSAValue, value: SSAValue, mask: SSAValue | None = None) -> None:
+        self._write(tile.StoreOp, ptrs, value, mask)
+
     def atomic_add(self, ptrs: SSAValue, value: SSAValue, mask: SSAValue | None = None) -> None:
-        dims = self.dims_of(ptrs)
-        value = self.to_dims(value, dims)
-        if mask is not None:
-            mask = self.to_dims(mask, dims)
-        op = tile.AtomicAddOp(ptrs, value, mask)
-        if self._comment is not None:
-            op.attributes["attnc.comment"] = StringAttr(self._comment)
-            self._comment = None
-        self.block.add_op(op)
+        self._write(tile.AtomicAddOp, ptrs, value, mask)
 
     def capture(self, ptr_name: str, strides: list[SSAValue]) -> Capture:
         return Capture(self.arg(ptr_name), strides)

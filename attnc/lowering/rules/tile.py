@@ -95,20 +95,15 @@ def load(p: KernelPrinter, op: tile.LoadOp) -> None:
     p.assign(op.result, f"tl.load({', '.join(args)})", "x")
 
 
-@rule(tile.StoreOp)
-def store(p: KernelPrinter, op: tile.StoreOp) -> None:
+WRITES = {tile.StoreOp: "tl.store", tile.AtomicAddOp: "tl.atomic_add"}
+
+
+@rule(*WRITES)
+def write(p: KernelPrinter, op: tile.StoreOp | tile.AtomicAddOp) -> None:
     args = [p.expr(op.ptr), p.expr(op.value)]
     if op.mask is not None:
         args.append(f"mask={p.expr(op.mask)}")
-    p.line(f"tl.store({', '.join(args)})")
-
-
-@rule(tile.AtomicAddOp)
-def atomic_add(p: KernelPrinter, op: tile.AtomicAddOp) -> None:
-    args = [p.expr(op.ptr), p.expr(op.value)]
-    if op.mask is not None:
-        args.append(f"mask={p.expr(op.mask)}")
-    p.line(f"tl.atomic_add({', '.join(args)})")
+    p.line(f"{WRITES[type(op)]}({', '.join(args)})")
 
 
 @rule(tile.DotOp)
