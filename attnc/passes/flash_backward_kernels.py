@@ -36,6 +36,7 @@ from attnc.passes.flash_kernels import (
 from attnc.passes.region_lowering import LOG2E, lower_region
 from attnc.passes.tile_builder import KernelBuilder
 
+
 def _tensor_types(grad) -> tuple[TensorType, TensorType, Attribute, int, int, list[TensorType]]:
     qt, vt = grad.q.type, grad.v.type
     assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
