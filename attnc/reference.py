@@ -44,10 +44,7 @@ def attention_reference(
     `(out,)` for sigmoid and relu, `(out, denominator)` for retention.
     """
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
-        raise ValueError(
-            f"q, k, v must be 4-d [B, H, S, D], got {tuple(q.shape)}, {tuple(k.shape)}, "
-            f"{tuple(v.shape)}"
-        )
+        raise ValueError(f"q, k, v must be 4-d [B, H, S, D], got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     batch, q_heads, q_len, head_dim = q.shape
     kv_heads, kv_len = k.shape[1], k.shape[2]
     if k.shape[0] != batch or v.shape[0] != batch:

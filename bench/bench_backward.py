@@ -15,12 +15,15 @@ import json
 from pathlib import Path
 
 import torch
+import torch._functorch.config
 import triton.testing
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
 import attnc
 
+# Timing repeats the backward of one graph (retain_graph), which compiled graphs with donated buffers refuse.
+torch._functorch.config.donated_buffer = False
 flex = torch.compile(flex_attention, dynamic=False)
 
 
@@ -32,7 +35,10 @@ def backward_ms(fn, q, k, v, dout) -> float:
     out = fn(q, k, v)
     return float(
         triton.testing.do_bench(
-            lambda: torch.autograd.grad(out, (q, k, v), dout, retain_graph=True), warmup=25, rep=200, return_mode="median"
+            lambda: torch.autograd.grad(out, (q, k, v), dout, retain_graph=True),
+            warmup=25,
+            rep=200,
+            return_mode="median",
         )
     )
 
@@ -96,11 +102,17 @@ def main() -> None:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "backward.json").write_text(json.dumps({"shape": [B, H, S, D], "rows": rows}, indent=1))
-    lines = [f"B={B} H={H} S={S} D={D} bf16, backward, TFLOP/s", "",
-             "| variant | attnc | Flex | cuDNN | attnc/Flex |", "|---|---|---|---|---|"]
+    lines = [
+        f"B={B} H={H} S={S} D={D} bf16, backward, TFLOP/s",
+        "",
+        "| variant | attnc | Flex | cuDNN | attnc/Flex |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         cudnn = f"{r['cudnn_tflops']:.0f}" if "cudnn_tflops" in r else "–"
-        lines.append(f"| {r['variant']} | {r['attnc_tflops']:.0f} | {r['flex_tflops']:.0f} | {cudnn} | {r['ratio_vs_flex']:.2f} |")
+        lines.append(
+            f"| {r['variant']} | {r['attnc_tflops']:.0f} | {r['flex_tflops']:.0f} | {cudnn} | {r['ratio_vs_flex']:.2f} |"
+        )
     (out_dir / "backward.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -90,7 +90,9 @@ def main() -> None:
         ref = flex(q, k, v, score_mod=sm, block_mask=bm)
         err = rel(out, ref)
         t_ours = triton.testing.do_bench(lambda: ours(q, k, v), warmup=25, rep=200, return_mode="median")
-        t_flex = triton.testing.do_bench(lambda: flex(q, k, v, score_mod=sm, block_mask=bm), warmup=25, rep=200, return_mode="median")
+        t_flex = triton.testing.do_bench(
+            lambda: flex(q, k, v, score_mod=sm, block_mask=bm), warmup=25, rep=200, return_mode="median"
+        )
         row = {
             "variant": name,
             "rel_err_vs_flex": err,
@@ -105,7 +107,9 @@ def main() -> None:
             with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
                 t_cudnn = triton.testing.do_bench(
                     lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=spec["sdpa_causal"]),
-                    warmup=25, rep=200, return_mode="median",
+                    warmup=25,
+                    rep=200,
+                    return_mode="median",
                 )
             row["cudnn_ms"] = t_cudnn
             row["cudnn_tflops"] = flops / t_cudnn * 1e-9
@@ -128,12 +132,20 @@ def main() -> None:
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "forward.json").write_text(json.dumps({"shape": [B, H, S, D], "rows": rows, "warm_call_host_us": host_us}, indent=1))
-    lines = [f"B={B} H={H} S={S} D={D} bf16, forward, TFLOP/s (do_bench median)", "",
-             "| variant | attnc | Flex | cuDNN | attnc/Flex | rel err vs Flex |", "|---|---|---|---|---|---|"]
+    (out_dir / "forward.json").write_text(
+        json.dumps({"shape": [B, H, S, D], "rows": rows, "warm_call_host_us": host_us}, indent=1)
+    )
+    lines = [
+        f"B={B} H={H} S={S} D={D} bf16, forward, TFLOP/s (do_bench median)",
+        "",
+        "| variant | attnc | Flex | cuDNN | attnc/Flex | rel err vs Flex |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         cudnn = f"{r['cudnn_tflops']:.0f}" if "cudnn_tflops" in r else "–"
-        lines.append(f"| {r['variant']} | {r['attnc_tflops']:.0f} | {r['flex_tflops']:.0f} | {cudnn} | {r['ratio_vs_flex']:.2f} | {r['rel_err_vs_flex']:.1e} |")
+        lines.append(
+            f"| {r['variant']} | {r['attnc_tflops']:.0f} | {r['flex_tflops']:.0f} | {cudnn} | {r['ratio_vs_flex']:.2f} | {r['rel_err_vs_flex']:.1e} |"
+        )
     lines.append(f"\nwarm call host overhead (1x1x128x64, cached kernel): {host_us:.1f} µs")
     (out_dir / "forward.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

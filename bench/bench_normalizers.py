@@ -152,7 +152,9 @@ def main() -> None:
         if r["variant"] == "retention":
             base = f"{r['fla_tflops']:.0f} (fla)" if "fla_tflops" in r else "fla not installed"
             ratio = f"{r['vs_fla']:.2f}" if "vs_fla" in r else "–"
-            lines.append(f"| {r['seq']} | retention | {r['attnc_tflops']:.0f} | {base} | {ratio} | – | {r['rel_err']:.1e} |")
+            lines.append(
+                f"| {r['seq']} | retention | {r['attnc_tflops']:.0f} | {base} | {ratio} | – | {r['rel_err']:.1e} |"
+            )
         else:
             lines.append(
                 f"| {r['seq']} | {r['variant']} | {r['attnc_tflops']:.0f} | {r['torch_compile_tflops']:.0f} (compile) "

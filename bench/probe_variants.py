@@ -68,7 +68,9 @@ def main() -> None:
     flops = 4 * B * H * S * S * D
     lines = []
     for name, source in variants(compiled.stages["triton"]).items():
-        module = load_kernel_module(source, f"probe_{name.replace('-', '_').replace('+', '_')}", Path(args.out) / "kernels")
+        module = load_kernel_module(
+            source, f"probe_{name.replace('-', '_').replace('+', '_')}", Path(args.out) / "kernels"
+        )
         variant = CompiledVariant(compiled.info, {**compiled.stages, "triton": source}, module)
         for cfg in ((128, 128, 8, 3), (128, 64, 8, 3)):
             plan = PreparedLaunch(variant, q, k, v, [], LaunchConfig(*cfg))

@@ -296,9 +296,7 @@ class ScoreModOp(IRDLOperation):
     body = region_def("single_block")
     result = result_def(TensorType)
     traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
-    assembly_format = (
-        "$scores (`captures` `(` $captures^ `:` type($captures) `)`)? $body attr-dict `:` type($scores) `->` type($result)"
-    )
+    assembly_format = "$scores (`captures` `(` $captures^ `:` type($captures) `)`)? $body attr-dict `:` type($scores) `->` type($result)"
 
     def __init__(self, scores: SSAValue, captures: Sequence[SSAValue], body: Region):
         super().__init__(operands=[scores, list(captures)], regions=[body], result_types=[scores.type])
@@ -306,7 +304,9 @@ class ScoreModOp(IRDLOperation):
     def verify_(self) -> None:
         _tensor(self.scores, "scores", self, 4)
         if self.result.type != self.scores.type:
-            raise VerifyException(f"'attn.score_mod' op expected result type {self.scores.type}, but got {self.result.type}")
+            raise VerifyException(
+                f"'attn.score_mod' op expected result type {self.scores.type}, but got {self.result.type}"
+            )
         _verify_score_mod(self, self.body, self.captures)
 
 
@@ -329,9 +329,7 @@ class MaskModOp(IRDLOperation):
     body = region_def("single_block")
     keep = result_def(TensorType)
     traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
-    assembly_format = (
-        "$scores (`captures` `(` $captures^ `:` type($captures) `)`)? $body attr-dict `:` type($scores) `->` type($keep)"
-    )
+    assembly_format = "$scores (`captures` `(` $captures^ `:` type($captures) `)`)? $body attr-dict `:` type($scores) `->` type($keep)"
 
     def __init__(self, scores: SSAValue, captures: Sequence[SSAValue], body: Region):
         st = scores.type
@@ -344,7 +342,9 @@ class MaskModOp(IRDLOperation):
         st = _tensor(self.scores, "scores", self, 4)
         kt = _tensor(self.keep, "result", self, 4)
         if kt.element_type != i1 or kt.get_shape() != st.get_shape():
-            raise VerifyException(f"'attn.mask_mod' op expected result of shape {_shape(st.get_shape())}xi1, but got {kt}")
+            raise VerifyException(
+                f"'attn.mask_mod' op expected result of shape {_shape(st.get_shape())}xi1, but got {kt}"
+            )
         _verify_mask_mod(self, self.body, self.captures)
 
 
@@ -460,15 +460,21 @@ class OnlineRowscaleOp(IRDLOperation):
         if self.mask is not None:
             mt = _tensor(self.mask, "mask", self, 4)
             if mt.element_type != i1 or mt.get_shape() != st.get_shape():
-                raise VerifyException(f"'attn.online_rowscale' op expected mask of shape {_shape(st.get_shape())}xi1, but got {mt}")
+                raise VerifyException(
+                    f"'attn.online_rowscale' op expected mask of shape {_shape(st.get_shape())}xi1, but got {mt}"
+                )
         state = [s.data for s in self.state.data]
         nstats = _verify_normalizer(self, self.update, self.finalize, state, self.init, self.captures)
         if len(self.stats) != nstats:
-            raise VerifyException(f"'attn.online_rowscale' op expected {nstats} row statistics results, but got {len(self.stats)}")
+            raise VerifyException(
+                f"'attn.online_rowscale' op expected {nstats} row statistics results, but got {len(self.stats)}"
+            )
         want = TensorType(f32, st.get_shape()[:3])
         for stat in self.stats:
             if stat.type != want:
-                raise VerifyException(f"'attn.online_rowscale' op expected row statistics of type {want}, but got {stat.type}")
+                raise VerifyException(
+                    f"'attn.online_rowscale' op expected row statistics of type {want}, but got {stat.type}"
+                )
 
 
 @irdl_op_definition
@@ -491,7 +497,9 @@ class PVOp(IRDLOperation):
         pt, vt = probs.type, v.type
         assert isinstance(pt, TensorType) and isinstance(vt, TensorType)
         b, hq, sq, _ = pt.get_shape()
-        super().__init__(operands=[probs, v], result_types=[TensorType(vt.element_type, [b, hq, sq, vt.get_shape()[3]])])
+        super().__init__(
+            operands=[probs, v], result_types=[TensorType(vt.element_type, [b, hq, sq, vt.get_shape()[3]])]
+        )
 
     def verify_(self) -> None:
         pt = _tensor(self.probs, "probabilities", self, 4)
@@ -502,7 +510,9 @@ class PVOp(IRDLOperation):
             raise VerifyException(f"'attn.pv' op expected v sequence length {ps[3]}, but got {vs[2]}")
         _check_heads(self, ps[1], vs[1])
         want = TensorType(vt.element_type, [ps[0], ps[1], ps[2], vs[3]])
-        if ot.element_type != vt.element_type or any(not _dims_match(a, b) for a, b in zip(ot.get_shape(), want.get_shape())):
+        if ot.element_type != vt.element_type or any(
+            not _dims_match(a, b) for a, b in zip(ot.get_shape(), want.get_shape())
+        ):
             raise VerifyException(f"'attn.pv' op expected result of type {want}, but got {ot}")
 
 
@@ -561,24 +571,34 @@ class FlashOp(IRDLOperation):
         if not _dims_match(qs[3], ks[3]):
             raise VerifyException(f"'attn.flash' op expected k head dim {qs[3]}, but got {ks[3]}")
         if not _dims_match(ks[2], vs[2]) or ks[1] != vs[1]:
-            raise VerifyException(f"'attn.flash' op expected v of {ks[1]} heads and sequence length {_shape([ks[2]])}, but got {vt}")
+            raise VerifyException(
+                f"'attn.flash' op expected v of {ks[1]} heads and sequence length {_shape([ks[2]])}, but got {vt}"
+            )
         _check_heads(self, qs[1], ks[1])
         if not _dims_match(qs[0], ks[0]) or not _dims_match(ks[0], vs[0]):
-            raise VerifyException(f"'attn.flash' op expected q, k and v of one batch size, but got {qs[0]}, {ks[0]} and {vs[0]}")
+            raise VerifyException(
+                f"'attn.flash' op expected q, k and v of one batch size, but got {qs[0]}, {ks[0]} and {vs[0]}"
+            )
         ot = _tensor(self.out, "result", self, 4)
         want = TensorType(vt.element_type, [qs[0], qs[1], qs[2], vs[3]])
-        if ot.element_type != vt.element_type or any(not _dims_match(a, b) for a, b in zip(ot.get_shape(), want.get_shape())):
+        if ot.element_type != vt.element_type or any(
+            not _dims_match(a, b) for a, b in zip(ot.get_shape(), want.get_shape())
+        ):
             raise VerifyException(f"'attn.flash' op expected result of type {want}, but got {ot}")
         stat_type = TensorType(f32, [qs[0], qs[1], qs[2]])
         for stat in self.stats:
             if stat.type != stat_type:
-                raise VerifyException(f"'attn.flash' op expected row statistics of type {stat_type}, but got {stat.type}")
+                raise VerifyException(
+                    f"'attn.flash' op expected row statistics of type {stat_type}, but got {stat.type}"
+                )
         _verify_score_mod(self, self.score_mod, self.captures)
         _verify_mask_mod(self, self.mask_mod, self.captures)
         state = [s.data for s in self.state.data]
         nstats = _verify_normalizer(self, self.update, self.finalize, state, self.init, self.captures)
         if len(self.stats) != nstats:
-            raise VerifyException(f"'attn.flash' op expected {nstats} row statistics results, but got {len(self.stats)}")
+            raise VerifyException(
+                f"'attn.flash' op expected {nstats} row statistics results, but got {len(self.stats)}"
+            )
         kind = self.block_mask.data if self.block_mask is not None else None
         if kind not in (None, "none", "affine", "runtime"):
             raise VerifyException(f"'attn.flash' op expected block_mask to be none, affine or runtime, but got {kind}")

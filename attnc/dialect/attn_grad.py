@@ -117,7 +117,9 @@ class FlashGradOp(IRDLOperation):
         for what, operand, result in (("dq", self.q, self.dq), ("dk", self.k, self.dk), ("dv", self.v, self.dv)):
             _tensor(operand, what[1:], self, 4)
             if result.type != operand.type:
-                raise VerifyException(f"'attn.flash_grad' op expected {what} of type {operand.type}, but got {result.type}")
+                raise VerifyException(
+                    f"'attn.flash_grad' op expected {what} of type {operand.type}, but got {result.type}"
+                )
         ot = _tensor(self.out, "out", self, 4)
         if self.dout.type != ot:
             raise VerifyException(f"'attn.flash_grad' op expected dout of type {ot}, but got {self.dout.type}")
@@ -130,7 +132,9 @@ class FlashGradOp(IRDLOperation):
         self._verify_score_mod_grad()
         kind = self.block_mask.data if self.block_mask is not None else None
         if kind not in (None, "none", "affine", "runtime"):
-            raise VerifyException(f"'attn.flash_grad' op expected block_mask to be none, affine or runtime, but got {kind}")
+            raise VerifyException(
+                f"'attn.flash_grad' op expected block_mask to be none, affine or runtime, but got {kind}"
+            )
         if kind == "affine":
             block = _check_block_args(self, self.classify, "classify", [IndexType()] * 6)
             _check_yield(self, block, "classify", [i1, i1])
@@ -146,7 +150,9 @@ class FlashGradOp(IRDLOperation):
             ct = _tensor(capture, "capture", self)
             want = TensorType(f32, ct.get_shape())
             if grad.type != want:
-                raise VerifyException(f"'attn.flash_grad' op expected capture gradient of type {want}, but got {grad.type}")
+                raise VerifyException(
+                    f"'attn.flash_grad' op expected capture gradient of type {want}, but got {grad.type}"
+                )
 
     def _verify_score_mod_grad(self) -> None:
         block = _check_block_args(

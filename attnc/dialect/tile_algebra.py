@@ -94,9 +94,7 @@ class DotOp(IRDLOperation):
             )
         properties: dict[str, Attribute] = {}
         if input_precision is not None:
-            properties["input_precision"] = InputPrecisionAttr(
-                InputPrecision(input_precision)
-            )
+            properties["input_precision"] = InputPrecisionAttr(InputPrecision(input_precision))
         super().__init__(
             operands=[a, b, [SSAValue.get(acc)] if acc is not None else []],
             properties=properties,
@@ -107,13 +105,10 @@ class DotOp(IRDLOperation):
         a, b = shape_of(self.a.type), shape_of(self.b.type)
         for shape in (a, b):
             if len(shape) != 2:
-                raise VerifyException(
-                    f"'tile.dot' op expected operands of rank 2, but got {len(shape)}"
-                )
+                raise VerifyException(f"'tile.dot' op expected operands of rank 2, but got {len(shape)}")
         if a[1] != b[0]:
             raise VerifyException(
-                f"'tile.dot' op expected a MxK times a KxN tile, but got {_shape_str(a)} "
-                f"times {_shape_str(b)}"
+                f"'tile.dot' op expected a MxK times a KxN tile, but got {_shape_str(a)} times {_shape_str(b)}"
             )
         a_element, b_element = (
             element_type_of(self.a.type),
@@ -121,24 +116,18 @@ class DotOp(IRDLOperation):
         )
         if a_element != b_element:
             raise VerifyException(
-                f"'tile.dot' op expected operands of one element type, but got {a_element} "
-                f"and {b_element}"
+                f"'tile.dot' op expected operands of one element type, but got {a_element} and {b_element}"
             )
         shape = shape_of(self.result.type)
         if shape != (a[0], b[1]):
             raise VerifyException(
-                f"'tile.dot' op expected a result of shape {_shape_str((a[0], b[1]))}, but "
-                f"got {_shape_str(shape)}"
+                f"'tile.dot' op expected a result of shape {_shape_str((a[0], b[1]))}, but got {_shape_str(shape)}"
             )
 
 
 def reduce_result_element_type(kind: ReduceKind, element_type: Attribute) -> Attribute:
     """Triton's result type: max/min widen to f32/i32 below 32 bits, sum widens ints."""
-    width = (
-        element_type.bitwidth
-        if isinstance(element_type, IntegerType | AnyFloat)
-        else 32
-    )
+    width = element_type.bitwidth if isinstance(element_type, IntegerType | AnyFloat) else 32
     if width >= 32 or element_type == i1:
         return element_type
     if isinstance(element_type, IntegerType):
@@ -165,9 +154,7 @@ class ReduceOp(IRDLOperation):
     axis = prop_def(IntegerAttr[I32])
     result = result_def()
     traits = traits_def(Pure())
-    assembly_format = (
-        "$kind $value `axis` $axis attr-dict `:` type($value) `->` type($result)"
-    )
+    assembly_format = "$kind $value `axis` $axis attr-dict `:` type($value) `->` type($result)"
 
     def __init__(
         self,
@@ -182,9 +169,7 @@ class ReduceOp(IRDLOperation):
         if 0 <= axis < len(shape):
             del shape[axis]
         if result_element_type is None:
-            result_element_type = reduce_result_element_type(
-                kind, element_type_of(value.type)
-            )
+            result_element_type = reduce_result_element_type(kind, element_type_of(value.type))
         super().__init__(
             operands=[value],
             properties={"kind": ReduceKindAttr(kind), "axis": IntegerAttr(axis, i32)},
@@ -195,9 +180,7 @@ class ReduceOp(IRDLOperation):
         shape = list(shape_of(self.value.type))
         axis = self.axis.value.data
         if not 0 <= axis < len(shape):
-            raise VerifyException(
-                f"'tile.reduce' op expected axis {_axes_str(len(shape))}, but got {axis}"
-            )
+            raise VerifyException(f"'tile.reduce' op expected axis {_axes_str(len(shape))}, but got {axis}")
         del shape[axis]
         element = element_type_of(self.value.type)
         kind = self.kind.data
@@ -207,9 +190,7 @@ class ReduceOp(IRDLOperation):
             allowed.add(f32)
         if result_element not in allowed or shape_of(self.result.type) != tuple(shape):
             expected = with_shape(reduce_result_element_type(kind, element), shape)
-            raise VerifyException(
-                f"'tile.reduce' op expected result type {expected}, but got {self.result.type}"
-            )
+            raise VerifyException(f"'tile.reduce' op expected result type {expected}, but got {self.result.type}")
 
 
 @irdl_op_definition
@@ -238,14 +219,10 @@ class TransOp(IRDLOperation):
     def verify_(self) -> None:
         shape = shape_of(self.value.type)
         if len(shape) != 2:
-            raise VerifyException(
-                f"'tile.trans' op expected an operand of rank 2, but got {len(shape)}"
-            )
+            raise VerifyException(f"'tile.trans' op expected an operand of rank 2, but got {len(shape)}")
         expected = TensorType(element_type_of(self.value.type), shape[::-1])
         if self.result.type != expected:
-            raise VerifyException(
-                f"'tile.trans' op expected result type {expected}, but got {self.result.type}"
-            )
+            raise VerifyException(f"'tile.trans' op expected result type {expected}, but got {self.result.type}")
 
 
 @irdl_op_definition
@@ -275,11 +252,8 @@ class MultipleOfOp(IRDLOperation):
 
     def verify_(self) -> None:
         if not isinstance(element_type_of(self.value.type), IntegerType):
-            raise VerifyException(
-                f"'tile.multiple_of' op expected an integer operand, but got {self.value.type}"
-            )
+            raise VerifyException(f"'tile.multiple_of' op expected an integer operand, but got {self.value.type}")
         if self.multiple.value.data <= 0:
             raise VerifyException(
-                f"'tile.multiple_of' op expected a positive multiple, but got "
-                f"{self.multiple.value.data}"
+                f"'tile.multiple_of' op expected a positive multiple, but got {self.multiple.value.data}"
             )

@@ -71,9 +71,7 @@ class _CmpOp(IRDLOperation):
     PREDICATES: ClassVar[type[StrEnum]]
     KIND: ClassVar[str]
 
-    def __init__(
-        self, lhs: SSAValue | Operation, rhs: SSAValue | Operation, predicate: str
-    ):
+    def __init__(self, lhs: SSAValue | Operation, rhs: SSAValue | Operation, predicate: str):
         lhs, rhs = SSAValue.get(lhs), SSAValue.get(rhs)
         super().__init__(
             operands=[lhs, rhs],
@@ -92,18 +90,13 @@ class _CmpOp(IRDLOperation):
             )
         if self.lhs.type != self.rhs.type:
             raise VerifyException(
-                f"'{self.name}' op expected operands of one type, but got {self.lhs.type} "
-                f"and {self.rhs.type}"
+                f"'{self.name}' op expected operands of one type, but got {self.lhs.type} and {self.rhs.type}"
             )
         if not self._verify_element(element_type_of(self.lhs.type)):
-            raise VerifyException(
-                f"'{self.name}' op expected {self.KIND} operands, but got {self.lhs.type}"
-            )
+            raise VerifyException(f"'{self.name}' op expected {self.KIND} operands, but got {self.lhs.type}")
         expected = with_shape(i1, shape_of(self.lhs.type))
         if self.result.type != expected:
-            raise VerifyException(
-                f"'{self.name}' op expected result type {expected}, but got {self.result.type}"
-            )
+            raise VerifyException(f"'{self.name}' op expected result type {expected}, but got {self.result.type}")
 
     @classmethod
     def parse(cls, parser: Parser) -> _CmpOp:
@@ -194,17 +187,12 @@ class SelectOp(IRDLOperation):
         false_value: SSAValue | Operation,
     ):
         true_value = SSAValue.get(true_value)
-        super().__init__(
-            operands=[cond, true_value, false_value], result_types=[true_value.type]
-        )
+        super().__init__(operands=[cond, true_value, false_value], result_types=[true_value.type])
 
     def verify_(self) -> None:
         expected = with_shape(i1, shape_of(self.result.type))
         if self.cond.type != expected:
-            raise VerifyException(
-                f"'tile.select' op expected a condition of type {expected}, but got "
-                f"{self.cond.type}"
-            )
+            raise VerifyException(f"'tile.select' op expected a condition of type {expected}, but got {self.cond.type}")
 
     @classmethod
     def parse(cls, parser: Parser) -> SelectOp:
@@ -265,9 +253,5 @@ class CastOp(IRDLOperation):
                 f"{_shape_str(shape_of(self.result.type))}"
             )
         for type in (self.value.type, self.result.type):
-            if not isinstance(
-                element_type_of(type), IntegerType | IndexType | AnyFloat
-            ):
-                raise VerifyException(
-                    f"'tile.cast' op expected integer or float types, but got {type}"
-                )
+            if not isinstance(element_type_of(type), IntegerType | IndexType | AnyFloat):
+                raise VerifyException(f"'tile.cast' op expected integer or float types, but got {type}")

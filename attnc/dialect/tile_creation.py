@@ -57,28 +57,17 @@ def _verify_dims(op: Operation, dims: ArrayAttr[StringAttr], type: Attribute) ->
     """
     shape = shape_of(type)
     if len(dims.data) != len(shape):
-        raise VerifyException(
-            f"'{op.name}' op expected {len(shape)} dims for {type}, but got {len(dims.data)}"
-        )
+        raise VerifyException(f"'{op.name}' op expected {len(shape)} dims for {type}, but got {len(dims.data)}")
     func = _enclosing_func(op)
     for dim, size in zip(dims.data, shape, strict=True):
         name = dim.data
         if name.isdecimal():
             if int(name) != size:
-                raise VerifyException(
-                    f"'{op.name}' op expected dim \"{name}\" to equal the nominal size "
-                    f"{size}"
-                )
+                raise VerifyException(f"'{op.name}' op expected dim \"{name}\" to equal the nominal size {size}")
         elif not name.isidentifier():
-            raise VerifyException(
-                f"'{op.name}' op expected dim \"{name}\" to be a constexpr name or a "
-                "decimal literal"
-            )
+            raise VerifyException(f"'{op.name}' op expected dim \"{name}\" to be a constexpr name or a decimal literal")
         elif func is not None and name not in func.constexprs.data:
-            raise VerifyException(
-                f"'{op.name}' op expected dim \"{name}\" to be a constexpr of "
-                f"@{func.sym_name.data}"
-            )
+            raise VerifyException(f"'{op.name}' op expected dim \"{name}\" to be a constexpr of @{func.sym_name.data}")
 
 
 def _dims_attr(dims: Sequence[str]) -> ArrayAttr[StringAttr]:
@@ -109,9 +98,7 @@ class ArangeOp(IRDLOperation):
     def verify_(self) -> None:
         type = self.result.type
         if len(shape_of(type)) != 1 or element_type_of(type) != i32:
-            raise VerifyException(
-                f"'tile.arange' op expected a result of type tensor<Nxi32>, but got {type}"
-            )
+            raise VerifyException(f"'tile.arange' op expected a result of type tensor<Nxi32>, but got {type}")
         _verify_dims(self, self.dims, type)
 
 
@@ -147,9 +134,7 @@ class FullOp(IRDLOperation):
 
     def verify_(self) -> None:
         _verify_dims(self, self.dims, self.result.type)
-        _verify_scalar_attr(
-            self, "value", self.value, element_type_of(self.result.type)
-        )
+        _verify_scalar_attr(self, "value", self.value, element_type_of(self.result.type))
 
     @classmethod
     def parse(cls, parser: Parser) -> FullOp:
@@ -158,9 +143,7 @@ class FullOp(IRDLOperation):
         attributes = parser.parse_optional_attr_dict()
         parser.parse_punctuation(":")
         type = parser.parse_type()
-        if not isinstance(dims, ArrayAttr) or not all(
-            isinstance(d, StringAttr) for d in dims.data
-        ):
+        if not isinstance(dims, ArrayAttr) or not all(isinstance(d, StringAttr) for d in dims.data):
             parser.raise_error("expected dims as an array of strings")
         if not isinstance(type, TensorType):
             parser.raise_error(f"expected a tensor type, but got {type}")
@@ -198,9 +181,7 @@ class SplatOp(IRDLOperation):
     traits = traits_def(Pure())
     assembly_format = "$value $dims attr-dict `:` type($value) `->` type($result)"
 
-    def __init__(
-        self, value: SSAValue | Operation, dims: Sequence[str], shape: Sequence[int]
-    ):
+    def __init__(self, value: SSAValue | Operation, dims: Sequence[str], shape: Sequence[int]):
         value = SSAValue.get(value)
         super().__init__(
             operands=[value],
@@ -210,9 +191,7 @@ class SplatOp(IRDLOperation):
 
     def verify_(self) -> None:
         if not _is_scalar(self.value.type):
-            raise VerifyException(
-                f"'tile.splat' op expected a scalar operand, but got {self.value.type}"
-            )
+            raise VerifyException(f"'tile.splat' op expected a scalar operand, but got {self.value.type}")
         if element_type_of(self.result.type) != self.value.type:
             raise VerifyException(
                 f"'tile.splat' op expected result element type {self.value.type}, but got "
@@ -251,17 +230,11 @@ class ExpandDimsOp(IRDLOperation):
         shape = list(shape_of(self.value.type))
         axis = self.axis.value.data
         if not 0 <= axis <= len(shape):
-            raise VerifyException(
-                f"'tile.expand_dims' op expected axis {_axes_str(len(shape) + 1)}, but got "
-                f"{axis}"
-            )
+            raise VerifyException(f"'tile.expand_dims' op expected axis {_axes_str(len(shape) + 1)}, but got {axis}")
         shape.insert(axis, 1)
         expected = TensorType(element_type_of(self.value.type), shape)
         if self.result.type != expected:
-            raise VerifyException(
-                f"'tile.expand_dims' op expected result type {expected}, but got "
-                f"{self.result.type}"
-            )
+            raise VerifyException(f"'tile.expand_dims' op expected result type {expected}, but got {self.result.type}")
 
 
 @irdl_op_definition
@@ -283,9 +256,7 @@ class BroadcastOp(IRDLOperation):
     traits = traits_def(Pure())
     assembly_format = "$value $dims attr-dict `:` type($value) `->` type($result)"
 
-    def __init__(
-        self, value: SSAValue | Operation, dims: Sequence[str], shape: Sequence[int]
-    ):
+    def __init__(self, value: SSAValue | Operation, dims: Sequence[str], shape: Sequence[int]):
         value = SSAValue.get(value)
         super().__init__(
             operands=[value],
@@ -301,10 +272,6 @@ class BroadcastOp(IRDLOperation):
                 f"{element_type_of(self.value.type)}, but got "
                 f"{element_type_of(self.result.type)}"
             )
-        if len(src) != len(dst) or any(
-            s not in (1, d) for s, d in zip(src, dst, strict=True)
-        ):
-            raise VerifyException(
-                f"'tile.broadcast' op cannot broadcast {_shape_str(src)} to {_shape_str(dst)}"
-            )
+        if len(src) != len(dst) or any(s not in (1, d) for s, d in zip(src, dst, strict=True)):
+            raise VerifyException(f"'tile.broadcast' op cannot broadcast {_shape_str(src)} to {_shape_str(dst)}")
         _verify_dims(self, self.dims, self.result.type)

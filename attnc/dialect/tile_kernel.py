@@ -92,9 +92,7 @@ class FuncOp(IRDLOperation):
             properties={
                 "sym_name": StringAttr(sym_name),
                 "arg_names": ArrayAttr([StringAttr(n) for n in arg_names]),
-                "constexprs": DictionaryAttr(
-                    {k: IntegerAttr(v, i64) for k, v in (constexprs or {}).items()}
-                ),
+                "constexprs": DictionaryAttr({k: IntegerAttr(v, i64) for k, v in (constexprs or {}).items()}),
             },
             regions=[body],
         )
@@ -102,48 +100,33 @@ class FuncOp(IRDLOperation):
     @property
     def constexpr_defaults(self) -> dict[str, int]:
         """The constexpr parameters in order, with their defaults."""
-        return {
-            name: attr.value.data
-            for name, attr in self.constexprs.data.items()
-            if isinstance(attr, IntegerAttr)
-        }
+        return {name: attr.value.data for name, attr in self.constexprs.data.items() if isinstance(attr, IntegerAttr)}
 
     def verify_(self) -> None:
         args = self.body.block.args
         names = [n.data for n in self.arg_names.data]
         if len(names) != len(args):
-            raise VerifyException(
-                f"'tile.func' op expected {len(args)} arg_names, but got {len(names)}"
-            )
+            raise VerifyException(f"'tile.func' op expected {len(args)} arg_names, but got {len(names)}")
         seen: set[str] = set()
         for name in [*names, *self.constexprs.data]:
             if not name.isidentifier() or keyword.iskeyword(name):
                 raise VerifyException(
-                    f"'tile.func' op expected parameter names to be Python identifiers, "
-                    f'but got "{name}"'
+                    f"'tile.func' op expected parameter names to be Python identifiers, but got \"{name}\""
                 )
             if name in seen:
-                raise VerifyException(
-                    f"'tile.func' op expected unique parameter names, "
-                    f'but "{name}" repeats'
-                )
+                raise VerifyException(f"'tile.func' op expected unique parameter names, but \"{name}\" repeats")
             seen.add(name)
         for name, attr in self.constexprs.data.items():
             if not isinstance(attr, IntegerAttr):
                 raise VerifyException(
-                    f"'tile.func' op expected constexpr {name} to default to an integer, "
-                    f"but got {attr}"
+                    f"'tile.func' op expected constexpr {name} to default to an integer, but got {attr}"
                 )
         for arg in args:
             if not _is_scalar(arg.type):
-                raise VerifyException(
-                    f"'tile.func' op expected scalar parameters, but got {arg.type}"
-                )
+                raise VerifyException(f"'tile.func' op expected scalar parameters, but got {arg.type}")
         last = self.body.block.last_op
         if not isinstance(last, ReturnOp):
-            raise VerifyException(
-                "'tile.func' op expected the body to end with tile.return"
-            )
+            raise VerifyException("'tile.func' op expected the body to end with tile.return")
 
     @classmethod
     def parse(cls, parser: Parser) -> FuncOp:
@@ -158,9 +141,7 @@ class FuncOp(IRDLOperation):
                 pos = parser.pos
                 name = parser.parse_identifier(" for a constexpr name")
                 if name in constexprs:
-                    parser.raise_error(
-                        f'constexpr "{name}" is defined twice', pos, parser.pos
-                    )
+                    parser.raise_error(f'constexpr "{name}" is defined twice', pos, parser.pos)
                 parser.parse_punctuation("=")
                 constexprs[name] = parser.parse_integer(allow_boolean=False)
 
@@ -241,21 +222,17 @@ class ConstexprOp(IRDLOperation):
     assembly_format = "$param attr-dict `:` type($result)"
 
     def __init__(self, param: str, result_type: Attribute = i32):
-        super().__init__(
-            properties={"param": StringAttr(param)}, result_types=[result_type]
-        )
+        super().__init__(properties={"param": StringAttr(param)}, result_types=[result_type])
 
     def verify_(self) -> None:
         if not isinstance(self.result.type, IntegerType | IndexType | AnyFloat):
             raise VerifyException(
-                f"'tile.constexpr' op expected an integer or float result, but got "
-                f"{self.result.type}"
+                f"'tile.constexpr' op expected an integer or float result, but got {self.result.type}"
             )
         func = _enclosing_func(self)
         if func is not None and self.param.data not in func.constexprs.data:
             raise VerifyException(
-                f"'tile.constexpr' op expected \"{self.param.data}\" to be a constexpr of "
-                f"@{func.sym_name.data}"
+                f"'tile.constexpr' op expected \"{self.param.data}\" to be a constexpr of @{func.sym_name.data}"
             )
 
 
@@ -266,16 +243,12 @@ class _AxisOp(IRDLOperation):
     assembly_format = "$axis attr-dict"
 
     def __init__(self, axis: int):
-        super().__init__(
-            properties={"axis": IntegerAttr(axis, i32)}, result_types=[i32]
-        )
+        super().__init__(properties={"axis": IntegerAttr(axis, i32)}, result_types=[i32])
 
     def verify_(self) -> None:
         axis = self.axis.value.data
         if axis not in (0, 1, 2):
-            raise VerifyException(
-                f"'{self.name}' op expected axis 0, 1 or 2, but got {axis}"
-            )
+            raise VerifyException(f"'{self.name}' op expected axis 0, 1 or 2, but got {axis}")
 
 
 @irdl_op_definition

@@ -52,9 +52,7 @@ def _broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]
 def _verify_pointer(op: Operation, role: str, type: Attribute) -> PtrType:
     pointee = element_type_of(type)
     if not isinstance(pointee, PtrType):
-        raise VerifyException(
-            f"'{op.name}' op expected a pointer {role}, but got {type}"
-        )
+        raise VerifyException(f"'{op.name}' op expected a pointer {role}, but got {type}")
     return pointee
 
 
@@ -63,9 +61,7 @@ def _verify_mask(op: Operation, mask: SSAValue | None, ptr_type: Attribute) -> N
         return
     expected = with_shape(i1, shape_of(ptr_type))
     if mask.type != expected:
-        raise VerifyException(
-            f"'{op.name}' op expected mask of type {expected}, but got {mask.type}"
-        )
+        raise VerifyException(f"'{op.name}' op expected mask of type {expected}, but got {mask.type}")
 
 
 @irdl_op_definition
@@ -82,9 +78,7 @@ class AddPtrOp(IRDLOperation):
     offset = operand_def()
     result = result_def()
     traits = traits_def(Pure())
-    assembly_format = (
-        "$ptr `,` $offset attr-dict `:` type($ptr) `,` type($offset) `->` type($result)"
-    )
+    assembly_format = "$ptr `,` $offset attr-dict `:` type($ptr) `,` type($offset) `->` type($result)"
 
     def __init__(self, ptr: SSAValue | Operation, offset: SSAValue | Operation):
         ptr, offset = SSAValue.get(ptr), SSAValue.get(offset)
@@ -98,9 +92,7 @@ class AddPtrOp(IRDLOperation):
         pointer = _verify_pointer(self, "operand", self.ptr.type)
         offset_element = element_type_of(self.offset.type)
         if not isinstance(offset_element, IntegerType | IndexType):
-            raise VerifyException(
-                f"'tile.addptr' op expected an integer offset, but got {self.offset.type}"
-            )
+            raise VerifyException(f"'tile.addptr' op expected an integer offset, but got {self.offset.type}")
         shape = _broadcast_shapes(shape_of(self.ptr.type), shape_of(self.offset.type))
         if shape is None:
             raise VerifyException(
@@ -109,9 +101,7 @@ class AddPtrOp(IRDLOperation):
             )
         expected = with_shape(pointer, shape)
         if self.result.type != expected:
-            raise VerifyException(
-                f"'tile.addptr' op expected result type {expected}, but got {self.result.type}"
-            )
+            raise VerifyException(f"'tile.addptr' op expected result type {expected}, but got {self.result.type}")
 
 
 @irdl_op_definition
@@ -162,23 +152,15 @@ class LoadOp(IRDLOperation):
         pointer = _verify_pointer(self, "operand", self.ptr.type)
         expected = with_shape(pointer.pointee, shape_of(self.ptr.type))
         if self.result.type != expected:
-            raise VerifyException(
-                f"'tile.load' op expected result type {expected}, but got {self.result.type}"
-            )
+            raise VerifyException(f"'tile.load' op expected result type {expected}, but got {self.result.type}")
         _verify_mask(self, self.mask, self.ptr.type)
         if self.other is not None and self.other_value is not None:
-            raise VerifyException(
-                "'tile.load' op expected other as a value or a constant, not both"
-            )
+            raise VerifyException("'tile.load' op expected other as a value or a constant, not both")
         if self.other is not None and self.other.type != expected:
-            raise VerifyException(
-                f"'tile.load' op expected other of type {expected}, but got {self.other.type}"
-            )
+            raise VerifyException(f"'tile.load' op expected other of type {expected}, but got {self.other.type}")
         if self.other_value is not None:
             _verify_scalar_attr(self, "other", self.other_value, pointer.pointee)
-        if self.mask is None and (
-            self.other is not None or self.other_value is not None
-        ):
+        if self.mask is None and (self.other is not None or self.other_value is not None):
             raise VerifyException("'tile.load' op expected a mask when other is given")
 
     @classmethod
@@ -205,12 +187,8 @@ class LoadOp(IRDLOperation):
             operands[2] = [parser.resolve_operand(other, result_type)]
         properties: dict[str, Attribute] = {}
         if other_value is not None:
-            properties["other_value"] = scalar_attr(
-                other_value, element_type_of(result_type)
-            )
-        op = cls.build(
-            operands=operands, result_types=[result_type], properties=properties
-        )
+            properties["other_value"] = scalar_attr(other_value, element_type_of(result_type))
+        op = cls.build(operands=operands, result_types=[result_type], properties=properties)
         op.attributes |= attributes
         return op
 
@@ -255,9 +233,7 @@ class _StoreLikeOp(IRDLOperation):
         pointer = _verify_pointer(self, "operand", self.ptr.type)
         expected = with_shape(pointer.pointee, shape_of(self.ptr.type))
         if self.value.type != expected:
-            raise VerifyException(
-                f"'{self.name}' op expected value of type {expected}, but got {self.value.type}"
-            )
+            raise VerifyException(f"'{self.name}' op expected value of type {expected}, but got {self.value.type}")
         _verify_mask(self, self.mask, self.ptr.type)
 
     @classmethod
@@ -276,9 +252,7 @@ class _StoreLikeOp(IRDLOperation):
         op = cls(
             parser.resolve_operand(ptr, ptr_type),
             parser.resolve_operand(value, value_type),
-            None
-            if mask is None
-            else parser.resolve_operand(mask, with_shape(i1, shape_of(ptr_type))),
+            None if mask is None else parser.resolve_operand(mask, with_shape(i1, shape_of(ptr_type))),
         )
         op.attributes |= attributes
         return op

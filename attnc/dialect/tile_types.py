@@ -65,9 +65,7 @@ class PtrType(ParametrizedAttribute, TypeAttribute):
 
     def verify(self) -> None:
         if not isinstance(self.pointee, IntegerType | AnyFloat):
-            raise VerifyException(
-                f"'tile.ptr' expected an integer or float pointee, but got {self.pointee}"
-            )
+            raise VerifyException(f"'tile.ptr' expected an integer or float pointee, but got {self.pointee}")
 
 
 class ReduceKind(StrEnum):
@@ -144,9 +142,7 @@ def scalar_attr(value: float | bool, type: Attribute) -> FloatAttr | IntegerAttr
         return FloatAttr(float(value), type)
     if type == i1:
         return IntegerAttr(-1 if value else 0, i1)
-    assert isinstance(type, IntegerType | IndexType), (
-        f"expected a scalar type, got {type}"
-    )
+    assert isinstance(type, IntegerType | IndexType), f"expected a scalar type, got {type}"
     return IntegerAttr(int(value), type)
 
 
@@ -224,10 +220,6 @@ def _scalar_value(attr: Attribute) -> float | int | bool:
     return attr.value.data
 
 
-def _verify_scalar_attr(
-    op: Operation, role: str, attr: Attribute, type: Attribute
-) -> None:
+def _verify_scalar_attr(op: Operation, role: str, attr: Attribute, type: Attribute) -> None:
     if not isinstance(attr, FloatAttr | IntegerAttr) or attr.type != type:
-        raise VerifyException(
-            f"'{op.name}' op expected {role} of type {type}, but got {attr}"
-        )
+        raise VerifyException(f"'{op.name}' op expected {role} of type {type}, but got {attr}")

@@ -72,7 +72,6 @@ def build_module(
     normalizer_capture_index = [next(i for i, c in enumerate(captures) if c is t) for t in spec.captures]
     arg_types: list[Attribute] = [q_type, k_type, v_type]
 
-
     stat_type = TensorType(f32, [DYN, sig.q_heads, DYN])
     out_type = TensorType(elem, [DYN, sig.q_heads, DYN, sig.head_dim_v])
     block = Block(arg_types=[*arg_types, *capture_arg_types])

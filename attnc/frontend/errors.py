@@ -43,9 +43,7 @@ class SourceLocation:
         return cls.of_instruction(frame.f_code, frame.f_lasti, frame.f_lineno)
 
     @classmethod
-    def of_instruction(
-        cls, code: CodeType, offset: int, fallback_lineno: int | None = None
-    ) -> SourceLocation:
+    def of_instruction(cls, code: CodeType, offset: int, fallback_lineno: int | None = None) -> SourceLocation:
         """The source span of the instruction at byte `offset` in `code`."""
         filename = code.co_filename
         fallback = fallback_lineno if fallback_lineno is not None else code.co_firstlineno

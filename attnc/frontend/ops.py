@@ -312,9 +312,7 @@ def _torch_name(func: Callable[..., Any]) -> str:
     return f"{module}.{name}" if module else name
 
 
-def trace_torch_function(
-    func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
-) -> Proxy:
+def trace_torch_function(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Proxy:
     """Trace a torch function or Tensor method that received a traced value."""
     tracer = find_tracer((*args, *kwargs.values()))
     name = getattr(func, "__name__", "")
@@ -326,9 +324,7 @@ def trace_torch_function(
     try:
         inspect.signature(handler).bind(tracer, *args, **kwargs)
     except TypeError as e:
-        raise TraceError(
-            f"{_torch_name(func)} with these arguments cannot be traced: {e}"
-        ) from None
+        raise TraceError(f"{_torch_name(func)} with these arguments cannot be traced: {e}") from None
     return handler(tracer, *args, **kwargs)
 
 

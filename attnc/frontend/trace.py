@@ -143,14 +143,12 @@ def trace_mask_mod(fn: Callable[..., Any]) -> TracedRegion:
     location = _return_location(fn)
     if isinstance(result, Proxy) and result.type != i1:
         raise TraceError(
-            f"mask_mod must return a boolean (e.g. q_idx >= kv_idx), but returned "
-            f"a traced {result.type} value",
+            f"mask_mod must return a boolean (e.g. q_idx >= kv_idx), but returned a traced {result.type} value",
             location,
         )
     if not isinstance(result, bool | Proxy | torch.Tensor | None):
         raise TraceError(
-            f"mask_mod must return a boolean (e.g. q_idx >= kv_idx), but returned "
-            f"{type(result).__name__} {result!r}",
+            f"mask_mod must return a boolean (e.g. q_idx >= kv_idx), but returned {type(result).__name__} {result!r}",
             location,
         )
     value = tracer.result_value(result, location)
@@ -188,9 +186,7 @@ class Tracer:
 
     def result_value(self, result: object, location: SourceLocation | None) -> SSAValue:
         if result is None:
-            raise TraceError(
-                f"{self.kind} returned None; is a `return` missing?", _definition_location(self.fn)
-            )
+            raise TraceError(f"{self.kind} returned None; is a `return` missing?", _definition_location(self.fn))
         if isinstance(result, Proxy):
             self._check_own(result)
             return result.value
@@ -201,8 +197,7 @@ class Tracer:
         if isinstance(result, numbers.Real):
             return self.constant(float(result), f32)
         raise TraceError(
-            f"{self.kind} must return a traced value or a Python number, "
-            f"but returned {type(result).__name__}",
+            f"{self.kind} must return a traced value or a Python number, but returned {type(result).__name__}",
             location,
         )
 
@@ -286,10 +281,7 @@ class Tracer:
 
     def _check_own(self, proxy: Proxy) -> None:
         if proxy.tracer is not self:
-            raise TraceError(
-                "a traced value from another trace was used; do not keep proxies "
-                "across calls of a mod"
-            )
+            raise TraceError("a traced value from another trace was used; do not keep proxies across calls of a mod")
 
     # Operations.
 
@@ -378,8 +370,7 @@ class Tracer:
         """`c ** x` for a positive constant c, as exp2(x * log2(c))."""
         if isinstance(base, bool) or not isinstance(base, int | float) or base <= 0:
             raise TraceError(
-                "`c ** x` of a traced x needs a positive constant base c; "
-                "otherwise use attnc.exp2(x * attnc.log2(c))"
+                "`c ** x` of a traced x needs a positive constant base c; otherwise use attnc.exp2(x * attnc.log2(c))"
             )
         if base != 2:
             exponent = self.binary("mul", exponent, math.log2(base))
@@ -390,9 +381,7 @@ class Tracer:
         if isinstance(cond, bool):
             return self.lift(self.operand(x if cond else y))
         if not isinstance(cond, Proxy) or cond.type != i1:
-            raise TraceError(
-                "the condition of where(cond, a, b) must be a boolean, such as q_idx >= kv_idx"
-            )
+            raise TraceError("the condition of where(cond, a, b) must be a boolean, such as q_idx >= kv_idx")
         a, b = self.operand(x), self.operand(y)
         if _is_float(a) or _is_float(b):
             xv, yv = self._as_f32(a), self._as_f32(b)
@@ -424,17 +413,14 @@ class Tracer:
         if isinstance(index, Proxy):
             self._check_own(index)
             if index.type == f32:
-                raise TraceError(
-                    f"index {dim} of `{name}` is a float; tensor indices must be integers"
-                )
+                raise TraceError(f"index {dim} of `{name}` is a float; tensor indices must be integers")
             return self.to_index(index.value)
         if isinstance(index, numbers.Integral) and not isinstance(index, bool):
             size = source.shape[dim]
             position = int(index) + size if int(index) < 0 else int(index)
             if not 0 <= position < size:
                 raise TraceError(
-                    f"index {int(index)} is out of bounds for dimension {dim} of `{name}` "
-                    f"with size {size}"
+                    f"index {int(index)} is out of bounds for dimension {dim} of `{name}` with size {size}"
                 )
             return self.constant(position, INDEX)
         what = "a slice" if isinstance(index, slice) else type(index).__name__
@@ -449,9 +435,7 @@ class Tracer:
         element = _ELEMENT_TYPES.get(source.dtype)
         if element is None:
             supported = ", ".join(str(d).removeprefix("torch.") for d in _ELEMENT_TYPES)
-            raise TraceError(
-                f"captured tensor `{name}` has dtype {source.dtype}; supported: {supported}"
-            )
+            raise TraceError(f"captured tensor `{name}` has dtype {source.dtype}; supported: {supported}")
         arg = self.block.insert_arg(TensorType(element, list(source.shape)), len(self.block.args))
         arg.name_hint = name
         self._capture_args[id(source)] = arg
@@ -482,9 +466,7 @@ class Tracer:
             return self.to_f32(x.value)
         return self.constant(float(x), f32)
 
-    def _unify_ints(
-        self, a: Proxy | Number, b: Proxy | Number, *, keep_bool: bool
-    ) -> tuple[SSAValue, SSAValue]:
+    def _unify_ints(self, a: Proxy | Number, b: Proxy | Number, *, keep_bool: bool) -> tuple[SSAValue, SSAValue]:
         """Two integer operands of one type: i1 stays i1 only where `keep_bool` allows."""
         if isinstance(a, Proxy) and isinstance(b, Proxy):
             x, y = a.value, b.value

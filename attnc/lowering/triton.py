@@ -106,12 +106,7 @@ def inlined(value: SSAValue) -> bool:
     if not isinstance(value, OpResult) or value.name_hint or not value.has_one_use():
         return False
     op = value.op
-    if (
-        op.regions
-        or len(op.results) != 1
-        or isinstance(op, _NAMED)
-        or COMMENT in op.attributes
-    ):
+    if op.regions or len(op.results) != 1 or isinstance(op, _NAMED) or COMMENT in op.attributes:
         return False
     if type(op) not in RULES:
         return False
@@ -276,9 +271,7 @@ class _CarriedNames:
             if _yield_is_carried(op, i, value):
                 self._union(result, value)
             root = self.root(result)
-            self._hint[root] = (
-                self._hint[root] or value.name_hint or init.name_hint or ""
-            )
+            self._hint[root] = self._hint[root] or value.name_hint or init.name_hint or ""
 
     def _plan_if(self, op: scf.IfOp) -> None:
         """Each branch assigns the result names; a value made for the yield takes them."""
@@ -330,11 +323,7 @@ def _yield_is_carried(op: scf.ForOp, index: int, value: SSAValue) -> bool:
             if not value.op.regions:
                 continue
             # `acc = inner_loop(init=acc)`: the inner loop carries the same name.
-            if (
-                isinstance(value.op, scf.ForOp)
-                and reader is value.op
-                and operand_index - 3 == value.index
-            ):
+            if isinstance(value.op, scf.ForOp) and reader is value.op and operand_index - 3 == value.index:
                 continue
             return False
         if body.get_operation_index(ancestor) > position:
@@ -377,9 +366,7 @@ def _precedence(text: str) -> int:
         return _UNARY
     if isinstance(node, ast.Constant) and text.startswith("-"):
         return _UNARY
-    if isinstance(
-        node, ast.Name | ast.Call | ast.Subscript | ast.Attribute | ast.Constant
-    ):
+    if isinstance(node, ast.Name | ast.Call | ast.Subscript | ast.Attribute | ast.Constant):
         return _ATOM
     return 0
 
@@ -564,9 +551,7 @@ class KernelPrinter:
         if constish:
             self._constish.add(value)
 
-    def assign(
-        self, value: SSAValue, text: str, default: str, *, constish: bool = False
-    ) -> str:
+    def assign(self, value: SSAValue, text: str, default: str, *, constish: bool = False) -> str:
         """Write `name = text` for `value` and return the name, or inline `text`.
 
         Unnamed values read once print inside their reader instead (see `inlined`).
@@ -587,9 +572,7 @@ class KernelPrinter:
         pairs = [(n, self.carried(v)) for n, v in zip(names, values, strict=True)]
         pairs = [(n, t) for n, t in pairs if n != t]
         if pairs:
-            self.line(
-                f"{', '.join(n for n, _ in pairs)} = {', '.join(t for _, t in pairs)}"
-            )
+            self.line(f"{', '.join(n for n, _ in pairs)} = {', '.join(t for _, t in pairs)}")
 
     def carried(self, value: SSAValue) -> str:
         """`expr` for a loop-carried position: scalars must be tensors there."""

@@ -127,7 +127,9 @@ class DeriveFlashGrad(RewritePattern):
             regions=[op.score_mod.clone(), op.mask_mod.clone(), grad_region, op.classify.clone()],
             result_types=[op.q.type, op.k.type, op.v.type, capture_grad_types],
         )
-        for result, name in zip(grad.results, ["dq", "dk", "dv", *(f"d{c.name_hint or 'capture'}" for c in op.captures)]):
+        for result, name in zip(
+            grad.results, ["dq", "dk", "dv", *(f"d{c.name_hint or 'capture'}" for c in op.captures)]
+        ):
             result.name_hint = name
         rewriter.insert(grad, InsertPoint.after(op))
         rewriter.replace(ret, func.ReturnOp(*ret.arguments, *grad.results))
@@ -157,7 +159,9 @@ class AttnAutodiffPass(ModulePass):
         for leftover in op.walk():
             if isinstance(leftover, (attn.QKOp, attn.PVOp)):
                 raise PassFailedException("attn-autodiff requires a fused attention op; run attn-fuse first")
-        walker = PatternRewriteWalker(GreedyRewritePatternApplier([DeriveFlashGrad(self.strict)]), apply_recursively=False)
+        walker = PatternRewriteWalker(
+            GreedyRewritePatternApplier([DeriveFlashGrad(self.strict)]), apply_recursively=False
+        )
         walker.rewrite_module(op)
 
 

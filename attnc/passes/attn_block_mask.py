@@ -198,7 +198,9 @@ def _interpret(mask: Region, builder: _ClassifierBuilder, args: list[Range]) -> 
                 x, y = rng(op.lhs), rng(op.rhs)
                 if y.const is None or y.const <= 0:
                     raise NotAffine("floor division by something other than a positive constant")
-                values[op.result] = Range(b.emit(arith.FloorDivSIOp(x.lo, y.lo)), b.emit(arith.FloorDivSIOp(x.hi, y.lo)))
+                values[op.result] = Range(
+                    b.emit(arith.FloorDivSIOp(x.lo, y.lo)), b.emit(arith.FloorDivSIOp(x.hi, y.lo))
+                )
             case arith.MinSIOp() | arith.MaxSIOp():
                 x, y = rng(op.lhs), rng(op.rhs)
                 kind = type(op)
@@ -212,9 +214,7 @@ def _interpret(mask: Region, builder: _ClassifierBuilder, args: list[Range]) -> 
             case arith.ExtSIOp():
                 x = rng(op.input)
                 ty = op.result.type
-                values[op.result] = Range(
-                    b.emit(arith.ExtSIOp(x.lo, ty)), b.emit(arith.ExtSIOp(x.hi, ty)), x.const
-                )
+                values[op.result] = Range(b.emit(arith.ExtSIOp(x.lo, ty)), b.emit(arith.ExtSIOp(x.hi, ty)), x.const)
             case arith.CmpiOp():
                 values[op.result] = b.compare(op.predicate.value.data, rng(op.lhs), rng(op.rhs))
             case arith.AndIOp() if op.result.type == i1:
@@ -231,9 +231,7 @@ def _interpret(mask: Region, builder: _ClassifierBuilder, args: list[Range]) -> 
             case arith.SelectOp() if op.result.type == i1:
                 c, x, y = truth(op.cond), truth(op.lhs), truth(op.rhs)
                 may = b.or_(b.and_(c.may, x.may), b.and_(b.not_(c.must), y.may))
-                must = b.or_(
-                    b.and_(x.must, y.must), b.or_(b.and_(c.must, x.must), b.and_(b.not_(c.may), y.must))
-                )
+                must = b.or_(b.and_(x.must, y.must), b.or_(b.and_(c.must, x.must), b.and_(b.not_(c.may), y.must)))
                 values[op.result] = Truth(may, must)
             case arith.SelectOp():
                 x, y = rng(op.lhs), rng(op.rhs)

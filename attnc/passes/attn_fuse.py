@@ -126,7 +126,10 @@ class FusePVChain(RewritePattern):
 
         num_state = len(norm.state.data)
         normalizer_args = attn.normalizer_arg_types(num_state, captures)
-        arg_map = [*range(3 + num_state), *[3 + num_state + i for i in capture_positions(list(norm.captures), captures)]]
+        arg_map = [
+            *range(3 + num_state),
+            *[3 + num_state + i for i in capture_positions(list(norm.captures), captures)],
+        ]
         names = [None] * (3 + num_state) + [c.name_hint for c in captures]
         update = remap_region(norm.update, normalizer_args, arg_map, names)
         finalize = remap_region(norm.finalize, normalizer_args, arg_map, names)

@@ -58,7 +58,9 @@ class AttnTilePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.target not in DEFAULTS:
-            raise PassFailedException(f"attn-tile: unknown target '{self.target}'; expected one of {', '.join(DEFAULTS)}")
+            raise PassFailedException(
+                f"attn-tile: unknown target '{self.target}'; expected one of {', '.join(DEFAULTS)}"
+            )
         for option, size in (("block-m", self.block_m), ("block-n", self.block_n)):
             if size and (size < 16 or size & (size - 1)):
                 raise PassFailedException(f"attn-tile: {option} must be a power of two of at least 16, but got {size}")

@@ -70,7 +70,10 @@ class ConvertAttnToTilePass(ModulePass):
             if flash.tile is None:
                 raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")
             name = fn.sym_name.data
-            kernels = [build_block_table_kernel(flash, f"{name}_block_table"), build_forward_kernel(flash, f"{name}_fwd")]
+            kernels = [
+                build_block_table_kernel(flash, f"{name}_block_table"),
+                build_forward_kernel(flash, f"{name}_fwd"),
+            ]
             for grad in [o for o in fn.walk() if isinstance(o, FlashGradOp)]:
                 if grad.tile is None:
                     raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")

@@ -2,7 +2,7 @@
 
 Both recompute the probabilities from the saved logsumexp, P = exp(s' − lse), where
 s' is the score after score_mod, and use dS' = P ⊙ (dP − δ) with dP = dO·Vᵀ and
-δ = rowsum(dO ⊙ O) (computed by the runtime). The derived `score_mod_grad` region
+δ = rowsum(dO ⊙ O). The derived `score_mod_grad` region
 turns dS' into dS and into the adjoints of captured tensors.
 
 - `<fn>_bwd_dkdv`: one program per key block and (batch, kv head); walks the query
@@ -13,8 +13,11 @@ turns dS' into dS and into the adjoints of captured tensors.
   `tile.atomic_add` (their order is not fixed).
 
 Empty tiles are never visited and full tiles skip the mask, as in the forward.
-Kernel parameters follow the forward's naming, plus `out`, `dout`, `lse`, `delta`,
-`dq`/`dk`/`dv` and `capgrad{i}_ptr`.
+The dQ kernel, launched first, computes δ = rowsum(dO ⊙ O) − dlse for its rows (dlse:
+the gradient reaching the logsumexp, zeros when there is none) and stores it for the
+dK/dV kernel. dQ, dK and dV are written once each, in the inputs' dtype; captured
+tensors' gradients accumulate in f32. Kernel parameters follow the forward's naming,
+plus `out`, `dout`, `lse`, `dlse`, `delta`, `dq`/`dk`/`dv` and `capgrad{i}_ptr`.
 """
 
 from __future__ import annotations
@@ -48,16 +51,17 @@ def _tensor_types(grad) -> tuple[TensorType, TensorType, Attribute, int, int, li
 def _params(grad, with_tables: str) -> list[tuple[str, Attribute]]:
     _, _, elem, _, _, caps = _tensor_types(grad)
     params: list[tuple[str, Attribute]] = []
-    for t in ("q", "k", "v", "dout"):
+    for t in ("q", "k", "v", "out", "dout"):
         params.append((f"{t}_ptr", KernelBuilder.ptr_type(elem)))
-    params += [("lse_ptr", KernelBuilder.ptr_type(f32)), ("delta_ptr", KernelBuilder.ptr_type(f32))]
-    for t in ("dq", "dk", "dv"):
+    for t in ("lse", "dlse", "delta"):
         params.append((f"{t}_ptr", KernelBuilder.ptr_type(f32)))
+    for t in ("dq", "dk", "dv"):
+        params.append((f"{t}_ptr", KernelBuilder.ptr_type(elem)))
     _add_capture_params(params, caps)
     for i, cap in enumerate(caps):
         params.append((f"capgrad{i}_ptr", KernelBuilder.ptr_type(f32)))
         params.extend((f"capgrad{i}_stride{j}", i32) for j in range(cap.get_num_dims()))
-    for t in ("q", "k", "v", "dout", "dq", "dk", "dv"):
+    for t in ("q", "k", "v", "out", "dout", "dq", "dk", "dv"):
         params += [(f"stride_{t}_{d}", i32) for d in ("b", "h", "s", "d")]
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
     params += table_params(with_tables)
@@ -72,9 +76,13 @@ class _Tiles:
         self.seq_q, self.seq_kv = kb.arg("seq_q"), kb.arg("seq_kv")
         self.offs_d = kb.arange(DIM, "offs_d")
         self.offs_dv = kb.arange(DIM_V, "offs_dv")
-        self.d_ok = kb.row(kb.cmp("slt", self.offs_d, kb.i32(head_dim)), "d_ok") if head_dim != _pow2(head_dim) else None
+        self.d_ok = (
+            kb.row(kb.cmp("slt", self.offs_d, kb.i32(head_dim)), "d_ok") if head_dim != _pow2(head_dim) else None
+        )
         self.dv_ok = (
-            kb.row(kb.cmp("slt", self.offs_dv, kb.i32(head_dim_v)), "dv_ok") if head_dim_v != _pow2(head_dim_v) else None
+            kb.row(kb.cmp("slt", self.offs_dv, kb.i32(head_dim_v)), "dv_ok")
+            if head_dim_v != _pow2(head_dim_v)
+            else None
         )
 
     def base(self, t: str, head: SSAValue) -> SSAValue:
@@ -100,22 +108,23 @@ class _Tiles:
     def load(self, base, t, rows, rows_ok, value_dims: bool, name) -> SSAValue:
         cols, cols_ok = (self.offs_dv, self.dv_ok) if value_dims else (self.offs_d, self.d_ok)
         mask = self.mask(rows_ok, cols_ok)
-        return self.kb.load(self.ptrs(base, t, rows, cols, f"{name}_ptrs"), mask, 0.0 if mask is not None else None, name)
+        return self.kb.load(
+            self.ptrs(base, t, rows, cols, f"{name}_ptrs"), mask, 0.0 if mask is not None else None, name
+        )
 
     def store(self, base, t, rows, rows_ok, value_dims: bool, value) -> None:
         cols, cols_ok = (self.offs_dv, self.dv_ok) if value_dims else (self.offs_d, self.d_ok)
         self.kb.store(self.ptrs(base, t, rows, cols, f"{t}_ptrs"), value, self.mask(rows_ok, cols_ok))
 
-    def probabilities(self, qk, h, q_idx, kv_idx, lse, keep, captures):
-        """s' = score_mod(qk·scale), P = exp(s' − lse), zero where masked; also returns s."""
+    def probabilities(self, qk, h, q_idx, kv_idx, lse_log2, keep, captures):
+        """s' = score_mod(qk·scale), P = exp(s' − lse) = 2^(s'·log2 e − lse·log2 e), zero where masked; also returns s."""
         kb = self.kb
         score = kb.mul(qk, kb.arg("scale"), "score")
         if _has_body(self.grad.score_mod):
             kb.comment("score_mod, recomputed")
         (modified,) = lower_region(kb, self.grad.score_mod, [score, self.b, h, q_idx, kv_idx, *captures], "score_mod")
-        kb.comment("probabilities from the saved logsumexp")
-        shifted = kb.sub(modified, lse)
-        p = kb.unary(math.Exp2Op, kb.mul(shifted, kb.f32(LOG2E)), "p")
+        kb.comment("probabilities from the saved logsumexp, in base 2: one multiply-add per score")
+        p = kb.unary(math.Exp2Op, kb.sub(kb.mul(modified, kb.f32(LOG2E)), lse_log2), "p")
         if keep is not None:
             p = kb.where(keep, p, kb.f32(0.0), "p")
         return score, p
@@ -146,7 +155,11 @@ class _Tiles:
                 contribution = kb.where(live, g, kb.f32(0.0))
                 if offset is None or not kb.dims_of(offset):
                     # One element for the whole tile (slopes[h], a 0-d scale): sum first, one atomic.
-                    ptr = kb.arg(f"capgrad{index}_ptr") if offset is None else kb.addptr(kb.arg(f"capgrad{index}_ptr"), offset)
+                    ptr = (
+                        kb.arg(f"capgrad{index}_ptr")
+                        if offset is None
+                        else kb.addptr(kb.arg(f"capgrad{index}_ptr"), offset)
+                    )
                     kb.atomic_add(ptr, kb.sum_all(contribution, f"dcap{index}"))
                     continue
                 dims = kb.dims_of(ds)
@@ -180,10 +193,16 @@ def build_dq_kernel(grad, name: str):
     row_ok = kb.col(kb.cmp("slt", offs_m, t.seq_q), "row_ok")
     q = t.load(t.base("q", h), "q", offs_m, row_ok, False, "q")
     dout = t.load(t.base("dout", h), "dout", offs_m, row_ok, True, "dout")
+    out = t.load(t.base("out", h), "out", offs_m, row_ok, True, "out")
     rows = kb.add(kb.mul(kb.wide(pid_bh), kb.wide(t.seq_q)), kb.wide(offs_m), "stat_rows")
     rows_in = kb.cmp("slt", offs_m, t.seq_q)
     lse = kb.load(kb.addptr(kb.arg("lse_ptr"), rows), rows_in, float("inf"), "lse")
-    delta = kb.load(kb.addptr(kb.arg("delta_ptr"), rows), rows_in, 0.0, "delta")
+    lse_log2 = kb.mul(lse, kb.f32(LOG2E), "lse_log2")
+    kb.comment("delta = rowsum(dO * O) - dlse, stored for the dK/dV kernel")
+    dlse = kb.load(kb.addptr(kb.arg("dlse_ptr"), rows), rows_in, 0.0, "dlse")
+    dot_rows = kb.row_reduce("sum", kb.mul(kb.cast(dout, f32), kb.cast(out, f32)), "dout_dot_out")
+    delta = kb.sub(dot_rows, dlse, "delta")
+    kb.store(kb.addptr(kb.arg("delta_ptr"), rows), delta, rows_in)
     q_idx = kb.col(kb.min(offs_m, kb.sub(t.seq_q, kb.i32(1))), "q_idx")
     captures = _capture_values(kb, caps)
     k_base, v_base = t.base("k", kv_h), t.base("v", kv_h)
@@ -209,14 +228,14 @@ def build_dq_kernel(grad, name: str):
                 keep = kb.and_(keep, kb.row(kb.cmp("slt", cols, t.seq_kv)), "keep")
             else:
                 kv_idx = kb.row(cols, "kv_idx")
-            score, p = t.probabilities(qk, h, q_idx, kv_idx, lse, keep, captures)
+            score, p = t.probabilities(qk, h, q_idx, kv_idx, lse_log2, keep, captures)
             dp = kb.dot(dout, kb.trans(v), None, "ieee" if fp32 else None, "dp")
             ds_mod = kb.mul(p, kb.sub(dp, delta), "ds_mod")
             ds = t.score_grads(score, h, q_idx, kv_idx, ds_mod, keep, row_ok, captures, add_capture_grads=True)
             new_dq = kb.dot(kb.cast(ds, elem), k, body.carried["dq"], "ieee" if fp32 else None, "dq")
             body.yield_({"dq": new_dq})
         dq = body.results["dq"]
-    t.store(t.base("dq", h), "dq", offs_m, row_ok, False, kb.mul(dq, kb.arg("scale")))
+    t.store(t.base("dq", h), "dq", offs_m, row_ok, False, kb.cast(kb.mul(dq, kb.arg("scale")), elem))
     return kb.finish()
 
 
@@ -240,8 +259,9 @@ def build_dkdv_kernel(grad, name: str):
     col_ok = kb.col(kb.cmp("slt", offs_n, t.seq_kv), "col_ok")
     k = t.load(t.base("k", kv_h), "k", offs_n, col_ok, False, "k")
     v = t.load(t.base("v", kv_h), "v", offs_n, col_ok, True, "v")
-    kv_idx = kb.row(kb.min(offs_n, kb.sub(t.seq_kv, kb.i32(1))), "kv_idx")
-    kv_in = kb.row(kb.cmp("slt", offs_n, t.seq_kv), "kv_in")
+    # Scores are computed transposed, [BLOCK_N, BLOCK_M] (keys × queries), so that Pᵀ and dSᵀ
+    # feed dV and dK straight from registers, with no transpose through shared memory.
+    kv_idx = kb.col(kb.min(offs_n, kb.sub(t.seq_kv, kb.i32(1))), "kv_idx")
     captures = _capture_values(kb, caps)
     carried = {"dk": kb.full((BN, DIM), 0.0, f32, "dk"), "dv": kb.full((BN, DIM_V), 0.0, f32, "dv")}
     with kb.loop(kb.i32(0), kb.arg("group"), kb.i32(1), carried, "query heads of this kv head") as heads:
@@ -259,30 +279,32 @@ def build_dkdv_kernel(grad, name: str):
                 q_block = kb.load(kb.addptr(idx_base, body.index), None, None, "q_block")
                 rows = kb.add(kb.mul(q_block, kb.constexpr(BM)), offs_m, "rows")
                 rows_in = kb.cmp("slt", rows, t.seq_q)
-                row_ok = kb.col(rows_in, "row_ok")
-                q = t.load(q_base, "q", rows, row_ok, False, "q")
-                dout = t.load(dout_base, "dout", rows, row_ok, True, "dout")
-                stat_rows = kb.add(kb.mul(kb.wide(kb.add(kb.mul(b, kb.arg("num_heads")), h)), kb.wide(t.seq_q)), kb.wide(rows))
+                q = t.load(q_base, "q", rows, kb.col(rows_in), False, "q")
+                dout = t.load(dout_base, "dout", rows, kb.col(rows_in), True, "dout")
+                stat_rows = kb.add(
+                    kb.mul(kb.wide(kb.add(kb.mul(b, kb.arg("num_heads")), h)), kb.wide(t.seq_q)), kb.wide(rows)
+                )
                 lse = kb.load(kb.addptr(kb.arg("lse_ptr"), stat_rows), rows_in, float("inf"), "lse")
+                lse_log2 = kb.mul(lse, kb.f32(LOG2E), "lse_log2")
                 delta = kb.load(kb.addptr(kb.arg("delta_ptr"), stat_rows), rows_in, 0.0, "delta")
-                q_idx = kb.col(kb.min(rows, kb.sub(t.seq_q, kb.i32(1))), "q_idx")
-                qk = kb.dot(q, kb.trans(k), None, "ieee" if fp32 else None, "qk")
+                q_idx = kb.row(kb.min(rows, kb.sub(t.seq_q, kb.i32(1))), "q_idx")
+                qk = kb.dot(k, kb.trans(q), None, "ieee" if fp32 else None, "qk_t")
                 keep = None
                 if masked:
                     (keep,) = lower_region(kb, grad.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
-                    keep = kb.and_(kb.and_(keep, kv_in), row_ok, "keep")
-                score, p = t.probabilities(qk, h, q_idx, kv_idx, lse, keep, captures)
-                dv = kb.dot(kb.trans(kb.cast(p, elem)), dout, body.carried["dv"], "ieee" if fp32 else None, "dv")
-                dp = kb.dot(dout, kb.trans(v), None, "ieee" if fp32 else None, "dp")
+                    keep = kb.and_(kb.and_(keep, col_ok), kb.row(rows_in), "keep")
+                score, p = t.probabilities(qk, h, q_idx, kv_idx, lse_log2, keep, captures)
+                dv = kb.dot(kb.cast(p, elem), dout, body.carried["dv"], "ieee" if fp32 else None, "dv")
+                dp = kb.dot(v, kb.trans(dout), None, "ieee" if fp32 else None, "dp_t")
                 ds_mod = kb.mul(p, kb.sub(dp, delta), "ds_mod")
-                ds = t.score_grads(score, h, q_idx, kv_idx, ds_mod, keep, row_ok, captures, add_capture_grads=False)
-                dk = kb.dot(kb.trans(kb.cast(ds, elem)), q, body.carried["dk"], "ieee" if fp32 else None, "dk")
+                ds = t.score_grads(score, h, q_idx, kv_idx, ds_mod, keep, None, captures, add_capture_grads=False)
+                dk = kb.dot(kb.cast(ds, elem), q, body.carried["dk"], "ieee" if fp32 else None, "dk")
                 body.yield_({"dk": dk, "dv": dv})
             acc = body.results
         heads.yield_(acc)
     dk_base, dv_base = t.base("dk", kv_h), t.base("dv", kv_h)
-    t.store(dk_base, "dk", offs_n, col_ok, False, kb.mul(heads.results["dk"], kb.arg("scale")))
-    t.store(dv_base, "dv", offs_n, col_ok, True, heads.results["dv"])
+    t.store(dk_base, "dk", offs_n, col_ok, False, kb.cast(kb.mul(heads.results["dk"], kb.arg("scale")), elem))
+    t.store(dv_base, "dv", offs_n, col_ok, True, kb.cast(heads.results["dv"], elem))
     return kb.finish()
 
 

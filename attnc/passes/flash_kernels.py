@@ -54,7 +54,10 @@ def _add_capture_params(params: list[tuple[str, Attribute]], kb_types: list[Tens
 
 def _capture_values(kb: KernelBuilder, types: list[TensorType]) -> list[Value]:
     """Captured tensors as (pointer, strides) handles for `tensor.extract` lowering."""
-    return [kb.capture(f"cap{i}_ptr", [kb.arg(f"cap{i}_stride{j}") for j in range(ty.get_num_dims())]) for i, ty in enumerate(types)]
+    return [
+        kb.capture(f"cap{i}_ptr", [kb.arg(f"cap{i}_stride{j}") for j in range(ty.get_num_dims())])
+        for i, ty in enumerate(types)
+    ]
 
 
 def build_block_table_kernel(flash: attn.FlashOp, name: str):
@@ -148,7 +151,10 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
     seq_q, seq_kv = kb.arg("seq_q"), kb.arg("seq_kv")
 
     def base(t: str, head: SSAValue) -> SSAValue:
-        off = kb.add(kb.mul(kb.wide(b), kb.wide(kb.arg(f"stride_{t}_b"))), kb.mul(kb.wide(head), kb.wide(kb.arg(f"stride_{t}_h"))))
+        off = kb.add(
+            kb.mul(kb.wide(b), kb.wide(kb.arg(f"stride_{t}_b"))),
+            kb.mul(kb.wide(head), kb.wide(kb.arg(f"stride_{t}_h"))),
+        )
         return kb.addptr(kb.arg(f"{t}_ptr"), off, f"{t}_base")
 
     q_base, k_base, v_base, out_base = base("q", h), base("k", kv_h), base("v", kv_h), base("out", h)

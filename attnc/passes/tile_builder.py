@@ -68,7 +68,9 @@ def _broadcast_dims(a: Dims, b: Dims) -> Dims:
 
 def _is_constant(v: SSAValue, value: float) -> bool:
     owner = v.owner
-    return isinstance(owner, arith.ConstantOp) and isinstance(owner.value, FloatAttr) and owner.value.value.data == value
+    return (
+        isinstance(owner, arith.ConstantOp) and isinstance(owner.value, FloatAttr) and owner.value.value.data == value
+    )
 
 
 def _int_width(ty: Attribute) -> int:
@@ -355,15 +357,15 @@ class KernelBuilder:
         ptr, offset = self.to_dims(ptr, dims) if self.dims_of(ptr) else ptr, self.to_dims(offset, dims)
         return self.emit(tile.AddPtrOp(ptr, offset), dims, name)
 
-    def load(
-        self, ptrs: SSAValue, mask: SSAValue | None, other: float | None, name: str | None = None
-    ) -> SSAValue:
+    def load(self, ptrs: SSAValue, mask: SSAValue | None, other: float | None, name: str | None = None) -> SSAValue:
         dims = self.dims_of(ptrs)
         if mask is not None:
             mask = self.to_dims(mask, dims)
         return self.emit(tile.LoadOp(ptrs, mask, other if mask is not None else None), dims, name)
 
-    def _write(self, cls: type[tile.StoreOp | tile.AtomicAddOp], ptrs: SSAValue, value: SSAValue, mask: SSAValue | None) -> None:
+    def _write(
+        self, cls: type[tile.StoreOp | tile.AtomicAddOp], ptrs: SSAValue, value: SSAValue, mask: SSAValue | None
+    ) -> None:
         dims = self.dims_of(ptrs)
         value = self.to_dims(value, dims)
         if mask is not None:

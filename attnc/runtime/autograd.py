@@ -79,6 +79,8 @@ def attention_backward_op(
 
 def _like(t: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """`grad` with `t`'s dtype and strides (what the fake kernel promises, and what torch.compile checks)."""
+    if grad.dtype == t.dtype and grad.stride() == t.stride():
+        return grad
     out = torch.empty_like(t)
     out.copy_(grad)
     return out
@@ -98,9 +100,7 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor
 
 def _backward(ctx: Any, dout: torch.Tensor, dlse: torch.Tensor):
     q, k, v, out, lse, *captures = ctx.saved_tensors
-    dq, dk, dv, capture_grads = attention_backward_op(
-        ctx.variant, q, k, v, out, lse, dout, dlse, captures, ctx.scale
-    )
+    dq, dk, dv, capture_grads = attention_backward_op(ctx.variant, q, k, v, out, lse, dout, dlse, captures, ctx.scale)
     return None, dq, dk, dv, capture_grads, None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -54,6 +54,27 @@ def run_kernel(
         with torch.cuda.device(device):  # Triton launches on the current device
             return kernel[grid](**kwargs)
     return kernel[grid](**kwargs)
+
+
+def run_fitting(
+    kernel: Any, grid: tuple[int, ...], args: dict[str, Any], device: torch.device, config: LaunchConfig
+) -> LaunchConfig:
+    """`run_kernel`, stepping `num_stages` down while the compiled kernel does not fit the device.
+
+    Software pipelining keeps `num_stages` copies of each loop-carried load in shared
+    memory; a captured tensor read per score (`bias[h, q_idx, kv_idx]`) adds a whole
+    BLOCK_M × BLOCK_N tile per stage. Returns the configuration that ran, for reuse.
+    """
+    from triton.runtime.errors import OutOfResources
+
+    while True:
+        try:
+            run_kernel(kernel, grid, args, device, config)
+            return config
+        except OutOfResources:
+            if config.num_stages <= 1:
+                raise
+            config = replace(config, num_stages=config.num_stages - 1)
 
 
 class PreparedLaunch:
@@ -139,7 +160,7 @@ class PreparedLaunch:
             args[f"stat{i}_ptr"] = stat
         for i, tensor in enumerate(captures):
             args[f"cap{i}_ptr"] = tensor
-        run_kernel(self.compiled.forward, self.grid, args, self.device, self.config)
+        self.config = run_fitting(self.compiled.forward, self.grid, args, self.device, self.config)
         return out, stats
 
 

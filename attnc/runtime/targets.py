@@ -298,9 +298,7 @@ def cross_compile(
             f"signature and constexprs of '{fn.__name__}' must name each parameter once: "
             f"missing {missing}, unknown or repeated {extra}"
         )
-    full_signature = {
-        name: "constexpr" if name in constexprs else signature[name] for name in fn.arg_names
-    }
+    full_signature = {name: "constexpr" if name in constexprs else signature[name] for name in fn.arg_names}
     source = ASTSource(fn=fn, signature=full_signature, constexprs=dict(constexprs))
     options = {"num_warps": num_warps, "num_stages": num_stages, "enable_fp_fusion": True}
     kernel = triton.compile(source, target=target.gpu_target(), options=options)

@@ -1,6 +1,6 @@
 """attn-opt: the mlir-opt of attnc, a small xDSLOptMain subclass.
 
-    attn-opt f.mlir -p 'attn-fuse,attn-block-mask,attn-tile{block-m=64},convert-attn-to-tile' -t triton
+attn-opt f.mlir -p 'attn-fuse,attn-block-mask,attn-tile{block-m=64},convert-attn-to-tile' -t triton
 """
 
 from __future__ import annotations

@@ -187,7 +187,12 @@ def test_attention_cross_compiles_for_every_target():
     """The attention kernels build binaries for cuda:80/90 and hip:gfx90a/gfx942; sm_90 uses wgmma."""
     score_mod, mask_mod = load_example("softcap")
     shape = attnc.Shape(2, 8, 2, 1024, 1024, 128, 128)
-    for target, binary in (("cuda:80", "cubin"), ("cuda:90", "cubin"), ("hip:gfx90a", "hsaco"), ("hip:gfx942", "hsaco")):
+    for target, binary in (
+        ("cuda:80", "cubin"),
+        ("cuda:90", "cubin"),
+        ("hip:gfx90a", "hsaco"),
+        ("hip:gfx942", "hsaco"),
+    ):
         compiled = attnc.compile(score_mod, mask_mod, shape=shape, dtype=torch.bfloat16, target=target)
         assert len(compiled.asm(binary)) > 1000
         if target == "cuda:90":

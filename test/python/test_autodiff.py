@@ -86,7 +86,9 @@ def _evaluate(region: Region, args: list[Any]) -> list[Any]:
         elif isinstance(op, tensor.ExtractOp):
             env[op.result] = env[op.tensor][tuple(env[i] for i in op.indices)].item()
         elif isinstance(op, arith.CmpiOp | arith.CmpfOp):
-            names = arith.CMPI_COMPARISON_OPERATIONS if isinstance(op, arith.CmpiOp) else arith.CMPF_COMPARISON_OPERATIONS
+            names = (
+                arith.CMPI_COMPARISON_OPERATIONS if isinstance(op, arith.CmpiOp) else arith.CMPF_COMPARISON_OPERATIONS
+            )
             env[op.result] = getattr(env[op.lhs], _CMP[names[op.predicate.value.data]])(env[op.rhs])
         else:
             env[op.results[0]] = _EVAL[type(op)](*(env[v] for v in op.operands))
@@ -136,7 +138,9 @@ MODS: list[Callable[..., Any]] = [
     lambda score, b, h, q, kv: score + bias[h, q, kv],
     lambda score, b, h, q, kv: score * temp[h] + bias[h, q, kv] - bias[0, q, kv],
     lambda score, b, h, q, kv: attnc.where(q >= kv, score, score * 0.5),
-    lambda score, b, h, q, kv: attnc.log(1.0 + attnc.exp(score)) - attnc.exp2(score / temp[h]) * attnc.log2(temp[h] + 1.0),
+    lambda score, b, h, q, kv: (
+        attnc.log(1.0 + attnc.exp(score)) - attnc.exp2(score / temp[h]) * attnc.log2(temp[h] + 1.0)
+    ),
     lambda score, b, h, q, kv: attnc.sqrt(score * score + slopes[h]) / (2.0 + attnc.abs(score)) - torch.rsqrt(temp[h]),
     lambda score, b, h, q, kv: attnc.maximum(score, bias[h, q, kv]) + attnc.fmin(-score, bias[h, kv, q]),
     lambda score, b, h, q, kv: torch.clamp(score, min=-0.5, max=0.5) + attnc.sigmoid(score * bias16[h, kv]),
@@ -246,7 +250,10 @@ def test_autodiff_pass_requires_fused_op():
     "sites, error",
     [
         ([2], "capture site reads capture 2, but there are 2"),
-        ([1], r"score_mod_grad region to yield \(f32, f32, index, index, index\), but got \(f32, f32, index, f32, index"),
+        (
+            [1],
+            r"score_mod_grad region to yield \(f32, f32, index, index, index\), but got \(f32, f32, index, f32, index",
+        ),
         ([0, 1, 1, 1], "score_mod_grad region to yield"),
     ],
 )

@@ -106,9 +106,7 @@ def test_reference_runs_score_mod_with_captures():
     out, _ = attention_reference(q, k, v, score_mod=mod)
     scores = q.double() @ k.double().transpose(-1, -2) / 4
     i = torch.arange(8)
-    scores = 20 * torch.tanh(scores / 20) + slopes.view(1, 4, 1, 1) * (
-        i.view(1, -1) - i.view(-1, 1)
-    )
+    scores = 20 * torch.tanh(scores / 20) + slopes.view(1, 4, 1, 1) * (i.view(1, -1) - i.view(-1, 1))
     want = torch.softmax(scores + bias, dim=-1) @ v.double()
     _assert_close(out, want)
 

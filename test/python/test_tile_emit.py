@@ -39,9 +39,7 @@ def _parse(source: str) -> ModuleOp:
 
 def _load(module: ModuleOp, tmp_path: Path) -> ModuleType:
     """Emit `module` and import it from a file (triton.jit reads the source)."""
-    return load_kernel_module(
-        emit_triton(module), f"tile_emit_{tmp_path.name}", tmp_path
-    )
+    return load_kernel_module(emit_triton(module), f"tile_emit_{tmp_path.name}", tmp_path)
 
 
 def _rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
@@ -277,13 +275,9 @@ tile.func @fib(%out_ptr: !tile.ptr<f32>, %n: i32) {
 def test_tile_emit_tanh_matches_torch(tmp_path: Path) -> None:
     """math.tanh, written with tl.sigmoid, matches torch.tanh to f32 rounding."""
     kernels = _load(_parse(ELEMENTWISE), tmp_path)
-    x = torch.cat(
-        [torch.randn(1500) * 4, torch.tensor([0.0, 1e-6, -1e-3, 15.0, -15.0])]
-    )
+    x = torch.cat([torch.randn(1500) * 4, torch.tensor([0.0, 1e-6, -1e-3, 15.0, -15.0])])
     y = torch.empty_like(x)
-    interpreted(kernels.tanh_kernel)[(triton.cdiv(x.numel(), 256),)](
-        x, y, x.numel(), BLOCK=256
-    )
+    interpreted(kernels.tanh_kernel)[(triton.cdiv(x.numel(), 256),)](x, y, x.numel(), BLOCK=256)
     ref = torch.tanh(x.double())
     assert _rel_err(y, ref) < 1e-6
     assert (y.double() - ref).abs().max().item() < 1e-6
@@ -294,9 +288,7 @@ def test_tile_emit_integer_division_rounds_like_mlir(tmp_path: Path) -> None:
     kernels = _load(_parse(ELEMENTWISE), tmp_path)
     n = 60
     a = torch.randint(-1000, 1000, (n,), dtype=torch.int32)
-    b = torch.randint(1, 30, (n,), dtype=torch.int32) * (
-        torch.randint(0, 2, (n,)) * 2 - 1
-    )
+    b = torch.randint(1, 30, (n,), dtype=torch.int32) * (torch.randint(0, 2, (n,)) * 2 - 1)
     b = b.to(torch.int32)
     q = torch.zeros(n, 4, dtype=torch.int32)
     interpreted(kernels.int_div)[(1,)](a, b, q, n, BLOCK=64)
@@ -343,8 +335,7 @@ def test_tile_emit_cross_compiles_with_unit_strides(tmp_path: Path) -> None:
     unit = ["stride_ak", "stride_bn", "stride_cn"]
     launches = {
         kernels.matmul: (
-            {"a_ptr": "*fp32", "b_ptr": "*fp32", "c_ptr": "*fp32"}
-            | dict.fromkeys(ints, "i32"),
+            {"a_ptr": "*fp32", "b_ptr": "*fp32", "c_ptr": "*fp32"} | dict.fromkeys(ints, "i32"),
             dict.fromkeys(unit, 1) | {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16},
         ),
         kernels.tanh_kernel: (

@@ -278,11 +278,7 @@ def test_trace_int_constant_takes_other_type():
 
 def test_trace_float_comparison_predicates():
     """Float comparisons are ordered, except != which is true for NaN as in torch."""
-    ir = _ir(
-        trace_mask_mod(
-            lambda b, h, q_idx, kv_idx: (bias[b, h, q_idx, kv_idx] != 0) & (slopes[h] < 0.5)
-        )
-    )
+    ir = _ir(trace_mask_mod(lambda b, h, q_idx, kv_idx: (bias[b, h, q_idx, kv_idx] != 0) & (slopes[h] < 0.5)))
     assert "arith.cmpf une, %0, %cst : f32" in ir
     assert "arith.cmpf olt, %2, %cst_1 : f32" in ir
 
@@ -423,9 +419,7 @@ def test_trace_mask_mod_matches_torch(mod):
     """Interpreting the traced mask gives what torch computes at every position."""
     expected = _eager(mod, None)
     traced = trace_mask_mod(mod)
-    for index in [
-        (b, h, q, kv) for b in range(B) for h in range(H) for q in (0, 7, 15) for kv in range(S)
-    ]:
+    for index in [(b, h, q, kv) for b in range(B) for h in range(H) for q in (0, 7, 15) for kv in range(S)]:
         assert _evaluate(traced, list(index)) == expected[index].item(), index
 
 
@@ -463,9 +457,7 @@ def test_trace_error_on_unsupported_torch_function():
     def mod(score, b, h, q_idx, kv_idx):
         return score + torch.erf(score)
 
-    with pytest.raises(
-        TraceError, match=r"torch\.erf cannot be traced in a score_mod; use"
-    ) as info:
+    with pytest.raises(TraceError, match=r"torch\.erf cannot be traced in a score_mod; use") as info:
         trace_score_mod(mod)
     _assert_points_at(info.value, mod, "torch.erf(score)")
 

@@ -44,9 +44,7 @@ RULES: dict[type[Operation], Rule] = {}
 
 def rule(
     *op_types: type[OpT],
-) -> Callable[
-    [Callable[[KernelPrinter, OpT], None]], Callable[[KernelPrinter, OpT], None]
-]:
+) -> Callable[[Callable[[KernelPrinter, OpT], None]], Callable[[KernelPrinter, OpT], None]]:
     """Register the decorated function as the rule of each of `op_types`."""
 
     def register(

@@ -39,12 +39,8 @@ BINARY: dict[type[Operation], str] = {
     arith.DivfOp: "{} / {}",
     arith.DivSIOp: "{} // {}",
     arith.RemSIOp: "{} % {}",
-    arith.FloorDivSIOp: (
-        "tl.where(({0} % {1} != 0) & (({0} % {1} < 0) != ({1} < 0)), {0} // {1} - 1, {0} // {1})"
-    ),
-    arith.CeilDivSIOp: (
-        "tl.where(({0} % {1} != 0) & (({0} % {1} < 0) == ({1} < 0)), {0} // {1} + 1, {0} // {1})"
-    ),
+    arith.FloorDivSIOp: ("tl.where(({0} % {1} != 0) & (({0} % {1} < 0) != ({1} < 0)), {0} // {1} - 1, {0} // {1})"),
+    arith.CeilDivSIOp: ("tl.where(({0} % {1} != 0) & (({0} % {1} < 0) == ({1} < 0)), {0} // {1} + 1, {0} // {1})"),
     arith.AndIOp: "{} & {}",
     arith.OrIOp: "{} | {}",
     arith.XOrIOp: "{} ^ {}",
@@ -109,9 +105,7 @@ _ARITH_CMPF = [
 ]  # fmt: skip
 
 
-def emit_elementwise(
-    p: KernelPrinter, op: Operation, template: str, python_exact: bool
-) -> None:
+def emit_elementwise(p: KernelPrinter, op: Operation, template: str, python_exact: bool) -> None:
     """Print `template` on the operands; arithmetic on Python numbers stays constish."""
     (result,) = op.results
     all_constish = all(p.is_constish(v) for v in op.operands)

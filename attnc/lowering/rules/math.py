@@ -43,9 +43,7 @@ def _math_rule(template: str, wide_only: bool):
     def emit(p: KernelPrinter, op: Operation) -> None:
         element = tile.element_type_of(op.results[0].type)
         if wide_only and not isinstance(element, Float32Type | Float64Type):
-            raise NotImplementedError(
-                f"'{op.name}' on {element}: Triton computes it in f32 or f64 only"
-            )
+            raise NotImplementedError(f"'{op.name}' on {element}: Triton computes it in f32 or f64 only")
         (result,) = op.results
         text = p.fill(template, [p.tensor(v) for v in op.operands])
         p.assign(result, text, op.name.split(".")[-1])

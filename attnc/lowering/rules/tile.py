@@ -130,9 +130,7 @@ def reduce(p: KernelPrinter, op: tile.ReduceOp) -> None:
     kind = op.kind.data
     args = [p.expr(op.value), f"axis={op.axis.value.data}"]
     element = tile.element_type_of(op.value.type)
-    if tile.element_type_of(op.result.type) != tile.reduce_result_element_type(
-        kind, element
-    ):
+    if tile.element_type_of(op.result.type) != tile.reduce_result_element_type(kind, element):
         args.append(f"dtype={dtype(op.result.type)}")
     p.assign(op.result, f"tl.{kind.value}({', '.join(args)})", kind.value)
 

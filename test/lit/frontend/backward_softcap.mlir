@@ -26,16 +26,21 @@
 // CHECK-NEXT:  def attention_bwd_dq(
 // CHECK:           dout_ptr,
 // CHECK:           lse_ptr,
+// CHECK-NEXT:      dlse_ptr,
 // CHECK-NEXT:      delta_ptr,
 // CHECK-NEXT:      dq_ptr,
 // CHECK:           lse = tl.load(lse_ptr + stat_rows, mask={{.*}}, other=float("inf"))
-// CHECK-NEXT:      delta = tl.load(delta_ptr + stat_rows, mask={{.*}}, other=0.0)
+// CHECK-NEXT:      lse_log2 = lse * 1.442695
+// CHECK-NEXT:      # delta = rowsum(dO * O) - dlse, stored for the dK/dV kernel
+// CHECK:           dout_dot_out = tl.sum(dout.to(tl.float32) * out.to(tl.float32), axis=1)
+// CHECK-NEXT:      delta = dout_dot_out - dlse
+// CHECK-NEXT:      tl.store(delta_ptr + stat_rows, delta, mask={{.*}})
 // CHECK:           # full key blocks
 // CHECK:             qk = tl.dot(q, {{.*}})
 // CHECK-NEXT:        score = qk * scale
 // CHECK-NEXT:        # score_mod, recomputed
-// CHECK-NEXT:        # probabilities from the saved logsumexp
-// CHECK-NEXT:        p = tl.exp2((30.0 * (2 * tl.sigmoid(2 * (score / 30.0)) - 1) - lse[:, None]) * 1.442695)
+// CHECK-NEXT:        # probabilities from the saved logsumexp, in base 2: one multiply-add per score
+// CHECK-NEXT:        p = tl.exp2(30.0 * (2 * tl.sigmoid(2 * (score / 30.0)) - 1) * 1.442695 - lse_log2[:, None])
 // CHECK:             dp = tl.dot(dout, {{.*}})
 // CHECK-NEXT:        ds_mod = p * (dp - delta[:, None])
 // CHECK-NEXT:        # score_mod, differentiated
@@ -47,7 +52,7 @@
 // CHECK:             [[DSCORE:dscore_[0-9]+]] = {{.*}} * 30.0 * (1.0 - {{.*}}) / 30.0
 // CHECK-NEXT:        ds = tl.where(keep, [[DSCORE]], 0.0)
 // CHECK-NEXT:        dq = tl.dot(ds.to(tl.bfloat16), {{.*}}, dq)
-// CHECK:           tl.store(dq_ptrs, dq * scale, mask=row_ok)
+// CHECK:           tl.store(dq_ptrs, (dq * scale).to(tl.bfloat16), mask=row_ok)
 
 // dK/dV: per query head of the kv head's group and query block, dV += Pᵀ dO and
 // dK += dSᵀ Q, the same tanh derivative in between.
@@ -57,15 +62,14 @@
 // CHECK-NEXT:      for [[I:i[_0-9]*]] in range(group):
 // CHECK-NEXT:          h = kv_h * group + [[I]]
 // CHECK:               # full query blocks
-// CHECK:                 p = tl.exp2((30.0 * (2 * tl.sigmoid(2 * (score / 30.0)) - 1) - lse[:, None]) * 1.442695)
-// CHECK-NEXT:            trans_[[PT:[0-9]+]] = tl.trans(p.to(tl.bfloat16))
-// CHECK-NEXT:            dv = tl.dot(trans_[[PT]], dout, dv)
-// CHECK:                 # score_mod, differentiated
+// CHECK:                 p = tl.exp2(30.0 * (2 * tl.sigmoid(2 * (score / 30.0)) - 1) * 1.442695 - lse_log2[None, :])
+// CHECK-NEXT:            dv = tl.dot(p.to(tl.bfloat16), dout, dv)
+// CHECK:                 ds_mod = p * (dp_t - delta[None, :])
+// CHECK-NEXT:            # score_mod, differentiated
 // CHECK-NEXT:            tanh = 2 * tl.sigmoid(2 * (score / 30.0)) - 1
 // CHECK-NEXT:            dscore = ds_mod * 30.0 * (1.0 - tanh * tanh) / 30.0
-// CHECK-NEXT:            trans_[[DST:[0-9]+]] = tl.trans(dscore.to(tl.bfloat16))
-// CHECK-NEXT:            dk = tl.dot(trans_[[DST]], q, dk)
+// CHECK-NEXT:            dk = tl.dot(dscore.to(tl.bfloat16), q, dk)
 // CHECK:               # part query blocks
 // CHECK:                 dk = tl.dot({{.*}}, dk)
-// CHECK:           tl.store(dk_ptrs, dk * scale, mask=col_ok)
-// CHECK:           tl.store(dv_ptrs, dv, mask=col_ok)
+// CHECK:           tl.store(dk_ptrs, (dk * scale).to(tl.bfloat16), mask=col_ok)
+// CHECK:           tl.store(dv_ptrs, dv.to(tl.bfloat16), mask=col_ok)

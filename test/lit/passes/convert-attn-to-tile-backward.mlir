@@ -5,7 +5,9 @@
 // kernels, FlashAttention-2 style: @<fn>_bwd_dq (one program per query block, loops
 // over the key blocks) and @<fn>_bwd_dkdv (one program per key block and kv head,
 // loops over the query heads of its group, then over the query blocks). Both
-// recompute P from the saved logsumexp; δ = rowsum(dO ⊙ O) comes in precomputed.
+// recompute P from the saved logsumexp; the dQ kernel, launched first, computes
+// δ = rowsum(dO ⊙ O) − dlse and stores it for the dK/dV kernel. dQ, dK and dV are
+// stored once, in the inputs' dtype.
 // Full blocks run without the mask, partial blocks with it, as in the forward.
 
 // ALiBi as `attnc compile examples/alibi.py --emit attn | attn-opt -p
@@ -18,7 +20,8 @@
 // dP = dO Vᵀ (dot 2), dS = P ⊙ (dP − δ); the slopes' gradient goes to slopes[h] by
 // atomics; dQ += dS K (the dq dot), scaled once at the store.
 // CHECK-LABEL: tile.func @attention_bwd_dq(
-// CHECK-SAME:      %[[LSE_PTR:[^:]*]]: !tile.ptr<f32>, %[[DELTA_PTR:[^:]*]]: !tile.ptr<f32>, %[[DQ_PTR:[^:]*]]: !tile.ptr<f32>,
+// CHECK-SAME:      %[[OUT_PTR:[^:]*]]: !tile.ptr<bf16>, %{{[^:]*}}: !tile.ptr<bf16>, %[[LSE_PTR:[^:]*]]: !tile.ptr<f32>, %[[DLSE_PTR:[^:]*]]: !tile.ptr<f32>,
+// CHECK-SAME:      %[[DELTA_PTR:[^:]*]]: !tile.ptr<f32>, %[[DQ_PTR:[^:]*]]: !tile.ptr<bf16>,
 // CHECK-SAME:      %[[CAP:[^:]*]]: !tile.ptr<f32>, %{{[^:]*}}: i32, %[[CAPGRAD:[^:]*]]: !tile.ptr<f32>, %[[CAPGRAD_STRIDE:[^:]*]]: i32,
 // CHECK-SAME:      %[[SCALE:[^:]*]]: f32, %[[FULL_NUM:[^:]*]]: !tile.ptr<i32>, %{{[^:]*}}: !tile.ptr<i32>, %[[PART_NUM:[^:]*]]: !tile.ptr<i32>,
 // CHECK-SAME:      constexprs {BLOCK_M = 128, BLOCK_N = 128, HEAD_DIM = 64, HEAD_DIM_V = 64}
@@ -26,10 +29,19 @@
 // CHECK:         %[[H:.*]] = arith.remsi %[[PID_BH]], %{{.*}} : i32
 // CHECK:         %[[Q:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
 // CHECK:         %[[DOUT:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK:         %[[OUT:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
 // CHECK:         %[[LSE_PTRS:.*]] = tile.addptr %[[LSE_PTR]], %[[ROWS:.*]] : !tile.ptr<f32>, tensor<128xi64> -> tensor<128x!tile.ptr<f32>>
-// CHECK-NEXT:    %[[LSE:.*]] = tile.load %[[LSE_PTRS]] mask %{{.*}} other inf : tensor<128x!tile.ptr<f32>> -> tensor<128xf32>
+// CHECK-NEXT:    %[[LSE:.*]] = tile.load %[[LSE_PTRS]] mask %[[ROWS_IN:.*]] other inf : tensor<128x!tile.ptr<f32>> -> tensor<128xf32>
+// CHECK:         %[[LSE2:.*]] = arith.mulf %[[LSE]], %{{.*}} : tensor<128xf32>
+// CHECK-NEXT:    %[[DLSE_PTRS:.*]] = tile.addptr %[[DLSE_PTR]], %[[ROWS]] {attnc.comment = "delta = rowsum(dO * O) - dlse, stored for the dK/dV kernel"}
+// CHECK-NEXT:    %[[DLSE:.*]] = tile.load %[[DLSE_PTRS]] mask %[[ROWS_IN]] other 0.0 : tensor<128x!tile.ptr<f32>> -> tensor<128xf32>
+// CHECK-NEXT:    %[[DOUT_F:.*]] = tile.cast %[[DOUT]] : tensor<128x64xbf16> to tensor<128x64xf32>
+// CHECK-NEXT:    %[[OUT_F:.*]] = tile.cast %[[OUT]] : tensor<128x64xbf16> to tensor<128x64xf32>
+// CHECK-NEXT:    %[[DO_O:.*]] = arith.mulf %[[DOUT_F]], %[[OUT_F]] : tensor<128x64xf32>
+// CHECK-NEXT:    %[[ROWSUM_DO_O:.*]] = tile.reduce sum %[[DO_O]] axis 1 : tensor<128x64xf32> -> tensor<128xf32>
+// CHECK-NEXT:    %[[DELTA:.*]] = arith.subf %[[ROWSUM_DO_O]], %[[DLSE]] : tensor<128xf32>
 // CHECK-NEXT:    %[[DELTA_PTRS:.*]] = tile.addptr %[[DELTA_PTR]], %[[ROWS]] : !tile.ptr<f32>, tensor<128xi64> -> tensor<128x!tile.ptr<f32>>
-// CHECK-NEXT:    %[[DELTA:.*]] = tile.load %[[DELTA_PTRS]] mask %{{.*}} other 0.0 : tensor<128x!tile.ptr<f32>> -> tensor<128xf32>
+// CHECK-NEXT:    tile.store %[[DELTA_PTRS]], %[[DELTA]] mask %[[ROWS_IN]] : tensor<128x!tile.ptr<f32>>, tensor<128xf32>
 // CHECK:         %[[DQ0:.*]] = tile.full ["BLOCK_M", "HEAD_DIM"] 0.0 : tensor<128x64xf32>
 // CHECK-NEXT:    %[[FULL_PTR:.*]] = tile.addptr %[[FULL_NUM]], %{{.*}}
 // CHECK-NEXT:    %[[NUM_FULL:.*]] = tile.load %[[FULL_PTR]] : !tile.ptr<i32> -> i32
@@ -49,12 +61,12 @@
 // CHECK:           %[[BIAS:.*]] = arith.mulf %{{.*}}, %{{.*}} : tensor<128x128xf32>
 // CHECK-NEXT:      %[[S_MOD:.*]] = arith.addf %[[S]], %[[BIAS]] : tensor<128x128xf32>
 // P from the saved logsumexp, in base 2.
-// CHECK-NEXT:      %[[LSE_COL:.*]] = tile.expand_dims %[[LSE]] 1 {attnc.comment = "probabilities from the saved logsumexp"} : tensor<128xf32> -> tensor<128x1xf32>
-// CHECK-NEXT:      %[[LSE_T:.*]] = tile.broadcast %[[LSE_COL]] ["BLOCK_M", "BLOCK_N"] : tensor<128x1xf32> -> tensor<128x128xf32>
-// CHECK-NEXT:      %[[SHIFTED:.*]] = arith.subf %[[S_MOD]], %[[LSE_T]] : tensor<128x128xf32>
-// CHECK-NEXT:      %[[LOG2E:.*]] = arith.constant 1.44269502 : f32
+// CHECK-NEXT:      %[[LOG2E:.*]] = arith.constant {attnc.comment = "probabilities from the saved logsumexp, in base 2: one multiply-add per score"} 1.44269502 : f32
 // CHECK-NEXT:      %[[LOG2E_T:.*]] = tile.splat %[[LOG2E]] ["BLOCK_M", "BLOCK_N"] : f32 -> tensor<128x128xf32>
-// CHECK-NEXT:      %[[X:.*]] = arith.mulf %[[SHIFTED]], %[[LOG2E_T]] : tensor<128x128xf32>
+// CHECK-NEXT:      %[[S2:.*]] = arith.mulf %[[S_MOD]], %[[LOG2E_T]] : tensor<128x128xf32>
+// CHECK-NEXT:      %[[LSE2_COL:.*]] = tile.expand_dims %[[LSE2]] 1 : tensor<128xf32> -> tensor<128x1xf32>
+// CHECK-NEXT:      %[[LSE2_T:.*]] = tile.broadcast %[[LSE2_COL]] ["BLOCK_M", "BLOCK_N"] : tensor<128x1xf32> -> tensor<128x128xf32>
+// CHECK-NEXT:      %[[X:.*]] = arith.subf %[[S2]], %[[LSE2_T]] : tensor<128x128xf32>
 // CHECK-NEXT:      %[[P:.*]] = math.exp2 %[[X]] : tensor<128x128xf32>
 // CHECK-NEXT:      %[[VT:.*]] = tile.trans %[[V]] : tensor<128x64xbf16> -> tensor<64x128xbf16>
 // CHECK-NEXT:      %[[DP:.*]] = tile.dot %[[DOUT]], %[[VT]] : tensor<128x64xbf16>, tensor<64x128xbf16> -> tensor<128x128xf32>
@@ -113,19 +125,21 @@
 // CHECK-NEXT:      %[[DQ4:.*]] = tile.dot %[[DS2_C]], %[[K2]] acc %[[DQ_ACC2]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
 // CHECK-NEXT:      scf.yield %[[DQ4]] : tensor<128x64xf32>
 // CHECK-NEXT:    } {attnc.comment = "part key blocks"}
-// dQ = scale · Σ dS K, stored in f32.
-// CHECK:         %[[DQ_BASE:.*]] = tile.addptr %[[DQ_PTR]], %{{.*}} : !tile.ptr<f32>, i64 -> !tile.ptr<f32>
+// dQ = scale · Σ dS K, stored in the inputs' dtype (bf16).
+// CHECK:         %[[DQ_BASE:.*]] = tile.addptr %[[DQ_PTR]], %{{.*}} : !tile.ptr<bf16>, i64 -> !tile.ptr<bf16>
 // CHECK-NEXT:    %[[SCALE_T:.*]] = tile.splat %[[SCALE]] ["BLOCK_M", "HEAD_DIM"] : f32 -> tensor<128x64xf32>
-// CHECK-NEXT:    %[[DQ_OUT:.*]] = arith.mulf %[[DQ3]], %[[SCALE_T]] : tensor<128x64xf32>
+// CHECK-NEXT:    %[[DQ_SCALED:.*]] = arith.mulf %[[DQ3]], %[[SCALE_T]] : tensor<128x64xf32>
+// CHECK-NEXT:    %[[DQ_OUT:.*]] = tile.cast %[[DQ_SCALED]] : tensor<128x64xf32> to tensor<128x64xbf16>
 // CHECK:         %[[DQ_PTRS:.*]] = tile.addptr %[[DQ_BASE]], %{{.*}}
-// CHECK:         tile.store %[[DQ_PTRS]], %[[DQ_OUT]] mask %{{.*}} : tensor<128x64x!tile.ptr<f32>>, tensor<128x64xf32>
+// CHECK:         tile.store %[[DQ_PTRS]], %[[DQ_OUT]] mask %{{.*}} : tensor<128x64x!tile.ptr<bf16>>, tensor<128x64xbf16>
 // CHECK-NEXT:    tile.return
 
 // dK, dV: K and V of this key block stay in registers; per query head of the group
-// and query block, dV += Pᵀ dO and dK += dSᵀ Q, summed in-kernel over the group
+// and query block, scores are computed transposed (Sᵀ = K Qᵀ) so that dV += Pᵀ dO and
+// dK += dSᵀ Q take Pᵀ and dSᵀ from registers with no transpose, summed in-kernel over the group
 // (no atomics); dK is scaled once at the store.
 // CHECK-LABEL: tile.func @attention_bwd_dkdv(
-// CHECK-SAME:      %[[DK_PTR:[^:]*]]: !tile.ptr<f32>, %[[DV_PTR:[^:]*]]: !tile.ptr<f32>, %{{[^:]*}}: !tile.ptr<f32>, %{{[^:]*}}: i32,
+// CHECK-SAME:      %[[DK_PTR:[^:]*]]: !tile.ptr<bf16>, %[[DV_PTR:[^:]*]]: !tile.ptr<bf16>, %{{[^:]*}}: !tile.ptr<f32>, %{{[^:]*}}: i32,
 // CHECK-SAME:      %[[NUM_HEADS:[^:]*]]: i32, %[[GROUP:[^:]*]]: i32, %[[SCALE:[^:]*]]: f32, %[[FULL_NUM:[^:]*]]: !tile.ptr<i32>, %{{[^:]*}}: !tile.ptr<i32>, %[[PART_NUM:[^:]*]]: !tile.ptr<i32>,
 // CHECK-SAME:      %[[NUM_Q_BLOCKS:[^:]*]]: i32) constexprs {BLOCK_M = 128, BLOCK_N = 128, HEAD_DIM = 64, HEAD_DIM_V = 64}
 // CHECK:         %[[PID_N:.*]] = tile.program_id 0
@@ -151,23 +165,23 @@
 // CHECK:             %[[Q:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
 // CHECK:             %[[DOUT:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
 // CHECK:             %[[LSE:.*]] = tile.load %{{.*}} mask %{{.*}} other inf : tensor<128x!tile.ptr<f32>> -> tensor<128xf32>
+// CHECK:             %{{.*}} = arith.mulf %[[LSE]], %{{.*}} : tensor<128xf32>
 // CHECK-NEXT:        %{{.*}} = tile.addptr
 // CHECK-NEXT:        %[[DELTA:.*]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x!tile.ptr<f32>> -> tensor<128xf32>
-// CHECK:             %[[KT:.*]] = tile.trans %[[K]] : tensor<128x64xbf16> -> tensor<64x128xbf16>
-// CHECK-NEXT:        %[[QK:.*]] = tile.dot %[[Q]], %[[KT]] : tensor<128x64xbf16>, tensor<64x128xbf16> -> tensor<128x128xf32>
+// CHECK:             %[[QT:.*]] = tile.trans %[[Q]] : tensor<128x64xbf16> -> tensor<64x128xbf16>
+// CHECK-NEXT:        %[[QK:.*]] = tile.dot %[[K]], %[[QT]] : tensor<128x64xbf16>, tensor<64x128xbf16> -> tensor<128x128xf32>
 // CHECK:             tile.cast %[[H]] {attnc.comment = "score_mod, recomputed"} : i32 to i64
-// CHECK:             %{{.*}} = tile.expand_dims %[[LSE]] 1 {attnc.comment = "probabilities from the saved logsumexp"}
+// CHECK:             %{{.*}} = tile.expand_dims %{{.*}} 0 : tensor<128xf32> -> tensor<1x128xf32>
 // CHECK:             %[[P:.*]] = math.exp2 %{{.*}} : tensor<128x128xf32>
 // CHECK-NEXT:        %[[P_C:.*]] = tile.cast %[[P]] : tensor<128x128xf32> to tensor<128x128xbf16>
-// CHECK-NEXT:        %[[PT:.*]] = tile.trans %[[P_C]] : tensor<128x128xbf16> -> tensor<128x128xbf16>
-// CHECK-NEXT:        %[[DV2:.*]] = tile.dot %[[PT]], %[[DOUT]] acc %[[DV_ACC]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
-// CHECK-NEXT:        %[[VT:.*]] = tile.trans %[[V]] : tensor<128x64xbf16> -> tensor<64x128xbf16>
-// CHECK-NEXT:        %[[DP:.*]] = tile.dot %[[DOUT]], %[[VT]] : tensor<128x64xbf16>, tensor<64x128xbf16> -> tensor<128x128xf32>
+// CHECK-NEXT:        %[[DV2:.*]] = tile.dot %[[P_C]], %[[DOUT]] acc %[[DV_ACC]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
+// CHECK-NEXT:        %[[DOUTT:.*]] = tile.trans %[[DOUT]] : tensor<128x64xbf16> -> tensor<64x128xbf16>
+// CHECK-NEXT:        %[[DP:.*]] = tile.dot %[[V]], %[[DOUTT]] : tensor<128x64xbf16>, tensor<64x128xbf16> -> tensor<128x128xf32>
+// CHECK-NEXT:        %{{.*}} = tile.expand_dims %[[DELTA]] 0 : tensor<128xf32> -> tensor<1x128xf32>
 // CHECK:             %[[DP_C:.*]] = arith.subf %[[DP]], %{{.*}} : tensor<128x128xf32>
 // CHECK-NEXT:        %[[DS:.*]] = arith.mulf %[[P]], %[[DP_C]] : tensor<128x128xf32>
 // CHECK-NEXT:        %[[DS_C:.*]] = tile.cast %[[DS]] : tensor<128x128xf32> to tensor<128x128xbf16>
-// CHECK-NEXT:        %[[DST:.*]] = tile.trans %[[DS_C]] : tensor<128x128xbf16> -> tensor<128x128xbf16>
-// CHECK-NEXT:        %[[DK2:.*]] = tile.dot %[[DST]], %[[Q]] acc %[[DK_ACC]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
+// CHECK-NEXT:        %[[DK2:.*]] = tile.dot %[[DS_C]], %[[Q]] acc %[[DK_ACC]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
 // CHECK-NEXT:        scf.yield %[[DK2]], %[[DV2]] : tensor<128x64xf32>, tensor<128x64xf32>
 // CHECK-NEXT:      } {attnc.comment = "full query blocks"}
 // CHECK-NEXT:      %[[PART_PTR:.*]] = tile.addptr %[[PART_NUM]], %[[TABLE_ROW]]
@@ -178,24 +192,24 @@
 // CHECK:             %[[P2:.*]] = math.exp2 %{{.*}} : tensor<128x128xf32>
 // CHECK:             %[[P2_KEPT:.*]] = tile.select %[[KEEP]], %[[P2]], %{{.*}} : tensor<128x128xf32>
 // CHECK-NEXT:        %[[P2_C:.*]] = tile.cast %[[P2_KEPT]]
-// CHECK-NEXT:        %[[P2T:.*]] = tile.trans %[[P2_C]]
-// CHECK-NEXT:        %[[DV4:.*]] = tile.dot %[[P2T]], %{{.*}} acc %[[DV_ACC2]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
+// CHECK-NEXT:        %[[DV4:.*]] = tile.dot %[[P2_C]], %{{.*}} acc %[[DV_ACC2]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
 // CHECK:             %[[DS2:.*]] = tile.select %[[KEEP]], %{{.*}}, %{{.*}} : tensor<128x128xf32>
 // CHECK-NEXT:        %[[DS2_C:.*]] = tile.cast %[[DS2]]
-// CHECK-NEXT:        %[[DS2T:.*]] = tile.trans %[[DS2_C]]
-// CHECK-NEXT:        %[[DK4:.*]] = tile.dot %[[DS2T]], %[[Q2]] acc %[[DK_ACC2]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
+// CHECK-NEXT:        %[[DK4:.*]] = tile.dot %[[DS2_C]], %[[Q2]] acc %[[DK_ACC2]] : tensor<128x128xbf16>, tensor<128x64xbf16> -> tensor<128x64xf32>
 // CHECK-NEXT:        scf.yield %[[DK4]], %[[DV4]] : tensor<128x64xf32>, tensor<128x64xf32>
 // CHECK-NEXT:      } {attnc.comment = "part query blocks"}
 // CHECK-NEXT:      scf.yield %[[DK3]], %[[DV3]] : tensor<128x64xf32>, tensor<128x64xf32>
 // CHECK-NEXT:    } {attnc.comment = "query heads of this kv head"}
-// CHECK:         %[[DK_BASE:.*]] = tile.addptr %[[DK_PTR]], %{{.*}} : !tile.ptr<f32>, i64 -> !tile.ptr<f32>
-// CHECK:         %[[DV_BASE:.*]] = tile.addptr %[[DV_PTR]], %{{.*}} : !tile.ptr<f32>, i64 -> !tile.ptr<f32>
+// CHECK:         %[[DK_BASE:.*]] = tile.addptr %[[DK_PTR]], %{{.*}} : !tile.ptr<bf16>, i64 -> !tile.ptr<bf16>
+// CHECK:         %[[DV_BASE:.*]] = tile.addptr %[[DV_PTR]], %{{.*}} : !tile.ptr<bf16>, i64 -> !tile.ptr<bf16>
 // CHECK-NEXT:    %[[SCALE_T:.*]] = tile.splat %[[SCALE]] ["BLOCK_N", "HEAD_DIM"] : f32 -> tensor<128x64xf32>
-// CHECK-NEXT:    %[[DK_OUT:.*]] = arith.mulf %[[DK_H]], %[[SCALE_T]] : tensor<128x64xf32>
+// CHECK-NEXT:    %[[DK_SCALED:.*]] = arith.mulf %[[DK_H]], %[[SCALE_T]] : tensor<128x64xf32>
+// CHECK-NEXT:    %[[DK_OUT:.*]] = tile.cast %[[DK_SCALED]] : tensor<128x64xf32> to tensor<128x64xbf16>
 // CHECK:         %[[DK_PTRS:.*]] = tile.addptr %[[DK_BASE]], %{{.*}}
-// CHECK:         tile.store %[[DK_PTRS]], %[[DK_OUT]] mask %{{.*}} : tensor<128x64x!tile.ptr<f32>>, tensor<128x64xf32>
+// CHECK:         tile.store %[[DK_PTRS]], %[[DK_OUT]] mask %{{.*}} : tensor<128x64x!tile.ptr<bf16>>, tensor<128x64xbf16>
+// CHECK:         %[[DV_OUT:.*]] = tile.cast %[[DV_H]] : tensor<128x64xf32> to tensor<128x64xbf16>
 // CHECK:         %[[DV_PTRS:.*]] = tile.addptr %[[DV_BASE]], %{{.*}}
-// CHECK:         tile.store %[[DV_PTRS]], %[[DV_H]] mask %{{.*}} : tensor<128x64x!tile.ptr<f32>>, tensor<128x64xf32>
+// CHECK:         tile.store %[[DV_PTRS]], %[[DV_OUT]] mask %{{.*}} : tensor<128x64x!tile.ptr<bf16>>, tensor<128x64xbf16>
 // CHECK-NEXT:    tile.return
 // CHECK-NOT:     func.func
 // CHECK-NOT:     attn.

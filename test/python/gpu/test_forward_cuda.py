@@ -24,7 +24,9 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
 @pytest.mark.parametrize("mods", [(None, None), (softcap, causal)], ids=["plain", "softcap-causal"])
-@pytest.mark.parametrize("shape", [(2, 8, 2, 77, 133, 64, 64), (1, 4, 4, 300, 300, 128, 128), (1, 2, 1, 129, 200, 192, 128)])
+@pytest.mark.parametrize(
+    "shape", [(2, 8, 2, 77, 133, 64, 64), (1, 4, 4, 300, 300, 128, 128), (1, 2, 1, 129, 200, 192, 128)]
+)
 def test_forward_cuda_matches_reference(dtype, mods, shape):
     """Ragged lengths, GQA, D≠Dv: compiled kernel output and lse match the float64 reference."""
     b, hq, hkv, sq, skv, d, dv = shape
