@@ -135,12 +135,19 @@ class Attention:
         return found
 
     def compile(
-        self, shape: Shape, dtype: torch.dtype, target: str, scale: float | None = None, backward: bool = False
+        self,
+        shape: Shape,
+        dtype: torch.dtype,
+        target: str,
+        scale: float | None = None,
+        backward: bool = False,
+        grad_captures: tuple[int, ...] | None = None,
     ) -> CompiledVariant:
-        """Compile for `target` ("cpu", "cuda:90", "hip:gfx942", ...) without running; `backward` adds dQ, dK/dV."""
+        """Compile for `target` ("cpu", "cuda:90", "hip:gfx942", ...) without running; `backward` adds dQ, dK/dV
+        and the gradients of the captured tensors `grad_captures` names (None: all)."""
         scale = float(shape.head_dim**-0.5) if scale is None else float(scale)
         sig = Signature(DTYPES[dtype], shape.q_heads, shape.kv_heads, shape.head_dim, shape.head_dim_v, scale)
-        key = (sig, target, backward)
+        key = (sig, target, backward, grad_captures)
         compiled = self._variants.get(key)
         if compiled is None:
             score, mask, spec = self._trace()
@@ -150,7 +157,7 @@ class Attention:
                 )
             module, _ = build_module(sig, score, mask, spec)
             device_target = "cpu" if target == "cpu" else str(Target.parse(target))
-            compiled = compile_module(module, device_target, backward=backward)
+            compiled = compile_module(module, device_target, backward=backward, grad_captures=grad_captures)
             self._variants[key] = compiled
         return compiled
 
@@ -202,19 +209,31 @@ class Attention:
         return self._trace()[2].num_stats
 
     def _plan_for(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None, backward: bool
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        scale: float | None,
+        backward: bool,
+        grad_captures: tuple[int, ...] | None = None,
     ) -> tuple[PreparedLaunch, bool, list[torch.Tensor]]:
         """The prepared launch for these shapes (forward-only or with the backward kernels), cached."""
-        key = ("backward" if backward else "forward", q.shape, k.shape, v.shape, q.dtype, q.device,
+        key = ("backward" if backward else "forward", grad_captures, q.shape, k.shape, v.shape, q.dtype, q.device,
                q.stride(), k.stride(), v.stride(), scale)  # fmt: skip
         plan = self._plans.get(key)
         if plan is None:
-            plan = self._plan(q, k, v, scale, backward=backward)
+            plan = self._plan(q, k, v, scale, backward=backward, grad_captures=grad_captures)
             self._plans[key] = plan
         return plan
 
     def _plan(
-        self, q: Any, k: Any, v: Any, scale: float | None, backward: bool = False
+        self,
+        q: Any,
+        k: Any,
+        v: Any,
+        scale: float | None,
+        backward: bool = False,
+        grad_captures: tuple[int, ...] | None = None,
     ) -> tuple[PreparedLaunch, bool, list[torch.Tensor]]:
         """Checks the inputs, compiles (or finds) the kernels and prepares the launch for these shapes."""
         shape = _check_inputs(q, k, v)
@@ -236,7 +255,7 @@ class Attention:
                 target = str(Target.current())
         else:
             target = "cpu"
-        compiled = self.compile(shape, dtype, target, scale, backward)
+        compiled = self.compile(shape, dtype, target, scale, backward, grad_captures)
         info = compiled.info
         config = LaunchConfig(info.block_m, info.block_n, info.num_warps, info.num_stages)
         run_q, run_k, run_v = (t.float() for t in (q, k, v)) if upcast else (q, k, v)

@@ -83,6 +83,7 @@ class DeriveFlashGrad(RewritePattern):
     """Inserts the `attn.flash_grad` of a softmax `attn.flash` and threads dout and the gradients through its function."""
 
     strict: bool = False
+    captures: tuple[int, ...] | None = None
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: attn.FlashOp, rewriter: PatternRewriter) -> None:
@@ -105,8 +106,13 @@ class DeriveFlashGrad(RewritePattern):
         if ret is None or len(fn.body.blocks) != 1:
             raise PassFailedException(f"attn-autodiff needs @{fn.sym_name.data} to be one block ending in func.return")
 
-        grad_region = differentiate_score_mod(op.score_mod)
-        sites = float_capture_sites(op.score_mod)
+        for index in self.captures or ():
+            if not 0 <= index < len(op.captures):
+                raise PassFailedException(
+                    f"attn-autodiff: captures={index} names no captured tensor; attn.flash has {len(op.captures)}"
+                )
+        grad_region = differentiate_score_mod(op.score_mod, self.captures)
+        sites = float_capture_sites(op.score_mod, self.captures)
         block = fn.body.blocks[0]
         dout = rewriter.insert_block_argument(block, len(block.args), op.out.type)
         dout.name_hint = "dout"
@@ -150,17 +156,25 @@ def _update_signature(fn: func.FuncOp) -> None:
 
 @dataclass(frozen=True)
 class AttnAutodiffPass(ModulePass):
-    """Derives attn.flash_grad (dq, dk, dv, capture gradients) for each softmax attn.flash."""
+    """Derives attn.flash_grad (dq, dk, dv, capture gradients) for each softmax attn.flash.
+
+    `captures` lists the captured tensors that get gradients (positions among attn.flash's
+    captures, e.g. `attn-autodiff{captures=0,2}`); the default is every float capture. The
+    others are constants to the derivative, and their gradient results stay zero: the
+    runtime asks only for the tensors that require grad, which spares the kernels the
+    reductions and atomics of the rest.
+    """
 
     name = "attn-autodiff"
     strict: bool = False
+    captures: tuple[int, ...] | None = None
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         for leftover in op.walk():
             if isinstance(leftover, (attn.QKOp, attn.PVOp)):
                 raise PassFailedException("attn-autodiff requires a fused attention op; run attn-fuse first")
         walker = PatternRewriteWalker(
-            GreedyRewritePatternApplier([DeriveFlashGrad(self.strict)]), apply_recursively=False
+            GreedyRewritePatternApplier([DeriveFlashGrad(self.strict, self.captures)]), apply_recursively=False
         )
         walker.rewrite_module(op)
 

@@ -31,7 +31,7 @@ below is rejected: such a score_mod needs a user-given backward.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from xdsl.dialects import arith, tensor
 from xdsl.dialects import math as mathd
@@ -42,22 +42,29 @@ from xdsl.utils.exceptions import PassFailedException
 from attnc.dialect.attn import INDEX_ARGS, YieldOp
 
 
-def float_capture_sites(region: Region) -> list[int]:
-    """For each `tensor.extract` of a float capture, in program order: which capture it reads."""
+def float_capture_sites(region: Region, wrt: Collection[int] | None = None) -> list[int]:
+    """For each `tensor.extract` of a float capture in `wrt` (None: every one), in program order:
+    which capture it reads."""
     block = region.blocks[0]
-    first_capture = 1 + INDEX_ARGS
     sites: list[int] = []
     for op in block.ops:
-        if isinstance(op, tensor.ExtractOp) and _is_float_capture(op.tensor, block):
+        if isinstance(op, tensor.ExtractOp) and _is_site(op.tensor, block, wrt):
             assert isinstance(op.tensor, BlockArgument)
-            sites.append(op.tensor.index - first_capture)
+            sites.append(op.tensor.index - _FIRST_CAPTURE)
     return sites
 
 
-def _is_float_capture(value: SSAValue, block: Block) -> bool:
+_FIRST_CAPTURE = 1 + INDEX_ARGS  # block arguments: score, the indices, then the captures
+
+
+def _is_site(value: SSAValue, block: Block, wrt: Collection[int] | None) -> bool:
+    """Whether `value` is a float capture of `block` whose gradient is asked for."""
     ty = value.type
     in_block = isinstance(value, BlockArgument) and value.block is block
-    return in_block and isinstance(ty, TensorType) and isinstance(ty.element_type, AnyFloat)
+    if not (in_block and isinstance(ty, TensorType) and isinstance(ty.element_type, AnyFloat)):
+        return False
+    assert isinstance(value, BlockArgument)
+    return wrt is None or value.index - _FIRST_CAPTURE in wrt
 
 
 def _name(value: SSAValue, hint: str) -> None:
@@ -166,12 +173,12 @@ RULES: dict[type[Operation], Rule] = {
 _CASTS = (arith.ExtFOp, arith.TruncFOp)
 
 
-def _active_values(block: Block) -> set[SSAValue]:
-    """Float values that depend on the score or on a read of a float capture."""
+def _active_values(block: Block, wrt: Collection[int] | None) -> set[SSAValue]:
+    """Float values that depend on the score or on a read of a float capture in `wrt`."""
     active: set[SSAValue] = {block.args[0]}
     for op in block.ops:
         if isinstance(op, tensor.ExtractOp):
-            if _is_float_capture(op.tensor, block):
+            if _is_site(op.tensor, block, wrt):
                 active.add(op.result)
             continue
         if any(o in active for o in op.operands):
@@ -186,8 +193,11 @@ def _unsupported(op: Operation) -> PassFailedException:
     )
 
 
-def differentiate_score_mod(region: Region) -> Region:
-    """The derivative region of a score_mod region (see the module docstring for its signature)."""
+def differentiate_score_mod(region: Region, wrt: Collection[int] | None = None) -> Region:
+    """The derivative region of a score_mod region (see the module docstring for its signature).
+
+    Sites are yielded for the float captures in `wrt` only (None: every one); the others
+    are treated as constants, as tensors that do not require grad are."""
     old = region.blocks[0]
     terminator = old.last_op
     assert isinstance(terminator, YieldOp)
@@ -205,7 +215,7 @@ def differentiate_score_mod(region: Region) -> Region:
         new.add_op(op.clone(value_mapper=mapper))
 
     # Backward sweep.
-    active = _active_values(old)
+    active = _active_values(old, wrt)
     b = _Builder(new)
     adjoint: dict[SSAValue, SSAValue] = {}
 
@@ -238,7 +248,7 @@ def differentiate_score_mod(region: Region) -> Region:
     _name(dscore, "dscore")
     yielded = [dscore]
     for op in forward:
-        if isinstance(op, tensor.ExtractOp) and _is_float_capture(op.tensor, old):
+        if isinstance(op, tensor.ExtractOp) and _is_site(op.tensor, old, wrt):
             site = adjoint.get(op.result) or b.const(0.0)
             _name(site, f"d{op.tensor.name_hint or 'capture'}")
             yielded += [site, *(mapper[i] for i in op.indices)]

@@ -307,6 +307,11 @@ class KernelBuilder:
             element = i32
         if self._element(x) == element:
             return x
+        widened = x.owner
+        if isinstance(element, AnyFloat) and isinstance(widened, tile.CastOp):
+            source = self._element(widened.value)
+            if isinstance(source, IntegerType) and source != i1 and source.width.data < _int_width(self._element(x)):
+                x = widened.value  # a sign extension before an int → float conversion changes no value
         return self.emit(tile.CastOp(x, element), self.dims_of(x), name)
 
     def wide(self, x: SSAValue) -> SSAValue:

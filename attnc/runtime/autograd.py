@@ -63,13 +63,16 @@ def attention_backward_op(
     dout: torch.Tensor,
     dlse: torch.Tensor,
     captures: list[torch.Tensor],
+    captures_need_grad: list[bool],
     scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
     from attnc.frontend.api import interpretable
     from attnc.runtime.backward import backward
 
     attn = _VARIANTS[variant]
-    launch, upcast, plan_captures = attn._plan_for(q, k, v, _scale(scale), backward=True)
+    # Only the captured tensors that require grad are differentiated: the others cost no reductions or atomics.
+    grad_captures = tuple(i for i, need in enumerate(captures_need_grad) if need)
+    launch, upcast, plan_captures = attn._plan_for(q, k, v, _scale(scale), backward=True, grad_captures=grad_captures)
     run = [t.float() for t in (q, k, v, out, dout)] if upcast else [q, k, v, out, dout]
     dq, dk, dv, capture_grads = backward(
         launch.compiled, launch.config, run[0], run[1], run[2], run[3], lse, run[4], interpretable(plan_captures), dlse
@@ -87,7 +90,7 @@ def _like(t: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
 
 
 @attention_backward_op.register_fake
-def _(variant, q, k, v, out, lse, dout, dlse, captures, scale):
+def _(variant, q, k, v, out, lse, dout, dlse, captures, captures_need_grad, scale):
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), [torch.empty_like(c) for c in captures]
 
 
@@ -95,12 +98,15 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor
     variant, q, k, v, captures, scale = inputs
     out, lse = output
     ctx.variant, ctx.scale, ctx.num_captures = variant, scale, len(captures)
+    ctx.captures_need_grad = [c.requires_grad for c in captures]
     ctx.save_for_backward(q, k, v, out, lse, *captures)
 
 
 def _backward(ctx: Any, dout: torch.Tensor, dlse: torch.Tensor):
     q, k, v, out, lse, *captures = ctx.saved_tensors
-    dq, dk, dv, capture_grads = attention_backward_op(ctx.variant, q, k, v, out, lse, dout, dlse, captures, ctx.scale)
+    dq, dk, dv, capture_grads = attention_backward_op(
+        ctx.variant, q, k, v, out, lse, dout, dlse, captures, ctx.captures_need_grad, ctx.scale
+    )
     return None, dq, dk, dv, capture_grads, None
 
 

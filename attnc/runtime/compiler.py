@@ -150,9 +150,15 @@ def _region_uses(flash: attn.FlashOp, index: int) -> bool:
 
 
 def run_pipeline(
-    module: ModuleOp, target: str, tile_options: dict[str, int], backward: bool = False
+    module: ModuleOp,
+    target: str,
+    tile_options: dict[str, int],
+    backward: bool = False,
+    grad_captures: tuple[int, ...] | None = None,
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Runs attn-fuse, attn-block-mask, [attn-autodiff,] attn-tile, convert-attn-to-tile and emits Triton.
+
+    `grad_captures`: the captured tensors that get gradients with `backward` (None: all).
 
     Returns the IR after each stage and the facts the launcher needs.
     """
@@ -165,7 +171,7 @@ def run_pipeline(
     if backward:
         from attnc.passes.attn_autodiff import AttnAutodiffPass
 
-        AttnAutodiffPass().apply(ctx, module)
+        AttnAutodiffPass(captures=grad_captures).apply(ctx, module)
     AttnTilePass(target=target, **tile_options).apply(ctx, module)
     module.verify()
     stages["flash"] = print_ir(module)
@@ -210,23 +216,32 @@ _COMPILE_LOCK = threading.RLock()
 
 
 def compile_module(
-    module: ModuleOp, target: str, tile_options: dict[str, int] | None = None, backward: bool = False
+    module: ModuleOp,
+    target: str,
+    tile_options: dict[str, int] | None = None,
+    backward: bool = False,
+    grad_captures: tuple[int, ...] | None = None,
 ) -> CompiledVariant:
     """Compile a logical attn module for `target`, with caching; one compile at a time per process."""
     with _COMPILE_LOCK:
-        return _compile_module(module, target, tile_options, backward)
+        return _compile_module(module, target, tile_options, backward, grad_captures)
 
 
 def _compile_module(
-    module: ModuleOp, target: str, tile_options: dict[str, int] | None = None, backward: bool = False
+    module: ModuleOp,
+    target: str,
+    tile_options: dict[str, int] | None = None,
+    backward: bool = False,
+    grad_captures: tuple[int, ...] | None = None,
 ) -> CompiledVariant:
     """Compile a logical attn module for `target` ("cpu", "cuda:90", "hip:gfx942", ...), with caching.
 
-    With `backward`, attn-autodiff derives the gradient and the kernels include dQ and dK/dV.
+    With `backward`, attn-autodiff derives the gradient and the kernels include dQ and dK/dV;
+    `grad_captures` names the captured tensors that get gradients (None: all).
     """
     tile_options = dict(tile_options or {})
     logical = print_ir(module)
-    key = cache_key(logical, target, {**tile_options, "backward": backward})
+    key = cache_key(logical, target, {**tile_options, "backward": backward, "grad_captures": grad_captures})
     hit = _MEMORY.get(key)
     if hit is not None:
         return hit
@@ -239,7 +254,7 @@ def _compile_module(
         except (OSError, json.JSONDecodeError):
             payload = None
     if payload is None or payload.get("info", {}).get("key") != key:
-        stages, facts = run_pipeline(module, target, tile_options, backward)
+        stages, facts = run_pipeline(module, target, tile_options, backward, grad_captures)
         info = KernelInfo(key=key, module_name=module_name, target=target, **facts)
         payload = {"info": asdict(info), "stages": stages}
         _write_json_atomically(meta_path, payload)

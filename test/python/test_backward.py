@@ -80,6 +80,27 @@ def test_backward_captured_tensors_get_gradients():
     check_grads(mod, causal, (1, h, h, sq, skv, 16, 16), extra=(bias, slopes))
 
 
+def test_backward_differentiates_only_captures_that_require_grad():
+    """A captured tensor without requires_grad costs the dQ kernel no reductions or atomics, and the
+    one that requires grad still gets its gradient."""
+    h, sq, skv = 2, 33, 41
+    bias = torch.randn(h, sq, skv, requires_grad=True)
+    slopes = torch.rand(h)  # fixed, as ALiBi's are
+
+    def mod(score, b, hh, q_idx, kv_idx):
+        return score + bias[hh, q_idx, kv_idx] + slopes[hh] * (kv_idx - q_idx)
+
+    check_grads(mod, None, (1, h, h, sq, skv, 16, 16), extra=(bias,))
+    attn = attnc.attention(mod)
+    shape = attnc.Shape(1, h, h, sq, skv, 16, 16)
+    everything = attn.compile(shape, torch.float32, "cpu", backward=True).stages["triton"]
+    bias_only = attn.compile(shape, torch.float32, "cpu", backward=True, grad_captures=(0,)).stages["triton"]
+    assert everything.count("tl.atomic_add(") == 4  # bias and slopes, in the full and the partial loop
+    assert bias_only.count("tl.atomic_add(") == 2
+    dq_kernel = bias_only.split("def attention_bwd_dq")[1].split("def attention_bwd_dkdv")[0]
+    assert dq_kernel.count("tl.sum(") == 1  # δ = rowsum(dO ⊙ O) only: no per-tile sums for slopes
+
+
 def test_backward_fully_masked_rows_have_zero_gradients():
     """Rows with no kept key: zero dq and no NaN anywhere."""
 

@@ -79,8 +79,7 @@
 // CHECK-NEXT:      %[[KV_T:.*]] = tile.broadcast %[[KV_IDX]] ["BLOCK_M", "BLOCK_N"] {attnc.comment = "score_mod, differentiated"} : tensor<1x128xi32> -> tensor<128x128xi32>
 // CHECK-NEXT:      %[[Q_T:.*]] = tile.broadcast %{{.*}} ["BLOCK_M", "BLOCK_N"] : tensor<128x1xi32> -> tensor<128x128xi32>
 // CHECK-NEXT:      %[[DIST:.*]] = arith.subi %[[KV_T]], %[[Q_T]] : tensor<128x128xi32>
-// CHECK-NEXT:      %[[DIST64:.*]] = tile.cast %[[DIST]] : tensor<128x128xi32> to tensor<128x128xi64>
-// CHECK-NEXT:      %[[DISTF:.*]] = tile.cast %[[DIST64]] : tensor<128x128xi64> to tensor<128x128xf32>
+// CHECK-NEXT:      %[[DISTF:.*]] = tile.cast %[[DIST]] : tensor<128x128xi32> to tensor<128x128xf32>
 // CHECK-NEXT:      %[[DSLOPES:.*]] = arith.mulf %[[DS]], %[[DISTF]] : tensor<128x128xf32>
 // CHECK-NEXT:      %[[GH:.*]] = tile.cast %[[H]] : i32 to i64
 // CHECK-NEXT:      %[[GSTRIDE:.*]] = tile.cast %[[CAPGRAD_STRIDE]] : i32 to i64
