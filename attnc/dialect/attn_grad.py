@@ -21,11 +21,13 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute
 from xdsl.irdl import (
+    AttrSizedOperandSegments,
     IRDLOperation,
     attr_def,
     irdl_op_definition,
     operand_def,
     opt_attr_def,
+    opt_operand_def,
     region_def,
     result_def,
     traits_def,
@@ -48,14 +50,23 @@ from attnc.dialect.attn import (
 
 @irdl_op_definition
 class FlashGradOp(IRDLOperation):
-    """Gradients of a softmax `attn.flash`: dq, dk, dv and one per captured tensor.
+    """Gradients of an `attn.flash`: dq, dk, dv and one per captured tensor.
 
-    Reads the forward's inputs, its output `out` and row statistic `lse`, and the
-    incoming gradient `dout`. With s the scaled score and t = score_mod(s), the kernels
-    recompute P = exp(t − lse) (masked entries 0) and compute
+    Reads the forward's inputs, its output `out`, the incoming gradient `dout` and,
+    as `stat`, one row statistic of the forward. With s the scaled score, the
+    `probabilities` attribute says how the kernels recompute the weights:
 
-        dP = dO · Vᵀ,   dT = P ⊙ (dP − rowsum(dO ⊙ O)),   dS = score_mod'(s) · dT,
-        dV = Pᵀ · dO,   dQ = scale · dS · K,   dK = scale · dSᵀ · Q.
+    - `"softmax"`: t = score_mod(s), P = exp(t − stat) with stat the logsumexp
+      (masked entries 0), and
+
+          dP = dO · Vᵀ,   dT = P ⊙ (dP − rowsum(dO ⊙ O)),   dS = score_mod'(s) · dT;
+
+    - `"elementwise"`: the `score_mod` region here yields the weight itself,
+      P = c · f(s) (f: the normalizer's update after the score_mod), with c per row
+      1, or 1/stat when `row_scale = "inverse"` (the statistic held constant, as
+      RetNet holds its denominator), and dS = f'(s) · c · dP;
+
+    and in both cases dV = Pᵀ · dO,   dQ = scale · dS · K,   dK = scale · dSᵀ · Q.
 
     `score_mod_grad` is score_mod's derivative: block arguments those of `score_mod`
     plus the incoming gradient dT (f32); it yields dS (f32) and then, for each *site*
@@ -67,7 +78,8 @@ class FlashGradOp(IRDLOperation):
     `block_mask` and `tile` are the forward's, for the same block skipping.
 
     ```mlir
-    %dq, %dk, %dv, %dslopes = attn.flash_grad %q, %k, %v, %o, %lse, %dout captures(%slopes : tensor<8xf32>)
+    %dq, %dk, %dv, %dslopes = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x8x?xf32>)
+        captures(%slopes : tensor<8xf32>)
     score_mod {
     ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<8xf32>):
       ...
@@ -79,8 +91,8 @@ class FlashGradOp(IRDLOperation):
       ...
       attn.yield %grad, %dslopes, %h : f32, f32, index
     } classify {
-    } {scale = 0.125 : f32, capture_sites = [0 : i64], block_mask = "none"}
-      : tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x8x?x64xbf16>, tensor<?x8x?xf32>,
+    } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "none"}
+      : tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x8x?x64xbf16>,
         tensor<?x8x?x64xbf16> -> (tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<8xf32>)
     ```
     """
@@ -90,10 +102,12 @@ class FlashGradOp(IRDLOperation):
     k = operand_def(TensorType)
     v = operand_def(TensorType)
     out = operand_def(TensorType)
-    lse = operand_def(TensorType)
     dout = operand_def(TensorType)
+    stat = opt_operand_def(TensorType)
     captures = var_operand_def(TensorType)
     scale = attr_def(FloatAttr)
+    probabilities = attr_def(StringAttr)
+    row_scale = opt_attr_def(StringAttr)
     capture_sites = attr_def(ArrayAttr[IntegerAttr])
     block_mask = opt_attr_def(StringAttr)
     tile = opt_attr_def(TileAttr)
@@ -106,10 +120,12 @@ class FlashGradOp(IRDLOperation):
     dv = result_def(TensorType)
     capture_grads = var_result_def(TensorType)
     traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
     assembly_format = (
-        "$q `,` $k `,` $v `,` $out `,` $lse `,` $dout (`captures` `(` $captures^ `:` type($captures) `)`)? "
+        "$q `,` $k `,` $v `,` $out `,` $dout (`stat` `(` $stat^ `:` type($stat) `)`)? "
+        "(`captures` `(` $captures^ `:` type($captures) `)`)? "
         "`score_mod` $score_mod `mask_mod` $mask_mod `score_mod_grad` $score_mod_grad `classify` $classify attr-dict "
-        "`:` type($q) `,` type($k) `,` type($v) `,` type($out) `,` type($lse) `,` type($dout) "
+        "`:` type($q) `,` type($k) `,` type($v) `,` type($out) `,` type($dout) "
         "`->` `(` type($dq) `,` type($dk) `,` type($dv) (`,` type($capture_grads)^)? `)`"
     )
 
@@ -123,9 +139,24 @@ class FlashGradOp(IRDLOperation):
         ot = _tensor(self.out, "out", self, 4)
         if self.dout.type != ot:
             raise VerifyException(f"'attn.flash_grad' op expected dout of type {ot}, but got {self.dout.type}")
-        want_lse = TensorType(f32, ot.get_shape()[:3])
-        if self.lse.type != want_lse:
-            raise VerifyException(f"'attn.flash_grad' op expected lse of type {want_lse}, but got {self.lse.type}")
+        kind, row_scale = self.probabilities.data, self.row_scale.data if self.row_scale is not None else None
+        if kind not in ("softmax", "elementwise"):
+            raise VerifyException(
+                f"'attn.flash_grad' op expected probabilities to be softmax or elementwise, but got {kind}"
+            )
+        if row_scale not in (None, "inverse") or (row_scale is not None and kind != "elementwise"):
+            raise VerifyException(
+                f"'attn.flash_grad' op expected row_scale \"inverse\" on elementwise probabilities only, but got {row_scale}"
+            )
+        needs_stat = kind == "softmax" or row_scale is not None
+        if needs_stat != (self.stat is not None):
+            raise VerifyException(
+                f"'attn.flash_grad' op expected {'a' if needs_stat else 'no'} row statistic operand for "
+                f"{kind} probabilities{' with row_scale' if row_scale else ''}"
+            )
+        want_stat = TensorType(f32, ot.get_shape()[:3])
+        if self.stat is not None and self.stat.type != want_stat:
+            raise VerifyException(f"'attn.flash_grad' op expected stat of type {want_stat}, but got {self.stat.type}")
         self._verify_capture_grads()
         _verify_score_mod(self, self.score_mod, self.captures)
         _verify_mask_mod(self, self.mask_mod, self.captures)

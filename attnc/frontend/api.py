@@ -111,6 +111,8 @@ class Attention:
         self.normalizer = resolve_normalizer(normalizer)
         self._traced: tuple[TracedRegion | None, TracedRegion | None, NormalizerSpec] | None = None
         self._variants: dict[tuple[Any, ...], CompiledVariant] = {}
+        self._backward_problem: str | None = None
+        self._backward_checked = False
         self._plans: PlanCache = PlanCache()
         # Traced now, not at the first call: a torch.compile'd caller must find nothing left to trace.
         self._capture_list = self.captures()
@@ -122,6 +124,26 @@ class Attention:
             mask = trace_mask_mod(self.mask_mod) if self.mask_mod is not None else None
             self._traced = (score, mask, trace_normalizer(self.normalizer))
         return self._traced
+
+    def backward_problem(self) -> str | None:
+        """Why attn-autodiff cannot derive this variant's backward (a message naming the part), or None."""
+        if not self._backward_checked:
+            from xdsl.utils.exceptions import PassFailedException
+
+            from attnc.passes.attn_autodiff import AttnAutodiffPass
+            from attnc.passes.attn_fuse import AttnFusePass
+            from attnc.runtime.compiler import make_context
+
+            score, mask, spec = self._trace()
+            module, _ = build_module(Signature("float32", 1, 1, 16, 16, 0.25), score, mask, spec)
+            ctx = make_context()
+            AttnFusePass().apply(ctx, module)
+            try:
+                AttnAutodiffPass(strict=True).apply(ctx, module)
+            except PassFailedException as e:
+                self._backward_problem = str(e)
+            self._backward_checked = True
+        return self._backward_problem
 
     def captures(self) -> list[torch.Tensor]:
         """The tensors the mods and the normalizer read, in kernel-argument order."""
@@ -151,10 +173,9 @@ class Attention:
         compiled = self._variants.get(key)
         if compiled is None:
             score, mask, spec = self._trace()
-            if backward and spec.name != "softmax":
-                raise NotImplementedError(
-                    f"the backward of normalizer '{spec.name}' is not implemented yet; only softmax has gradients"
-                )
+            problem = self.backward_problem() if backward else None
+            if problem is not None:
+                raise NotImplementedError(problem)
             module, _ = build_module(sig, score, mask, spec)
             device_target = "cpu" if target == "cpu" else str(Target.parse(target))
             compiled = compile_module(module, device_target, backward=backward, grad_captures=grad_captures)
@@ -174,10 +195,9 @@ class Attention:
         training = torch.is_grad_enabled() and (
             any(getattr(t, "requires_grad", False) for t in (q, k, v)) or any(c.requires_grad for c in captures)
         )
-        if training and self._trace()[2].name != "softmax":
+        if training and self.backward_problem() is not None:
             raise NotImplementedError(
-                f"the backward of normalizer '{self._trace()[2].name}' is not implemented yet; only softmax has "
-                "gradients (call under torch.no_grad() or pass tensors that do not require grad)"
+                f"{self.backward_problem()} (call under torch.no_grad() or pass tensors that do not require grad)"
             )
         if training or torch.compiler.is_compiling():
             if not torch.compiler.is_compiling():

@@ -115,6 +115,9 @@ class Retention(Normalizer):
 
     def finalize(self, acc: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         denominator = ops.fmax(state["d"], 1.0)
+        if isinstance(denominator, torch.Tensor):
+            # The float64 reference: RetNet holds the denominator constant in backward, as attn-autodiff does.
+            denominator = denominator.detach()
         return acc * (1.0 / denominator), {"denominator": denominator}
 
 

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, IntegerAttr, ModuleOp, TensorType, f32, i64
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, IntegerAttr, ModuleOp, StringAttr, TensorType, f32, i64
 from xdsl.ir import Attribute
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -73,9 +73,8 @@ from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
 from attnc.dialect import attn
+from attnc.passes.normalizer_backward import normalizer_backward
 from attnc.passes.region_autodiff import differentiate_score_mod, float_capture_sites
-
-NORMALIZERS_WITH_BACKWARD = ("softmax",)
 
 
 @dataclass(frozen=True)
@@ -89,15 +88,13 @@ class DeriveFlashGrad(RewritePattern):
     def match_and_rewrite(self, op: attn.FlashOp, rewriter: PatternRewriter) -> None:
         if any(isinstance(use.operation, attn.FlashGradOp) for use in op.out.uses):
             return  # already derived
-        normalizer = op.normalizer.data
-        if normalizer not in NORMALIZERS_WITH_BACKWARD:
+        try:
+            form = normalizer_backward(op)
+        except PassFailedException:
             if self.strict:
-                raise PassFailedException(
-                    f"attn-autodiff has no backward for normalizer '{normalizer}'; "
-                    f"it derives {', '.join(NORMALIZERS_WITH_BACKWARD)} only"
-                )
+                raise
             return
-        if not op.stats:
+        if form.probabilities == "softmax" and not op.stats:
             raise PassFailedException("attn-autodiff needs the softmax row statistic (lse) among attn.flash's results")
         fn = op.parent_op()
         if not isinstance(fn, func.FuncOp):
@@ -111,8 +108,8 @@ class DeriveFlashGrad(RewritePattern):
                 raise PassFailedException(
                     f"attn-autodiff: captures={index} names no captured tensor; attn.flash has {len(op.captures)}"
                 )
-        grad_region = differentiate_score_mod(op.score_mod, self.captures)
-        sites = float_capture_sites(op.score_mod, self.captures)
+        grad_region = differentiate_score_mod(form.weights, self.captures)
+        sites = float_capture_sites(form.weights, self.captures)
         block = fn.body.blocks[0]
         dout = rewriter.insert_block_argument(block, len(block.args), op.out.type)
         dout.name_hint = "dout"
@@ -122,15 +119,26 @@ class DeriveFlashGrad(RewritePattern):
             capture_grad_types.append(TensorType(f32, capture.type.get_shape()))
         attributes: dict[str, Attribute] = {
             "scale": op.scale,
+            "probabilities": StringAttr(form.probabilities),
             "capture_sites": ArrayAttr([IntegerAttr(s, i64) for s in sites]),
         }
+        if form.probabilities == "elementwise" and form.stat is not None:
+            attributes["row_scale"] = StringAttr("inverse")
         for name in ("block_mask", "tile"):
             if name in op.attributes:
                 attributes[name] = op.attributes[name]
         grad = attn.FlashGradOp.build(
-            operands=[op.q, op.k, op.v, op.out, op.stats[0], dout, list(op.captures)],
+            operands=[
+                op.q,
+                op.k,
+                op.v,
+                op.out,
+                dout,
+                [] if form.stat is None else [op.stats[form.stat]],
+                list(op.captures),
+            ],
             attributes=attributes,
-            regions=[op.score_mod.clone(), op.mask_mod.clone(), grad_region, op.classify.clone()],
+            regions=[form.weights, op.mask_mod.clone(), grad_region, op.classify.clone()],
             result_types=[op.q.type, op.k.type, op.v.type, capture_grad_types],
         )
         for result, name in zip(

@@ -1,9 +1,11 @@
-"""The backward tile kernels of an `attn.flash_grad` op (softmax), FlashAttention-2 style.
+"""The backward tile kernels of an `attn.flash_grad` op, FlashAttention-2 style.
 
-Both recompute the probabilities from the saved logsumexp, P = exp(s' − lse), where
-s' is the score after score_mod, and use dS' = P ⊙ (dP − δ) with dP = dO·Vᵀ and
-δ = rowsum(dO ⊙ O). The derived `score_mod_grad` region
-turns dS' into dS and into the adjoints of captured tensors.
+Both recompute the weights. Softmax: P = exp(s' − lse) from the saved logsumexp,
+where s' is the score after score_mod, and dS' = P ⊙ (dP − δ) with dP = dO·Vᵀ and
+δ = rowsum(dO ⊙ O). Elementwise normalizers: P = c·f(s') from the weights region,
+c per row 1 or 1/stat (the `lse` parameter then carries that statistic), and
+dS' = c·dP. The derived `score_mod_grad` region turns dS' into dS and into the
+adjoints of captured tensors.
 
 - `<fn>_bwd_dkdv`: one program per key block and (batch, kv head); walks the query
   blocks that see it (the transposed block table), for every query head of its GQA
@@ -13,7 +15,7 @@ turns dS' into dS and into the adjoints of captured tensors.
   `tile.atomic_add` (their order is not fixed).
 
 Empty tiles are never visited and full tiles skip the mask, as in the forward.
-The dQ kernel, launched first, computes δ = rowsum(dO ⊙ O) − dlse for its rows (dlse:
+For softmax the dQ kernel, launched first, computes δ = rowsum(dO ⊙ O) − dlse for its rows (dlse:
 the gradient reaching the logsumexp, zeros when there is none) and stores it for the
 dK/dV kernel. dQ, dK and dV are written once each, in the inputs' dtype; captured
 tensors' gradients accumulate in f32. Kernel parameters follow the forward's naming,
@@ -22,7 +24,7 @@ plus `out`, `dout`, `lse`, `dlse`, `delta`, `dq`/`dk`/`dv` and `capgrad{i}_ptr`.
 
 from __future__ import annotations
 
-from xdsl.dialects import math
+from xdsl.dialects import arith, math
 from xdsl.dialects.builtin import TensorType, f32, i32
 from xdsl.ir import Attribute, SSAValue
 
@@ -73,6 +75,7 @@ class _Tiles:
 
     def __init__(self, kb: KernelBuilder, grad, b: SSAValue, head_dim: int, head_dim_v: int):
         self.kb, self.grad, self.b = kb, grad, b
+        self.softmax = grad.probabilities.data == "softmax"
         self.seq_q, self.seq_kv = kb.arg("seq_q"), kb.arg("seq_kv")
         self.offs_d = kb.arange(DIM, "offs_d")
         self.offs_dv = kb.arange(DIM_V, "offs_dv")
@@ -116,18 +119,43 @@ class _Tiles:
         cols, cols_ok = (self.offs_dv, self.dv_ok) if value_dims else (self.offs_d, self.d_ok)
         self.kb.store(self.ptrs(base, t, rows, cols, f"{t}_ptrs"), value, self.mask(rows_ok, cols_ok))
 
-    def probabilities(self, qk, h, q_idx, kv_idx, lse_log2, keep, captures):
-        """s' = score_mod(qk·scale), P = exp(s' − lse) = 2^(s'·log2 e − lse·log2 e), zero where masked; also returns s."""
+    def row_stat(self, offsets: SSAValue, rows_in: SSAValue) -> SSAValue | None:
+        """What each query row needs of the saved statistic: lse·log2 e (softmax), 1/stat (elementwise
+        weights scaled by the inverse of a statistic), or nothing."""
+        kb = self.kb
+        if self.grad.stat is None:
+            return None
+        stat = kb.load(kb.addptr(kb.arg("lse_ptr"), offsets), rows_in, float("inf"), "lse" if self.softmax else "stat")
+        if self.softmax:
+            return kb.mul(stat, kb.f32(LOG2E), "lse_log2")
+        return kb.binary(arith.DivfOp, kb.f32(1.0), stat, "row_scale")
+
+    def probabilities(self, qk, h, q_idx, kv_idx, row, keep, captures):
+        """The weights, zero where masked, and the scores s = qk·scale.
+
+        softmax: P = exp(t − lse) = 2^(t·log2 e − lse·log2 e) with t = score_mod(s);
+        elementwise: P = c·f(t), the weights region evaluated, c the row's scale (or 1)."""
         kb = self.kb
         score = kb.mul(qk, kb.arg("scale"), "score")
         if _has_body(self.grad.score_mod):
-            kb.comment("score_mod, recomputed")
+            kb.comment("score_mod, recomputed" if self.softmax else "score_mod and normalizer, recomputed")
         (modified,) = lower_region(kb, self.grad.score_mod, [score, self.b, h, q_idx, kv_idx, *captures], "score_mod")
-        kb.comment("probabilities from the saved logsumexp, in base 2: one multiply-add per score")
-        p = kb.unary(math.Exp2Op, kb.sub(kb.mul(modified, kb.f32(LOG2E)), lse_log2), "p")
+        if self.softmax:
+            kb.comment("probabilities from the saved logsumexp, in base 2: one multiply-add per score")
+            p = kb.unary(math.Exp2Op, kb.sub(kb.mul(modified, kb.f32(LOG2E)), row), "p")
+        else:
+            p = modified if row is None else kb.mul(modified, row, "p")
         if keep is not None:
             p = kb.where(keep, p, kb.f32(0.0), "p")
         return score, p
+
+    def weights_grad(self, p: SSAValue, dp: SSAValue, delta: SSAValue | None, row: SSAValue | None) -> SSAValue:
+        """The gradient reaching the weights region: P ⊙ (dP − δ) for softmax, c·dP for elementwise."""
+        kb = self.kb
+        if self.softmax:
+            assert delta is not None
+            return kb.mul(p, kb.sub(dp, delta), "ds_mod")
+        return dp if row is None else kb.mul(dp, row, "ds_mod")
 
     def score_grads(self, score, h, q_idx, kv_idx, ds_mod, keep, rows_ok, captures, add_capture_grads: bool):
         """dS from dS' through the derived region; optionally adds the captured tensors' adjoints."""
@@ -196,13 +224,14 @@ def build_dq_kernel(grad, name: str):
     out = t.load(t.base("out", h), "out", offs_m, row_ok, True, "out")
     rows = kb.add(kb.mul(kb.wide(pid_bh), kb.wide(t.seq_q)), kb.wide(offs_m), "stat_rows")
     rows_in = kb.cmp("slt", offs_m, t.seq_q)
-    lse = kb.load(kb.addptr(kb.arg("lse_ptr"), rows), rows_in, float("inf"), "lse")
-    lse_log2 = kb.mul(lse, kb.f32(LOG2E), "lse_log2")
-    kb.comment("delta = rowsum(dO * O) - dlse, stored for the dK/dV kernel")
-    dlse = kb.load(kb.addptr(kb.arg("dlse_ptr"), rows), rows_in, 0.0, "dlse")
-    dot_rows = kb.row_reduce("sum", kb.mul(kb.cast(dout, f32), kb.cast(out, f32)), "dout_dot_out")
-    delta = kb.sub(dot_rows, dlse, "delta")
-    kb.store(kb.addptr(kb.arg("delta_ptr"), rows), delta, rows_in)
+    row = t.row_stat(rows, rows_in)
+    delta = None
+    if t.softmax:
+        kb.comment("delta = rowsum(dO * O) - dlse, stored for the dK/dV kernel")
+        dlse = kb.load(kb.addptr(kb.arg("dlse_ptr"), rows), rows_in, 0.0, "dlse")
+        dot_rows = kb.row_reduce("sum", kb.mul(kb.cast(dout, f32), kb.cast(out, f32)), "dout_dot_out")
+        delta = kb.sub(dot_rows, dlse, "delta")
+        kb.store(kb.addptr(kb.arg("delta_ptr"), rows), delta, rows_in)
     q_idx = kb.col(kb.min(offs_m, kb.sub(t.seq_q, kb.i32(1))), "q_idx")
     captures = _capture_values(kb, caps)
     k_base, v_base = t.base("k", kv_h), t.base("v", kv_h)
@@ -228,9 +257,9 @@ def build_dq_kernel(grad, name: str):
                 keep = kb.and_(keep, kb.row(kb.cmp("slt", cols, t.seq_kv)), "keep")
             else:
                 kv_idx = kb.row(cols, "kv_idx")
-            score, p = t.probabilities(qk, h, q_idx, kv_idx, lse_log2, keep, captures)
+            score, p = t.probabilities(qk, h, q_idx, kv_idx, row, keep, captures)
             dp = kb.dot(dout, kb.trans(v), None, "ieee" if fp32 else None, "dp")
-            ds_mod = kb.mul(p, kb.sub(dp, delta), "ds_mod")
+            ds_mod = t.weights_grad(p, dp, delta, row)
             ds = t.score_grads(score, h, q_idx, kv_idx, ds_mod, keep, row_ok, captures, add_capture_grads=True)
             new_dq = kb.dot(kb.cast(ds, elem), k, body.carried["dq"], "ieee" if fp32 else None, "dq")
             body.yield_({"dq": new_dq})
@@ -284,19 +313,18 @@ def build_dkdv_kernel(grad, name: str):
                 stat_rows = kb.add(
                     kb.mul(kb.wide(kb.add(kb.mul(b, kb.arg("num_heads")), h)), kb.wide(t.seq_q)), kb.wide(rows)
                 )
-                lse = kb.load(kb.addptr(kb.arg("lse_ptr"), stat_rows), rows_in, float("inf"), "lse")
-                lse_log2 = kb.mul(lse, kb.f32(LOG2E), "lse_log2")
-                delta = kb.load(kb.addptr(kb.arg("delta_ptr"), stat_rows), rows_in, 0.0, "delta")
+                row = t.row_stat(stat_rows, rows_in)
+                delta = kb.load(kb.addptr(kb.arg("delta_ptr"), stat_rows), rows_in, 0.0, "delta") if t.softmax else None
                 q_idx = kb.row(kb.min(rows, kb.sub(t.seq_q, kb.i32(1))), "q_idx")
                 qk = kb.dot(k, kb.trans(q), None, "ieee" if fp32 else None, "qk_t")
                 keep = None
                 if masked:
                     (keep,) = lower_region(kb, grad.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
                     keep = kb.and_(kb.and_(keep, col_ok), kb.row(rows_in), "keep")
-                score, p = t.probabilities(qk, h, q_idx, kv_idx, lse_log2, keep, captures)
+                score, p = t.probabilities(qk, h, q_idx, kv_idx, row, keep, captures)
                 dv = kb.dot(kb.cast(p, elem), dout, body.carried["dv"], "ieee" if fp32 else None, "dv")
                 dp = kb.dot(v, kb.trans(dout), None, "ieee" if fp32 else None, "dp_t")
-                ds_mod = kb.mul(p, kb.sub(dp, delta), "ds_mod")
+                ds_mod = t.weights_grad(p, dp, delta, row)
                 ds = t.score_grads(score, h, q_idx, kv_idx, ds_mod, keep, None, captures, add_capture_grads=False)
                 dk = kb.dot(kb.cast(ds, elem), q, body.carried["dk"], "ieee" if fp32 else None, "dk")
                 body.yield_({"dk": dk, "dv": dv})

@@ -1,7 +1,8 @@
-"""Launching the derived backward kernels (dQ, then dK/dV) of a compiled softmax variant.
+"""Launching the derived backward kernels (dQ, then dK/dV) of a compiled variant.
 
-The dQ kernel computes δ = rowsum(dO ⊙ O) − dlse for its rows and stores it for the
-dK/dV kernel; both recompute P from the saved logsumexp. dQ, dK and dV accumulate in
+Softmax: the dQ kernel computes δ = rowsum(dO ⊙ O) − dlse for its rows and stores it
+for the dK/dV kernel; both recompute P from the saved logsumexp. Elementwise
+normalizers (sigmoid, ReLU, retention) recompute their weights from the scores. dQ, dK and dV accumulate in
 f32 registers and are written once, in their tensors' dtypes. GQA: the dK/dV kernel
 sums over the query heads of each kv head itself, so dK and dV need no atomics;
 captured tensors' gradients are added in f32 with atomics (order not fixed).
@@ -56,14 +57,18 @@ def backward(
     k: torch.Tensor,
     v: torch.Tensor,
     out: torch.Tensor,
-    lse: torch.Tensor,
+    stat: torch.Tensor | None,
     dout: torch.Tensor,
     captures: list[torch.Tensor],
     dlse: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """dQ, dK, dV and one f32 gradient per captured tensor.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """dQ, dK, dV, one f32 gradient per captured tensor, and δ (softmax; zeros otherwise).
 
-    A gradient flowing into the logsumexp adds dlse·P to dS, which is δ − dlse in place of δ.
+    `stat` is the forward statistic the backward reads (`info.grad_stat`): the logsumexp
+    for softmax, the row's denominator for an elementwise normalizer scaled by its
+    inverse, None for one without. For softmax, a gradient flowing into the logsumexp
+    adds dlse·P to dS, which is δ − dlse in place of δ; other statistics are held
+    constant (RetNet's rule), so `dlse` is not read.
     """
     info = compiled.info
     configs = backward_config(config, q)
@@ -73,12 +78,19 @@ def backward(
     dout = dout.contiguous() if dout.stride(-1) != 1 else dout
     stat_shape = (batch, heads, seq_q)
     dlse = torch.zeros(stat_shape, dtype=torch.float32, device=device) if dlse is None else dlse.float().contiguous()
-    delta = torch.empty(stat_shape, dtype=torch.float32, device=device)  # written by the dQ kernel
-    # A row whose scores are all −inf (a score_mod's where(..., -inf)) has lse = −inf; +inf makes its P 0, not NaN.
-    lse = torch.where(lse == float("-inf"), float("inf"), lse).contiguous()
+    softmax = info.grad_probabilities == "softmax"
+    # δ: written by the dQ kernel for softmax; no kernel reads it otherwise.
+    delta = (torch.empty if softmax else torch.zeros)(stat_shape, dtype=torch.float32, device=device)
+    if stat is None:
+        stat = delta  # a stand-in pointer: the kernels of a normalizer without statistics never read it
+    elif softmax:
+        # A row whose scores are all −inf (a score_mod's where(..., -inf)) has lse = −inf; +inf makes P 0, not NaN.
+        stat = torch.where(stat == float("-inf"), float("inf"), stat).contiguous()
+    else:
+        stat = stat.float().contiguous()
     capture_grads = [torch.zeros(c.shape, dtype=torch.float32, device=device) for c in captures]
     if batch == 0 or seq_q == 0 or seq_kv == 0:
-        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v), capture_grads
+        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v), capture_grads, delta.zero_()
     # Each element is written once, in the inputs' dtype: no zero fill, no conversion pass.
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
 
@@ -94,7 +106,7 @@ def backward(
         "v_ptr": v,
         "dout_ptr": dout,
         "out_ptr": out,
-        "lse_ptr": lse,
+        "lse_ptr": stat,
         "dlse_ptr": dlse,
         "delta_ptr": delta,
         "dq_ptr": dq,
@@ -140,4 +152,4 @@ def backward(
     c = configs.dkdv
     dkdv_args = with_tables(c, tables_for(c).transposed(), "num_q_blocks")
     run_fitting(dkdv_kernel, (-(-seq_kv // c.block_n), batch * kv_heads), dkdv_args, device, c)
-    return dq, dk, dv, capture_grads
+    return dq, dk, dv, capture_grads, delta

@@ -24,6 +24,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.printer import Printer
 
 from attnc.dialect import attn
+from attnc.dialect.attn_grad import FlashGradOp
 from attnc.dialect.tile import FuncOp as TileFuncOp
 from attnc.dialect.tile import PtrType, Tile
 from attnc.passes.attn_block_mask import AttnBlockMaskPass
@@ -72,6 +73,8 @@ class KernelInfo:
     block_table: str
     backward_dq: str  # "" when compiled without the backward
     backward_dkdv: str
+    grad_probabilities: str  # "softmax" | "elementwise"; "" without the backward
+    grad_stat: int  # which forward statistic the backward reads; -1: none
     block_mask: str  # "none" | "affine" | "runtime"
     table_uses_b: bool
     table_uses_h: bool
@@ -171,7 +174,7 @@ def run_pipeline(
     if backward:
         from attnc.passes.attn_autodiff import AttnAutodiffPass
 
-        AttnAutodiffPass(captures=grad_captures).apply(ctx, module)
+        AttnAutodiffPass(strict=True, captures=grad_captures).apply(ctx, module)
     AttnTilePass(target=target, **tile_options).apply(ctx, module)
     module.verify()
     stages["flash"] = print_ir(module)
@@ -186,6 +189,7 @@ def run_pipeline(
         "block_table": f"{name}_block_table",
         "backward_dq": f"{name}_bwd_dq" if backward else "",
         "backward_dkdv": f"{name}_bwd_dkdv" if backward else "",
+        **_grad_facts(module, flash),
         "block_mask": flash.block_mask.data,
         "table_uses_b": _region_uses(flash, 0),
         "table_uses_h": _region_uses(flash, 1),
@@ -210,6 +214,18 @@ def run_pipeline(
             facts["constexprs"][kernel_name] = kernel.constexpr_defaults
     stages["triton"] = emit_triton(module)
     return stages, facts
+
+
+def _grad_facts(module: ModuleOp, flash: attn.FlashOp) -> dict[str, Any]:
+    """How the backward recomputes the weights, and which forward statistic it reads."""
+    grad = next((op for op in module.walk() if isinstance(op, FlashGradOp)), None)
+    if grad is None:
+        return {"grad_probabilities": "", "grad_stat": -1}
+    stat = grad.stat
+    return {
+        "grad_probabilities": grad.probabilities.data,
+        "grad_stat": -1 if stat is None else [r for r in flash.stats].index(stat),  # type: ignore[arg-type]
+    }
 
 
 _COMPILE_LOCK = threading.RLock()

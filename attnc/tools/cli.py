@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument(
         "--backward",
         action="store_true",
-        help="derive the backward too (attn-autodiff; softmax only) and compile its dQ and dK/dV kernels",
+        help="derive the backward too (attn-autodiff) and compile its dQ and dK/dV kernels",
     )
     comp.add_argument(
         "--kernel",
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backward",
         "--grad",
         action="store_true",
-        help="also run the backward (softmax only) and check dq, dk, dv against float64 autograd",
+        help="also run the backward and check dq, dk, dv against float64 autograd",
     )
     run.add_argument(
         "--check",

@@ -174,13 +174,26 @@ def test_attention_untraceable_mod_points_at_the_line():
         attnc.attention(score_mod=branchy)(*inputs(1, 2, 2, 8, 8, 16, 16))
 
 
-def test_attention_backward_of_other_normalizers_is_refused_not_ignored():
-    """Inputs that need gradients through a normalizer without a backward raise, never detach silently."""
+def test_attention_backward_that_cannot_be_derived_is_refused_not_ignored():
+    """Inputs that need gradients through a normalizer whose backward cannot be derived raise, naming the
+    part; they never detach silently, and the forward still runs without grad."""
+
+    class RunningMaxScaled(attnc.Normalizer):
+        state = {"m": float("-inf")}
+
+        def update(self, scores, state):
+            m_new = attnc.maximum(state["m"], attnc.row_max(scores))
+            return attnc.exp(scores - m_new), {"m": m_new}, attnc.exp(state["m"] - m_new)
+
+        def finalize(self, acc, state):
+            return acc, {}
+
     q, k, v = inputs(1, 2, 2, 8, 8, 16, 16)
-    with pytest.raises(NotImplementedError, match=r"backward of normalizer 'sigmoid'"):
-        attnc.attention(normalizer="sigmoid")(q.requires_grad_(), k, v)
+    attn = attnc.attention(normalizer=RunningMaxScaled())
+    with pytest.raises(NotImplementedError, match=r"its update's probabilities read the running state"):
+        attn(q.requires_grad_(), k, v)
     with torch.no_grad():
-        attnc.attention(normalizer="sigmoid")(q, k, v)
+        attn(q, k, v)
 
 
 def test_attention_cross_compiles_for_every_target():

@@ -15,9 +15,10 @@ from xdsl.ir import Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException, VerifyException
 
 from attnc.dialect import attn
+from attnc.dialect.attn_grad import FlashGradOp
 from attnc.frontend import ops as attnc
 from attnc.frontend.build import Signature, build_module
-from attnc.frontend.normalizer import trace_normalizer
+from attnc.frontend.normalizer import Normalizer, row_max, trace_normalizer
 from attnc.frontend.normalizers import Sigmoid, Softmax
 from attnc.frontend.trace import trace_mask_mod, trace_score_mod
 from attnc.passes.attn_autodiff import AttnAutodiffPass
@@ -219,7 +220,7 @@ def test_autodiff_pass_threads_dout_and_gradients():
     module.verify()
     fn, flash, grad = _only(module, func.FuncOp), _only(module, attn.FlashOp), _only(module, attn.FlashGradOp)
     assert fn.args[-1].name_hint == "dout" and fn.args[-1].type == flash.out.type
-    assert list(grad.operands[3:6]) == [flash.out, flash.stats[0], fn.args[-1]]
+    assert [grad.out, grad.dout, grad.stat] == [flash.out, fn.args[-1], flash.stats[0]]
     assert [s.value.data for s in grad.capture_sites.data] == [0, 1, 1]
     assert grad.block_mask == flash.block_mask and grad.block_mask is not None and grad.block_mask.data == "affine"
     ret = fn.get_return_op()
@@ -228,13 +229,29 @@ def test_autodiff_pass_threads_dout_and_gradients():
     assert [r.type for r in grad.capture_grads] == [TensorType(f32, [H]), TensorType(f32, [H, S, S])]
 
 
-def test_autodiff_pass_leaves_other_normalizers():
-    """A sigmoid attn.flash has no derived backward: left alone, or an error with strict."""
+def test_autodiff_pass_derives_elementwise_normalizers_and_leaves_the_rest():
+    """Sigmoid gets an elementwise attn.flash_grad with no statistic; a normalizer whose weights read
+    its running state is left alone, or, with strict, an error naming that part."""
     module = _module(MODS[0], normalizer=Sigmoid())
+    AttnAutodiffPass().apply(make_context(), module)
+    grad = next(op for op in module.walk() if isinstance(op, FlashGradOp))
+    assert grad.probabilities.data == "elementwise" and grad.stat is None and grad.row_scale is None
+
+    class RunningMaxScaled(Normalizer):
+        state = {"m": float("-inf")}
+
+        def update(self, scores, state):
+            m_new = attnc.maximum(state["m"], row_max(scores))
+            return attnc.exp(scores - m_new), {"m": m_new}, attnc.exp(state["m"] - m_new)
+
+        def finalize(self, acc, state):
+            return acc, {}
+
+    module = _module(MODS[0], normalizer=RunningMaxScaled())
     before = str(module)
     AttnAutodiffPass().apply(make_context(), module)
     assert str(module) == before
-    with pytest.raises(PassFailedException, match="no backward for normalizer 'sigmoid'"):
+    with pytest.raises(PassFailedException, match="its update's probabilities read the running state"):
         AttnAutodiffPass(strict=True).apply(make_context(), module)
 
 

@@ -211,14 +211,21 @@ def test_cli_run_backward_exits_1_on_a_wrong_gradient(
     assert backward.count("FAILED") == 3
 
 
-def test_cli_backward_of_a_non_softmax_normalizer(capsys: pytest.CaptureFixture[str]) -> None:
-    """--backward with the sigmoid normalizer is a clean error: only softmax has gradients so far."""
+def test_cli_backward_of_a_normalizer_that_cannot_be_derived(capsys: pytest.CaptureFixture[str]) -> None:
+    """--backward with a normalizer whose weights read its running state (the tempered softmax example)
+    is a clean error naming the part."""
     for command in ("compile", "run"):
-        argv = [command, str(EXAMPLES / "sigmoid.py"), "--backward", "--shape", SMALL]
+        argv = [command, str(EXAMPLES / "tempered_softmax.py"), "--backward", "--shape", SMALL]
         if command == "run":
             argv += ["--device", "cpu"]
         message = _error(capsys, argv)
-        assert message.startswith("the backward of normalizer 'sigmoid' is not implemented yet")
+        assert "its update's probabilities read the running state" in message
+
+
+def test_cli_backward_of_sigmoid_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """attnc run --backward checks the sigmoid normalizer's derived gradients against float64 autograd."""
+    assert main(["run", str(EXAMPLES / "sigmoid.py"), "--backward", "--shape", SMALL, "--device", "cpu"]) == 0
+    assert "backward" in capsys.readouterr().out
 
 
 def test_cli_missing_file(capsys: pytest.CaptureFixture[str]) -> None:

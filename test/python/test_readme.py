@@ -46,3 +46,14 @@ def test_readme_training_example_runs():
     exec(compile("import torch, attnc\n" + block, str(README), "exec"), scope)
     assert scope["bias"].grad is not None and scope["bias"].grad.abs().sum() > 0
     assert scope["q"].grad is not None
+
+
+def test_readme_normalizer_gradient_example_runs():
+    """The normalizer gradients example runs after the normalizers block, and fills sinks.grad."""
+    blocks = _python_blocks()
+    normalizers = next(b for b in blocks if "class TemperedSoftmax" in b)
+    gradients = next(b for b in blocks if "sinks.grad" in b)
+    scope: dict = {}
+    exec(compile("import torch, attnc\n" + normalizers + gradients, str(README), "exec"), scope)
+    assert scope["sinks"].grad is not None and scope["sinks"].grad.abs().sum() > 0
+    assert scope["q"].grad is not None and torch.isfinite(scope["q"].grad).all()

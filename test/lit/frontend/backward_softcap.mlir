@@ -8,7 +8,7 @@
 // FLASH-LABEL: func.func @attention(
 // FLASH-SAME:      %[[DOUT:[a-z_0-9]+]]: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>) {
 // FLASH:         %[[OUT:[^ ,]+]], %[[LSE:[^ ,]+]] = attn.flash %q, %k, %v score_mod {
-// FLASH:         %[[DQ:[^ ,]+]], %[[DK:[^ ,]+]], %[[DV:[^ ,]+]] = attn.flash_grad %q, %k, %v, %[[OUT]], %[[LSE]], %[[DOUT]] score_mod {
+// FLASH:         %[[DQ:[^ ,]+]], %[[DK:[^ ,]+]], %[[DV:[^ ,]+]] = attn.flash_grad %q, %k, %v, %[[OUT]], %[[DOUT]] stat(%[[LSE]] : {{[^)]*}}) score_mod {
 // FLASH:         } score_mod_grad {
 // FLASH:           math.tanh
 // FLASH:         } {{{.*}}block_mask = "affine", tile = #attn.tile<128x128>{{.*}}}

@@ -18,7 +18,7 @@
 // CHECK-NEXT:      %[[DS:.+]] = arith.mulf %[[G]], %[[T]] : f32
 // CHECK-NEXT:      attn.yield %[[DS]], %[[G]], %[[H]], %[[Q]], %[[KV]], %[[NEG]], %[[C0]], %[[Q]], %[[KV]] : f32, f32, index, index, index, f32, index, index, index
 // CHECK-NEXT:    } classify {
-// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, capture_sites = [1 : i64, 1 : i64], block_mask = "none"}
+// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [1 : i64, 1 : i64], block_mask = "none"}
 // CHECK-NEXT:    func.return %{{[^ ,]+}}, %{{[^ ,]+}}, %{{[^ ,]+}}, %{{[^ ,]+}}, %{{[^ ,]+}}, %[[DTEMP]], %[[DBIAS]] :
 
 // ERR: attn-autodiff: captures=2 names no captured tensor; attn.flash has 2

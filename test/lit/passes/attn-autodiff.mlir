@@ -15,7 +15,7 @@
 // CHECK-LABEL: func.func @softcap(
 // CHECK-SAME:    %dout: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>) {
 // CHECK:         %[[OUT:[^ ,]+]], %[[LSE:[^ ,]+]] = attn.flash %q, %k, %v score_mod {
-// CHECK:         %[[DQ:[^ ,]+]], %[[DK:[^ ,]+]], %[[DV:[^ ,]+]] = attn.flash_grad %q, %k, %v, %[[OUT]], %[[LSE]], %dout score_mod {
+// CHECK:         %[[DQ:[^ ,]+]], %[[DK:[^ ,]+]], %[[DV:[^ ,]+]] = attn.flash_grad %q, %k, %v, %[[OUT]], %dout stat(%[[LSE]] : {{[^)]*}}) score_mod {
 // CHECK:         } mask_mod {
 // CHECK-NEXT:    ^{{.*}}(%{{[^:]+}}: index, %{{[^:]+}}: index, %[[Q:[^:]+]]: index, %[[KV:[^:]+]]: index):
 // CHECK-NEXT:      %{{.*}} = arith.cmpi sge, %[[Q]], %[[KV]] : index
@@ -34,7 +34,7 @@
 // CHECK-NEXT:    } classify {
 // CHECK-NEXT:    ^{{.*}}(%{{[^:]+}}: index, %{{[^:]+}}: index, %{{[^:]+}}: index, %{{[^:]+}}: index, %{{[^:]+}}: index, %{{[^:]+}}: index):
 // CHECK:           attn.yield %{{.*}}, %{{.*}} : i1, i1
-// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, capture_sites = [], block_mask = "affine"} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>)
+// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [], block_mask = "affine"} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>)
 // CHECK-NEXT:    func.return %[[OUT]], %[[LSE]], %[[DQ]], %[[DK]], %[[DV]] :
 
 func.func @softcap(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
@@ -95,7 +95,7 @@ func.func @softcap(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: ten
 
 // CHECK-LABEL: func.func @alibi(
 // CHECK-SAME:    %[[SLOPES:[^:]+]]: tensor<64xf32>, %dout: tensor<?x4x?x64xbf16>) -> ({{.*}}, tensor<64xf32>) {
-// CHECK:         %[[DQ:[^ ,]+]], %[[DK:[^ ,]+]], %[[DV:[^ ,]+]], %[[DSLOPES:[^ ,]+]] = attn.flash_grad %q, %k, %v, %{{[^ ,]+}}, %{{[^ ,]+}}, %dout captures(%[[SLOPES]] : tensor<64xf32>) score_mod {
+// CHECK:         %[[DQ:[^ ,]+]], %[[DK:[^ ,]+]], %[[DV:[^ ,]+]], %[[DSLOPES:[^ ,]+]] = attn.flash_grad %q, %k, %v, %{{[^ ,]+}}, %dout stat(%{{[^ ,]+}} : {{[^)]*}}) captures(%[[SLOPES]] : tensor<64xf32>) score_mod {
 // CHECK:         } score_mod_grad {
 // CHECK-NEXT:    ^{{.*}}(%{{[^:]+}}: f32, %{{[^:]+}}: index, %[[H:[^:]+]]: index, %[[Q:[^:]+]]: index, %[[KV:[^:]+]]: index, %{{[^:]+}}: tensor<64xf32>, %[[G:[^:]+]]: f32):
 // CHECK-NEXT:      %[[DIST:.+]] = arith.subi %[[KV]], %[[Q]] : index
@@ -104,7 +104,7 @@ func.func @softcap(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: ten
 // CHECK-NEXT:      %[[SITE:.+]] = arith.mulf %[[G]], %[[DISTF]] : f32
 // CHECK-NEXT:      attn.yield %[[G]], %[[SITE]], %[[H]] : f32, f32, index
 // CHECK-NEXT:    } classify {
-// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, capture_sites = [0 : i64], block_mask = "none"} : {{.*}} -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>)
+// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "none"} : {{.*}} -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>)
 // CHECK-NEXT:    func.return %{{[^ ,]+}}, %{{[^ ,]+}}, %[[DQ]], %[[DK]], %[[DV]], %[[DSLOPES]] :
 
 func.func @alibi(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %slopes: tensor<64xf32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
@@ -162,12 +162,12 @@ func.func @alibi(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tenso
 
 // CHECK-LABEL: func.func @bias(
 // CHECK-SAME:    %[[BIAS:[^:]+]]: tensor<4x128x128xf32>, %dout: tensor<?x4x?x64xbf16>) -> ({{.*}}, tensor<4x128x128xf32>) {
-// CHECK:         = attn.flash_grad %q, %k, %v, %{{[^ ,]+}}, %{{[^ ,]+}}, %dout captures(%[[BIAS]] : tensor<4x128x128xf32>) score_mod {
+// CHECK:         = attn.flash_grad %q, %k, %v, %{{[^ ,]+}}, %dout stat(%{{[^ ,]+}} : {{[^)]*}}) captures(%[[BIAS]] : tensor<4x128x128xf32>) score_mod {
 // CHECK:         } score_mod_grad {
 // CHECK-NEXT:    ^{{.*}}(%{{[^:]+}}: f32, %{{[^:]+}}: index, %[[H:[^:]+]]: index, %[[Q:[^:]+]]: index, %[[KV:[^:]+]]: index, %{{[^:]+}}: tensor<4x128x128xf32>, %[[G:[^:]+]]: f32):
 // CHECK-NEXT:      attn.yield %[[G]], %[[G]], %[[H]], %[[Q]], %[[KV]] : f32, f32, index, index, index
 // CHECK-NEXT:    } classify {
-// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, capture_sites = [0 : i64], block_mask = "none"}
+// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "none"}
 
 func.func @bias(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %bias: tensor<4x128x128xf32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
   %scores = attn.qk %q, %k {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
@@ -229,7 +229,7 @@ func.func @bias(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor
 // CHECK-NEXT:      %[[DT:.+]] = arith.mulf %[[G]], %[[S]] : f32
 // CHECK-NEXT:      attn.yield %[[DS]], %[[DT]], %[[H]], %[[G]], %[[H]], %[[Q]], %[[KV]], %[[NEG]], %[[C0]], %[[Q]], %[[KV]] : f32, f32, index, f32, index, index, index, f32, index, index, index
 // CHECK-NEXT:    } classify {
-// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, capture_sites = [0 : i64, 1 : i64, 1 : i64], block_mask = "none"}
+// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [0 : i64, 1 : i64, 1 : i64], block_mask = "none"}
 // CHECK-NEXT:    func.return %{{[^ ,]+}}, %{{[^ ,]+}}, %{{[^ ,]+}}, %{{[^ ,]+}}, %{{[^ ,]+}}, %[[DTEMP]], %[[DBIAS]] :
 
 func.func @twice(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %temp: tensor<4xf32>, %bias: tensor<4x128x128xf32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
@@ -334,14 +334,15 @@ func.func @floor(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tenso
 
 // -----
 
-// Normalizers other than softmax have no derived backward yet: left alone, or an
-// error with strict=true.
+// A normalizer whose backward cannot be derived (here the finalize divides by a running
+// sum it does not return as a statistic, so the backward could not read it): left
+// alone, or an error naming the part with strict=true.
 
 // CHECK-LABEL: func.func @sum_normalizer(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x4x?x64xf16>) -> tensor<1x4x?x64xf16> {
 // CHECK-NOT:     attn.flash_grad
 // CHECK:         func.return %{{[^ ,]+}} : tensor<1x4x?x64xf16>
 
-// STRICT: {{^}}attn-autodiff has no backward for normalizer 'sum'; it derives softmax only
+// STRICT: {{^}}attn-autodiff cannot derive the backward of normalizer 'sum': its finalize must return the accumulator, or the accumulator divided by one of its statistics; such a normalizer needs a user-given backward
 
 func.func @sum_normalizer(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x4x?x64xf16>) -> tensor<1x4x?x64xf16> {
   %o = attn.flash %q, %k, %v score_mod {
@@ -365,4 +366,96 @@ func.func @sum_normalizer(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v
   } classify {
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
+}
+
+// -----
+
+// Sigmoid (stateless): the backward's weights region is the update's p after the
+// score_mod, f(t) = 1 / (1 + 2^(−t·log2 e)) with t = s − log n, differentiated as a
+// whole (the chain rule through 1/x and exp2); no statistic is read.
+
+// CHECK-LABEL: func.func @sigmoid(
+// CHECK:         %{{[^ ,]+}}, %{{[^ ,]+}}, %{{[^ ,]+}} = attn.flash_grad %q, %k, %v, %{{[^ ,]+}}, %dout score_mod {
+// CHECK:           %[[P:.+]] = arith.divf %{{.*}}, %{{.*}} : f32
+// CHECK-NEXT:      attn.yield %[[P]] : f32
+// CHECK:         } score_mod_grad {
+// CHECK:           math.exp2
+// CHECK:           attn.yield %dscore : f32
+// CHECK:         } {scale = 1.250000e-01 : f32, probabilities = "elementwise", capture_sites = [], block_mask = "affine"}
+
+func.func @sigmoid(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>) -> tensor<?x4x?x64xbf16> {
+  %scores = attn.qk %q, %k {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %modified = attn.score_mod %scores {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %cst = arith.constant 8.31776619 : f32
+    %0 = arith.subf %score, %cst : f32
+    attn.yield %0 : f32
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xf32>
+  %keep = attn.mask_mod %modified {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %0 = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %0 : i1
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xi1>
+  %probs = attn.online_rowscale %modified mask(%keep : tensor<?x4x?x?xi1>) update {
+  ^bb0(%score: f32, %b: index, %h: index):
+    %cst = arith.constant -1.44269502 : f32
+    %0 = arith.mulf %score, %cst : f32
+    %1 = math.exp2 %0 : f32
+    %cst_1 = arith.constant 1.000000e+00 : f32
+    %2 = arith.addf %cst_1, %1 : f32
+    %p = arith.divf %cst_1, %2 : f32
+    attn.yield %p, %cst_1 : f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_1: index, %h_1: index):
+    attn.yield %acc : f32
+  } {normalizer = "sigmoid", state = [], init = [], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>)
+  %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %out : tensor<?x4x?x64xbf16>
+}
+
+// -----
+
+// Retention: p = t (the decayed score), and the finalize divides by the statistic
+// `denominator`, which the backward holds constant (row_scale = "inverse": P = t / d).
+// The decay's log2 γ is a capture, so it gets a site.
+
+// CHECK-LABEL: func.func @retention(
+// CHECK:         attn.flash_grad %q, %k, %v, %{{[^ ,]+}}, %dout stat(%denominator : tensor<?x4x?xf32>) captures(%log2_gamma : tensor<64xf32>) score_mod {
+// CHECK:         } {scale = 1.250000e-01 : f32, probabilities = "elementwise", capture_sites = [0 : i64], row_scale = "inverse", block_mask = "affine"}
+
+func.func @retention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %log2_gamma: tensor<64xf32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %scores = attn.qk %q, %k {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %modified = attn.score_mod %scores captures(%log2_gamma : tensor<64xf32>) {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %log2_gamma_1: tensor<64xf32>):
+    %0 = arith.subi %q_idx, %kv_idx : index
+    %1 = tensor.extract %log2_gamma_1[%h] : tensor<64xf32>
+    %2 = arith.index_cast %0 : index to i64
+    %3 = arith.sitofp %2 : i64 to f32
+    %4 = arith.mulf %3, %1 : f32
+    %5 = math.exp2 %4 : f32
+    %6 = arith.mulf %score, %5 : f32
+    attn.yield %6 : f32
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xf32>
+  %keep = attn.mask_mod %modified {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %0 = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %0 : i1
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xi1>
+  %probs, %denominator = attn.online_rowscale %modified mask(%keep : tensor<?x4x?x?xi1>) update {
+  ^bb0(%score: f32, %b: index, %h: index, %d: f32):
+    %0 = math.absf %score : f32
+    %1 = attn.row_sum %0 : f32
+    %d_new = arith.addf %d, %1 : f32
+    %cst = arith.constant 1.000000e+00 : f32
+    attn.yield %score, %cst, %d_new : f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_1: index, %h_1: index, %d_1: f32):
+    %cst_1 = arith.constant 1.000000e+00 : f32
+    %denominator_1 = arith.maxnumf %d_1, %cst_1 : f32
+    %2 = arith.divf %cst_1, %denominator_1 : f32
+    %out = arith.mulf %acc, %2 : f32
+    attn.yield %out, %denominator_1 : f32, f32
+  } {normalizer = "retention", state = ["d"], init = [0.000000e+00 : f32], masked_score = 0.000000e+00 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+  %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %out, %denominator : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
 }

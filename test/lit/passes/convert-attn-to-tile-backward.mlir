@@ -277,7 +277,7 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
     attn.yield %out_1, %lse_1 : f32, f32
   } classify {
   } {scale = 1.250000e-01 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "none", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>)
-  %dq, %dk, %dv, %dslopes = attn.flash_grad %q, %k, %v, %out, %lse, %dout captures(%slopes : tensor<64xf32>) score_mod {
+  %dq, %dk, %dv, %dslopes = attn.flash_grad %q, %k, %v, %out, %dout stat(%lse : tensor<?x4x?xf32>) captures(%slopes : tensor<64xf32>) score_mod {
   ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %slopes_1: tensor<64xf32>):
     %0 = tensor.extract %slopes_1[%h] : tensor<64xf32>
     %1 = arith.subi %kv_idx, %q_idx : index
@@ -298,6 +298,6 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
     %dslopes_1 = arith.mulf %grad, %9 : f32
     attn.yield %grad, %dslopes_1, %h_2 : f32, f32, index
   } classify {
-  } {scale = 1.250000e-01 : f32, capture_sites = [0 : i64], block_mask = "none", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>)
+  } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "none", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>)
   func.return %out, %lse, %dq, %dk, %dv, %dslopes : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>
 }

@@ -1,0 +1,124 @@
+"""Gradients through the normalizers other than softmax, against float64 autograd (CPU, interpreter).
+
+attn-autodiff derives them from the normalizer's own regions: sigmoid, ReLU and a
+stateless user normalizer as elementwise weights, retention with its denominator held
+constant (RetNet's rule), sinks as softmax plus the sink's own gradient.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import attnc
+
+TOL = {torch.float32: 1e-4, torch.bfloat16: 1e-2, torch.float16: 1e-2}
+H = 4
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
+
+
+def causal(b, h, q_idx, kv_idx):
+    return q_idx >= kv_idx
+
+
+def sigmoid_bias(score, b, h, q_idx, kv_idx):
+    return score - 2.0
+
+
+LOG2_GAMMA = torch.log2(1 - 2.0 ** (-5.0 - torch.arange(H, dtype=torch.float32)))
+
+
+def retnet_decay(score, b, h, q_idx, kv_idx):
+    return score * attnc.exp2((q_idx - kv_idx) * LOG2_GAMMA[h])
+
+
+def retention_reference(q, k, v):
+    """RetNet's parallel form in float64 with the denominator held constant (detached) in backward."""
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+    i = torch.arange(q.shape[2])[:, None]
+    j = torch.arange(k.shape[2])[None, :]
+    decay = torch.where(i >= j, torch.exp2((i - j) * LOG2_GAMMA.double()[:, None, None]), 0.0)
+    s = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5 * decay
+    denominator = s.abs().sum(-1, keepdim=True).clamp_min(1.0).detach()
+    return (s / denominator) @ v
+
+
+def grads(attn, shape, dtype, reference, extra=()):
+    b, hq, hkv, sq, skv, d = shape
+    q = torch.randn(b, hq, sq, d, dtype=dtype, requires_grad=True)
+    k = torch.randn(b, hkv, skv, d, dtype=dtype, requires_grad=True)
+    v = torch.randn(b, hkv, skv, d, dtype=dtype, requires_grad=True)
+    out = attn(q, k, v)
+    dout = torch.randn_like(out)
+    got = torch.autograd.grad((out * dout).sum(), [q, k, v, *extra])
+    q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    want = torch.autograd.grad((reference(q64, k64, v64) * dout.double()).sum(), [q64, k64, v64, *extra])
+    for name, g, w in zip(["dq", "dk", "dv", *[f"d{i}" for i in range(len(extra))]], got, want):
+        assert not torch.isnan(g).any(), name
+        assert rel(g, w) < TOL[dtype], (name, rel(g, w))
+
+
+def reference_of(score_mod, mask_mod, normalizer):
+    return lambda q, k, v: attnc.attention_reference(
+        q, k, v, score_mod=score_mod, mask_mod=mask_mod, normalizer=normalizer
+    )[0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("masked", [False, True])
+def test_sigmoid_and_relu_gradients(dtype, masked):
+    """Ragged lengths, GQA, with and without a causal mask."""
+    mask = causal if masked else None
+    for score_mod, normalizer in ((sigmoid_bias, "sigmoid"), (None, "relu")):
+        attn = attnc.attention(score_mod, mask, normalizer=normalizer)
+        grads(attn, (1, H, 2, 37, 45, 32), dtype, reference_of(score_mod, mask, normalizer))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_retention_gradients_hold_the_denominator_constant(dtype):
+    attn = attnc.attention(retnet_decay, causal, normalizer="retention")
+    grads(attn, (1, H, 2, 41, 41, 32), dtype, retention_reference)
+
+
+def test_sinks_get_gradients():
+    """q, k, v and the learnable sink logits, against autograd through the reference."""
+    sinks = torch.randn(H, requires_grad=True)
+    norm = attnc.SoftmaxWithSinks(sinks)
+    attn = attnc.attention(mask_mod=causal, normalizer=norm)
+    grads(attn, (2, H, 2, 33, 40, 16), torch.float32, reference_of(None, causal, norm), extra=(sinks,))
+
+
+def test_user_normalizer_with_a_learned_temperature_gets_gradients():
+    """A stateless user normalizer, p = sigmoid(score / temperature[h]): the temperature's gradient
+    comes from the same derived region as dq, dk and dv."""
+    temperature = (torch.rand(H) + 0.5).requires_grad_()
+
+    class TemperedSigmoid(attnc.Normalizer):
+        def update(self, scores, state):
+            return attnc.sigmoid(scores / temperature[self.h]), {}, 1.0
+
+        def finalize(self, acc, state):
+            return acc, {}
+
+    norm = TemperedSigmoid()
+    # No mask: the reference would differentiate sigmoid(−inf / t) into NaN for masked scores.
+    attn = attnc.attention(sigmoid_bias, normalizer=norm)
+    grads(attn, (1, H, H, 30, 30, 16), torch.float32, reference_of(sigmoid_bias, None, norm), extra=(temperature,))
+
+
+def test_fully_masked_rows_have_zero_gradients():
+    """Rows that see no key: output 0, every gradient 0 and finite."""
+
+    def late(b, h, q_idx, kv_idx):
+        return (q_idx >= 8) & (kv_idx <= q_idx)
+
+    for normalizer in ("sigmoid", "retention"):
+        q, k, v = (torch.randn(1, 2, 20, 16, requires_grad=True) for _ in range(3))
+        out = attnc.attention(mask_mod=late, normalizer=normalizer)(q, k, v)
+        (dq,) = torch.autograd.grad(out.sum(), [q])
+        assert torch.isfinite(dq).all()
+        assert (dq[:, :, :8] == 0).all()
