@@ -31,6 +31,7 @@ from attnc.dialect.tile_arith import (
     CmpFPredicate,
     CmpIOp,
     CmpIPredicate,
+    InlineAsmOp,
     SelectOp,
 )
 from attnc.dialect.tile_creation import (
@@ -75,6 +76,7 @@ __all__ = [
     "ExpandDimsOp",
     "FullOp",
     "FuncOp",
+    "InlineAsmOp",
     "InputPrecision",
     "InputPrecisionAttr",
     "LoadOp",
@@ -106,6 +108,7 @@ Tile = Dialect(
     [
         FuncOp,
         ReturnOp,
+        InlineAsmOp,
         ConstexprOp,
         ProgramIdOp,
         NumProgramsOp,

@@ -1,4 +1,4 @@
-"""`tile` ops that are the tensor forms of `arith` ops: comparisons, select and casts."""
+"""`tile` ops that are the tensor forms of `arith` ops: comparisons, select and casts; and inline asm."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from xdsl.irdl import (
     AnyAttr,
     IRDLOperation,
     VarConstraint,
+    attr_def,
     irdl_op_definition,
     operand_def,
     prop_def,
@@ -255,3 +256,32 @@ class CastOp(IRDLOperation):
         for type in (self.value.type, self.result.type):
             if not isinstance(element_type_of(type), IntegerType | IndexType | AnyFloat):
                 raise VerifyException(f"'tile.cast' op expected integer or float types, but got {type}")
+
+
+@irdl_op_definition
+class InlineAsmOp(IRDLOperation):
+    """`tl.inline_asm_elementwise(asm, constraints, [x], dtype, is_pure=True, pack=1)`: one target
+    instruction per element, for a math function whose hardware form a pass chose (the result has
+    the operand's shape and element type).
+
+    ```mlir
+    %t = tile.inline_asm %x {asm = "tanh.approx.f32 $0, $1;", constraints = "=r,r"} : tensor<128x64xf32>
+    ```
+    """
+
+    name = "tile.inline_asm"
+    T: ClassVar = VarConstraint("T", AnyAttr())
+    value = operand_def(T)
+    result = result_def(T)
+    asm = attr_def(StringAttr)
+    constraints = attr_def(StringAttr)
+    traits = traits_def(Pure())
+    assembly_format = "$value attr-dict `:` type($value)"
+
+    def __init__(self, value: SSAValue | Operation, asm: str, constraints: str):
+        value = SSAValue.get(value)
+        super().__init__(
+            operands=[value],
+            result_types=[value.type],
+            attributes={"asm": StringAttr(asm), "constraints": StringAttr(constraints)},
+        )

@@ -359,7 +359,7 @@ def compile(
     """Compile a variant for a target without running it, to look at every stage.
 
     With `backward`, attn-autodiff derives the gradient too and the kernels include dQ and dK/dV
-    (softmax only: another normalizer raises NotImplementedError).
+    (a normalizer whose backward cannot be derived raises NotImplementedError naming the part).
     """
     if dtype not in DTYPES:
         raise TypeError(f"dtype must be float16, bfloat16 or float32, but got {dtype}")

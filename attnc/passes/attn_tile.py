@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, f32, i64
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, UnitAttr, f32, i64
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
@@ -81,6 +81,11 @@ class AttnTilePass(ModulePass):
             flash.attributes["tile"] = tile
             flash.attributes["num_warps"] = IntegerAttr(self.num_warps or warps, i64)
             flash.attributes["num_stages"] = IntegerAttr(self.num_stages or stages, i64)
+            if self.target.startswith("cuda") and element_bytes == 2:
+                # One MUFU instruction (tanh.approx.f32, relative error 2^-11) in place of exp and a
+                # reciprocal: ample for 16-bit weights, and what sigmoid (0.5 + 0.5·tanh(s/2)) and
+                # softcap spend per score. f32 inputs keep the exact form.
+                flash.attributes["approx_tanh"] = UnitAttr()
 
 
 __all__ = ["AttnTilePass", "DEFAULTS", "default_config"]

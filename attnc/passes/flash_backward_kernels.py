@@ -208,7 +208,7 @@ def build_dq_kernel(grad, name: str):
     _, _, elem, head_dim, head_dim_v, caps = _tensor_types(grad)
     fp32 = elem == f32
     constexprs = {BM: tile.block_m.data, BN: tile.block_n.data, DIM: _pow2(head_dim), DIM_V: _pow2(head_dim_v)}
-    kb = KernelBuilder(name, _params(grad, "num_kv_blocks"), constexprs)
+    kb = KernelBuilder(name, _params(grad, "num_kv_blocks"), constexprs, "approx_tanh" in grad.attributes)
     kb.comment("which query block, batch and head this program owns")
     pid_m = kb.program_id(0, "pid_m")
     pid_bh = kb.program_id(1, "pid_bh")
@@ -275,7 +275,7 @@ def build_dkdv_kernel(grad, name: str):
     _, _, elem, head_dim, head_dim_v, caps = _tensor_types(grad)
     fp32 = elem == f32
     constexprs = {BM: tile.block_m.data, BN: tile.block_n.data, DIM: _pow2(head_dim), DIM_V: _pow2(head_dim_v)}
-    kb = KernelBuilder(name, _params(grad, "num_q_blocks"), constexprs)
+    kb = KernelBuilder(name, _params(grad, "num_q_blocks"), constexprs, "approx_tanh" in grad.attributes)
     kb.comment("which key block, batch and kv head this program owns")
     pid_n = kb.program_id(0, "pid_n")
     pid_bh = kb.program_id(1, "pid_bh")

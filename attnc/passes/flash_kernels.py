@@ -137,7 +137,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
     params += table_params("num_kv_blocks")
     constexprs = {BM: tile.block_m.data, BN: tile.block_n.data, DIM: _pow2(head_dim), DIM_V: _pow2(head_dim_v)}
-    kb = KernelBuilder(name, params, constexprs)
+    kb = KernelBuilder(name, params, constexprs, "approx_tanh" in flash.attributes)
     mask_d = head_dim != _pow2(head_dim)
     mask_dv = head_dim_v != _pow2(head_dim_v)
     fp32 = elem == f32

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from xdsl.dialects import arith, scf
+from xdsl.dialects import arith, math, scf
 from xdsl.dialects.builtin import (
     AnyFloat,
     FloatAttr,
@@ -82,8 +82,15 @@ class KernelBuilder:
 
     i32_type = i32
 
-    def __init__(self, name: str, params: Sequence[tuple[str, Attribute]], constexprs: Mapping[str, int]):
+    def __init__(
+        self,
+        name: str,
+        params: Sequence[tuple[str, Attribute]],
+        constexprs: Mapping[str, int],
+        approx_tanh: bool = False,
+    ):
         self.constexprs = dict(constexprs)
+        self.approx_tanh = approx_tanh  # tanh as one hardware instruction (NVIDIA's tanh.approx.f32)
         self.func = tile.FuncOp(name, [p for p, _ in params], [t for _, t in params], self.constexprs)
         self.block = self.func.body.block
         self.args = {p: arg for (p, _), arg in zip(params, self.block.args)}
@@ -253,6 +260,8 @@ class KernelBuilder:
         return self.binary(arith.MulfOp, inner.lhs, factor, name)
 
     def unary(self, cls: Callable[..., Operation], a: SSAValue, name: str | None = None) -> SSAValue:
+        if cls is math.TanhOp and self.approx_tanh and self._element(a) == f32:
+            return self.emit(tile.InlineAsmOp(a, "tanh.approx.f32 $0, $1;", "=r,r"), self.dims_of(a), name)
         return self.emit(cls(a), self.dims_of(a), name)
 
     def add(self, a: SSAValue, b: SSAValue, name: str | None = None) -> SSAValue:

@@ -128,19 +128,19 @@ def test_normalizer_softmax_ir():
 
 
 def test_normalizer_sigmoid_ir():
-    """Sigmoid is stateless: p = 1 / (1 + exp2(-score·log2 e)), alpha the constant 1, out = acc."""
+    """Sigmoid is stateless: p = 0.5 + 0.5·tanh(score/2), alpha the constant 1, out = acc."""
     spec = trace_normalizer(Sigmoid())
     assert (spec.state, spec.stat_names, spec.masked_score) == ([], [], -math.inf)
     assert _ir(spec.update) == inspect.cleandoc(
         """
         {
         ^bb0(%score: f32, %b: index, %h: index):
-          %cst = arith.constant -1.44269502 : f32
+          %cst = arith.constant 5.000000e-01 : f32
           %0 = arith.mulf %score, %cst : f32
-          %1 = math.exp2 %0 : f32
+          %1 = math.tanh %0 : f32
+          %2 = arith.mulf %cst, %1 : f32
+          %p = arith.addf %cst, %2 : f32
           %cst_1 = arith.constant 1.000000e+00 : f32
-          %2 = arith.addf %cst_1, %1 : f32
-          %p = arith.divf %cst_1, %2 : f32
           attn.yield %p, %cst_1 : f32, f32
         }
         """

@@ -139,3 +139,12 @@ def reduce(p: KernelPrinter, op: tile.ReduceOp) -> None:
 def multiple_of(p: KernelPrinter, op: tile.MultipleOfOp) -> None:
     text = f"tl.multiple_of({p.tensor(op.value)}, {op.multiple.value.data})"
     p.assign(op.result, text, "multiple")
+
+
+@rule(tile.InlineAsmOp)
+def inline_asm(p: KernelPrinter, op: tile.InlineAsmOp) -> None:
+    text = (
+        f'tl.inline_asm_elementwise("{op.asm.data}", "{op.constraints.data}", [{p.expr(op.value)}], '
+        f"dtype={dtype(op.result.type)}, is_pure=True, pack=1)"
+    )
+    p.assign(op.result, text, "asm")

@@ -39,13 +39,14 @@
 // CHECK:             qk = tl.dot(q, {{.*}})
 // CHECK-NEXT:        score = qk * scale
 // CHECK-NEXT:        # score_mod, recomputed
+// CHECK-NEXT:        asm = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [score / 30.0], dtype=tl.float32, is_pure=True, pack=1)
 // CHECK-NEXT:        # probabilities from the saved logsumexp, in base 2: one multiply-add per score
-// CHECK-NEXT:        p = tl.exp2(30.0 * (2 * tl.sigmoid(2 * (score / 30.0)) - 1) * 1.442695 - lse_log2[:, None])
+// CHECK-NEXT:        p = tl.exp2(30.0 * asm * 1.442695 - lse_log2[:, None])
 // CHECK:             dp = tl.dot(dout, {{.*}})
 // CHECK-NEXT:        ds_mod = p * (dp - delta[:, None])
 // CHECK-NEXT:        # score_mod, differentiated
-// CHECK-NEXT:        tanh = 2 * tl.sigmoid(2 * (score / 30.0)) - 1
-// CHECK-NEXT:        dscore = ds_mod * 30.0 * (1.0 - tanh * tanh) / 30.0
+// CHECK-NEXT:        [[T:asm_[0-9]+]] = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [score / 30.0], dtype=tl.float32, is_pure=True, pack=1)
+// CHECK-NEXT:        dscore = ds_mod * 30.0 * (1.0 - [[T]] * [[T]]) / 30.0
 // CHECK-NEXT:        dq = tl.dot(dscore.to(tl.bfloat16), k, dq)
 // CHECK:           # part key blocks
 // CHECK:             keep = (q_idx >= kv_idx) & {{.*}}
@@ -62,12 +63,12 @@
 // CHECK-NEXT:      for [[I:i[_0-9]*]] in range(group):
 // CHECK-NEXT:          h = kv_h * group + [[I]]
 // CHECK:               # full query blocks
-// CHECK:                 p = tl.exp2(30.0 * (2 * tl.sigmoid(2 * (score / 30.0)) - 1) * 1.442695 - lse_log2[None, :])
+// CHECK:                 p = tl.exp2(30.0 * asm * 1.442695 - lse_log2[None, :])
 // CHECK-NEXT:            dv = tl.dot(p.to(tl.bfloat16), dout, dv)
 // CHECK:                 ds_mod = p * (dp_t - delta[None, :])
 // CHECK-NEXT:            # score_mod, differentiated
-// CHECK-NEXT:            tanh = 2 * tl.sigmoid(2 * (score / 30.0)) - 1
-// CHECK-NEXT:            dscore = ds_mod * 30.0 * (1.0 - tanh * tanh) / 30.0
+// CHECK-NEXT:            [[T2:asm_[0-9]+]] = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [score / 30.0], dtype=tl.float32, is_pure=True, pack=1)
+// CHECK-NEXT:            dscore = ds_mod * 30.0 * (1.0 - [[T2]] * [[T2]]) / 30.0
 // CHECK-NEXT:            dk = tl.dot(dscore.to(tl.bfloat16), q, dk)
 // CHECK:               # part query blocks
 // CHECK:                 dk = tl.dot({{.*}}, dk)

@@ -26,10 +26,12 @@
 // TRITON:           qk = tl.dot(q, {{.*}})
 // TRITON-NEXT:      score = qk * scale
 // TRITON-NEXT:      # score_mod
-// TRITON-NEXT:      modified = 30.0 * (2 * tl.sigmoid(2 * (score / 30.0)) - 1)
+// TRITON-NEXT:      asm = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [score / 30.0], dtype=tl.float32, is_pure=True, pack=1)
+// TRITON-NEXT:      modified = 30.0 * asm
 // TRITON:           acc = tl.dot(
 // TRITON:         # part key blocks
 // TRITON:           # score_mod
-// TRITON:           [[MOD:modified_[0-9]+]] = 30.0 * (2 * tl.sigmoid(2 * ({{.*}} / 30.0)) - 1)
+// TRITON:           [[ASM:asm_[0-9]+]] = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [{{.*}} / 30.0], dtype=tl.float32, is_pure=True, pack=1)
+// TRITON-NEXT:      [[MOD:modified_[0-9]+]] = 30.0 * [[ASM]]
 // TRITON:           # mask_mod
 // TRITON:           {{.*}} = tl.where(keep, [[MOD]], float("-inf"))

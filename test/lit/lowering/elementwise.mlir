@@ -1,4 +1,5 @@
 // RUN: attn-opt %s -t triton --split-input-file | filecheck %s
+// RUN: attn-opt %s --split-input-file --print-op-generic | attn-opt --split-input-file -t triton | filecheck %s
 
 // Elementwise arith and math ops print from the rule tables, one line per op.
 
@@ -207,5 +208,23 @@ tile.func @constants(%x_ptr: !tile.ptr<f32>) constexprs {BLOCK = 16} {
   %zero = arith.constant 0.0 : bf16
   %zero_v = tile.splat %zero ["BLOCK"] : bf16 -> tensor<16xbf16>
   %total = tile.reduce sum %zero_v axis 0 : tensor<16xbf16> -> bf16
+  tile.return
+}
+
+// -----
+
+// tile.inline_asm: one target instruction per element (attn-tile picks NVIDIA's
+// tanh.approx.f32 for 16-bit inputs), printed as tl.inline_asm_elementwise; it
+// round-trips through the generic form too.
+
+// CHECK-LABEL: def fast_tanh(x_ptr, BLOCK: tl.constexpr):
+// CHECK:         t = tl.inline_asm_elementwise("tanh.approx.f32 {{.*}}", "=r,r", [x], dtype=tl.float32, is_pure=True, pack=1)
+// CHECK-NEXT:    tl.store(ptrs, t)
+tile.func @fast_tanh(%x_ptr: !tile.ptr<f32>) constexprs {BLOCK = 64} {
+  %offs = tile.arange ["BLOCK"] : tensor<64xi32>
+  %ptrs = tile.addptr %x_ptr, %offs : !tile.ptr<f32>, tensor<64xi32> -> tensor<64x!tile.ptr<f32>>
+  %x = tile.load %ptrs : tensor<64x!tile.ptr<f32>> -> tensor<64xf32>
+  %t = tile.inline_asm %x {asm = "tanh.approx.f32 $0, $1;", constraints = "=r,r"} : tensor<64xf32>
+  tile.store %ptrs, %t : tensor<64x!tile.ptr<f32>>, tensor<64xf32>
   tile.return
 }

@@ -21,12 +21,12 @@
 // Head dim 64, bf16.
 
 // CHECK-LABEL: func.func @d64(
-// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64}
-// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 3 : i64}
+// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64{{.*}}}
+// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 3 : i64{{.*}}}
 // GFX942: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 1 : i64}
 // CPU: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64}
-// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 3 : i64}
-// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64}
+// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 3 : i64{{.*}}}
+// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64{{.*}}}
 
 func.func @d64(%q: tensor<1x4x?x64xbf16>, %k: tensor<1x4x?x64xbf16>, %v: tensor<1x4x?x64xbf16>) -> tensor<1x4x?x64xbf16> {
   %o = attn.flash %q, %k, %v score_mod {
@@ -57,12 +57,12 @@ func.func @d64(%q: tensor<1x4x?x64xbf16>, %k: tensor<1x4x?x64xbf16>, %v: tensor<
 // Head dim 128.
 
 // CHECK-LABEL: func.func @d128(
-// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64}
-// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 3 : i64}
+// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64{{.*}}}
+// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 3 : i64{{.*}}}
 // GFX942: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 1 : i64}
 // CPU: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64}
-// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 3 : i64}
-// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64}
+// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 3 : i64{{.*}}}
+// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64{{.*}}}
 
 func.func @d128(%q: tensor<1x4x?x128xbf16>, %k: tensor<1x4x?x128xbf16>, %v: tensor<1x4x?x128xbf16>) -> tensor<1x4x?x128xbf16> {
   %o = attn.flash %q, %k, %v score_mod {
@@ -93,12 +93,12 @@ func.func @d128(%q: tensor<1x4x?x128xbf16>, %k: tensor<1x4x?x128xbf16>, %v: tens
 // Head dim 256.
 
 // CHECK-LABEL: func.func @d256(
-// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 2 : i64}
-// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 2 : i64}
+// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 2 : i64{{.*}}}
+// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 2 : i64{{.*}}}
 // GFX942: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 1 : i64}
 // CPU: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64}
-// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64}
-// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64}
+// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64{{.*}}}
+// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64{{.*}}}
 
 func.func @d256(%q: tensor<1x4x?x256xbf16>, %k: tensor<1x4x?x256xbf16>, %v: tensor<1x4x?x256xbf16>) -> tensor<1x4x?x256xbf16> {
   %o = attn.flash %q, %k, %v score_mod {
@@ -129,12 +129,12 @@ func.func @d256(%q: tensor<1x4x?x256xbf16>, %k: tensor<1x4x?x256xbf16>, %v: tens
 // The larger of the two head dims picks the defaults: 96 for q and k, 256 for v.
 
 // CHECK-LABEL: func.func @d96_v256(
-// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 2 : i64}
-// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 2 : i64}
+// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 2 : i64{{.*}}}
+// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 2 : i64{{.*}}}
 // GFX942: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 1 : i64}
 // CPU: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64}
-// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64}
-// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64}
+// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64{{.*}}}
+// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64{{.*}}}
 
 func.func @d96_v256(%q: tensor<1x4x?x96xbf16>, %k: tensor<1x4x?x96xbf16>, %v: tensor<1x4x?x256xbf16>) -> tensor<1x4x?x256xbf16> {
   %o = attn.flash %q, %k, %v score_mod {
@@ -166,12 +166,12 @@ func.func @d96_v256(%q: tensor<1x4x?x96xbf16>, %k: tensor<1x4x?x96xbf16>, %v: te
 // stages drop to at most 2, except on cpu. Explicit sizes are kept as given.
 
 // CHECK-LABEL: func.func @d64_f32(
-// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x64>, num_warps = 8 : i64, num_stages = 2 : i64}
-// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 2 : i64}
+// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x64>, num_warps = 8 : i64, num_stages = 2 : i64{{.*}}}
+// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 2 : i64{{.*}}}
 // GFX942: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 4 : i64, num_stages = 1 : i64}
 // CPU: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64}
-// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64}
-// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64}
+// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64{{.*}}}
+// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64{{.*}}}
 
 func.func @d64_f32(%q: tensor<1x4x?x64xf32>, %k: tensor<1x4x?x64xf32>, %v: tensor<1x4x?x64xf32>) -> tensor<1x4x?x64xf32> {
   %o = attn.flash %q, %k, %v score_mod {
@@ -202,12 +202,12 @@ func.func @d64_f32(%q: tensor<1x4x?x64xf32>, %k: tensor<1x4x?x64xf32>, %v: tenso
 // fp32 with head dim 256 on cuda:80: 64x32 halves to 32x16.
 
 // CHECK-LABEL: func.func @d256_f32(
-// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64}
-// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x16>, num_warps = 4 : i64, num_stages = 2 : i64}
+// SM90: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64{{.*}}}
+// SM80: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x16>, num_warps = 4 : i64, num_stages = 2 : i64{{.*}}}
 // GFX942: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x16>, num_warps = 4 : i64, num_stages = 1 : i64}
 // CPU: } {{{.*}}block_mask = "runtime", tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64}
-// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64}
-// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64}
+// EXPLICIT: } {{{.*}}block_mask = "runtime", tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 2 : i64{{.*}}}
+// ALL-SET: } {{{.*}}block_mask = "runtime", tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64{{.*}}}
 
 func.func @d256_f32(%q: tensor<1x4x?x256xf32>, %k: tensor<1x4x?x256xf32>, %v: tensor<1x4x?x256xf32>) -> tensor<1x4x?x256xf32> {
   %o = attn.flash %q, %k, %v score_mod {

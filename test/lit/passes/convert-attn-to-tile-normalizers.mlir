@@ -197,7 +197,8 @@ func.func @retention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // SIG-TRITON-NOT:       tl.max
 // SIG-TRITON-NOT:       tl.sum
 // SIG-TRITON:           # normalizer update (sigmoid)
-// SIG-TRITON:           [[P:[a-z_0-9]+]] = 1.0 / (1.0 + tl.exp2({{.*}} * -1.442695))
+// SIG-TRITON:           [[ASM:asm[_0-9]*]] = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [{{.*}} * 0.5], dtype=tl.float32, is_pure=True, pack=1)
+// SIG-TRITON-NEXT:      [[P:[a-z_0-9]+]] = 0.5 + 0.5 * [[ASM]]
 // SIG-TRITON-NOT:       acc *
 // SIG-TRITON:           acc = tl.dot([[P]].to(tl.bfloat16), {{.*}}, acc)
 // SIG-TRITON:         # part key blocks
@@ -206,8 +207,9 @@ func.func @retention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // SIG-TRITON:           keep = (q_idx >= kv_idx) & col_ok
 // SIG-TRITON:           [[MASKED:[a-z_0-9]+]] = tl.where(keep, {{.*}}, float("-inf"))
 // SIG-TRITON-NEXT:      # normalizer update (sigmoid)
-// SIG-TRITON:           [[P1:[a-z_0-9]+]] = 1.0 / (1.0 + tl.exp2([[MASKED]] * -1.442695))
-// SIG-TRITON:           [[P2:[a-z_0-9]+]] = tl.where(keep, [[P1]], 0.0)
+// SIG-TRITON-NEXT:      [[ASM1:asm_[0-9]+]] = tl.inline_asm_elementwise("tanh.approx.f32 {{.*}}", [[[MASKED]] * 0.5], {{.*}})
+// SIG-TRITON-NEXT:      [[P1:p_[0-9]+]] = 0.5 + 0.5 * [[ASM1]]
+// SIG-TRITON-NEXT:      [[P2:p_[0-9]+]] = tl.where(keep, [[P1]], 0.0)
 // SIG-TRITON-NOT:       acc *
 // SIG-TRITON:           acc = tl.dot([[P2]].to(tl.bfloat16), {{.*}}, acc)
 // SIG-TRITON:         # normalizer finalize (sigmoid)
