@@ -244,13 +244,21 @@ class KernelBuilder:
         return None
 
     def _fold_scalar_factors(self, a: SSAValue, b: SSAValue, name: str | None) -> SSAValue | None:
-        """(x · s) · c as x · (s · c) for scalars s and c: one multiply per element instead of two.
+        """(x · s) · c as x · (s · c), and (x · s ± t) · c as x · (s · c) ± t · c, for scalars s, t
+        and c: one multiply(-add) per element instead of two or three.
 
-        This is what lets softmax's log2(e) merge with the attention scale. The
-        first product stays if something else reads it; otherwise `finish` drops it.
+        This is what lets softmax's log2(e) merge with the attention scale, and
+        sigmoid's tanh(t/2) of a biased score take one FMA. The first products stay
+        if something else reads them; otherwise `finish` drops them.
         """
         c = self._uniform(b)
         inner = a.owner
+        if c is not None and self.dims_of(a) and isinstance(inner, arith.AddfOp | arith.SubfOp):
+            t = self._uniform(inner.rhs)
+            scaled = inner.lhs.owner
+            if t is not None and isinstance(scaled, arith.MulfOp) and self._uniform(scaled.rhs) is not None:
+                product = self.binary(arith.MulfOp, inner.lhs, b)
+                return self.binary(type(inner), product, self._scalar_product(t, c), name)
         if c is None or not self.dims_of(a) or not isinstance(inner, arith.MulfOp):
             return None
         s = self._uniform(inner.rhs)
@@ -258,6 +266,14 @@ class KernelBuilder:
             return None
         factor = self.emit(arith.MulfOp(s, c), ())
         return self.binary(arith.MulfOp, inner.lhs, factor, name)
+
+    def _scalar_product(self, t: SSAValue, c: SSAValue) -> SSAValue:
+        """t · c for scalars, folded when both are constants."""
+        if isinstance(t.owner, arith.ConstantOp) and isinstance(c.owner, arith.ConstantOp):
+            tv, cv = t.owner.value, c.owner.value
+            if isinstance(tv, FloatAttr) and isinstance(cv, FloatAttr):
+                return self.f32(tv.value.data * cv.value.data)
+        return self.emit(arith.MulfOp(t, c), ())
 
     def unary(self, cls: Callable[..., Operation], a: SSAValue, name: str | None = None) -> SSAValue:
         if cls is math.TanhOp and self.approx_tanh and self._element(a) == f32:

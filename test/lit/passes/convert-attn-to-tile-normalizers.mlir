@@ -196,9 +196,10 @@ func.func @retention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // SIG-TRITON-NEXT:    for {{.*}} in range(num_full):
 // SIG-TRITON-NOT:       tl.max
 // SIG-TRITON-NOT:       tl.sum
+// The bias and the halving fold into one multiply-add on the raw product: qk·(scale/2) − log(n)/2.
 // SIG-TRITON:           # normalizer update (sigmoid)
-// SIG-TRITON:           [[ASM:asm[_0-9]*]] = tl.inline_asm_elementwise("tanh.approx.f32 $0, $1;", "=r,r", [{{.*}} * 0.5], dtype=tl.float32, is_pure=True, pack=1)
-// SIG-TRITON-NEXT:      [[P:[a-z_0-9]+]] = 0.5 + 0.5 * [[ASM]]
+// SIG-TRITON-NEXT:      [[ASM:asm]] = tl.inline_asm_elementwise("tanh.approx.f32 {{.*}}", [qk * (scale * 0.5) - 4.158883], {{.*}})
+// SIG-TRITON-NEXT:      [[P:p]] = 0.5 + 0.5 * [[ASM]]
 // SIG-TRITON-NOT:       acc *
 // SIG-TRITON:           acc = tl.dot([[P]].to(tl.bfloat16), {{.*}}, acc)
 // SIG-TRITON:         # part key blocks
