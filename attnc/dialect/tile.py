@@ -18,6 +18,7 @@ from __future__ import annotations
 from xdsl.ir import Dialect
 
 from attnc.dialect.tile_algebra import (
+    CumsumOp,
     DotOp,
     MultipleOfOp,
     ReduceOp,
@@ -71,6 +72,7 @@ __all__ = [
     "CmpIOp",
     "CmpIPredicate",
     "ConstexprOp",
+    "CumsumOp",
     "DotOp",
     "ExpandDimsOp",
     "FullOp",
@@ -120,6 +122,7 @@ Tile = Dialect(
         AtomicAddOp,
         DotOp,
         ReduceOp,
+        CumsumOp,
         TransOp,
         MultipleOfOp,
         CmpIOp,
