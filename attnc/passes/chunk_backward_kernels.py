@@ -1,0 +1,278 @@
+"""The backward tile kernels of an `attn.recurrent_chunk` op (with `backward` set).
+
+With h_c the state at chunk c's start (recomputed by the forward's chunk-state
+kernel) and dh_c the gradient of the loss with respect to the state at chunk c's
+*end*:
+
+- `<fn>_chunk_state_grad`: one program per (value block, key block, sequence·head)
+  walks the chunks in reverse: store dh_c, then
+  `dh ← exp(G_last) ⊙ dh + scale · (q ⊙ exp(G))ᵀ do`, starting from the final
+  state's gradient; what is left at the start is the initial state's gradient.
+- `<fn>_chunk_grad`: one program per (chunk, head), with A = scale·(q kᵀ ⊙ D) and
+  dA = scale·(do vᵀ ⊙ D):
+  `dq = scale·exp(G) ⊙ (do hᵀ) + dA k`, `dk = exp(G_last − G) ⊙ (v dhᵀ) + dAᵀ q`,
+  `dv = Aᵀ do + (k ⊙ exp(G_last − G)) dh`. A vector gate uses the forward's
+  sub-chunks. dq and dk are per v head (the runtime sums a q/k head's group), in f32.
+
+The gate's gradient is not a kernel: with G the running log-gate,
+dG_t = q_t·dq_t − k_t·dk_t (+ ⟨S_T, dS_T⟩ at a sequence's last step), and
+dg is its reverse cumulative sum per sequence; the runtime computes it from dq, dk.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import f32
+from xdsl.ir import Attribute, SSAValue
+
+from attnc.dialect.attn_recurrent import RecurrentChunkOp
+from attnc.passes.chunk_common import (
+    BK,
+    BV,
+    CHUNK,
+    HK,
+    HV,
+    SEQ_PARAMS,
+    SUB,
+    SUB_SIZE,
+    Sequence,
+    Shapes,
+    base,
+    exp,
+    expand,
+    gate_decay,
+    gate_params,
+    load_rows,
+    pow2,
+    reduce_sum,
+    sequence,
+    shapes_of,
+    state_ptrs,
+    store_rows,
+    tensor_params,
+)
+from attnc.passes.chunk_kernels import causal_decay3, chunk_of, diagonal_weights, gate_base, vector_sub_decay
+from attnc.passes.tile_builder import KernelBuilder
+
+
+def build_state_grad_kernel(op: RecurrentChunkOp, name: str):
+    """The reverse scan: the state's gradient at every chunk end, and at the start."""
+    s = shapes_of(op)
+    params: list[tuple[str, Attribute]] = tensor_params(["q", "do"], s.elem)
+    params += gate_params(s.gate)
+    params += [
+        ("dh_ptr", KernelBuilder.ptr_type(s.elem)),
+        ("dht_ptr", KernelBuilder.ptr_type(f32)),
+        ("dh0_ptr", KernelBuilder.ptr_type(f32)),
+    ]
+    params += SEQ_PARAMS + [("chunk_offset_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)), ("scale", f32)]
+    kb = KernelBuilder(name, params, {CHUNK: s.chunk, BK: s.block_k, BV: s.block_v})
+
+    kb.comment("which value block, key block, sequence and head this program owns")
+    pid_v = kb.program_id(0, "pid_v")
+    pid_k = kb.program_id(1, "pid_k")
+    pid_nh = kb.program_id(2, "pid_nh")
+    n = kb.div(pid_nh, kb.arg("num_heads"), "n")
+    h = kb.rem(pid_nh, kb.arg("num_heads"), "h")
+    seq = sequence(kb, n, h)
+    first_chunk = kb.load(kb.addptr(kb.arg("chunk_offset_ptr"), n), None, None, "first_chunk")
+    num_chunks = kb.cdiv(seq.length, kb.constexpr(CHUNK), "num_chunks")
+    offs_k = kb.add(kb.mul(pid_k, kb.constexpr(BK)), kb.arange(BK), "offs_k")
+    offs_v = kb.add(kb.mul(pid_v, kb.constexpr(BV)), kb.arange(BV), "offs_v")
+    k_ok = kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok")
+    v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok")
+    state_ok = kb.and_(kb.col(k_ok), kb.row(v_ok), "state_ok")
+    q_base, do_base = base(kb, "q", seq, True), base(kb, "do", seq, False)
+    offs_t = kb.arange(CHUNK, "offs_t")
+    scale = kb.arg("scale")
+
+    kb.comment("the final state's gradient")
+    dht = kb.load(state_ptrs(kb, kb.arg("dht_ptr"), n, h, s, offs_k, offs_v, "dht_ptrs"), state_ok, 0.0, "dht")
+    with kb.loop(kb.i32(0), num_chunks, kb.i32(1), {"dstate": dht}, "chunks, last first") as body:
+        dstate = body.carried["dstate"]
+        index = kb.sub(kb.sub(num_chunks, kb.i32(1)), body.index, "index")
+        chunk = kb.add(first_chunk, index, "chunk")
+        kb.comment("the gradient at this chunk's end, for the gradient kernel")
+        kb.store(state_ptrs(kb, kb.arg("dh_ptr"), chunk, h, s, offs_k, offs_v, "dh_ptrs"), kb.cast(dstate, s.elem), state_ok)
+        rows = kb.add(kb.mul(index, kb.constexpr(CHUNK)), offs_t, "rows")
+        row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
+        n_valid = kb.min(kb.sub(seq.length, kb.mul(index, kb.constexpr(CHUNK))), kb.constexpr(CHUNK), "n_valid")
+        q = load_rows(kb, "q", q_base, rows, row_ok, offs_k, k_ok, "q")
+        do = load_rows(kb, "do", do_base, rows, row_ok, offs_v, v_ok, "do")
+        decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK, offs_k, k_ok)
+        q_w = kb.mul(kb.cast(q, f32), scale)
+        if decay is not None:
+            q_w = kb.mul(q_w, exp(kb, decay.cum))
+            dstate = kb.mul(dstate, exp(kb, decay.last))
+        q_w = kb.cast(q_w, s.elem, "q_w")
+        dstate = kb.dot(kb.trans(q_w), do, dstate, s.precision, "dstate")
+        body.yield_({"dstate": dstate})
+    kb.comment("the initial state's gradient")
+    kb.store(state_ptrs(kb, kb.arg("dh0_ptr"), n, h, s, offs_k, offs_v, "dh0_ptrs"), body.results["dstate"], state_ok)
+    return kb.finish()
+
+
+def build_grad_kernel(op: RecurrentChunkOp, name: str):
+    """Per chunk: dq, dk (per v head, f32) and dv (f32)."""
+    s = shapes_of(op)
+    params: list[tuple[str, Attribute]] = tensor_params(["q", "k", "v", "do"], s.elem)
+    params += tensor_params(["dq", "dk", "dv"], f32)
+    params += gate_params(s.gate)
+    params += [("h_ptr", KernelBuilder.ptr_type(s.elem)), ("dh_ptr", KernelBuilder.ptr_type(s.elem))]
+    params += SEQ_PARAMS + [
+        ("chunk_seq_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)),
+        ("chunk_idx_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)),
+        ("scale", f32),
+    ]
+    kb = KernelBuilder(name, params, {CHUNK: s.chunk, HK: pow2(s.dim_k), HV: pow2(s.dim_v), SUB: SUB_SIZE})
+    kb.comment("which chunk and head this program owns")
+    pid_c = kb.program_id(0, "pid_c")
+    h = kb.program_id(1, "h")
+    seq, index = chunk_of(kb, pid_c, h)
+    offs_k = kb.arange(HK, "offs_k")
+    offs_v = kb.arange(HV, "offs_v")
+    k_ok = kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok") if s.dim_k != pow2(s.dim_k) else None
+    v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok") if s.dim_v != pow2(s.dim_v) else None
+    bases = {t: base(kb, t, seq, t in ("q", "k")) for t in ("q", "k", "v", "do")}
+    bases.update({t: base(kb, t, seq, False) for t in ("dq", "dk", "dv")})
+    chunk_start = kb.mul(index, kb.constexpr(CHUNK), "chunk_start")
+    n_valid = kb.min(kb.sub(seq.length, chunk_start), kb.constexpr(CHUNK), "n_valid")
+    mask = _state_mask(kb, k_ok, v_ok)
+    state = kb.load(state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, offs_k, offs_v, "h_ptrs"), mask, 0.0, "state")
+    dstate = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, offs_k, offs_v, "dh_ptrs"), mask, 0.0, "dstate")
+    scale = kb.arg("scale")
+    if s.gate == "vector":
+        _vector_grad(kb, s, seq, chunk_start, state, dstate, offs_k, k_ok, offs_v, v_ok, bases, scale)
+        return kb.finish()
+
+    rows = kb.add(chunk_start, kb.arange(CHUNK), "rows")
+    row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
+    q = load_rows(kb, "q", bases["q"], rows, row_ok, offs_k, k_ok, "q")
+    k = load_rows(kb, "k", bases["k"], rows, row_ok, offs_k, k_ok, "k")
+    v = load_rows(kb, "v", bases["v"], rows, row_ok, offs_v, v_ok, "v")
+    do = load_rows(kb, "do", bases["do"], rows, row_ok, offs_v, v_ok, "do")
+    decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK)
+    t = kb.arange(CHUNK, "t")
+    causal = kb.cmp("sge", kb.col(t), kb.row(t), "causal")
+    if decay is None:
+        weight = kb.where(causal, scale, kb.f32(0.0), "decay")
+    else:
+        diff = kb.where(causal, kb.sub(kb.col(decay.cum), kb.row(decay.cum)), kb.f32(float("-inf")), "log_decay")
+        weight = kb.mul(exp(kb, diff), scale, "decay")
+    kb.comment("the intra-chunk scores and their gradient")
+    a = kb.mul(kb.dot(q, kb.trans(k), None, s.precision), weight, "a")
+    da = kb.mul(kb.dot(do, kb.trans(v), None, s.precision), weight, "da")
+    da_e = kb.cast(da, s.elem, "da_e")
+    kb.comment("dq: the state at the chunk's start, then the intra-chunk part")
+    dq = kb.mul(kb.dot(do, kb.trans(kb.cast(state, s.elem)), None, s.precision), scale, "dq_inter")
+    if decay is not None:
+        dq = kb.mul(dq, exp(kb, decay.cum), "dq_inter")
+    dq = kb.dot(da_e, k, dq, s.precision, "dq")
+    kb.comment("dk and dv: the gradient at the chunk's end, then the intra-chunk part")
+    dk = kb.dot(v, kb.trans(kb.cast(dstate, s.elem)), None, s.precision, "dk_inter")
+    k_w = k
+    if decay is not None:
+        w = exp(kb, kb.sub(decay.last, decay.cum), "to_end")
+        dk = kb.mul(dk, w, "dk_inter")
+        k_w = kb.cast(kb.mul(kb.cast(k, f32), w), s.elem, "k_w")
+    dk = kb.dot(kb.trans(da_e), q, dk, s.precision, "dk")
+    dv = kb.dot(k_w, kb.cast(dstate, s.elem), None, s.precision, "dv_inter")
+    dv = kb.dot(kb.trans(kb.cast(a, s.elem)), do, dv, s.precision, "dv")
+    store_rows(kb, "dq", bases["dq"], rows, row_ok, offs_k, k_ok, dq)
+    store_rows(kb, "dk", bases["dk"], rows, row_ok, offs_k, k_ok, dk)
+    store_rows(kb, "dv", bases["dv"], rows, row_ok, offs_v, v_ok, dv)
+    return kb.finish()
+
+
+def _state_mask(kb: KernelBuilder, k_ok: SSAValue | None, v_ok: SSAValue | None) -> SSAValue | None:
+    if k_ok is None and v_ok is None:
+        return None
+    if k_ok is None:
+        assert v_ok is not None
+        return kb.row(v_ok)
+    if v_ok is None:
+        return kb.col(k_ok)
+    return kb.and_(kb.col(k_ok), kb.row(v_ok))
+
+
+def _vector_grad(
+    kb: KernelBuilder, s: Shapes, seq: Sequence, chunk_start: SSAValue, state: SSAValue, dstate: SSAValue,
+    offs_k: SSAValue, k_ok: SSAValue | None, offs_v: SSAValue, v_ok: SSAValue | None, bases: dict[str, SSAValue], scale: SSAValue,
+) -> None:
+    n_sub = s.chunk // SUB_SIZE
+    g_base = gate_base(kb, seq)
+    offs_t = kb.arange(CHUNK, "offs_t")
+    all_rows = kb.add(chunk_start, offs_t, "chunk_rows")
+    g_all = load_rows(kb, "g", g_base, all_rows, kb.cmp("slt", all_rows, seq.length), offs_k, k_ok, "g_chunk")
+    state_t = kb.trans(kb.cast(state, s.elem), "state_t")
+    dstate_e = kb.cast(dstate, s.elem, "dstate_e")
+    dstate_t = kb.trans(dstate_e, "dstate_t")
+    subs = []
+    for a in range(n_sub):
+        rows = kb.add(kb.add(chunk_start, kb.i32(a * SUB_SIZE)), kb.arange(SUB), f"rows{a}")
+        row_ok = kb.cmp("slt", rows, seq.length, f"row_ok{a}")
+        cum, last = vector_sub_decay(kb, seq, g_all, offs_t, a, g_base, rows, row_ok, offs_k, k_ok)
+        subs.append((rows, row_ok, cum, last))
+    chunk_last = subs[-1][3]
+
+    def load(t: str, a: int) -> SSAValue:
+        rows, ok = subs[a][0], subs[a][1]
+        return load_rows(kb, t, bases[t], rows, ok, offs_v if t in ("v", "do") else offs_k, v_ok if t in ("v", "do") else k_ok, f"{t}{a}")
+
+    def f32x(x: SSAValue) -> SSAValue:
+        return kb.cast(x, f32)
+
+    for a in range(n_sub):
+        rows_a, ok_a, cum_a, _ = subs[a]
+        q_a, do_a = load("q", a), load("do", a)
+        kb.comment(f"dq of sub-chunk {a}")
+        dq = kb.mul(kb.mul(kb.dot(do_a, state_t, None, s.precision), exp(kb, cum_a)), scale, f"dq{a}")
+        for b in range(a + 1):
+            _, _, cum_b, last_b = subs[b]
+            k_b, v_b = load("k", b), load("v", b)
+            da = kb.mul(kb.dot(do_a, kb.trans(v_b), None, s.precision), scale, f"da{a}{b}")
+            if b < a:
+                k_r = kb.cast(kb.mul(f32x(k_b), exp(kb, kb.sub(kb.row(last_b), cum_b))), s.elem)
+                part = kb.dot(kb.cast(da, s.elem), k_r, None, s.precision)
+                dq = kb.add(dq, kb.mul(part, exp(kb, kb.sub(cum_a, kb.row(last_b)))), f"dq{a}")
+            else:
+                dims = (SUB, SUB, HK)
+                da3 = kb.to_dims(expand(kb, kb.where(_causal(kb), da, kb.f32(0.0)), 2), dims)
+                k3 = kb.to_dims(f32x(expand(kb, k_b, 0)), dims)
+                dq = kb.add(dq, reduce_sum(kb, kb.mul(kb.mul(da3, k3), causal_decay3(kb, cum_a)), 1), f"dq{a}")
+        store_rows(kb, "dq", bases["dq"], rows_a, ok_a, offs_k, k_ok, dq)
+
+    for b in range(n_sub):
+        rows_b, ok_b, cum_b, last_b = subs[b]
+        k_b, v_b = load("k", b), load("v", b)
+        kb.comment(f"dk and dv of sub-chunk {b}")
+        to_end = exp(kb, kb.sub(kb.row(chunk_last), cum_b), f"to_end{b}")
+        dk = kb.mul(kb.dot(v_b, dstate_t, None, s.precision), to_end, f"dk{b}")
+        dv = kb.dot(kb.cast(kb.mul(f32x(k_b), to_end), s.elem), dstate_e, None, s.precision, f"dv{b}")
+        for a in range(b, n_sub):
+            _, _, cum_a, _ = subs[a]
+            q_a, do_a = load("q", a), load("do", a)
+            da = kb.mul(kb.dot(do_a, kb.trans(v_b), None, s.precision), scale, f"da{a}{b}")
+            if a > b:
+                q_r = kb.cast(kb.mul(f32x(q_a), exp(kb, kb.sub(cum_a, kb.row(last_b)))), s.elem)
+                k_r = kb.cast(kb.mul(f32x(k_b), exp(kb, kb.sub(kb.row(last_b), cum_b))), s.elem)
+                part = kb.dot(kb.trans(kb.cast(da, s.elem)), q_r, None, s.precision)
+                dk = kb.add(dk, kb.mul(part, exp(kb, kb.sub(kb.row(last_b), cum_b))), f"dk{b}")
+                weights = kb.dot(q_r, kb.trans(k_r), None, s.precision)
+            else:
+                dims = (SUB, SUB, HK)
+                da3 = kb.to_dims(expand(kb, kb.where(_causal(kb), da, kb.f32(0.0)), 2), dims)
+                q3 = kb.to_dims(f32x(expand(kb, q_a, 1)), dims)
+                dk = kb.add(dk, reduce_sum(kb, kb.mul(kb.mul(da3, q3), causal_decay3(kb, cum_b)), 0), f"dk{b}")
+                weights = diagonal_weights(kb, q_a, k_b, cum_b)
+            a_ab = kb.cast(kb.mul(weights, scale), s.elem, f"a{a}{b}")
+            dv = kb.dot(kb.trans(a_ab), do_a, dv, s.precision, f"dv{b}")
+        store_rows(kb, "dk", bases["dk"], rows_b, ok_b, offs_k, k_ok, dk)
+        store_rows(kb, "dv", bases["dv"], rows_b, ok_b, offs_v, v_ok, dv)
+
+
+def _causal(kb: KernelBuilder) -> SSAValue:
+    t = kb.arange(SUB)
+    return kb.cmp("sge", kb.col(t), kb.row(t))
+
+
+__all__ = ["build_grad_kernel", "build_state_grad_kernel"]

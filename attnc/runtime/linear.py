@@ -1,0 +1,379 @@
+"""Linear attention from IR to launches: build `attn.recurrence`, run the pipeline, run the chunk kernels.
+
+The pipeline is attn-chunk, [attn-autodiff,] attn-tile, convert-attn-to-tile and the
+Triton emitter; compiled variants are kept in memory by the sha256 of the logical IR,
+the target and the options (Triton keeps its binaries on disk). Sequences reach the
+kernels as start/end offsets and a global chunk numbering (see chunk_common.py), so a
+padded batch and a packed `cu_seqlens` batch launch the same kernels.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from xdsl.dialects import func
+from xdsl.dialects.builtin import DYNAMIC_INDEX, FloatAttr, ModuleOp, StringAttr, TensorType, UnitAttr, f32
+from xdsl.ir import Block, Region
+
+from attnc.dialect import attn
+from attnc.frontend.build import ELEMENT_TYPES
+from attnc.runtime.compiler import cache_key, make_context, print_ir
+from attnc.runtime.launch import run_kernel
+from attnc.runtime.targets import load_kernel_module
+
+D = DYNAMIC_INDEX
+
+
+@dataclass(frozen=True)
+class LinearSpec:
+    """What a compiled linear-attention variant is specialized on."""
+
+    gate: str  # none | head | scalar | vector
+    heads_qk: int
+    heads: int
+    dim_k: int
+    dim_v: int
+    dtype: str  # float16 | bfloat16 | float32
+    scale: float
+    chunk_size: int
+    has_initial: bool
+    varlen: bool
+
+
+def build_module(spec: LinearSpec, backward: bool) -> ModuleOp:
+    """The logical IR: one function holding one `attn.recurrence`."""
+    elem = ELEMENT_TYPES[spec.dtype]
+    qk_t = TensorType(elem, [D, spec.heads_qk, D, spec.dim_k])
+    v_t = TensorType(elem, [D, spec.heads, D, spec.dim_v])
+    state_t = TensorType(f32, [D, spec.heads, spec.dim_k, spec.dim_v])
+    g_t = {
+        "none": None,
+        "head": TensorType(f32, [spec.heads]),
+        "scalar": TensorType(f32, [D, spec.heads, D]),
+        "vector": TensorType(f32, [D, spec.heads, D, spec.dim_k]),
+    }[spec.gate]
+    arg_types = [qk_t, qk_t, v_t] + ([g_t] if g_t is not None else []) + ([state_t] if spec.has_initial else [])
+    block = Block(arg_types=arg_types)
+    names = ["q", "k", "v"] + (["g"] if g_t is not None else []) + (["initial_state"] if spec.has_initial else [])
+    for arg, name in zip(block.args, names):
+        arg.name_hint = name
+    args = dict(zip(names, block.args))
+    attributes: dict[str, Any] = {"gate": StringAttr(spec.gate), "scale": FloatAttr(spec.scale, f32)}
+    if spec.varlen:
+        attributes["varlen"] = UnitAttr()
+    if backward:
+        attributes["backward"] = UnitAttr()
+    op = attn.RecurrenceOp.create(
+        operands=[args["q"], args["k"], args["v"], *([args["g"]] if "g" in args else []), *([args["initial_state"]] if "initial_state" in args else [])],
+        result_types=[v_t, state_t],
+        attributes=attributes,
+        properties={"operandSegmentSizes": _segments(g_t is not None, spec.has_initial)},
+    )
+    op.results[0].name_hint, op.results[1].name_hint = "o", "final_state"
+    block.add_ops([op, func.ReturnOp(op.results[0], op.results[1])])
+    fn = func.FuncOp("linear_attention", (arg_types, [v_t, state_t]), Region(block))
+    module = ModuleOp([fn])
+    module.verify()
+    return module
+
+
+def _segments(has_g: bool, has_initial: bool) -> Any:
+    from xdsl.dialects.builtin import DenseArrayBase, i32
+
+    return DenseArrayBase.from_list(i32, [1, 1, 1, int(has_g), int(has_initial)])
+
+
+@dataclass
+class CompiledLinear:
+    """A linear-attention variant compiled for one target: IR per stage and the loaded kernels."""
+
+    spec: LinearSpec
+    target: str
+    stages: dict[str, str]
+    kernels: Any
+    block_k: int
+    block_v: int
+    num_warps: int
+    num_stages: int
+    backward: bool
+
+    def kernel(self, which: str) -> Any:
+        return getattr(self.kernels, f"linear_attention_{which}")
+
+
+_MEMORY: dict[str, CompiledLinear] = {}
+_LOCK = threading.RLock()
+
+
+def compile_linear(spec: LinearSpec, target: str, backward: bool) -> CompiledLinear:
+    """Run the pipeline on the logical IR for `target` ("cpu", "cuda:90", ...) and load the kernels."""
+    from attnc.lowering.triton import emit_triton
+    from attnc.passes.attn_chunk import AttnChunkPass
+    from attnc.passes.attn_tile import AttnTilePass
+    from attnc.passes.convert_attn_to_tile import ConvertAttnToTilePass
+
+    with _LOCK:
+        module = build_module(spec, backward)
+        logical = print_ir(module)
+        key = cache_key(logical, target, {"chunk_size": spec.chunk_size, "backward": backward})
+        hit = _MEMORY.get(key)
+        if hit is not None:
+            return hit
+        ctx = make_context()
+        stages = {"attn": logical}
+        AttnChunkPass(chunk_size=spec.chunk_size).apply(ctx, module)
+        AttnTilePass(target=target).apply(ctx, module)
+        module.verify()
+        stages["chunk"] = print_ir(module)
+        rec = next(o for o in module.walk() if isinstance(o, attn.RecurrentChunkOp))
+        facts = {n: rec.attributes[n].value.data for n in ("block_k", "block_v", "num_warps", "num_stages")}  # type: ignore[union-attr]
+        ConvertAttnToTilePass().apply(ctx, module)
+        module.verify()
+        stages["tile"] = print_ir(module)
+        stages["triton"] = emit_triton(module)
+        from attnc.runtime.compiler import _kernel_dir
+
+        kernels = load_kernel_module(stages["triton"], f"attnc_linear_{key[:24]}", _kernel_dir())
+        compiled = CompiledLinear(spec, target, stages, kernels, backward=backward, **facts)
+        _MEMORY[key] = compiled
+        return compiled
+
+
+@dataclass
+class Sequences:
+    """The run-time sequence tables of one call (see chunk_common.py)."""
+
+    count: int  # N: sequences
+    batch_step: int
+    starts: torch.Tensor
+    ends: torch.Tensor
+    chunk_offset: torch.Tensor
+    chunk_seq: torch.Tensor
+    chunk_idx: torch.Tensor
+    num_chunks: int
+    last: torch.Tensor  # [N] the index of each sequence's last step (-1 when empty)
+
+
+_SEQ_CACHE: dict[tuple[Any, ...], Sequences] = {}
+
+
+def sequences(batch: int, length: int, cu_seqlens: torch.Tensor | None, chunk: int, device: torch.device) -> Sequences:
+    if cu_seqlens is None:
+        key = (batch, length, chunk, str(device))
+        hit = _SEQ_CACHE.get(key)
+        if hit is not None:
+            return hit
+        lengths = [length] * batch
+        starts_l = [0] * batch
+        batch_step = 1
+    else:
+        bounds = cu_seqlens.tolist()
+        starts_l = bounds[:-1]
+        lengths = [e - s for s, e in zip(bounds[:-1], bounds[1:])]
+        batch_step = 0
+    counts = [-(-n // chunk) for n in lengths]
+    offsets, total = [], 0
+    for c in counts:
+        offsets.append(total)
+        total += c
+    chunk_seq = [n for n, c in enumerate(counts) for _ in range(c)]
+    chunk_idx = [i for c in counts for i in range(c)]
+
+    def i32(values: list[int]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.int32, device=device)
+
+    out = Sequences(
+        count=len(lengths),
+        batch_step=batch_step,
+        starts=i32(starts_l),
+        ends=i32([s + n for s, n in zip(starts_l, lengths)]),
+        chunk_offset=i32(offsets),
+        chunk_seq=i32(chunk_seq),
+        chunk_idx=i32(chunk_idx),
+        num_chunks=total,
+        last=torch.tensor([s + n - 1 for s, n in zip(starts_l, lengths)], dtype=torch.long, device=device),
+    )
+    if cu_seqlens is None:
+        _SEQ_CACHE[(batch, length, chunk, str(device))] = out
+    return out
+
+
+def _strides(args: dict[str, Any], name: str, t: torch.Tensor, dims: str) -> None:
+    for d, stride in zip(dims, t.stride()):
+        args[f"stride_{name}_{d}"] = stride
+
+
+def _common(compiled: CompiledLinear, seqs: Sequences, g: torch.Tensor | None) -> dict[str, Any]:
+    spec = compiled.spec
+    args: dict[str, Any] = {
+        "seq_start_ptr": seqs.starts,
+        "seq_end_ptr": seqs.ends,
+        "batch_step": seqs.batch_step,
+        "num_heads": spec.heads,
+        "group": spec.heads // spec.heads_qk,
+        "chunk_offset_ptr": seqs.chunk_offset,
+        "chunk_seq_ptr": seqs.chunk_seq,
+        "chunk_idx_ptr": seqs.chunk_idx,
+        "scale": spec.scale,
+        "CHUNK": spec.chunk_size,
+        "BLOCK_K": compiled.block_k,
+        "BLOCK_V": compiled.block_v,
+        "HEAD_K": _pow2(spec.dim_k),
+        "HEAD_V": _pow2(spec.dim_v),
+        "SUB": 16,
+    }
+    if g is not None:
+        args["g_ptr"] = g
+        _strides(args, "g", g, {"head": "h", "scalar": "bhs", "vector": "bhsd"}[spec.gate])
+    return args
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _launch(compiled: CompiledLinear, which: str, grid: tuple[int, ...], args: dict[str, Any], device: torch.device) -> None:
+    from attnc.runtime.launch import LaunchConfig
+
+    config = LaunchConfig(compiled.block_k, compiled.block_v, compiled.num_warps, compiled.num_stages)
+    run_kernel(compiled.kernel(which), grid, args, device, config)
+
+
+def chunk_states(
+    compiled: CompiledLinear, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None, h0: torch.Tensor | None, seqs: Sequences
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The state at each chunk's start [chunks, H, K, V] (input dtype) and the final states [N, H, K, V] (f32)."""
+    spec = compiled.spec
+    h = torch.empty((seqs.num_chunks, spec.heads, spec.dim_k, spec.dim_v), dtype=k.dtype, device=k.device)
+    ht = torch.empty((seqs.count, spec.heads, spec.dim_k, spec.dim_v), dtype=torch.float32, device=k.device)
+    args = _common(compiled, seqs, g)
+    args.update(k_ptr=k, v_ptr=v, h_ptr=h, ht_ptr=ht)
+    if h0 is not None:
+        args["h0_ptr"] = h0
+    _strides(args, "k", k, "bhsd")
+    _strides(args, "v", v, "bhsd")
+    if seqs.count:
+        grid = (_cdiv(spec.dim_v, compiled.block_v), _cdiv(spec.dim_k, compiled.block_k), seqs.count * spec.heads)
+        _launch(compiled, "chunk_state", grid, args, k.device)
+    return h, ht
+
+
+def forward(
+    compiled: CompiledLinear,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    h0: torch.Tensor | None,
+    seqs: Sequences,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """o [B, H, T, V] and the final states [N, H, K, V] (f32)."""
+    spec = compiled.spec
+    h, ht = chunk_states(compiled, k, v, g, h0, seqs)
+    o = torch.empty((q.shape[0], spec.heads, q.shape[2], spec.dim_v), dtype=v.dtype, device=v.device)
+    args = _common(compiled, seqs, g)
+    args.update(q_ptr=q, k_ptr=k, v_ptr=v, o_ptr=o, h_ptr=h)
+    for name, t in (("q", q), ("k", k), ("v", v), ("o", o)):
+        _strides(args, name, t, "bhsd")
+    if seqs.num_chunks:
+        grid = (_cdiv(spec.dim_v, compiled.block_v), seqs.num_chunks, spec.heads)
+        _launch(compiled, "chunk_output", grid, args, q.device)
+    return o, ht
+
+
+def backward(
+    compiled: CompiledLinear,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    h0: torch.Tensor | None,
+    seqs: Sequences,
+    do: torch.Tensor,
+    dht: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """dq, dk (q/k heads), dv, dg (g's shape) and d initial_state, all f32."""
+    spec = compiled.spec
+    batch, length = q.shape[0], q.shape[2]
+    heads, dim_k, dim_v = spec.heads, spec.dim_k, spec.dim_v
+    device = q.device
+    h, ht = chunk_states(compiled, k, v, g, h0, seqs)
+    if dht is None:
+        dht = torch.zeros((seqs.count, heads, dim_k, dim_v), dtype=torch.float32, device=device)
+    dh = torch.empty((seqs.num_chunks, heads, dim_k, dim_v), dtype=k.dtype, device=device)
+    dh0 = torch.empty((seqs.count, heads, dim_k, dim_v), dtype=torch.float32, device=device)
+    args = _common(compiled, seqs, g)
+    args.update(q_ptr=q, do_ptr=do, dh_ptr=dh, dht_ptr=dht.contiguous(), dh0_ptr=dh0)
+    _strides(args, "q", q, "bhsd")
+    _strides(args, "do", do, "bhsd")
+    if seqs.count:
+        grid = (_cdiv(dim_v, compiled.block_v), _cdiv(dim_k, compiled.block_k), seqs.count * heads)
+        _launch(compiled, "chunk_state_grad", grid, args, device)
+    dq = torch.empty((batch, heads, length, dim_k), dtype=torch.float32, device=device)
+    dk = torch.empty_like(dq)
+    dv = torch.empty((batch, heads, length, dim_v), dtype=torch.float32, device=device)
+    args = _common(compiled, seqs, g)
+    args.update(q_ptr=q, k_ptr=k, v_ptr=v, do_ptr=do, dq_ptr=dq, dk_ptr=dk, dv_ptr=dv, h_ptr=h, dh_ptr=dh)
+    for name, t in (("q", q), ("k", k), ("v", v), ("do", do), ("dq", dq), ("dk", dk), ("dv", dv)):
+        _strides(args, name, t, "bhsd")
+    if seqs.num_chunks:
+        _launch(compiled, "chunk_grad", (seqs.num_chunks, heads), args, device)
+    dg = None if g is None else gate_grad(spec.gate, q, k, dq, dk, ht, dht, seqs, heads // spec.heads_qk)
+    group = heads // spec.heads_qk
+    if group > 1:
+        dq = dq.view(batch, spec.heads_qk, group, length, dim_k).sum(2)
+        dk = dk.view(batch, spec.heads_qk, group, length, dim_k).sum(2)
+    return dq, dk, dv, dg, (dh0 if h0 is not None else None)
+
+
+def gate_grad(
+    gate: str,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    dq: torch.Tensor,
+    dk: torch.Tensor,
+    ht: torch.Tensor,
+    dht: torch.Tensor,
+    seqs: Sequences,
+    group: int,
+) -> torch.Tensor:
+    """dg from dq and dk (per v head): dG_t = q_t·dq_t − k_t·dk_t, plus ⟨S_T, dS_T⟩ at each
+    sequence's last step, summed in reverse within each sequence."""
+    qf = q.float().repeat_interleave(group, 1) if group > 1 else q.float()
+    kf = k.float().repeat_interleave(group, 1) if group > 1 else k.float()
+    d = qf * dq - kf * dk  # [B, H, T, K]
+    final = ht * dht  # [N, H, K, V]
+    if gate == "vector":
+        final = final.sum(-1)  # [N, H, K]
+    else:
+        d = d.sum(-1)  # [B, H, T]
+        final = final.sum((-2, -1))  # [N, H]
+    length = q.shape[2]
+    last = seqs.last
+    has_steps = last >= 0
+    if seqs.batch_step:  # one sequence per batch row, all of length T
+        if length:
+            d[:, :, length - 1] += final
+    elif bool(has_steps.any()):
+        d[0].index_add_(1, last[has_steps], final[has_steps].transpose(0, 1))
+    total = d.flip(2).cumsum(2).flip(2)
+    if not seqs.batch_step:
+        # A global reverse sum, minus what lies beyond each step's own sequence.
+        beyond = torch.cat([total, torch.zeros_like(total[:, :, :1])], dim=2)
+        ends = seqs.ends.long()
+        lengths = (seqs.ends - seqs.starts).long()
+        end_of = torch.repeat_interleave(ends, lengths)
+        total = total - beyond.index_select(2, end_of)
+    if gate == "head":
+        return total.sum((0, 2))
+    return total
+
+
+__all__ = ["CompiledLinear", "LinearSpec", "Sequences", "build_module", "chunk_states", "backward", "compile_linear", "forward", "gate_grad", "sequences"]
