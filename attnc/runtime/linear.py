@@ -20,7 +20,8 @@ from xdsl.ir import Block, Region
 
 from attnc.dialect import attn
 from attnc.frontend.build import ELEMENT_TYPES
-from attnc.runtime.compiler import cache_key, make_context, print_ir
+from attnc.dialect.tile import FuncOp as TileFuncOp
+from attnc.runtime.compiler import cache_key, make_context, print_ir, triton_type
 from attnc.runtime.launch import run_kernel
 from attnc.runtime.targets import load_kernel_module
 
@@ -99,6 +100,8 @@ class CompiledLinear:
     num_warps: int
     num_stages: int
     backward: bool
+    signatures: dict[str, dict[str, str]]  # kernel → runtime parameter → Triton type ("*bf16", "i32")
+    constexprs: dict[str, dict[str, int]]  # kernel → constexpr parameter → value
 
     def kernel(self, which: str) -> Any:
         return getattr(self.kernels, f"linear_attention_{which}")
@@ -133,11 +136,19 @@ def compile_linear(spec: LinearSpec, target: str, backward: bool) -> CompiledLin
         ConvertAttnToTilePass().apply(ctx, module)
         module.verify()
         stages["tile"] = print_ir(module)
+        signatures: dict[str, dict[str, str]] = {}
+        constexprs: dict[str, dict[str, int]] = {}
+        for kernel in module.walk():
+            if isinstance(kernel, TileFuncOp):
+                kernel_name = kernel.sym_name.data
+                names = [n.data for n in kernel.arg_names.data]
+                signatures[kernel_name] = {n: triton_type(a.type) for n, a in zip(names, kernel.body.block.args)}
+                constexprs[kernel_name] = kernel.constexpr_defaults
         stages["triton"] = emit_triton(module)
         from attnc.runtime.compiler import _kernel_dir
 
         kernels = load_kernel_module(stages["triton"], f"attnc_linear_{key[:24]}", _kernel_dir())
-        compiled = CompiledLinear(spec, target, stages, kernels, backward=backward, **facts)
+        compiled = CompiledLinear(spec, target, stages, kernels, backward=backward, signatures=signatures, constexprs=constexprs, **facts)
         _MEMORY[key] = compiled
         return compiled
 
