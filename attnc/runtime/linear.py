@@ -19,8 +19,8 @@ from xdsl.dialects.builtin import DYNAMIC_INDEX, FloatAttr, ModuleOp, StringAttr
 from xdsl.ir import Block, Region
 
 from attnc.dialect import attn
-from attnc.frontend.build import ELEMENT_TYPES
 from attnc.dialect.tile import FuncOp as TileFuncOp
+from attnc.frontend.build import ELEMENT_TYPES
 from attnc.runtime.compiler import cache_key, make_context, print_ir, triton_type
 from attnc.runtime.launch import run_kernel
 from attnc.runtime.targets import load_kernel_module
