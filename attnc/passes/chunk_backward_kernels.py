@@ -38,19 +38,17 @@ from attnc.passes.chunk_common import (
     Shapes,
     base,
     exp,
-    expand,
     gate_decay,
     gate_params,
     load_rows,
     pow2,
-    reduce_sum,
     sequence,
     shapes_of,
     state_ptrs,
     store_rows,
     tensor_params,
 )
-from attnc.passes.chunk_kernels import causal_decay3, chunk_of, diagonal_weights, gate_base, vector_sub_decay
+from attnc.passes.chunk_kernels import chunk_of, diagonal_dk, diagonal_dq, diagonal_weights, gate_base, vector_sub_decay
 from attnc.passes.tile_builder import KernelBuilder
 
 
@@ -235,10 +233,7 @@ def _vector_grad(
                 part = kb.dot(kb.cast(da, s.elem), k_r, None, s.precision)
                 dq = kb.add(dq, kb.mul(part, exp(kb, kb.sub(cum_a, kb.row(last_b)))), f"dq{a}")
             else:
-                dims = (SUB, SUB, HK)
-                da3 = kb.to_dims(expand(kb, kb.where(_causal(kb), da, kb.f32(0.0)), 2), dims)
-                k3 = kb.to_dims(f32x(expand(kb, k_b, 0)), dims)
-                dq = kb.add(dq, reduce_sum(kb, kb.mul(kb.mul(da3, k3), causal_decay3(kb, cum_a)), 1), f"dq{a}")
+                dq = diagonal_dq(kb, da, k_b, cum_a, dq)
         store_rows(kb, "dq", bases["dq"], rows_a, ok_a, offs_k, k_ok, dq)
 
     for b in range(n_sub):
@@ -259,20 +254,12 @@ def _vector_grad(
                 dk = kb.add(dk, kb.mul(part, exp(kb, kb.sub(kb.row(last_b), cum_b))), f"dk{b}")
                 weights = kb.dot(q_r, kb.trans(k_r), None, s.precision)
             else:
-                dims = (SUB, SUB, HK)
-                da3 = kb.to_dims(expand(kb, kb.where(_causal(kb), da, kb.f32(0.0)), 2), dims)
-                q3 = kb.to_dims(f32x(expand(kb, q_a, 1)), dims)
-                dk = kb.add(dk, reduce_sum(kb, kb.mul(kb.mul(da3, q3), causal_decay3(kb, cum_b)), 0), f"dk{b}")
+                dk = diagonal_dk(kb, da, q_a, cum_b, dk)
                 weights = diagonal_weights(kb, q_a, k_b, cum_b)
             a_ab = kb.cast(kb.mul(weights, scale), s.elem, f"a{a}{b}")
             dv = kb.dot(kb.trans(a_ab), do_a, dv, s.precision, f"dv{b}")
         store_rows(kb, "dk", bases["dk"], rows_b, ok_b, offs_k, k_ok, dk)
         store_rows(kb, "dv", bases["dv"], rows_b, ok_b, offs_v, v_ok, dv)
-
-
-def _causal(kb: KernelBuilder) -> SSAValue:
-    t = kb.arange(SUB)
-    return kb.cmp("sge", kb.col(t), kb.row(t))
 
 
 __all__ = ["build_grad_kernel", "build_state_grad_kernel"]

@@ -31,7 +31,6 @@ from attnc.passes.chunk_common import (
     base,
     cumsum,
     exp,
-    expand,
     gate_decay,
     gate_params,
     load_rows,
@@ -228,22 +227,57 @@ def _vector_output(kb, s: Shapes, seq, chunk_start, state, offs_k, k_ok, offs_v,
         store_rows(kb, "o", o_base, rows_a, ok_a, offs_v, v_ok, kb.cast(kb.mul(acc, scale), s.elem))
 
 
-def causal_decay3(kb: KernelBuilder, cum: SSAValue) -> SSAValue:
-    """exp(G_i − G_j) for i ≥ j, else 0, as [SUB, SUB, HEAD_K]."""
-    t = kb.arange(SUB)
-    causal = expand(kb, kb.cmp("sge", kb.col(t), kb.row(t)), 2)
-    diff = kb.sub(expand(kb, cum, 1), expand(kb, cum, 0))
-    dims = (SUB, SUB, HK)
-    causal = kb.to_dims(causal, dims)
-    return exp(kb, kb.where(causal, kb.to_dims(diff, dims), kb.f32(float("-inf"))), "decay3")
+def _key_row(kb: KernelBuilder, t: SSAValue, j: SSAValue, x: SSAValue) -> SSAValue:
+    """Row j of a [SUB, HEAD_K] tile, as [HEAD_K] (a masked sum: registers cannot be indexed)."""
+    return reduce_sum(kb, kb.where(kb.col(kb.cmp("eq", t, j)), x, kb.f32(0.0)), 0)
+
+
+def _decay_from(kb: KernelBuilder, t: SSAValue, j: SSAValue, cum: SSAValue) -> SSAValue:
+    """exp(G_ic − G_jc) for rows i ≥ j, else 0: [SUB, HEAD_K]."""
+    after = kb.col(kb.cmp("sge", t, j))
+    g_j = _key_row(kb, t, j, cum)
+    return exp(kb, kb.where(after, kb.sub(cum, kb.row(g_j)), kb.f32(float("-inf"))))
 
 
 def diagonal_weights(kb: KernelBuilder, q: SSAValue, k: SSAValue, cum: SSAValue) -> SSAValue:
-    """Σ_c q_ic k_jc exp(G_ic − G_jc) for i ≥ j within one sub-chunk."""
-    dims = (SUB, SUB, HK)
-    q3 = kb.to_dims(kb.cast(expand(kb, q, 1), f32), dims)
-    k3 = kb.to_dims(kb.cast(expand(kb, k, 0), f32), dims)
-    return reduce_sum(kb, kb.mul(kb.mul(q3, k3), causal_decay3(kb, cum)), 2, "w_diag")
+    """Σ_c q_ic k_jc exp(G_ic − G_jc) for i ≥ j within one sub-chunk, one key row j at a time.
+
+    Per element, as the decay differs per channel; a loop over j keeps the working
+    set at one [SUB, HEAD_K] tile instead of a [SUB, SUB, HEAD_K] one.
+    """
+    t = kb.arange(SUB)
+    qf, kf = kb.cast(q, f32), kb.cast(k, f32)
+    with kb.loop(kb.i32(0), kb.constexpr(SUB), kb.i32(1), {"w": kb.full((SUB, SUB), 0.0, f32)}, "diagonal sub-chunk, one key row at a time") as body:
+        j = body.index
+        k_j = _key_row(kb, t, j, kf)
+        column = kb.row_reduce("sum", kb.mul(kb.mul(qf, kb.row(k_j)), _decay_from(kb, t, j, cum)))
+        w = kb.where(kb.row(kb.cmp("eq", t, j)), kb.col(column), body.carried["w"])
+        body.yield_({"w": w})
+    return body.results["w"]
+
+
+def diagonal_dq(kb: KernelBuilder, da: SSAValue, k: SSAValue, cum: SSAValue, dq: SSAValue) -> SSAValue:
+    """dq_ic += Σ_{j ≤ i} dA_ij k_jc exp(G_ic − G_jc) within one sub-chunk, one key row j at a time."""
+    t = kb.arange(SUB)
+    kf = kb.cast(k, f32)
+    with kb.loop(kb.i32(0), kb.constexpr(SUB), kb.i32(1), {"dq": dq}, "diagonal sub-chunk, one key row at a time") as body:
+        j = body.index
+        da_j = kb.row_reduce("sum", kb.where(kb.row(kb.cmp("eq", t, j)), da, kb.f32(0.0)))
+        part = kb.mul(kb.mul(kb.col(da_j), kb.row(_key_row(kb, t, j, kf))), _decay_from(kb, t, j, cum))
+        body.yield_({"dq": kb.add(body.carried["dq"], part)})
+    return body.results["dq"]
+
+
+def diagonal_dk(kb: KernelBuilder, da: SSAValue, q: SSAValue, cum: SSAValue, dk: SSAValue) -> SSAValue:
+    """dk_jc += Σ_{i ≥ j} dA_ij q_ic exp(G_ic − G_jc) within one sub-chunk, one key row j at a time."""
+    t = kb.arange(SUB)
+    qf = kb.cast(q, f32)
+    with kb.loop(kb.i32(0), kb.constexpr(SUB), kb.i32(1), {"dk": dk}, "diagonal sub-chunk, one key row at a time") as body:
+        j = body.index
+        da_j = kb.row_reduce("sum", kb.where(kb.row(kb.cmp("eq", t, j)), da, kb.f32(0.0)))
+        row = reduce_sum(kb, kb.mul(kb.mul(kb.col(da_j), qf), _decay_from(kb, t, j, cum)), 0)
+        body.yield_({"dk": kb.add(body.carried["dk"], kb.where(kb.col(kb.cmp("eq", t, j)), kb.row(row), kb.f32(0.0)))})
+    return body.results["dk"]
 
 
 def gate_base(kb: KernelBuilder, seq: Sequence) -> SSAValue:
@@ -257,4 +291,14 @@ def gate_base(kb: KernelBuilder, seq: Sequence) -> SSAValue:
     )
 
 
-__all__ = ["build_output_kernel", "build_state_kernel", "causal_decay3", "chunk_of", "diagonal_weights", "gate_base", "output_params", "vector_sub_decay"]
+__all__ = [
+    "build_output_kernel",
+    "build_state_kernel",
+    "chunk_of",
+    "diagonal_dk",
+    "diagonal_dq",
+    "diagonal_weights",
+    "gate_base",
+    "output_params",
+    "vector_sub_decay",
+]

@@ -42,13 +42,13 @@ func.func @simple_gla(%q: tensor<?x2x?x32xf16>, %k: tensor<?x2x?x32xf16>, %v: te
 // -----
 
 // A per-channel gate (GLA): the output kernel works in sub-chunks of 16, with the
-// diagonal sub-chunks' decay per element.
+// diagonal sub-chunks' decay per element (a loop over their key rows).
 
 // CHECK-LABEL: tile.func @gla_chunk_output
 // CHECK:         %G0 = arith.addf
 // CHECK:         %acc0 = tile.dot
-// CHECK:         %decay3 = math.exp %{{.*}} : tensor<16x16x16xf32>
-// CHECK:         %w_diag = tile.reduce sum %{{.*}} axis 2 : tensor<16x16x16xf32> -> tensor<16x16xf32>
+// CHECK:         %[[W:.*]] = scf.for %{{.*}} = %{{.*}} to %sub step %{{.*}} iter_args(%{{.*}} = %{{.*}}) -> (tensor<16x16xf32>)
+// CHECK:         %acc0_1 = tile.dot %{{.*}}, %v0 acc %acc0
 // CHECK:         %w10 = tile.dot
 func.func @gla(%q: tensor<?x2x?x16xbf16>, %k: tensor<?x2x?x16xbf16>, %v: tensor<?x2x?x16xbf16>, %g: tensor<?x2x?x16xf32>) -> tensor<?x2x?x16xbf16> {
   %o, %s = attn.recurrent_chunk %q, %k, %v gate(%g : tensor<?x2x?x16xf32>) {gate = "vector", scale = 0.25 : f32, chunk_size = 32 : i64} : tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16> -> (tensor<?x2x?x16xbf16>, tensor<?x2x16x16xf32>)
