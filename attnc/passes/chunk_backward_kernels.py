@@ -12,16 +12,19 @@ kernel) and dh_c the gradient of the loss with respect to the state at chunk c's
   dA = scale·(do vᵀ ⊙ D):
   `dq = scale·exp(G) ⊙ (do hᵀ) + dA k`, `dk = exp(G_last − G) ⊙ (v dhᵀ) + dAᵀ q`,
   `dv = Aᵀ do + (k ⊙ exp(G_last − G)) dh`. A vector gate uses the forward's
-  sub-chunks. dq and dk are per v head (the runtime sums a q/k head's group), in f32.
+  sub-chunks. dq and dk are per v head (the runtime sums a q/k head's group, so
+  they are f32 when q/k heads are shared; otherwise all three are in the input's type).
+  With a gate it also stores dG = q·dq − k·dk per step (per step and channel for a
+  vector gate), in f32.
 
-The gate's gradient is not a kernel: with G the running log-gate,
-dG_t = q_t·dq_t − k_t·dk_t (+ ⟨S_T, dS_T⟩ at a sequence's last step), and
-dg is its reverse cumulative sum per sequence; the runtime computes it from dq, dk.
+The gate's gradient: with G the running log-gate, dG_t = q_t·dq_t − k_t·dk_t
+(+ ⟨S_T, dS_T⟩ at a sequence's last step), and dg is its reverse cumulative sum per
+sequence; the kernel stores dG, the runtime adds the final-state term and sums.
 """
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import f32
+from xdsl.dialects.builtin import TensorType, f32
 from xdsl.ir import Attribute, SSAValue
 
 from attnc.dialect.attn_recurrent import RecurrentChunkOp
@@ -110,11 +113,16 @@ def build_state_grad_kernel(op: RecurrentChunkOp, name: str):
 
 
 def build_grad_kernel(op: RecurrentChunkOp, name: str):
-    """Per chunk: dq, dk (per v head, f32) and dv (f32)."""
+    """Per chunk: dq, dk (per v head), dv and, with a gate, dG."""
     s = shapes_of(op)
+    shared = _shares_qk_heads(op)
     params: list[tuple[str, Attribute]] = tensor_params(["q", "k", "v", "do"], s.elem)
-    params += tensor_params(["dq", "dk", "dv"], f32)
+    params += tensor_params(["dq", "dk"], f32 if shared else s.elem)
+    params += tensor_params(["dv"], s.elem)
     params += gate_params(s.gate)
+    if s.gate != "none":
+        params += [("dg_ptr", KernelBuilder.ptr_type(f32))]
+        params += [(f"stride_dg_{d}", KernelBuilder.i32_type) for d in ("bhsd" if s.gate == "vector" else "bhs")]
     params += [("h_ptr", KernelBuilder.ptr_type(s.elem)), ("dh_ptr", KernelBuilder.ptr_type(s.elem))]
     params += SEQ_PARAMS + [
         ("chunk_seq_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)),
@@ -139,7 +147,7 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     dstate = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, offs_k, offs_v, "dh_ptrs"), mask, 0.0, "dstate")
     scale = kb.arg("scale")
     if s.gate == "vector":
-        _vector_grad(kb, s, seq, chunk_start, state, dstate, offs_k, k_ok, offs_v, v_ok, bases, scale)
+        _vector_grad(kb, s, seq, chunk_start, state, dstate, offs_k, k_ok, offs_v, v_ok, bases, scale, shared)
         return kb.finish()
 
     rows = kb.add(chunk_start, kb.arange(CHUNK), "rows")
@@ -175,9 +183,13 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     dk = kb.dot(kb.trans(da_e), q, dk, s.precision, "dk")
     dv = kb.dot(k_w, kb.cast(dstate, s.elem), None, s.precision, "dv_inter")
     dv = kb.dot(kb.trans(kb.cast(a, s.elem)), do, dv, s.precision, "dv")
-    store_rows(kb, "dq", bases["dq"], rows, row_ok, offs_k, k_ok, dq)
-    store_rows(kb, "dk", bases["dk"], rows, row_ok, offs_k, k_ok, dk)
-    store_rows(kb, "dv", bases["dv"], rows, row_ok, offs_v, v_ok, dv)
+    store_rows(kb, "dq", bases["dq"], rows, row_ok, offs_k, k_ok, kb.cast(dq, _out(s, shared)))
+    store_rows(kb, "dk", bases["dk"], rows, row_ok, offs_k, k_ok, kb.cast(dk, _out(s, shared)))
+    store_rows(kb, "dv", bases["dv"], rows, row_ok, offs_v, v_ok, kb.cast(dv, s.elem))
+    if decay is not None:
+        kb.comment("dG = q·dq − k·dk per step")
+        dgate = kb.row_reduce("sum", kb.sub(kb.mul(kb.cast(q, f32), dq), kb.mul(kb.cast(k, f32), dk)), "dgate")
+        kb.store(kb.addptr(_dg_base(kb, seq), kb.mul(rows, kb.arg("stride_dg_s"))), dgate, row_ok)
     return kb.finish()
 
 
@@ -195,6 +207,7 @@ def _state_mask(kb: KernelBuilder, k_ok: SSAValue | None, v_ok: SSAValue | None)
 def _vector_grad(
     kb: KernelBuilder, s: Shapes, seq: Sequence, chunk_start: SSAValue, state: SSAValue, dstate: SSAValue,
     offs_k: SSAValue, k_ok: SSAValue | None, offs_v: SSAValue, v_ok: SSAValue | None, bases: dict[str, SSAValue], scale: SSAValue,
+    shared: bool,
 ) -> None:
     n_sub = s.chunk // SUB_SIZE
     g_base = gate_base(kb, seq)
@@ -211,6 +224,8 @@ def _vector_grad(
         cum, last = vector_sub_decay(kb, seq, g_all, offs_t, a, g_base, rows, row_ok, offs_k, k_ok)
         subs.append((rows, row_ok, cum, last))
     chunk_last = subs[-1][3]
+    dg_base = _dg_base(kb, seq)
+    dqs: list[tuple[SSAValue, SSAValue]] = []
 
     def load(t: str, a: int) -> SSAValue:
         rows, ok = subs[a][0], subs[a][1]
@@ -234,7 +249,8 @@ def _vector_grad(
                 dq = kb.add(dq, kb.mul(part, exp(kb, kb.sub(cum_a, kb.row(last_b)))), f"dq{a}")
             else:
                 dq = diagonal_dq(kb, da, k_b, cum_a, dq)
-        store_rows(kb, "dq", bases["dq"], rows_a, ok_a, offs_k, k_ok, dq)
+        store_rows(kb, "dq", bases["dq"], rows_a, ok_a, offs_k, k_ok, kb.cast(dq, _out(s, shared)))
+        dqs.append((q_a, dq))
 
     for b in range(n_sub):
         rows_b, ok_b, cum_b, last_b = subs[b]
@@ -258,8 +274,31 @@ def _vector_grad(
                 weights = diagonal_weights(kb, q_a, k_b, cum_b)
             a_ab = kb.cast(kb.mul(weights, scale), s.elem, f"a{a}{b}")
             dv = kb.dot(kb.trans(a_ab), do_a, dv, s.precision, f"dv{b}")
-        store_rows(kb, "dk", bases["dk"], rows_b, ok_b, offs_k, k_ok, dk)
-        store_rows(kb, "dv", bases["dv"], rows_b, ok_b, offs_v, v_ok, dv)
+        store_rows(kb, "dk", bases["dk"], rows_b, ok_b, offs_k, k_ok, kb.cast(dk, _out(s, shared)))
+        store_rows(kb, "dv", bases["dv"], rows_b, ok_b, offs_v, v_ok, kb.cast(dv, s.elem))
+        kb.comment(f"dG = q·dq − k·dk per step and channel, sub-chunk {b}")
+        q_b, dq_b = dqs[b]
+        dgate = kb.sub(kb.mul(f32x(q_b), dq_b), kb.mul(f32x(k_b), dk), f"dgate{b}")
+        store_rows(kb, "dg", dg_base, rows_b, ok_b, offs_k, k_ok, dgate)
+
+
+def _shares_qk_heads(op: RecurrentChunkOp) -> bool:
+    """Whether a q/k head serves several v heads (then dq, dk are summed by the runtime, so kept in f32)."""
+    qt, vt = op.q.type, op.v.type
+    assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
+    return qt.get_shape()[1] != vt.get_shape()[1]
+
+
+def _out(s: Shapes, shared: bool) -> Attribute:
+    return f32 if shared else s.elem
+
+
+def _dg_base(kb: KernelBuilder, seq: Sequence) -> SSAValue:
+    off = kb.add(
+        kb.add(kb.mul(kb.wide(seq.batch), kb.wide(kb.arg("stride_dg_b"))), kb.mul(kb.wide(seq.head), kb.wide(kb.arg("stride_dg_h")))),
+        kb.mul(kb.wide(seq.start), kb.wide(kb.arg("stride_dg_s"))),
+    )
+    return kb.addptr(kb.arg("dg_ptr"), off, "dg_base")
 
 
 __all__ = ["build_grad_kernel", "build_state_grad_kernel"]

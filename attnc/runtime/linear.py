@@ -316,7 +316,7 @@ def backward(
     do: torch.Tensor,
     dht: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """dq, dk (q/k heads), dv, dg (g's shape) and d initial_state, all f32."""
+    """dq, dk (q/k heads), dv, dg (g's shape, f32) and d initial_state (f32)."""
     spec = compiled.spec
     batch, length = q.shape[0], q.shape[2]
     heads, dim_k, dim_v = spec.heads, spec.dim_k, spec.dim_v
@@ -333,46 +333,36 @@ def backward(
     if seqs.count:
         grid = (_cdiv(dim_v, compiled.block_v), _cdiv(dim_k, compiled.block_k), seqs.count * heads)
         _launch(compiled, "chunk_state_grad", grid, args, device)
-    dq = torch.empty((batch, heads, length, dim_k), dtype=torch.float32, device=device)
+    group = heads // spec.heads_qk
+    grad_dtype = torch.float32 if group > 1 else q.dtype  # a shared q/k head sums its group's f32 gradients
+    dq = torch.empty((batch, heads, length, dim_k), dtype=grad_dtype, device=device)
     dk = torch.empty_like(dq)
-    dv = torch.empty((batch, heads, length, dim_v), dtype=torch.float32, device=device)
+    dv = torch.empty((batch, heads, length, dim_v), dtype=v.dtype, device=device)
     args = _common(compiled, seqs, g)
     args.update(q_ptr=q, k_ptr=k, v_ptr=v, do_ptr=do, dq_ptr=dq, dk_ptr=dk, dv_ptr=dv, h_ptr=h, dh_ptr=dh)
     for name, t in (("q", q), ("k", k), ("v", v), ("do", do), ("dq", dq), ("dk", dk), ("dv", dv)):
         _strides(args, name, t, "bhsd")
+    dgate = None
+    if g is not None:
+        shape = (batch, heads, length, dim_k) if spec.gate == "vector" else (batch, heads, length)
+        dgate = torch.empty(shape, dtype=torch.float32, device=device)
+        args["dg_ptr"] = dgate
+        _strides(args, "dg", dgate, "bhsd")
     if seqs.num_chunks:
         _launch(compiled, "chunk_grad", (seqs.num_chunks, heads), args, device)
-    dg = None if g is None else gate_grad(spec.gate, q, k, dq, dk, ht, dht, seqs, heads // spec.heads_qk)
-    group = heads // spec.heads_qk
+    dg = None if dgate is None else gate_grad(spec.gate, dgate, ht, dht, seqs)
     if group > 1:
         dq = dq.view(batch, spec.heads_qk, group, length, dim_k).sum(2)
         dk = dk.view(batch, spec.heads_qk, group, length, dim_k).sum(2)
     return dq, dk, dv, dg, (dh0 if h0 is not None else None)
 
 
-def gate_grad(
-    gate: str,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    dq: torch.Tensor,
-    dk: torch.Tensor,
-    ht: torch.Tensor,
-    dht: torch.Tensor,
-    seqs: Sequences,
-    group: int,
-) -> torch.Tensor:
-    """dg from dq and dk (per v head): dG_t = q_t·dq_t − k_t·dk_t, plus ⟨S_T, dS_T⟩ at each
-    sequence's last step, summed in reverse within each sequence."""
-    qf = q.float().repeat_interleave(group, 1) if group > 1 else q.float()
-    kf = k.float().repeat_interleave(group, 1) if group > 1 else k.float()
-    d = qf * dq - kf * dk  # [B, H, T, K]
+def gate_grad(gate: str, d: torch.Tensor, ht: torch.Tensor, dht: torch.Tensor, seqs: Sequences) -> torch.Tensor:
+    """dg from the kernel's dG = q·dq − k·dk ([B, H, T] or [B, H, T, K]): plus ⟨S_T, dS_T⟩ at each
+    sequence's last step, summed in reverse within each sequence (over the steps and batch for "head")."""
     final = ht * dht  # [N, H, K, V]
-    if gate == "vector":
-        final = final.sum(-1)  # [N, H, K]
-    else:
-        d = d.sum(-1)  # [B, H, T]
-        final = final.sum((-2, -1))  # [N, H]
-    length = q.shape[2]
+    final = final.sum(-1) if gate == "vector" else final.sum((-2, -1))  # [N, H, K] or [N, H]
+    length = d.shape[2]
     last = seqs.last
     has_steps = last >= 0
     if seqs.batch_step:  # one sequence per batch row, all of length T

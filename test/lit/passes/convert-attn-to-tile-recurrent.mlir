@@ -72,12 +72,15 @@ func.func @gla(%q: tensor<?x2x?x16xbf16>, %k: tensor<?x2x?x16xbf16>, %v: tensor<
 // CHECK:           %{{.*}} = tile.dot %{{.*}}, %do acc
 // CHECK:         tile.store %dh0_ptrs, %[[DS]]
 // CHECK-LABEL: tile.func @retnet_chunk_grad(
-// CHECK-SAME:    %dq_ptr: !tile.ptr<f32>, %dk_ptr: !tile.ptr<f32>, %dv_ptr: !tile.ptr<f32>
+// CHECK-SAME:    %dq_ptr: !tile.ptr<bf16>, %dk_ptr: !tile.ptr<bf16>
+// CHECK-SAME:    %dv_ptr: !tile.ptr<bf16>
+// CHECK-SAME:    %dg_ptr: !tile.ptr<f32>
 // CHECK:         %a = arith.mulf
 // CHECK:         %da = arith.mulf
 // CHECK:         %dq = tile.dot %da_e, %k acc
 // CHECK:         %dk = tile.dot {{.*}}, %q acc
 // CHECK:         %dv = tile.dot {{.*}}, %do acc
+// CHECK:         %dgate = tile.reduce sum %{{.*}} axis 1
 func.func @retnet(%q: tensor<?x2x?x32xbf16>, %k: tensor<?x2x?x32xbf16>, %v: tensor<?x2x?x32xbf16>, %g: tensor<2xf32>) -> tensor<?x2x?x32xbf16> {
   %o, %s = attn.recurrent_chunk %q, %k, %v gate(%g : tensor<2xf32>) {gate = "head", scale = 0.125 : f32, backward, chunk_size = 64 : i64} : tensor<?x2x?x32xbf16>, tensor<?x2x?x32xbf16>, tensor<?x2x?x32xbf16> -> (tensor<?x2x?x32xbf16>, tensor<?x2x32x32xf32>)
   func.return %o : tensor<?x2x?x32xbf16>
