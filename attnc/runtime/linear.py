@@ -10,6 +10,7 @@ padded batch and a packed `cu_seqlens` batch launch the same kernels.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,11 +257,76 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _launch(compiled: CompiledLinear, which: str, grid: tuple[int, ...], args: dict[str, Any], device: torch.device) -> None:
+# Launch configurations tried on a GPU's first call, per kernel: (block_k, block_v, num_warps, num_stages).
+# The state scans tile the state; the output kernel tiles values; the gradient kernel holds whole tiles.
+CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
+    "chunk_state": ((64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 2), (64, 32, 4, 2), (32, 64, 4, 2), (64, 128, 8, 2)),
+    "chunk_state_grad": ((64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 2), (64, 32, 4, 2), (32, 64, 4, 2), (64, 128, 8, 2)),
+    "chunk_output": ((64, 64, 4, 2), (64, 128, 8, 2), (64, 64, 8, 2), (64, 32, 4, 2), (64, 64, 4, 3), (64, 128, 4, 2)),
+    "chunk_grad": ((0, 0, 4, 2), (0, 0, 8, 2), (0, 0, 8, 1), (0, 0, 4, 1)),
+}
+_TUNED: dict[tuple[Any, ...], tuple[int, int, int, int]] = {}
+
+
+def _launch(
+    compiled: CompiledLinear,
+    which: str,
+    grid: Callable[[int, int], tuple[int, ...]],
+    args: dict[str, Any],
+    device: torch.device,
+    tune_key: tuple[Any, ...],
+) -> None:
+    """Run kernel `which`; on a GPU the first call per shape times the candidate configs and keeps the fastest."""
     from attnc.runtime.launch import LaunchConfig
 
-    config = LaunchConfig(compiled.block_k, compiled.block_v, compiled.num_warps, compiled.num_stages)
-    run_kernel(compiled.kernel(which), grid, args, device, config)
+    spec = compiled.spec
+    default = (compiled.block_k, compiled.block_v, compiled.num_warps, compiled.num_stages)
+    config = default
+    if device.type == "cuda":
+        key = (spec, compiled.target, which, tune_key)
+        tuned = _TUNED.get(key)
+        if tuned is None:
+            tuned = _tune(compiled, which, grid, args, device, default)
+            _TUNED[key] = tuned
+        config = tuned
+    bk, bv, warps, stages = config
+    bk, bv = bk or compiled.block_k, bv or compiled.block_v
+    run_args = {**args, "BLOCK_K": bk, "BLOCK_V": bv}
+    run_kernel(compiled.kernel(which), grid(bk, bv), run_args, device, LaunchConfig(bk, bv, warps, stages))
+
+
+def _tune(
+    compiled: CompiledLinear,
+    which: str,
+    grid: Callable[[int, int], tuple[int, ...]],
+    args: dict[str, Any],
+    device: torch.device,
+    default: tuple[int, int, int, int],
+) -> tuple[int, int, int, int]:
+    import triton.testing
+    from triton.runtime.errors import OutOfResources
+
+    from attnc.runtime.launch import LaunchConfig
+
+    spec = compiled.spec
+    kernel = compiled.kernel(which)
+    best, best_ms = default, float("inf")
+    for bk, bv, warps, stages in CANDIDATES.get(which, ()) or (default,):
+        bk, bv = min(bk or compiled.block_k, _pow2(spec.dim_k)), min(bv or compiled.block_v, _pow2(spec.dim_v))
+        candidate = (bk, bv, warps, stages)
+        run_args = {**args, "BLOCK_K": bk, "BLOCK_V": bv}
+
+        def run(run_args: dict[str, Any] = run_args, bk: int = bk, bv: int = bv, warps: int = warps, stages: int = stages) -> None:
+            run_kernel(kernel, grid(bk, bv), run_args, device, LaunchConfig(bk, bv, warps, stages))
+
+        try:
+            measured: Any = triton.testing.do_bench(run, warmup=5, rep=20, return_mode="median")
+            ms = float(measured)
+        except OutOfResources:  # a config that does not fit this GPU (shared memory) is skipped
+            continue
+        if ms < best_ms:
+            best, best_ms = candidate, ms
+    return best
 
 
 def chunk_states(
@@ -277,8 +343,8 @@ def chunk_states(
     _strides(args, "k", k, "bhsd")
     _strides(args, "v", v, "bhsd")
     if seqs.count:
-        grid = (_cdiv(spec.dim_v, compiled.block_v), _cdiv(spec.dim_k, compiled.block_k), seqs.count * spec.heads)
-        _launch(compiled, "chunk_state", grid, args, k.device)
+        count = seqs.count * spec.heads
+        _launch(compiled, "chunk_state", lambda bk, bv: (_cdiv(spec.dim_v, bv), _cdiv(spec.dim_k, bk), count), args, k.device, (seqs.count, seqs.num_chunks))
     return h, ht
 
 
@@ -300,8 +366,8 @@ def forward(
     for name, t in (("q", q), ("k", k), ("v", v), ("o", o)):
         _strides(args, name, t, "bhsd")
     if seqs.num_chunks:
-        grid = (_cdiv(spec.dim_v, compiled.block_v), seqs.num_chunks, spec.heads)
-        _launch(compiled, "chunk_output", grid, args, q.device)
+        chunks = seqs.num_chunks
+        _launch(compiled, "chunk_output", lambda bk, bv: (_cdiv(spec.dim_v, bv), chunks, spec.heads), args, q.device, (seqs.count, chunks))
     return o, ht
 
 
@@ -331,8 +397,8 @@ def backward(
     _strides(args, "q", q, "bhsd")
     _strides(args, "do", do, "bhsd")
     if seqs.count:
-        grid = (_cdiv(dim_v, compiled.block_v), _cdiv(dim_k, compiled.block_k), seqs.count * heads)
-        _launch(compiled, "chunk_state_grad", grid, args, device)
+        count = seqs.count * heads
+        _launch(compiled, "chunk_state_grad", lambda bk, bv: (_cdiv(dim_v, bv), _cdiv(dim_k, bk), count), args, device, (seqs.count, seqs.num_chunks))
     group = heads // spec.heads_qk
     grad_dtype = torch.float32 if group > 1 else q.dtype  # a shared q/k head sums its group's f32 gradients
     dq = torch.empty((batch, heads, length, dim_k), dtype=grad_dtype, device=device)
@@ -349,7 +415,8 @@ def backward(
         args["dg_ptr"] = dgate
         _strides(args, "dg", dgate, "bhsd")
     if seqs.num_chunks:
-        _launch(compiled, "chunk_grad", (seqs.num_chunks, heads), args, device)
+        chunks = seqs.num_chunks
+        _launch(compiled, "chunk_grad", lambda bk, bv: (chunks, heads), args, device, (seqs.count, chunks))
     dg = None if dgate is None else gate_grad(spec.gate, dgate, ht, dht, seqs)
     if group > 1:
         dq = dq.view(batch, spec.heads_qk, group, length, dim_k).sum(2)
