@@ -1,6 +1,6 @@
 """Linear attention from IR to launches: build `attn.recurrence`, run the pipeline, run the chunk kernels.
 
-The pipeline is attn-chunk, [attn-autodiff,] attn-tile, convert-attn-to-tile and the
+The pipeline is attn-chunk, [attn-autodiff (marks the op `backward`),] attn-tile, convert-attn-to-tile and the
 Triton emitter; compiled variants are kept in memory by the sha256 of the logical IR,
 the target and the options (Triton keeps its binaries on disk). Sequences reach the
 kernels as start/end offsets and a global chunk numbering (see chunk_common.py), so a
@@ -45,7 +45,7 @@ class LinearSpec:
     varlen: bool
 
 
-def build_module(spec: LinearSpec, backward: bool) -> ModuleOp:
+def build_module(spec: LinearSpec) -> ModuleOp:
     """The logical IR: one function holding one `attn.recurrence`."""
     elem = ELEMENT_TYPES[spec.dtype]
     qk_t = TensorType(elem, [D, spec.heads_qk, D, spec.dim_k])
@@ -66,8 +66,6 @@ def build_module(spec: LinearSpec, backward: bool) -> ModuleOp:
     attributes: dict[str, Any] = {"gate": StringAttr(spec.gate), "scale": FloatAttr(spec.scale, f32)}
     if spec.varlen:
         attributes["varlen"] = UnitAttr()
-    if backward:
-        attributes["backward"] = UnitAttr()
     op = attn.RecurrenceOp.create(
         operands=[args["q"], args["k"], args["v"], *([args["g"]] if "g" in args else []), *([args["initial_state"]] if "initial_state" in args else [])],
         result_types=[v_t, state_t],
@@ -124,7 +122,7 @@ def compile_linear(spec: LinearSpec, target: str, backward: bool) -> CompiledLin
     if fast is not None:  # the warm path: no IR built, nothing printed
         return fast
     with _LOCK:
-        module = build_module(spec, backward)
+        module = build_module(spec)
         logical = print_ir(module)
         key = cache_key(logical, target, {"chunk_size": spec.chunk_size, "backward": backward})
         hit = _MEMORY.get(key)
@@ -134,6 +132,10 @@ def compile_linear(spec: LinearSpec, target: str, backward: bool) -> CompiledLin
         ctx = make_context()
         stages = {"attn": logical}
         AttnChunkPass(chunk_size=spec.chunk_size).apply(ctx, module)
+        if backward:
+            from attnc.passes.attn_autodiff import AttnAutodiffPass
+
+            AttnAutodiffPass().apply(ctx, module)
         AttnTilePass(target=target).apply(ctx, module)
         module.verify()
         stages["chunk"] = print_ir(module)

@@ -366,3 +366,15 @@ func.func @sum_normalizer(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v
   } {scale = 0.125 : f32, normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>)
   func.return %o : tensor<1x4x?x64xf16>
 }
+
+// -----
+
+// Linear attention's backward is known in closed form: attn-autodiff marks the op,
+// and convert-attn-to-tile adds the gradient kernels.
+
+// CHECK-LABEL: func.func @linear
+// CHECK:         attn.recurrent_chunk %q, %k, %v {gate = "none", scale = 2.500000e-01 : f32, chunk_size = 64 : i64, backward}
+func.func @linear(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>, %v: tensor<?x2x?x16xf32>) -> tensor<?x2x?x16xf32> {
+  %o, %s = attn.recurrent_chunk %q, %k, %v {gate = "none", scale = 0.25 : f32, chunk_size = 64 : i64} : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32> -> (tensor<?x2x?x16xf32>, tensor<?x2x16x16xf32>)
+  func.return %o : tensor<?x2x?x16xf32>
+}
