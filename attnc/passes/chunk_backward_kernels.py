@@ -14,12 +14,13 @@ kernel) and dh_c the gradient of the loss with respect to the state at chunk c's
   `dv = Aᵀ do + (k ⊙ exp(G_last − G)) dh`. A vector gate uses the forward's
   sub-chunks. dq and dk are per v head (the runtime sums a q/k head's group, so
   they are f32 when q/k heads are shared; otherwise all three are in the input's type).
-  With a gate it also stores dG = q·dq − k·dk per step (per step and channel for a
-  vector gate), in f32.
+  With a gate it also stores, in f32, dG = q·dq − k·dk per step (per step and channel
+  for a vector gate) summed from the chunk's end back to each step.
 
 The gate's gradient: with G the running log-gate, dG_t = q_t·dq_t − k_t·dk_t
 (+ ⟨S_T, dS_T⟩ at a sequence's last step), and dg is its reverse cumulative sum per
-sequence; the kernel stores dG, the runtime adds the final-state term and sums.
+sequence; the kernel sums within the chunk, the runtime adds the later chunks' sums
+and the final-state term.
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ from attnc.passes.chunk_common import (
     Sequence,
     Shapes,
     base,
+    cumsum,
     exp,
     gate_decay,
     gate_params,
     load_rows,
     pow2,
+    reduce_sum,
     sequence,
     shapes_of,
     state_ptrs,
@@ -187,8 +190,9 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     store_rows(kb, "dk", bases["dk"], rows, row_ok, offs_k, k_ok, kb.cast(dk, _out(s, shared)))
     store_rows(kb, "dv", bases["dv"], rows, row_ok, offs_v, v_ok, kb.cast(dv, s.elem))
     if decay is not None:
-        kb.comment("dG = q·dq − k·dk per step")
+        kb.comment("dG = q·dq − k·dk per step, summed from the chunk's end back to each step")
         dgate = kb.row_reduce("sum", kb.sub(kb.mul(kb.cast(q, f32), dq), kb.mul(kb.cast(k, f32), dk)), "dgate")
+        dgate = kb.add(kb.sub(kb.sum_all(dgate), cumsum(kb, dgate)), dgate, "dgate_from_end")
         kb.store(kb.addptr(_dg_base(kb, seq), kb.mul(rows, kb.arg("stride_dg_s"))), dgate, row_ok)
     return kb.finish()
 
@@ -226,6 +230,7 @@ def _vector_grad(
     chunk_last = subs[-1][3]
     dg_base = _dg_base(kb, seq)
     dqs: list[tuple[SSAValue, SSAValue]] = []
+    dgates: list[SSAValue] = []
 
     def load(t: str, a: int) -> SSAValue:
         rows, ok = subs[a][0], subs[a][1]
@@ -278,8 +283,20 @@ def _vector_grad(
         store_rows(kb, "dv", bases["dv"], rows_b, ok_b, offs_v, v_ok, kb.cast(dv, s.elem))
         kb.comment(f"dG = q·dq − k·dk per step and channel, sub-chunk {b}")
         q_b, dq_b = dqs[b]
-        dgate = kb.sub(kb.mul(f32x(q_b), dq_b), kb.mul(f32x(k_b), dk), f"dgate{b}")
-        store_rows(kb, "dg", dg_base, rows_b, ok_b, offs_k, k_ok, dgate)
+        dgates.append(kb.sub(kb.mul(f32x(q_b), dq_b), kb.mul(f32x(k_b), dk), f"dgate{b}"))
+
+    kb.comment("dG summed from the chunk's end back to each step, sub-chunks last first")
+    later: SSAValue | None = None
+    for b in reversed(range(n_sub)):
+        rows_b, ok_b = subs[b][0], subs[b][1]
+        dgate = dgates[b]
+        total = reduce_sum(kb, dgate, 0, f"dgate{b}_sum")
+        from_end = kb.add(kb.sub(kb.row(total), cumsum(kb, dgate)), dgate)
+        if later is not None:
+            from_end = kb.add(from_end, kb.row(later))
+            total = kb.add(total, later)
+        store_rows(kb, "dg", dg_base, rows_b, ok_b, offs_k, k_ok, from_end)
+        later = total
 
 
 def _shares_qk_heads(op: RecurrentChunkOp) -> bool:

@@ -174,7 +174,9 @@ class Sequences:
     chunk_seq: torch.Tensor
     chunk_idx: torch.Tensor
     num_chunks: int
-    last: torch.Tensor  # [N] the index of each sequence's last step (-1 when empty)
+    chunk_count: torch.Tensor  # [N] chunks per sequence
+    chunk_first: torch.Tensor  # [chunks] each chunk's first step
+    token_chunk: torch.Tensor  # [T] each step's chunk (packed sequences only; else empty)
 
 
 _SEQ_CACHE: dict[tuple[Any, ...], Sequences] = {}
@@ -214,7 +216,9 @@ def sequences(batch: int, length: int, cu_seqlens: torch.Tensor | None, chunk: i
         chunk_seq=i32(chunk_seq),
         chunk_idx=i32(chunk_idx),
         num_chunks=total,
-        last=torch.tensor([s + n - 1 for s, n in zip(starts_l, lengths)], dtype=torch.long, device=device),
+        chunk_count=i32(counts),
+        chunk_first=i32([starts_l[n] + i * chunk for n, i in zip(chunk_seq, chunk_idx)]),
+        token_chunk=i32([] if cu_seqlens is None else [c for c, n in enumerate(chunk_seq) for _ in range(min(chunk, lengths[n] - chunk_idx[c] * chunk))]),
     )
     if cu_seqlens is None:
         _SEQ_CACHE[(batch, length, chunk, str(device))] = out
@@ -419,37 +423,43 @@ def backward(
     if seqs.num_chunks:
         chunks = seqs.num_chunks
         _launch(compiled, "chunk_grad", lambda bk, bv: (chunks, heads), args, device, (seqs.count, chunks))
-    dg = None if dgate is None else gate_grad(spec.gate, dgate, ht, dht, seqs)
+    dg = None if dgate is None else gate_grad(spec.gate, dgate, ht, dht, seqs, spec.chunk_size)
     if group > 1:
         dq = dq.view(batch, spec.heads_qk, group, length, dim_k).sum(2)
         dk = dk.view(batch, spec.heads_qk, group, length, dim_k).sum(2)
     return dq, dk, dv, dg, (dh0 if h0 is not None else None)
 
 
-def gate_grad(gate: str, d: torch.Tensor, ht: torch.Tensor, dht: torch.Tensor, seqs: Sequences) -> torch.Tensor:
-    """dg from the kernel's dG = q·dq − k·dk ([B, H, T] or [B, H, T, K]): plus ⟨S_T, dS_T⟩ at each
-    sequence's last step, summed in reverse within each sequence (over the steps and batch for "head")."""
+def gate_grad(gate: str, within: torch.Tensor, ht: torch.Tensor, dht: torch.Tensor, seqs: Sequences, chunk: int) -> torch.Tensor:
+    """dg from the kernel's dG summed back to each step within its chunk ([B, H, T] or [B, H, T, K]).
+
+    dg_t = Σ_{s ≥ t in t's sequence} dG_s + ⟨S_T, dS_T⟩: each step gets what its chunk
+    gave plus the sums of the sequence's later chunks (a [.., chunks, ..] tensor, chunk
+    times smaller) and the final-state term. For "head", dg sums over steps and batch.
+    """
     final = ht * dht  # [N, H, K, V]
     final = final.sum(-1) if gate == "vector" else final.sum((-2, -1))  # [N, H, K] or [N, H]
-    length = d.shape[2]
-    last = seqs.last
-    has_steps = last >= 0
-    if seqs.batch_step:  # one sequence per batch row, all of length T
-        if length:
-            d[:, :, length - 1] += final
-    elif bool(has_steps.any()):
-        d[0].index_add_(1, last[has_steps], final[has_steps].transpose(0, 1))
-    total = d.flip(2).cumsum(2).flip(2)
-    if not seqs.batch_step:
-        # A global reverse sum, minus what lies beyond each step's own sequence.
-        beyond = torch.cat([total, torch.zeros_like(total[:, :, :1])], dim=2)
-        ends = seqs.ends.long()
-        lengths = (seqs.ends - seqs.starts).long()
-        end_of = torch.repeat_interleave(ends, lengths)
-        total = total - beyond.index_select(2, end_of)
+    length = within.shape[2]
+    if seqs.batch_step:  # one sequence of length T per batch row
+        totals = within[:, :, ::chunk]  # each chunk's sum, at its first step: [B, H, NT(, K)]
+        later = totals.flip(2).cumsum(2).flip(2) - totals + final.unsqueeze(2)
+        if length % chunk == 0:
+            shape = (*within.shape[:2], length // chunk, chunk, *within.shape[3:])
+            within.view(shape).add_(later.unsqueeze(3))
+        else:
+            within.add_(later.repeat_interleave(chunk, dim=2)[:, :, :length])
+    elif seqs.num_chunks:
+        starts = seqs.chunk_first.long()
+        totals = within[0].index_select(1, starts)  # [H, chunks(, K)]
+        suffix = totals.flip(1).cumsum(1).flip(1)
+        suffix = torch.cat([suffix, torch.zeros_like(suffix[:, :1])], dim=1)
+        seq_of = seqs.chunk_seq.long()
+        beyond = suffix.index_select(1, seqs.chunk_offset.long()[seq_of] + seqs.chunk_count.long()[seq_of])
+        later = suffix[:, :-1] - totals - beyond + final.transpose(0, 1).index_select(1, seq_of)
+        within[0].add_(later.index_select(1, seqs.token_chunk.long()))
     if gate == "head":
-        return total.sum((0, 2))
-    return total
+        return within.sum((0, 2))
+    return within
 
 
 __all__ = ["CompiledLinear", "LinearSpec", "Sequences", "build_module", "chunk_states", "backward", "compile_linear", "forward", "gate_grad", "sequences"]
