@@ -131,13 +131,21 @@ def linear_attention(
     return LinearAttention(gate, q_map, k_map, normalize, chunk_size)
 
 
+_TARGETS: dict[int, str] = {}
+
+
 def _target(device: torch.device) -> str:
+    """"cpu" (Triton's interpreter) or the GPU's target, looked up once per device."""
     if device.type != "cuda":
         return "cpu"
-    from attnc.runtime.targets import Target
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    target = _TARGETS.get(index)
+    if target is None:
+        from attnc.runtime.targets import Target
 
-    with torch.cuda.device(device):
-        return str(Target.current())
+        with torch.cuda.device(index):
+            target = _TARGETS[index] = str(Target.current())
+    return target
 
 
 def _shape(t: torch.Tensor) -> str:
