@@ -145,3 +145,21 @@ def test_linear_bad_inputs_raise():
         attnc.linear_attention(chunk_size=48)
     with pytest.raises(ValueError, match="needs gate=None"):
         attnc.linear_attention(gate="scalar", normalize=True)
+
+
+def test_linear_kernels_cross_compile_for_sm90():
+    """The benchmark's configuration (bf16, K=V=128, chunk 64, scalar gate) builds for sm_90 with
+    warpgroup MMAs, and every kernel fits an H200's 227 KB of shared memory at its largest tuning candidate."""
+    from attnc.runtime.linear import CANDIDATES, LinearSpec, compile_linear
+    from attnc.runtime.targets import Target, cross_compile
+
+    spec = LinearSpec("scalar", 16, 16, 128, 128, "bfloat16", 128**-0.5, 64, False, False)
+    compiled = compile_linear(spec, "cuda:90", backward=True)
+    for which in ("chunk_state", "chunk_output", "chunk_state_grad", "chunk_grad"):
+        name = f"linear_attention_{which}"
+        for bk, bv, warps, stages in (CANDIDATES[which][0], max(CANDIDATES[which])):
+            constexprs = dict(compiled.constexprs[name])
+            constexprs.update({c: b for c, b in (("BLOCK_K", bk), ("BLOCK_V", bv)) if c in constexprs and b})
+            asm = cross_compile(compiled.kernel(which), compiled.signatures[name], constexprs, Target.parse("cuda:90"), warps, stages)
+            assert "warp_group_dot" in str(asm["ttgir"]), which
+            assert int(asm["shared"]) <= 227 * 1024, (which, bk, bv, asm["shared"])
