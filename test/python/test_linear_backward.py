@@ -78,14 +78,15 @@ def test_linear_backward_cu_seqlens():
             assert rel(a, b) < 1e-4
 
 
-def test_linear_backward_bf16():
-    """bf16 inputs: gradients keep the dtype and match to 1e-2."""
+@pytest.mark.parametrize(("gate", "dtype"), [("scalar", torch.bfloat16), ("scalar", torch.float16), ("vector", torch.float16)])
+def test_linear_backward_half_precision(gate, dtype):
+    """16-bit inputs (fp16 runs the 16-bit kernels, bf16 runs upcast): gradients keep the dtype and match to 1e-2."""
     torch.manual_seed(13)
-    q, k, v, g = make_inputs("scalar", 1, 2, 2, 40, 16, 16, torch.bfloat16)
+    q, k, v, g = make_inputs(gate, 1, 2, 2, 40, 16, 16, dtype)
     h0 = torch.randn(1, 2, 16, 16)
-    _, _, grads, do, dstate = _grads("scalar", q, k, v, g, h0, chunk_size=16)
-    ref = _reference_grads("scalar", q, k, v, g, h0, do, dstate)
-    assert grads[0].dtype == torch.bfloat16
+    _, _, grads, do, dstate = _grads(gate, q, k, v, g, h0, chunk_size=16)
+    ref = _reference_grads(gate, q, k, v, g, h0, do, dstate)
+    assert grads[0].dtype == dtype
     for got, want in zip(grads, ref):
         assert rel(got, want) < 1e-2
 
