@@ -7,7 +7,8 @@ The recurrence, per batch and head, with state `S` of shape [K, V] in f32:
 
     S_t = exp(g_t) ⊙ S_{t-1} + k_tᵀ v_t        o_t = scale · q_t S_t
 
-`gate` says what `g` is: "none" (no operand, no decay), "head" (`tensor<H x f32>`,
+Optional `q_map`/`k_map` regions `(x: f32) -> f32` are feature maps applied to each
+element of q and k as the kernels load them. `gate` says what `g` is: "none" (no operand, no decay), "head" (`tensor<H x f32>`,
 a constant log-decay per head: RetNet), "scalar" (`tensor<B x H x T x f32>`: gated
 retention, Mamba2-SSD) or "vector" (`tensor<B x H x T x K x f32>`: GLA, one decay
 per key channel). q and k may have fewer heads than v (a divisor: each q/k head
@@ -27,6 +28,7 @@ from xdsl.irdl import (
     operand_def,
     opt_attr_def,
     opt_operand_def,
+    region_def,
     result_def,
     traits_def,
 )
@@ -65,13 +67,15 @@ class _RecurrentOp(IRDLOperation):
     scale = attr_def(FloatAttr)
     varlen = opt_attr_def(UnitAttr)
     backward = opt_attr_def(UnitAttr)
+    q_map = region_def()
+    k_map = region_def()
     out = result_def(TensorType)
     final_state = result_def(TensorType)
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     traits = traits_def(Pure())
     assembly_format = (
         "$q `,` $k `,` $v (`gate` `(` $g^ `:` type($g) `)`)? (`initial` `(` $initial_state^ `:` type($initial_state) `)`)? "
-        "attr-dict `:` type($q) `,` type($k) `,` type($v) `->` `(` type($out) `,` type($final_state) `)`"
+        "(`q_map` $q_map^)? (`k_map` $k_map^)? attr-dict `:` type($q) `,` type($k) `,` type($v) `->` `(` type($out) `,` type($final_state) `)`"
     )
 
     def verify_(self) -> None:
@@ -116,6 +120,15 @@ def verify_recurrent(op: _RecurrentOp) -> None:
     ot = _tensor(op.out, "result", op, 4)
     if ot.element_type != vt.element_type or any(not _dims_match(a, b) for a, b in zip(ot.get_shape(), vs)):
         raise VerifyException(f"'{name}' op expected result of the type of v {vt}, but got {ot}")
+    for region, what in ((op.q_map, "q_map"), (op.k_map, "k_map")):
+        if not region.blocks:
+            continue
+        block = region.blocks[0]
+        if len(region.blocks) != 1 or [a.type for a in block.args] != [f32]:
+            raise VerifyException(f"'{name}' op expected a {what} region of one block with one f32 argument")
+        last = block.last_op
+        if last is None or [o.type for o in last.operands] != [f32]:
+            raise VerifyException(f"'{name}' op expected the {what} region to yield one f32")
     if op.varlen is not None and batch != DYNAMIC_INDEX and batch != 1:
         raise VerifyException(f"'{name}' op expected batch 1 with varlen, but got {batch}")
 

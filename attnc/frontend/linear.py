@@ -14,7 +14,8 @@ Per batch and head, with state S [K, V] kept in float32:
   with q=C, k=B·dt, v=x, g=A·dt); "vector": g [B, H, T, K] (GLA, one decay per key channel).
 - q, k [B, Hk, T, K] may have fewer heads than v [B, H, T, V] (Hk divides H; Mamba2's groups).
 - `q_map`/`k_map` are elementwise feature maps (e.g. `lambda x: attnc.where(x > 0, x + 1, attnc.exp(x))`,
-  elu(x)+1), applied to q and k in PyTorch before the kernels (so autograd sees them).
+  elu(x)+1), traced like a score_mod into regions of the op and applied by the kernels as
+  they load q and k; their derivatives (for the backward) come from attn-autodiff's rules.
 - `normalize=True` (gate None only) is Katharopoulos et al.'s form o_t = q_t S_t / (q_t z_t)
   with z_t = Σ_{s≤t} k_s: z rides along as one more column of v, so the state is [K, V+1].
 - `cu_seqlens` (int32 [N+1]) packs N sequences into a batch of 1; states reset at each
@@ -33,8 +34,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from xdsl.dialects.builtin import f32
+from xdsl.ir import Region
 
-from attnc.runtime.linear import CompiledLinear, LinearSpec, compile_linear
+from attnc.frontend.errors import TraceError
+from attnc.frontend.trace import Tracer, _return_location
+from attnc.runtime.linear import FEATURE_MAPS, CompiledLinear, LinearSpec, compile_linear
 
 GATE_KINDS = (None, "head", "scalar", "vector")
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -65,6 +70,13 @@ class LinearAttention:
         self.chunk_size = chunk_size
         self.name = f"attnc_linear{next(_NEXT)}"
         _VARIANTS[self.name] = self
+        self.maps = ""
+        if q_map is not None or k_map is not None:
+            FEATURE_MAPS[self.name] = (
+                trace_feature_map(q_map, "q_map") if q_map is not None else None,
+                trace_feature_map(k_map, "k_map") if k_map is not None else None,
+            )
+            self.maps = self.name
 
     def __call__(
         self,
@@ -78,10 +90,6 @@ class LinearAttention:
         cu_seqlens: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         _check(self.gate, q, k, v, g, scale, initial_state, cu_seqlens, self.normalize)
-        if self.q_map is not None:
-            q = self.q_map(q)
-        if self.k_map is not None:
-            k = self.k_map(k)
         run_scale = float(q.shape[-1]) ** -0.5 if scale is None else float(scale)
         if self.normalize:
             v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
@@ -109,6 +117,7 @@ class LinearAttention:
             chunk_size=self.chunk_size,
             has_initial=has_initial,
             varlen=varlen,
+            maps=self.maps,
         )
         return compile_linear(spec, _target(q.device), backward), upcast
 
@@ -117,6 +126,17 @@ class LinearAttention:
         scale = float(kwargs.get("scale") or float(q.shape[-1]) ** -0.5)
         compiled, _ = self.compiled(q, k, v, kwargs.get("initial_state") is not None, kwargs.get("cu_seqlens") is not None, scale, kwargs.get("backward", False))
         return compiled.stages[stage]
+
+
+def trace_feature_map(fn: Callable[[Any], Any], kind: str) -> Region:
+    """Trace an elementwise feature map `fn(x)` into a region `(x: f32) -> f32` (like a score_mod)."""
+    tracer = Tracer(fn, kind)
+    result = tracer.call([tracer.argument("x", f32)])
+    value = tracer.result_value(result, _return_location(fn))
+    traced = tracer.finish(tracer.to_f32(value))
+    if traced.captures:
+        raise TraceError(f"{kind} must be elementwise in x alone, but it reads a tensor", _return_location(fn))
+    return traced.region
 
 
 def linear_attention(

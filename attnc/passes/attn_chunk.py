@@ -46,6 +46,7 @@ class ChunkRecurrence(RewritePattern):
             result_types=[r.type for r in op.results],
             properties=dict(op.properties),
             attributes={**op.attributes, "chunk_size": IntegerAttr(self.chunk_size, i64)},
+            regions=[rewriter.move_region_contents_to_new_regions(r) for r in op.regions],
         )
         for new, old in zip(chunked.results, op.results):
             new.name_hint = old.name_hint

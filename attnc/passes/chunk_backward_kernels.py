@@ -26,7 +26,7 @@ and the final-state term.
 from __future__ import annotations
 
 from xdsl.dialects.builtin import TensorType, f32
-from xdsl.ir import Attribute, SSAValue
+from xdsl.ir import Attribute, Region, SSAValue
 
 from attnc.dialect.attn_recurrent import RecurrentChunkOp
 from attnc.passes.chunk_common import (
@@ -43,8 +43,10 @@ from attnc.passes.chunk_common import (
     base,
     cumsum,
     exp,
+    feature_map,
     gate_decay,
     gate_params,
+    load_mapped,
     load_rows,
     pow2,
     reduce_sum,
@@ -55,6 +57,8 @@ from attnc.passes.chunk_common import (
     tensor_params,
 )
 from attnc.passes.chunk_kernels import chunk_of, diagonal_dk, diagonal_dq, diagonal_weights, gate_base, vector_sub_decay
+from attnc.passes.region_autodiff import differentiate_score_mod
+from attnc.passes.region_lowering import lower_region
 from attnc.passes.tile_builder import KernelBuilder
 
 
@@ -100,7 +104,7 @@ def build_state_grad_kernel(op: RecurrentChunkOp, name: str):
         rows = kb.add(kb.mul(index, kb.constexpr(CHUNK)), offs_t, "rows")
         row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
         n_valid = kb.min(kb.sub(seq.length, kb.mul(index, kb.constexpr(CHUNK))), kb.constexpr(CHUNK), "n_valid")
-        q = load_rows(kb, "q", q_base, rows, row_ok, offs_k, k_ok, "q")
+        q = load_mapped(kb, s, "q", q_base, rows, row_ok, offs_k, k_ok, "q")
         do = load_rows(kb, "do", do_base, rows, row_ok, offs_v, v_ok, "do")
         decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK, offs_k, k_ok)
         q_w = kb.mul(kb.cast(q, f32), scale)
@@ -119,6 +123,7 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     """Per chunk: dq, dk (per v head), dv and, with a gate, dG."""
     s = shapes_of(op)
     shared = _shares_qk_heads(op)
+    maps = _map_grads(op)
     params: list[tuple[str, Attribute]] = tensor_params(["q", "k", "v", "do"], s.elem)
     params += tensor_params(["dq", "dk"], f32 if shared else s.elem)
     params += tensor_params(["dv"], s.elem)
@@ -150,13 +155,15 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     dstate = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, offs_k, offs_v, "dh_ptrs"), mask, 0.0, "dstate")
     scale = kb.arg("scale")
     if s.gate == "vector":
-        _vector_grad(kb, s, seq, chunk_start, state, dstate, offs_k, k_ok, offs_v, v_ok, bases, scale, shared)
+        _vector_grad(kb, s, seq, chunk_start, state, dstate, offs_k, k_ok, offs_v, v_ok, bases, scale, shared, maps)
         return kb.finish()
 
     rows = kb.add(chunk_start, kb.arange(CHUNK), "rows")
     row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
-    q = load_rows(kb, "q", bases["q"], rows, row_ok, offs_k, k_ok, "q")
-    k = load_rows(kb, "k", bases["k"], rows, row_ok, offs_k, k_ok, "k")
+    q_raw = load_rows(kb, "q", bases["q"], rows, row_ok, offs_k, k_ok, "q")
+    k_raw = load_rows(kb, "k", bases["k"], rows, row_ok, offs_k, k_ok, "k")
+    q = feature_map(kb, s, "q", q_raw, row_ok, k_ok, "q_mapped")
+    k = feature_map(kb, s, "k", k_raw, row_ok, k_ok, "k_mapped")
     v = load_rows(kb, "v", bases["v"], rows, row_ok, offs_v, v_ok, "v")
     do = load_rows(kb, "do", bases["do"], rows, row_ok, offs_v, v_ok, "do")
     decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK)
@@ -186,8 +193,8 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     dk = kb.dot(kb.trans(da_e), q, dk, s.precision, "dk")
     dv = kb.dot(k_w, kb.cast(dstate, s.elem), None, s.precision, "dv_inter")
     dv = kb.dot(kb.trans(kb.cast(a, s.elem)), do, dv, s.precision, "dv")
-    store_rows(kb, "dq", bases["dq"], rows, row_ok, offs_k, k_ok, kb.cast(dq, _out(s, shared)))
-    store_rows(kb, "dk", bases["dk"], rows, row_ok, offs_k, k_ok, kb.cast(dk, _out(s, shared)))
+    store_rows(kb, "dq", bases["dq"], rows, row_ok, offs_k, k_ok, kb.cast(map_grad(kb, maps, "q", q_raw, dq), _out(s, shared)))
+    store_rows(kb, "dk", bases["dk"], rows, row_ok, offs_k, k_ok, kb.cast(map_grad(kb, maps, "k", k_raw, dk), _out(s, shared)))
     store_rows(kb, "dv", bases["dv"], rows, row_ok, offs_v, v_ok, kb.cast(dv, s.elem))
     if decay is not None:
         kb.comment("dG = q·dq − k·dk per step, summed from the chunk's end back to each step")
@@ -212,6 +219,7 @@ def _vector_grad(
     kb: KernelBuilder, s: Shapes, seq: Sequence, chunk_start: SSAValue, state: SSAValue, dstate: SSAValue,
     offs_k: SSAValue, k_ok: SSAValue | None, offs_v: SSAValue, v_ok: SSAValue | None, bases: dict[str, SSAValue], scale: SSAValue,
     shared: bool,
+    maps: dict[str, Region],
 ) -> None:
     n_sub = s.chunk // SUB_SIZE
     g_base = gate_base(kb, seq)
@@ -234,7 +242,12 @@ def _vector_grad(
 
     def load(t: str, a: int) -> SSAValue:
         rows, ok = subs[a][0], subs[a][1]
-        return load_rows(kb, t, bases[t], rows, ok, offs_v if t in ("v", "do") else offs_k, v_ok if t in ("v", "do") else k_ok, f"{t}{a}")
+        if t in ("q", "k"):
+            return load_mapped(kb, s, t, bases[t], rows, ok, offs_k, k_ok, f"{t}{a}")
+        return load_rows(kb, t, bases[t], rows, ok, offs_v, v_ok, f"{t}{a}")
+
+    def raw(t: str, a: int) -> SSAValue:
+        return load_rows(kb, t, bases[t], subs[a][0], subs[a][1], offs_k, k_ok, f"{t}{a}_raw")
 
     def f32x(x: SSAValue) -> SSAValue:
         return kb.cast(x, f32)
@@ -254,7 +267,8 @@ def _vector_grad(
                 dq = kb.add(dq, kb.mul(part, exp(kb, kb.sub(cum_a, kb.row(last_b)))), f"dq{a}")
             else:
                 dq = diagonal_dq(kb, da, k_b, cum_a, dq)
-        store_rows(kb, "dq", bases["dq"], rows_a, ok_a, offs_k, k_ok, kb.cast(dq, _out(s, shared)))
+        dq_raw = map_grad(kb, maps, "q", raw("q", a), dq) if "q" in maps else dq
+        store_rows(kb, "dq", bases["dq"], rows_a, ok_a, offs_k, k_ok, kb.cast(dq_raw, _out(s, shared)))
         dqs.append((q_a, dq))
 
     for b in range(n_sub):
@@ -279,7 +293,8 @@ def _vector_grad(
                 weights = diagonal_weights(kb, q_a, k_b, cum_b)
             a_ab = kb.cast(kb.mul(weights, scale), s.elem, f"a{a}{b}")
             dv = kb.dot(kb.trans(a_ab), do_a, dv, s.precision, f"dv{b}")
-        store_rows(kb, "dk", bases["dk"], rows_b, ok_b, offs_k, k_ok, kb.cast(dk, _out(s, shared)))
+        dk_raw = map_grad(kb, maps, "k", raw("k", b), dk) if "k" in maps else dk
+        store_rows(kb, "dk", bases["dk"], rows_b, ok_b, offs_k, k_ok, kb.cast(dk_raw, _out(s, shared)))
         store_rows(kb, "dv", bases["dv"], rows_b, ok_b, offs_v, v_ok, kb.cast(dv, s.elem))
         kb.comment(f"dG = q·dq − k·dk per step and channel, sub-chunk {b}")
         q_b, dq_b = dqs[b]
@@ -304,6 +319,21 @@ def _shares_qk_heads(op: RecurrentChunkOp) -> bool:
     qt, vt = op.q.type, op.v.type
     assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
     return qt.get_shape()[1] != vt.get_shape()[1]
+
+
+def _map_grads(op: RecurrentChunkOp) -> dict[str, Region]:
+    """The derivative regions `(x, grad) -> grad · map'(x)` of q_map and k_map."""
+    return {t: differentiate_score_mod(r) for t, r in (("q", op.q_map), ("k", op.k_map)) if r.blocks}
+
+
+def map_grad(kb: KernelBuilder, maps: dict[str, Region], t: str, raw: SSAValue, grad: SSAValue) -> SSAValue:
+    """The gradient of the raw q or k from that of the mapped one (the chain rule through the feature map)."""
+    region = maps.get(t)
+    if region is None:
+        return grad
+    kb.comment(f"through {t}_map")
+    (d,) = lower_region(kb, region, [kb.cast(raw, f32), grad], f"{t}_map derivative")
+    return d
 
 
 def _out(s: Shapes, shared: bool) -> Attribute:

@@ -14,14 +14,15 @@ began, and `G_last` is its value at the chunk's last valid step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xdsl.dialects import math
 from xdsl.dialects.builtin import TensorType, f32, i32
-from xdsl.ir import Attribute, SSAValue
+from xdsl.ir import Attribute, Region, SSAValue
 
 from attnc.dialect import tile
 from attnc.dialect.attn_recurrent import RecurrentChunkOp, int_attr
+from attnc.passes.region_lowering import lower_region
 from attnc.passes.tile_builder import Dims, KernelBuilder
 
 CHUNK, SUB = "CHUNK", "SUB"
@@ -46,6 +47,8 @@ class Shapes:
     block_k: int
     block_v: int
     has_initial: bool
+    q_map: Region | None = field(default=None, compare=False)
+    k_map: Region | None = field(default=None, compare=False)
 
     @property
     def fp32(self) -> bool:
@@ -71,6 +74,8 @@ def shapes_of(op: RecurrentChunkOp) -> Shapes:
         block_k=min(block_k, pow2(dim_k)),
         block_v=min(block_v, pow2(dim_v)),
         has_initial=op.initial_state is not None,
+        q_map=op.q_map if op.q_map.blocks else None,
+        k_map=op.k_map if op.k_map.blocks else None,
     )
 
 
@@ -138,6 +143,27 @@ def load_rows(
     offs = kb.add(kb.mul(kb.col(rows), kb.arg(f"stride_{t}_s")), kb.mul(kb.row(cols), kb.arg(f"stride_{t}_d")))
     mask = kb.col(row_ok) if col_ok is None else kb.and_(kb.col(row_ok), kb.row(col_ok))
     return kb.load(kb.addptr(ptr, offs), mask, 0.0, name)
+
+
+def feature_map(
+    kb: KernelBuilder, s: Shapes, t: str, x: SSAValue, row_ok: SSAValue, col_ok: SSAValue | None, name: str
+) -> SSAValue:
+    """q_map / k_map applied to a loaded q or k tile; padding stays 0 (a map need not fix 0)."""
+    region = s.q_map if t == "q" else s.k_map
+    if region is None:
+        return x
+    kb.comment(f"{t}_map")
+    (y,) = lower_region(kb, region, [kb.cast(x, f32)], f"{t}_map")
+    mask = kb.col(row_ok) if col_ok is None else kb.and_(kb.col(row_ok), kb.row(col_ok))
+    return kb.cast(kb.where(mask, y, kb.f32(0.0)), s.elem, name)
+
+
+def load_mapped(
+    kb: KernelBuilder, s: Shapes, t: str, ptr: SSAValue, rows: SSAValue, row_ok: SSAValue, cols: SSAValue, col_ok: SSAValue | None, name: str
+) -> SSAValue:
+    """A q or k tile as the recurrence sees it: loaded, then its feature map, if any."""
+    x = load_rows(kb, t, ptr, rows, row_ok, cols, col_ok, name)
+    return feature_map(kb, s, t, x, row_ok, col_ok, f"{name}_mapped")
 
 
 def store_rows(
@@ -228,8 +254,10 @@ __all__ = [
     "cumsum",
     "exp",
     "expand",
+    "feature_map",
     "gate_decay",
     "gate_params",
+    "load_mapped",
     "load_rows",
     "pow2",
     "reduce_sum",

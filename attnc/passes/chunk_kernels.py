@@ -33,6 +33,7 @@ from attnc.passes.chunk_common import (
     exp,
     gate_decay,
     gate_params,
+    load_mapped,
     load_rows,
     pow2,
     reduce_sum,
@@ -91,7 +92,7 @@ def build_state_kernel(op: RecurrentChunkOp, name: str):
         rows = kb.add(kb.mul(body.index, kb.constexpr(CHUNK)), offs_t, "rows")
         row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
         n_valid = kb.min(kb.sub(seq.length, kb.mul(body.index, kb.constexpr(CHUNK))), kb.constexpr(CHUNK), "n_valid")
-        k = load_rows(kb, "k", k_base, rows, row_ok, offs_k, k_ok, "k")
+        k = load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, "k")
         v = load_rows(kb, "v", v_base, rows, row_ok, offs_v, v_ok, "v")
         decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK, offs_k, k_ok)
         if decay is None:
@@ -156,8 +157,8 @@ def build_output_kernel(op: RecurrentChunkOp, name: str):
 
     rows = kb.add(chunk_start, kb.arange(CHUNK), "rows")
     row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
-    q = load_rows(kb, "q", q_base, rows, row_ok, offs_k, k_ok, "q")
-    k = load_rows(kb, "k", k_base, rows, row_ok, offs_k, k_ok, "k")
+    q = load_mapped(kb, s, "q", q_base, rows, row_ok, offs_k, k_ok, "q")
+    k = load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, "k")
     v = load_rows(kb, "v", v_base, rows, row_ok, offs_v, v_ok, "v")
     decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK)
     kb.comment("inter-chunk: the state at the chunk's start")
@@ -207,13 +208,13 @@ def _vector_output(kb, s: Shapes, seq, chunk_start, state, offs_k, k_ok, offs_v,
         subs.append((rows, row_ok, cum, last))
     for a in range(n_sub):
         rows_a, ok_a, cum_a, _ = subs[a]
-        q_a = load_rows(kb, "q", q_base, rows_a, ok_a, offs_k, k_ok, f"q{a}")
+        q_a = load_mapped(kb, s, "q", q_base, rows_a, ok_a, offs_k, k_ok, f"q{a}")
         kb.comment(f"sub-chunk {a}: inter-chunk part")
         q_g = kb.cast(kb.mul(kb.cast(q_a, f32), exp(kb, cum_a)), s.elem)
         acc = kb.dot(q_g, state_e, None, s.precision, f"acc{a}")
         for b in range(a + 1):
             rows_b, ok_b, cum_b, last_b = subs[b]
-            k_b = load_rows(kb, "k", k_base, rows_b, ok_b, offs_k, k_ok, f"k{b}")
+            k_b = load_mapped(kb, s, "k", k_base, rows_b, ok_b, offs_k, k_ok, f"k{b}")
             v_b = load_rows(kb, "v", v_base, rows_b, ok_b, offs_v, v_ok, f"v{b}")
             if b < a:
                 kb.comment(f"sub-chunks {a}×{b}: decay factored through the last step of {b}")

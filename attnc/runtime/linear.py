@@ -43,6 +43,11 @@ class LinearSpec:
     chunk_size: int
     has_initial: bool
     varlen: bool
+    maps: str = ""  # a key of FEATURE_MAPS when q_map or k_map is traced
+
+
+# Traced feature-map regions `(x: f32) -> f32` (q_map, k_map; None for none), by LinearSpec.maps.
+FEATURE_MAPS: dict[str, tuple[Region | None, Region | None]] = {}
 
 
 def build_module(spec: LinearSpec) -> ModuleOp:
@@ -66,11 +71,13 @@ def build_module(spec: LinearSpec) -> ModuleOp:
     attributes: dict[str, Any] = {"gate": StringAttr(spec.gate), "scale": FloatAttr(spec.scale, f32)}
     if spec.varlen:
         attributes["varlen"] = UnitAttr()
+    q_map, k_map = FEATURE_MAPS.get(spec.maps, (None, None))
     op = attn.RecurrenceOp.create(
         operands=[args["q"], args["k"], args["v"], *([args["g"]] if "g" in args else []), *([args["initial_state"]] if "initial_state" in args else [])],
         result_types=[v_t, state_t],
         attributes=attributes,
         properties={"operandSegmentSizes": _segments(g_t is not None, spec.has_initial)},
+        regions=[q_map.clone() if q_map is not None else Region(), k_map.clone() if k_map is not None else Region()],
     )
     op.results[0].name_hint, op.results[1].name_hint = "o", "final_state"
     block.add_ops([op, func.ReturnOp(op.results[0], op.results[1])])

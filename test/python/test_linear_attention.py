@@ -145,6 +145,11 @@ def test_linear_bad_inputs_raise():
         attnc.linear_attention(chunk_size=48)
     with pytest.raises(ValueError, match="needs gate=None"):
         attnc.linear_attention(gate="scalar", normalize=True)
+    weights = torch.rand(3)
+    with pytest.raises(attnc.TraceError, match="elementwise in x alone"):
+        attnc.linear_attention(q_map=lambda x: x * weights[1])
+    with pytest.raises(attnc.TraceError):
+        attnc.linear_attention(k_map=lambda x, y: x * y)
 
 
 def test_linear_kernels_cross_compile_for_sm90():

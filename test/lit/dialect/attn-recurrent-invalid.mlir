@@ -71,3 +71,14 @@ func.func @chunk_size(%q: tensor<?x2x?x16xf32>, %v: tensor<?x2x?x16xf32>) {
   func.return
 }
 // CHECK: {{^}}'attn.recurrent_chunk' op expected chunk_size a power of two of at least 16, but got 24
+
+// -----
+
+func.func @map_signature(%q: tensor<?x2x?x16xf32>, %v: tensor<?x2x?x16xf32>) {
+  %o, %s = attn.recurrence %q, %q, %v q_map {
+  ^bb0(%x: f32, %y: f32):
+    attn.yield %x : f32
+  } {gate = "none", scale = 1.0 : f32} : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32> -> (tensor<?x2x?x16xf32>, tensor<?x2x16x16xf32>)
+  func.return
+}
+// CHECK: {{^}}'attn.recurrence' op expected a q_map region of one block with one f32 argument

@@ -85,3 +85,26 @@ func.func @retnet(%q: tensor<?x2x?x32xbf16>, %k: tensor<?x2x?x32xbf16>, %v: tens
   %o, %s = attn.recurrent_chunk %q, %k, %v gate(%g : tensor<2xf32>) {gate = "head", scale = 0.125 : f32, backward, chunk_size = 64 : i64} : tensor<?x2x?x32xbf16>, tensor<?x2x?x32xbf16>, tensor<?x2x?x32xbf16> -> (tensor<?x2x?x32xbf16>, tensor<?x2x32x32xf32>)
   func.return %o : tensor<?x2x?x32xbf16>
 }
+
+// -----
+
+// A feature map on k (here exp) is applied where the kernels load k, padding kept 0;
+// the backward multiplies dk by its derivative.
+
+// CHECK-LABEL: tile.func @mapped_chunk_state
+// CHECK:         %k = tile.load
+// CHECK-NEXT:    %{{.*}} = tile.cast %k {attnc.comment = "k_map"}
+// CHECK:         math.exp2
+// CHECK:         %k_mapped = tile.cast
+// CHECK-LABEL: tile.func @mapped_chunk_grad
+// CHECK:         %k_mapped = tile.cast
+// CHECK:         %dv_inter = tile.dot %k_mapped, %dstate
+// CHECK:         tile.cast %k {attnc.comment = "through k_map"}
+func.func @mapped(%q: tensor<?x2x?x16xf16>, %k: tensor<?x2x?x16xf16>, %v: tensor<?x2x?x16xf16>) -> tensor<?x2x?x16xf16> {
+  %o, %s = attn.recurrent_chunk %q, %k, %v k_map {
+  ^bb0(%x: f32):
+    %e = math.exp %x : f32
+    attn.yield %e : f32
+  } {gate = "none", scale = 0.25 : f32, backward, chunk_size = 16 : i64} : tensor<?x2x?x16xf16>, tensor<?x2x?x16xf16>, tensor<?x2x?x16xf16> -> (tensor<?x2x?x16xf16>, tensor<?x2x16x16xf32>)
+  func.return %o : tensor<?x2x?x16xf16>
+}
