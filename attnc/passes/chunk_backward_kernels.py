@@ -56,7 +56,7 @@ from attnc.passes.chunk_common import (
     store_rows,
     tensor_params,
 )
-from attnc.passes.chunk_kernels import chunk_of, diagonal_dk, diagonal_dq, diagonal_weights, gate_base, vector_sub_decay
+from attnc.passes.chunk_kernels import chunk_of, diagonal_dk, diagonal_dq, diagonal_weights, vector_sub_decay
 from attnc.passes.region_autodiff import differentiate_score_mod
 from attnc.passes.region_lowering import lower_region
 from attnc.passes.tile_builder import KernelBuilder
@@ -200,7 +200,7 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
         kb.comment("dG = q·dq − k·dk per step, summed from the chunk's end back to each step")
         dgate = kb.row_reduce("sum", kb.sub(kb.mul(kb.cast(q, f32), dq), kb.mul(kb.cast(k, f32), dk)), "dgate")
         dgate = kb.add(kb.sub(kb.sum_all(dgate), cumsum(kb, dgate)), dgate, "dgate_from_end")
-        kb.store(kb.addptr(_dg_base(kb, seq), kb.mul(rows, kb.arg("stride_dg_s"))), dgate, row_ok)
+        kb.store(kb.addptr(base(kb, "dg", seq, False), kb.mul(rows, kb.arg("stride_dg_s"))), dgate, row_ok)
     return kb.finish()
 
 
@@ -222,7 +222,7 @@ def _vector_grad(
     maps: dict[str, Region],
 ) -> None:
     n_sub = s.chunk // SUB_SIZE
-    g_base = gate_base(kb, seq)
+    g_base = base(kb, "g", seq, False)
     offs_t = kb.arange(CHUNK, "offs_t")
     all_rows = kb.add(chunk_start, offs_t, "chunk_rows")
     g_all = load_rows(kb, "g", g_base, all_rows, kb.cmp("slt", all_rows, seq.length), offs_k, k_ok, "g_chunk")
@@ -236,7 +236,7 @@ def _vector_grad(
         cum, last = vector_sub_decay(kb, seq, g_all, offs_t, a, g_base, rows, row_ok, offs_k, k_ok)
         subs.append((rows, row_ok, cum, last))
     chunk_last = subs[-1][3]
-    dg_base = _dg_base(kb, seq)
+    dg_base = base(kb, "dg", seq, False)
     dqs: list[tuple[SSAValue, SSAValue]] = []
     dgates: list[SSAValue] = []
 
@@ -338,14 +338,6 @@ def map_grad(kb: KernelBuilder, maps: dict[str, Region], t: str, raw: SSAValue, 
 
 def _out(s: Shapes, shared: bool) -> Attribute:
     return f32 if shared else s.elem
-
-
-def _dg_base(kb: KernelBuilder, seq: Sequence) -> SSAValue:
-    off = kb.add(
-        kb.add(kb.mul(kb.wide(seq.batch), kb.wide(kb.arg("stride_dg_b"))), kb.mul(kb.wide(seq.head), kb.wide(kb.arg("stride_dg_h")))),
-        kb.mul(kb.wide(seq.start), kb.wide(kb.arg("stride_dg_s"))),
-    )
-    return kb.addptr(kb.arg("dg_ptr"), off, "dg_base")
 
 
 __all__ = ["build_grad_kernel", "build_state_grad_kernel"]

@@ -222,14 +222,7 @@ def gate_decay(
         g = kb.load(kb.addptr(kb.arg("g_ptr"), kb.mul(seq.head, kb.arg("stride_g_h"))), None, None, "g_head")
         steps = kb.min(kb.add(kb.arange(rows_dim), kb.i32(1)), n_valid)
         return Decay(kb.mul(kb.cast(steps, f32), g, "G"), kb.mul(kb.cast(n_valid, f32), g, "G_last"))
-    g_base = kb.addptr(
-        kb.arg("g_ptr"),
-        kb.add(
-            kb.add(kb.mul(kb.wide(seq.batch), kb.wide(kb.arg("stride_g_b"))), kb.mul(kb.wide(seq.head), kb.wide(kb.arg("stride_g_h")))),
-            kb.mul(kb.wide(seq.start), kb.wide(kb.arg("stride_g_s"))),
-        ),
-        "g_base",
-    )
+    g_base = base(kb, "g", seq, False)
     if s.gate == "scalar":
         g = kb.load(kb.addptr(g_base, kb.mul(rows, kb.arg("stride_g_s"))), row_ok, 0.0, "g")
         return Decay(cumsum(kb, g, "G"), kb.sum_all(g, "G_last"))

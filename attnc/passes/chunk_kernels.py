@@ -195,7 +195,7 @@ def vector_sub_decay(
 def _vector_output(kb, s: Shapes, seq, chunk_start, state, offs_k, k_ok, offs_v, v_ok, bases, scale) -> None:
     q_base, k_base, v_base, o_base = bases
     n_sub = s.chunk // SUB_SIZE
-    g_base = gate_base(kb, seq)
+    g_base = base(kb, "g", seq, False)
     offs_t = kb.arange(CHUNK, "offs_t")
     all_rows = kb.add(chunk_start, offs_t, "chunk_rows")
     g_all = load_rows(kb, "g", g_base, all_rows, kb.cmp("slt", all_rows, seq.length), offs_k, k_ok, "g_chunk")
@@ -281,17 +281,6 @@ def diagonal_dk(kb: KernelBuilder, da: SSAValue, q: SSAValue, cum: SSAValue, dk:
     return body.results["dk"]
 
 
-def gate_base(kb: KernelBuilder, seq: Sequence) -> SSAValue:
-    return kb.addptr(
-        kb.arg("g_ptr"),
-        kb.add(
-            kb.add(kb.mul(kb.wide(seq.batch), kb.wide(kb.arg("stride_g_b"))), kb.mul(kb.wide(seq.head), kb.wide(kb.arg("stride_g_h")))),
-            kb.mul(kb.wide(seq.start), kb.wide(kb.arg("stride_g_s"))),
-        ),
-        "g_base",
-    )
-
-
 __all__ = [
     "build_output_kernel",
     "build_state_kernel",
@@ -299,7 +288,6 @@ __all__ = [
     "diagonal_dk",
     "diagonal_dq",
     "diagonal_weights",
-    "gate_base",
     "output_params",
     "vector_sub_decay",
 ]
