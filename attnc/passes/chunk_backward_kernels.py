@@ -8,14 +8,17 @@ kernel) and dh_c the gradient of the loss with respect to the state at chunk c's
   walks the chunks in reverse: store dh_c, then
   `dh ← exp(G_last) ⊙ dh + scale · (q ⊙ exp(G))ᵀ do`, starting from the final
   state's gradient; what is left at the start is the initial state's gradient.
-- `<fn>_chunk_grad`: one program per (chunk, head), with A = scale·(q kᵀ ⊙ D) and
+- `<fn>_chunk_grad`: one program per (column split, chunk, head): each recomputes the
+  chunk's scores from whole rows and writes BLOCK_K columns of dq, dk and BLOCK_V of dv
+  (a vector gate: one program per chunk and head). With A = scale·(q kᵀ ⊙ D) and
   dA = scale·(do vᵀ ⊙ D):
   `dq = scale·exp(G) ⊙ (do hᵀ) + dA k`, `dk = exp(G_last − G) ⊙ (v dhᵀ) + dAᵀ q`,
   `dv = Aᵀ do + (k ⊙ exp(G_last − G)) dh`. A vector gate uses the forward's
   sub-chunks. dq and dk are per v head (the runtime sums a q/k head's group, so
   they are f32 when q/k heads are shared; otherwise all three are in the input's type).
-  With a gate it also stores, in f32, dG = q·dq − k·dk per step (per step and channel
-  for a vector gate) summed from the chunk's end back to each step.
+  With a gate it also adds, in f32, dG = q·dq − k·dk per step (per step and channel
+  for a vector gate) summed from the chunk's end back to each step (the column splits
+  add their parts atomically into a zeroed buffer).
 
 The gate's gradient: with G the running log-gate, dG_t = q_t·dq_t − k_t·dk_t
 (+ ⟨S_T, dS_T⟩ at a sequence's last step), and dg is its reverse cumulative sum per
@@ -137,10 +140,12 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
         ("chunk_idx_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)),
         ("scale", f32),
     ]
-    kb = KernelBuilder(name, params, {CHUNK: s.chunk, HK: pow2(s.dim_k), HV: pow2(s.dim_v), SUB: SUB_SIZE})
-    kb.comment("which chunk and head this program owns")
-    pid_c = kb.program_id(0, "pid_c")
-    h = kb.program_id(1, "h")
+    constexprs = {CHUNK: s.chunk, HK: pow2(s.dim_k), HV: pow2(s.dim_v), SUB: SUB_SIZE, BK: s.block_k, BV: s.block_v}
+    kb = KernelBuilder(name, params, constexprs)
+    kb.comment("which column split, chunk and head this program owns")
+    pid_split = kb.program_id(0, "pid_split")
+    pid_c = kb.program_id(1, "pid_c")
+    h = kb.program_id(2, "h")
     seq, index = chunk_of(kb, pid_c, h)
     offs_k = kb.arange(HK, "offs_k")
     offs_v = kb.arange(HV, "offs_v")
@@ -150,20 +155,19 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     bases.update({t: base(kb, t, seq, False) for t in ("dq", "dk", "dv")})
     chunk_start = kb.mul(index, kb.constexpr(CHUNK), "chunk_start")
     n_valid = kb.min(kb.sub(seq.length, chunk_start), kb.constexpr(CHUNK), "n_valid")
-    mask = _state_mask(kb, k_ok, v_ok)
-    state = kb.load(state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, offs_k, offs_v, "h_ptrs"), mask, 0.0, "state")
-    dstate = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, offs_k, offs_v, "dh_ptrs"), mask, 0.0, "dstate")
     scale = kb.arg("scale")
     if s.gate == "vector":
+        mask = _state_mask(kb, k_ok, v_ok)
+        state = kb.load(state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, offs_k, offs_v, "h_ptrs"), mask, 0.0, "state")
+        dstate = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, offs_k, offs_v, "dh_ptrs"), mask, 0.0, "dstate")
         _vector_grad(kb, s, seq, chunk_start, state, dstate, offs_k, k_ok, offs_v, v_ok, bases, scale, shared, maps)
         return kb.finish()
 
     rows = kb.add(chunk_start, kb.arange(CHUNK), "rows")
     row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
-    q_raw = load_rows(kb, "q", bases["q"], rows, row_ok, offs_k, k_ok, "q")
-    k_raw = load_rows(kb, "k", bases["k"], rows, row_ok, offs_k, k_ok, "k")
-    q = feature_map(kb, s, "q", q_raw, row_ok, k_ok, "q_mapped")
-    k = feature_map(kb, s, "k", k_raw, row_ok, k_ok, "k_mapped")
+    kb.comment("whole q, k, v, dO rows: the chunk's scores and their gradient need every column")
+    q = load_mapped(kb, s, "q", bases["q"], rows, row_ok, offs_k, k_ok, "q")
+    k = load_mapped(kb, s, "k", bases["k"], rows, row_ok, offs_k, k_ok, "k")
     v = load_rows(kb, "v", bases["v"], rows, row_ok, offs_v, v_ok, "v")
     do = load_rows(kb, "do", bases["do"], rows, row_ok, offs_v, v_ok, "do")
     decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK)
@@ -174,33 +178,49 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     else:
         diff = kb.where(causal, kb.sub(kb.col(decay.cum), kb.row(decay.cum)), kb.f32(float("-inf")), "log_decay")
         weight = kb.mul(exp(kb, diff), scale, "decay")
-    kb.comment("the intra-chunk scores and their gradient")
     a = kb.mul(kb.dot(q, kb.trans(k), None, s.precision), weight, "a")
     da = kb.mul(kb.dot(do, kb.trans(v), None, s.precision), weight, "da")
     da_e = kb.cast(da, s.elem, "da_e")
+
+    kb.comment("this program's key columns (of dq, dk) and value columns (of dv)")
+    cols_k = kb.add(kb.mul(pid_split, kb.constexpr(BK)), kb.arange(BK), "cols_k")
+    cols_v = kb.add(kb.mul(pid_split, kb.constexpr(BV)), kb.arange(BV), "cols_v")
+    cols_k_ok = kb.cmp("slt", cols_k, kb.i32(s.dim_k), "cols_k_ok")
+    cols_v_ok = kb.cmp("slt", cols_v, kb.i32(s.dim_v), "cols_v_ok")
+    q_raw = load_rows(kb, "q", bases["q"], rows, row_ok, cols_k, cols_k_ok, "q_cols_raw")
+    k_raw = load_rows(kb, "k", bases["k"], rows, row_ok, cols_k, cols_k_ok, "k_cols_raw")
+    q_cols = feature_map(kb, s, "q", q_raw, row_ok, cols_k_ok, "q_cols")
+    k_cols = feature_map(kb, s, "k", k_raw, row_ok, cols_k_ok, "k_cols")
+    do_cols = load_rows(kb, "do", bases["do"], rows, row_ok, cols_v, cols_v_ok, "do_cols")
+    rows_mask = kb.col(cols_k_ok) if v_ok is None else kb.and_(kb.col(cols_k_ok), kb.row(v_ok))
+    cols_mask = kb.row(cols_v_ok) if k_ok is None else kb.and_(kb.col(k_ok), kb.row(cols_v_ok))
+    state = kb.load(state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, cols_k, offs_v, "h_ptrs"), rows_mask, 0.0, "state")
+    dstate = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, cols_k, offs_v, "dh_ptrs"), rows_mask, 0.0, "dstate")
+    dstate_v = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, offs_k, cols_v, "dh_cols_ptrs"), cols_mask, 0.0, "dstate_cols")
+
     kb.comment("dq: the state at the chunk's start, then the intra-chunk part")
-    dq = kb.mul(kb.dot(do, kb.trans(kb.cast(state, s.elem)), None, s.precision), scale, "dq_inter")
+    dq = kb.mul(kb.dot(do, kb.trans(state), None, s.precision), scale, "dq_inter")
     if decay is not None:
         dq = kb.mul(dq, exp(kb, decay.cum), "dq_inter")
-    dq = kb.dot(da_e, k, dq, s.precision, "dq")
+    dq = kb.dot(da_e, k_cols, dq, s.precision, "dq")
     kb.comment("dk and dv: the gradient at the chunk's end, then the intra-chunk part")
-    dk = kb.dot(v, kb.trans(kb.cast(dstate, s.elem)), None, s.precision, "dk_inter")
+    dk = kb.dot(v, kb.trans(dstate), None, s.precision, "dk_inter")
     k_w = k
     if decay is not None:
         w = exp(kb, kb.sub(decay.last, decay.cum), "to_end")
         dk = kb.mul(dk, w, "dk_inter")
         k_w = kb.cast(kb.mul(kb.cast(k, f32), w), s.elem, "k_w")
-    dk = kb.dot(kb.trans(da_e), q, dk, s.precision, "dk")
-    dv = kb.dot(k_w, kb.cast(dstate, s.elem), None, s.precision, "dv_inter")
-    dv = kb.dot(kb.trans(kb.cast(a, s.elem)), do, dv, s.precision, "dv")
-    store_rows(kb, "dq", bases["dq"], rows, row_ok, offs_k, k_ok, kb.cast(map_grad(kb, maps, "q", q_raw, dq), _out(s, shared)))
-    store_rows(kb, "dk", bases["dk"], rows, row_ok, offs_k, k_ok, kb.cast(map_grad(kb, maps, "k", k_raw, dk), _out(s, shared)))
-    store_rows(kb, "dv", bases["dv"], rows, row_ok, offs_v, v_ok, kb.cast(dv, s.elem))
+    dk = kb.dot(kb.trans(da_e), q_cols, dk, s.precision, "dk")
+    dv = kb.dot(k_w, dstate_v, None, s.precision, "dv_inter")
+    dv = kb.dot(kb.trans(kb.cast(a, s.elem)), do_cols, dv, s.precision, "dv")
+    store_rows(kb, "dq", bases["dq"], rows, row_ok, cols_k, cols_k_ok, kb.cast(map_grad(kb, maps, "q", q_raw, dq), _out(s, shared)))
+    store_rows(kb, "dk", bases["dk"], rows, row_ok, cols_k, cols_k_ok, kb.cast(map_grad(kb, maps, "k", k_raw, dk), _out(s, shared)))
+    store_rows(kb, "dv", bases["dv"], rows, row_ok, cols_v, cols_v_ok, kb.cast(dv, s.elem))
     if decay is not None:
-        kb.comment("dG = q·dq − k·dk per step, summed from the chunk's end back to each step")
-        dgate = kb.row_reduce("sum", kb.sub(kb.mul(kb.cast(q, f32), dq), kb.mul(kb.cast(k, f32), dk)), "dgate")
+        kb.comment("dG = q·dq − k·dk over this program's key columns, summed from the chunk's end back to each step")
+        dgate = kb.row_reduce("sum", kb.sub(kb.mul(kb.cast(q_cols, f32), dq), kb.mul(kb.cast(k_cols, f32), dk)), "dgate")
         dgate = kb.add(kb.sub(kb.sum_all(dgate), cumsum(kb, dgate)), dgate, "dgate_from_end")
-        kb.store(kb.addptr(base(kb, "dg", seq, False), kb.mul(rows, kb.arg("stride_dg_s"))), dgate, row_ok)
+        kb.atomic_add(kb.addptr(base(kb, "dg", seq, False), kb.mul(rows, kb.arg("stride_dg_s"))), dgate, row_ok)
     return kb.finish()
 
 

@@ -271,12 +271,13 @@ def _cdiv(a: int, b: int) -> int:
 
 
 # Launch configurations tried on a GPU's first call, per kernel: (block_k, block_v, num_warps, num_stages).
-# The state scans tile the state; the output kernel tiles values; the gradient kernel holds whole tiles.
+# The state scans tile the state; the output kernel tiles values; the gradient kernel splits the
+# columns of dq, dk (block_k) and dv (block_v) over programs.
 CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "chunk_state": ((64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 2), (64, 32, 4, 2), (32, 64, 4, 2), (64, 128, 8, 2)),
     "chunk_state_grad": ((64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 2), (64, 32, 4, 2), (32, 64, 4, 2), (64, 128, 8, 2)),
     "chunk_output": ((64, 64, 4, 2), (64, 128, 8, 2), (64, 64, 8, 2), (64, 32, 4, 2), (64, 64, 4, 3), (64, 128, 4, 2)),
-    "chunk_grad": ((0, 0, 4, 2), (0, 0, 8, 2), (0, 0, 8, 1), (0, 0, 4, 1)),
+    "chunk_grad": ((128, 128, 8, 2), (64, 64, 4, 2), (64, 64, 8, 2), (128, 128, 4, 2), (64, 64, 4, 3), (128, 128, 8, 1)),
 }
 _TUNED: dict[tuple[Any, ...], tuple[int, int, int, int]] = {}
 
@@ -424,12 +425,17 @@ def backward(
     dgate = None
     if g is not None:
         shape = (batch, heads, length, dim_k) if spec.gate == "vector" else (batch, heads, length)
-        dgate = torch.empty(shape, dtype=torch.float32, device=device)
+        dgate = torch.zeros(shape, dtype=torch.float32, device=device)  # column splits add into it
         args["dg_ptr"] = dgate
         _strides(args, "dg", dgate, "bhsd")
     if seqs.num_chunks:
         chunks = seqs.num_chunks
-        _launch(compiled, "chunk_grad", lambda bk, bv: (chunks, heads), args, device, (seqs.count, chunks))
+        vector = spec.gate == "vector"
+
+        def grid(bk: int, bv: int) -> tuple[int, ...]:
+            return (1 if vector else max(_cdiv(dim_k, bk), _cdiv(dim_v, bv)), chunks, heads)
+
+        _launch(compiled, "chunk_grad", grid, args, device, (seqs.count, chunks))
     dg = None if dgate is None else gate_grad(spec.gate, dgate, ht, dht, seqs, spec.chunk_size)
     if group > 1:
         dq = dq.view(batch, spec.heads_qk, group, length, dim_k).sum(2)

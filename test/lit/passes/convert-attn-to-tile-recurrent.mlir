@@ -77,10 +77,12 @@ func.func @gla(%q: tensor<?x2x?x16xbf16>, %k: tensor<?x2x?x16xbf16>, %v: tensor<
 // CHECK-SAME:    %dg_ptr: !tile.ptr<f32>
 // CHECK:         %a = arith.mulf
 // CHECK:         %da = arith.mulf
-// CHECK:         %dq = tile.dot %da_e, %k acc
-// CHECK:         %dk = tile.dot {{.*}}, %q acc
-// CHECK:         %dv = tile.dot {{.*}}, %do acc
+// CHECK:         %cols_k = arith.addi
+// CHECK:         %dq = tile.dot %da_e, %k_cols_raw acc
+// CHECK:         %dk = tile.dot {{.*}}, %q_cols_raw acc
+// CHECK:         %dv = tile.dot {{.*}}, %do_cols acc
 // CHECK:         %dgate = tile.reduce sum %{{.*}} axis 1
+// CHECK:         tile.atomic_add
 func.func @retnet(%q: tensor<?x2x?x32xbf16>, %k: tensor<?x2x?x32xbf16>, %v: tensor<?x2x?x32xbf16>, %g: tensor<2xf32>) -> tensor<?x2x?x32xbf16> {
   %o, %s = attn.recurrent_chunk %q, %k, %v gate(%g : tensor<2xf32>) {gate = "head", scale = 0.125 : f32, backward, chunk_size = 64 : i64} : tensor<?x2x?x32xbf16>, tensor<?x2x?x32xbf16>, tensor<?x2x?x32xbf16> -> (tensor<?x2x?x32xbf16>, tensor<?x2x32x32xf32>)
   func.return %o : tensor<?x2x?x32xbf16>
@@ -98,8 +100,8 @@ func.func @retnet(%q: tensor<?x2x?x32xbf16>, %k: tensor<?x2x?x32xbf16>, %v: tens
 // CHECK:         %k_mapped = tile.cast
 // CHECK-LABEL: tile.func @mapped_chunk_grad
 // CHECK:         %k_mapped = tile.cast
-// CHECK:         %dv_inter = tile.dot %k_mapped, %dstate
-// CHECK:         tile.cast %k {attnc.comment = "through k_map"}
+// CHECK:         %dv_inter = tile.dot %k_mapped, %dstate_cols
+// CHECK:         tile.cast %k_cols_raw {attnc.comment = "through k_map"}
 func.func @mapped(%q: tensor<?x2x?x16xf16>, %k: tensor<?x2x?x16xf16>, %v: tensor<?x2x?x16xf16>) -> tensor<?x2x?x16xf16> {
   %o, %s = attn.recurrent_chunk %q, %k, %v k_map {
   ^bb0(%x: f32):
