@@ -32,7 +32,8 @@ SUB_SIZE = 16  # rows of the sub-chunks of a vector-gated chunk
 
 
 def pow2(n: int) -> int:
-    return 1 << max(n - 1, 0).bit_length()
+    """A head dim padded for the kernels' tiles: a power of two, at least 16 (tl.dot's smallest)."""
+    return max(16, 1 << max(n - 1, 0).bit_length())
 
 
 @dataclass(frozen=True)

@@ -263,7 +263,8 @@ def _common(compiled: CompiledLinear, seqs: Sequences, g: torch.Tensor | None) -
 
 
 def _pow2(n: int) -> int:
-    return 1 << max(n - 1, 0).bit_length()
+    """What chunk_common.pow2 pads a head dim to: a power of two, at least 16."""
+    return max(16, 1 << max(n - 1, 0).bit_length())
 
 
 def _cdiv(a: int, b: int) -> int:

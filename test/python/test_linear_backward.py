@@ -146,10 +146,10 @@ def test_linear_backward_feature_maps(gate):
         assert rel(got.grad, want.grad) < 1e-4, name
 
 
-@pytest.mark.parametrize(("gate", "heads_qk", "dim_k", "dim_v"), [("head", 2, 64, 64), ("scalar", 1, 32, 64)])
+@pytest.mark.parametrize(("gate", "heads_qk", "dim_k", "dim_v"), [("head", 2, 64, 64), ("scalar", 1, 32, 64), ("vector", 2, 8, 12)])
 def test_linear_backward_column_splits(gate, heads_qk, dim_k, dim_v):
     """Head dims above the CPU's 32-wide blocks: the gradient kernel splits dq/dk/dv columns over programs
-    (one split with no key columns when K < V), and their dG parts add up."""
+    (one split with no key columns when K < V), and their dG parts add up; dims below 16 are padded."""
     torch.manual_seed(17)
     q, k, v, _ = make_inputs(None, 1, heads_qk, 2, 50, dim_k, dim_v)
     g = make_inputs(gate, 1, 2, 2, 50, dim_k, dim_v)[3]
