@@ -36,12 +36,16 @@ def test_linear_cuda_forward_backward(gate, dtype, dims):
     ref_o, ref_state = recurrence(*ref_leaves[:3], ref_g, gate, initial_state=ref_leaves[3])
     (ref_o * do.double().cpu()).sum().add((ref_state * dstate.double().cpu()).sum()).backward()
     tol = 1e-4 if dtype == torch.float32 else 2e-2
+    # dg = reverse sums of q·dq − k·dk: a difference of large terms, so 16-bit rounding of the
+    # chunk states and scores shows more there (on the CPU, fp16 gives ~3e-4 elsewhere but
+    # 2e-3 (scalar) to 9e-3 (head, a sum over every step) for dg; bf16 has 8x coarser steps).
+    g_tol = 1e-4 if dtype == torch.float32 else 1e-1
     assert rel(o.cpu(), ref_o) < tol and rel(state.cpu(), ref_state) < tol
     got = [t.grad for t in leaves] + ([g_leaf.grad] if g_leaf is not None else [])
     want = [t.grad for t in ref_leaves] + ([ref_g.grad] if ref_g is not None else [])
     for name, a, b in zip(["q", "k", "v", "initial_state", "g"], got, want):
         assert a is not None and b is not None
-        assert rel(a.cpu(), b) < tol, name
+        assert rel(a.cpu(), b) < (g_tol if name == "g" else tol), name
 
 
 def test_linear_cuda_cu_seqlens():
