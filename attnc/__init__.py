@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # what __getattr__ below loads, spelled out for type checkers
     from attnc.frontend.api import Attention, CompiledAttention, Shape, attention, compile
     from attnc.frontend.errors import TraceError
+    from attnc.frontend.linear import LinearAttention, linear_attention
     from attnc.frontend.normalizer import Normalizer, row_max, row_sum
     from attnc.frontend.normalizers import ReLU, Retention, Sigmoid, Softmax, SoftmaxWithSinks
     from attnc.frontend.ops import abs, exp, exp2, log, log2, maximum, minimum, sigmoid, sqrt, tanh, where
@@ -26,6 +27,8 @@ _EXPORTS = {
     "attention": "attnc.frontend.api",
     "compile": "attnc.frontend.api",
     "TraceError": "attnc.frontend.errors",
+    "LinearAttention": "attnc.frontend.linear",
+    "linear_attention": "attnc.frontend.linear",
     "abs": "attnc.frontend.ops",
     "exp": "attnc.frontend.ops",
     "exp2": "attnc.frontend.ops",
@@ -51,6 +54,7 @@ _EXPORTS = {
 __all__ = [
     "Attention",
     "CompiledAttention",
+    "LinearAttention",
     "Normalizer",
     "ReLU",
     "Retention",
@@ -65,6 +69,7 @@ __all__ = [
     "compile",
     "exp",
     "exp2",
+    "linear_attention",
     "log",
     "log2",
     "maximum",

@@ -673,10 +673,11 @@ class NormalizerSpec:
 
 # The backward op family; it uses the helpers above, so import it as attn.FlashGradOp.
 from attnc.dialect.attn_grad import FlashGradOp  # noqa: E402
+from attnc.dialect.attn_recurrent import RecurrenceOp, RecurrentChunkOp  # noqa: E402
 
 Attn = Dialect(
     "attn",
-    [QKOp, ScoreModOp, MaskModOp, RowMaxOp, RowSumOp, OnlineRowscaleOp, PVOp, FlashOp, FlashGradOp, YieldOp],
+    [QKOp, ScoreModOp, MaskModOp, RowMaxOp, RowSumOp, OnlineRowscaleOp, PVOp, FlashOp, FlashGradOp, RecurrenceOp, RecurrentChunkOp, YieldOp],
     [TileAttr],
 )
 
@@ -689,6 +690,8 @@ __all__ = [
     "OnlineRowscaleOp",
     "PVOp",
     "QKOp",
+    "RecurrenceOp",
+    "RecurrentChunkOp",
     "RowMaxOp",
     "RowSumOp",
     "ScoreModOp",

@@ -18,6 +18,7 @@ from __future__ import annotations
 from xdsl.ir import Dialect
 
 from attnc.dialect.tile_algebra import (
+    CumsumOp,
     DotOp,
     MultipleOfOp,
     ReduceOp,
@@ -72,6 +73,7 @@ __all__ = [
     "CmpIOp",
     "CmpIPredicate",
     "ConstexprOp",
+    "CumsumOp",
     "DotOp",
     "ExpandDimsOp",
     "FullOp",
@@ -123,6 +125,7 @@ Tile = Dialect(
         AtomicAddOp,
         DotOp,
         ReduceOp,
+        CumsumOp,
         TransOp,
         MultipleOfOp,
         CmpIOp,

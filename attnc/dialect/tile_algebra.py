@@ -194,6 +194,43 @@ class ReduceOp(IRDLOperation):
 
 
 @irdl_op_definition
+class CumsumOp(IRDLOperation):
+    """`tl.cumsum(x, axis=0)`: the inclusive prefix sum along one dim, same shape and type.
+
+    ```mlir
+    %gc = tile.cumsum %g axis 0 : tensor<64xf32> -> tensor<64xf32>
+    ```
+    """
+
+    name = "tile.cumsum"
+    value = operand_def(TensorType)
+    axis = prop_def(IntegerAttr[I32])
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$value `axis` $axis attr-dict `:` type($value) `->` type($result)"
+
+    def __init__(self, value: SSAValue | Operation, axis: int):
+        value = SSAValue.get(value)
+        super().__init__(
+            operands=[value],
+            properties={"axis": IntegerAttr(axis, i32)},
+            result_types=[value.type],
+        )
+
+    def verify_(self) -> None:
+        rank = len(shape_of(self.value.type))
+        axis = self.axis.value.data
+        if not 0 <= axis < rank:
+            raise VerifyException(
+                f"'tile.cumsum' op expected axis {_axes_str(rank)}, but got {axis}"
+            )
+        if self.result.type != self.value.type:
+            raise VerifyException(
+                f"'tile.cumsum' op expected result type {self.value.type}, but got {self.result.type}"
+            )
+
+
+@irdl_op_definition
 class TransOp(IRDLOperation):
     """`tl.trans(x)` of a 2-D tile.
 

@@ -37,12 +37,19 @@ def _attn_autodiff() -> type[ModulePass]:
     return AttnAutodiffPass
 
 
+def _attn_chunk() -> type[ModulePass]:
+    from attnc.passes.attn_chunk import AttnChunkPass
+
+    return AttnChunkPass
+
+
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "attn-fuse": _attn_fuse,
     "attn-block-mask": _attn_block_mask,
     "attn-tile": _attn_tile,
     "convert-attn-to-tile": _convert_attn_to_tile,
     "attn-autodiff": _attn_autodiff,
+    "attn-chunk": _attn_chunk,
 }
 
 # The pipeline the Python API and `attnc compile` run, in order.

@@ -22,6 +22,10 @@ argument `%dout` of the enclosing function, appended after the others, and dq, d
 and the captures' gradients are returned after the existing results. Other normalizers
 have no derived backward yet: they are left alone, or with `strict=true` the pass fails.
 
+Linear attention (`attn.recurrence`, `attn.recurrent_chunk`) has its backward in closed
+form (the reverse state scan and per-chunk dq/dk/dv/dG, see chunk_backward_kernels.py):
+the pass marks each such op `backward`, and convert-attn-to-tile adds those kernels.
+
 Precondition: `attn.flash` ops (run attn-fuse, and attn-block-mask for block skipping).
 
 Before:
@@ -59,7 +63,17 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, IntegerAttr, ModuleOp, StringAttr, TensorType, f32, i64
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DictionaryAttr,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    UnitAttr,
+    f32,
+    i64,
+)
 from xdsl.ir import Attribute
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -185,6 +199,11 @@ class AttnAutodiffPass(ModulePass):
             GreedyRewritePatternApplier([DeriveFlashGrad(self.strict, self.captures)]), apply_recursively=False
         )
         walker.rewrite_module(op)
+        for rec in op.walk():
+            if isinstance(rec, attn.RecurrenceOp | attn.RecurrentChunkOp):
+                # Linear attention's backward is known in closed form (chunk_backward_kernels.py):
+                # the op is marked, and convert-attn-to-tile adds its gradient kernels.
+                rec.attributes["backward"] = UnitAttr()
 
 
 __all__ = ["AttnAutodiffPass", "DeriveFlashGrad"]

@@ -5,7 +5,11 @@ Sets `tile = #attn.tile<MxN>` (queries by keys per program), `num_warps` and
 head dimension, apply. The generated kernel is generic in its block sizes, so
 the runtime's autotuner may still try other sizes; these are the defaults.
 
-Precondition: `attn.flash` ops (run attn-fuse first).
+For `attn.recurrent_chunk` (linear attention) it sets the key and value blocks of
+the state (`block_k`, `block_v`; the options block-m and block-n override them),
+`num_warps` and `num_stages`.
+
+Precondition: `attn.flash` ops (run attn-fuse first), or `attn.recurrent_chunk` ops (run attn-chunk first).
 
 Before: `%o, %lse = attn.flash ... {block_mask = "affine", ...}`
 After:  `%o, %lse = attn.flash ... {block_mask = "affine", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 3 : i64, ...}`
@@ -31,6 +35,16 @@ DEFAULTS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "hip:gfx90a": ((128, 64, 4, 1), (128, 64, 4, 1), (64, 32, 4, 1)),
     # Triton's interpreter: small tiles keep ragged test shapes multi-block.
     "cpu": ((32, 32, 4, 1), (32, 32, 4, 1), (32, 32, 4, 1)),
+}
+
+
+# (block_k, block_v, num_warps, num_stages) of the linear-attention state blocks, by target.
+RECURRENT_DEFAULTS: dict[str, tuple[int, int, int, int]] = {
+    "cuda:90": (64, 64, 4, 2),
+    "cuda:80": (64, 64, 4, 2),
+    "hip:gfx942": (64, 64, 4, 1),
+    "hip:gfx90a": (64, 64, 4, 1),
+    "cpu": (32, 32, 4, 1),
 }
 
 
@@ -68,6 +82,15 @@ class AttnTilePass(ModulePass):
             if count < 0:
                 raise PassFailedException(f"attn-tile: {option} must be positive, but got {count}")
         for flash in op.walk():
+            if isinstance(flash, attn.RecurrentChunkOp):
+                bk, bv, warps, stages = RECURRENT_DEFAULTS[self.target]
+                flash.attributes["block_k"] = IntegerAttr(self.block_m or bk, i64)
+                flash.attributes["block_v"] = IntegerAttr(self.block_n or bv, i64)
+                flash.attributes["num_warps"] = IntegerAttr(self.num_warps or warps, i64)
+                flash.attributes["num_stages"] = IntegerAttr(self.num_stages or stages, i64)
+                continue
+            if isinstance(flash, attn.RecurrenceOp):
+                raise PassFailedException("attn-tile requires a chunked recurrence; run attn-chunk first")
             if isinstance(flash, (attn.QKOp, attn.PVOp)):
                 raise PassFailedException("attn-tile requires a fused attention op; run attn-fuse first")
             if not isinstance(flash, attn.FlashOp | FlashGradOp):
@@ -88,4 +111,4 @@ class AttnTilePass(ModulePass):
                 flash.attributes["approx_tanh"] = UnitAttr()
 
 
-__all__ = ["AttnTilePass", "DEFAULTS", "default_config"]
+__all__ = ["DEFAULTS", "RECURRENT_DEFAULTS", "AttnTilePass", "default_config"]

@@ -12,6 +12,11 @@ Two kernels per attention op, both generic in their block sizes:
   partial ones with the mask and the sequence bounds, running the normalizer's
   update per tile and its finalize at the end. Empty tiles are never visited.
 
+An `attn.recurrent_chunk` (linear attention) becomes `<fn>_chunk_state` (the state
+scan over chunks) and `<fn>_chunk_output` (per chunk, inter- plus intra-chunk
+output), and with `backward` set `<fn>_chunk_state_grad` (the reverse scan of the
+state's gradient) and `<fn>_chunk_grad` (dq, dk, dv per chunk); see chunk_kernels.py.
+
 Precondition: `attn.flash` ops with `block_mask` and `tile` set (run attn-fuse,
 attn-block-mask and attn-tile first).
 
@@ -57,6 +62,10 @@ class ConvertAttnToTilePass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         funcs = [f for f in op.body.block.ops if isinstance(f, func.FuncOp)]
         for fn in funcs:
+            recurrent = [o for o in fn.walk() if isinstance(o, attn.RecurrentChunkOp)]
+            if recurrent:
+                _lower_recurrent(op, fn, recurrent)
+                continue
             flashes = [o for o in fn.walk() if isinstance(o, attn.FlashOp)]
             if not flashes:
                 continue
@@ -85,6 +94,28 @@ class ConvertAttnToTilePass(ModulePass):
         for leftover in op.walk():
             if leftover.dialect_name() == "attn":
                 raise PassFailedException(f"convert-attn-to-tile cannot lower '{leftover.name}'; run attn-fuse first")
+
+
+def _lower_recurrent(module: ModuleOp, fn: func.FuncOp, ops: list[attn.RecurrentChunkOp]) -> None:
+    from attnc.passes.chunk_kernels import build_output_kernel, build_state_kernel
+
+    if len(ops) > 1:
+        raise PassFailedException(
+            f"convert-attn-to-tile expects one attn.recurrent_chunk per function, but @{fn.sym_name.data} has {len(ops)}"
+        )
+    rec = ops[0]
+    if "block_k" not in rec.attributes:
+        raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")
+    name = fn.sym_name.data
+    kernels = [build_state_kernel(rec, f"{name}_chunk_state"), build_output_kernel(rec, f"{name}_chunk_output")]
+    if rec.backward is not None:
+        from attnc.passes.chunk_backward_kernels import build_grad_kernel, build_state_grad_kernel
+
+        kernels += [build_state_grad_kernel(rec, f"{name}_chunk_state_grad"), build_grad_kernel(rec, f"{name}_chunk_grad")]
+    for kernel in kernels:
+        module.body.block.insert_op_before(kernel, fn)
+    fn.detach()
+    fn.erase()
 
 
 __all__ = ["ConvertAttnToTilePass"]

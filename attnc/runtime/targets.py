@@ -286,7 +286,8 @@ def cross_compile(
     `signature` types the runtime parameters (`*bf16`, `*fp32`, `i32`, `fp32`...),
     `constexprs` gives the values of the `tl.constexpr` ones; together they name each
     parameter exactly once. Returns Triton's `asm`: `ttir`, `ttgir`, `llir`, then `ptx`
-    and `cubin` (cuda) or `amdgcn` and `hsaco` (hip).
+    and `cubin` (cuda) or `amdgcn` and `hsaco` (hip), and `shared`: the shared memory
+    one program needs, in bytes (as text).
     """
     if not isinstance(fn, JITFunction):
         raise TypeError(f"cross_compile needs a @triton.jit function, got {type(fn).__name__}")
@@ -302,4 +303,7 @@ def cross_compile(
     source = ASTSource(fn=fn, signature=full_signature, constexprs=dict(constexprs))
     options = {"num_warps": num_warps, "num_stages": num_stages, "enable_fp_fusion": True}
     kernel = triton.compile(source, target=target.gpu_target(), options=options)
-    return dict(kernel.asm)
+    asm = dict(kernel.asm)
+    # Not a stage: the bytes of shared memory one program needs (`metadata.shared`), as text.
+    asm["shared"] = str(kernel.metadata.shared)
+    return asm

@@ -57,3 +57,13 @@ def test_readme_normalizer_gradient_example_runs():
     exec(compile("import torch, attnc\n" + normalizers + gradients, str(README), "exec"), scope)
     assert scope["sinks"].grad is not None and scope["sinks"].grad.abs().sum() > 0
     assert scope["q"].grad is not None and torch.isfinite(scope["q"].grad).all()
+
+
+def test_readme_linear_attention_example_runs():
+    """The linear attention section runs on the CPU: output and final state shapes, the state carried on."""
+    block = next(b for b in _python_blocks() if "attnc.linear_attention(" in b)
+    scope: dict = {}
+    exec(compile(block, str(README), "exec"), scope)
+    assert scope["o"].shape == (1, 2, 100, 32)
+    assert scope["state"].shape == (1, 2, 32, 32) and scope["state"].dtype == torch.float32
+    assert torch.isfinite(scope["o2"]).all()

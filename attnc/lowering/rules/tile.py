@@ -135,6 +135,11 @@ def reduce(p: KernelPrinter, op: tile.ReduceOp) -> None:
     p.assign(op.result, f"tl.{kind.value}({', '.join(args)})", kind.value)
 
 
+@rule(tile.CumsumOp)
+def cumsum(p: KernelPrinter, op: tile.CumsumOp) -> None:
+    p.assign(op.result, f"tl.cumsum({p.expr(op.value)}, axis={op.axis.value.data})", "cumsum")
+
+
 @rule(tile.MultipleOfOp)
 def multiple_of(p: KernelPrinter, op: tile.MultipleOfOp) -> None:
     text = f"tl.multiple_of({p.tensor(op.value)}, {op.multiple.value.data})"

@@ -459,3 +459,15 @@ func.func @retention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
   %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
   func.return %out, %denominator : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
 }
+
+// -----
+
+// Linear attention's backward is known in closed form: attn-autodiff marks the op,
+// and convert-attn-to-tile adds the gradient kernels.
+
+// CHECK-LABEL: func.func @linear
+// CHECK:         attn.recurrent_chunk %q, %k, %v {gate = "none", scale = 2.500000e-01 : f32, chunk_size = 64 : i64, backward}
+func.func @linear(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>, %v: tensor<?x2x?x16xf32>) -> tensor<?x2x?x16xf32> {
+  %o, %s = attn.recurrent_chunk %q, %k, %v {gate = "none", scale = 0.25 : f32, chunk_size = 64 : i64} : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32> -> (tensor<?x2x?x16xf32>, tensor<?x2x16x16xf32>)
+  func.return %o : tensor<?x2x?x16xf32>
+}

@@ -1,0 +1,250 @@
+"""`attnc.linear_attention`: the recurrent family (linear attention, RetNet, gated retention, Mamba2-SSD, GLA).
+
+```python
+la = attnc.linear_attention(gate="scalar")              # None | "head" | "scalar" | "vector"
+o, S = la(q, k, v, g=g, initial_state=S0, output_final_state=True)
+```
+
+Per batch and head, with state S [K, V] kept in float32:
+
+    S_t = exp(g_t) ⊙ S_{t-1} + k_tᵀ v_t        o_t = scale · q_t S_t      (scale defaults to K**-0.5)
+
+- gate None: no decay (plain linear attention); "head": g [H], a constant log-decay per
+  head (RetNet: log γ_h); "scalar": g [B, H, T] (gated retention, simple GLA, Mamba2-SSD
+  with q=C, k=B·dt, v=x, g=A·dt); "vector": g [B, H, T, K] (GLA, one decay per key channel).
+- q, k [B, Hk, T, K] may have fewer heads than v [B, H, T, V] (Hk divides H; Mamba2's groups).
+- `q_map`/`k_map` are elementwise feature maps (e.g. `lambda x: attnc.where(x > 0, x + 1, attnc.exp(x))`,
+  elu(x)+1), traced like a score_mod into regions of the op and applied by the kernels as
+  they load q and k; their derivatives (for the backward) come from attn-autodiff's rules.
+- `normalize=True` (gate None only) is Katharopoulos et al.'s form o_t = q_t S_t / (q_t z_t)
+  with z_t = Σ_{s≤t} k_s: z rides along as one more column of v, so the state is [K, V+1].
+- `cu_seqlens` (int32 [N+1]) packs N sequences into a batch of 1; states reset at each
+  boundary, and `initial_state` and the final state are then [N, H, K, V].
+
+CPU tensors run the same kernels through Triton's interpreter. The function is a
+`torch.library` custom op with an autograd formula, so `torch.compile(fullgraph=True)`
+keeps it as one node and gradients reach q, k, v, g and initial_state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from xdsl.dialects.builtin import f32
+from xdsl.ir import Region
+
+from attnc.frontend.errors import TraceError
+from attnc.frontend.trace import Tracer, _return_location
+from attnc.runtime.linear import FEATURE_MAPS, CompiledLinear, LinearSpec, compile_linear
+
+GATE_KINDS = (None, "head", "scalar", "vector")
+_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+_VARIANTS: dict[str, LinearAttention] = {}
+_NEXT = itertools.count()
+
+
+class LinearAttention:
+    """A linear-attention variant: the gate kind, feature maps, normalizer and chunk size."""
+
+    def __init__(
+        self,
+        gate: str | None = None,
+        q_map: Callable[[Any], Any] | None = None,
+        k_map: Callable[[Any], Any] | None = None,
+        normalize: bool = False,
+        chunk_size: int = 64,
+    ):
+        if gate not in GATE_KINDS:
+            raise ValueError(f"gate must be None, 'head', 'scalar' or 'vector', but got {gate!r}")
+        if chunk_size < 16 or chunk_size & (chunk_size - 1):
+            raise ValueError(f"chunk_size must be a power of two of at least 16, but got {chunk_size}")
+        if normalize and gate is not None:
+            raise ValueError(f"normalize=True is the plain linear attention form; it needs gate=None, but got {gate!r}")
+        self.gate = gate
+        self.q_map, self.k_map = q_map, k_map
+        self.normalize = normalize
+        self.chunk_size = chunk_size
+        self.name = f"attnc_linear{next(_NEXT)}"
+        _VARIANTS[self.name] = self
+        self.maps = ""
+        if q_map is not None or k_map is not None:
+            FEATURE_MAPS[self.name] = (
+                trace_feature_map(q_map, "q_map") if q_map is not None else None,
+                trace_feature_map(k_map, "k_map") if k_map is not None else None,
+            )
+            self.maps = self.name
+
+    def __call__(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        g: torch.Tensor | None = None,
+        scale: float | None = None,
+        initial_state: torch.Tensor | None = None,
+        output_final_state: bool = False,
+        cu_seqlens: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        _check(self.gate, q, k, v, g, scale, initial_state, cu_seqlens, self.normalize)
+        run_scale = float(q.shape[-1]) ** -0.5 if scale is None else float(scale)
+        if self.normalize:
+            v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+        g32 = g.float().contiguous() if g is not None else None
+        h0 = initial_state.float().contiguous() if initial_state is not None else None
+        from attnc.runtime.linear_autograd import linear_attention_op
+
+        o, ht = linear_attention_op(self.name, q, k, v, g32, h0, cu_seqlens, run_scale)
+        if self.normalize:
+            o = o[..., :-1] / o[..., -1:]
+        return o, (ht if output_final_state else None)
+
+    def compiled(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, has_initial: bool, varlen: bool, scale: float, backward: bool) -> tuple[CompiledLinear, bool]:
+        """The compiled kernels for these inputs, and whether the inputs must be upcast (bf16 on the CPU)."""
+        upcast = q.device.type == "cpu" and q.dtype == torch.bfloat16
+        dtype = torch.float32 if upcast else q.dtype
+        spec = LinearSpec(
+            gate=self.gate or "none",
+            heads_qk=q.shape[1],
+            heads=v.shape[1],
+            dim_k=q.shape[3],
+            dim_v=v.shape[3],
+            dtype=str(dtype).removeprefix("torch."),
+            scale=scale,
+            chunk_size=self.chunk_size,
+            has_initial=has_initial,
+            varlen=varlen,
+            maps=self.maps,
+        )
+        return compile_linear(spec, _target(q.device), backward), upcast
+
+    def ir(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, stage: str = "attn", **kwargs: Any) -> str:
+        """The IR of one stage ("attn", "chunk", "tile" or "triton") for these inputs."""
+        scale = float(kwargs.get("scale") or float(q.shape[-1]) ** -0.5)
+        compiled, _ = self.compiled(q, k, v, kwargs.get("initial_state") is not None, kwargs.get("cu_seqlens") is not None, scale, kwargs.get("backward", False))
+        return compiled.stages[stage]
+
+
+def trace_feature_map(fn: Callable[[Any], Any], kind: str) -> Region:
+    """Trace an elementwise feature map `fn(x)` into a region `(x: f32) -> f32` (like a score_mod)."""
+    tracer = Tracer(fn, kind)
+    result = tracer.call([tracer.argument("x", f32)])
+    value = tracer.result_value(result, _return_location(fn))
+    traced = tracer.finish(tracer.to_f32(value))
+    if traced.captures:
+        raise TraceError(f"{kind} must be elementwise in x alone, but it reads a tensor", _return_location(fn))
+    return traced.region
+
+
+def linear_attention(
+    gate: str | None = None,
+    q_map: Callable[[Any], Any] | None = None,
+    k_map: Callable[[Any], Any] | None = None,
+    normalize: bool = False,
+    chunk_size: int = 64,
+) -> LinearAttention:
+    """A linear-attention callable `la(q, k, v, g=None, scale=None, initial_state=None,
+    output_final_state=False, cu_seqlens=None) -> (o, final_state or None)`; see the module docstring."""
+    return LinearAttention(gate, q_map, k_map, normalize, chunk_size)
+
+
+_TARGETS: dict[int, str] = {}
+
+
+def _target(device: torch.device) -> str:
+    """"cpu" (Triton's interpreter) or the GPU's target, looked up once per device."""
+    if device.type != "cuda":
+        return "cpu"
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    target = _TARGETS.get(index)
+    if target is None:
+        from attnc.runtime.targets import Target
+
+        with torch.cuda.device(index):
+            target = _TARGETS[index] = str(Target.current())
+    return target
+
+
+def _shape(t: torch.Tensor) -> str:
+    return str(list(t.shape))
+
+
+def _check(
+    gate: str | None,
+    q: Any,
+    k: Any,
+    v: Any,
+    g: Any,
+    scale: float | None,
+    initial_state: Any,
+    cu_seqlens: Any,
+    normalize: bool,
+) -> None:
+    """Every input checked, each error naming the argument."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, but got {type(t).__name__}")
+        if t.dim() != 4:
+            raise ValueError(f"{name} must be 4-D [B, H, T, D], but got shape {_shape(t)}")
+        if t.dtype not in _DTYPES:
+            raise ValueError(f"{name} must be float16, bfloat16 or float32, but got {t.dtype}")
+    if k.dtype != q.dtype or v.dtype != q.dtype:
+        raise ValueError(f"q, k and v must share one dtype, but got {q.dtype}, {k.dtype} and {v.dtype}")
+    if k.device != q.device or v.device != q.device:
+        raise ValueError(f"q, k and v must be on one device, but got {q.device}, {k.device} and {v.device}")
+    if k.shape != q.shape:
+        raise ValueError(f"k must have q's shape {_shape(q)}, but got {_shape(k)}")
+    batch, heads_qk, length, dim_k = q.shape
+    if v.shape[0] != batch or v.shape[2] != length:
+        raise ValueError(f"v must be [{batch}, H, {length}, V] like q, but got {_shape(v)}")
+    heads = v.shape[1]
+    if heads_qk == 0 or heads % heads_qk:
+        raise ValueError(f"the heads of q and k ({heads_qk}) must divide the heads of v ({heads})")
+    if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale)):
+        raise ValueError(f"scale must be a finite number or None, but got {scale!r}")
+    _check_gate(gate, g, q, batch, heads, length, dim_k)
+    count = batch
+    if cu_seqlens is not None:
+        if not isinstance(cu_seqlens, torch.Tensor) or cu_seqlens.dtype != torch.int32 or cu_seqlens.dim() != 1:
+            raise ValueError("cu_seqlens must be a 1-D int32 tensor of sequence offsets [N+1]")
+        if cu_seqlens.device != q.device:
+            raise ValueError(f"cu_seqlens must be on q's device {q.device}, but is on {cu_seqlens.device}")
+        if batch != 1:
+            raise ValueError(f"cu_seqlens packs sequences into a batch of 1, but q has batch {batch}")
+        bounds = cu_seqlens.tolist()
+        if len(bounds) < 2 or bounds[0] != 0 or bounds[-1] != length or any(b < a for a, b in zip(bounds, bounds[1:])):
+            raise ValueError(f"cu_seqlens must rise from 0 to the sequence length {length}, but got {bounds}")
+        count = len(bounds) - 1
+    if initial_state is not None:
+        if not isinstance(initial_state, torch.Tensor) or not initial_state.is_floating_point():
+            raise ValueError("initial_state must be a floating-point torch.Tensor")
+        want = [count, heads, dim_k, v.shape[3] + (1 if normalize else 0)]
+        if list(initial_state.shape) != want:
+            raise ValueError(f"initial_state must have shape {want}, but got {_shape(initial_state)}")
+        if initial_state.device != q.device:
+            raise ValueError(f"initial_state must be on q's device {q.device}, but is on {initial_state.device}")
+
+
+def _check_gate(gate: str | None, g: Any, q: torch.Tensor, batch: int, heads: int, length: int, dim_k: int) -> None:
+    if gate is None:
+        if g is not None:
+            raise ValueError("g was given, but this linear attention has no gate (gate=None)")
+        return
+    if not isinstance(g, torch.Tensor):
+        raise ValueError(f"gate {gate!r} needs g, a torch.Tensor of log-decays")
+    want = {"head": [heads], "scalar": [batch, heads, length], "vector": [batch, heads, length, dim_k]}[gate]
+    if list(g.shape) != want:
+        raise ValueError(f"g must have shape {want} for gate {gate!r}, but got {_shape(g)}")
+    if not g.is_floating_point():
+        raise ValueError(f"g must be floating point, but got {g.dtype}")
+    if g.device != q.device:
+        raise ValueError(f"g must be on q's device {q.device}, but is on {g.device}")
+
+
+def variant(name: str) -> LinearAttention:
+    return _VARIANTS[name]
+
+__all__ = ["GATE_KINDS", "LinearAttention", "linear_attention"]

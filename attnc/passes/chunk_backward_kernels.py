@@ -1,0 +1,363 @@
+"""The backward tile kernels of an `attn.recurrent_chunk` op (with `backward` set).
+
+With h_c the state at chunk c's start (recomputed by the forward's chunk-state
+kernel) and dh_c the gradient of the loss with respect to the state at chunk c's
+*end*:
+
+- `<fn>_chunk_state_grad`: one program per (value block, key block, sequence·head)
+  walks the chunks in reverse: store dh_c, then
+  `dh ← exp(G_last) ⊙ dh + scale · (q ⊙ exp(G))ᵀ do`, starting from the final
+  state's gradient; what is left at the start is the initial state's gradient.
+- `<fn>_chunk_grad`: one program per (column split, chunk, head): each recomputes the
+  chunk's scores from whole rows and writes BLOCK_K columns of dq, dk and BLOCK_V of dv
+  (a vector gate: one program per chunk and head). With A = scale·(q kᵀ ⊙ D) and
+  dA = scale·(do vᵀ ⊙ D):
+  `dq = scale·exp(G) ⊙ (do hᵀ) + dA k`, `dk = exp(G_last − G) ⊙ (v dhᵀ) + dAᵀ q`,
+  `dv = Aᵀ do + (k ⊙ exp(G_last − G)) dh`. A vector gate uses the forward's
+  sub-chunks. dq and dk are per v head (the runtime sums a q/k head's group, so
+  they are f32 when q/k heads are shared; otherwise all three are in the input's type).
+  With a gate it also adds, in f32, dG = q·dq − k·dk per step (per step and channel
+  for a vector gate) summed from the chunk's end back to each step (the column splits
+  add their parts atomically into a zeroed buffer).
+
+The gate's gradient: with G the running log-gate, dG_t = q_t·dq_t − k_t·dk_t
+(+ ⟨S_T, dS_T⟩ at a sequence's last step), and dg is its reverse cumulative sum per
+sequence; the kernel sums within the chunk, the runtime adds the later chunks' sums
+and the final-state term.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import TensorType, f32
+from xdsl.ir import Attribute, Region, SSAValue
+
+from attnc.dialect.attn_recurrent import RecurrentChunkOp
+from attnc.passes.chunk_common import (
+    BK,
+    BV,
+    CHUNK,
+    HK,
+    HV,
+    SEQ_PARAMS,
+    SUB,
+    SUB_SIZE,
+    Sequence,
+    Shapes,
+    base,
+    cumsum,
+    exp,
+    feature_map,
+    gate_decay,
+    gate_params,
+    load_mapped,
+    load_rows,
+    pow2,
+    reduce_sum,
+    sequence,
+    shapes_of,
+    state_ptrs,
+    store_rows,
+    tensor_params,
+)
+from attnc.passes.chunk_kernels import chunk_of, diagonal_dk, diagonal_dq, diagonal_weights, vector_sub_decay
+from attnc.passes.region_autodiff import differentiate_score_mod
+from attnc.passes.region_lowering import lower_region
+from attnc.passes.tile_builder import KernelBuilder
+
+
+def build_state_grad_kernel(op: RecurrentChunkOp, name: str):
+    """The reverse scan: the state's gradient at every chunk end, and at the start."""
+    s = shapes_of(op)
+    params: list[tuple[str, Attribute]] = tensor_params(["q", "do"], s.elem)
+    params += gate_params(s.gate)
+    params += [
+        ("dh_ptr", KernelBuilder.ptr_type(s.elem)),
+        ("dht_ptr", KernelBuilder.ptr_type(f32)),
+        ("dh0_ptr", KernelBuilder.ptr_type(f32)),
+    ]
+    params += SEQ_PARAMS + [("chunk_offset_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)), ("scale", f32)]
+    kb = KernelBuilder(name, params, {CHUNK: s.chunk, BK: s.block_k, BV: s.block_v})
+
+    kb.comment("which value block, key block, sequence and head this program owns")
+    pid_v = kb.program_id(0, "pid_v")
+    pid_k = kb.program_id(1, "pid_k")
+    pid_nh = kb.program_id(2, "pid_nh")
+    n = kb.div(pid_nh, kb.arg("num_heads"), "n")
+    h = kb.rem(pid_nh, kb.arg("num_heads"), "h")
+    seq = sequence(kb, n, h)
+    first_chunk = kb.load(kb.addptr(kb.arg("chunk_offset_ptr"), n), None, None, "first_chunk")
+    num_chunks = kb.cdiv(seq.length, kb.constexpr(CHUNK), "num_chunks")
+    offs_k = kb.add(kb.mul(pid_k, kb.constexpr(BK)), kb.arange(BK), "offs_k")
+    offs_v = kb.add(kb.mul(pid_v, kb.constexpr(BV)), kb.arange(BV), "offs_v")
+    k_ok = kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok")
+    v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok")
+    state_ok = kb.and_(kb.col(k_ok), kb.row(v_ok), "state_ok")
+    q_base, do_base = base(kb, "q", seq, True), base(kb, "do", seq, False)
+    offs_t = kb.arange(CHUNK, "offs_t")
+    scale = kb.arg("scale")
+
+    kb.comment("the final state's gradient")
+    dht = kb.load(state_ptrs(kb, kb.arg("dht_ptr"), n, h, s, offs_k, offs_v, "dht_ptrs"), state_ok, 0.0, "dht")
+    with kb.loop(kb.i32(0), num_chunks, kb.i32(1), {"dstate": dht}, "chunks, last first") as body:
+        dstate = body.carried["dstate"]
+        index = kb.sub(kb.sub(num_chunks, kb.i32(1)), body.index, "index")
+        chunk = kb.add(first_chunk, index, "chunk")
+        kb.comment("the gradient at this chunk's end, for the gradient kernel")
+        kb.store(state_ptrs(kb, kb.arg("dh_ptr"), chunk, h, s, offs_k, offs_v, "dh_ptrs"), kb.cast(dstate, s.elem), state_ok)
+        rows = kb.add(kb.mul(index, kb.constexpr(CHUNK)), offs_t, "rows")
+        row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
+        n_valid = kb.min(kb.sub(seq.length, kb.mul(index, kb.constexpr(CHUNK))), kb.constexpr(CHUNK), "n_valid")
+        q = load_mapped(kb, s, "q", q_base, rows, row_ok, offs_k, k_ok, "q")
+        do = load_rows(kb, "do", do_base, rows, row_ok, offs_v, v_ok, "do")
+        decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK, offs_k, k_ok)
+        q_w = kb.mul(kb.cast(q, f32), scale)
+        if decay is not None:
+            q_w = kb.mul(q_w, exp(kb, decay.cum))
+            dstate = kb.mul(dstate, exp(kb, decay.last))
+        q_w = kb.cast(q_w, s.elem, "q_w")
+        dstate = kb.dot(kb.trans(q_w), do, dstate, s.precision, "dstate")
+        body.yield_({"dstate": dstate})
+    kb.comment("the initial state's gradient")
+    kb.store(state_ptrs(kb, kb.arg("dh0_ptr"), n, h, s, offs_k, offs_v, "dh0_ptrs"), body.results["dstate"], state_ok)
+    return kb.finish()
+
+
+def build_grad_kernel(op: RecurrentChunkOp, name: str):
+    """Per chunk: dq, dk (per v head), dv and, with a gate, dG."""
+    s = shapes_of(op)
+    shared = _shares_qk_heads(op)
+    maps = _map_grads(op)
+    params: list[tuple[str, Attribute]] = tensor_params(["q", "k", "v", "do"], s.elem)
+    params += tensor_params(["dq", "dk"], f32 if shared else s.elem)
+    params += tensor_params(["dv"], s.elem)
+    params += gate_params(s.gate)
+    if s.gate != "none":
+        params += [("dg_ptr", KernelBuilder.ptr_type(f32))]
+        params += [(f"stride_dg_{d}", KernelBuilder.i32_type) for d in ("bhsd" if s.gate == "vector" else "bhs")]
+    params += [("h_ptr", KernelBuilder.ptr_type(s.elem)), ("dh_ptr", KernelBuilder.ptr_type(s.elem))]
+    params += SEQ_PARAMS + [
+        ("chunk_seq_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)),
+        ("chunk_idx_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)),
+        ("scale", f32),
+    ]
+    constexprs = {CHUNK: s.chunk, HK: pow2(s.dim_k), HV: pow2(s.dim_v), SUB: SUB_SIZE, BK: s.block_k, BV: s.block_v}
+    kb = KernelBuilder(name, params, constexprs)
+    kb.comment("which column split, chunk and head this program owns")
+    pid_split = kb.program_id(0, "pid_split")
+    pid_c = kb.program_id(1, "pid_c")
+    h = kb.program_id(2, "h")
+    seq, index = chunk_of(kb, pid_c, h)
+    offs_k = kb.arange(HK, "offs_k")
+    offs_v = kb.arange(HV, "offs_v")
+    k_ok = kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok") if s.dim_k != pow2(s.dim_k) else None
+    v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok") if s.dim_v != pow2(s.dim_v) else None
+    bases = {t: base(kb, t, seq, t in ("q", "k")) for t in ("q", "k", "v", "do")}
+    bases.update({t: base(kb, t, seq, False) for t in ("dq", "dk", "dv")})
+    chunk_start = kb.mul(index, kb.constexpr(CHUNK), "chunk_start")
+    n_valid = kb.min(kb.sub(seq.length, chunk_start), kb.constexpr(CHUNK), "n_valid")
+    scale = kb.arg("scale")
+    if s.gate == "vector":
+        mask = _state_mask(kb, k_ok, v_ok)
+        state = kb.load(state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, offs_k, offs_v, "h_ptrs"), mask, 0.0, "state")
+        dstate = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, offs_k, offs_v, "dh_ptrs"), mask, 0.0, "dstate")
+        _vector_grad(kb, s, seq, chunk_start, state, dstate, offs_k, k_ok, offs_v, v_ok, bases, scale, shared, maps)
+        return kb.finish()
+
+    rows = kb.add(chunk_start, kb.arange(CHUNK), "rows")
+    row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
+    kb.comment("whole q, k, v, dO rows: the chunk's scores and their gradient need every column")
+    q = load_mapped(kb, s, "q", bases["q"], rows, row_ok, offs_k, k_ok, "q")
+    k = load_mapped(kb, s, "k", bases["k"], rows, row_ok, offs_k, k_ok, "k")
+    v = load_rows(kb, "v", bases["v"], rows, row_ok, offs_v, v_ok, "v")
+    do = load_rows(kb, "do", bases["do"], rows, row_ok, offs_v, v_ok, "do")
+    decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK)
+    t = kb.arange(CHUNK, "t")
+    causal = kb.cmp("sge", kb.col(t), kb.row(t), "causal")
+    if decay is None:
+        weight = kb.where(causal, scale, kb.f32(0.0), "decay")
+    else:
+        diff = kb.where(causal, kb.sub(kb.col(decay.cum), kb.row(decay.cum)), kb.f32(float("-inf")), "log_decay")
+        weight = kb.mul(exp(kb, diff), scale, "decay")
+    a = kb.mul(kb.dot(q, kb.trans(k), None, s.precision), weight, "a")
+    da = kb.mul(kb.dot(do, kb.trans(v), None, s.precision), weight, "da")
+    da_e = kb.cast(da, s.elem, "da_e")
+
+    kb.comment("this program's key columns (of dq, dk) and value columns (of dv)")
+    cols_k = kb.add(kb.mul(pid_split, kb.constexpr(BK)), kb.arange(BK), "cols_k")
+    cols_v = kb.add(kb.mul(pid_split, kb.constexpr(BV)), kb.arange(BV), "cols_v")
+    cols_k_ok = kb.cmp("slt", cols_k, kb.i32(s.dim_k), "cols_k_ok")
+    cols_v_ok = kb.cmp("slt", cols_v, kb.i32(s.dim_v), "cols_v_ok")
+    q_raw = load_rows(kb, "q", bases["q"], rows, row_ok, cols_k, cols_k_ok, "q_cols_raw")
+    k_raw = load_rows(kb, "k", bases["k"], rows, row_ok, cols_k, cols_k_ok, "k_cols_raw")
+    q_cols = feature_map(kb, s, "q", q_raw, row_ok, cols_k_ok, "q_cols")
+    k_cols = feature_map(kb, s, "k", k_raw, row_ok, cols_k_ok, "k_cols")
+    do_cols = load_rows(kb, "do", bases["do"], rows, row_ok, cols_v, cols_v_ok, "do_cols")
+    rows_mask = kb.col(cols_k_ok) if v_ok is None else kb.and_(kb.col(cols_k_ok), kb.row(v_ok))
+    cols_mask = kb.row(cols_v_ok) if k_ok is None else kb.and_(kb.col(k_ok), kb.row(cols_v_ok))
+    state = kb.load(state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, cols_k, offs_v, "h_ptrs"), rows_mask, 0.0, "state")
+    dstate = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, cols_k, offs_v, "dh_ptrs"), rows_mask, 0.0, "dstate")
+    dstate_v = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, offs_k, cols_v, "dh_cols_ptrs"), cols_mask, 0.0, "dstate_cols")
+
+    kb.comment("dq: the state at the chunk's start, then the intra-chunk part")
+    dq = kb.mul(kb.dot(do, kb.trans(state), None, s.precision), scale, "dq_inter")
+    if decay is not None:
+        dq = kb.mul(dq, exp(kb, decay.cum), "dq_inter")
+    dq = kb.dot(da_e, k_cols, dq, s.precision, "dq")
+    kb.comment("dk and dv: the gradient at the chunk's end, then the intra-chunk part")
+    dk = kb.dot(v, kb.trans(dstate), None, s.precision, "dk_inter")
+    k_w = k
+    if decay is not None:
+        w = exp(kb, kb.sub(decay.last, decay.cum), "to_end")
+        dk = kb.mul(dk, w, "dk_inter")
+        k_w = kb.cast(kb.mul(kb.cast(k, f32), w), s.elem, "k_w")
+    dk = kb.dot(kb.trans(da_e), q_cols, dk, s.precision, "dk")
+    dv = kb.dot(k_w, dstate_v, None, s.precision, "dv_inter")
+    dv = kb.dot(kb.trans(kb.cast(a, s.elem)), do_cols, dv, s.precision, "dv")
+    store_rows(kb, "dq", bases["dq"], rows, row_ok, cols_k, cols_k_ok, kb.cast(map_grad(kb, maps, "q", q_raw, dq), _out(s, shared)))
+    store_rows(kb, "dk", bases["dk"], rows, row_ok, cols_k, cols_k_ok, kb.cast(map_grad(kb, maps, "k", k_raw, dk), _out(s, shared)))
+    store_rows(kb, "dv", bases["dv"], rows, row_ok, cols_v, cols_v_ok, kb.cast(dv, s.elem))
+    if decay is not None:
+        kb.comment("dG = q·dq − k·dk over this program's key columns, summed from the chunk's end back to each step")
+        dgate = kb.row_reduce("sum", kb.sub(kb.mul(kb.cast(q_cols, f32), dq), kb.mul(kb.cast(k_cols, f32), dk)), "dgate")
+        dgate = kb.add(kb.sub(kb.sum_all(dgate), cumsum(kb, dgate)), dgate, "dgate_from_end")
+        kb.atomic_add(kb.addptr(base(kb, "dg", seq, False), kb.mul(rows, kb.arg("stride_dg_s"))), dgate, row_ok)
+    return kb.finish()
+
+
+def _state_mask(kb: KernelBuilder, k_ok: SSAValue | None, v_ok: SSAValue | None) -> SSAValue | None:
+    if k_ok is None and v_ok is None:
+        return None
+    if k_ok is None:
+        assert v_ok is not None
+        return kb.row(v_ok)
+    if v_ok is None:
+        return kb.col(k_ok)
+    return kb.and_(kb.col(k_ok), kb.row(v_ok))
+
+
+def _vector_grad(
+    kb: KernelBuilder, s: Shapes, seq: Sequence, chunk_start: SSAValue, state: SSAValue, dstate: SSAValue,
+    offs_k: SSAValue, k_ok: SSAValue | None, offs_v: SSAValue, v_ok: SSAValue | None, bases: dict[str, SSAValue], scale: SSAValue,
+    shared: bool,
+    maps: dict[str, Region],
+) -> None:
+    n_sub = s.chunk // SUB_SIZE
+    g_base = base(kb, "g", seq, False)
+    offs_t = kb.arange(CHUNK, "offs_t")
+    all_rows = kb.add(chunk_start, offs_t, "chunk_rows")
+    g_all = load_rows(kb, "g", g_base, all_rows, kb.cmp("slt", all_rows, seq.length), offs_k, k_ok, "g_chunk")
+    state_t = kb.trans(kb.cast(state, s.elem), "state_t")
+    dstate_e = kb.cast(dstate, s.elem, "dstate_e")
+    dstate_t = kb.trans(dstate_e, "dstate_t")
+    subs = []
+    for a in range(n_sub):
+        rows = kb.add(kb.add(chunk_start, kb.i32(a * SUB_SIZE)), kb.arange(SUB), f"rows{a}")
+        row_ok = kb.cmp("slt", rows, seq.length, f"row_ok{a}")
+        cum, last = vector_sub_decay(kb, seq, g_all, offs_t, a, g_base, rows, row_ok, offs_k, k_ok)
+        subs.append((rows, row_ok, cum, last))
+    chunk_last = subs[-1][3]
+    dg_base = base(kb, "dg", seq, False)
+    dqs: list[tuple[SSAValue, SSAValue]] = []
+    dgates: list[SSAValue] = []
+
+    def load(t: str, a: int) -> SSAValue:
+        rows, ok = subs[a][0], subs[a][1]
+        if t in ("q", "k"):
+            return load_mapped(kb, s, t, bases[t], rows, ok, offs_k, k_ok, f"{t}{a}")
+        return load_rows(kb, t, bases[t], rows, ok, offs_v, v_ok, f"{t}{a}")
+
+    def raw(t: str, a: int) -> SSAValue:
+        return load_rows(kb, t, bases[t], subs[a][0], subs[a][1], offs_k, k_ok, f"{t}{a}_raw")
+
+    def f32x(x: SSAValue) -> SSAValue:
+        return kb.cast(x, f32)
+
+    for a in range(n_sub):
+        rows_a, ok_a, cum_a, _ = subs[a]
+        q_a, do_a = load("q", a), load("do", a)
+        kb.comment(f"dq of sub-chunk {a}")
+        dq = kb.mul(kb.mul(kb.dot(do_a, state_t, None, s.precision), exp(kb, cum_a)), scale, f"dq{a}")
+        for b in range(a + 1):
+            _, _, cum_b, last_b = subs[b]
+            k_b, v_b = load("k", b), load("v", b)
+            da = kb.mul(kb.dot(do_a, kb.trans(v_b), None, s.precision), scale, f"da{a}{b}")
+            if b < a:
+                k_r = kb.cast(kb.mul(f32x(k_b), exp(kb, kb.sub(kb.row(last_b), cum_b))), s.elem)
+                part = kb.dot(kb.cast(da, s.elem), k_r, None, s.precision)
+                dq = kb.add(dq, kb.mul(part, exp(kb, kb.sub(cum_a, kb.row(last_b)))), f"dq{a}")
+            else:
+                dq = diagonal_dq(kb, da, k_b, cum_a, dq)
+        dq_raw = map_grad(kb, maps, "q", raw("q", a), dq) if "q" in maps else dq
+        store_rows(kb, "dq", bases["dq"], rows_a, ok_a, offs_k, k_ok, kb.cast(dq_raw, _out(s, shared)))
+        dqs.append((q_a, dq))
+
+    for b in range(n_sub):
+        rows_b, ok_b, cum_b, last_b = subs[b]
+        k_b, v_b = load("k", b), load("v", b)
+        kb.comment(f"dk and dv of sub-chunk {b}")
+        to_end = exp(kb, kb.sub(kb.row(chunk_last), cum_b), f"to_end{b}")
+        dk = kb.mul(kb.dot(v_b, dstate_t, None, s.precision), to_end, f"dk{b}")
+        dv = kb.dot(kb.cast(kb.mul(f32x(k_b), to_end), s.elem), dstate_e, None, s.precision, f"dv{b}")
+        for a in range(b, n_sub):
+            _, _, cum_a, _ = subs[a]
+            q_a, do_a = load("q", a), load("do", a)
+            da = kb.mul(kb.dot(do_a, kb.trans(v_b), None, s.precision), scale, f"da{a}{b}")
+            if a > b:
+                q_r = kb.cast(kb.mul(f32x(q_a), exp(kb, kb.sub(cum_a, kb.row(last_b)))), s.elem)
+                k_r = kb.cast(kb.mul(f32x(k_b), exp(kb, kb.sub(kb.row(last_b), cum_b))), s.elem)
+                part = kb.dot(kb.trans(kb.cast(da, s.elem)), q_r, None, s.precision)
+                dk = kb.add(dk, kb.mul(part, exp(kb, kb.sub(kb.row(last_b), cum_b))), f"dk{b}")
+                weights = kb.dot(q_r, kb.trans(k_r), None, s.precision)
+            else:
+                dk = diagonal_dk(kb, da, q_a, cum_b, dk)
+                weights = diagonal_weights(kb, q_a, k_b, cum_b)
+            a_ab = kb.cast(kb.mul(weights, scale), s.elem, f"a{a}{b}")
+            dv = kb.dot(kb.trans(a_ab), do_a, dv, s.precision, f"dv{b}")
+        dk_raw = map_grad(kb, maps, "k", raw("k", b), dk) if "k" in maps else dk
+        store_rows(kb, "dk", bases["dk"], rows_b, ok_b, offs_k, k_ok, kb.cast(dk_raw, _out(s, shared)))
+        store_rows(kb, "dv", bases["dv"], rows_b, ok_b, offs_v, v_ok, kb.cast(dv, s.elem))
+        kb.comment(f"dG = q·dq − k·dk per step and channel, sub-chunk {b}")
+        q_b, dq_b = dqs[b]
+        dgates.append(kb.sub(kb.mul(f32x(q_b), dq_b), kb.mul(f32x(k_b), dk), f"dgate{b}"))
+
+    kb.comment("dG summed from the chunk's end back to each step, sub-chunks last first")
+    later: SSAValue | None = None
+    for b in reversed(range(n_sub)):
+        rows_b, ok_b = subs[b][0], subs[b][1]
+        dgate = dgates[b]
+        total = reduce_sum(kb, dgate, 0, f"dgate{b}_sum")
+        from_end = kb.add(kb.sub(kb.row(total), cumsum(kb, dgate)), dgate)
+        if later is not None:
+            from_end = kb.add(from_end, kb.row(later))
+            total = kb.add(total, later)
+        store_rows(kb, "dg", dg_base, rows_b, ok_b, offs_k, k_ok, from_end)
+        later = total
+
+
+def _shares_qk_heads(op: RecurrentChunkOp) -> bool:
+    """Whether a q/k head serves several v heads (then dq, dk are summed by the runtime, so kept in f32)."""
+    qt, vt = op.q.type, op.v.type
+    assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
+    return qt.get_shape()[1] != vt.get_shape()[1]
+
+
+def _map_grads(op: RecurrentChunkOp) -> dict[str, Region]:
+    """The derivative regions `(x, grad) -> grad · map'(x)` of q_map and k_map."""
+    return {t: differentiate_score_mod(r) for t, r in (("q", op.q_map), ("k", op.k_map)) if r.blocks}
+
+
+def map_grad(kb: KernelBuilder, maps: dict[str, Region], t: str, raw: SSAValue, grad: SSAValue) -> SSAValue:
+    """The gradient of the raw q or k from that of the mapped one (the chain rule through the feature map)."""
+    region = maps.get(t)
+    if region is None:
+        return grad
+    kb.comment(f"through {t}_map")
+    (d,) = lower_region(kb, region, [kb.cast(raw, f32), grad], f"{t}_map derivative")
+    return d
+
+
+def _out(s: Shapes, shared: bool) -> Attribute:
+    return f32 if shared else s.elem
+
+
+__all__ = ["build_grad_kernel", "build_state_grad_kernel"]

@@ -1,0 +1,263 @@
+"""What the chunked linear-attention kernels share: parameters, addressing and the gate's cumulative decay.
+
+Every kernel sees sequences through three run-time arrays, so one kernel serves
+padded batches and packed variable-length ones alike: `seq_start_ptr[n]` and
+`seq_end_ptr[n]` bound sequence n along the time axis of batch `n * batch_step`
+(`batch_step` is 1 for a batch, 0 for a packed sequence), and chunks are numbered
+globally in sequence order (`chunk_offset_ptr[n]` is sequence n's first chunk,
+`chunk_seq_ptr[c]`/`chunk_idx_ptr[c]` say whose and which chunk c is).
+
+Within a chunk, `G` is the running sum of the log-gate from the chunk's start
+(inclusive), so position i of the chunk has decayed by exp(G_i) since the chunk
+began, and `G_last` is its value at the chunk's last valid step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from xdsl.dialects import math
+from xdsl.dialects.builtin import TensorType, f32, i32
+from xdsl.ir import Attribute, Region, SSAValue
+
+from attnc.dialect import tile
+from attnc.dialect.attn_recurrent import RecurrentChunkOp, int_attr
+from attnc.passes.region_lowering import lower_region
+from attnc.passes.tile_builder import Dims, KernelBuilder
+
+CHUNK, SUB = "CHUNK", "SUB"
+BK, BV = "BLOCK_K", "BLOCK_V"
+HK, HV = "HEAD_K", "HEAD_V"
+SUB_SIZE = 16  # rows of the sub-chunks of a vector-gated chunk
+
+
+def pow2(n: int) -> int:
+    """A head dim padded for the kernels' tiles: a power of two, at least 16 (tl.dot's smallest)."""
+    return max(16, 1 << max(n - 1, 0).bit_length())
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Static facts of one recurrent op that the kernels are specialized on."""
+
+    gate: str
+    elem: Attribute
+    dim_k: int
+    dim_v: int
+    chunk: int
+    block_k: int
+    block_v: int
+    has_initial: bool
+    q_map: Region | None = field(default=None, compare=False)
+    k_map: Region | None = field(default=None, compare=False)
+
+    @property
+    def fp32(self) -> bool:
+        return self.elem == f32
+
+    @property
+    def precision(self) -> str | None:
+        return "ieee" if self.fp32 else None
+
+
+def shapes_of(op: RecurrentChunkOp) -> Shapes:
+    qt, vt = op.q.type, op.v.type
+    assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
+    dim_k, dim_v = qt.get_shape()[3], vt.get_shape()[3]
+    block_k = int_attr(op, "block_k") if "block_k" in op.attributes else min(pow2(dim_k), 64)
+    block_v = int_attr(op, "block_v") if "block_v" in op.attributes else min(pow2(dim_v), 64)
+    return Shapes(
+        gate=op.gate.data,
+        elem=qt.element_type,
+        dim_k=dim_k,
+        dim_v=dim_v,
+        chunk=int_attr(op, "chunk_size"),
+        block_k=min(block_k, pow2(dim_k)),
+        block_v=min(block_v, pow2(dim_v)),
+        has_initial=op.initial_state is not None,
+        q_map=op.q_map if op.q_map.blocks else None,
+        k_map=op.k_map if op.k_map.blocks else None,
+    )
+
+
+def tensor_params(names: list[str], elem: Attribute) -> list[tuple[str, Attribute]]:
+    """Pointer and (b, h, s, d) strides of each [B, H, T, D] tensor."""
+    params: list[tuple[str, Attribute]] = [(f"{t}_ptr", KernelBuilder.ptr_type(elem)) for t in names]
+    for t in names:
+        params += [(f"stride_{t}_{d}", i32) for d in "bhsd"]
+    return params
+
+
+def gate_params(gate: str) -> list[tuple[str, Attribute]]:
+    if gate == "none":
+        return []
+    strides = {"head": "h", "scalar": "bhs", "vector": "bhsd"}[gate]
+    return [("g_ptr", KernelBuilder.ptr_type(f32))] + [(f"stride_g_{d}", i32) for d in strides]
+
+
+SEQ_PARAMS: list[tuple[str, Attribute]] = [
+    ("seq_start_ptr", KernelBuilder.ptr_type(i32)),
+    ("seq_end_ptr", KernelBuilder.ptr_type(i32)),
+    ("batch_step", i32),
+    ("num_heads", i32),
+    ("group", i32),
+]
+
+
+@dataclass
+class Sequence:
+    """Where one program's sequence lives: batch index, first step and length."""
+
+    batch: SSAValue
+    head: SSAValue
+    head_qk: SSAValue
+    start: SSAValue
+    length: SSAValue
+
+
+def sequence(kb: KernelBuilder, n: SSAValue, h: SSAValue) -> Sequence:
+    start = kb.load(kb.addptr(kb.arg("seq_start_ptr"), n), None, None, "bos")
+    end = kb.load(kb.addptr(kb.arg("seq_end_ptr"), n), None, None, "eos")
+    return Sequence(
+        batch=kb.mul(n, kb.arg("batch_step"), "b"),
+        head=h,
+        head_qk=kb.div(h, kb.arg("group"), "h_qk"),
+        start=start,
+        length=kb.sub(end, start, "seq_len"),
+    )
+
+
+def base(kb: KernelBuilder, t: str, seq: Sequence, qk: bool) -> SSAValue:
+    """The address of step 0 of this program's sequence in tensor `t` (q, k, v, o, do ...)."""
+    head = seq.head_qk if qk else seq.head
+    off = kb.add(
+        kb.add(kb.mul(kb.wide(seq.batch), kb.wide(kb.arg(f"stride_{t}_b"))), kb.mul(kb.wide(head), kb.wide(kb.arg(f"stride_{t}_h")))),
+        kb.mul(kb.wide(seq.start), kb.wide(kb.arg(f"stride_{t}_s"))),
+    )
+    return kb.addptr(kb.arg(f"{t}_ptr"), off, f"{t}_base")
+
+
+def load_rows(
+    kb: KernelBuilder, t: str, ptr: SSAValue, rows: SSAValue, row_ok: SSAValue, cols: SSAValue, col_ok: SSAValue | None, name: str
+) -> SSAValue:
+    """tile[rows, cols] of a [T, D] slice (zero outside the sequence and the head dim)."""
+    offs = kb.add(kb.mul(kb.col(rows), kb.arg(f"stride_{t}_s")), kb.mul(kb.row(cols), kb.arg(f"stride_{t}_d")))
+    mask = kb.col(row_ok) if col_ok is None else kb.and_(kb.col(row_ok), kb.row(col_ok))
+    return kb.load(kb.addptr(ptr, offs), mask, 0.0, name)
+
+
+def feature_map(
+    kb: KernelBuilder, s: Shapes, t: str, x: SSAValue, row_ok: SSAValue, col_ok: SSAValue | None, name: str
+) -> SSAValue:
+    """q_map / k_map applied to a loaded q or k tile; padding stays 0 (a map need not fix 0)."""
+    region = s.q_map if t == "q" else s.k_map
+    if region is None:
+        return x
+    kb.comment(f"{t}_map")
+    (y,) = lower_region(kb, region, [kb.cast(x, f32)], f"{t}_map")
+    mask = kb.col(row_ok) if col_ok is None else kb.and_(kb.col(row_ok), kb.row(col_ok))
+    return kb.cast(kb.where(mask, y, kb.f32(0.0)), s.elem, name)
+
+
+def load_mapped(
+    kb: KernelBuilder, s: Shapes, t: str, ptr: SSAValue, rows: SSAValue, row_ok: SSAValue, cols: SSAValue, col_ok: SSAValue | None, name: str
+) -> SSAValue:
+    """A q or k tile as the recurrence sees it: loaded, then its feature map, if any."""
+    x = load_rows(kb, t, ptr, rows, row_ok, cols, col_ok, name)
+    return feature_map(kb, s, t, x, row_ok, col_ok, f"{name}_mapped")
+
+
+def store_rows(
+    kb: KernelBuilder, t: str, ptr: SSAValue, rows: SSAValue, row_ok: SSAValue, cols: SSAValue, col_ok: SSAValue | None, value: SSAValue
+) -> None:
+    offs = kb.add(kb.mul(kb.col(rows), kb.arg(f"stride_{t}_s")), kb.mul(kb.row(cols), kb.arg(f"stride_{t}_d")))
+    mask = kb.col(row_ok) if col_ok is None else kb.and_(kb.col(row_ok), kb.row(col_ok))
+    kb.store(kb.addptr(ptr, offs), value, mask)
+
+
+def state_ptrs(
+    kb: KernelBuilder, ptr: SSAValue, index: SSAValue, head: SSAValue, s: Shapes, offs_k: SSAValue, offs_v: SSAValue, name: str
+) -> SSAValue:
+    """Pointers to the [keys, values] block of state `index` (a chunk or a sequence) of `head` in a [*, H, K, V] buffer."""
+    slot = kb.add(kb.mul(kb.wide(index), kb.wide(kb.arg("num_heads"))), kb.wide(head))
+    start = kb.mul(slot, kb.wide(kb.i32(s.dim_k * s.dim_v)), f"{name}_start")
+    offs = kb.add(kb.mul(kb.col(offs_k), kb.i32(s.dim_v)), kb.row(offs_v))
+    return kb.addptr(kb.addptr(ptr, start), offs, name)
+
+
+def exp(kb: KernelBuilder, x: SSAValue, name: str | None = None) -> SSAValue:
+    return kb.unary(math.ExpOp, x, name)
+
+
+def expand(kb: KernelBuilder, x: SSAValue, axis: int, name: str | None = None) -> SSAValue:
+    dims = list(kb.dims_of(x))
+    dims.insert(axis, "1")
+    return kb.emit(tile.ExpandDimsOp(x, axis), tuple(dims), name)
+
+
+def reduce_sum(kb: KernelBuilder, x: SSAValue, axis: int, name: str | None = None) -> SSAValue:
+    dims: Dims = tuple(d for i, d in enumerate(kb.dims_of(x)) if i != axis)
+    return kb.emit(tile.ReduceOp(x, "sum", axis), dims, name)
+
+
+def cumsum(kb: KernelBuilder, x: SSAValue, name: str | None = None) -> SSAValue:
+    return kb.emit(tile.CumsumOp(x, 0), kb.dims_of(x), name)
+
+
+@dataclass
+class Decay:
+    """The chunk's cumulative log-gate: G [rows] or [rows, keys] and G_last (scalar or [keys])."""
+
+    cum: SSAValue
+    last: SSAValue
+
+
+def gate_decay(
+    kb: KernelBuilder, s: Shapes, seq: Sequence, rows: SSAValue, row_ok: SSAValue, n_valid: SSAValue,
+    rows_dim: str, cols: SSAValue | None = None, col_ok: SSAValue | None = None,
+) -> Decay | None:
+    """G and G_last of one chunk (rows relative to the sequence start), or None without a gate."""
+    if s.gate == "none":
+        return None
+    if s.gate == "head":
+        g = kb.load(kb.addptr(kb.arg("g_ptr"), kb.mul(seq.head, kb.arg("stride_g_h"))), None, None, "g_head")
+        steps = kb.min(kb.add(kb.arange(rows_dim), kb.i32(1)), n_valid)
+        return Decay(kb.mul(kb.cast(steps, f32), g, "G"), kb.mul(kb.cast(n_valid, f32), g, "G_last"))
+    g_base = base(kb, "g", seq, False)
+    if s.gate == "scalar":
+        g = kb.load(kb.addptr(g_base, kb.mul(rows, kb.arg("stride_g_s"))), row_ok, 0.0, "g")
+        return Decay(cumsum(kb, g, "G"), kb.sum_all(g, "G_last"))
+    assert cols is not None
+    g = load_rows(kb, "g", g_base, rows, row_ok, cols, col_ok, "g")
+    return Decay(cumsum(kb, g, "G"), reduce_sum(kb, g, 0, "G_last"))
+
+
+__all__ = [
+    "BK",
+    "BV",
+    "CHUNK",
+    "HK",
+    "HV",
+    "SEQ_PARAMS",
+    "SUB",
+    "SUB_SIZE",
+    "Decay",
+    "Sequence",
+    "Shapes",
+    "base",
+    "cumsum",
+    "exp",
+    "expand",
+    "feature_map",
+    "gate_decay",
+    "gate_params",
+    "load_mapped",
+    "load_rows",
+    "pow2",
+    "reduce_sum",
+    "sequence",
+    "shapes_of",
+    "state_ptrs",
+    "store_rows",
+    "tensor_params",
+]

@@ -1,0 +1,479 @@
+"""Linear attention from IR to launches: build `attn.recurrence`, run the pipeline, run the chunk kernels.
+
+The pipeline is attn-chunk, [attn-autodiff (marks the op `backward`),] attn-tile, convert-attn-to-tile and the
+Triton emitter; compiled variants are kept in memory by the sha256 of the logical IR,
+the target and the options (Triton keeps its binaries on disk). Sequences reach the
+kernels as start/end offsets and a global chunk numbering (see chunk_common.py), so a
+padded batch and a packed `cu_seqlens` batch launch the same kernels.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from xdsl.dialects import func
+from xdsl.dialects.builtin import DYNAMIC_INDEX, FloatAttr, ModuleOp, StringAttr, TensorType, UnitAttr, f32
+from xdsl.ir import Block, Region
+
+from attnc.dialect import attn
+from attnc.dialect.tile import FuncOp as TileFuncOp
+from attnc.frontend.build import ELEMENT_TYPES
+from attnc.runtime.compiler import cache_key, make_context, print_ir, triton_type
+from attnc.runtime.launch import run_kernel
+from attnc.runtime.targets import load_kernel_module
+
+D = DYNAMIC_INDEX
+
+
+@dataclass(frozen=True)
+class LinearSpec:
+    """What a compiled linear-attention variant is specialized on."""
+
+    gate: str  # none | head | scalar | vector
+    heads_qk: int
+    heads: int
+    dim_k: int
+    dim_v: int
+    dtype: str  # float16 | bfloat16 | float32
+    scale: float
+    chunk_size: int
+    has_initial: bool
+    varlen: bool
+    maps: str = ""  # a key of FEATURE_MAPS when q_map or k_map is traced
+
+
+# Traced feature-map regions `(x: f32) -> f32` (q_map, k_map; None for none), by LinearSpec.maps.
+FEATURE_MAPS: dict[str, tuple[Region | None, Region | None]] = {}
+
+
+def build_module(spec: LinearSpec) -> ModuleOp:
+    """The logical IR: one function holding one `attn.recurrence`."""
+    elem = ELEMENT_TYPES[spec.dtype]
+    qk_t = TensorType(elem, [D, spec.heads_qk, D, spec.dim_k])
+    v_t = TensorType(elem, [D, spec.heads, D, spec.dim_v])
+    state_t = TensorType(f32, [D, spec.heads, spec.dim_k, spec.dim_v])
+    g_t = {
+        "none": None,
+        "head": TensorType(f32, [spec.heads]),
+        "scalar": TensorType(f32, [D, spec.heads, D]),
+        "vector": TensorType(f32, [D, spec.heads, D, spec.dim_k]),
+    }[spec.gate]
+    arg_types = [qk_t, qk_t, v_t] + ([g_t] if g_t is not None else []) + ([state_t] if spec.has_initial else [])
+    block = Block(arg_types=arg_types)
+    names = ["q", "k", "v"] + (["g"] if g_t is not None else []) + (["initial_state"] if spec.has_initial else [])
+    for arg, name in zip(block.args, names):
+        arg.name_hint = name
+    args = dict(zip(names, block.args))
+    attributes: dict[str, Any] = {"gate": StringAttr(spec.gate), "scale": FloatAttr(spec.scale, f32)}
+    if spec.varlen:
+        attributes["varlen"] = UnitAttr()
+    q_map, k_map = FEATURE_MAPS.get(spec.maps, (None, None))
+    op = attn.RecurrenceOp.create(
+        operands=[args["q"], args["k"], args["v"], *([args["g"]] if "g" in args else []), *([args["initial_state"]] if "initial_state" in args else [])],
+        result_types=[v_t, state_t],
+        attributes=attributes,
+        properties={"operandSegmentSizes": _segments(g_t is not None, spec.has_initial)},
+        regions=[q_map.clone() if q_map is not None else Region(), k_map.clone() if k_map is not None else Region()],
+    )
+    op.results[0].name_hint, op.results[1].name_hint = "o", "final_state"
+    block.add_ops([op, func.ReturnOp(op.results[0], op.results[1])])
+    fn = func.FuncOp("linear_attention", (arg_types, [v_t, state_t]), Region(block))
+    module = ModuleOp([fn])
+    module.verify()
+    return module
+
+
+def _segments(has_g: bool, has_initial: bool) -> Any:
+    from xdsl.dialects.builtin import DenseArrayBase, i32
+
+    return DenseArrayBase.from_list(i32, [1, 1, 1, int(has_g), int(has_initial)])
+
+
+@dataclass
+class CompiledLinear:
+    """A linear-attention variant compiled for one target: IR per stage and the loaded kernels."""
+
+    spec: LinearSpec
+    target: str
+    stages: dict[str, str]
+    kernels: Any
+    block_k: int
+    block_v: int
+    num_warps: int
+    num_stages: int
+    backward: bool
+    signatures: dict[str, dict[str, str]]  # kernel → runtime parameter → Triton type ("*bf16", "i32")
+    constexprs: dict[str, dict[str, int]]  # kernel → constexpr parameter → value
+
+    def kernel(self, which: str) -> Any:
+        return getattr(self.kernels, f"linear_attention_{which}")
+
+
+_MEMORY: dict[str, CompiledLinear] = {}
+_BY_SPEC: dict[tuple[LinearSpec, str, bool], CompiledLinear] = {}  # valid for this process's compiler sources
+_LOCK = threading.RLock()
+
+
+def compile_linear(spec: LinearSpec, target: str, backward: bool) -> CompiledLinear:
+    """Run the pipeline on the logical IR for `target` ("cpu", "cuda:90", ...) and load the kernels."""
+    from attnc.lowering.triton import emit_triton
+    from attnc.passes.attn_chunk import AttnChunkPass
+    from attnc.passes.attn_tile import AttnTilePass
+    from attnc.passes.convert_attn_to_tile import ConvertAttnToTilePass
+
+    fast = _BY_SPEC.get((spec, target, backward))
+    if fast is not None:  # the warm path: no IR built, nothing printed
+        return fast
+    with _LOCK:
+        module = build_module(spec)
+        logical = print_ir(module)
+        key = cache_key(logical, target, {"chunk_size": spec.chunk_size, "backward": backward})
+        hit = _MEMORY.get(key)
+        if hit is not None:
+            _BY_SPEC[(spec, target, backward)] = hit
+            return hit
+        ctx = make_context()
+        stages = {"attn": logical}
+        AttnChunkPass(chunk_size=spec.chunk_size).apply(ctx, module)
+        if backward:
+            from attnc.passes.attn_autodiff import AttnAutodiffPass
+
+            AttnAutodiffPass().apply(ctx, module)
+        AttnTilePass(target=target).apply(ctx, module)
+        module.verify()
+        stages["chunk"] = print_ir(module)
+        rec = next(o for o in module.walk() if isinstance(o, attn.RecurrentChunkOp))
+        facts = {n: rec.attributes[n].value.data for n in ("block_k", "block_v", "num_warps", "num_stages")}  # type: ignore[union-attr]
+        ConvertAttnToTilePass().apply(ctx, module)
+        module.verify()
+        stages["tile"] = print_ir(module)
+        signatures: dict[str, dict[str, str]] = {}
+        constexprs: dict[str, dict[str, int]] = {}
+        for kernel in module.walk():
+            if isinstance(kernel, TileFuncOp):
+                kernel_name = kernel.sym_name.data
+                names = [n.data for n in kernel.arg_names.data]
+                signatures[kernel_name] = {n: triton_type(a.type) for n, a in zip(names, kernel.body.block.args)}
+                constexprs[kernel_name] = kernel.constexpr_defaults
+        stages["triton"] = emit_triton(module)
+        from attnc.runtime.compiler import _kernel_dir
+
+        kernels = load_kernel_module(stages["triton"], f"attnc_linear_{key[:24]}", _kernel_dir())
+        compiled = CompiledLinear(spec, target, stages, kernels, backward=backward, signatures=signatures, constexprs=constexprs, **facts)
+        _MEMORY[key] = compiled
+        _BY_SPEC[(spec, target, backward)] = compiled
+        return compiled
+
+
+@dataclass
+class Sequences:
+    """The run-time sequence tables of one call (see chunk_common.py)."""
+
+    count: int  # N: sequences
+    batch_step: int
+    starts: torch.Tensor
+    ends: torch.Tensor
+    chunk_offset: torch.Tensor
+    chunk_seq: torch.Tensor
+    chunk_idx: torch.Tensor
+    num_chunks: int
+    chunk_count: torch.Tensor  # [N] chunks per sequence
+    chunk_first: torch.Tensor  # [chunks] each chunk's first step
+    token_chunk: torch.Tensor  # [T] each step's chunk (packed sequences only; else empty)
+
+
+_SEQ_CACHE: dict[tuple[Any, ...], Sequences] = {}
+
+
+def sequences(batch: int, length: int, cu_seqlens: torch.Tensor | None, chunk: int, device: torch.device) -> Sequences:
+    if cu_seqlens is None:
+        key = (batch, length, chunk, str(device))
+        hit = _SEQ_CACHE.get(key)
+        if hit is not None:
+            return hit
+        lengths = [length] * batch
+        starts_l = [0] * batch
+        batch_step = 1
+    else:
+        bounds = cu_seqlens.tolist()
+        starts_l = bounds[:-1]
+        lengths = [e - s for s, e in zip(bounds[:-1], bounds[1:])]
+        batch_step = 0
+    counts = [-(-n // chunk) for n in lengths]
+    offsets, total = [], 0
+    for c in counts:
+        offsets.append(total)
+        total += c
+    chunk_seq = [n for n, c in enumerate(counts) for _ in range(c)]
+    chunk_idx = [i for c in counts for i in range(c)]
+
+    def i32(values: list[int]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.int32, device=device)
+
+    out = Sequences(
+        count=len(lengths),
+        batch_step=batch_step,
+        starts=i32(starts_l),
+        ends=i32([s + n for s, n in zip(starts_l, lengths)]),
+        chunk_offset=i32(offsets),
+        chunk_seq=i32(chunk_seq),
+        chunk_idx=i32(chunk_idx),
+        num_chunks=total,
+        chunk_count=i32(counts),
+        chunk_first=i32([starts_l[n] + i * chunk for n, i in zip(chunk_seq, chunk_idx)]),
+        token_chunk=i32([] if cu_seqlens is None else [c for c, n in enumerate(chunk_seq) for _ in range(min(chunk, lengths[n] - chunk_idx[c] * chunk))]),
+    )
+    if cu_seqlens is None:
+        _SEQ_CACHE[(batch, length, chunk, str(device))] = out
+    return out
+
+
+def _strides(args: dict[str, Any], name: str, t: torch.Tensor, dims: str) -> None:
+    for d, stride in zip(dims, t.stride()):
+        args[f"stride_{name}_{d}"] = stride
+
+
+def _common(compiled: CompiledLinear, seqs: Sequences, g: torch.Tensor | None) -> dict[str, Any]:
+    spec = compiled.spec
+    args: dict[str, Any] = {
+        "seq_start_ptr": seqs.starts,
+        "seq_end_ptr": seqs.ends,
+        "batch_step": seqs.batch_step,
+        "num_heads": spec.heads,
+        "group": spec.heads // spec.heads_qk,
+        "chunk_offset_ptr": seqs.chunk_offset,
+        "chunk_seq_ptr": seqs.chunk_seq,
+        "chunk_idx_ptr": seqs.chunk_idx,
+        "scale": spec.scale,
+        "CHUNK": spec.chunk_size,
+        "BLOCK_K": compiled.block_k,
+        "BLOCK_V": compiled.block_v,
+        "HEAD_K": _pow2(spec.dim_k),
+        "HEAD_V": _pow2(spec.dim_v),
+        "SUB": 16,
+    }
+    if g is not None:
+        args["g_ptr"] = g
+        _strides(args, "g", g, {"head": "h", "scalar": "bhs", "vector": "bhsd"}[spec.gate])
+    return args
+
+
+def _pow2(n: int) -> int:
+    """What chunk_common.pow2 pads a head dim to: a power of two, at least 16."""
+    return max(16, 1 << max(n - 1, 0).bit_length())
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+# Launch configurations tried on a GPU's first call, per kernel: (block_k, block_v, num_warps, num_stages).
+# The state scans tile the state; the output kernel tiles values; the gradient kernel splits the
+# columns of dq, dk (block_k) and dv (block_v) over programs.
+CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
+    "chunk_state": ((64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 2), (64, 32, 4, 2), (32, 64, 4, 2), (64, 128, 8, 2)),
+    "chunk_state_grad": ((64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 2), (64, 32, 4, 2), (32, 64, 4, 2), (64, 128, 8, 2)),
+    "chunk_output": ((64, 64, 4, 2), (64, 128, 8, 2), (64, 64, 8, 2), (64, 32, 4, 2), (64, 64, 4, 3), (64, 128, 4, 2)),
+    "chunk_grad": ((128, 128, 8, 2), (64, 64, 4, 2), (64, 64, 8, 2), (128, 128, 4, 2), (64, 64, 4, 3), (128, 128, 8, 1)),
+}
+_TUNED: dict[tuple[Any, ...], tuple[int, int, int, int]] = {}
+
+
+def _launch(
+    compiled: CompiledLinear,
+    which: str,
+    grid: Callable[[int, int], tuple[int, ...]],
+    args: dict[str, Any],
+    device: torch.device,
+    tune_key: tuple[Any, ...],
+) -> None:
+    """Run kernel `which`; on a GPU the first call per shape times the candidate configs and keeps the fastest."""
+    from attnc.runtime.launch import LaunchConfig
+
+    spec = compiled.spec
+    default = (compiled.block_k, compiled.block_v, compiled.num_warps, compiled.num_stages)
+    config = default
+    if device.type == "cuda":
+        key = (spec, compiled.target, which, tune_key)
+        tuned = _TUNED.get(key)
+        if tuned is None:
+            tuned = _tune(compiled, which, grid, args, device, default)
+            _TUNED[key] = tuned
+        config = tuned
+    bk, bv, warps, stages = config
+    bk, bv = bk or compiled.block_k, bv or compiled.block_v
+    run_args = {**args, "BLOCK_K": bk, "BLOCK_V": bv}
+    run_kernel(compiled.kernel(which), grid(bk, bv), run_args, device, LaunchConfig(bk, bv, warps, stages))
+
+
+def _tune(
+    compiled: CompiledLinear,
+    which: str,
+    grid: Callable[[int, int], tuple[int, ...]],
+    args: dict[str, Any],
+    device: torch.device,
+    default: tuple[int, int, int, int],
+) -> tuple[int, int, int, int]:
+    import triton.testing
+    from triton.runtime.errors import OutOfResources
+
+    from attnc.runtime.launch import LaunchConfig
+
+    spec = compiled.spec
+    kernel = compiled.kernel(which)
+    best, best_ms = default, float("inf")
+    for bk, bv, warps, stages in CANDIDATES.get(which, ()) or (default,):
+        bk, bv = min(bk or compiled.block_k, _pow2(spec.dim_k)), min(bv or compiled.block_v, _pow2(spec.dim_v))
+        candidate = (bk, bv, warps, stages)
+        run_args = {**args, "BLOCK_K": bk, "BLOCK_V": bv}
+
+        def run(run_args: dict[str, Any] = run_args, bk: int = bk, bv: int = bv, warps: int = warps, stages: int = stages) -> None:
+            run_kernel(kernel, grid(bk, bv), run_args, device, LaunchConfig(bk, bv, warps, stages))
+
+        try:
+            measured: Any = triton.testing.do_bench(run, warmup=5, rep=20, return_mode="median")
+            ms = float(measured)
+        except OutOfResources:  # a config that does not fit this GPU (shared memory) is skipped
+            continue
+        if ms < best_ms:
+            best, best_ms = candidate, ms
+    return best
+
+
+def chunk_states(
+    compiled: CompiledLinear, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None, h0: torch.Tensor | None, seqs: Sequences
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The state at each chunk's start [chunks, H, K, V] (input dtype) and the final states [N, H, K, V] (f32)."""
+    spec = compiled.spec
+    h = torch.empty((seqs.num_chunks, spec.heads, spec.dim_k, spec.dim_v), dtype=k.dtype, device=k.device)
+    ht = torch.empty((seqs.count, spec.heads, spec.dim_k, spec.dim_v), dtype=torch.float32, device=k.device)
+    args = _common(compiled, seqs, g)
+    args.update(k_ptr=k, v_ptr=v, h_ptr=h, ht_ptr=ht)
+    if h0 is not None:
+        args["h0_ptr"] = h0
+    _strides(args, "k", k, "bhsd")
+    _strides(args, "v", v, "bhsd")
+    if seqs.count:
+        count = seqs.count * spec.heads
+        _launch(compiled, "chunk_state", lambda bk, bv: (_cdiv(spec.dim_v, bv), _cdiv(spec.dim_k, bk), count), args, k.device, (seqs.count, seqs.num_chunks))
+    return h, ht
+
+
+def forward(
+    compiled: CompiledLinear,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    h0: torch.Tensor | None,
+    seqs: Sequences,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """o [B, H, T, V] and the final states [N, H, K, V] (f32)."""
+    spec = compiled.spec
+    h, ht = chunk_states(compiled, k, v, g, h0, seqs)
+    o = torch.empty((q.shape[0], spec.heads, q.shape[2], spec.dim_v), dtype=v.dtype, device=v.device)
+    args = _common(compiled, seqs, g)
+    args.update(q_ptr=q, k_ptr=k, v_ptr=v, o_ptr=o, h_ptr=h)
+    for name, t in (("q", q), ("k", k), ("v", v), ("o", o)):
+        _strides(args, name, t, "bhsd")
+    if seqs.num_chunks:
+        chunks = seqs.num_chunks
+        _launch(compiled, "chunk_output", lambda bk, bv: (_cdiv(spec.dim_v, bv), chunks, spec.heads), args, q.device, (seqs.count, chunks))
+    return o, ht
+
+
+def backward(
+    compiled: CompiledLinear,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    h0: torch.Tensor | None,
+    seqs: Sequences,
+    do: torch.Tensor,
+    dht: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """dq, dk (q/k heads), dv, dg (g's shape, f32) and d initial_state (f32)."""
+    spec = compiled.spec
+    batch, length = q.shape[0], q.shape[2]
+    heads, dim_k, dim_v = spec.heads, spec.dim_k, spec.dim_v
+    device = q.device
+    h, ht = chunk_states(compiled, k, v, g, h0, seqs)
+    if dht is None:
+        dht = torch.zeros((seqs.count, heads, dim_k, dim_v), dtype=torch.float32, device=device)
+    dh = torch.empty((seqs.num_chunks, heads, dim_k, dim_v), dtype=k.dtype, device=device)
+    dh0 = torch.empty((seqs.count, heads, dim_k, dim_v), dtype=torch.float32, device=device)
+    args = _common(compiled, seqs, g)
+    args.update(q_ptr=q, do_ptr=do, dh_ptr=dh, dht_ptr=dht.contiguous(), dh0_ptr=dh0)
+    _strides(args, "q", q, "bhsd")
+    _strides(args, "do", do, "bhsd")
+    if seqs.count:
+        count = seqs.count * heads
+        _launch(compiled, "chunk_state_grad", lambda bk, bv: (_cdiv(dim_v, bv), _cdiv(dim_k, bk), count), args, device, (seqs.count, seqs.num_chunks))
+    group = heads // spec.heads_qk
+    grad_dtype = torch.float32 if group > 1 else q.dtype  # a shared q/k head sums its group's f32 gradients
+    dq = torch.empty((batch, heads, length, dim_k), dtype=grad_dtype, device=device)
+    dk = torch.empty_like(dq)
+    dv = torch.empty((batch, heads, length, dim_v), dtype=v.dtype, device=device)
+    args = _common(compiled, seqs, g)
+    args.update(q_ptr=q, k_ptr=k, v_ptr=v, do_ptr=do, dq_ptr=dq, dk_ptr=dk, dv_ptr=dv, h_ptr=h, dh_ptr=dh)
+    for name, t in (("q", q), ("k", k), ("v", v), ("do", do), ("dq", dq), ("dk", dk), ("dv", dv)):
+        _strides(args, name, t, "bhsd")
+    dgate = None
+    if g is not None:
+        shape = (batch, heads, length, dim_k) if spec.gate == "vector" else (batch, heads, length)
+        dgate = torch.zeros(shape, dtype=torch.float32, device=device)  # column splits add into it
+        args["dg_ptr"] = dgate
+        _strides(args, "dg", dgate, "bhsd")
+    if seqs.num_chunks:
+        chunks = seqs.num_chunks
+        vector = spec.gate == "vector"
+
+        def grid(bk: int, bv: int) -> tuple[int, ...]:
+            return (1 if vector else max(_cdiv(dim_k, bk), _cdiv(dim_v, bv)), chunks, heads)
+
+        _launch(compiled, "chunk_grad", grid, args, device, (seqs.count, chunks))
+    dg = None if dgate is None else gate_grad(spec.gate, dgate, ht, dht, seqs, spec.chunk_size)
+    if group > 1:
+        dq = dq.view(batch, spec.heads_qk, group, length, dim_k).sum(2)
+        dk = dk.view(batch, spec.heads_qk, group, length, dim_k).sum(2)
+    return dq, dk, dv, dg, (dh0 if h0 is not None else None)
+
+
+def gate_grad(gate: str, within: torch.Tensor, ht: torch.Tensor, dht: torch.Tensor, seqs: Sequences, chunk: int) -> torch.Tensor:
+    """dg from the kernel's dG summed back to each step within its chunk ([B, H, T] or [B, H, T, K]).
+
+    dg_t = Σ_{s ≥ t in t's sequence} dG_s + ⟨S_T, dS_T⟩: each step gets what its chunk
+    gave plus the sums of the sequence's later chunks (a [.., chunks, ..] tensor, chunk
+    times smaller) and the final-state term. For "head", dg sums over steps and batch.
+    """
+    final = ht * dht  # [N, H, K, V]
+    final = final.sum(-1) if gate == "vector" else final.sum((-2, -1))  # [N, H, K] or [N, H]
+    length = within.shape[2]
+    if seqs.batch_step:  # one sequence of length T per batch row
+        totals = within[:, :, ::chunk]  # each chunk's sum, at its first step: [B, H, NT(, K)]
+        later = totals.flip(2).cumsum(2).flip(2) - totals + final.unsqueeze(2)
+        if length % chunk == 0:
+            shape = (*within.shape[:2], length // chunk, chunk, *within.shape[3:])
+            within.view(shape).add_(later.unsqueeze(3))
+        else:
+            within.add_(later.repeat_interleave(chunk, dim=2)[:, :, :length])
+    elif seqs.num_chunks:
+        starts = seqs.chunk_first.long()
+        totals = within[0].index_select(1, starts)  # [H, chunks(, K)]
+        suffix = totals.flip(1).cumsum(1).flip(1)
+        suffix = torch.cat([suffix, torch.zeros_like(suffix[:, :1])], dim=1)
+        seq_of = seqs.chunk_seq.long()
+        beyond = suffix.index_select(1, seqs.chunk_offset.long()[seq_of] + seqs.chunk_count.long()[seq_of])
+        later = suffix[:, :-1] - totals - beyond + final.transpose(0, 1).index_select(1, seq_of)
+        within[0].add_(later.index_select(1, seqs.token_chunk.long()))
+    if gate == "head":
+        return within.sum((0, 2))
+    return within
+
+
+__all__ = ["CompiledLinear", "LinearSpec", "Sequences", "build_module", "chunk_states", "backward", "compile_linear", "forward", "gate_grad", "sequences"]

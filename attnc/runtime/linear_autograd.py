@@ -1,0 +1,108 @@
+"""Linear attention as PyTorch custom ops, so `torch.compile(fullgraph=True)` sees one node per call.
+
+`attnc::linear_attention(variant, q, k, v, g, initial_state, cu_seqlens, scale)` returns
+(o, final_state) and `attnc::linear_attention_backward(...)` the gradients; both have
+fake implementations for tracing, and the forward's autograd formula calls the backward
+op. `variant` names a `LinearAttention` registered when it is made. Absent gradients
+(no g, no initial state) travel as empty tensors, as custom ops cannot return None.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from attnc.runtime import linear
+
+
+def _run(variant: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, initial: bool, cu_seqlens: torch.Tensor | None, scale: float, backward: bool):
+    from attnc.frontend.linear import variant as lookup
+
+    la = lookup(variant)
+    compiled, upcast = la.compiled(q, k, v, initial, cu_seqlens is not None, scale, backward)
+    seqs = linear.sequences(q.shape[0], q.shape[2], cu_seqlens, la.chunk_size, q.device)
+    return compiled, upcast, seqs
+
+
+def _states(q: torch.Tensor, v: torch.Tensor, cu_seqlens: torch.Tensor | None) -> tuple[int, ...]:
+    count = q.shape[0] if cu_seqlens is None else cu_seqlens.shape[0] - 1
+    return (count, v.shape[1], q.shape[3], v.shape[3])
+
+
+@torch.library.custom_op("attnc::linear_attention", mutates_args=())
+def linear_attention_op(
+    variant: str,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    initial_state: torch.Tensor | None,
+    cu_seqlens: torch.Tensor | None,
+    scale: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    compiled, upcast, seqs = _run(variant, q, k, v, initial_state is not None, cu_seqlens, scale, False)
+    run = [t.float() for t in (q, k, v)] if upcast else [q.contiguous(), k.contiguous(), v.contiguous()]
+    o, ht = linear.forward(compiled, run[0], run[1], run[2], g, initial_state, seqs)
+    return o.to(q.dtype), ht
+
+
+@linear_attention_op.register_fake
+def _(variant, q, k, v, g, initial_state, cu_seqlens, scale):
+    o = v.new_empty(v.shape)
+    return o, q.new_empty(_states(q, v, cu_seqlens), dtype=torch.float32)
+
+
+@torch.library.custom_op("attnc::linear_attention_backward", mutates_args=())
+def linear_attention_backward_op(
+    variant: str,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    initial_state: torch.Tensor | None,
+    cu_seqlens: torch.Tensor | None,
+    scale: float,
+    do: torch.Tensor,
+    dht: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    compiled, upcast, seqs = _run(variant, q, k, v, initial_state is not None, cu_seqlens, scale, True)
+    run = [t.float() for t in (q, k, v, do)] if upcast else [t.contiguous() for t in (q, k, v, do)]
+    dq, dk, dv, dg, dh0 = linear.backward(compiled, run[0], run[1], run[2], g, initial_state, seqs, run[3], dht)
+    empty = q.new_empty((0,), dtype=torch.float32)
+    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), dg if dg is not None else empty, dh0 if dh0 is not None else empty
+
+
+@linear_attention_backward_op.register_fake
+def _(variant, q, k, v, g, initial_state, cu_seqlens, scale, do, dht):
+    empty = q.new_empty((0,), dtype=torch.float32)
+    dg = torch.empty_like(g) if g is not None else empty
+    dh0 = torch.empty_like(initial_state) if initial_state is not None else empty
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), dg, dh0
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
+    variant, q, k, v, g, initial_state, cu_seqlens, scale = inputs
+    ctx.variant, ctx.scale = variant, scale
+    ctx.has_g, ctx.has_initial, ctx.has_cu = g is not None, initial_state is not None, cu_seqlens is not None
+    saved = [q, k, v] + ([g] if g is not None else []) + ([initial_state] if initial_state is not None else [])
+    saved += [cu_seqlens] if cu_seqlens is not None else []
+    ctx.save_for_backward(*saved)
+
+
+def _backward(ctx: Any, do: torch.Tensor, dht: torch.Tensor | None):
+    saved = list(ctx.saved_tensors)
+    q, k, v = saved[:3]
+    rest = saved[3:]
+    g = rest.pop(0) if ctx.has_g else None
+    initial_state = rest.pop(0) if ctx.has_initial else None
+    cu_seqlens = rest.pop(0) if ctx.has_cu else None
+    dq, dk, dv, dg, dh0 = linear_attention_backward_op(
+        ctx.variant, q, k, v, g, initial_state, cu_seqlens, ctx.scale, do.contiguous(), dht
+    )
+    return None, dq, dk, dv, dg if ctx.has_g else None, dh0 if ctx.has_initial else None, None, None
+
+
+linear_attention_op.register_autograd(_backward, setup_context=_setup_context)
+
+__all__ = ["linear_attention_backward_op", "linear_attention_op"]

@@ -1,0 +1,112 @@
+// RUN: attn-opt %s -p 'attn-tile{target="cpu"},convert-attn-to-tile' --split-input-file | filecheck %s
+// RUN: attn-opt %s -p 'attn-tile{target="cpu"}' --split-input-file | filecheck %s --check-prefix=TILE
+// RUN: attn-opt %s -p 'attn-tile{target="cpu"},convert-attn-to-tile' -t triton --split-input-file | filecheck %s --check-prefix=TRITON
+
+// attn-tile picks the state blocks of an attn.recurrent_chunk; convert-attn-to-tile
+// lowers it into the chunk-state scan and the per-chunk output kernel (and, with
+// `backward`, the reverse scan of the state gradient and the dq/dk/dv kernel).
+
+// TILE-LABEL: func.func @simple_gla
+// TILE:         attn.recurrent_chunk {{.*}}block_k = 32 : i64, block_v = 32 : i64, num_warps = 4 : i64, num_stages = 1 : i64
+
+// CHECK-LABEL: tile.func @simple_gla_chunk_state(%k_ptr: !tile.ptr<f16>, %v_ptr: !tile.ptr<f16>
+// CHECK-SAME:    %g_ptr: !tile.ptr<f32>
+// CHECK-SAME:    %h_ptr: !tile.ptr<f16>, %ht_ptr: !tile.ptr<f32>, %h0_ptr: !tile.ptr<f32>
+// CHECK-SAME:    constexprs {CHUNK = 32, BLOCK_K = 32, BLOCK_V = 32}
+// CHECK:         %[[H0:.*]] = tile.load %h0_ptrs
+// CHECK:         %[[STATE:.*]] = scf.for %{{.*}} = %{{.*}} to %num_chunks step %{{.*}} iter_args(%[[CARRIED:.*]] = %[[H0]])
+// CHECK:           tile.store %h_ptrs
+// CHECK:           %[[G:.*]] = tile.cumsum %g axis 0 : tensor<32xf32> -> tensor<32xf32>
+// CHECK:           %[[LAST:.*]] = tile.reduce sum %g axis 0 : tensor<32xf32> -> f32
+// CHECK:           tile.dot {{.*}} acc
+// CHECK:         tile.store %ht_ptrs, %[[STATE]]
+// CHECK-LABEL: tile.func @simple_gla_chunk_output
+// CHECK:         %inter = tile.dot %q, %{{.*}} {attnc.comment = "inter-chunk: the state at the chunk's start"}
+// CHECK:         %scores = tile.dot %q
+// CHECK:         %causal = tile.cmpi sge
+// CHECK:         %log_decay = tile.select %causal
+// CHECK:         %acc = tile.dot %{{.*}}, %v acc
+// CHECK-NOT:   attn.recurrent_chunk
+
+// TRITON-LABEL: def simple_gla_chunk_state(
+// TRITON:         for i in range(num_chunks):
+// TRITON:           G = tl.cumsum(g, axis=0)
+// TRITON-LABEL: def simple_gla_chunk_output(
+// TRITON:         causal = t[:, None] >= t[None, :]
+
+func.func @simple_gla(%q: tensor<?x2x?x32xf16>, %k: tensor<?x2x?x32xf16>, %v: tensor<?x2x?x32xf16>, %g: tensor<?x2x?xf32>, %h0: tensor<?x2x32x32xf32>) -> tensor<?x2x?x32xf16> {
+  %o, %s = attn.recurrent_chunk %q, %k, %v gate(%g : tensor<?x2x?xf32>) initial(%h0 : tensor<?x2x32x32xf32>) {gate = "scalar", scale = 0.125 : f32, chunk_size = 32 : i64} : tensor<?x2x?x32xf16>, tensor<?x2x?x32xf16>, tensor<?x2x?x32xf16> -> (tensor<?x2x?x32xf16>, tensor<?x2x32x32xf32>)
+  func.return %o : tensor<?x2x?x32xf16>
+}
+
+// -----
+
+// A per-channel gate (GLA): the output kernel works in sub-chunks of 16, with the
+// diagonal sub-chunks' decay per element (a loop over their key rows).
+
+// CHECK-LABEL: tile.func @gla_chunk_output
+// CHECK:         %G0 = arith.addf
+// CHECK:         %acc0 = tile.dot
+// CHECK:         %[[W:.*]] = scf.for %{{.*}} = %{{.*}} to %sub step %{{.*}} iter_args(%{{.*}} = %{{.*}}) -> (tensor<16x16xf32>)
+// CHECK:         %acc0_1 = tile.dot %{{.*}}, %v0 acc %acc0
+// CHECK:         %w10 = tile.dot
+func.func @gla(%q: tensor<?x2x?x16xbf16>, %k: tensor<?x2x?x16xbf16>, %v: tensor<?x2x?x16xbf16>, %g: tensor<?x2x?x16xf32>) -> tensor<?x2x?x16xbf16> {
+  %o, %s = attn.recurrent_chunk %q, %k, %v gate(%g : tensor<?x2x?x16xf32>) {gate = "vector", scale = 0.25 : f32, chunk_size = 32 : i64} : tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16> -> (tensor<?x2x?x16xbf16>, tensor<?x2x16x16xf32>)
+  func.return %o : tensor<?x2x?x16xbf16>
+}
+
+// -----
+
+// With `backward` (set by the frontend for training), the reverse state-gradient
+// scan and the per-chunk dq/dk/dv kernel come too.
+
+// CHECK-LABEL: tile.func @retnet_chunk_state
+// CHECK-LABEL: tile.func @retnet_chunk_output
+// CHECK:         %g_head = tile.load
+// CHECK-LABEL: tile.func @retnet_chunk_state_grad(%q_ptr: !tile.ptr<bf16>, %do_ptr: !tile.ptr<bf16>
+// CHECK-SAME:    %dh_ptr: !tile.ptr<bf16>, %dht_ptr: !tile.ptr<f32>, %dh0_ptr: !tile.ptr<f32>
+// CHECK:         %[[DHT:.*]] = tile.load %dht_ptrs
+// CHECK:         %[[DS:.*]] = scf.for %{{.*}} iter_args(%{{.*}} = %[[DHT]])
+// CHECK:           %index = arith.subi
+// CHECK:           tile.store %dh_ptrs
+// CHECK:           %{{.*}} = tile.dot %{{.*}}, %do acc
+// CHECK:         tile.store %dh0_ptrs, %[[DS]]
+// CHECK-LABEL: tile.func @retnet_chunk_grad(
+// CHECK-SAME:    %dq_ptr: !tile.ptr<bf16>, %dk_ptr: !tile.ptr<bf16>
+// CHECK-SAME:    %dv_ptr: !tile.ptr<bf16>
+// CHECK-SAME:    %dg_ptr: !tile.ptr<f32>
+// CHECK:         %a = arith.mulf
+// CHECK:         %da = arith.mulf
+// CHECK:         %cols_k = arith.addi
+// CHECK:         %dq = tile.dot %da_e, %k_cols_raw acc
+// CHECK:         %dk = tile.dot {{.*}}, %q_cols_raw acc
+// CHECK:         %dv = tile.dot {{.*}}, %do_cols acc
+// CHECK:         %dgate = tile.reduce sum %{{.*}} axis 1
+// CHECK:         tile.atomic_add
+func.func @retnet(%q: tensor<?x2x?x32xbf16>, %k: tensor<?x2x?x32xbf16>, %v: tensor<?x2x?x32xbf16>, %g: tensor<2xf32>) -> tensor<?x2x?x32xbf16> {
+  %o, %s = attn.recurrent_chunk %q, %k, %v gate(%g : tensor<2xf32>) {gate = "head", scale = 0.125 : f32, backward, chunk_size = 64 : i64} : tensor<?x2x?x32xbf16>, tensor<?x2x?x32xbf16>, tensor<?x2x?x32xbf16> -> (tensor<?x2x?x32xbf16>, tensor<?x2x32x32xf32>)
+  func.return %o : tensor<?x2x?x32xbf16>
+}
+
+// -----
+
+// A feature map on k (here exp) is applied where the kernels load k, padding kept 0;
+// the backward multiplies dk by its derivative.
+
+// CHECK-LABEL: tile.func @mapped_chunk_state
+// CHECK:         %k = tile.load
+// CHECK-NEXT:    %{{.*}} = tile.cast %k {attnc.comment = "k_map"}
+// CHECK:         math.exp2
+// CHECK:         %k_mapped = tile.cast
+// CHECK-LABEL: tile.func @mapped_chunk_grad
+// CHECK:         %k_mapped = tile.cast
+// CHECK:         %dv_inter = tile.dot %k_mapped, %dstate_cols
+// CHECK:         tile.cast %k_cols_raw {attnc.comment = "through k_map"}
+func.func @mapped(%q: tensor<?x2x?x16xf16>, %k: tensor<?x2x?x16xf16>, %v: tensor<?x2x?x16xf16>) -> tensor<?x2x?x16xf16> {
+  %o, %s = attn.recurrent_chunk %q, %k, %v k_map {
+  ^bb0(%x: f32):
+    %e = math.exp %x : f32
+    attn.yield %e : f32
+  } {gate = "none", scale = 0.25 : f32, backward, chunk_size = 16 : i64} : tensor<?x2x?x16xf16>, tensor<?x2x?x16xf16>, tensor<?x2x?x16xf16> -> (tensor<?x2x?x16xf16>, tensor<?x2x16x16xf32>)
+  func.return %o : tensor<?x2x?x16xf16>
+}

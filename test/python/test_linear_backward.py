@@ -1,0 +1,160 @@
+"""attnc.linear_attention gradients on the CPU against float64 autograd through the recurrence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from linear_reference import make_inputs, recurrence, rel
+
+import attnc
+
+
+def _grads(gate, q, k, v, g, h0, chunk_size=32, cu_seqlens=None, compiled=False):
+    leaves = [t.detach().clone().requires_grad_() for t in (q, k, v, h0)]
+    g_leaf = g.detach().clone().requires_grad_() if g is not None else None
+    la = attnc.linear_attention(gate=gate, chunk_size=chunk_size)
+
+    def run(q, k, v, h0, g):
+        return la(q, k, v, g=g, initial_state=h0, output_final_state=True, cu_seqlens=cu_seqlens)
+
+    fn = torch.compile(run, fullgraph=True) if compiled else run
+    o, state = fn(*leaves, g_leaf)
+    torch.manual_seed(123)
+    do, dstate = torch.randn_like(o), torch.randn_like(state)
+    (o.float() * do).sum().add((state * dstate).sum()).backward()
+    grads = [t.grad for t in leaves] + ([g_leaf.grad] if g_leaf is not None else [])
+    return o, state, grads, do, dstate
+
+
+def _reference_grads(gate, q, k, v, g, h0, do, dstate):
+    leaves = [t.detach().double().requires_grad_() for t in (q, k, v, h0)]
+    g_leaf = g.detach().double().requires_grad_() if g is not None else None
+    o, state = recurrence(*leaves[:3], g_leaf, gate, initial_state=leaves[3])
+    (o * do.double()).sum().add((state * dstate.double()).sum()).backward()
+    return [t.grad for t in leaves] + ([g_leaf.grad] if g_leaf is not None else [])
+
+
+@pytest.mark.parametrize("gate", [None, "head", "scalar", "vector"])
+def test_linear_backward_matches_autograd(gate):
+    """T=100, chunk 32: dq, dk, dv, d initial_state and dg match float64 autograd to 1e-4."""
+    torch.manual_seed(10)
+    q, k, v, g = make_inputs(gate, 2, 2, 2, 100, 16, 32)
+    h0 = torch.randn(2, 2, 16, 32)
+    _, _, grads, do, dstate = _grads(gate, q, k, v, g, h0)
+    ref = _reference_grads(gate, q, k, v, g, h0, do, dstate)
+    for name, got, want in zip(["q", "k", "v", "initial_state", "g"], grads, ref):
+        assert got is not None and got.shape == want.shape, name
+        assert rel(got, want) < 1e-4, name
+
+
+@pytest.mark.parametrize("gate", ["scalar", "vector"])
+def test_linear_backward_qk_heads_broadcast(gate):
+    """q/k with 1 head for v's 2 heads: dq and dk sum over the group; chunk 16."""
+    torch.manual_seed(11)
+    q, k, v, _ = make_inputs(None, 1, 1, 2, 50, 16, 16)
+    g = make_inputs(gate, 1, 2, 2, 50, 16, 16)[3]
+    h0 = torch.randn(1, 2, 16, 16)
+    _, _, grads, do, dstate = _grads(gate, q, k, v, g, h0, chunk_size=16)
+    ref = _reference_grads(gate, q, k, v, g, h0, do, dstate)
+    for got, want in zip(grads, ref):
+        assert rel(got, want) < 1e-4
+
+
+def test_linear_backward_cu_seqlens():
+    """Packed sequences: gradients equal those of the same sequences run one at a time."""
+    torch.manual_seed(12)
+    lengths = [30, 17, 45]
+    q, k, v, g = make_inputs("vector", 1, 2, 2, sum(lengths), 16, 16)
+    h0 = torch.randn(3, 2, 16, 16)
+    cu = torch.tensor([0, 30, 47, 92], dtype=torch.int32)
+    _, _, grads, do, dstate = _grads("vector", q, k, v, g, h0, chunk_size=16, cu_seqlens=cu)
+    for n in range(3):
+        lo, hi = cu[n].item(), cu[n + 1].item()
+        ref = _reference_grads(
+            "vector", q[:, :, lo:hi], k[:, :, lo:hi], v[:, :, lo:hi], g[:, :, lo:hi], h0[n : n + 1], do[:, :, lo:hi], dstate[n : n + 1]
+        )
+        got = [grads[0][:, :, lo:hi], grads[1][:, :, lo:hi], grads[2][:, :, lo:hi], grads[3][n : n + 1], grads[4][:, :, lo:hi]]
+        for a, b in zip(got, ref):
+            assert rel(a, b) < 1e-4
+
+
+@pytest.mark.parametrize(("gate", "dtype"), [("scalar", torch.bfloat16), ("scalar", torch.float16), ("vector", torch.float16)])
+def test_linear_backward_half_precision(gate, dtype):
+    """16-bit inputs (fp16 runs the 16-bit kernels, bf16 runs upcast): gradients keep the dtype and match to 1e-2."""
+    torch.manual_seed(13)
+    q, k, v, g = make_inputs(gate, 1, 2, 2, 40, 16, 16, dtype)
+    h0 = torch.randn(1, 2, 16, 16)
+    _, _, grads, do, dstate = _grads(gate, q, k, v, g, h0, chunk_size=16)
+    ref = _reference_grads(gate, q, k, v, g, h0, do, dstate)
+    assert grads[0].dtype == dtype
+    for got, want in zip(grads, ref):
+        assert rel(got, want) < 1e-2
+
+
+def test_linear_torch_compile_fullgraph():
+    """torch.compile(fullgraph=True) runs forward and backward through the custom ops."""
+    torch.manual_seed(14)
+    q, k, v, g = make_inputs("scalar", 1, 2, 2, 24, 16, 16)
+    h0 = torch.randn(1, 2, 16, 16)
+    o, state, grads, do, dstate = _grads("scalar", q, k, v, g, h0, chunk_size=16, compiled=True)
+    ref_o, ref_state = recurrence(q, k, v, g, "scalar", initial_state=h0)
+    assert rel(o, ref_o) < 1e-5 and rel(state, ref_state) < 1e-5
+    ref = _reference_grads("scalar", q, k, v, g, h0, do, dstate)
+    for got, want in zip(grads, ref):
+        assert rel(got, want) < 1e-4
+
+
+@pytest.mark.parametrize("gate", ["head", "vector"])
+def test_linear_backward_whole_chunks(gate):
+    """T=64 with chunk 16 (whole chunks only): dg and the rest still match float64 autograd."""
+    torch.manual_seed(15)
+    q, k, v, g = make_inputs(gate, 2, 2, 2, 64, 16, 16)
+    h0 = torch.randn(2, 2, 16, 16)
+    _, _, grads, do, dstate = _grads(gate, q, k, v, g, h0, chunk_size=16)
+    ref = _reference_grads(gate, q, k, v, g, h0, do, dstate)
+    for got, want in zip(grads, ref):
+        assert rel(got, want) < 1e-4
+
+
+def _elu1(x):
+    return attnc.where(x > 0, x + 1.0, attnc.exp(x))
+
+
+@pytest.mark.parametrize("gate", ["scalar", "vector"])
+def test_linear_backward_feature_maps(gate):
+    """q_map=elu+1 and k_map=exp(-x²) run inside the kernels; gradients flow through them to raw q and k."""
+    torch.manual_seed(16)
+    q, k, v, g = make_inputs(gate, 1, 2, 2, 40, 16, 16)
+    h0 = torch.randn(1, 2, 16, 16)
+
+    def k_map(x):
+        return attnc.exp(-(x * x))
+
+    la = attnc.linear_attention(gate=gate, q_map=_elu1, k_map=k_map, chunk_size=16)
+    assert "q_map" in la.ir(q, k, v, "chunk") and "q_map" in la.ir(q, k, v, "triton")
+    leaves = [t.clone().requires_grad_() for t in (q, k, v, h0, g)]
+    o, state = la(*leaves[:3], g=leaves[4], initial_state=leaves[3], output_final_state=True)
+    do, dstate = torch.randn_like(o), torch.randn_like(state)
+    (o * do).sum().add((state * dstate).sum()).backward()
+
+    ref_leaves = [t.detach().double().requires_grad_() for t in (q, k, v, h0, g)]
+    rq, rk = _elu1(ref_leaves[0]), k_map(ref_leaves[1])
+    ref_o, ref_state = recurrence(rq, rk, ref_leaves[2], ref_leaves[4], gate, initial_state=ref_leaves[3])
+    assert rel(o, ref_o) < 1e-5
+    (ref_o * do.double()).sum().add((ref_state * dstate.double()).sum()).backward()
+    for name, got, want in zip(["q", "k", "v", "initial_state", "g"], leaves, ref_leaves):
+        assert rel(got.grad, want.grad) < 1e-4, name
+
+
+@pytest.mark.parametrize(("gate", "heads_qk", "dim_k", "dim_v"), [("head", 2, 64, 64), ("scalar", 1, 32, 64), ("vector", 2, 8, 12)])
+def test_linear_backward_column_splits(gate, heads_qk, dim_k, dim_v):
+    """Head dims above the CPU's 32-wide blocks: the gradient kernel splits dq/dk/dv columns over programs
+    (one split with no key columns when K < V), and their dG parts add up; dims below 16 are padded."""
+    torch.manual_seed(17)
+    q, k, v, _ = make_inputs(None, 1, heads_qk, 2, 50, dim_k, dim_v)
+    g = make_inputs(gate, 1, 2, 2, 50, dim_k, dim_v)[3]
+    h0 = torch.randn(1, 2, dim_k, dim_v)
+    _, _, grads, do, dstate = _grads(gate, q, k, v, g, h0, chunk_size=16)
+    ref = _reference_grads(gate, q, k, v, g, h0, do, dstate)
+    for name, got, want in zip(["q", "k", "v", "initial_state", "g"], grads, ref):
+        assert rel(got, want) < 1e-4, name
