@@ -7,9 +7,14 @@
 - `<fn>_chunk_output`: one program per (value block, chunk, head):
   `o = scale · ((q ⊙ exp(G)) h + (q kᵀ ⊙ D) v)` with D the causal decay mask
   `exp(G_i − G_j)` for i ≥ j. For a per-channel (vector) gate, D depends on the key
-  channel, so the chunk is cut into sub-chunks of 16: off-diagonal sub-chunk pairs
-  factor the decay through a reference step between them (both factors ≤ 1, so
-  nothing overflows), diagonal ones compute it per element.
+  channel, so the chunk's rows are cut into sub-chunks of 16: a sub-chunk scores all
+  earlier rows of the chunk in one product, the decay factored through the step just
+  before it (both factors ≤ 1, so nothing overflows), and its own rows per element
+  (a loop over key rows); then one product with the chunk's v.
+
+The gradient kernels (chunk_backward_kernels.py) use the narrow form of the same
+sub-chunk scheme: one product per pair of sub-chunks, the decay factored through the
+last step of the earlier one.
 """
 
 from __future__ import annotations
