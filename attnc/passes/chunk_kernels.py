@@ -7,9 +7,14 @@
 - `<fn>_chunk_output`: one program per (value block, chunk, head):
   `o = scale · ((q ⊙ exp(G)) h + (q kᵀ ⊙ D) v)` with D the causal decay mask
   `exp(G_i − G_j)` for i ≥ j. For a per-channel (vector) gate, D depends on the key
-  channel, so the chunk is cut into sub-chunks of 16: off-diagonal sub-chunk pairs
-  factor the decay through a reference step between them (both factors ≤ 1, so
-  nothing overflows), diagonal ones compute it per element.
+  channel, so the chunk's rows are cut into sub-chunks of 16: a sub-chunk scores all
+  earlier rows of the chunk in one product, the decay factored through the step just
+  before it (both factors ≤ 1, so nothing overflows), and its own rows per element
+  (a loop over key rows); then one product with the chunk's v.
+
+The gradient kernels (chunk_backward_kernels.py) use the narrow form of the same
+sub-chunk scheme: one product per pair of sub-chunks, the decay factored through the
+last step of the earlier one.
 """
 
 from __future__ import annotations
@@ -193,39 +198,53 @@ def vector_sub_decay(
 
 
 def _vector_output(kb, s: Shapes, seq, chunk_start, state, offs_k, k_ok, offs_v, v_ok, bases, scale) -> None:
+    """Per sub-chunk a of rows: its scores against every earlier row of the chunk in one product,
+    the decay factored through a's first step (both factors ≤ 1), plus the diagonal per element;
+    then one product with the chunk's v."""
     q_base, k_base, v_base, o_base = bases
     n_sub = s.chunk // SUB_SIZE
     g_base = base(kb, "g", seq, False)
     offs_t = kb.arange(CHUNK, "offs_t")
     all_rows = kb.add(chunk_start, offs_t, "chunk_rows")
-    g_all = load_rows(kb, "g", g_base, all_rows, kb.cmp("slt", all_rows, seq.length), offs_k, k_ok, "g_chunk")
+    all_ok = kb.cmp("slt", all_rows, seq.length, "chunk_row_ok")
+    g_all = load_rows(kb, "g", g_base, all_rows, all_ok, offs_k, k_ok, "g_chunk")
+    cum_all = cumsum(kb, g_all, "G_chunk")
+    k_all = kb.cast(load_mapped(kb, s, "k", k_base, all_rows, all_ok, offs_k, k_ok, "k_chunk"), f32)
+    v_all = load_rows(kb, "v", v_base, all_rows, all_ok, offs_v, v_ok, "v_chunk")
     state_e = kb.cast(state, s.elem, "state_e")
-    subs = []
     for a in range(n_sub):
         rows = kb.add(kb.add(chunk_start, kb.i32(a * SUB_SIZE)), kb.arange(SUB), f"rows{a}")
         row_ok = kb.cmp("slt", rows, seq.length, f"row_ok{a}")
-        cum, last = vector_sub_decay(kb, seq, g_all, offs_t, a, g_base, rows, row_ok, offs_k, k_ok)
-        subs.append((rows, row_ok, cum, last))
-    for a in range(n_sub):
-        rows_a, ok_a, cum_a, _ = subs[a]
-        q_a = load_mapped(kb, s, "q", q_base, rows_a, ok_a, offs_k, k_ok, f"q{a}")
+        cum_a, _ = vector_sub_decay(kb, seq, g_all, offs_t, a, g_base, rows, row_ok, offs_k, k_ok)
+        q_a = kb.cast(load_mapped(kb, s, "q", q_base, rows, row_ok, offs_k, k_ok, f"q{a}"), f32)
         kb.comment(f"sub-chunk {a}: inter-chunk part")
-        q_g = kb.cast(kb.mul(kb.cast(q_a, f32), exp(kb, cum_a)), s.elem)
-        acc = kb.dot(q_g, state_e, None, s.precision, f"acc{a}")
-        for b in range(a + 1):
-            rows_b, ok_b, cum_b, last_b = subs[b]
-            k_b = load_mapped(kb, s, "k", k_base, rows_b, ok_b, offs_k, k_ok, f"k{b}")
-            v_b = load_rows(kb, "v", v_base, rows_b, ok_b, offs_v, v_ok, f"v{b}")
-            if b < a:
-                kb.comment(f"sub-chunks {a}×{b}: decay factored through the last step of {b}")
-                q_r = kb.cast(kb.mul(kb.cast(q_a, f32), exp(kb, kb.sub(cum_a, kb.row(last_b)))), s.elem)
-                k_r = kb.cast(kb.mul(kb.cast(k_b, f32), exp(kb, kb.sub(kb.row(last_b), cum_b))), s.elem)
-                weights = kb.dot(q_r, kb.trans(k_r), None, s.precision, f"w{a}{b}")
-            else:
-                kb.comment(f"sub-chunk {a}: diagonal, the decay per element")
-                weights = diagonal_weights(kb, q_a, k_b, cum_a)
-            acc = kb.dot(kb.cast(weights, s.elem), v_b, acc, s.precision, f"acc{a}")
-        store_rows(kb, "o", o_base, rows_a, ok_a, offs_v, v_ok, kb.cast(kb.mul(acc, scale), s.elem))
+        acc = kb.dot(kb.cast(kb.mul(q_a, exp(kb, cum_a)), s.elem), state_e, None, s.precision, f"acc{a}")
+        k_a = kb.cast(load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, f"k{a}"), f32)
+        weights = diagonal_weights_wide(kb, q_a, k_a, cum_a, a)
+        if a > 0:
+            kb.comment(f"sub-chunk {a} against the rows before it, through its first step")
+            before = kb.col(kb.cmp("slt", offs_t, kb.i32(a * SUB_SIZE)))
+            first = reduce_sum(kb, kb.where(before, g_all, kb.f32(0.0)), 0, f"G{a}_first")  # G just before a
+            q_r = kb.cast(kb.mul(q_a, exp(kb, kb.sub(cum_a, kb.row(first)))), s.elem)
+            k_r = kb.where(before, exp(kb, kb.where(before, kb.sub(kb.row(first), cum_all), kb.f32(0.0))), kb.f32(0.0))
+            k_r = kb.cast(kb.mul(k_all, k_r), s.elem)
+            weights = kb.dot(q_r, kb.trans(k_r), weights, s.precision, f"w{a}")
+        acc = kb.dot(kb.cast(weights, s.elem), v_all, acc, s.precision, f"acc{a}")
+        store_rows(kb, "o", o_base, rows, row_ok, offs_v, v_ok, kb.cast(kb.mul(acc, scale), s.elem))
+
+
+def diagonal_weights_wide(kb: KernelBuilder, q: SSAValue, k: SSAValue, cum: SSAValue, a: int) -> SSAValue:
+    """Sub-chunk a's diagonal block, Σ_c q_ic k_jc exp(G_ic − G_jc) for i ≥ j, placed in
+    columns a·16 … a·16+15 of a [SUB, CHUNK] tile (0 elsewhere), one key row at a time."""
+    t = kb.arange(SUB)
+    t_all = kb.arange(CHUNK)
+    with kb.loop(kb.i32(0), kb.constexpr(SUB), kb.i32(1), {"w": kb.full((SUB, CHUNK), 0.0, f32)}, "diagonal sub-chunk, one key row at a time") as body:
+        j = body.index
+        k_j = _key_row(kb, t, j, k)
+        values = kb.row_reduce("sum", kb.mul(kb.mul(q, kb.row(k_j)), _decay_from(kb, t, j, cum)))
+        column = kb.row(kb.cmp("eq", t_all, kb.add(j, kb.i32(a * SUB_SIZE))))
+        body.yield_({"w": kb.where(column, kb.col(values), body.carried["w"])})
+    return body.results["w"]
 
 
 def _key_row(kb: KernelBuilder, t: SSAValue, j: SSAValue, x: SSAValue) -> SSAValue:
@@ -288,6 +307,7 @@ __all__ = [
     "diagonal_dk",
     "diagonal_dq",
     "diagonal_weights",
+    "diagonal_weights_wide",
     "output_params",
     "vector_sub_decay",
 ]

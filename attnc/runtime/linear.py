@@ -290,8 +290,12 @@ def _launch(
     args: dict[str, Any],
     device: torch.device,
     tune_key: tuple[Any, ...],
+    reset: Callable[[], Any] | None = None,
 ) -> None:
-    """Run kernel `which`; on a GPU the first call per shape times the candidate configs and keeps the fastest."""
+    """Run kernel `which`; on a GPU the first call per shape times the candidate configs and keeps the fastest.
+
+    `reset` restores what a launch accumulates into (the atomically added dG), before
+    every timed launch and before the real one that follows them."""
     from attnc.runtime.launch import LaunchConfig
 
     spec = compiled.spec
@@ -301,8 +305,10 @@ def _launch(
         key = (spec, compiled.target, which, tune_key)
         tuned = _TUNED.get(key)
         if tuned is None:
-            tuned = _tune(compiled, which, grid, args, device, default)
+            tuned = _tune(compiled, which, grid, args, device, default, reset)
             _TUNED[key] = tuned
+            if reset is not None:
+                reset()
         config = tuned
     bk, bv, warps, stages = config
     bk, bv = bk or compiled.block_k, bv or compiled.block_v
@@ -317,6 +323,7 @@ def _tune(
     args: dict[str, Any],
     device: torch.device,
     default: tuple[int, int, int, int],
+    reset: Callable[[], Any] | None = None,
 ) -> tuple[int, int, int, int]:
     import triton.testing
     from triton.runtime.errors import OutOfResources
@@ -326,12 +333,23 @@ def _tune(
     spec = compiled.spec
     kernel = compiled.kernel(which)
     best, best_ms = default, float("inf")
+    uses_blocks = which != "chunk_grad" or spec.gate != "vector"  # the vector-gate gradient holds whole tiles
+    tried: set[tuple[int, int, int, int]] = set()
     for bk, bv, warps, stages in CANDIDATES.get(which, ()) or (default,):
+        if not uses_blocks:
+            bk, bv = compiled.block_k, compiled.block_v
         bk, bv = min(bk or compiled.block_k, _pow2(spec.dim_k)), min(bv or compiled.block_v, _pow2(spec.dim_v))
+        if which == "chunk_output":
+            bk = compiled.block_k  # it tiles values only
         candidate = (bk, bv, warps, stages)
+        if candidate in tried:  # the same kernel: compile and time it once
+            continue
+        tried.add(candidate)
         run_args = {**args, "BLOCK_K": bk, "BLOCK_V": bv}
 
         def run(run_args: dict[str, Any] = run_args, bk: int = bk, bv: int = bv, warps: int = warps, stages: int = stages) -> None:
+            if reset is not None:
+                reset()
             run_kernel(kernel, grid(bk, bv), run_args, device, LaunchConfig(bk, bv, warps, stages))
 
         try:
@@ -436,7 +454,8 @@ def backward(
         def grid(bk: int, bv: int) -> tuple[int, ...]:
             return (1 if vector else max(_cdiv(dim_k, bk), _cdiv(dim_v, bv)), chunks, heads)
 
-        _launch(compiled, "chunk_grad", grid, args, device, (seqs.count, chunks))
+        reset = dgate.zero_ if dgate is not None else None
+        _launch(compiled, "chunk_grad", grid, args, device, (seqs.count, chunks), reset)
     dg = None if dgate is None else gate_grad(spec.gate, dgate, ht, dht, seqs, spec.chunk_size)
     if group > 1:
         dq = dq.view(batch, spec.heads_qk, group, length, dim_k).sum(2)

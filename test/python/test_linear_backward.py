@@ -158,3 +158,36 @@ def test_linear_backward_column_splits(gate, heads_qk, dim_k, dim_v):
     ref = _reference_grads(gate, q, k, v, g, h0, do, dstate)
     for name, got, want in zip(["q", "k", "v", "initial_state", "g"], grads, ref):
         assert rel(got, want) < 1e-4, name
+
+
+def test_linear_gpu_tuning_keeps_results(monkeypatch):
+    """The first-call tuner (GPU only) run through the interpreter with a fake timer: it picks a
+    candidate per kernel, and repeated timed launches leave the accumulated dG right."""
+    import triton.testing
+
+    import attnc.runtime.linear as runtime
+
+    timings = iter(range(1000, 0, -1))
+
+    def fake_bench(fn, warmup=0, rep=0, return_mode="median"):
+        fn()
+        return float(next(timings))  # every candidate looks faster than the one before
+
+    class FakeCuda:
+        type = "cuda"
+
+    launch, run = runtime._launch, runtime.run_kernel
+    monkeypatch.setattr(triton.testing, "do_bench", fake_bench)
+    monkeypatch.setattr(runtime, "_launch", lambda c, w, grid, a, d, key, reset=None: launch(c, w, grid, a, FakeCuda(), key, reset))
+    monkeypatch.setattr(runtime, "run_kernel", lambda kernel, grid, args, device, config: run(kernel, grid, args, torch.device("cpu"), None))
+    monkeypatch.setattr(runtime, "_TUNED", {})
+    torch.manual_seed(18)
+    q, k, v, g = make_inputs("scalar", 1, 2, 2, 40, 64, 64)
+    h0 = torch.randn(1, 2, 64, 64)
+    _, _, grads, do, dstate = _grads("scalar", q, k, v, g, h0, chunk_size=16)
+    ref = _reference_grads("scalar", q, k, v, g, h0, do, dstate)
+    for name, got, want in zip(["q", "k", "v", "initial_state", "g"], grads, ref):
+        assert rel(got, want) < 1e-4, name
+    tuned = {key[2]: config for key, config in runtime._TUNED.items()}
+    assert set(tuned) == {"chunk_state", "chunk_output", "chunk_state_grad", "chunk_grad"}
+    assert tuned["chunk_grad"] == (64, 64, 8, 1)  # the last candidate (128-wide blocks clamped to K=V=64), "fastest" by the fake timer
