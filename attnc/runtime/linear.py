@@ -22,6 +22,7 @@ from xdsl.ir import Block, Region
 from attnc.dialect import attn
 from attnc.dialect.tile import FuncOp as TileFuncOp
 from attnc.frontend.build import ELEMENT_TYPES
+from attnc.runtime import config as settings
 from attnc.runtime.compiler import cache_key, make_context, print_ir, triton_type
 from attnc.runtime.launch import run_kernel
 from attnc.runtime.targets import load_kernel_module
@@ -301,7 +302,7 @@ def _launch(
     spec = compiled.spec
     default = (compiled.block_k, compiled.block_v, compiled.num_warps, compiled.num_stages)
     config = default
-    if device.type == "cuda":
+    if device.type == "cuda" and settings.autotune_enabled():
         key = (spec, compiled.target, which, tune_key)
         tuned = _TUNED.get(key)
         if tuned is None:
