@@ -46,7 +46,13 @@ def variants(B: int, H: int, T: int, K: int, V: int):
     g_vector = F.logsigmoid(torch.randn(B, H, T, K, device=dev, dtype=torch.float32)) / 16
     return [
         ("retention (RetNet)", "head", lambda q, k, v, g: chunk_retention(q, k, v), gamma, None),
-        ("simple GLA / Mamba2", "scalar", lambda q, k, v, g: chunk_simple_gla(q, k, v, g=g), g_scalar, g_scalar.transpose(1, 2).contiguous()),
+        (
+            "simple GLA / Mamba2",
+            "scalar",
+            lambda q, k, v, g: chunk_simple_gla(q, k, v, g=g),
+            g_scalar,
+            g_scalar.transpose(1, 2).contiguous(),
+        ),
         ("GLA", "vector", lambda q, k, v, g: chunk_gla(q, k, v, g=g), g_vector, g_vector.transpose(1, 2).contiguous()),
     ]
 
@@ -132,7 +138,12 @@ def main() -> None:
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {"shape": {"B": B, "H": H, "T": T, "K": K, "V": V}, "dtype": "bf16", "chunk": args.chunk, "device": torch.cuda.get_device_name()}
+    meta = {
+        "shape": {"B": B, "H": H, "T": T, "K": K, "V": V},
+        "dtype": "bf16",
+        "chunk": args.chunk,
+        "device": torch.cuda.get_device_name(),
+    }
     (out_dir / "linear.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
     lines = [
         f"## Linear attention, bf16, B={B}, H={H}, T={T}, K=V={K} ({meta['device']})",

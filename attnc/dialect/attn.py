@@ -677,7 +677,20 @@ from attnc.dialect.attn_recurrent import RecurrenceOp, RecurrentChunkOp  # noqa:
 
 Attn = Dialect(
     "attn",
-    [QKOp, ScoreModOp, MaskModOp, RowMaxOp, RowSumOp, OnlineRowscaleOp, PVOp, FlashOp, FlashGradOp, RecurrenceOp, RecurrentChunkOp, YieldOp],
+    [
+        QKOp,
+        ScoreModOp,
+        MaskModOp,
+        RowMaxOp,
+        RowSumOp,
+        OnlineRowscaleOp,
+        PVOp,
+        FlashOp,
+        FlashGradOp,
+        RecurrenceOp,
+        RecurrentChunkOp,
+        YieldOp,
+    ],
     [TileAttr],
 )
 

@@ -48,6 +48,7 @@ def _tensor(value: SSAValue, what: str, op: Operation, rank: int) -> TensorType:
         raise VerifyException(f"'{op.name}' op expected {what} of rank {rank}, but got rank {ty.get_num_dims()}")
     return ty
 
+
 GATES = ("none", "head", "scalar", "vector")
 
 
@@ -93,7 +94,9 @@ def verify_recurrent(op: _RecurrentOp) -> None:
     batch, heads_qk, seq, dim_k = qs
     heads, dim_v = vs[1], vs[3]
     if not _dims_match(batch, vs[0]) or not _dims_match(seq, vs[2]):
-        raise VerifyException(f"'{name}' op expected v of batch {_dim(batch)} and length {_dim(seq)}, but got {op.v.type}")
+        raise VerifyException(
+            f"'{name}' op expected v of batch {_dim(batch)} and length {_dim(seq)}, but got {op.v.type}"
+        )
     if heads_qk != DYNAMIC_INDEX and heads != DYNAMIC_INDEX and heads % heads_qk:
         raise VerifyException(f"'{name}' op expected the q/k heads ({heads_qk}) to divide the v heads ({heads})")
     gate = op.gate.data
@@ -116,7 +119,9 @@ def verify_recurrent(op: _RecurrentOp) -> None:
             continue
         st = _tensor(value, what, op, 4)
         if st.element_type != f32 or any(not _dims_match(a, b) for a, b in zip(st.get_shape(), state_shape)):
-            raise VerifyException(f"'{name}' op expected {what} of type tensor<?x{_dim(heads)}x{_dim(dim_k)}x{_dim(dim_v)}xf32>, but got {st}")
+            raise VerifyException(
+                f"'{name}' op expected {what} of type tensor<?x{_dim(heads)}x{_dim(dim_k)}x{_dim(dim_v)}xf32>, but got {st}"
+            )
     ot = _tensor(op.out, "result", op, 4)
     if ot.element_type != vt.element_type or any(not _dims_match(a, b) for a, b in zip(ot.get_shape(), vs)):
         raise VerifyException(f"'{name}' op expected result of the type of v {vt}, but got {ot}")
@@ -170,10 +175,14 @@ class RecurrentChunkOp(_RecurrentOp):
         verify_recurrent(self)
         c = self.chunk_size.value.data
         if c < 16 or c & (c - 1):
-            raise VerifyException(f"'attn.recurrent_chunk' op expected chunk_size a power of two of at least 16, but got {c}")
+            raise VerifyException(
+                f"'attn.recurrent_chunk' op expected chunk_size a power of two of at least 16, but got {c}"
+            )
         for what, block in (("block_k", self.block_k), ("block_v", self.block_v)):
             if block is not None and (block.value.data < 16 or block.value.data & (block.value.data - 1)):
-                raise VerifyException(f"'attn.recurrent_chunk' op expected {what} a power of two of at least 16, but got {block.value.data}")
+                raise VerifyException(
+                    f"'attn.recurrent_chunk' op expected {what} a power of two of at least 16, but got {block.value.data}"
+                )
 
 
 def int_attr(op: Operation, name: str) -> int:

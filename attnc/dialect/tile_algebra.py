@@ -221,9 +221,7 @@ class CumsumOp(IRDLOperation):
         rank = len(shape_of(self.value.type))
         axis = self.axis.value.data
         if not 0 <= axis < rank:
-            raise VerifyException(
-                f"'tile.cumsum' op expected axis {_axes_str(rank)}, but got {axis}"
-            )
+            raise VerifyException(f"'tile.cumsum' op expected axis {_axes_str(rank)}, but got {axis}")
         if self.result.type != self.value.type:
             raise VerifyException(
                 f"'tile.cumsum' op expected result type {self.value.type}, but got {self.result.type}"

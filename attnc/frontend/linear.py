@@ -102,7 +102,16 @@ class LinearAttention:
             o = o[..., :-1] / o[..., -1:]
         return o, (ht if output_final_state else None)
 
-    def compiled(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, has_initial: bool, varlen: bool, scale: float, backward: bool) -> tuple[CompiledLinear, bool]:
+    def compiled(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        has_initial: bool,
+        varlen: bool,
+        scale: float,
+        backward: bool,
+    ) -> tuple[CompiledLinear, bool]:
         """The compiled kernels for these inputs, and whether the inputs must be upcast (bf16 on the CPU)."""
         upcast = q.device.type == "cpu" and q.dtype == torch.bfloat16
         dtype = torch.float32 if upcast else q.dtype
@@ -124,7 +133,15 @@ class LinearAttention:
     def ir(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, stage: str = "attn", **kwargs: Any) -> str:
         """The IR of one stage ("attn", "chunk", "tile" or "triton") for these inputs."""
         scale = float(kwargs.get("scale") or float(q.shape[-1]) ** -0.5)
-        compiled, _ = self.compiled(q, k, v, kwargs.get("initial_state") is not None, kwargs.get("cu_seqlens") is not None, scale, kwargs.get("backward", False))
+        compiled, _ = self.compiled(
+            q,
+            k,
+            v,
+            kwargs.get("initial_state") is not None,
+            kwargs.get("cu_seqlens") is not None,
+            scale,
+            kwargs.get("backward", False),
+        )
         return compiled.stages[stage]
 
 
@@ -155,7 +172,7 @@ _TARGETS: dict[int, str] = {}
 
 
 def _target(device: torch.device) -> str:
-    """"cpu" (Triton's interpreter) or the GPU's target, looked up once per device."""
+    """ "cpu" (Triton's interpreter) or the GPU's target, looked up once per device."""
     if device.type != "cuda":
         return "cpu"
     index = device.index if device.index is not None else torch.cuda.current_device()
@@ -246,5 +263,6 @@ def _check_gate(gate: str | None, g: Any, q: torch.Tensor, batch: int, heads: in
 
 def variant(name: str) -> LinearAttention:
     return _VARIANTS[name]
+
 
 __all__ = ["GATE_KINDS", "LinearAttention", "linear_attention"]

@@ -103,7 +103,9 @@ def build_state_grad_kernel(op: RecurrentChunkOp, name: str):
         index = kb.sub(kb.sub(num_chunks, kb.i32(1)), body.index, "index")
         chunk = kb.add(first_chunk, index, "chunk")
         kb.comment("the gradient at this chunk's end, for the gradient kernel")
-        kb.store(state_ptrs(kb, kb.arg("dh_ptr"), chunk, h, s, offs_k, offs_v, "dh_ptrs"), kb.cast(dstate, s.elem), state_ok)
+        kb.store(
+            state_ptrs(kb, kb.arg("dh_ptr"), chunk, h, s, offs_k, offs_v, "dh_ptrs"), kb.cast(dstate, s.elem), state_ok
+        )
         rows = kb.add(kb.mul(index, kb.constexpr(CHUNK)), offs_t, "rows")
         row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
         n_valid = kb.min(kb.sub(seq.length, kb.mul(index, kb.constexpr(CHUNK))), kb.constexpr(CHUNK), "n_valid")
@@ -196,7 +198,9 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     cols_mask = kb.row(cols_v_ok) if k_ok is None else kb.and_(kb.col(k_ok), kb.row(cols_v_ok))
     state = kb.load(state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, cols_k, offs_v, "h_ptrs"), rows_mask, 0.0, "state")
     dstate = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, cols_k, offs_v, "dh_ptrs"), rows_mask, 0.0, "dstate")
-    dstate_v = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, offs_k, cols_v, "dh_cols_ptrs"), cols_mask, 0.0, "dstate_cols")
+    dstate_v = kb.load(
+        state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, offs_k, cols_v, "dh_cols_ptrs"), cols_mask, 0.0, "dstate_cols"
+    )
 
     kb.comment("dq: the state at the chunk's start, then the intra-chunk part")
     dq = kb.mul(kb.dot(do, kb.trans(state), None, s.precision), scale, "dq_inter")
@@ -213,12 +217,32 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     dk = kb.dot(kb.trans(da_e), q_cols, dk, s.precision, "dk")
     dv = kb.dot(k_w, dstate_v, None, s.precision, "dv_inter")
     dv = kb.dot(kb.trans(kb.cast(a, s.elem)), do_cols, dv, s.precision, "dv")
-    store_rows(kb, "dq", bases["dq"], rows, row_ok, cols_k, cols_k_ok, kb.cast(map_grad(kb, maps, "q", q_raw, dq), _out(s, shared)))
-    store_rows(kb, "dk", bases["dk"], rows, row_ok, cols_k, cols_k_ok, kb.cast(map_grad(kb, maps, "k", k_raw, dk), _out(s, shared)))
+    store_rows(
+        kb,
+        "dq",
+        bases["dq"],
+        rows,
+        row_ok,
+        cols_k,
+        cols_k_ok,
+        kb.cast(map_grad(kb, maps, "q", q_raw, dq), _out(s, shared)),
+    )
+    store_rows(
+        kb,
+        "dk",
+        bases["dk"],
+        rows,
+        row_ok,
+        cols_k,
+        cols_k_ok,
+        kb.cast(map_grad(kb, maps, "k", k_raw, dk), _out(s, shared)),
+    )
     store_rows(kb, "dv", bases["dv"], rows, row_ok, cols_v, cols_v_ok, kb.cast(dv, s.elem))
     if decay is not None:
         kb.comment("dG = q·dq − k·dk over this program's key columns, summed from the chunk's end back to each step")
-        dgate = kb.row_reduce("sum", kb.sub(kb.mul(kb.cast(q_cols, f32), dq), kb.mul(kb.cast(k_cols, f32), dk)), "dgate")
+        dgate = kb.row_reduce(
+            "sum", kb.sub(kb.mul(kb.cast(q_cols, f32), dq), kb.mul(kb.cast(k_cols, f32), dk)), "dgate"
+        )
         dgate = kb.add(kb.sub(kb.sum_all(dgate), cumsum(kb, dgate)), dgate, "dgate_from_end")
         kb.atomic_add(kb.addptr(base(kb, "dg", seq, False), kb.mul(rows, kb.arg("stride_dg_s"))), dgate, row_ok)
     return kb.finish()
@@ -236,8 +260,18 @@ def _state_mask(kb: KernelBuilder, k_ok: SSAValue | None, v_ok: SSAValue | None)
 
 
 def _vector_grad(
-    kb: KernelBuilder, s: Shapes, seq: Sequence, chunk_start: SSAValue, state: SSAValue, dstate: SSAValue,
-    offs_k: SSAValue, k_ok: SSAValue | None, offs_v: SSAValue, v_ok: SSAValue | None, bases: dict[str, SSAValue], scale: SSAValue,
+    kb: KernelBuilder,
+    s: Shapes,
+    seq: Sequence,
+    chunk_start: SSAValue,
+    state: SSAValue,
+    dstate: SSAValue,
+    offs_k: SSAValue,
+    k_ok: SSAValue | None,
+    offs_v: SSAValue,
+    v_ok: SSAValue | None,
+    bases: dict[str, SSAValue],
+    scale: SSAValue,
     shared: bool,
     maps: dict[str, Region],
 ) -> None:

@@ -131,14 +131,24 @@ def base(kb: KernelBuilder, t: str, seq: Sequence, qk: bool) -> SSAValue:
     """The address of step 0 of this program's sequence in tensor `t` (q, k, v, o, do ...)."""
     head = seq.head_qk if qk else seq.head
     off = kb.add(
-        kb.add(kb.mul(kb.wide(seq.batch), kb.wide(kb.arg(f"stride_{t}_b"))), kb.mul(kb.wide(head), kb.wide(kb.arg(f"stride_{t}_h")))),
+        kb.add(
+            kb.mul(kb.wide(seq.batch), kb.wide(kb.arg(f"stride_{t}_b"))),
+            kb.mul(kb.wide(head), kb.wide(kb.arg(f"stride_{t}_h"))),
+        ),
         kb.mul(kb.wide(seq.start), kb.wide(kb.arg(f"stride_{t}_s"))),
     )
     return kb.addptr(kb.arg(f"{t}_ptr"), off, f"{t}_base")
 
 
 def load_rows(
-    kb: KernelBuilder, t: str, ptr: SSAValue, rows: SSAValue, row_ok: SSAValue, cols: SSAValue, col_ok: SSAValue | None, name: str
+    kb: KernelBuilder,
+    t: str,
+    ptr: SSAValue,
+    rows: SSAValue,
+    row_ok: SSAValue,
+    cols: SSAValue,
+    col_ok: SSAValue | None,
+    name: str,
 ) -> SSAValue:
     """tile[rows, cols] of a [T, D] slice (zero outside the sequence and the head dim)."""
     offs = kb.add(kb.mul(kb.col(rows), kb.arg(f"stride_{t}_s")), kb.mul(kb.row(cols), kb.arg(f"stride_{t}_d")))
@@ -160,7 +170,15 @@ def feature_map(
 
 
 def load_mapped(
-    kb: KernelBuilder, s: Shapes, t: str, ptr: SSAValue, rows: SSAValue, row_ok: SSAValue, cols: SSAValue, col_ok: SSAValue | None, name: str
+    kb: KernelBuilder,
+    s: Shapes,
+    t: str,
+    ptr: SSAValue,
+    rows: SSAValue,
+    row_ok: SSAValue,
+    cols: SSAValue,
+    col_ok: SSAValue | None,
+    name: str,
 ) -> SSAValue:
     """A q or k tile as the recurrence sees it: loaded, then its feature map, if any."""
     x = load_rows(kb, t, ptr, rows, row_ok, cols, col_ok, name)
@@ -168,7 +186,14 @@ def load_mapped(
 
 
 def store_rows(
-    kb: KernelBuilder, t: str, ptr: SSAValue, rows: SSAValue, row_ok: SSAValue, cols: SSAValue, col_ok: SSAValue | None, value: SSAValue
+    kb: KernelBuilder,
+    t: str,
+    ptr: SSAValue,
+    rows: SSAValue,
+    row_ok: SSAValue,
+    cols: SSAValue,
+    col_ok: SSAValue | None,
+    value: SSAValue,
 ) -> None:
     offs = kb.add(kb.mul(kb.col(rows), kb.arg(f"stride_{t}_s")), kb.mul(kb.row(cols), kb.arg(f"stride_{t}_d")))
     mask = kb.col(row_ok) if col_ok is None else kb.and_(kb.col(row_ok), kb.row(col_ok))
@@ -176,7 +201,14 @@ def store_rows(
 
 
 def state_ptrs(
-    kb: KernelBuilder, ptr: SSAValue, index: SSAValue, head: SSAValue, s: Shapes, offs_k: SSAValue, offs_v: SSAValue, name: str
+    kb: KernelBuilder,
+    ptr: SSAValue,
+    index: SSAValue,
+    head: SSAValue,
+    s: Shapes,
+    offs_k: SSAValue,
+    offs_v: SSAValue,
+    name: str,
 ) -> SSAValue:
     """Pointers to the [keys, values] block of state `index` (a chunk or a sequence) of `head` in a [*, H, K, V] buffer."""
     slot = kb.add(kb.mul(kb.wide(index), kb.wide(kb.arg("num_heads"))), kb.wide(head))
@@ -213,8 +245,15 @@ class Decay:
 
 
 def gate_decay(
-    kb: KernelBuilder, s: Shapes, seq: Sequence, rows: SSAValue, row_ok: SSAValue, n_valid: SSAValue,
-    rows_dim: str, cols: SSAValue | None = None, col_ok: SSAValue | None = None,
+    kb: KernelBuilder,
+    s: Shapes,
+    seq: Sequence,
+    rows: SSAValue,
+    row_ok: SSAValue,
+    n_valid: SSAValue,
+    rows_dim: str,
+    cols: SSAValue | None = None,
+    col_ok: SSAValue | None = None,
 ) -> Decay | None:
     """G and G_last of one chunk (rows relative to the sequence start), or None without a gate."""
     if s.gate == "none":

@@ -93,7 +93,9 @@ def build_state_kernel(op: RecurrentChunkOp, name: str):
         state = body.carried["state"]
         chunk = kb.add(first_chunk, body.index, "chunk")
         kb.comment("the state at this chunk's start, for the output kernel")
-        kb.store(state_ptrs(kb, kb.arg("h_ptr"), chunk, h, s, offs_k, offs_v, "h_ptrs"), kb.cast(state, s.elem), state_ok)
+        kb.store(
+            state_ptrs(kb, kb.arg("h_ptr"), chunk, h, s, offs_k, offs_v, "h_ptrs"), kb.cast(state, s.elem), state_ok
+        )
         rows = kb.add(kb.mul(body.index, kb.constexpr(CHUNK)), offs_t, "rows")
         row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
         n_valid = kb.min(kb.sub(seq.length, kb.mul(body.index, kb.constexpr(CHUNK))), kb.constexpr(CHUNK), "n_valid")
@@ -148,7 +150,12 @@ def build_output_kernel(op: RecurrentChunkOp, name: str):
     offs_v = kb.add(kb.mul(pid_v, kb.constexpr(BV)), kb.arange(BV), "offs_v")
     k_ok = _ok(kb, offs_k, s.dim_k, pow2(s.dim_k), "k_ok")
     v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok")
-    q_base, k_base, v_base, o_base = base(kb, "q", seq, True), base(kb, "k", seq, True), base(kb, "v", seq, False), base(kb, "o", seq, False)
+    q_base, k_base, v_base, o_base = (
+        base(kb, "q", seq, True),
+        base(kb, "k", seq, True),
+        base(kb, "v", seq, False),
+        base(kb, "o", seq, False),
+    )
     chunk_start = kb.mul(index, kb.constexpr(CHUNK), "chunk_start")
     n_valid = kb.min(kb.sub(seq.length, chunk_start), kb.constexpr(CHUNK), "n_valid")
     state_ok = kb.col(k_ok) if k_ok is not None else None
@@ -157,7 +164,9 @@ def build_output_kernel(op: RecurrentChunkOp, name: str):
     scale = kb.arg("scale")
 
     if s.gate == "vector":
-        _vector_output(kb, s, seq, chunk_start, state, offs_k, k_ok, offs_v, v_ok, (q_base, k_base, v_base, o_base), scale)
+        _vector_output(
+            kb, s, seq, chunk_start, state, offs_k, k_ok, offs_v, v_ok, (q_base, k_base, v_base, o_base), scale
+        )
         return kb.finish()
 
     rows = kb.add(chunk_start, kb.arange(CHUNK), "rows")
@@ -185,8 +194,16 @@ def build_output_kernel(op: RecurrentChunkOp, name: str):
 
 
 def vector_sub_decay(
-    kb: KernelBuilder, seq: Sequence, g_all: SSAValue, offs_t: SSAValue, a: int, g_base: SSAValue,
-    rows: SSAValue, row_ok: SSAValue, offs_k: SSAValue, k_ok: SSAValue | None,
+    kb: KernelBuilder,
+    seq: Sequence,
+    g_all: SSAValue,
+    offs_t: SSAValue,
+    a: int,
+    g_base: SSAValue,
+    rows: SSAValue,
+    row_ok: SSAValue,
+    offs_k: SSAValue,
+    k_ok: SSAValue | None,
 ) -> tuple[SSAValue, SSAValue]:
     """G of sub-chunk a ([SUB, HEAD_K], from the chunk's start) and G at its last row ([HEAD_K])."""
     before = kb.cmp("slt", offs_t, kb.i32(a * SUB_SIZE))
@@ -238,7 +255,13 @@ def diagonal_weights_wide(kb: KernelBuilder, q: SSAValue, k: SSAValue, cum: SSAV
     columns a·16 … a·16+15 of a [SUB, CHUNK] tile (0 elsewhere), one key row at a time."""
     t = kb.arange(SUB)
     t_all = kb.arange(CHUNK)
-    with kb.loop(kb.i32(0), kb.constexpr(SUB), kb.i32(1), {"w": kb.full((SUB, CHUNK), 0.0, f32)}, "diagonal sub-chunk, one key row at a time") as body:
+    with kb.loop(
+        kb.i32(0),
+        kb.constexpr(SUB),
+        kb.i32(1),
+        {"w": kb.full((SUB, CHUNK), 0.0, f32)},
+        "diagonal sub-chunk, one key row at a time",
+    ) as body:
         j = body.index
         k_j = _key_row(kb, t, j, k)
         values = kb.row_reduce("sum", kb.mul(kb.mul(q, kb.row(k_j)), _decay_from(kb, t, j, cum)))
@@ -267,7 +290,13 @@ def diagonal_weights(kb: KernelBuilder, q: SSAValue, k: SSAValue, cum: SSAValue)
     """
     t = kb.arange(SUB)
     qf, kf = kb.cast(q, f32), kb.cast(k, f32)
-    with kb.loop(kb.i32(0), kb.constexpr(SUB), kb.i32(1), {"w": kb.full((SUB, SUB), 0.0, f32)}, "diagonal sub-chunk, one key row at a time") as body:
+    with kb.loop(
+        kb.i32(0),
+        kb.constexpr(SUB),
+        kb.i32(1),
+        {"w": kb.full((SUB, SUB), 0.0, f32)},
+        "diagonal sub-chunk, one key row at a time",
+    ) as body:
         j = body.index
         k_j = _key_row(kb, t, j, kf)
         column = kb.row_reduce("sum", kb.mul(kb.mul(qf, kb.row(k_j)), _decay_from(kb, t, j, cum)))
@@ -280,7 +309,9 @@ def diagonal_dq(kb: KernelBuilder, da: SSAValue, k: SSAValue, cum: SSAValue, dq:
     """dq_ic += Σ_{j ≤ i} dA_ij k_jc exp(G_ic − G_jc) within one sub-chunk, one key row j at a time."""
     t = kb.arange(SUB)
     kf = kb.cast(k, f32)
-    with kb.loop(kb.i32(0), kb.constexpr(SUB), kb.i32(1), {"dq": dq}, "diagonal sub-chunk, one key row at a time") as body:
+    with kb.loop(
+        kb.i32(0), kb.constexpr(SUB), kb.i32(1), {"dq": dq}, "diagonal sub-chunk, one key row at a time"
+    ) as body:
         j = body.index
         da_j = kb.row_reduce("sum", kb.where(kb.row(kb.cmp("eq", t, j)), da, kb.f32(0.0)))
         part = kb.mul(kb.mul(kb.col(da_j), kb.row(_key_row(kb, t, j, kf))), _decay_from(kb, t, j, cum))
@@ -292,7 +323,9 @@ def diagonal_dk(kb: KernelBuilder, da: SSAValue, q: SSAValue, cum: SSAValue, dk:
     """dk_jc += Σ_{i ≥ j} dA_ij q_ic exp(G_ic − G_jc) within one sub-chunk, one key row j at a time."""
     t = kb.arange(SUB)
     qf = kb.cast(q, f32)
-    with kb.loop(kb.i32(0), kb.constexpr(SUB), kb.i32(1), {"dk": dk}, "diagonal sub-chunk, one key row at a time") as body:
+    with kb.loop(
+        kb.i32(0), kb.constexpr(SUB), kb.i32(1), {"dk": dk}, "diagonal sub-chunk, one key row at a time"
+    ) as body:
         j = body.index
         da_j = kb.row_reduce("sum", kb.where(kb.row(kb.cmp("eq", t, j)), da, kb.f32(0.0)))
         row = reduce_sum(kb, kb.mul(kb.mul(kb.col(da_j), qf), _decay_from(kb, t, j, cum)), 0)

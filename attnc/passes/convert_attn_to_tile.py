@@ -111,7 +111,10 @@ def _lower_recurrent(module: ModuleOp, fn: func.FuncOp, ops: list[attn.Recurrent
     if rec.backward is not None:
         from attnc.passes.chunk_backward_kernels import build_grad_kernel, build_state_grad_kernel
 
-        kernels += [build_state_grad_kernel(rec, f"{name}_chunk_state_grad"), build_grad_kernel(rec, f"{name}_chunk_grad")]
+        kernels += [
+            build_state_grad_kernel(rec, f"{name}_chunk_state_grad"),
+            build_grad_kernel(rec, f"{name}_chunk_grad"),
+        ]
     for kernel in kernels:
         module.body.block.insert_op_before(kernel, fn)
     fn.detach()

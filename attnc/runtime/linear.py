@@ -74,7 +74,13 @@ def build_module(spec: LinearSpec) -> ModuleOp:
         attributes["varlen"] = UnitAttr()
     q_map, k_map = FEATURE_MAPS.get(spec.maps, (None, None))
     op = attn.RecurrenceOp.create(
-        operands=[args["q"], args["k"], args["v"], *([args["g"]] if "g" in args else []), *([args["initial_state"]] if "initial_state" in args else [])],
+        operands=[
+            args["q"],
+            args["k"],
+            args["v"],
+            *([args["g"]] if "g" in args else []),
+            *([args["initial_state"]] if "initial_state" in args else []),
+        ],
         result_types=[v_t, state_t],
         attributes=attributes,
         properties={"operandSegmentSizes": _segments(g_t is not None, spec.has_initial)},
@@ -164,7 +170,9 @@ def compile_linear(spec: LinearSpec, target: str, backward: bool) -> CompiledLin
         from attnc.runtime.compiler import _kernel_dir
 
         kernels = load_kernel_module(stages["triton"], f"attnc_linear_{key[:24]}", _kernel_dir())
-        compiled = CompiledLinear(spec, target, stages, kernels, backward=backward, signatures=signatures, constexprs=constexprs, **facts)
+        compiled = CompiledLinear(
+            spec, target, stages, kernels, backward=backward, signatures=signatures, constexprs=constexprs, **facts
+        )
         _MEMORY[key] = compiled
         _BY_SPEC[(spec, target, backward)] = compiled
         return compiled
@@ -226,7 +234,11 @@ def sequences(batch: int, length: int, cu_seqlens: torch.Tensor | None, chunk: i
         num_chunks=total,
         chunk_count=i32(counts),
         chunk_first=i32([starts_l[n] + i * chunk for n, i in zip(chunk_seq, chunk_idx)]),
-        token_chunk=i32([] if cu_seqlens is None else [c for c, n in enumerate(chunk_seq) for _ in range(min(chunk, lengths[n] - chunk_idx[c] * chunk))]),
+        token_chunk=i32(
+            []
+            if cu_seqlens is None
+            else [c for c, n in enumerate(chunk_seq) for _ in range(min(chunk, lengths[n] - chunk_idx[c] * chunk))]
+        ),
     )
     if cu_seqlens is None:
         _SEQ_CACHE[(batch, length, chunk, str(device))] = out
@@ -277,9 +289,23 @@ def _cdiv(a: int, b: int) -> int:
 # columns of dq, dk (block_k) and dv (block_v) over programs.
 CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "chunk_state": ((64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 2), (64, 32, 4, 2), (32, 64, 4, 2), (64, 128, 8, 2)),
-    "chunk_state_grad": ((64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 2), (64, 32, 4, 2), (32, 64, 4, 2), (64, 128, 8, 2)),
+    "chunk_state_grad": (
+        (64, 64, 4, 2),
+        (64, 64, 4, 3),
+        (128, 64, 8, 2),
+        (64, 32, 4, 2),
+        (32, 64, 4, 2),
+        (64, 128, 8, 2),
+    ),
     "chunk_output": ((64, 64, 4, 2), (64, 128, 8, 2), (64, 64, 8, 2), (64, 32, 4, 2), (64, 64, 4, 3), (64, 128, 4, 2)),
-    "chunk_grad": ((128, 128, 8, 2), (64, 64, 4, 2), (64, 64, 8, 2), (128, 128, 4, 2), (64, 64, 4, 3), (128, 128, 8, 1)),
+    "chunk_grad": (
+        (128, 128, 8, 2),
+        (64, 64, 4, 2),
+        (64, 64, 8, 2),
+        (128, 128, 4, 2),
+        (64, 64, 4, 3),
+        (128, 128, 8, 1),
+    ),
 }
 _TUNED: dict[tuple[Any, ...], tuple[int, int, int, int]] = {}
 
@@ -348,7 +374,9 @@ def _tune(
         tried.add(candidate)
         run_args = {**args, "BLOCK_K": bk, "BLOCK_V": bv}
 
-        def run(run_args: dict[str, Any] = run_args, bk: int = bk, bv: int = bv, warps: int = warps, stages: int = stages) -> None:
+        def run(
+            run_args: dict[str, Any] = run_args, bk: int = bk, bv: int = bv, warps: int = warps, stages: int = stages
+        ) -> None:
             if reset is not None:
                 reset()
             run_kernel(kernel, grid(bk, bv), run_args, device, LaunchConfig(bk, bv, warps, stages))
@@ -364,7 +392,12 @@ def _tune(
 
 
 def chunk_states(
-    compiled: CompiledLinear, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor | None, h0: torch.Tensor | None, seqs: Sequences
+    compiled: CompiledLinear,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    h0: torch.Tensor | None,
+    seqs: Sequences,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The state at each chunk's start [chunks, H, K, V] (input dtype) and the final states [N, H, K, V] (f32)."""
     spec = compiled.spec
@@ -378,7 +411,14 @@ def chunk_states(
     _strides(args, "v", v, "bhsd")
     if seqs.count:
         count = seqs.count * spec.heads
-        _launch(compiled, "chunk_state", lambda bk, bv: (_cdiv(spec.dim_v, bv), _cdiv(spec.dim_k, bk), count), args, k.device, (seqs.count, seqs.num_chunks))
+        _launch(
+            compiled,
+            "chunk_state",
+            lambda bk, bv: (_cdiv(spec.dim_v, bv), _cdiv(spec.dim_k, bk), count),
+            args,
+            k.device,
+            (seqs.count, seqs.num_chunks),
+        )
     return h, ht
 
 
@@ -401,7 +441,14 @@ def forward(
         _strides(args, name, t, "bhsd")
     if seqs.num_chunks:
         chunks = seqs.num_chunks
-        _launch(compiled, "chunk_output", lambda bk, bv: (_cdiv(spec.dim_v, bv), chunks, spec.heads), args, q.device, (seqs.count, chunks))
+        _launch(
+            compiled,
+            "chunk_output",
+            lambda bk, bv: (_cdiv(spec.dim_v, bv), chunks, spec.heads),
+            args,
+            q.device,
+            (seqs.count, chunks),
+        )
     return o, ht
 
 
@@ -432,7 +479,14 @@ def backward(
     _strides(args, "do", do, "bhsd")
     if seqs.count:
         count = seqs.count * heads
-        _launch(compiled, "chunk_state_grad", lambda bk, bv: (_cdiv(dim_v, bv), _cdiv(dim_k, bk), count), args, device, (seqs.count, seqs.num_chunks))
+        _launch(
+            compiled,
+            "chunk_state_grad",
+            lambda bk, bv: (_cdiv(dim_v, bv), _cdiv(dim_k, bk), count),
+            args,
+            device,
+            (seqs.count, seqs.num_chunks),
+        )
     group = heads // spec.heads_qk
     grad_dtype = torch.float32 if group > 1 else q.dtype  # a shared q/k head sums its group's f32 gradients
     dq = torch.empty((batch, heads, length, dim_k), dtype=grad_dtype, device=device)
@@ -464,7 +518,9 @@ def backward(
     return dq, dk, dv, dg, (dh0 if h0 is not None else None)
 
 
-def gate_grad(gate: str, within: torch.Tensor, ht: torch.Tensor, dht: torch.Tensor, seqs: Sequences, chunk: int) -> torch.Tensor:
+def gate_grad(
+    gate: str, within: torch.Tensor, ht: torch.Tensor, dht: torch.Tensor, seqs: Sequences, chunk: int
+) -> torch.Tensor:
     """dg from the kernel's dG summed back to each step within its chunk ([B, H, T] or [B, H, T, K]).
 
     dg_t = Σ_{s ≥ t in t's sequence} dG_s + ⟨S_T, dS_T⟩: each step gets what its chunk
@@ -496,4 +552,15 @@ def gate_grad(gate: str, within: torch.Tensor, ht: torch.Tensor, dht: torch.Tens
     return within
 
 
-__all__ = ["CompiledLinear", "LinearSpec", "Sequences", "build_module", "chunk_states", "backward", "compile_linear", "forward", "gate_grad", "sequences"]
+__all__ = [
+    "CompiledLinear",
+    "LinearSpec",
+    "Sequences",
+    "build_module",
+    "chunk_states",
+    "backward",
+    "compile_linear",
+    "forward",
+    "gate_grad",
+    "sequences",
+]

@@ -16,7 +16,16 @@ import torch
 from attnc.runtime import linear
 
 
-def _run(variant: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, initial: bool, cu_seqlens: torch.Tensor | None, scale: float, backward: bool):
+def _run(
+    variant: str,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    initial: bool,
+    cu_seqlens: torch.Tensor | None,
+    scale: float,
+    backward: bool,
+):
     from attnc.frontend.linear import variant as lookup
 
     la = lookup(variant)
@@ -70,7 +79,13 @@ def linear_attention_backward_op(
     run = [t.float() for t in (q, k, v, do)] if upcast else [t.contiguous() for t in (q, k, v, do)]
     dq, dk, dv, dg, dh0 = linear.backward(compiled, run[0], run[1], run[2], g, initial_state, seqs, run[3], dht)
     empty = q.new_empty((0,), dtype=torch.float32)
-    return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), dg if dg is not None else empty, dh0 if dh0 is not None else empty
+    return (
+        dq.to(q.dtype),
+        dk.to(k.dtype),
+        dv.to(v.dtype),
+        dg if dg is not None else empty,
+        dh0 if dh0 is not None else empty,
+    )
 
 
 @linear_attention_backward_op.register_fake

@@ -21,7 +21,11 @@ def recurrence(
     group = heads // q.shape[1]
     q, k = q.repeat_interleave(group, 1), k.repeat_interleave(group, 1)
     scale = dim_k**-0.5 if scale is None else scale
-    state = torch.zeros(batch, heads, dim_k, dim_v, dtype=torch.float64) if initial_state is None else initial_state.double()
+    state = (
+        torch.zeros(batch, heads, dim_k, dim_v, dtype=torch.float64)
+        if initial_state is None
+        else initial_state.double()
+    )
     outs = []
     for t in range(length):
         if gate == "head":
@@ -40,7 +44,14 @@ def recurrence(
 
 
 def make_inputs(
-    gate: str | None, batch: int, heads_qk: int, heads: int, length: int, dim_k: int, dim_v: int, dtype: torch.dtype = torch.float32
+    gate: str | None,
+    batch: int,
+    heads_qk: int,
+    heads: int,
+    length: int,
+    dim_k: int,
+    dim_v: int,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Fresh random q, k, v and log-decays g ≤ 0 of the gate's shape."""
     q = torch.randn(batch, heads_qk, length, dim_k).to(dtype)

@@ -30,7 +30,9 @@ def test_linear_chunk_sizes_agree():
     """Chunks of 16, 32 and 64 give one answer for a vector gate."""
     torch.manual_seed(1)
     q, k, v, g = make_inputs("vector", 1, 2, 2, 70, 32, 16)
-    outs = [attnc.linear_attention(gate="vector", chunk_size=c)(q, k, v, g=g, output_final_state=True) for c in (16, 32, 64)]
+    outs = [
+        attnc.linear_attention(gate="vector", chunk_size=c)(q, k, v, g=g, output_final_state=True) for c in (16, 32, 64)
+    ]
     for o, s in outs[1:]:
         assert rel(o, outs[0][0]) < 1e-5
         assert s is not None and outs[0][1] is not None and rel(s, outs[0][1]) < 1e-5
@@ -81,7 +83,9 @@ def test_linear_cu_seqlens_matches_separate_runs(gate):
     for n in range(len(lengths)):
         lo, hi = cu[n].item(), cu[n + 1].item()
         g_n = g[:, :, lo:hi] if g is not None else None
-        ref_o, ref_state = recurrence(q[:, :, lo:hi], k[:, :, lo:hi], v[:, :, lo:hi], g_n, gate, initial_state=h0[n : n + 1])
+        ref_o, ref_state = recurrence(
+            q[:, :, lo:hi], k[:, :, lo:hi], v[:, :, lo:hi], g_n, gate, initial_state=h0[n : n + 1]
+        )
         if hi > lo:
             assert rel(o[:, :, lo:hi], ref_o) < 1e-5
         assert rel(state[n : n + 1], ref_state) < 1e-5
@@ -165,6 +169,8 @@ def test_linear_kernels_cross_compile_for_sm90():
         for bk, bv, warps, stages in (CANDIDATES[which][0], max(CANDIDATES[which])):
             constexprs = dict(compiled.constexprs[name])
             constexprs.update({c: b for c, b in (("BLOCK_K", bk), ("BLOCK_V", bv)) if c in constexprs and b})
-            asm = cross_compile(compiled.kernel(which), compiled.signatures[name], constexprs, Target.parse("cuda:90"), warps, stages)
+            asm = cross_compile(
+                compiled.kernel(which), compiled.signatures[name], constexprs, Target.parse("cuda:90"), warps, stages
+            )
             assert "warp_group_dot" in str(asm["ttgir"]), which
             assert int(asm["shared"]) <= 227 * 1024, (which, bk, bv, asm["shared"])

@@ -71,14 +71,29 @@ def test_linear_backward_cu_seqlens():
     for n in range(3):
         lo, hi = cu[n].item(), cu[n + 1].item()
         ref = _reference_grads(
-            "vector", q[:, :, lo:hi], k[:, :, lo:hi], v[:, :, lo:hi], g[:, :, lo:hi], h0[n : n + 1], do[:, :, lo:hi], dstate[n : n + 1]
+            "vector",
+            q[:, :, lo:hi],
+            k[:, :, lo:hi],
+            v[:, :, lo:hi],
+            g[:, :, lo:hi],
+            h0[n : n + 1],
+            do[:, :, lo:hi],
+            dstate[n : n + 1],
         )
-        got = [grads[0][:, :, lo:hi], grads[1][:, :, lo:hi], grads[2][:, :, lo:hi], grads[3][n : n + 1], grads[4][:, :, lo:hi]]
+        got = [
+            grads[0][:, :, lo:hi],
+            grads[1][:, :, lo:hi],
+            grads[2][:, :, lo:hi],
+            grads[3][n : n + 1],
+            grads[4][:, :, lo:hi],
+        ]
         for a, b in zip(got, ref):
             assert rel(a, b) < 1e-4
 
 
-@pytest.mark.parametrize(("gate", "dtype"), [("scalar", torch.bfloat16), ("scalar", torch.float16), ("vector", torch.float16)])
+@pytest.mark.parametrize(
+    ("gate", "dtype"), [("scalar", torch.bfloat16), ("scalar", torch.float16), ("vector", torch.float16)]
+)
 def test_linear_backward_half_precision(gate, dtype):
     """16-bit inputs (fp16 runs the 16-bit kernels, bf16 runs upcast): gradients keep the dtype and match to 1e-2."""
     torch.manual_seed(13)
@@ -146,7 +161,9 @@ def test_linear_backward_feature_maps(gate):
         assert rel(got.grad, want.grad) < 1e-4, name
 
 
-@pytest.mark.parametrize(("gate", "heads_qk", "dim_k", "dim_v"), [("head", 2, 64, 64), ("scalar", 1, 32, 64), ("vector", 2, 8, 12)])
+@pytest.mark.parametrize(
+    ("gate", "heads_qk", "dim_k", "dim_v"), [("head", 2, 64, 64), ("scalar", 1, 32, 64), ("vector", 2, 8, 12)]
+)
 def test_linear_backward_column_splits(gate, heads_qk, dim_k, dim_v):
     """Head dims above the CPU's 32-wide blocks: the gradient kernel splits dq/dk/dv columns over programs
     (one split with no key columns when K < V), and their dG parts add up; dims below 16 are padded."""
@@ -178,8 +195,14 @@ def test_linear_gpu_tuning_keeps_results(monkeypatch):
 
     launch, run = runtime._launch, runtime.run_kernel
     monkeypatch.setattr(triton.testing, "do_bench", fake_bench)
-    monkeypatch.setattr(runtime, "_launch", lambda c, w, grid, a, d, key, reset=None: launch(c, w, grid, a, FakeCuda(), key, reset))
-    monkeypatch.setattr(runtime, "run_kernel", lambda kernel, grid, args, device, config: run(kernel, grid, args, torch.device("cpu"), None))
+    monkeypatch.setattr(
+        runtime, "_launch", lambda c, w, grid, a, d, key, reset=None: launch(c, w, grid, a, FakeCuda(), key, reset)
+    )
+    monkeypatch.setattr(
+        runtime,
+        "run_kernel",
+        lambda kernel, grid, args, device, config: run(kernel, grid, args, torch.device("cpu"), None),
+    )
     monkeypatch.setattr(runtime, "_TUNED", {})
     torch.manual_seed(18)
     q, k, v, g = make_inputs("scalar", 1, 2, 2, 40, 64, 64)
@@ -190,4 +213,9 @@ def test_linear_gpu_tuning_keeps_results(monkeypatch):
         assert rel(got, want) < 1e-4, name
     tuned = {key[2]: config for key, config in runtime._TUNED.items()}
     assert set(tuned) == {"chunk_state", "chunk_output", "chunk_state_grad", "chunk_grad"}
-    assert tuned["chunk_grad"] == (64, 64, 8, 1)  # the last candidate (128-wide blocks clamped to K=V=64), "fastest" by the fake timer
+    assert tuned["chunk_grad"] == (
+        64,
+        64,
+        8,
+        1,
+    )  # the last candidate (128-wide blocks clamped to K=V=64), "fastest" by the fake timer

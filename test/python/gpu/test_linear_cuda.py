@@ -27,7 +27,9 @@ def test_linear_cuda_forward_backward(gate, dtype, dims):
     h0 = torch.randn(2, 4, dim_k, dim_v)
     leaves = [t.cuda().requires_grad_() for t in (q, k, v, h0)]
     g_leaf = g.cuda().requires_grad_() if g is not None else None
-    o, state = attnc.linear_attention(gate=gate)(*leaves[:3], g=g_leaf, initial_state=leaves[3], output_final_state=True)
+    o, state = attnc.linear_attention(gate=gate)(
+        *leaves[:3], g=g_leaf, initial_state=leaves[3], output_final_state=True
+    )
     do, dstate = torch.randn_like(o), torch.randn_like(state)
     (o.float() * do.float()).sum().add((state * dstate).sum()).backward()
 
@@ -58,7 +60,9 @@ def test_linear_cuda_cu_seqlens():
     assert state is not None
     for n in range(3):
         lo, hi = cu[n].item(), cu[n + 1].item()
-        o_n, s_n = la(q[:, :, lo:hi], k[:, :, lo:hi], v[:, :, lo:hi], g=g[:, :, lo:hi].contiguous(), output_final_state=True)
+        o_n, s_n = la(
+            q[:, :, lo:hi], k[:, :, lo:hi], v[:, :, lo:hi], g=g[:, :, lo:hi].contiguous(), output_final_state=True
+        )
         assert s_n is not None
         assert rel(o[:, :, lo:hi], o_n) < 1e-2 and rel(state[n : n + 1], s_n) < 1e-2
 
