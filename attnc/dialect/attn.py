@@ -27,10 +27,12 @@ from xdsl.dialects.builtin import (
     FloatAttr,
     IndexType,
     IntAttr,
+    IntegerAttr,
     StringAttr,
     TensorType,
     f32,
     i1,
+    i64,
 )
 from xdsl.ir import Attribute, Block, Dialect, Operation, ParametrizedAttribute, Region, SSAValue
 from xdsl.irdl import (
@@ -430,6 +432,7 @@ class OnlineRowscaleOp(IRDLOperation):
     state = attr_def(ArrayAttr[StringAttr])
     init = attr_def(ArrayAttr[FloatAttr])
     masked_score = attr_def(FloatAttr)
+    held_constant = opt_attr_def(ArrayAttr[IntegerAttr])  # statistics the backward holds constant
     update = region_def("single_block")
     finalize = region_def("single_block")
     probs = result_def(TensorType)
@@ -547,6 +550,7 @@ class FlashOp(IRDLOperation):
     state = attr_def(ArrayAttr[StringAttr])
     init = attr_def(ArrayAttr[FloatAttr])
     masked_score = attr_def(FloatAttr)
+    held_constant = opt_attr_def(ArrayAttr[IntegerAttr])  # statistics the backward holds constant
     block_mask = opt_attr_def(StringAttr)
     tile = opt_attr_def(TileAttr)
     score_mod = region_def("single_block")
@@ -648,8 +652,10 @@ class NormalizerSpec:
         stat_names: Sequence[str] = (),
         masked_score: float = float("-inf"),
         captures: Sequence[object] = (),
+        held_constant: Sequence[int] = (),
     ):
         self.name = name
+        self.held_constant = list(held_constant)
         self.state = list(state)
         self.init = list(init)
         self.update = update
@@ -668,6 +674,11 @@ class NormalizerSpec:
             "state": ArrayAttr([StringAttr(s) for s in self.state]),
             "init": ArrayAttr([FloatAttr(v, f32) for v in self.init]),
             "masked_score": FloatAttr(self.masked_score, f32),
+            **(
+                {"held_constant": ArrayAttr([IntegerAttr(i, i64) for i in self.held_constant])}
+                if self.held_constant
+                else {}
+            ),
         }
 
 

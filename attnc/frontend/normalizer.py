@@ -68,6 +68,8 @@ class Normalizer:
     - `state`: ordered `{name: initial value}` of the per-row state (may be empty);
     - `stats`: names of the row statistics `finalize` returns (may be empty);
     - `masked_score`: what a masked score reads as in `update` (default -inf);
+    - `held_constant`: statistics the backward treats as constants (RetNet's rule for
+      its denominator); `finalize` may divide the accumulator by one of them;
     - `name`: the `normalizer` attribute of the IR (default: the class name).
 
     `self.b` and `self.h` are the batch and query-head indices while `update` and
@@ -79,6 +81,7 @@ class Normalizer:
     state: Mapping[str, float] = {}
     stats: tuple[str, ...] = ()
     masked_score: float = float("-inf")
+    held_constant: tuple[str, ...] = ()
     b: Any = None
     h: Any = None
 
@@ -207,6 +210,7 @@ def trace_normalizer(norm: Normalizer) -> NormalizerSpec:
         stat_names=list(stats),
         masked_score=masked_score,
         captures=finalize.captures,
+        held_constant=[stats.index(n) for n in norm.held_constant],
     )
 
 
@@ -313,6 +317,11 @@ def _declaration(norm: Normalizer) -> tuple[list[str], list[float], list[str], f
             raise TraceError(f"{kind}.stats has {name!r}; statistic names must be identifiers", location)
     if len(set(stats)) != len(stats):
         raise TraceError(f"{kind}.stats names a statistic twice: {tuple(stats)}", location)
+    held = norm.held_constant
+    if isinstance(held, str) or not isinstance(held, tuple | list) or any(n not in stats for n in held):
+        raise TraceError(
+            f"{kind}.held_constant must be a tuple of names from stats {tuple(stats)}, got {held!r}", location
+        )
     masked = norm.masked_score
     if isinstance(masked, bool) or not isinstance(masked, numbers.Real) or math.isnan(masked):
         raise TraceError(f"{kind}.masked_score must be a number, got {masked!r}", location)

@@ -109,6 +109,7 @@ class Retention(Normalizer):
     name = "retention"
     state = {"d": 0.0}
     stats = ("denominator",)
+    held_constant = ("denominator",)
     masked_score = 0.0
 
     def update(self, scores: Any, state: dict[str, Any]) -> tuple[Any, dict[str, Any], Any]:

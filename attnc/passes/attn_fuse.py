@@ -141,6 +141,7 @@ class FusePVChain(RewritePattern):
                 "state": norm.state,
                 "init": norm.init,
                 "masked_score": norm.masked_score,
+                **({"held_constant": norm.held_constant} if norm.held_constant is not None else {}),
             },
             regions=[score_region, mask_region, update, finalize, Region()],
             result_types=[op.out.type, [s.type for s in norm.stats]],

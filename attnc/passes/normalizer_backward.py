@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import FloatAttr
+from xdsl.dialects.builtin import ArrayAttr, FloatAttr
 from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
@@ -86,7 +86,17 @@ def _row_scale_stat(op: attn.FlashOp) -> int | None:
             op.normalizer.data,
             "its finalize must return the accumulator, or the accumulator divided by one of its statistics",
         )
-    return stats.index(divisor)
+    index = stats.index(divisor)
+    held = op.attributes.get("held_constant")
+    if not isinstance(held, ArrayAttr) or index not in [a.value.data for a in held.data]:  # type: ignore[union-attr]
+        raise _fail(
+            op.normalizer.data,
+            f"its finalize divides by statistic {index}, which depends on the scores; declare it in "
+            "`held_constant` to hold it constant in backward, as RetNet does",
+        )
+    if index != 0:
+        raise _fail(op.normalizer.data, "the statistic its finalize divides by must be its first (the one kept)")
+    return index
 
 
 def _compose(score_mod: Region, update: Region, num_state: int) -> Region:

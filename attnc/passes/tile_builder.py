@@ -333,7 +333,11 @@ class KernelBuilder:
         if self._element(x) == element:
             return x
         widened = x.owner
-        if isinstance(element, AnyFloat) and isinstance(widened, tile.CastOp):
+        if (
+            isinstance(element, AnyFloat)
+            and isinstance(self._element(x), IntegerType)
+            and isinstance(widened, tile.CastOp)
+        ):
             source = self._element(widened.value)
             if isinstance(source, IntegerType) and source != i1 and source.width.data < _int_width(self._element(x)):
                 x = widened.value  # a sign extension before an int → float conversion changes no value

@@ -122,3 +122,55 @@ def test_fully_masked_rows_have_zero_gradients():
         (dq,) = torch.autograd.grad(out.sum(), [q])
         assert torch.isfinite(dq).all()
         assert (dq[:, :, :8] == 0).all()
+
+
+def test_dividing_by_a_statistic_needs_it_declared_held_constant():
+    """A normalized ReLU divides by a sum of its own weights: the backward cannot hold that sum
+    constant unless the normalizer says so, so gradients are refused, naming the part; declared in
+    `held_constant` (RetNet's rule), they are the gradients with it held constant."""
+
+    class NormalizedReLU(attnc.Normalizer):
+        state = {"l": 0.0}
+        stats = ("l",)
+
+        def update(self, scores, state):
+            p = attnc.maximum(scores, 0.0)
+            return p, {"l": state["l"] + attnc.row_sum(p)}, 1.0
+
+        def finalize(self, acc, state):
+            total = attnc.maximum(state["l"], 1.0)
+            return acc / total, {"l": total}
+
+    q, k, v = (torch.randn(1, 2, 20, 16, requires_grad=True) for _ in range(3))
+    with pytest.raises(NotImplementedError, match=r"divides by statistic 0, which depends on the scores"):
+        attnc.attention(normalizer=NormalizedReLU())(q, k, v)
+
+    class HeldReLU(NormalizedReLU):
+        held_constant = ("l",)
+
+    out = attnc.attention(normalizer=HeldReLU())(q, k, v)
+    (dv,) = torch.autograd.grad(out.sum(), [v])
+    s = torch.relu((q @ k.transpose(-1, -2)) * 16**-0.5).detach()
+    want = s.transpose(-1, -2) @ (torch.ones_like(out) / s.sum(-1, keepdim=True).clamp_min(1.0))
+    assert rel(dv, want) < 1e-4
+
+
+def test_dividing_by_a_later_statistic_is_refused_before_training():
+    """The op keeps the first statistic for the backward; dividing by another is refused up front."""
+
+    class TwoStats(attnc.Normalizer):
+        state = {"l": 0.0}
+        stats = ("raw", "den")
+        held_constant = ("den",)
+
+        def update(self, scores, state):
+            p = attnc.maximum(scores, 0.0)
+            return p, {"l": state["l"] + attnc.row_sum(p)}, 1.0
+
+        def finalize(self, acc, state):
+            den = attnc.maximum(state["l"], 1.0)
+            return acc / den, {"raw": state["l"], "den": den}
+
+    q, k, v = (torch.randn(1, 2, 20, 16, requires_grad=True) for _ in range(3))
+    with pytest.raises(NotImplementedError, match=r"must be its first"):
+        attnc.attention(normalizer=TwoStats())(q, k, v)

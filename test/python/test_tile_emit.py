@@ -11,7 +11,7 @@ import triton
 from xdsl.builder import Builder
 from xdsl.context import Context
 from xdsl.dialects import arith, builtin, func, math, scf
-from xdsl.dialects.builtin import ModuleOp, f32, i32
+from xdsl.dialects.builtin import ModuleOp, f32, i32, i64
 from xdsl.ir import Operation, SSAValue
 from xdsl.parser import Parser
 from xdsl.rewriter import InsertPoint
@@ -352,3 +352,18 @@ def test_tile_emit_cross_compiles_with_unit_strides(tmp_path: Path) -> None:
         for kernel, (signature, constexprs) in launches.items():
             asm = cross_compile(kernel, signature, constexprs, target)
             assert "cubin" in asm or "hsaco" in asm
+
+
+def test_int_to_float_skips_only_a_sign_extension():
+    """i32 → i64 → f32 converts once from i32; i16 → bf16 → f32 keeps the bf16 rounding step."""
+    from xdsl.dialects.builtin import bf16, i16
+
+    from attnc.passes.tile_builder import KernelBuilder
+
+    kb = KernelBuilder("k", [("x_ptr", KernelBuilder.ptr_type(i16))], {"B": 16})
+    x = kb.load(kb.addptr(kb.arg("x_ptr"), kb.arange("B")), None, None, "x")
+    widened = kb.cast(kb.cast(x, i32), i64, "widened")
+    direct = kb.cast(widened, f32, "direct")
+    assert direct.owner.operands[0] is widened.owner.operands[0]  # the i64 step is skipped
+    rounded = kb.cast(kb.cast(x, bf16, "h"), f32, "y")
+    assert rounded.owner.operands[0].type.element_type == bf16  # the bf16 step stays

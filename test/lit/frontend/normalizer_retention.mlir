@@ -34,6 +34,6 @@
 // CHECK-NEXT:      attn.yield %[[O]], %[[DEN]] : f32, f32
 
 // A masked score reads as 0, so it adds nothing to d.
-// CHECK-NEXT:    } {normalizer = "retention", state = ["d"], init = [0.000000e+00 : f32], masked_score = 0.000000e+00 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+// CHECK-NEXT:    } {normalizer = "retention", state = ["d"], init = [0.000000e+00 : f32], masked_score = 0.000000e+00 : f32, held_constant = [0 : i64]} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
 // CHECK-NEXT:    %[[OUT:.*]] = attn.pv %[[P]], %v
 // CHECK-NEXT:    func.return %[[OUT]], %[[DENOM]] : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>

@@ -416,7 +416,8 @@ func.func @sigmoid(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: ten
 // -----
 
 // Retention: p = t (the decayed score), and the finalize divides by the statistic
-// `denominator`, which the backward holds constant (row_scale = "inverse": P = t / d).
+// `denominator`, which the normalizer declares held constant (held_constant = [0]), so
+// the backward reads it as one (row_scale = "inverse": P = t / d).
 // The decay's log2 γ is a capture, so it gets a site.
 
 // CHECK-LABEL: func.func @retention(
@@ -455,7 +456,7 @@ func.func @retention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
     %2 = arith.divf %cst_1, %denominator_1 : f32
     %out = arith.mulf %acc, %2 : f32
     attn.yield %out, %denominator_1 : f32, f32
-  } {normalizer = "retention", state = ["d"], init = [0.000000e+00 : f32], masked_score = 0.000000e+00 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+  } {normalizer = "retention", state = ["d"], init = [0.000000e+00 : f32], masked_score = 0.000000e+00 : f32, held_constant = [0 : i64]} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
   %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
   func.return %out, %denominator : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
 }
