@@ -7,10 +7,12 @@
 - `<fn>_chunk_output`: one program per (value block, chunk, head):
   `o = scale · ((q ⊙ exp(G)) h + (q kᵀ ⊙ D) v)` with D the causal decay mask
   `exp(G_i − G_j)` for i ≥ j. For a per-channel (vector) gate, D depends on the key
-  channel, so the chunk's rows are cut into sub-chunks of 16: a sub-chunk scores all
-  earlier rows of the chunk in one product, the decay factored through the step just
-  before it (both factors ≤ 1, so nothing overflows), and its own rows per element
-  (a loop over key rows); then one product with the chunk's v.
+  channel, so the chunk's keys are cut into sub-chunks b of 16 and the scores built as
+  [CHUNK, 16] column blocks A_b: the rows after b score it in one product, the decay
+  factored through b's last step (both factors ≤ 1, so nothing overflows), and every
+  sub-chunk's own (diagonal) block is done per element in one loop over key rows;
+  then o accumulates A_b v_b. Every product keeps all CHUNK rows (M = 64 on Hopper:
+  warpgroup MMAs).
 
 The gradient kernels (chunk_backward_kernels.py) use the narrow form of the same
 sub-chunk scheme: one product per pair of sub-chunks, the decay factored through the
@@ -215,9 +217,11 @@ def vector_sub_decay(
 
 
 def _vector_output(kb, s: Shapes, seq, chunk_start, state, offs_k, k_ok, offs_v, v_ok, bases, scale) -> None:
-    """Per sub-chunk a of rows: its scores against every earlier row of the chunk in one product,
-    the decay factored through a's first step (both factors ≤ 1), plus the diagonal per element;
-    then one product with the chunk's v."""
+    """The whole chunk's rows at once, so every large product has M = CHUNK:
+    o = scale · ((q ⊙ exp(G)) h + Σ_b A_b v_b) over the chunk's sub-chunks b of key rows,
+    A_b [CHUNK, SUB] the (causal, decayed) scores of every row against b's rows. Rows after b
+    score b in one product, the decay factored through b's last step (both factors ≤ 1);
+    b's own rows come from `diagonal_blocks`, which does every sub-chunk's diagonal at once."""
     q_base, k_base, v_base, o_base = bases
     n_sub = s.chunk // SUB_SIZE
     g_base = base(kb, "g", seq, False)
@@ -226,47 +230,70 @@ def _vector_output(kb, s: Shapes, seq, chunk_start, state, offs_k, k_ok, offs_v,
     all_ok = kb.cmp("slt", all_rows, seq.length, "chunk_row_ok")
     g_all = load_rows(kb, "g", g_base, all_rows, all_ok, offs_k, k_ok, "g_chunk")
     cum_all = cumsum(kb, g_all, "G_chunk")
-    k_all = kb.cast(load_mapped(kb, s, "k", k_base, all_rows, all_ok, offs_k, k_ok, "k_chunk"), f32)
-    v_all = load_rows(kb, "v", v_base, all_rows, all_ok, offs_v, v_ok, "v_chunk")
-    state_e = kb.cast(state, s.elem, "state_e")
-    for a in range(n_sub):
-        rows = kb.add(kb.add(chunk_start, kb.i32(a * SUB_SIZE)), kb.arange(SUB), f"rows{a}")
-        row_ok = kb.cmp("slt", rows, seq.length, f"row_ok{a}")
-        cum_a, _ = vector_sub_decay(kb, seq, g_all, offs_t, a, g_base, rows, row_ok, offs_k, k_ok)
-        q_a = kb.cast(load_mapped(kb, s, "q", q_base, rows, row_ok, offs_k, k_ok, f"q{a}"), f32)
-        kb.comment(f"sub-chunk {a}: inter-chunk part")
-        acc = kb.dot(kb.cast(kb.mul(q_a, exp(kb, cum_a)), s.elem), state_e, None, s.precision, f"acc{a}")
-        k_a = kb.cast(load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, f"k{a}"), f32)
-        weights = diagonal_weights_wide(kb, q_a, k_a, cum_a, a)
-        if a > 0:
-            kb.comment(f"sub-chunk {a} against the rows before it, through its first step")
-            before = kb.col(kb.cmp("slt", offs_t, kb.i32(a * SUB_SIZE)))
-            first = reduce_sum(kb, kb.where(before, g_all, kb.f32(0.0)), 0, f"G{a}_first")  # G just before a
-            q_r = kb.cast(kb.mul(q_a, exp(kb, kb.sub(cum_a, kb.row(first)))), s.elem)
-            k_r = kb.where(before, exp(kb, kb.where(before, kb.sub(kb.row(first), cum_all), kb.f32(0.0))), kb.f32(0.0))
-            k_r = kb.cast(kb.mul(k_all, k_r), s.elem)
-            weights = kb.dot(q_r, kb.trans(k_r), weights, s.precision, f"w{a}")
-        acc = kb.dot(kb.cast(weights, s.elem), v_all, acc, s.precision, f"acc{a}")
-        store_rows(kb, "o", o_base, rows, row_ok, offs_v, v_ok, kb.cast(kb.mul(acc, scale), s.elem))
+    q_all = kb.cast(load_mapped(kb, s, "q", q_base, all_rows, all_ok, offs_k, k_ok, "q_chunk"), f32)
+    kb.comment("inter-chunk part, all of the chunk's rows in one product")
+    acc = kb.dot(
+        kb.cast(kb.mul(q_all, exp(kb, cum_all)), s.elem), kb.cast(state, s.elem, "state_e"), None, s.precision, "acc"
+    )
+    block = kb.div(offs_t, kb.i32(SUB_SIZE), "sub_of_row")
+    kb.comment("G just before each row's sub-chunk")
+    prefix = kb.full((CHUNK, HK), 0.0, f32, "G_before_sub")
+    scores: list[SSAValue] = []
+    for b in range(n_sub):
+        rows = kb.add(kb.add(chunk_start, kb.i32(b * SUB_SIZE)), kb.arange(SUB), f"rows{b}")
+        row_ok = kb.cmp("slt", rows, seq.length, f"row_ok{b}")
+        if b + 1 == n_sub:
+            scores.append(kb.full((CHUNK, SUB), 0.0, f32))
+            break
+        kb.comment(f"the rows after sub-chunk {b} against it, through its last step")
+        later = kb.col(kb.cmp("sgt", block, kb.i32(b)))
+        last = reduce_sum(kb, kb.where(later, kb.f32(0.0), g_all), 0, f"G{b}_last")  # G at b's last row
+        prefix = kb.where(later, kb.row(last), prefix)
+        q_r = kb.where(
+            later, kb.mul(q_all, exp(kb, kb.where(later, kb.sub(cum_all, kb.row(last)), kb.f32(0.0)))), kb.f32(0.0)
+        )
+        g_b = load_rows(kb, "g", g_base, rows, row_ok, offs_k, k_ok, f"g{b}")
+        k_b = kb.cast(load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, f"k{b}"), f32)
+        k_r = kb.mul(k_b, exp(kb, kb.sub(kb.row(reduce_sum(kb, g_b, 0)), cumsum(kb, g_b))))
+        scores.append(kb.dot(kb.cast(q_r, s.elem), kb.trans(kb.cast(k_r, s.elem)), None, s.precision, f"A{b}"))
+    diagonal = diagonal_blocks(kb, s, seq, q_all, kb.sub(cum_all, prefix), chunk_start, (k_base, g_base), offs_k, k_ok)
+    for b in range(n_sub):
+        rows = kb.add(kb.add(chunk_start, kb.i32(b * SUB_SIZE)), kb.arange(SUB), f"v_rows{b}")
+        row_ok = kb.cmp("slt", rows, seq.length, f"v_row_ok{b}")
+        v_b = load_rows(kb, "v", v_base, rows, row_ok, offs_v, v_ok, f"v{b}")
+        weights = kb.where(kb.col(kb.cmp("eq", block, kb.i32(b))), diagonal, scores[b], f"A{b}_full")
+        acc = kb.dot(kb.cast(weights, s.elem), v_b, acc, s.precision, "acc")
+    store_rows(kb, "o", o_base, all_rows, all_ok, offs_v, v_ok, kb.cast(kb.mul(acc, scale), s.elem))
 
 
-def diagonal_weights_wide(kb: KernelBuilder, q: SSAValue, k: SSAValue, cum: SSAValue, a: int) -> SSAValue:
-    """Sub-chunk a's diagonal block, Σ_c q_ic k_jc exp(G_ic − G_jc) for i ≥ j, placed in
-    columns a·16 … a·16+15 of a [SUB, CHUNK] tile (0 elsewhere), one key row at a time."""
+def diagonal_blocks(kb: KernelBuilder, s: Shapes, seq, q, cum, chunk_start, bases, offs_k, k_ok) -> SSAValue:
+    """Every sub-chunk's diagonal block at once: [CHUNK, SUB], row i holding
+    Σ_c q_ic k_jc exp(G_ic − G_jc) for the keys j = i's sub-chunk start + 0 … 15 (0 for j > i).
+
+    `cum` is G from the start of each row's sub-chunk. One key row of every sub-chunk per
+    step, loaded from memory (broadcast along the sub-chunk's rows), its G carried."""
+    k_base, g_base = bases
+    offs_t = kb.arange(CHUNK)
+    lane = kb.rem(offs_t, kb.i32(SUB_SIZE), "row_in_sub")
+    first = kb.add(chunk_start, kb.sub(offs_t, lane), "sub_start_row")
     t = kb.arange(SUB)
-    t_all = kb.arange(CHUNK)
     with kb.loop(
         kb.i32(0),
         kb.constexpr(SUB),
         kb.i32(1),
-        {"w": kb.full((SUB, CHUNK), 0.0, f32)},
-        "diagonal sub-chunk, one key row at a time",
+        {"w": kb.full((CHUNK, SUB), 0.0, f32), "g_key": kb.full((CHUNK, HK), 0.0, f32)},
+        "diagonal sub-chunks, one key row of each at a time",
     ) as body:
         j = body.index
-        k_j = _key_row(kb, t, j, k)
-        values = kb.row_reduce("sum", kb.mul(kb.mul(q, kb.row(k_j)), _decay_from(kb, t, j, cum)))
-        column = kb.row(kb.cmp("eq", t_all, kb.add(j, kb.i32(a * SUB_SIZE))))
-        body.yield_({"w": kb.where(column, kb.col(values), body.carried["w"])})
+        rows = kb.add(first, j, "key_rows")
+        ok = kb.cmp("slt", rows, seq.length, "key_ok")
+        g_key = kb.add(body.carried["g_key"], load_rows(kb, "g", g_base, rows, ok, offs_k, k_ok, "g_key_row"))
+        k_j = kb.cast(load_mapped(kb, s, "k", k_base, rows, ok, offs_k, k_ok, "k_key_row"), f32)
+        after = kb.col(kb.cmp("sge", lane, j))
+        decay = exp(kb, kb.where(after, kb.sub(cum, g_key), kb.f32(float("-inf"))))
+        values = kb.row_reduce("sum", kb.mul(kb.mul(q, k_j), decay))
+        w = kb.where(kb.row(kb.cmp("eq", t, j)), kb.col(values), body.carried["w"])
+        body.yield_({"w": w, "g_key": g_key})
     return body.results["w"]
 
 
@@ -340,7 +367,7 @@ __all__ = [
     "diagonal_dk",
     "diagonal_dq",
     "diagonal_weights",
-    "diagonal_weights_wide",
+    "diagonal_blocks",
     "output_params",
     "vector_sub_decay",
 ]

@@ -41,16 +41,19 @@ func.func @simple_gla(%q: tensor<?x2x?x32xf16>, %k: tensor<?x2x?x32xf16>, %v: te
 
 // -----
 
-// A per-channel gate (GLA): the output kernel works in sub-chunks of 16 rows, each
-// scored against the whole chunk: earlier rows in one product (decay factored through
-// the step before the sub-chunk), its own rows per element (a loop over key rows).
+// A per-channel gate (GLA): the output kernel keeps the chunk's 32 rows together. The
+// state product, then per key sub-chunk of 16 a [32, 16] block of scores (rows after it
+// in one product, the decay factored through its last step), every sub-chunk's diagonal
+// in one loop over key rows, and per sub-chunk one product with its v rows.
 
 // CHECK-LABEL: tile.func @gla_chunk_output
-// CHECK:         %G0 = arith.addf
-// CHECK:         %acc0 = tile.dot
-// CHECK:         %[[W:.*]] = scf.for %{{.*}} = %{{.*}} to %sub step %{{.*}} iter_args(%{{.*}} = %{{.*}}) -> (tensor<16x32xf32>)
-// CHECK:         %acc0_1 = tile.dot %{{.*}}, %v_chunk acc %acc0 : tensor<16x32xbf16>, tensor<32x16xbf16>
-// CHECK:         %w1 = tile.dot %{{.*}}, %{{.*}} acc %{{.*}} : tensor<16x16xbf16>, tensor<16x32xbf16> -> tensor<16x32xf32>
+// CHECK:         %G_chunk = tile.cumsum %g_chunk axis 0 : tensor<32x16xf32>
+// CHECK:         %acc = tile.dot %{{.*}}, %state : tensor<32x16xbf16>, tensor<16x16xbf16> -> tensor<32x16xf32>
+// CHECK:         %A0 = tile.dot %{{.*}}, %{{.*}} : tensor<32x16xbf16>, tensor<16x16xbf16> -> tensor<32x16xf32>
+// CHECK:         %[[W:.*]], %{{.*}} = scf.for %{{.*}} = %{{.*}} to %sub step %{{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (tensor<32x16xf32>, tensor<32x16xf32>)
+// CHECK:         %acc_1 = tile.dot %{{.*}}, %v0 acc %acc : tensor<32x16xbf16>, tensor<16x16xbf16> -> tensor<32x16xf32>
+// CHECK:         %A1_full = tile.select %{{.*}}, %[[W]], %{{.*}} : tensor<32x16xf32>
+// CHECK:         %acc_2 = tile.dot %{{.*}}, %v1 acc %acc_1 : tensor<32x16xbf16>, tensor<16x16xbf16> -> tensor<32x16xf32>
 func.func @gla(%q: tensor<?x2x?x16xbf16>, %k: tensor<?x2x?x16xbf16>, %v: tensor<?x2x?x16xbf16>, %g: tensor<?x2x?x16xf32>) -> tensor<?x2x?x16xbf16> {
   %o, %s = attn.recurrent_chunk %q, %k, %v gate(%g : tensor<?x2x?x16xf32>) {gate = "vector", scale = 0.25 : f32, chunk_size = 32 : i64} : tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16> -> (tensor<?x2x?x16xbf16>, tensor<?x2x16x16xf32>)
   func.return %o : tensor<?x2x?x16xbf16>
