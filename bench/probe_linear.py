@@ -1,6 +1,6 @@
 """Where the linear-attention forward's time goes, kernel by kernel, beside fla's (CUDA time per call).
 
-python bench/probe_linear.py --gates head,scalar      # H200: bf16, B=8, H=16, T=4096, K=V=128
+python bench/probe_linear.py --gates head,scalar,vector   # H200: bf16, B=8, H=16, T=4096, K=V=128
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gates", default="head,scalar")
     args = ap.parse_args()
+    from fla.ops.gla import chunk_gla
     from fla.ops.retention import chunk_retention
     from fla.ops.simple_gla import chunk_simple_gla
 
@@ -42,15 +43,19 @@ def main() -> None:
     gamma = torch.log(1 - 2.0 ** (-5.0 - torch.arange(H, dtype=torch.float32, device="cuda")))
     g = F.logsigmoid(torch.randn(B, H, T, device="cuda")) / 16
     tg = g.transpose(1, 2).contiguous()
+    gv = F.logsigmoid(torch.randn(B, H, T, K, device="cuda")) / 16
+    tgv = gv.transpose(1, 2).contiguous()
     with torch.no_grad():
         for gate in args.gates.split(","):
             la = attnc.linear_attention(gate=gate)
-            gg = gamma if gate == "head" else g
+            gg = {"head": gamma, "scalar": g, "vector": gv}[gate]
             print(gate, "attnc", kernel_ms(lambda la=la, gg=gg: la(q, k, v, g=gg)))
             if gate == "head":
                 print(gate, "fla", kernel_ms(lambda: chunk_retention(tq, tk, tv)))
-            else:
+            elif gate == "scalar":
                 print(gate, "fla", kernel_ms(lambda: chunk_simple_gla(tq, tk, tv, g=tg)))
+            else:
+                print(gate, "fla", kernel_ms(lambda: chunk_gla(tq, tk, tv, g=tgv)))
 
 
 if __name__ == "__main__":
