@@ -53,9 +53,9 @@ from attnc.passes.chunk_common import (
     load_rows,
     pow2,
     reduce_sum,
-    sequence,
     shapes_of,
     state_ptrs,
+    state_scan,
     store_rows,
     tensor_params,
 )
@@ -78,20 +78,9 @@ def build_state_grad_kernel(op: RecurrentChunkOp, name: str):
     params += SEQ_PARAMS + [("chunk_offset_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)), ("scale", f32)]
     kb = KernelBuilder(name, params, {CHUNK: s.chunk, BK: s.block_k, BV: s.block_v})
 
-    kb.comment("which value block, key block, sequence and head this program owns")
-    pid_v = kb.program_id(0, "pid_v")
-    pid_k = kb.program_id(1, "pid_k")
-    pid_nh = kb.program_id(2, "pid_nh")
-    n = kb.div(pid_nh, kb.arg("num_heads"), "n")
-    h = kb.rem(pid_nh, kb.arg("num_heads"), "h")
-    seq = sequence(kb, n, h)
-    first_chunk = kb.load(kb.addptr(kb.arg("chunk_offset_ptr"), n), None, None, "first_chunk")
-    num_chunks = kb.cdiv(seq.length, kb.constexpr(CHUNK), "num_chunks")
-    offs_k = kb.add(kb.mul(pid_k, kb.constexpr(BK)), kb.arange(BK), "offs_k")
-    offs_v = kb.add(kb.mul(pid_v, kb.constexpr(BV)), kb.arange(BV), "offs_v")
-    k_ok = kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok")
-    v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok")
-    state_ok = kb.and_(kb.col(k_ok), kb.row(v_ok), "state_ok")
+    scan = state_scan(kb, s)
+    n, h, seq, first_chunk, num_chunks = scan.n, scan.h, scan.seq, scan.first_chunk, scan.num_chunks
+    offs_k, offs_v, k_ok, v_ok, state_ok = scan.offs_k, scan.offs_v, scan.k_ok, scan.v_ok, scan.state_ok
     q_base, do_base = base(kb, "q", seq, True), base(kb, "do", seq, False)
     offs_t = kb.arange(CHUNK, "offs_t")
     scale = kb.arg("scale")

@@ -127,6 +127,42 @@ def sequence(kb: KernelBuilder, n: SSAValue, h: SSAValue) -> Sequence:
     )
 
 
+@dataclass
+class StateScan:
+    """What a state-scan program (forward state or its gradient) owns: one [BLOCK_K, BLOCK_V] block
+    of one sequence's state, for one head, across all of the sequence's chunks."""
+
+    n: SSAValue
+    h: SSAValue
+    seq: Sequence
+    first_chunk: SSAValue
+    num_chunks: SSAValue
+    offs_k: SSAValue
+    offs_v: SSAValue
+    k_ok: SSAValue
+    v_ok: SSAValue
+    state_ok: SSAValue
+
+
+def state_scan(kb: KernelBuilder, s: Shapes) -> StateScan:
+    """The program ids of a state scan (value block, key block, sequence × head) and its block's offsets."""
+    kb.comment("which value block, key block, sequence and head this program owns")
+    pid_v = kb.program_id(0, "pid_v")
+    pid_k = kb.program_id(1, "pid_k")
+    pid_nh = kb.program_id(2, "pid_nh")
+    n = kb.div(pid_nh, kb.arg("num_heads"), "n")
+    h = kb.rem(pid_nh, kb.arg("num_heads"), "h")
+    seq = sequence(kb, n, h)
+    first_chunk = kb.load(kb.addptr(kb.arg("chunk_offset_ptr"), n), None, None, "first_chunk")
+    num_chunks = kb.cdiv(seq.length, kb.constexpr(CHUNK), "num_chunks")
+    offs_k = kb.add(kb.mul(pid_k, kb.constexpr(BK)), kb.arange(BK), "offs_k")
+    offs_v = kb.add(kb.mul(pid_v, kb.constexpr(BV)), kb.arange(BV), "offs_v")
+    k_ok = kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok")
+    v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok")
+    state_ok = kb.and_(kb.col(k_ok), kb.row(v_ok), "state_ok")
+    return StateScan(n, h, seq, first_chunk, num_chunks, offs_k, offs_v, k_ok, v_ok, state_ok)
+
+
 def base(kb: KernelBuilder, t: str, seq: Sequence, qk: bool) -> SSAValue:
     """The address of step 0 of this program's sequence in tensor `t` (q, k, v, o, do ...)."""
     head = seq.head_qk if qk else seq.head
@@ -283,6 +319,7 @@ __all__ = [
     "Decay",
     "Sequence",
     "Shapes",
+    "StateScan",
     "base",
     "cumsum",
     "exp",
@@ -297,6 +334,7 @@ __all__ = [
     "sequence",
     "shapes_of",
     "state_ptrs",
+    "state_scan",
     "store_rows",
     "tensor_params",
 ]

@@ -287,16 +287,17 @@ def _cdiv(a: int, b: int) -> int:
 # Launch configurations tried on a GPU's first call, per kernel: (block_k, block_v, num_warps, num_stages).
 # The state scans tile the state; the output kernel tiles values; the gradient kernel splits the
 # columns of dq, dk (block_k) and dv (block_v) over programs.
+_STATE_SCAN_CANDIDATES = (
+    (64, 64, 4, 2),
+    (64, 64, 4, 3),
+    (128, 64, 8, 2),
+    (64, 32, 4, 2),
+    (32, 64, 4, 2),
+    (64, 128, 8, 2),
+)
 CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
-    "chunk_state": ((64, 64, 4, 2), (64, 64, 4, 3), (128, 64, 8, 2), (64, 32, 4, 2), (32, 64, 4, 2), (64, 128, 8, 2)),
-    "chunk_state_grad": (
-        (64, 64, 4, 2),
-        (64, 64, 4, 3),
-        (128, 64, 8, 2),
-        (64, 32, 4, 2),
-        (32, 64, 4, 2),
-        (64, 128, 8, 2),
-    ),
+    "chunk_state": _STATE_SCAN_CANDIDATES,
+    "chunk_state_grad": _STATE_SCAN_CANDIDATES,
     "chunk_output": ((64, 64, 4, 2), (64, 128, 8, 2), (64, 64, 8, 2), (64, 32, 4, 2), (64, 64, 4, 3), (64, 128, 4, 2)),
     "chunk_grad": (
         (128, 128, 8, 2),
