@@ -41,9 +41,9 @@ from attnc.passes.chunk_common import (
     SEQ_PARAMS,
     SUB,
     SUB_SIZE,
-    Sequence,
     Shapes,
     base,
+    chunk_of,
     cumsum,
     exp,
     feature_map,
@@ -52,14 +52,12 @@ from attnc.passes.chunk_common import (
     load_mapped,
     load_rows,
     pow2,
-    reduce_sum,
     shapes_of,
     state_ptrs,
     state_scan,
     store_rows,
     tensor_params,
 )
-from attnc.passes.chunk_kernels import chunk_of, diagonal_dk, diagonal_dq, diagonal_weights, vector_sub_decay
 from attnc.passes.region_autodiff import differentiate_score_mod
 from attnc.passes.region_lowering import lower_region
 from attnc.passes.tile_builder import KernelBuilder
@@ -100,7 +98,8 @@ def build_state_grad_kernel(op: RecurrentChunkOp, name: str):
         n_valid = kb.min(kb.sub(seq.length, kb.mul(index, kb.constexpr(CHUNK))), kb.constexpr(CHUNK), "n_valid")
         q = load_mapped(kb, s, "q", q_base, rows, row_ok, offs_k, k_ok, "q")
         do = load_rows(kb, "do", do_base, rows, row_ok, offs_v, v_ok, "do")
-        decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK, offs_k, k_ok)
+        last_row = kb.sub(kb.add(kb.mul(index, kb.constexpr(CHUNK)), n_valid), kb.i32(1), "last_row")
+        decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK, offs_k, k_ok, last_row)
         q_w = kb.mul(kb.cast(q, f32), scale)
         if decay is not None:
             q_w = kb.mul(q_w, exp(kb, decay.cum))
@@ -116,8 +115,8 @@ def build_state_grad_kernel(op: RecurrentChunkOp, name: str):
 def build_grad_kernel(op: RecurrentChunkOp, name: str):
     """Per chunk: dq, dk (per v head), dv and, with a gate, dG."""
     s = shapes_of(op)
-    shared = _shares_qk_heads(op)
-    maps = _map_grads(op)
+    shared = shares_qk_heads(op)
+    maps = map_grads(op)
     params: list[tuple[str, Attribute]] = tensor_params(["q", "k", "v", "do"], s.elem)
     params += tensor_params(["dq", "dk"], f32 if shared else s.elem)
     params += tensor_params(["dv"], s.elem)
@@ -147,13 +146,6 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     chunk_start = kb.mul(index, kb.constexpr(CHUNK), "chunk_start")
     n_valid = kb.min(kb.sub(seq.length, chunk_start), kb.constexpr(CHUNK), "n_valid")
     scale = kb.arg("scale")
-    if s.gate == "vector":
-        mask = _state_mask(kb, k_ok, v_ok)
-        state = kb.load(state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, offs_k, offs_v, "h_ptrs"), mask, 0.0, "state")
-        dstate = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, offs_k, offs_v, "dh_ptrs"), mask, 0.0, "dstate")
-        _vector_grad(kb, s, seq, chunk_start, state, dstate, offs_k, k_ok, offs_v, v_ok, bases, scale, shared, maps)
-        return kb.finish()
-
     rows = kb.add(chunk_start, kb.arange(CHUNK), "rows")
     row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
     kb.comment("whole q, k, v, dO rows: the chunk's scores and their gradient need every column")
@@ -237,134 +229,14 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     return kb.finish()
 
 
-def _state_mask(kb: KernelBuilder, k_ok: SSAValue | None, v_ok: SSAValue | None) -> SSAValue | None:
-    if k_ok is None and v_ok is None:
-        return None
-    if k_ok is None:
-        assert v_ok is not None
-        return kb.row(v_ok)
-    if v_ok is None:
-        return kb.col(k_ok)
-    return kb.and_(kb.col(k_ok), kb.row(v_ok))
-
-
-def _vector_grad(
-    kb: KernelBuilder,
-    s: Shapes,
-    seq: Sequence,
-    chunk_start: SSAValue,
-    state: SSAValue,
-    dstate: SSAValue,
-    offs_k: SSAValue,
-    k_ok: SSAValue | None,
-    offs_v: SSAValue,
-    v_ok: SSAValue | None,
-    bases: dict[str, SSAValue],
-    scale: SSAValue,
-    shared: bool,
-    maps: dict[str, Region],
-) -> None:
-    n_sub = s.chunk // SUB_SIZE
-    g_base = base(kb, "g", seq, False)
-    offs_t = kb.arange(CHUNK, "offs_t")
-    all_rows = kb.add(chunk_start, offs_t, "chunk_rows")
-    g_all = load_rows(kb, "g", g_base, all_rows, kb.cmp("slt", all_rows, seq.length), offs_k, k_ok, "g_chunk")
-    state_t = kb.trans(kb.cast(state, s.elem), "state_t")
-    dstate_e = kb.cast(dstate, s.elem, "dstate_e")
-    dstate_t = kb.trans(dstate_e, "dstate_t")
-    subs = []
-    for a in range(n_sub):
-        rows = kb.add(kb.add(chunk_start, kb.i32(a * SUB_SIZE)), kb.arange(SUB), f"rows{a}")
-        row_ok = kb.cmp("slt", rows, seq.length, f"row_ok{a}")
-        cum, last = vector_sub_decay(kb, seq, g_all, offs_t, a, g_base, rows, row_ok, offs_k, k_ok)
-        subs.append((rows, row_ok, cum, last))
-    chunk_last = subs[-1][3]
-    dg_base = base(kb, "dg", seq, False)
-    dqs: list[tuple[SSAValue, SSAValue]] = []
-    dgates: list[SSAValue] = []
-
-    def load(t: str, a: int) -> SSAValue:
-        rows, ok = subs[a][0], subs[a][1]
-        if t in ("q", "k"):
-            return load_mapped(kb, s, t, bases[t], rows, ok, offs_k, k_ok, f"{t}{a}")
-        return load_rows(kb, t, bases[t], rows, ok, offs_v, v_ok, f"{t}{a}")
-
-    def raw(t: str, a: int) -> SSAValue:
-        return load_rows(kb, t, bases[t], subs[a][0], subs[a][1], offs_k, k_ok, f"{t}{a}_raw")
-
-    def f32x(x: SSAValue) -> SSAValue:
-        return kb.cast(x, f32)
-
-    for a in range(n_sub):
-        rows_a, ok_a, cum_a, _ = subs[a]
-        q_a, do_a = load("q", a), load("do", a)
-        kb.comment(f"dq of sub-chunk {a}")
-        dq = kb.mul(kb.mul(kb.dot(do_a, state_t, None, s.precision), exp(kb, cum_a)), scale, f"dq{a}")
-        for b in range(a + 1):
-            _, _, cum_b, last_b = subs[b]
-            k_b, v_b = load("k", b), load("v", b)
-            da = kb.mul(kb.dot(do_a, kb.trans(v_b), None, s.precision), scale, f"da{a}{b}")
-            if b < a:
-                k_r = kb.cast(kb.mul(f32x(k_b), exp(kb, kb.sub(kb.row(last_b), cum_b))), s.elem)
-                part = kb.dot(kb.cast(da, s.elem), k_r, None, s.precision)
-                dq = kb.add(dq, kb.mul(part, exp(kb, kb.sub(cum_a, kb.row(last_b)))), f"dq{a}")
-            else:
-                dq = diagonal_dq(kb, da, k_b, cum_a, dq)
-        dq_raw = map_grad(kb, maps, "q", raw("q", a), dq) if "q" in maps else dq
-        store_rows(kb, "dq", bases["dq"], rows_a, ok_a, offs_k, k_ok, kb.cast(dq_raw, _out(s, shared)))
-        dqs.append((q_a, dq))
-
-    for b in range(n_sub):
-        rows_b, ok_b, cum_b, last_b = subs[b]
-        k_b, v_b = load("k", b), load("v", b)
-        kb.comment(f"dk and dv of sub-chunk {b}")
-        to_end = exp(kb, kb.sub(kb.row(chunk_last), cum_b), f"to_end{b}")
-        dk = kb.mul(kb.dot(v_b, dstate_t, None, s.precision), to_end, f"dk{b}")
-        dv = kb.dot(kb.cast(kb.mul(f32x(k_b), to_end), s.elem), dstate_e, None, s.precision, f"dv{b}")
-        for a in range(b, n_sub):
-            _, _, cum_a, _ = subs[a]
-            q_a, do_a = load("q", a), load("do", a)
-            da = kb.mul(kb.dot(do_a, kb.trans(v_b), None, s.precision), scale, f"da{a}{b}")
-            if a > b:
-                q_r = kb.cast(kb.mul(f32x(q_a), exp(kb, kb.sub(cum_a, kb.row(last_b)))), s.elem)
-                k_r = kb.cast(kb.mul(f32x(k_b), exp(kb, kb.sub(kb.row(last_b), cum_b))), s.elem)
-                part = kb.dot(kb.trans(kb.cast(da, s.elem)), q_r, None, s.precision)
-                dk = kb.add(dk, kb.mul(part, exp(kb, kb.sub(kb.row(last_b), cum_b))), f"dk{b}")
-                weights = kb.dot(q_r, kb.trans(k_r), None, s.precision)
-            else:
-                dk = diagonal_dk(kb, da, q_a, cum_b, dk)
-                weights = diagonal_weights(kb, q_a, k_b, cum_b)
-            a_ab = kb.cast(kb.mul(weights, scale), s.elem, f"a{a}{b}")
-            dv = kb.dot(kb.trans(a_ab), do_a, dv, s.precision, f"dv{b}")
-        dk_raw = map_grad(kb, maps, "k", raw("k", b), dk) if "k" in maps else dk
-        store_rows(kb, "dk", bases["dk"], rows_b, ok_b, offs_k, k_ok, kb.cast(dk_raw, _out(s, shared)))
-        store_rows(kb, "dv", bases["dv"], rows_b, ok_b, offs_v, v_ok, kb.cast(dv, s.elem))
-        kb.comment(f"dG = q·dq − k·dk per step and channel, sub-chunk {b}")
-        q_b, dq_b = dqs[b]
-        dgates.append(kb.sub(kb.mul(f32x(q_b), dq_b), kb.mul(f32x(k_b), dk), f"dgate{b}"))
-
-    kb.comment("dG summed from the chunk's end back to each step, sub-chunks last first")
-    later: SSAValue | None = None
-    for b in reversed(range(n_sub)):
-        rows_b, ok_b = subs[b][0], subs[b][1]
-        dgate = dgates[b]
-        total = reduce_sum(kb, dgate, 0, f"dgate{b}_sum")
-        from_end = kb.add(kb.sub(kb.row(total), cumsum(kb, dgate)), dgate)
-        if later is not None:
-            from_end = kb.add(from_end, kb.row(later))
-            total = kb.add(total, later)
-        store_rows(kb, "dg", dg_base, rows_b, ok_b, offs_k, k_ok, from_end)
-        later = total
-
-
-def _shares_qk_heads(op: RecurrentChunkOp) -> bool:
+def shares_qk_heads(op: RecurrentChunkOp) -> bool:
     """Whether a q/k head serves several v heads (then dq, dk are summed by the runtime, so kept in f32)."""
     qt, vt = op.q.type, op.v.type
     assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
     return qt.get_shape()[1] != vt.get_shape()[1]
 
 
-def _map_grads(op: RecurrentChunkOp) -> dict[str, Region]:
+def map_grads(op: RecurrentChunkOp) -> dict[str, Region]:
     """The derivative regions `(x, grad) -> grad · map'(x)` of q_map and k_map."""
     return {t: differentiate_score_mod(r) for t, r in (("q", op.q_map), ("k", op.k_map)) if r.blocks}
 
@@ -383,4 +255,4 @@ def _out(s: Shapes, shared: bool) -> Attribute:
     return f32 if shared else s.elem
 
 
-__all__ = ["build_grad_kernel", "build_state_grad_kernel"]
+__all__ = ["build_grad_kernel", "build_state_grad_kernel", "map_grad", "map_grads", "shares_qk_heads"]

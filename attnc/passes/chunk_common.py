@@ -91,7 +91,9 @@ def tensor_params(names: list[str], elem: Attribute) -> list[tuple[str, Attribut
 def gate_params(gate: str) -> list[tuple[str, Attribute]]:
     if gate == "none":
         return []
-    strides = {"head": "h", "scalar": "bhs", "vector": "bhsd"}[gate]
+    if gate == "vector":  # the kernels after the chunk cumsum read G, not g
+        return tensor_params(["gcum"], f32)
+    strides = {"head": "h", "scalar": "bhs"}[gate]
     return [("g_ptr", KernelBuilder.ptr_type(f32))] + [(f"stride_g_{d}", i32) for d in strides]
 
 
@@ -125,6 +127,13 @@ def sequence(kb: KernelBuilder, n: SSAValue, h: SSAValue) -> Sequence:
         start=start,
         length=kb.sub(end, start, "seq_len"),
     )
+
+
+def chunk_of(kb: KernelBuilder, pid_c: SSAValue, h: SSAValue) -> tuple[Sequence, SSAValue]:
+    """The sequence that global chunk `pid_c` belongs to, and the chunk's index in it."""
+    n = kb.load(kb.addptr(kb.arg("chunk_seq_ptr"), pid_c), None, None, "n")
+    index = kb.load(kb.addptr(kb.arg("chunk_idx_ptr"), pid_c), None, None, "chunk_in_seq")
+    return sequence(kb, n, h), index
 
 
 @dataclass
@@ -192,6 +201,20 @@ def load_rows(
     return kb.load(kb.addptr(ptr, offs), mask, 0.0, name)
 
 
+def row_mask(kb: KernelBuilder, ok: SSAValue, cols: SSAValue, dim: int) -> SSAValue:
+    """The columns of a row to load: those < dim, none when the row is not `ok`.
+    (A vector bound, not `cols < dim & ok`: Triton's interpreter refuses a scalar-and-vector mask.)"""
+    return kb.cmp("slt", cols, kb.where(ok, kb.i32(dim), kb.i32(0)), "cols_ok")
+
+
+def load_row(
+    kb: KernelBuilder, t: str, ptr: SSAValue, row: SSAValue, ok: SSAValue, cols: SSAValue, dim: int, name: str
+) -> SSAValue:
+    """One row [cols] of a [T, D] slice (zero where the row is not `ok` or past column `dim`)."""
+    offs = kb.add(kb.mul(row, kb.arg(f"stride_{t}_s")), kb.mul(cols, kb.arg(f"stride_{t}_d")))
+    return kb.load(kb.addptr(ptr, offs), row_mask(kb, ok, cols, dim), 0.0, name)
+
+
 def feature_map(
     kb: KernelBuilder, s: Shapes, t: str, x: SSAValue, row_ok: SSAValue, col_ok: SSAValue | None, name: str
 ) -> SSAValue:
@@ -234,6 +257,13 @@ def store_rows(
     offs = kb.add(kb.mul(kb.col(rows), kb.arg(f"stride_{t}_s")), kb.mul(kb.row(cols), kb.arg(f"stride_{t}_d")))
     mask = kb.col(row_ok) if col_ok is None else kb.and_(kb.col(row_ok), kb.row(col_ok))
     kb.store(kb.addptr(ptr, offs), value, mask)
+
+
+def state_mask(kb: KernelBuilder, k_ok: SSAValue | None, v_ok: SSAValue | None) -> SSAValue | None:
+    """The mask of a [keys, values] state tile, from its key and value masks (None: all in bounds)."""
+    if k_ok is None:
+        return None if v_ok is None else kb.row(v_ok)
+    return kb.col(k_ok) if v_ok is None else kb.and_(kb.col(k_ok), kb.row(v_ok))
 
 
 def state_ptrs(
@@ -290,21 +320,25 @@ def gate_decay(
     rows_dim: str,
     cols: SSAValue | None = None,
     col_ok: SSAValue | None = None,
+    last_row: SSAValue | None = None,
 ) -> Decay | None:
-    """G and G_last of one chunk (rows relative to the sequence start), or None without a gate."""
+    """G and G_last of one chunk (rows relative to the sequence start), or None without a gate.
+    A vector gate's G is loaded from the chunk cumsum's output, G_last from the chunk's `last_row`."""
     if s.gate == "none":
         return None
     if s.gate == "head":
         g = kb.load(kb.addptr(kb.arg("g_ptr"), kb.mul(seq.head, kb.arg("stride_g_h"))), None, None, "g_head")
         steps = kb.min(kb.add(kb.arange(rows_dim), kb.i32(1)), n_valid)
         return Decay(kb.mul(kb.cast(steps, f32), g, "G"), kb.mul(kb.cast(n_valid, f32), g, "G_last"))
-    g_base = base(kb, "g", seq, False)
     if s.gate == "scalar":
+        g_base = base(kb, "g", seq, False)
         g = kb.load(kb.addptr(g_base, kb.mul(rows, kb.arg("stride_g_s"))), row_ok, 0.0, "g")
         return Decay(cumsum(kb, g, "G"), kb.sum_all(g, "G_last"))
-    assert cols is not None
-    g = load_rows(kb, "g", g_base, rows, row_ok, cols, col_ok, "g")
-    return Decay(cumsum(kb, g, "G"), reduce_sum(kb, g, 0, "G_last"))
+    assert cols is not None and last_row is not None
+    g_base = base(kb, "gcum", seq, False)
+    cum = load_rows(kb, "gcum", g_base, rows, row_ok, cols, col_ok, "G")
+    last = load_row(kb, "gcum", g_base, last_row, kb.cmp("sge", last_row, kb.i32(0)), cols, s.dim_k, "G_last")
+    return Decay(cum, last)
 
 
 __all__ = [
@@ -321,6 +355,7 @@ __all__ = [
     "Shapes",
     "StateScan",
     "base",
+    "chunk_of",
     "cumsum",
     "exp",
     "expand",
@@ -328,11 +363,14 @@ __all__ = [
     "gate_decay",
     "gate_params",
     "load_mapped",
+    "load_row",
     "load_rows",
     "pow2",
     "reduce_sum",
+    "row_mask",
     "sequence",
     "shapes_of",
+    "state_mask",
     "state_ptrs",
     "state_scan",
     "store_rows",

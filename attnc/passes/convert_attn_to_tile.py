@@ -13,9 +13,12 @@ Two kernels per attention op, both generic in their block sizes:
   update per tile and its finalize at the end. Empty tiles are never visited.
 
 An `attn.recurrent_chunk` (linear attention) becomes `<fn>_chunk_state` (the state
-scan over chunks) and `<fn>_chunk_output` (per chunk, inter- plus intra-chunk
+scan over chunks), with a vector gate `<fn>_chunk_cumsum` before it and `<fn>_chunk_scores`
+(the chunk's decayed scores) after it (chunk_vector_kernels.py), and `<fn>_chunk_output` (per chunk, inter- plus intra-chunk
 output), and with `backward` set `<fn>_chunk_state_grad` (the reverse scan of the
-state's gradient) and `<fn>_chunk_grad` (dq, dk, dv per chunk); see chunk_kernels.py.
+state's gradient) and `<fn>_chunk_grad` (dq, dk, dv per chunk; with a vector gate
+`<fn>_chunk_dv`, `<fn>_chunk_dqk_intra` and `<fn>_chunk_dqkg` instead, see
+chunk_vector_backward_kernels.py); see chunk_kernels.py.
 
 Precondition: `attn.flash` ops with `block_mask` and `tile` set (run attn-fuse,
 attn-block-mask and attn-tile first).
@@ -97,6 +100,7 @@ class ConvertAttnToTilePass(ModulePass):
 
 
 def _lower_recurrent(module: ModuleOp, fn: func.FuncOp, ops: list[attn.RecurrentChunkOp]) -> None:
+    from attnc.passes import chunk_vector_kernels
     from attnc.passes.chunk_kernels import build_output_kernel, build_state_kernel
 
     if len(ops) > 1:
@@ -107,14 +111,31 @@ def _lower_recurrent(module: ModuleOp, fn: func.FuncOp, ops: list[attn.Recurrent
     if "block_k" not in rec.attributes:
         raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")
     name = fn.sym_name.data
-    kernels = [build_state_kernel(rec, f"{name}_chunk_state"), build_output_kernel(rec, f"{name}_chunk_output")]
+    kernels = []
+    if rec.gate.data == "vector":
+        kernels.append(chunk_vector_kernels.build_cumsum_kernel(rec, f"{name}_chunk_cumsum"))
+    kernels.append(build_state_kernel(rec, f"{name}_chunk_state"))
+    if rec.gate.data == "vector":
+        kernels += [
+            chunk_vector_kernels.build_scores_kernel(rec, f"{name}_chunk_scores"),
+            chunk_vector_kernels.build_output_kernel(rec, f"{name}_chunk_output"),
+        ]
+    else:
+        kernels.append(build_output_kernel(rec, f"{name}_chunk_output"))
     if rec.backward is not None:
         from attnc.passes.chunk_backward_kernels import build_grad_kernel, build_state_grad_kernel
 
-        kernels += [
-            build_state_grad_kernel(rec, f"{name}_chunk_state_grad"),
-            build_grad_kernel(rec, f"{name}_chunk_grad"),
-        ]
+        kernels.append(build_state_grad_kernel(rec, f"{name}_chunk_state_grad"))
+        if rec.gate.data == "vector":
+            from attnc.passes import chunk_vector_backward_kernels as vector_grads
+
+            kernels += [
+                vector_grads.build_dv_kernel(rec, f"{name}_chunk_dv"),
+                vector_grads.build_dqk_intra_kernel(rec, f"{name}_chunk_dqk_intra"),
+                vector_grads.build_dqkg_kernel(rec, f"{name}_chunk_dqkg"),
+            ]
+        else:
+            kernels.append(build_grad_kernel(rec, f"{name}_chunk_grad"))
     for kernel in kernels:
         module.body.block.insert_op_before(kernel, fn)
     fn.detach()

@@ -104,11 +104,15 @@ class KernelBuilder:
 
     # -- plumbing -----------------------------------------------------------------
 
-    def emit(self, op: Operation, dims: Dims = (), name: str | None = None) -> SSAValue:
+    def _add(self, op: Operation) -> None:
+        """Append `op`, with the pending comment."""
         if self._comment is not None:
             op.attributes["attnc.comment"] = StringAttr(self._comment)
             self._comment = None
         self.block.add_op(op)
+
+    def emit(self, op: Operation, dims: Dims = (), name: str | None = None) -> SSAValue:
+        self._add(op)
         result = op.results[0]
         if name:
             result.name_hint = name
@@ -404,11 +408,7 @@ class KernelBuilder:
         value = self.to_dims(value, dims)
         if mask is not None:
             mask = self.to_dims(mask, dims)
-        op = cls(ptrs, value, mask)
-        if self._comment is not None:
-            op.attributes["attnc.comment"] = StringAttr(self._comment)
-            self._comment = None
-        self.block.add_op(op)
+        self._add(cls(ptrs, value, mask))
 
     def store(self, ptrs: SSAValue, value: SSAValue, mask: SSAValue | None = None) -> None:
         self._write(tile.StoreOp, ptrs, value, mask)
@@ -450,7 +450,7 @@ class KernelBuilder:
         self.block = outer
         self.comment(comment)
         loop = scf.ForOp(lo, hi, step, inits, body_block)
-        self.emit(loop, ())
+        self._add(loop)
         for n, result, init in zip(names, loop.results, inits):
             result.name_hint = n
             self.dims[result] = self.dims_of(init)

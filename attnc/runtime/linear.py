@@ -269,9 +269,10 @@ def _common(compiled: CompiledLinear, seqs: Sequences, g: torch.Tensor | None) -
         "HEAD_V": _pow2(spec.dim_v),
         "SUB": 16,
     }
-    if g is not None:
-        args["g_ptr"] = g
-        _strides(args, "g", g, {"head": "h", "scalar": "bhs", "vector": "bhsd"}[spec.gate])
+    if g is not None:  # a vector gate's kernels read G, the chunk cumsum of g
+        name = "gcum" if spec.gate == "vector" else "g"
+        args[f"{name}_ptr"] = g
+        _strides(args, name, g, {"head": "h", "scalar": "bhs", "vector": "bhsd"}[spec.gate])
     return args
 
 
@@ -286,7 +287,8 @@ def _cdiv(a: int, b: int) -> int:
 
 # Launch configurations tried on a GPU's first call, per kernel: (block_k, block_v, num_warps, num_stages).
 # The state scans tile the state; the output kernel tiles values; the gradient kernel splits the
-# columns of dq, dk (block_k) and dv (block_v) over programs.
+# columns of dq, dk (block_k) and dv (block_v) over programs. A vector gate's cumsum and dq/dk/dG
+# kernels split keys; its scores, dv and intra-chunk dq/dk kernels hold whole rows (no blocks).
 _STATE_SCAN_CANDIDATES = (
     (64, 64, 4, 2),
     (64, 64, 4, 3),
@@ -295,6 +297,7 @@ _STATE_SCAN_CANDIDATES = (
     (32, 64, 4, 2),
     (64, 128, 8, 2),
 )
+_SUB_CHUNK_CANDIDATES = ((0, 0, 4, 1), (0, 0, 2, 1), (0, 0, 1, 1), (0, 0, 8, 1), (0, 0, 4, 2), (0, 0, 2, 2))
 CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "chunk_state": _STATE_SCAN_CANDIDATES,
     "chunk_state_grad": _STATE_SCAN_CANDIDATES,
@@ -307,6 +310,20 @@ CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
         (64, 64, 4, 3),
         (128, 128, 8, 1),
     ),
+    "chunk_cumsum": ((64, 0, 4, 1), (128, 0, 4, 1), (32, 0, 2, 1), (64, 0, 2, 1)),
+    "chunk_scores": _SUB_CHUNK_CANDIDATES,
+    "chunk_dqk_intra": _SUB_CHUNK_CANDIDATES,
+    "chunk_dv": ((0, 0, 4, 2), (0, 0, 8, 2), (0, 0, 4, 1), (0, 0, 8, 1)),
+    "chunk_dqkg": ((64, 0, 4, 2), (64, 0, 8, 2), (32, 0, 4, 2), (128, 0, 8, 2), (32, 0, 2, 2)),
+}
+# Which of BLOCK_K / BLOCK_V a kernel is tiled by (the others' candidates are the same kernel).
+_TILED_BY = {
+    "chunk_output": "v",
+    "chunk_cumsum": "k",
+    "chunk_dqkg": "k",
+    "chunk_scores": "",
+    "chunk_dv": "",
+    "chunk_dqk_intra": "",
 }
 _TUNED: dict[tuple[Any, ...], tuple[int, int, int, int]] = {}
 
@@ -361,14 +378,11 @@ def _tune(
     spec = compiled.spec
     kernel = compiled.kernel(which)
     best, best_ms = default, float("inf")
-    uses_blocks = which != "chunk_grad" or spec.gate != "vector"  # the vector-gate gradient holds whole tiles
+    tiled_by = _TILED_BY.get(which, "kv")
     tried: set[tuple[int, int, int, int]] = set()
     for bk, bv, warps, stages in CANDIDATES.get(which, ()) or (default,):
-        if not uses_blocks:
-            bk, bv = compiled.block_k, compiled.block_v
-        bk, bv = min(bk or compiled.block_k, _pow2(spec.dim_k)), min(bv or compiled.block_v, _pow2(spec.dim_v))
-        if which == "chunk_output":
-            bk = compiled.block_k  # it tiles values only
+        bk = min(bk or compiled.block_k, _pow2(spec.dim_k)) if "k" in tiled_by else compiled.block_k
+        bv = min(bv or compiled.block_v, _pow2(spec.dim_v)) if "v" in tiled_by else compiled.block_v
         candidate = (bk, bv, warps, stages)
         if candidate in tried:  # the same kernel: compile and time it once
             continue
@@ -400,7 +414,8 @@ def chunk_states(
     h0: torch.Tensor | None,
     seqs: Sequences,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The state at each chunk's start [chunks, H, K, V] (input dtype) and the final states [N, H, K, V] (f32)."""
+    """The state at each chunk's start [chunks, H, K, V] (input dtype) and the final states [N, H, K, V]
+    (f32). A vector gate comes as G, its chunk cumsum."""
     spec = compiled.spec
     h = torch.empty((seqs.num_chunks, spec.heads, spec.dim_k, spec.dim_v), dtype=k.dtype, device=k.device)
     ht = torch.empty((seqs.count, spec.heads, spec.dim_k, spec.dim_v), dtype=torch.float32, device=k.device)
@@ -423,6 +438,43 @@ def chunk_states(
     return h, ht
 
 
+def chunk_cumsum(compiled: CompiledLinear, g: torch.Tensor, seqs: Sequences) -> torch.Tensor:
+    """A vector gate's G: g summed from each chunk's start [B, H, T, K] (f32)."""
+    spec = compiled.spec
+    gcum = torch.empty(g.shape, dtype=torch.float32, device=g.device)
+    args = _common(compiled, seqs, None)
+    args.update(g_ptr=g, gcum_ptr=gcum)
+    _strides(args, "g", g, "bhsd")
+    _strides(args, "gcum", gcum, "bhsd")
+    if seqs.num_chunks:
+        chunks = seqs.num_chunks
+        grid = lambda bk, bv: (_cdiv(spec.dim_k, bk), chunks, spec.heads)  # noqa: E731
+        _launch(compiled, "chunk_cumsum", grid, args, g.device, (seqs.count, chunks))
+    return gcum
+
+
+def gate_input(compiled: CompiledLinear, g: torch.Tensor | None, seqs: Sequences) -> torch.Tensor | None:
+    """What the chunk kernels read of the gate: g, or a vector gate's chunk cumsum G."""
+    return chunk_cumsum(compiled, g, seqs) if g is not None and compiled.spec.gate == "vector" else g
+
+
+def chunk_scores(
+    compiled: CompiledLinear, q: torch.Tensor, k: torch.Tensor, gcum: torch.Tensor, seqs: Sequences
+) -> torch.Tensor:
+    """A vector gate's decayed, scaled scores within each chunk [B, H, T, CHUNK] (input dtype;
+    entries above the diagonal are left unwritten)."""
+    spec = compiled.spec
+    a = torch.empty((q.shape[0], spec.heads, q.shape[2], spec.chunk_size), dtype=q.dtype, device=q.device)
+    args = _common(compiled, seqs, None)
+    args.update(q_ptr=q, k_ptr=k, a_ptr=a, gcum_ptr=gcum)
+    for name, t in (("q", q), ("k", k), ("a", a), ("gcum", gcum)):
+        _strides(args, name, t, "bhsd")
+    if seqs.num_chunks:
+        grid = (spec.chunk_size // 16, seqs.num_chunks, spec.heads)
+        _launch(compiled, "chunk_scores", lambda bk, bv: grid, args, q.device, (seqs.count, seqs.num_chunks))
+    return a
+
+
 def forward(
     compiled: CompiledLinear,
     q: torch.Tensor,
@@ -434,11 +486,17 @@ def forward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """o [B, H, T, V] and the final states [N, H, K, V] (f32)."""
     spec = compiled.spec
+    g = gate_input(compiled, g, seqs)
     h, ht = chunk_states(compiled, k, v, g, h0, seqs)
     o = torch.empty((q.shape[0], spec.heads, q.shape[2], spec.dim_v), dtype=v.dtype, device=v.device)
     args = _common(compiled, seqs, g)
-    args.update(q_ptr=q, k_ptr=k, v_ptr=v, o_ptr=o, h_ptr=h)
-    for name, t in (("q", q), ("k", k), ("v", v), ("o", o)):
+    tensors = {"q": q, "k": k, "v": v, "o": o}
+    if spec.gate == "vector":  # the chunk's scores first, then o from them
+        assert g is not None
+        tensors = {"q": q, "v": v, "o": o, "a": chunk_scores(compiled, q, k, g, seqs)}
+    args["h_ptr"] = h
+    for name, t in tensors.items():
+        args[f"{name}_ptr"] = t
         _strides(args, name, t, "bhsd")
     if seqs.num_chunks:
         chunks = seqs.num_chunks
@@ -469,12 +527,13 @@ def backward(
     batch, length = q.shape[0], q.shape[2]
     heads, dim_k, dim_v = spec.heads, spec.dim_k, spec.dim_v
     device = q.device
-    h, ht = chunk_states(compiled, k, v, g, h0, seqs)
+    gate = gate_input(compiled, g, seqs)
+    h, ht = chunk_states(compiled, k, v, gate, h0, seqs)
     if dht is None:
         dht = torch.zeros((seqs.count, heads, dim_k, dim_v), dtype=torch.float32, device=device)
     dh = torch.empty((seqs.num_chunks, heads, dim_k, dim_v), dtype=k.dtype, device=device)
     dh0 = torch.empty((seqs.count, heads, dim_k, dim_v), dtype=torch.float32, device=device)
-    args = _common(compiled, seqs, g)
+    args = _common(compiled, seqs, gate)
     args.update(q_ptr=q, do_ptr=do, dh_ptr=dh, dht_ptr=dht.contiguous(), dh0_ptr=dh0)
     _strides(args, "q", q, "bhsd")
     _strides(args, "do", do, "bhsd")
@@ -493,30 +552,87 @@ def backward(
     dq = torch.empty((batch, heads, length, dim_k), dtype=grad_dtype, device=device)
     dk = torch.empty_like(dq)
     dv = torch.empty((batch, heads, length, dim_v), dtype=v.dtype, device=device)
-    args = _common(compiled, seqs, g)
-    args.update(q_ptr=q, k_ptr=k, v_ptr=v, do_ptr=do, dq_ptr=dq, dk_ptr=dk, dv_ptr=dv, h_ptr=h, dh_ptr=dh)
-    for name, t in (("q", q), ("k", k), ("v", v), ("do", do), ("dq", dq), ("dk", dk), ("dv", dv)):
-        _strides(args, name, t, "bhsd")
-    dgate = None
-    if g is not None:
-        shape = (batch, heads, length, dim_k) if spec.gate == "vector" else (batch, heads, length)
-        dgate = torch.zeros(shape, dtype=torch.float32, device=device)  # column splits add into it
-        args["dg_ptr"] = dgate
-        _strides(args, "dg", dgate, "bhsd")
-    if seqs.num_chunks:
-        chunks = seqs.num_chunks
-        vector = spec.gate == "vector"
-
-        def grid(bk: int, bv: int) -> tuple[int, ...]:
-            return (1 if vector else max(_cdiv(dim_k, bk), _cdiv(dim_v, bv)), chunks, heads)
-
-        reset = dgate.zero_ if dgate is not None else None
-        _launch(compiled, "chunk_grad", grid, args, device, (seqs.count, chunks), reset)
+    grads = {"q": q, "k": k, "v": v, "do": do, "dq": dq, "dk": dk, "dv": dv}
+    if spec.gate == "vector":
+        assert gate is not None
+        dgate = vector_grads(compiled, grads, gate, h, dh, seqs)
+    else:
+        dgate = chunk_grads(compiled, grads, gate, h, dh, seqs)
     dg = None if dgate is None else gate_grad(spec.gate, dgate, ht, dht, seqs, spec.chunk_size)
     if group > 1:
         dq = dq.view(batch, spec.heads_qk, group, length, dim_k).sum(2)
         dk = dk.view(batch, spec.heads_qk, group, length, dim_k).sum(2)
     return dq, dk, dv, dg, (dh0 if h0 is not None else None)
+
+
+def chunk_grads(
+    compiled: CompiledLinear,
+    tensors: dict[str, torch.Tensor],
+    g: torch.Tensor | None,
+    h: torch.Tensor,
+    dh: torch.Tensor,
+    seqs: Sequences,
+) -> torch.Tensor | None:
+    """dq, dk, dv into `tensors` by the per-chunk gradient kernel; returns dG summed within each chunk."""
+    spec = compiled.spec
+    q, device = tensors["q"], tensors["q"].device
+    args = _common(compiled, seqs, g)
+    args.update(h_ptr=h, dh_ptr=dh)
+    for name, t in tensors.items():
+        args[f"{name}_ptr"] = t
+        _strides(args, name, t, "bhsd")
+    dgate = None
+    if g is not None:
+        shape = (q.shape[0], spec.heads, q.shape[2])  # per v head
+        dgate = torch.zeros(shape, dtype=torch.float32, device=device)  # column splits add into it
+        args["dg_ptr"] = dgate
+        _strides(args, "dg", dgate, "bhs")
+    if seqs.num_chunks:
+        chunks = seqs.num_chunks
+
+        def grid(bk: int, bv: int) -> tuple[int, ...]:
+            return (max(_cdiv(spec.dim_k, bk), _cdiv(spec.dim_v, bv)), chunks, spec.heads)
+
+        reset = dgate.zero_ if dgate is not None else None
+        _launch(compiled, "chunk_grad", grid, args, device, (seqs.count, chunks), reset)
+    return dgate
+
+
+def vector_grads(
+    compiled: CompiledLinear,
+    tensors: dict[str, torch.Tensor],
+    gcum: torch.Tensor,
+    h: torch.Tensor,
+    dh: torch.Tensor,
+    seqs: Sequences,
+) -> torch.Tensor:
+    """A vector gate's dq, dk, dv into `tensors` (see chunk_vector_backward_kernels.py); returns dG
+    summed within each chunk [B, H, T, K]."""
+    spec = compiled.spec
+    q, k, device = tensors["q"], tensors["k"], tensors["q"].device
+    batch, length = q.shape[0], q.shape[2]
+    scores = chunk_scores(compiled, q, k, gcum, seqs)
+    f32 = {"dtype": torch.float32, "device": device}
+    extra = {
+        "a": scores,
+        "gcum": gcum,
+        "da": torch.empty((batch, spec.heads, length, spec.chunk_size), **f32),
+        "dqi": torch.empty((batch, spec.heads, length, spec.dim_k), **f32),
+        "dki": torch.empty((batch, spec.heads, length, spec.dim_k), **f32),
+        "dg": torch.empty((batch, spec.heads, length, spec.dim_k), **f32),
+    }
+    args = _common(compiled, seqs, None)
+    args.update(h_ptr=h, dh_ptr=dh)
+    for name, t in {**tensors, **extra}.items():
+        args[f"{name}_ptr"] = t
+        _strides(args, name, t, "bhsd")
+    if seqs.num_chunks:
+        chunks, heads, key = seqs.num_chunks, spec.heads, (seqs.count, seqs.num_chunks)
+        _launch(compiled, "chunk_dv", lambda bk, bv: (1, chunks, heads), args, device, key)
+        subs = spec.chunk_size // 16
+        _launch(compiled, "chunk_dqk_intra", lambda bk, bv: (subs, chunks, heads), args, device, key)
+        _launch(compiled, "chunk_dqkg", lambda bk, bv: (_cdiv(spec.dim_k, bk), chunks, heads), args, device, key)
+    return extra["dg"]
 
 
 def gate_grad(

@@ -41,21 +41,47 @@ func.func @simple_gla(%q: tensor<?x2x?x32xf16>, %k: tensor<?x2x?x32xf16>, %v: te
 
 // -----
 
-// A per-channel gate (GLA): the output kernel keeps the chunk's 32 rows together. The
-// state product, then per key sub-chunk of 16 a [32, 16] block of scores (rows after it
-// in one product, the decay factored through its last step), every sub-chunk's diagonal
-// in one loop over key rows, and per sub-chunk one product with its v rows.
+// A per-channel gate (GLA): g is summed per chunk once (chunk_cumsum) and every later
+// kernel loads G. The scores kernel builds A per sub-chunk of 16 rows: one product per
+// earlier sub-chunk (a loop up to its own index), then the diagonal block one key row at
+// a time. The output kernel is then two products, as for a scalar gate. With `backward`,
+// dA and dv come per chunk, the intra-chunk dq/dk per sub-chunk, then dq, dk and dG.
 
-// CHECK-LABEL: tile.func @gla_chunk_output
-// CHECK:         %G_chunk = tile.cumsum %g_chunk axis 0 : tensor<32x16xf32>
-// CHECK:         %acc = tile.dot %{{.*}}, %state : tensor<32x16xbf16>, tensor<16x16xbf16> -> tensor<32x16xf32>
-// CHECK:         %A0 = tile.dot %{{.*}}, %{{.*}} : tensor<32x16xbf16>, tensor<16x16xbf16> -> tensor<32x16xf32>
-// CHECK:         %[[W:.*]], %{{.*}} = scf.for %{{.*}} = %{{.*}} to %sub step %{{.*}} iter_args(%{{.*}} = %{{.*}}, %{{.*}} = %{{.*}}) -> (tensor<32x16xf32>, tensor<32x16xf32>)
-// CHECK:         %acc_1 = tile.dot %{{.*}}, %v0 acc %acc : tensor<32x16xbf16>, tensor<16x16xbf16> -> tensor<32x16xf32>
-// CHECK:         %A1_full = tile.select %{{.*}}, %[[W]], %{{.*}} : tensor<32x16xf32>
-// CHECK:         %acc_2 = tile.dot %{{.*}}, %v1 acc %acc_1 : tensor<32x16xbf16>, tensor<16x16xbf16> -> tensor<32x16xf32>
+// CHECK-LABEL: tile.func @gla_chunk_cumsum(%g_ptr: !tile.ptr<f32>, %gcum_ptr: !tile.ptr<f32>
+// CHECK:         %G = tile.cumsum %g axis 0 : tensor<32x16xf32>
+// CHECK:         tile.store %{{.*}}, %G mask
+// CHECK-LABEL: tile.func @gla_chunk_state(
+// CHECK-SAME:    %gcum_ptr: !tile.ptr<f32>
+// CHECK-NOT:     tile.cumsum
+// CHECK:         %G = tile.load
+// CHECK:         %G_last = tile.load
+// CHECK-LABEL: tile.func @gla_chunk_scores(
+// CHECK:         scf.for %{{.*}} = %{{.*}} to %pid_sub step
+// CHECK:           tile.dot %q_r, %{{.*}} : tensor<16x16xbf16>, tensor<16x16xbf16> -> tensor<16x16xf32>
+// CHECK:         %{{.*}} = scf.for %{{.*}} = %{{.*}} to %sub step %{{.*}} iter_args(%{{.*}} = %diagonal) -> (tensor<16x16xf32>)
+// CHECK:           %G_j = tile.load
+// CHECK:           math.exp
+// CHECK-LABEL: tile.func @gla_chunk_output(
+// CHECK:         tile.dot %q_g, %state
+// CHECK:         %a = tile.load
+// CHECK:         %acc = tile.dot %a, %v acc %inter : tensor<32x32xbf16>, tensor<32x16xbf16> -> tensor<32x16xf32>
+// CHECK-LABEL: tile.func @gla_chunk_state_grad(
+// CHECK-LABEL: tile.func @gla_chunk_dv(
+// CHECK:         %da = tile.select %causal
+// CHECK:         %dv_inter = tile.dot %k_w, %dh
+// CHECK:         %dv = tile.dot %{{.*}}, %do acc %dv_inter
+// CHECK-LABEL: tile.func @gla_chunk_dqk_intra(
+// CHECK:         scf.for %{{.*}} = %{{.*}} to %pid step %{{.*}} iter_args
+// CHECK:         scf.for {{.*}} iter_args
+// CHECK:         scf.for {{.*}} iter_args(%{{.*}} = %dq_before, %{{.*}} = %dk_after)
+// CHECK-LABEL: tile.func @gla_chunk_dqkg(
+// CHECK:         %dq = arith.addf %dq_intra
+// CHECK:         %dk = arith.addf %dk_intra
+// CHECK:         tile.cumsum %dgate axis 0
+// CHECK-NOT:     tile.atomic_add
+// CHECK-NOT:   attn.recurrent_chunk
 func.func @gla(%q: tensor<?x2x?x16xbf16>, %k: tensor<?x2x?x16xbf16>, %v: tensor<?x2x?x16xbf16>, %g: tensor<?x2x?x16xf32>) -> tensor<?x2x?x16xbf16> {
-  %o, %s = attn.recurrent_chunk %q, %k, %v gate(%g : tensor<?x2x?x16xf32>) {gate = "vector", scale = 0.25 : f32, chunk_size = 32 : i64} : tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16> -> (tensor<?x2x?x16xbf16>, tensor<?x2x16x16xf32>)
+  %o, %s = attn.recurrent_chunk %q, %k, %v gate(%g : tensor<?x2x?x16xf32>) {gate = "vector", scale = 0.25 : f32, backward, chunk_size = 32 : i64} : tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16> -> (tensor<?x2x?x16xbf16>, tensor<?x2x16x16xf32>)
   func.return %o : tensor<?x2x?x16xbf16>
 }
 
