@@ -1,6 +1,6 @@
 """Where the linear-attention forward's time goes, kernel by kernel, beside fla's (CUDA time per call).
 
-python bench/probe_linear.py --gates head,scalar,vector   # H200: bf16, B=8, H=16, T=4096, K=V=128
+python bench/probe_linear.py --gates head,scalar,vector [--backward]   # H200: bf16, B=8, H=16, T=4096, K=V=128
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def kernel_ms(fn, calls: int = 10) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gates", default="head,scalar")
+    ap.add_argument("--backward", action="store_true", help="profile forward+backward (fla's refusal is printed)")
     args = ap.parse_args()
     from fla.ops.gla import chunk_gla
     from fla.ops.retention import chunk_retention
@@ -45,17 +46,35 @@ def main() -> None:
     tg = g.transpose(1, 2).contiguous()
     gv = F.logsigmoid(torch.randn(B, H, T, K, device="cuda")) / 16
     tgv = gv.transpose(1, 2).contiguous()
-    with torch.no_grad():
+    do = torch.randn_like(v)
+    tdo = do.transpose(1, 2).contiguous()
+    if args.backward:
+        for t in (q, k, v, tq, tk, tv, g, tg, gv, tgv):
+            t.requires_grad_()
+
+    def call(fn, out_grad):
+        def run():
+            out = fn()
+            out = out[0] if isinstance(out, tuple) else out
+            if args.backward:
+                out.backward(out_grad)
+
+        return run
+
+    with torch.set_grad_enabled(args.backward):
         for gate in args.gates.split(","):
             la = attnc.linear_attention(gate=gate)
             gg = {"head": gamma, "scalar": g, "vector": gv}[gate]
-            print(gate, "attnc", kernel_ms(lambda la=la, gg=gg: la(q, k, v, g=gg)))
-            if gate == "head":
-                print(gate, "fla", kernel_ms(lambda: chunk_retention(tq, tk, tv)))
-            elif gate == "scalar":
-                print(gate, "fla", kernel_ms(lambda: chunk_simple_gla(tq, tk, tv, g=tg)))
-            else:
-                print(gate, "fla", kernel_ms(lambda: chunk_gla(tq, tk, tv, g=tgv)))
+            print(gate, "attnc", kernel_ms(call(lambda la=la, gg=gg: la(q, k, v, g=gg), do)))
+            fla = {
+                "head": lambda: chunk_retention(tq, tk, tv),
+                "scalar": lambda: chunk_simple_gla(tq, tk, tv, g=tg),
+                "vector": lambda: chunk_gla(tq, tk, tv, g=tgv),
+            }[gate]
+            try:
+                print(gate, "fla", kernel_ms(call(fla, tdo)))
+            except RuntimeError as e:  # fla 0.6 refuses its gated backward on Hopper with triton < 3.7.1
+                print(gate, "fla refused:", str(e).split(".")[0])
 
 
 if __name__ == "__main__":

@@ -141,20 +141,18 @@ def build_scores_kernel(op: RecurrentChunkOp, name: str):
         store_rows(kb, "a", a_base, rows, row_ok, cols, None, kb.cast(block, s.elem))
         body.yield_({})
 
-    diagonal = kb.full((SUB, SUB), 0.0, f32, "diagonal")
-    with kb.loop(
-        kb.i32(0), kb.constexpr(SUB), kb.i32(1), {"diagonal": diagonal}, "the diagonal block, one key row at a time"
-    ) as body:
+    with kb.loop(kb.i32(0), kb.constexpr(SUB), kb.i32(1), {}, "the diagonal block, one key row at a time") as body:
         key = kb.add(first, body.index, "key")
         ok = kb.cmp("slt", key, seq.length, "key_ok")
         k_j = load_mapped_row(kb, s, "k", k_base, key, ok, offs_k, "k_j")
         g_j = load_row(kb, "gcum", g_base, key, ok, offs_k, s.dim_k, "G_j")
-        column = kb.row_reduce("sum", kb.mul(kb.mul(q, kb.row(k_j)), exp(kb, kb.sub(g, kb.row(g_j)))), "a_column")
-        here = kb.and_(kb.col(kb.cmp("sge", lane, body.index)), kb.row(kb.cmp("eq", lane, body.index)), "a_here")
-        body.yield_({"diagonal": kb.where(here, kb.col(column), body.carried["diagonal"])})
-    cols = kb.add(kb.mul(pid_s, kb.constexpr(SUB)), lane, "a_cols")
-    block = kb.cast(kb.mul(body.results["diagonal"], scale), s.elem)
-    store_rows(kb, "a", a_base, rows, row_ok, cols, None, block)
+        column = kb.row_reduce("sum", kb.mul(kb.mul(q, kb.row(k_j)), exp(kb, kb.sub(g, kb.row(g_j)))))
+        column = kb.where(kb.cmp("sge", lane, body.index), kb.mul(column, scale), kb.f32(0.0), "a_column")
+        kb.comment("stored as it is (a column in the sum's layout: no layout conversion per key)")
+        col = kb.add(kb.mul(pid_s, kb.constexpr(SUB)), body.index, "a_col")
+        offs = kb.add(kb.mul(rows, kb.arg("stride_a_s")), kb.mul(col, kb.arg("stride_a_d")))
+        kb.store(kb.addptr(a_base, offs), kb.cast(column, s.elem), row_ok)
+        body.yield_({})
     return kb.finish()
 
 
