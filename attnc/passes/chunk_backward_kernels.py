@@ -39,8 +39,6 @@ from attnc.passes.chunk_common import (
     HK,
     HV,
     SEQ_PARAMS,
-    SUB,
-    SUB_SIZE,
     Shapes,
     base,
     chunk_of,
@@ -130,7 +128,7 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
         ("chunk_idx_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)),
         ("scale", f32),
     ]
-    constexprs = {CHUNK: s.chunk, HK: pow2(s.dim_k), HV: pow2(s.dim_v), SUB: SUB_SIZE, BK: s.block_k, BV: s.block_v}
+    constexprs = {CHUNK: s.chunk, HK: pow2(s.dim_k), HV: pow2(s.dim_v), BK: s.block_k, BV: s.block_v}
     kb = KernelBuilder(name, params, constexprs)
     kb.comment("which column split, chunk and head this program owns")
     pid_split = kb.program_id(0, "pid_split")

@@ -25,10 +25,9 @@ from attnc.dialect.attn_recurrent import RecurrentChunkOp, int_attr
 from attnc.passes.region_lowering import lower_region
 from attnc.passes.tile_builder import Dims, KernelBuilder
 
-CHUNK, SUB = "CHUNK", "SUB"
+CHUNK = "CHUNK"
 BK, BV = "BLOCK_K", "BLOCK_V"
 HK, HV = "HEAD_K", "HEAD_V"
-SUB_SIZE = 16  # rows of the sub-chunks of a vector-gated chunk
 
 
 def pow2(n: int) -> int:
@@ -348,8 +347,6 @@ __all__ = [
     "HK",
     "HV",
     "SEQ_PARAMS",
-    "SUB",
-    "SUB_SIZE",
     "Decay",
     "Sequence",
     "Shapes",

@@ -23,8 +23,6 @@ from attnc.passes.chunk_common import (
     CHUNK,
     HK,
     SEQ_PARAMS,
-    SUB,
-    SUB_SIZE,
     Shapes,
     base,
     chunk_of,
@@ -115,7 +113,7 @@ def output_params(s: Shapes) -> list[tuple[str, Attribute]]:
 def build_output_kernel(op: RecurrentChunkOp, name: str):
     """Per chunk: the inter-chunk part from the stored state plus the intra-chunk parallel part."""
     s = shapes_of(op)
-    kb = KernelBuilder(name, output_params(s), {CHUNK: s.chunk, BV: s.block_v, HK: pow2(s.dim_k), SUB: SUB_SIZE})
+    kb = KernelBuilder(name, output_params(s), {CHUNK: s.chunk, BV: s.block_v, HK: pow2(s.dim_k)})
     kb.comment("which value block, chunk and head this program owns")
     pid_v = kb.program_id(0, "pid_v")
     pid_c = kb.program_id(1, "pid_c")

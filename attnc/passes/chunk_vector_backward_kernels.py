@@ -6,13 +6,10 @@ dA = scale · (dO vᵀ) masked to i ≥ j:
 
 - `<fn>_chunk_dv`, per (chunk, head): stores dA (f32) and
   `dv = Aᵀ dO + (k ⊙ exp(G_last − G)) dh`.
-- `<fn>_chunk_dqk_intra`, per (sub-chunk of 16 rows, chunk, head): the intra-chunk parts
+- `<fn>_chunk_dqkg`, per (key block, chunk, head): the intra-chunk parts
   `dq_ic = Σ_{j ≤ i} dA_ij k_jc exp(G_ic − G_jc)` and `dk_jc = Σ_{i ≥ j} dA_ij q_ic exp(G_ic − G_jc)`
-  (f32): one [16, 16] product per other sub-chunk, the decay factored through a row of
-  the sub-chunk between (both factors ≤ 1), and the diagonal block per element, one row
-  at a time, as in the scores kernel.
-- `<fn>_chunk_dqkg`, per (key block, chunk, head): adds the inter-chunk parts
-  `dq += scale · exp(G) ⊙ (dO hᵀ)`, `dk += exp(G_last − G) ⊙ (v dhᵀ)`, stores dq and dk
+  by the levels of decay_levels.py (one product each way per level), plus the inter-chunk
+  parts `dq += scale · exp(G) ⊙ (dO hᵀ)`, `dk += exp(G_last − G) ⊙ (v dhᵀ)`; stores dq and dk
   (through the feature maps' derivatives) and dG = q ⊙ dq − k ⊙ dk summed from the
   chunk's end back to each step; the runtime adds the later chunks' sums (`gate_grad`).
 """
@@ -29,8 +26,6 @@ from attnc.passes.chunk_common import (
     CHUNK,
     HK,
     HV,
-    SUB,
-    SUB_SIZE,
     Shapes,
     base,
     chunk_of,
@@ -42,14 +37,14 @@ from attnc.passes.chunk_common import (
     load_rows,
     pow2,
     reduce_sum,
-    row_mask,
     shapes_of,
     state_mask,
     state_ptrs,
     store_rows,
     tensor_params,
 )
-from attnc.passes.chunk_vector_kernels import chunk_program_params, key_ok, load_mapped_row
+from attnc.passes.chunk_vector_kernels import chunk_program_params, key_ok
+from attnc.passes.decay_levels import diagonal, level_decay, levels, lower_rows, upper_rows
 from attnc.passes.tile_builder import KernelBuilder
 
 
@@ -102,86 +97,6 @@ def build_dv_kernel(op: RecurrentChunkOp, name: str):
     return kb.finish()
 
 
-def build_dqk_intra_kernel(op: RecurrentChunkOp, name: str):
-    """Per sub-chunk: the intra-chunk parts of dq and dk (f32), from dA."""
-    s = shapes_of(op)
-    n_sub = s.chunk // SUB_SIZE
-    params = chunk_program_params(s, ["q", "k"], ["gcum", "da", "dqi", "dki"])
-    kb = KernelBuilder(name, params, {CHUNK: s.chunk, HK: pow2(s.dim_k), SUB: SUB_SIZE})
-    pid_s, _, _, seq, chunk_start = _program(kb, "sub-chunk")
-    offs_k, lane = kb.arange(HK, "offs_k"), kb.arange(SUB, "lane")
-    k_ok = key_ok(kb, s, offs_k)
-    q_base, k_base = base(kb, "q", seq, True), base(kb, "k", seq, True)
-    g_base, da_base = base(kb, "gcum", seq, False), base(kb, "da", seq, False)
-    first = kb.add(chunk_start, kb.mul(pid_s, kb.constexpr(SUB)), "sub_start")
-    rows = kb.add(first, lane, "rows")
-    row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
-    g = load_rows(kb, "gcum", g_base, rows, row_ok, offs_k, k_ok, "G")
-    own_cols = kb.add(kb.mul(pid_s, kb.constexpr(SUB)), lane, "own_cols")
-
-    def da_block(q_rows: SSAValue, q_ok: SSAValue, key_cols: SSAValue, name: str) -> SSAValue:
-        offs = kb.add(kb.mul(kb.col(q_rows), kb.arg("stride_da_s")), kb.mul(kb.row(key_cols), kb.arg("stride_da_d")))
-        return kb.load(kb.addptr(da_base, offs), kb.col(q_ok), 0.0, name)
-
-    kb.comment("dq from the earlier sub-chunks, through gn = G at this sub-chunk's first row")
-    gn = load_row(kb, "gcum", g_base, first, kb.cmp("slt", first, seq.length), offs_k, s.dim_k, "G_first")
-    with kb.loop(kb.i32(0), pid_s, kb.i32(1), {"dq": kb.full((SUB, HK), 0.0, f32)}, "earlier sub-chunks") as body:
-        keys = kb.add(kb.add(chunk_start, kb.mul(body.index, kb.constexpr(SUB))), lane, "keys")
-        keys_ok = kb.cmp("slt", keys, seq.length, "keys_ok")
-        k = kb.cast(load_mapped(kb, s, "k", k_base, keys, keys_ok, offs_k, k_ok, "k"), f32)
-        g_k = load_rows(kb, "gcum", g_base, keys, keys_ok, offs_k, k_ok, "G_keys")
-        k_r = kb.cast(kb.mul(k, exp(kb, kb.sub(kb.row(gn), g_k))), s.elem, "k_r")
-        cols = kb.add(kb.mul(body.index, kb.constexpr(SUB)), lane, "key_cols")
-        da = kb.cast(da_block(rows, row_ok, cols, "da"), s.elem, "da_e")
-        body.yield_({"dq": kb.dot(da, k_r, body.carried["dq"], s.precision)})
-    dq = kb.mul(body.results["dq"], exp(kb, kb.sub(g, kb.row(gn))), "dq_before")
-
-    kb.comment("dk from the later sub-chunks, through gz = G at this sub-chunk's last row")
-    last = kb.sub(kb.min(kb.add(first, kb.constexpr(SUB)), seq.length), kb.i32(1), "sub_last")
-    gz = load_row(kb, "gcum", g_base, last, kb.cmp("sge", last, first), offs_k, s.dim_k, "G_sub_last")
-    with kb.loop(
-        kb.add(pid_s, kb.i32(1)), kb.i32(n_sub), kb.i32(1), {"dk": kb.full((SUB, HK), 0.0, f32)}, "later sub-chunks"
-    ) as body:
-        later = kb.add(kb.add(chunk_start, kb.mul(body.index, kb.constexpr(SUB))), lane, "later_rows")
-        later_ok = kb.cmp("slt", later, seq.length, "later_ok")
-        q = kb.cast(load_mapped(kb, s, "q", q_base, later, later_ok, offs_k, k_ok, "q"), f32)
-        g_q = load_rows(kb, "gcum", g_base, later, later_ok, offs_k, k_ok, "G_later")
-        decay = kb.where(kb.col(later_ok), exp(kb, kb.sub(g_q, kb.row(gz))), kb.f32(0.0))
-        q_r = kb.cast(kb.mul(q, decay), s.elem, "q_r")
-        da = kb.cast(da_block(later, later_ok, own_cols, "da_later"), s.elem, "da_later_e")
-        body.yield_({"dk": kb.dot(kb.trans(da), q_r, body.carried["dk"], s.precision)})
-    to_last = kb.where(kb.col(row_ok), exp(kb, kb.sub(kb.row(gz), g)), kb.f32(0.0))
-    dk = kb.mul(body.results["dk"], to_last, "dk_after")
-
-    kb.comment("the diagonal block, one row at a time: row j as a key (dq) and as a query (dk)")
-    with kb.loop(kb.i32(0), kb.constexpr(SUB), kb.i32(1), {"dq": dq, "dk": dk}, "diagonal rows") as body:
-        j = body.index
-        row = kb.add(first, j, "row_j")
-        ok = kb.cmp("slt", row, seq.length, "row_j_ok")
-        g_j = load_row(kb, "gcum", g_base, row, ok, offs_k, s.dim_k, "G_j")
-        k_j = load_mapped_row(kb, s, "k", k_base, row, ok, offs_k, "k_j")
-        q_j = load_mapped_row(kb, s, "q", q_base, row, ok, offs_k, "q_j")
-        col = kb.add(kb.mul(pid_s, kb.constexpr(SUB)), j, "col_j")
-        col_offs = kb.add(kb.mul(rows, kb.arg("stride_da_s")), kb.mul(col, kb.arg("stride_da_d")))
-        da_col = kb.load(kb.addptr(da_base, col_offs), row_ok, 0.0, "da_col")  # dA[rows, j]
-        row_offs = kb.add(kb.mul(row, kb.arg("stride_da_s")), kb.mul(own_cols, kb.arg("stride_da_d")))
-        da_row = kb.load(kb.addptr(da_base, row_offs), row_mask(kb, ok, lane, SUB_SIZE), 0.0, "da_row")  # dA[j, rows]
-        from_j = kb.col(kb.cmp("sge", lane, j), "at_or_after_j")
-        dq_part = kb.mul(kb.mul(kb.col(da_col), kb.row(k_j)), exp(kb, kb.sub(g, kb.row(g_j))))
-        dk_part = kb.mul(kb.mul(kb.col(da_row), kb.row(q_j)), exp(kb, kb.sub(kb.row(g_j), g)))
-        # keys up to a valid row j (a bound, not `& ok`: the interpreter refuses scalar-and-vector masks)
-        until_j = kb.col(kb.cmp("sle", lane, kb.where(ok, j, kb.i32(-1))), "at_or_before_j")
-        body.yield_(
-            {
-                "dq": kb.add(body.carried["dq"], kb.where(from_j, dq_part, kb.f32(0.0))),
-                "dk": kb.add(body.carried["dk"], kb.where(until_j, dk_part, kb.f32(0.0))),
-            }
-        )
-    store_rows(kb, "dqi", base(kb, "dqi", seq, False), rows, row_ok, offs_k, k_ok, body.results["dq"])
-    store_rows(kb, "dki", base(kb, "dki", seq, False), rows, row_ok, offs_k, k_ok, body.results["dk"])
-    return kb.finish()
-
-
 def build_dqkg_kernel(op: RecurrentChunkOp, name: str):
     """Per key block: dq, dk with their inter-chunk parts, and dG summed from the chunk's end."""
     s = shapes_of(op)
@@ -189,7 +104,7 @@ def build_dqkg_kernel(op: RecurrentChunkOp, name: str):
     maps = map_grads(op)
     out = f32 if shared else s.elem
     params = chunk_program_params(
-        s, ["q", "k", "v", "do"], ["gcum", "dqi", "dki", "dg"], ["h", "dh"], tensor_params(["dq", "dk"], out)
+        s, ["q", "k", "v", "do"], ["gcum", "da", "dg"], ["h", "dh"], tensor_params(["dq", "dk"], out)
     )
     kb = KernelBuilder(name, params, {CHUNK: s.chunk, BK: s.block_k, HV: pow2(s.dim_v)})
     pid_k, pid_c, h, seq, chunk_start = _program(kb, "key block")
@@ -211,13 +126,24 @@ def build_dqkg_kernel(op: RecurrentChunkOp, name: str):
     mask = kb.col(cols_ok) if v_ok is None else kb.and_(kb.col(cols_ok), kb.row(v_ok))
     state = kb.load(state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, cols, offs_v, "h_ptrs"), mask, 0.0, "state")
     dstate = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, cols, offs_v, "dh_ptrs"), mask, 0.0, "dstate")
-    dqi = load_rows(kb, "dqi", base(kb, "dqi", seq, False), rows, row_ok, cols, cols_ok, "dq_intra")
-    dki = load_rows(kb, "dki", base(kb, "dki", seq, False), rows, row_ok, cols, cols_ok, "dk_intra")
+    kb.comment("dq and dk within the chunk: the diagonal of dA, then its pairs level by level")
+    t = kb.arange(CHUNK, "t")
+    square = kb.add(kb.mul(kb.col(rows), kb.arg("stride_da_s")), kb.mul(kb.row(t), kb.arg("stride_da_d")))
+    da = kb.load(kb.addptr(base(kb, "da", seq, False), square), kb.col(row_ok), 0.0, "da")
+    da_ii = kb.col(kb.row_reduce("sum", kb.where(diagonal(kb, t), da, kb.f32(0.0))), "da_diagonal")
+    dq, dk = kb.mul(da_ii, k, "dq_intra"), kb.mul(da_ii, q, "dk_intra")
+    for level in levels(kb, t, chunk_start, seq.length, s.chunk):
+        e = level_decay(kb, level, g, g_base, cols, cols_ok)
+        da_level = kb.where(level.pairs, da, kb.f32(0.0), f"da_pairs{level.half}")
+        to_q = kb.dot(da_level, lower_rows(kb, level, kb.mul(k, e)), None, s.precision)
+        dq = kb.add(dq, kb.mul(upper_rows(kb, level, e), to_q), "dq_intra")
+        to_k = kb.dot(kb.trans(da_level), upper_rows(kb, level, kb.mul(q, e)), None, s.precision)
+        dk = kb.add(dk, kb.mul(lower_rows(kb, level, e), to_k), "dk_intra")
     kb.comment("dq and dk: the states at the chunk's start and end")
     dq_inter = kb.mul(kb.dot(do, kb.trans(state), None, s.precision), kb.mul(exp(kb, g), kb.arg("scale")))
-    dq = kb.add(dqi, dq_inter, "dq")
+    dq = kb.add(dq, dq_inter, "dq")
     dk_inter = kb.mul(kb.dot(v, kb.trans(dstate), None, s.precision), exp(kb, kb.sub(kb.row(g_last), g)))
-    dk = kb.add(dki, dk_inter, "dk")
+    dk = kb.add(dk, dk_inter, "dk")
     kb.comment("dG = q·dq − k·dk per step and channel, summed from the chunk's end back to each step")
     dgate = kb.sub(kb.mul(q, dq), kb.mul(k, dk), "dgate")
     from_end = kb.add(kb.sub(kb.row(reduce_sum(kb, dgate, 0)), cumsum(kb, dgate)), dgate, "dgate_from_end")
@@ -229,4 +155,4 @@ def build_dqkg_kernel(op: RecurrentChunkOp, name: str):
     return kb.finish()
 
 
-__all__ = ["build_dqk_intra_kernel", "build_dqkg_kernel", "build_dv_kernel"]
+__all__ = ["build_dqkg_kernel", "build_dv_kernel"]

@@ -17,7 +17,7 @@ scan over chunks), with a vector gate `<fn>_chunk_cumsum` before it and `<fn>_ch
 (the chunk's decayed scores) after it (chunk_vector_kernels.py), and `<fn>_chunk_output` (per chunk, inter- plus intra-chunk
 output), and with `backward` set `<fn>_chunk_state_grad` (the reverse scan of the
 state's gradient) and `<fn>_chunk_grad` (dq, dk, dv per chunk; with a vector gate
-`<fn>_chunk_dv`, `<fn>_chunk_dqk_intra` and `<fn>_chunk_dqkg` instead, see
+`<fn>_chunk_dv` and `<fn>_chunk_dqkg` instead, see
 chunk_vector_backward_kernels.py); see chunk_kernels.py.
 
 Precondition: `attn.flash` ops with `block_mask` and `tile` set (run attn-fuse,
@@ -131,7 +131,6 @@ def _lower_recurrent(module: ModuleOp, fn: func.FuncOp, ops: list[attn.Recurrent
 
             kernels += [
                 vector_grads.build_dv_kernel(rec, f"{name}_chunk_dv"),
-                vector_grads.build_dqk_intra_kernel(rec, f"{name}_chunk_dqk_intra"),
                 vector_grads.build_dqkg_kernel(rec, f"{name}_chunk_dqkg"),
             ]
         else:
