@@ -267,6 +267,7 @@ def _common(compiled: CompiledLinear, seqs: Sequences, g: torch.Tensor | None) -
         "BLOCK_V": compiled.block_v,
         "HEAD_K": _pow2(spec.dim_k),
         "HEAD_V": _pow2(spec.dim_v),
+        "SUB": 16,  # rows of the vector-gate scores kernel's sub-chunks
     }
     if g is not None:  # a vector gate's kernels read G, the chunk cumsum of g
         name = "gcum" if spec.gate == "vector" else "g"
@@ -286,8 +287,8 @@ def _cdiv(a: int, b: int) -> int:
 
 # Launch configurations tried on a GPU's first call, per kernel: (block_k, block_v, num_warps, num_stages).
 # The state scans tile the state; the output kernel tiles values; the gradient kernel splits the
-# columns of dq, dk (block_k) and dv (block_v) over programs. A vector gate's cumsum, scores and
-# dq/dk/dG kernels split keys; its dv kernel holds whole rows (no blocks).
+# columns of dq, dk (block_k) and dv (block_v) over programs. A vector gate's cumsum and
+# dq/dk/dG kernels split keys; its scores (per sub-chunk) and dv kernels hold whole rows (no blocks).
 _STATE_SCAN_CANDIDATES = (
     (64, 64, 4, 2),
     (64, 64, 4, 3),
@@ -296,7 +297,7 @@ _STATE_SCAN_CANDIDATES = (
     (32, 64, 4, 2),
     (64, 128, 8, 2),
 )
-_SCORES_CANDIDATES = ((32, 0, 4, 2), (64, 0, 4, 2), (64, 0, 8, 2), (32, 0, 8, 2), (16, 0, 4, 2), (32, 0, 4, 3))
+_SCORES_CANDIDATES = ((0, 0, 4, 1), (0, 0, 2, 1), (0, 0, 1, 1), (0, 0, 8, 1), (0, 0, 4, 2), (0, 0, 2, 2))
 CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "chunk_state": _STATE_SCAN_CANDIDATES,
     "chunk_state_grad": _STATE_SCAN_CANDIDATES,
@@ -310,7 +311,7 @@ CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
         (128, 128, 8, 1),
     ),
     "chunk_cumsum": ((64, 0, 4, 1), (128, 0, 4, 1), (32, 0, 2, 1), (64, 0, 2, 1)),
-    "chunk_scores": _SCORES_CANDIDATES,
+    "chunk_scores": _SCORES_CANDIDATES,  # warps and stages only
     "chunk_dv": ((0, 0, 4, 2), (0, 0, 8, 2), (0, 0, 4, 1), (0, 0, 8, 1)),
     "chunk_dqkg": ((64, 0, 4, 2), (64, 0, 8, 2), (32, 0, 4, 2), (128, 0, 8, 2), (32, 0, 2, 2)),
 }
@@ -319,7 +320,7 @@ _TILED_BY = {
     "chunk_output": "v",
     "chunk_cumsum": "k",
     "chunk_dqkg": "k",
-    "chunk_scores": "k",
+    "chunk_scores": "",
     "chunk_dv": "",
 }
 _TUNED: dict[tuple[Any, ...], tuple[int, int, int, int]] = {}
@@ -467,7 +468,7 @@ def chunk_scores(
     for name, t in (("q", q), ("k", k), ("a", a), ("gcum", gcum)):
         _strides(args, name, t, "bhsd")
     if seqs.num_chunks:
-        grid = (1, seqs.num_chunks, spec.heads)
+        grid = (spec.chunk_size // 16, seqs.num_chunks, spec.heads)  # a program per sub-chunk of 16 rows
         _launch(compiled, "chunk_scores", lambda bk, bv: grid, args, q.device, (seqs.count, seqs.num_chunks))
     return a
 

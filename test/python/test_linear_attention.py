@@ -194,5 +194,5 @@ def test_vector_gate_kernels_cross_compile_for_sm90():
                 compiled.kernel(which), compiled.signatures[name], constexprs, Target.parse("cuda:90"), warps, stages
             )
             assert int(asm["shared"]) <= 227 * 1024, (which, bk, bv, asm["shared"])
-            if which != "chunk_cumsum":
+            if which not in ("chunk_cumsum", "chunk_scores"):  # the scores kernel works on 16-row sub-chunks
                 assert "warp_group_dot" in str(asm["ttgir"]), which

@@ -42,11 +42,12 @@ func.func @simple_gla(%q: tensor<?x2x?x32xf16>, %k: tensor<?x2x?x32xf16>, %v: te
 // -----
 
 // A per-channel gate (GLA): g is summed per chunk once (chunk_cumsum) and every later
-// kernel loads G. The scores kernel builds A from one product per level of the decay
-// hierarchy (blocks of 32, 16, 8, 4, 2 rows: the pairs across each block's middle,
-// factored through it), plus the diagonal, over blocks of key channels. The output
-// kernel is then two products, as for a scalar gate. With `backward`, dA and dv come per
-// chunk, then dq, dk (the same levels, one product each way) and dG per key block.
+// kernel loads G. The scores kernel builds A per sub-chunk of 16 rows: one product per
+// earlier sub-chunk (a loop up to its own index), then the diagonal block one key row at
+// a time. The output kernel is then two products, as for a scalar gate. With `backward`,
+// dA and dv come per chunk, then dq, dk and dG per key block, the intra-chunk pairs by
+// one product each way per level of the decay hierarchy (blocks of 32, 16, 8, 4, 2 rows:
+// the pairs across each block's middle, factored through it), plus the diagonal.
 
 // CHECK-LABEL: tile.func @gla_chunk_cumsum(%g_ptr: !tile.ptr<f32>, %gcum_ptr: !tile.ptr<f32>
 // CHECK:         %G = tile.cumsum %g axis 0 : tensor<32x16xf32>
@@ -57,15 +58,11 @@ func.func @simple_gla(%q: tensor<?x2x?x32xf16>, %k: tensor<?x2x?x32xf16>, %v: te
 // CHECK:         %G = tile.load
 // CHECK:         %G_last = tile.load
 // CHECK-LABEL: tile.func @gla_chunk_scores(
-// CHECK:         %pairs16 = arith.andi
-// CHECK:         %pairs1 = arith.andi
-// CHECK:         scf.for %{{.*}} = %{{.*}} to %{{.*}} step %block_k iter_args(%{{.*}} = %{{.*}}) -> (tensor<32x32xf32>)
-// CHECK:           %G_ref16 = tile.load
-// CHECK:           %E16 = math.exp
-// CHECK:           %pairs16_scores = tile.dot %{{.*}}, %{{.*}} : tensor<32x16xf32>, tensor<16x32xf32> -> tensor<32x32xf32>
-// CHECK:           tile.select %pairs16, %pairs16_scores
-// CHECK:           %pairs1_scores = tile.dot
-// CHECK-NOT:     scf.for
+// CHECK:         scf.for %{{.*}} = %{{.*}} to %pid_sub step
+// CHECK:           tile.dot %q_r, %{{.*}} : tensor<16x16xbf16>, tensor<16x16xbf16> -> tensor<16x16xf32>
+// CHECK:         scf.for %{{.*}} = %{{.*}} to %sub step
+// CHECK:           %G_j = tile.load
+// CHECK:           math.exp
 // CHECK-LABEL: tile.func @gla_chunk_output(
 // CHECK:         tile.dot %q_g, %state
 // CHECK:         %a = tile.load
@@ -77,10 +74,10 @@ func.func @simple_gla(%q: tensor<?x2x?x32xf16>, %k: tensor<?x2x?x32xf16>, %v: te
 // CHECK:         %dv = tile.dot %{{.*}}, %do acc %dv_inter
 // CHECK-LABEL: tile.func @gla_chunk_dqkg(
 // CHECK:         %da_diagonal = tile.expand_dims
-// CHECK:         %da_pairs16 = tile.select %pairs16, %da
-// CHECK:         tile.dot %da_pairs16
+// CHECK:         tile.select %pairs16, %da
+// CHECK:         tile.dot %da_pairs16, %k_r16
 // CHECK:         tile.trans %da_pairs16
-// CHECK:         %da_pairs1 = tile.select %pairs1, %da
+// CHECK:         tile.select %pairs1, %da
 // CHECK:         %dq = arith.addf %dq_intra
 // CHECK:         %dk = arith.addf %dk_intra
 // CHECK:         tile.cumsum %dgate axis 0
