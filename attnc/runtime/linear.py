@@ -481,17 +481,20 @@ def forward(
     g: torch.Tensor | None,
     h0: torch.Tensor | None,
     seqs: Sequences,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """o [B, H, T, V] and the final states [N, H, K, V] (f32)."""
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """o [B, H, T, V], the final states [N, H, K, V] (f32) and, for a vector gate, what the
+    backward reuses: G (the chunk cumsum of g) and the chunk's scores A."""
     spec = compiled.spec
     g = gate_input(compiled, g, seqs)
+    kept = None
     h, ht = chunk_states(compiled, k, v, g, h0, seqs)
     o = torch.empty((q.shape[0], spec.heads, q.shape[2], spec.dim_v), dtype=v.dtype, device=v.device)
     args = _common(compiled, seqs, g)
     tensors = {"q": q, "k": k, "v": v, "o": o}
     if spec.gate == "vector":  # the chunk's scores first, then o from them
         assert g is not None
-        tensors = {"q": q, "v": v, "o": o, "a": chunk_scores(compiled, q, k, g, seqs)}
+        kept = (g, chunk_scores(compiled, q, k, g, seqs))
+        tensors = {"q": q, "v": v, "o": o, "a": kept[1]}
     args["h_ptr"] = h
     for name, t in tensors.items():
         args[f"{name}_ptr"] = t
@@ -506,7 +509,7 @@ def forward(
             q.device,
             (seqs.count, chunks),
         )
-    return o, ht
+    return o, ht, kept
 
 
 def backward(
@@ -519,13 +522,15 @@ def backward(
     seqs: Sequences,
     do: torch.Tensor,
     dht: torch.Tensor | None,
+    kept: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """dq, dk (q/k heads), dv, dg (g's shape, f32) and d initial_state (f32)."""
+    """dq, dk (q/k heads), dv, dg (g's shape, f32) and d initial_state (f32). `kept` is what the
+    forward returned for a vector gate (G and A), else they are computed again."""
     spec = compiled.spec
     batch, length = q.shape[0], q.shape[2]
     heads, dim_k, dim_v = spec.heads, spec.dim_k, spec.dim_v
     device = q.device
-    gate = gate_input(compiled, g, seqs)
+    gate = kept[0] if kept is not None else gate_input(compiled, g, seqs)
     h, ht = chunk_states(compiled, k, v, gate, h0, seqs)
     if dht is None:
         dht = torch.zeros((seqs.count, heads, dim_k, dim_v), dtype=torch.float32, device=device)
@@ -553,7 +558,7 @@ def backward(
     grads = {"q": q, "k": k, "v": v, "do": do, "dq": dq, "dk": dk, "dv": dv}
     if spec.gate == "vector":
         assert gate is not None
-        dgate = vector_grads(compiled, grads, gate, h, dh, seqs)
+        dgate = vector_grads(compiled, grads, gate, h, dh, seqs, kept[1] if kept is not None else None)
     else:
         dgate = chunk_grads(compiled, grads, gate, h, dh, seqs)
     dg = None if dgate is None else gate_grad(spec.gate, dgate, ht, dht, seqs, spec.chunk_size)
@@ -603,13 +608,15 @@ def vector_grads(
     h: torch.Tensor,
     dh: torch.Tensor,
     seqs: Sequences,
+    scores: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """A vector gate's dq, dk, dv into `tensors` (see chunk_vector_backward_kernels.py); returns dG
-    summed within each chunk [B, H, T, K]."""
+    summed within each chunk [B, H, T, K]. `scores` is the forward's A, if kept."""
     spec = compiled.spec
     q, k, device = tensors["q"], tensors["k"], tensors["q"].device
     batch, length = q.shape[0], q.shape[2]
-    scores = chunk_scores(compiled, q, k, gcum, seqs)
+    if scores is None:
+        scores = chunk_scores(compiled, q, k, gcum, seqs)
     f32 = {"dtype": torch.float32, "device": device}
     extra = {
         "a": scores,
