@@ -8,17 +8,16 @@ kernel) and dh_c the gradient of the loss with respect to the state at chunk c's
   walks the chunks in reverse: store dh_c, then
   `dh ← exp(G_last) ⊙ dh + scale · (q ⊙ exp(G))ᵀ do`, starting from the final
   state's gradient; what is left at the start is the initial state's gradient.
-- `<fn>_chunk_grad`: one program per (column split, chunk, head): each recomputes the
-  chunk's scores from whole rows and writes BLOCK_K columns of dq, dk and BLOCK_V of dv
-  (a vector gate: one program per chunk and head). With A = scale·(q kᵀ ⊙ D) and
-  dA = scale·(do vᵀ ⊙ D):
+- `<fn>_chunk_grad` (gates none, head and scalar): one program per (column split, chunk,
+  head): each recomputes the chunk's scores from whole rows and writes BLOCK_K columns
+  of dq, dk and BLOCK_V of dv. With A = scale·(q kᵀ ⊙ D) and dA = scale·(do vᵀ ⊙ D):
   `dq = scale·exp(G) ⊙ (do hᵀ) + dA k`, `dk = exp(G_last − G) ⊙ (v dhᵀ) + dAᵀ q`,
-  `dv = Aᵀ do + (k ⊙ exp(G_last − G)) dh`. A vector gate uses the forward's
-  sub-chunks. dq and dk are per v head (the runtime sums a q/k head's group, so
-  they are f32 when q/k heads are shared; otherwise all three are in the input's type).
-  With a gate it also adds, in f32, dG = q·dq − k·dk per step (per step and channel
-  for a vector gate) summed from the chunk's end back to each step (the column splits
-  add their parts atomically into a zeroed buffer).
+  `dv = Aᵀ do + (k ⊙ exp(G_last − G)) dh`. dq and dk are per v head (the runtime sums a
+  q/k head's group, so they are f32 when q/k heads are shared; otherwise all three are
+  in the input's type). With a gate it also adds, in f32, dG = q·dq − k·dk per step
+  summed from the chunk's end back to each step (the column splits add their parts
+  atomically into a zeroed buffer). A vector gate has kernels of its own
+  (chunk_vector_backward_kernels.py).
 
 The gate's gradient: with G the running log-gate, dG_t = q_t·dq_t − k_t·dk_t
 (+ ⟨S_T, dS_T⟩ at a sequence's last step), and dg is its reverse cumulative sum per
@@ -121,7 +120,7 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     params += gate_params(s.gate)
     if s.gate != "none":
         params += [("dg_ptr", KernelBuilder.ptr_type(f32))]
-        params += [(f"stride_dg_{d}", KernelBuilder.i32_type) for d in ("bhsd" if s.gate == "vector" else "bhs")]
+        params += [(f"stride_dg_{d}", KernelBuilder.i32_type) for d in "bhs"]
     params += [("h_ptr", KernelBuilder.ptr_type(s.elem)), ("dh_ptr", KernelBuilder.ptr_type(s.elem))]
     params += SEQ_PARAMS + [
         ("chunk_seq_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)),

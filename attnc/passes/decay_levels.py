@@ -13,13 +13,15 @@ of a block and j in its lower half take r = G at the block's middle row. So
 
 where E_b = exp(G − r) on upper-half rows and exp(r − G) on lower-half ones (each ≤ 1;
 q's lower rows and k's upper rows are zeroed) and M_b keeps the same-block, upper×lower
-pairs. log2(CHUNK) products with M = CHUNK rows replace the per-element loop over the
-chunk's keys (flash-linear-attention's sub-chunk diagonal), and as many exponentials of
-a [CHUNK, keys] tile replace CHUNK/16 · 16 of them. Entries a level does not keep may be
-anything finite; exponents are clamped at 0 so nothing overflows.
+pairs. log2(CHUNK) products with M = CHUNK rows and log2(CHUNK) exponentials of a
+[CHUNK, keys] tile replace the per-element loop over each 16-row sub-chunk's keys
+(flash-linear-attention's sub-chunk diagonal: 16 exponentials of a [16, keys] tile per
+sub-chunk). Entries a level does not keep may be anything finite; exponents are clamped
+at 0 so nothing overflows (an inf there would turn the products' zeros into NaN).
 
-The gradients use the same levels: dq += E_b^up ⊙ ((M_b ⊙ dA) (k ⊙ E_b^low)) and
-dk += E_b^low ⊙ ((M_b ⊙ dA)ᵀ (q ⊙ E_b^up)), plus the diagonal.
+The backward's dq/dk kernel uses the levels: dq += E_b^up ⊙ ((M_b ⊙ dA) (k ⊙ E_b^low)) and
+dk += E_b^low ⊙ ((M_b ⊙ dA)ᵀ (q ⊙ E_b^up)), plus the diagonal. (The forward's scores kernel
+keeps the per-sub-chunk form: with one program per chunk, the level form measured slower.)
 """
 
 from __future__ import annotations

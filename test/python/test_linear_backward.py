@@ -219,3 +219,20 @@ def test_linear_gpu_tuning_keeps_results(monkeypatch):
         8,
         1,
     )  # the last candidate (128-wide blocks clamped to K=V=64), "fastest" by the fake timer
+
+
+def test_linear_vector_gate_strong_decay_stays_finite():
+    """A per-channel gate that decays by e^-40 in some channels at some steps (exp(40) would
+    overflow if a decay were factored across them the wrong way): output and every gradient
+    are finite and match float64 autograd, at a length that leaves the last chunk partial."""
+    torch.manual_seed(12)
+    q, k, v, g = make_inputs("vector", 1, 2, 2, 45, 16, 16)
+    g = torch.where(torch.rand_like(g) < 0.2, torch.full_like(g, -40.0), g)
+    h0 = torch.randn(1, 2, 16, 16)
+    o, state, grads, do, dstate = _grads("vector", q, k, v, g, h0, chunk_size=32)
+    ref_o, ref_state = recurrence(q.double(), k.double(), v.double(), g.double(), "vector", initial_state=h0.double())
+    assert torch.isfinite(o).all() and rel(o, ref_o) < 1e-5 and rel(state, ref_state) < 1e-5
+    ref = _reference_grads("vector", q, k, v, g, h0, do, dstate)
+    for name, got, want in zip(["q", "k", "v", "initial_state", "g"], grads, ref):
+        assert got is not None and torch.isfinite(got).all(), name
+        assert rel(got, want) < 1e-4, name
