@@ -49,7 +49,8 @@ from attnc.passes.tile_builder import KernelBuilder
 
 
 def _program(kb: KernelBuilder, what: str):
-    kb.comment(f"which {what}, chunk and head this program owns")
+    """The program ids (axis 0 = `what`, then chunk and head), the chunk's sequence and its first step."""
+    kb.comment(f"which {what}chunk and head this program owns")
     pid = kb.program_id(0, "pid")
     pid_c = kb.program_id(1, "pid_c")
     h = kb.program_id(2, "h")
@@ -68,7 +69,7 @@ def build_dv_kernel(op: RecurrentChunkOp, name: str):
     s = shapes_of(op)
     params = chunk_program_params(s, ["k", "v", "do", "a", "dv"], ["gcum", "da"], ["dh"])
     kb = KernelBuilder(name, params, {CHUNK: s.chunk, HK: pow2(s.dim_k), HV: pow2(s.dim_v)})
-    _, pid_c, h, seq, chunk_start = _program(kb, "(one)")
+    _, pid_c, h, seq, chunk_start = _program(kb, "")
     offs_k, offs_v, t = kb.arange(HK, "offs_k"), kb.arange(HV, "offs_v"), kb.arange(CHUNK, "t")
     k_ok = key_ok(kb, s, offs_k)
     v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok") if s.dim_v != pow2(s.dim_v) else None
@@ -107,7 +108,7 @@ def build_dqkg_kernel(op: RecurrentChunkOp, name: str):
         s, ["q", "k", "v", "do"], ["gcum", "da", "dg"], ["h", "dh"], tensor_params(["dq", "dk"], out)
     )
     kb = KernelBuilder(name, params, {CHUNK: s.chunk, BK: s.block_k, HV: pow2(s.dim_v)})
-    pid_k, pid_c, h, seq, chunk_start = _program(kb, "key block")
+    pid_k, pid_c, h, seq, chunk_start = _program(kb, "key block, ")
     cols = kb.add(kb.mul(pid_k, kb.constexpr(BK)), kb.arange(BK), "cols_k")
     cols_ok = kb.cmp("slt", cols, kb.i32(s.dim_k), "cols_ok")
     offs_v = kb.arange(HV, "offs_v")
