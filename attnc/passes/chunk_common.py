@@ -184,6 +184,16 @@ def base(kb: KernelBuilder, t: str, seq: Sequence, qk: bool) -> SSAValue:
     return kb.addptr(kb.arg(f"{t}_ptr"), off, f"{t}_base")
 
 
+def tile_ptrs(kb: KernelBuilder, t: str, ptr: SSAValue, rows: SSAValue, cols: SSAValue) -> SSAValue:
+    """Pointers to tile[rows, cols] of a [T, D] slice of tensor `t`."""
+    offs = kb.add(kb.mul(kb.col(rows), kb.arg(f"stride_{t}_s")), kb.mul(kb.row(cols), kb.arg(f"stride_{t}_d")))
+    return kb.addptr(ptr, offs)
+
+
+def tile_mask(kb: KernelBuilder, row_ok: SSAValue, col_ok: SSAValue | None) -> SSAValue:
+    return kb.col(row_ok) if col_ok is None else kb.and_(kb.col(row_ok), kb.row(col_ok))
+
+
 def load_rows(
     kb: KernelBuilder,
     t: str,
@@ -195,9 +205,7 @@ def load_rows(
     name: str,
 ) -> SSAValue:
     """tile[rows, cols] of a [T, D] slice (zero outside the sequence and the head dim)."""
-    offs = kb.add(kb.mul(kb.col(rows), kb.arg(f"stride_{t}_s")), kb.mul(kb.row(cols), kb.arg(f"stride_{t}_d")))
-    mask = kb.col(row_ok) if col_ok is None else kb.and_(kb.col(row_ok), kb.row(col_ok))
-    return kb.load(kb.addptr(ptr, offs), mask, 0.0, name)
+    return kb.load(tile_ptrs(kb, t, ptr, rows, cols), tile_mask(kb, row_ok, col_ok), 0.0, name)
 
 
 def row_mask(kb: KernelBuilder, ok: SSAValue, cols: SSAValue, dim: int) -> SSAValue:
@@ -223,8 +231,7 @@ def feature_map(
         return x
     kb.comment(f"{t}_map")
     (y,) = lower_region(kb, region, [kb.cast(x, f32)], f"{t}_map")
-    mask = kb.col(row_ok) if col_ok is None else kb.and_(kb.col(row_ok), kb.row(col_ok))
-    return kb.cast(kb.where(mask, y, kb.f32(0.0)), s.elem, name)
+    return kb.cast(kb.where(tile_mask(kb, row_ok, col_ok), y, kb.f32(0.0)), s.elem, name)
 
 
 def load_mapped(
@@ -253,9 +260,7 @@ def store_rows(
     col_ok: SSAValue | None,
     value: SSAValue,
 ) -> None:
-    offs = kb.add(kb.mul(kb.col(rows), kb.arg(f"stride_{t}_s")), kb.mul(kb.row(cols), kb.arg(f"stride_{t}_d")))
-    mask = kb.col(row_ok) if col_ok is None else kb.and_(kb.col(row_ok), kb.row(col_ok))
-    kb.store(kb.addptr(ptr, offs), value, mask)
+    kb.store(tile_ptrs(kb, t, ptr, rows, cols), value, tile_mask(kb, row_ok, col_ok))
 
 
 def state_mask(kb: KernelBuilder, k_ok: SSAValue | None, v_ok: SSAValue | None) -> SSAValue | None:
@@ -372,4 +377,6 @@ __all__ = [
     "state_scan",
     "store_rows",
     "tensor_params",
+    "tile_mask",
+    "tile_ptrs",
 ]

@@ -43,7 +43,7 @@ from attnc.passes.chunk_common import (
     store_rows,
     tensor_params,
 )
-from attnc.passes.chunk_vector_kernels import chunk_program_params, key_ok
+from attnc.passes.chunk_vector_kernels import chunk_program_params, key_ok, load_scores
 from attnc.passes.decay_levels import diagonal, level_decay, levels, lower_rows, upper_rows
 from attnc.passes.tile_builder import KernelBuilder
 
@@ -77,13 +77,11 @@ def build_dv_kernel(op: RecurrentChunkOp, name: str):
     row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
     do = load_rows(kb, "do", base(kb, "do", seq, False), rows, row_ok, offs_v, v_ok, "do")
     v = load_rows(kb, "v", base(kb, "v", seq, False), rows, row_ok, offs_v, v_ok, "v")
-    causal = kb.and_(kb.col(row_ok), kb.cmp("sge", kb.col(t), kb.row(t)), "causal")
     kb.comment("dA: the gradient of the chunk's scores")
+    causal = kb.cmp("sge", kb.col(t), kb.row(t), "causal")
     da = kb.where(causal, kb.mul(kb.dot(do, kb.trans(v), None, s.precision), kb.arg("scale")), kb.f32(0.0), "da")
-    square = kb.add(kb.mul(kb.col(rows), kb.arg("stride_da_s")), kb.mul(kb.row(t), kb.arg("stride_da_d")))
-    kb.store(kb.addptr(base(kb, "da", seq, False), square), da, kb.col(row_ok))
-    a_offs = kb.add(kb.mul(kb.col(rows), kb.arg("stride_a_s")), kb.mul(kb.row(t), kb.arg("stride_a_d")))
-    a = kb.load(kb.addptr(base(kb, "a", seq, False), a_offs), causal, 0.0, "a")
+    store_rows(kb, "da", base(kb, "da", seq, False), rows, row_ok, t, None, da)
+    a = load_scores(kb, seq, rows, row_ok, t)
     g_base = base(kb, "gcum", seq, False)
     g = load_rows(kb, "gcum", g_base, rows, row_ok, offs_k, k_ok, "G")
     g_last = _g_last(kb, s, g_base, seq, chunk_start, offs_k)
@@ -129,8 +127,7 @@ def build_dqkg_kernel(op: RecurrentChunkOp, name: str):
     dstate = kb.load(state_ptrs(kb, kb.arg("dh_ptr"), pid_c, h, s, cols, offs_v, "dh_ptrs"), mask, 0.0, "dstate")
     kb.comment("dq and dk within the chunk: the diagonal of dA, then its pairs level by level")
     t = kb.arange(CHUNK, "t")
-    square = kb.add(kb.mul(kb.col(rows), kb.arg("stride_da_s")), kb.mul(kb.row(t), kb.arg("stride_da_d")))
-    da = kb.load(kb.addptr(base(kb, "da", seq, False), square), kb.col(row_ok), 0.0, "da")
+    da = load_rows(kb, "da", base(kb, "da", seq, False), rows, row_ok, t, None, "da")
     da_ii = kb.col(kb.row_reduce("sum", kb.where(diagonal(kb, t), da, kb.f32(0.0))), "da_diagonal")
     dq, dk = kb.mul(da_ii, k, "dq_intra"), kb.mul(da_ii, q, "dk_intra")
     for level in levels(kb, t, chunk_start, seq.length, s.chunk):

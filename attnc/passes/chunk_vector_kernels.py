@@ -47,6 +47,7 @@ from attnc.passes.chunk_common import (
     state_ptrs,
     store_rows,
     tensor_params,
+    tile_ptrs,
 )
 from attnc.passes.tile_builder import KernelBuilder
 
@@ -165,6 +166,13 @@ def build_scores_kernel(op: RecurrentChunkOp, name: str):
     return kb.finish()
 
 
+def load_scores(kb: KernelBuilder, seq, rows: SSAValue, row_ok: SSAValue, t: SSAValue) -> SSAValue:
+    """The chunk's scores A [CHUNK, CHUNK] from the scores kernel (entries above the diagonal, never
+    written, read as 0)."""
+    causal = kb.and_(kb.col(row_ok), kb.cmp("sge", kb.col(t), kb.row(t)), "causal")
+    return kb.load(tile_ptrs(kb, "a", base(kb, "a", seq, False), rows, t), causal, 0.0, "a")
+
+
 def build_output_kernel(op: RecurrentChunkOp, name: str):
     """Per (value block, chunk, head): o = scale · (q ⊙ exp(G)) h + A v, A from the scores kernel."""
     s = shapes_of(op)
@@ -190,9 +198,7 @@ def build_output_kernel(op: RecurrentChunkOp, name: str):
     kb.comment("inter-chunk: the state at the chunk's start")
     inter = kb.mul(kb.dot(q_g, kb.cast(state, s.elem), None, s.precision), kb.arg("scale"), "inter")
     kb.comment("intra-chunk: the chunk's scores (keys after a row were never written)")
-    a_offs = kb.add(kb.mul(kb.col(rows), kb.arg("stride_a_s")), kb.mul(kb.row(t), kb.arg("stride_a_d")))
-    causal = kb.and_(kb.col(row_ok), kb.cmp("sge", kb.col(t), kb.row(t)), "causal")
-    a = kb.load(kb.addptr(base(kb, "a", seq, False), a_offs), causal, 0.0, "a")
+    a = load_scores(kb, seq, rows, row_ok, t)
     v = load_rows(kb, "v", base(kb, "v", seq, False), rows, row_ok, offs_v, v_ok, "v")
     out = kb.dot(a, v, inter, s.precision, "acc")
     store_rows(kb, "o", base(kb, "o", seq, False), rows, row_ok, offs_v, v_ok, kb.cast(out, s.elem))
@@ -205,4 +211,5 @@ __all__ = [
     "build_scores_kernel",
     "chunk_program_params",
     "key_ok",
+    "load_scores",
 ]
