@@ -3,8 +3,9 @@
 - `<fn>_chunk_state`: one program per (value block, key block, sequence·head) walks
   the sequence's chunks in order, storing the state at each chunk's start (`h`),
   then `h ← exp(G_last) ⊙ h + (k ⊙ exp(G_last − G))ᵀ v`; it starts from the initial
-  state (or zero) and stores the final one. A per-channel (vector) gate's G comes
-  from the chunk cumsum kernel (chunk_vector_kernels.py).
+  state (or zero) and stores the final one. A per-channel (vector) gate's G is summed
+  here from g, chunk by chunk, and stored (`gcum`, by the programs of the first value
+  block) for the kernels after the scan, which load it.
 - `<fn>_chunk_output`: one program per (value block, chunk, head):
   `o = scale · ((q ⊙ exp(G)) h + (q kᵀ ⊙ D) v)` with D the causal decay mask
   `exp(G_i − G_j)` for i ≥ j. A vector gate's D depends on the key channel; its scores
@@ -36,6 +37,7 @@ from attnc.passes.chunk_common import (
     state_ptrs,
     state_scan,
     store_rows,
+    summed_vector_decay,
     tensor_params,
 )
 from attnc.passes.tile_builder import KernelBuilder
@@ -49,7 +51,7 @@ def build_state_kernel(op: RecurrentChunkOp, name: str):
     """The inter-chunk scan: the state at every chunk start, and the final state."""
     s = shapes_of(op)
     params: list[tuple[str, Attribute]] = tensor_params(["k", "v"], s.elem)
-    params += gate_params(s.gate)
+    params += gate_params(s.gate, sums=True)
     params += [("h_ptr", KernelBuilder.ptr_type(s.elem)), ("ht_ptr", KernelBuilder.ptr_type(f32))]
     if s.has_initial:
         params.append(("h0_ptr", KernelBuilder.ptr_type(f32)))
@@ -61,6 +63,11 @@ def build_state_kernel(op: RecurrentChunkOp, name: str):
     offs_k, offs_v, k_ok, v_ok, state_ok = scan.offs_k, scan.offs_v, scan.k_ok, scan.v_ok, scan.state_ok
     k_base, v_base = base(kb, "k", seq, True), base(kb, "v", seq, False)
     offs_t = kb.arange(CHUNK, "offs_t")
+    stores_gcum = None
+    if s.gate == "vector":
+        stores_gcum = kb.and_(
+            kb.cmp("eq", kb.program_id(0, "pid_v"), kb.i32(0)), kb.cmp("ne", kb.arg("store_gcum"), kb.i32(0))
+        )
 
     if s.has_initial:
         kb.comment("the initial state of this sequence")
@@ -80,8 +87,10 @@ def build_state_kernel(op: RecurrentChunkOp, name: str):
         n_valid = kb.min(kb.sub(seq.length, kb.mul(body.index, kb.constexpr(CHUNK))), kb.constexpr(CHUNK), "n_valid")
         k = load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, "k")
         v = load_rows(kb, "v", v_base, rows, row_ok, offs_v, v_ok, "v")
-        last_row = kb.sub(kb.add(kb.mul(body.index, kb.constexpr(CHUNK)), n_valid), kb.i32(1), "last_row")
-        decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK, offs_k, k_ok, last_row)
+        if stores_gcum is not None:  # a vector gate, summed here
+            decay = summed_vector_decay(kb, seq, rows, row_ok, offs_k, k_ok, stores_gcum)
+        else:
+            decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK)
         if decay is None:
             state = kb.dot(kb.trans(k), v, state, s.precision, "state")
         elif s.gate == "vector":

@@ -1,6 +1,6 @@
 """The backward kernels of a per-channel (vector) gate, GLA's, after the state scans.
 
-The forward's chunk cumsum (G), state scan (h) and scores (A) are rerun first, and the
+The forward's state scan (h) is rerun first (G and A are the forward's, kept), and the
 reverse scan gives dh, the state's gradient at each chunk's end. Then, with
 dA = scale · (dO vᵀ) masked to i ≥ j:
 

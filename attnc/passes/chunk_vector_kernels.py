@@ -4,21 +4,25 @@ With a vector gate the decay between steps i ≥ j of a chunk is exp(G_ic − G_
 channel c, so the chunk's scores A_ij = scale · Σ_c q_ic k_jc exp(G_ic − G_jc) cannot be
 one product. They are built once per chunk, into a [B, H, T, CHUNK] buffer, by
 `<fn>_chunk_scores`, and `<fn>_chunk_output` then is two products, as for a scalar gate:
-`o = scale · (q ⊙ exp(G)) h + A v`. G, the chunk-local running log-gate, is summed once by
-`<fn>_chunk_cumsum` (into `gcum`, f32), which runs first; every later kernel loads it.
+`o = scale · (q ⊙ exp(G)) h + A v`. G, the chunk-local running log-gate, is summed once, by
+the state scan (`<fn>_chunk_state`, chunk_kernels.py, into `gcum`, f32), which runs first;
+every later kernel loads it.
 
 `<fn>_chunk_scores`: one program per (sub-chunk i of 16 rows, chunk, head).
 - For each earlier sub-chunk j, one [16, 16] product, the decay factored through gn, G at
   i's first row: (q_i ⊙ exp(G_i − gn)) (k_j ⊙ exp(gn − G_j))ᵀ. As G never increases, both
   factors are ≤ 1, whatever the gate.
-- The diagonal block, per element, one key row at a time: no factoring is safe within a
-  sub-chunk (exp(gn − G_j) would grow with j).
+- The diagonal block by the levels of decay_levels.py: one [16, 16] product for each of
+  its log2(16) = 4 levels, each pair factored through a reference between its two steps
+  (no single reference is safe within a sub-chunk: exp(gn − G_j) would grow with j), and
+  Σ_c q_ic k_ic on the diagonal. That is 4 exponentials of a [16, keys] tile, where the
+  per-element form (flash-linear-attention's sub-chunk diagonal) takes 16.
 The blocks above the diagonal are never written; the output kernel masks them.
 
-The backward (chunk_vector_backward_kernels.py) computes the same decayed pairs by the levels
-of decay_levels.py instead, whose products are over whole chunks; measured on an H200, that
-form was slower for the scores alone (1.09 against 0.78 ms for GLA's benchmark shape), as one
-program per chunk leaves too few programs to hide its chain of products.
+The backward (chunk_vector_backward_kernels.py) takes the levels over whole chunks. Measured
+on an H200, that form was slower for the scores (1.09 against 0.78 ms for GLA's benchmark
+shape, with the diagonal then per element), as one program per chunk leaves too few programs
+to hide its chain of products; here they run per sub-chunk.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from xdsl.ir import Attribute, SSAValue
 
 from attnc.dialect.attn_recurrent import RecurrentChunkOp
 from attnc.passes.chunk_common import (
-    BK,
     BV,
     CHUNK,
     HK,
@@ -36,19 +39,18 @@ from attnc.passes.chunk_common import (
     Shapes,
     base,
     chunk_of,
-    cumsum,
     exp,
     load_mapped,
     load_row,
     load_rows,
     pow2,
-    row_mask,
     shapes_of,
     state_ptrs,
     store_rows,
     tensor_params,
     tile_ptrs,
 )
+from attnc.passes.decay_levels import diagonal, level_decay, levels, lower_rows, upper_rows
 from attnc.passes.tile_builder import KernelBuilder
 
 SUB, SUB_SIZE = "SUB", 16  # the scores kernel's sub-chunks: rows per program
@@ -78,40 +80,6 @@ def chunk_program_params(
 
 def key_ok(kb: KernelBuilder, s: Shapes, offs_k: SSAValue) -> SSAValue | None:
     return kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok") if s.dim_k != pow2(s.dim_k) else None
-
-
-def load_mapped_row(
-    kb: KernelBuilder, s: Shapes, t: str, ptr: SSAValue, row: SSAValue, ok: SSAValue, cols: SSAValue, name: str
-) -> SSAValue:
-    """One q or k row as the recurrence sees it (its feature map applied, padding 0), in f32."""
-    x = kb.cast(load_row(kb, t, ptr, row, ok, cols, s.dim_k, name), f32)
-    region = s.q_map if t == "q" else s.k_map
-    if region is None:
-        return x
-    from attnc.passes.region_lowering import lower_region
-
-    (y,) = lower_region(kb, region, [x], f"{t}_map")
-    mapped = kb.where(row_mask(kb, ok, cols, s.dim_k), y, kb.f32(0.0))
-    return kb.cast(kb.cast(mapped, s.elem), f32, f"{name}_mapped")
-
-
-def build_cumsum_kernel(op: RecurrentChunkOp, name: str):
-    """G: g summed from each chunk's start, per (key block, chunk, head)."""
-    s = shapes_of(op)
-    params = chunk_program_params(s, [], ["g", "gcum"])
-    kb = KernelBuilder(name, params, {CHUNK: s.chunk, BK: s.block_k})
-    kb.comment("which key block, chunk and head this program owns")
-    pid_k = kb.program_id(0, "pid_k")
-    pid_c = kb.program_id(1, "pid_c")
-    h = kb.program_id(2, "h")
-    seq, index = chunk_of(kb, pid_c, h)
-    offs_k = kb.add(kb.mul(pid_k, kb.constexpr(BK)), kb.arange(BK), "offs_k")
-    k_ok = kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok")
-    rows = kb.add(kb.mul(index, kb.constexpr(CHUNK)), kb.arange(CHUNK), "rows")
-    row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
-    g = load_rows(kb, "g", base(kb, "g", seq, False), rows, row_ok, offs_k, k_ok, "g")
-    store_rows(kb, "gcum", base(kb, "gcum", seq, False), rows, row_ok, offs_k, k_ok, cumsum(kb, g, "G"))
-    return kb.finish()
 
 
 def build_scores_kernel(op: RecurrentChunkOp, name: str):
@@ -151,18 +119,17 @@ def build_scores_kernel(op: RecurrentChunkOp, name: str):
         store_rows(kb, "a", a_base, rows, row_ok, cols, None, kb.cast(block, s.elem))
         body.yield_({})
 
-    with kb.loop(kb.i32(0), kb.constexpr(SUB), kb.i32(1), {}, "the diagonal block, one key row at a time") as body:
-        key = kb.add(first, body.index, "key")
-        ok = kb.cmp("slt", key, seq.length, "key_ok")
-        k_j = load_mapped_row(kb, s, "k", k_base, key, ok, offs_k, "k_j")
-        g_j = load_row(kb, "gcum", g_base, key, ok, offs_k, s.dim_k, "G_j")
-        column = kb.row_reduce("sum", kb.mul(kb.mul(q, kb.row(k_j)), exp(kb, kb.sub(g, kb.row(g_j)))))
-        column = kb.where(kb.cmp("sge", lane, body.index), kb.mul(column, scale), kb.f32(0.0), "a_column")
-        kb.comment("stored as it is (a column in the sum's layout: no layout conversion per key)")
-        col = kb.add(kb.mul(pid_s, kb.constexpr(SUB)), body.index, "a_col")
-        offs = kb.add(kb.mul(rows, kb.arg("stride_a_s")), kb.mul(col, kb.arg("stride_a_d")))
-        kb.store(kb.addptr(a_base, offs), kb.cast(column, s.elem), row_ok)
-        body.yield_({})
+    kb.comment("the diagonal block: its pairs level by level (decay_levels.py), and i = j")
+    k = kb.cast(load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, "k_diag"), f32)
+    block = kb.where(diagonal(kb, lane), kb.col(kb.row_reduce("sum", kb.mul(q, k))), kb.f32(0.0), "a_diagonal")
+    for level in levels(kb, lane, first, seq.length, SUB_SIZE):
+        e = level_decay(kb, level, g, g_base, offs_k, k_ok)
+        q_l = kb.cast(upper_rows(kb, level, kb.mul(q, e)), s.elem, f"q_l{level.half}")
+        k_l = kb.cast(lower_rows(kb, level, kb.mul(k, e)), s.elem, f"k_l{level.half}")
+        pairs = kb.dot(q_l, kb.trans(k_l), None, s.precision)
+        block = kb.add(block, kb.where(level.pairs, pairs, kb.f32(0.0)), f"a_level{level.half}")
+    cols = kb.add(kb.mul(pid_s, kb.constexpr(SUB)), lane, "a_cols")
+    store_rows(kb, "a", a_base, rows, row_ok, cols, None, kb.cast(kb.mul(block, scale), s.elem))
     return kb.finish()
 
 
@@ -206,7 +173,6 @@ def build_output_kernel(op: RecurrentChunkOp, name: str):
 
 
 __all__ = [
-    "build_cumsum_kernel",
     "build_output_kernel",
     "build_scores_kernel",
     "chunk_program_params",
