@@ -87,13 +87,11 @@ def tensor_params(names: list[str], elem: Attribute) -> list[tuple[str, Attribut
     return params
 
 
-def gate_params(gate: str, sums: bool = False) -> list[tuple[str, Attribute]]:
-    """The gate's parameters. A vector gate's kernels read G (`gcum`), which the forward state scan
-    (`sums`) computes from g as it walks the chunks, storing it when `store_gcum` is not 0."""
+def gate_params(gate: str) -> list[tuple[str, Attribute]]:
     if gate == "none":
         return []
-    if gate == "vector":
-        return tensor_params(["g", "gcum"], f32) + [("store_gcum", i32)] if sums else tensor_params(["gcum"], f32)
+    if gate == "vector":  # the kernels after the gate kernel read G, not g
+        return tensor_params(["gcum"], f32)
     strides = {"head": "h", "scalar": "bhs"}[gate]
     return [("g_ptr", KernelBuilder.ptr_type(f32))] + [(f"stride_g_{d}", i32) for d in strides]
 
@@ -347,25 +345,6 @@ def gate_decay(
     return Decay(cum, last)
 
 
-def summed_vector_decay(
-    kb: KernelBuilder,
-    seq: Sequence,
-    rows: SSAValue,
-    row_ok: SSAValue,
-    cols: SSAValue,
-    col_ok: SSAValue,
-    store: SSAValue,
-) -> Decay:
-    """A vector gate's G and G_last of one chunk, summed from g; G is stored into `gcum` where `store`
-    (a scalar) holds. Rows past the sequence load g = 0, so G_last is the sum of the chunk's g."""
-    g = load_rows(kb, "g", base(kb, "g", seq, False), rows, row_ok, cols, col_ok, "g")
-    cum = cumsum(kb, g, "G")
-    kb.comment("G for the kernels after the scan (rows bounded by a vector: the interpreter refuses scalar masks)")
-    stored = kb.cmp("slt", rows, kb.where(store, seq.length, kb.i32(0)), "store_rows")
-    store_rows(kb, "gcum", base(kb, "gcum", seq, False), rows, stored, cols, col_ok, cum)
-    return Decay(cum, reduce_sum(kb, g, 0, "G_last"))
-
-
 __all__ = [
     "BK",
     "BV",
@@ -397,7 +376,6 @@ __all__ = [
     "state_ptrs",
     "state_scan",
     "store_rows",
-    "summed_vector_decay",
     "tensor_params",
     "tile_mask",
     "tile_ptrs",

@@ -3,9 +3,9 @@
 - `<fn>_chunk_state`: one program per (value block, key block, sequence·head) walks
   the sequence's chunks in order, storing the state at each chunk's start (`h`),
   then `h ← exp(G_last) ⊙ h + (k ⊙ exp(G_last − G))ᵀ v`; it starts from the initial
-  state (or zero) and stores the final one. A per-channel (vector) gate's G is summed
-  here from g, chunk by chunk, and stored (`gcum`, by the programs of the first value
-  block) for the kernels after the scan, which load it.
+  state (or zero) and stores the final one. With a per-channel (vector) gate the
+  gate kernel (chunk_vector_kernels.py) has stored `kw` = k ⊙ exp(G_last − G) per chunk
+  beforehand, so the scan loads it and G_last, and its step is as cheap as a scalar gate's.
 - `<fn>_chunk_output`: one program per (value block, chunk, head):
   `o = scale · ((q ⊙ exp(G)) h + (q kᵀ ⊙ D) v)` with D the causal decay mask
   `exp(G_i − G_j)` for i ≥ j. A vector gate's D depends on the key channel; its scores
@@ -31,13 +31,13 @@ from attnc.passes.chunk_common import (
     gate_decay,
     gate_params,
     load_mapped,
+    load_row,
     load_rows,
     pow2,
     shapes_of,
     state_ptrs,
     state_scan,
     store_rows,
-    summed_vector_decay,
     tensor_params,
 )
 from attnc.passes.tile_builder import KernelBuilder
@@ -51,7 +51,9 @@ def build_state_kernel(op: RecurrentChunkOp, name: str):
     """The inter-chunk scan: the state at every chunk start, and the final state."""
     s = shapes_of(op)
     params: list[tuple[str, Attribute]] = tensor_params(["k", "v"], s.elem)
-    params += gate_params(s.gate, sums=True)
+    params += gate_params(s.gate)
+    if s.gate == "vector":
+        params += tensor_params(["kw"], s.elem)
     params += [("h_ptr", KernelBuilder.ptr_type(s.elem)), ("ht_ptr", KernelBuilder.ptr_type(f32))]
     if s.has_initial:
         params.append(("h0_ptr", KernelBuilder.ptr_type(f32)))
@@ -63,11 +65,6 @@ def build_state_kernel(op: RecurrentChunkOp, name: str):
     offs_k, offs_v, k_ok, v_ok, state_ok = scan.offs_k, scan.offs_v, scan.k_ok, scan.v_ok, scan.state_ok
     k_base, v_base = base(kb, "k", seq, True), base(kb, "v", seq, False)
     offs_t = kb.arange(CHUNK, "offs_t")
-    stores_gcum = None
-    if s.gate == "vector":
-        stores_gcum = kb.and_(
-            kb.cmp("eq", kb.program_id(0, "pid_v"), kb.i32(0)), kb.cmp("ne", kb.arg("store_gcum"), kb.i32(0))
-        )
 
     if s.has_initial:
         kb.comment("the initial state of this sequence")
@@ -85,22 +82,24 @@ def build_state_kernel(op: RecurrentChunkOp, name: str):
         rows = kb.add(kb.mul(body.index, kb.constexpr(CHUNK)), offs_t, "rows")
         row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
         n_valid = kb.min(kb.sub(seq.length, kb.mul(body.index, kb.constexpr(CHUNK))), kb.constexpr(CHUNK), "n_valid")
-        k = load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, "k")
         v = load_rows(kb, "v", v_base, rows, row_ok, offs_v, v_ok, "v")
-        if stores_gcum is not None:  # a vector gate, summed here
-            decay = summed_vector_decay(kb, seq, rows, row_ok, offs_k, k_ok, stores_gcum)
-        else:
-            decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK)
-        if decay is None:
-            state = kb.dot(kb.trans(k), v, state, s.precision, "state")
-        elif s.gate == "vector":
-            k_w = kb.cast(kb.mul(kb.cast(k, f32), exp(kb, kb.sub(kb.row(decay.last), decay.cum))), s.elem, "k_w")
-            state = kb.mul(state, exp(kb, decay.last))
+        if s.gate == "vector":
+            kb.comment("k ⊙ exp(G_last − G), from the gate kernel, and G_last")
+            k_w = load_rows(kb, "kw", base(kb, "kw", seq, False), rows, row_ok, offs_k, k_ok, "k_w")
+            last_row = kb.sub(kb.add(kb.mul(body.index, kb.constexpr(CHUNK)), n_valid), kb.i32(1), "last_row")
+            last_ok = kb.cmp("sge", last_row, kb.i32(0))
+            g_last = load_row(kb, "gcum", base(kb, "gcum", seq, False), last_row, last_ok, offs_k, s.dim_k, "G_last")
+            state = kb.mul(state, exp(kb, kb.col(g_last)))
             state = kb.dot(kb.trans(k_w), v, state, s.precision, "state")
         else:
-            v_w = kb.cast(kb.mul(kb.cast(v, f32), exp(kb, kb.sub(decay.last, decay.cum))), s.elem, "v_w")
-            state = kb.mul(state, exp(kb, decay.last))
-            state = kb.dot(kb.trans(k), v_w, state, s.precision, "state")
+            k = load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, "k")
+            decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK)
+            if decay is None:
+                state = kb.dot(kb.trans(k), v, state, s.precision, "state")
+            else:
+                v_w = kb.cast(kb.mul(kb.cast(v, f32), exp(kb, kb.sub(decay.last, decay.cum))), s.elem, "v_w")
+                state = kb.mul(state, exp(kb, decay.last))
+                state = kb.dot(kb.trans(k), v_w, state, s.precision, "state")
         body.yield_({"state": state})
     kb.comment("the final state of this sequence")
     kb.store(state_ptrs(kb, kb.arg("ht_ptr"), n, h, s, offs_k, offs_v, "ht_ptrs"), body.results["state"], state_ok)

@@ -5,8 +5,9 @@ channel c, so the chunk's scores A_ij = scale · Σ_c q_ic k_jc exp(G_ic − G_j
 one product. They are built once per chunk, into a [B, H, T, CHUNK] buffer, by
 `<fn>_chunk_scores`, and `<fn>_chunk_output` then is two products, as for a scalar gate:
 `o = scale · (q ⊙ exp(G)) h + A v`. G, the chunk-local running log-gate, is summed once, by
-the state scan (`<fn>_chunk_state`, chunk_kernels.py, into `gcum`, f32), which runs first;
-every later kernel loads it.
+`<fn>_chunk_gate` (into `gcum`, f32), which runs first; every later kernel loads it. The gate
+kernel also stores kw = k ⊙ exp(G_last − G), so the state scan (chunk_kernels.py) steps as
+cheaply as with a scalar gate: h ← exp(G_last) ⊙ h + kwᵀ v, no exponentials of its own.
 
 `<fn>_chunk_scores`: one program per (sub-chunk i of 16 rows, chunk, head).
 - For each earlier sub-chunk j, one [16, 16] product, the decay factored through gn, G at
@@ -32,6 +33,7 @@ from xdsl.ir import Attribute, SSAValue
 
 from attnc.dialect.attn_recurrent import RecurrentChunkOp
 from attnc.passes.chunk_common import (
+    BK,
     BV,
     CHUNK,
     HK,
@@ -39,11 +41,13 @@ from attnc.passes.chunk_common import (
     Shapes,
     base,
     chunk_of,
+    cumsum,
     exp,
     load_mapped,
     load_row,
     load_rows,
     pow2,
+    reduce_sum,
     shapes_of,
     state_ptrs,
     store_rows,
@@ -80,6 +84,34 @@ def chunk_program_params(
 
 def key_ok(kb: KernelBuilder, s: Shapes, offs_k: SSAValue) -> SSAValue | None:
     return kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok") if s.dim_k != pow2(s.dim_k) else None
+
+
+def build_gate_kernel(op: RecurrentChunkOp, name: str):
+    """Per (key block, chunk, head): G, g summed from the chunk's start (stored into `gcum` when
+    `store_gcum` is not 0), and kw = k ⊙ exp(G_last − G), what the state scan adds up."""
+    s = shapes_of(op)
+    params = chunk_program_params(s, ["k", "kw"], ["g", "gcum"], other=[("store_gcum", i32)])
+    kb = KernelBuilder(name, params, {CHUNK: s.chunk, BK: s.block_k})
+    kb.comment("which key block, chunk and head this program owns")
+    pid_k = kb.program_id(0, "pid_k")
+    pid_c = kb.program_id(1, "pid_c")
+    h = kb.program_id(2, "h")
+    seq, index = chunk_of(kb, pid_c, h)
+    offs_k = kb.add(kb.mul(pid_k, kb.constexpr(BK)), kb.arange(BK), "offs_k")
+    k_ok = kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok")
+    rows = kb.add(kb.mul(index, kb.constexpr(CHUNK)), kb.arange(CHUNK), "rows")
+    row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
+    g = load_rows(kb, "g", base(kb, "g", seq, False), rows, row_ok, offs_k, k_ok, "g")
+    cum = cumsum(kb, g, "G")
+    kb.comment("G, unless the caller has it (rows bounded by a vector: the interpreter refuses scalar masks)")
+    stored = kb.cmp("slt", rows, kb.where(kb.cmp("ne", kb.arg("store_gcum"), kb.i32(0)), seq.length, kb.i32(0)))
+    store_rows(kb, "gcum", base(kb, "gcum", seq, False), rows, stored, offs_k, k_ok, cum)
+    kb.comment("rows past the sequence hold g = 0, so G_last is the sum of the chunk's g")
+    g_last = reduce_sum(kb, g, 0, "G_last")
+    k = kb.cast(load_mapped(kb, s, "k", base(kb, "k", seq, True), rows, row_ok, offs_k, k_ok, "k"), f32)
+    k_w = kb.mul(k, exp(kb, kb.sub(kb.row(g_last), cum)), "k_w")
+    store_rows(kb, "kw", base(kb, "kw", seq, False), rows, row_ok, offs_k, k_ok, kb.cast(k_w, s.elem))
+    return kb.finish()
 
 
 def build_scores_kernel(op: RecurrentChunkOp, name: str):
@@ -173,6 +205,7 @@ def build_output_kernel(op: RecurrentChunkOp, name: str):
 
 
 __all__ = [
+    "build_gate_kernel",
     "build_output_kernel",
     "build_scores_kernel",
     "chunk_program_params",

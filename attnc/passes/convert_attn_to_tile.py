@@ -13,7 +13,7 @@ Two kernels per attention op, both generic in their block sizes:
   update per tile and its finalize at the end. Empty tiles are never visited.
 
 An `attn.recurrent_chunk` (linear attention) becomes `<fn>_chunk_state` (the state
-scan over chunks, which also sums a vector gate per chunk), with a vector gate
+scan over chunks), with a vector gate `<fn>_chunk_gate` (its chunk cumsum) before it and
 `<fn>_chunk_scores` (the chunk's decayed scores, chunk_vector_kernels.py) after it, and
 `<fn>_chunk_output` (per chunk, inter- plus intra-chunk output), and with `backward` set `<fn>_chunk_state_grad` (the reverse scan of the
 state's gradient) and `<fn>_chunk_grad` (dq, dk, dv per chunk; with a vector gate
@@ -112,6 +112,8 @@ def _lower_recurrent(module: ModuleOp, fn: func.FuncOp, ops: list[attn.Recurrent
         raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")
     name = fn.sym_name.data
     kernels = []
+    if rec.gate.data == "vector":
+        kernels.append(chunk_vector_kernels.build_gate_kernel(rec, f"{name}_chunk_gate"))
     kernels.append(build_state_kernel(rec, f"{name}_chunk_state"))
     if rec.gate.data == "vector":
         kernels += [

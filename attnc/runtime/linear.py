@@ -287,8 +287,8 @@ def _cdiv(a: int, b: int) -> int:
 
 # Launch configurations tried on a GPU's first call, per kernel: (block_k, block_v, num_warps, num_stages).
 # The state scans tile the state; the output kernel tiles values; the gradient kernel splits the
-# columns of dq, dk (block_k) and dv (block_v) over programs. A vector gate's
-# dq/dk/dG kernel splits keys; its scores (per sub-chunk) and dv kernels hold whole rows (no blocks).
+# columns of dq, dk (block_k) and dv (block_v) over programs. A vector gate's gate
+# and dq/dk/dG kernels split keys; its scores (per sub-chunk) and dv kernels hold whole rows (no blocks).
 # bench/probe_configs.py times wider grids; these hold what won there (H200, K=V=128) and nearby.
 _STATE_SCAN_CANDIDATES = (
     (64, 64, 4, 2),
@@ -317,11 +317,13 @@ CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
         (128, 128, 8, 1),
     ),
     "chunk_scores": _SCORES_CANDIDATES,  # warps and stages only
+    "chunk_gate": ((64, 0, 4, 1), (128, 0, 4, 1), (64, 0, 2, 1), (32, 0, 2, 1)),
     "chunk_dv": ((0, 0, 4, 2), (0, 0, 8, 2), (0, 0, 4, 1), (0, 0, 8, 1)),
     "chunk_dqkg": ((64, 0, 4, 2), (64, 0, 8, 2), (32, 0, 4, 2), (128, 0, 8, 2), (32, 0, 2, 2)),
 }
 # Which of BLOCK_K / BLOCK_V a kernel is tiled by (the others' candidates are the same kernel).
 _TILED_BY = {
+    "chunk_gate": "k",
     "chunk_output": "v",
     "chunk_dqkg": "k",
     "chunk_scores": "",
@@ -415,30 +417,22 @@ def chunk_states(
     g: torch.Tensor | None,
     h0: torch.Tensor | None,
     seqs: Sequences,
-    gcum: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The state at each chunk's start [chunks, H, K, V] (input dtype), the final states [N, H, K, V]
-    (f32) and, for a vector gate, G: g summed from each chunk's start [B, H, T, K] (f32), which the
-    scan computes as it goes. A `gcum` given is G already computed: the scan then leaves it as it is."""
+    kw: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The state at each chunk's start [chunks, H, K, V] (input dtype) and the final states [N, H, K, V]
+    (f32). A vector gate comes as G and `kw` (gate_input)."""
     spec = compiled.spec
     h = torch.empty((seqs.num_chunks, spec.heads, spec.dim_k, spec.dim_v), dtype=k.dtype, device=k.device)
     ht = torch.empty((seqs.count, spec.heads, spec.dim_k, spec.dim_v), dtype=torch.float32, device=k.device)
-    if spec.gate == "vector":
-        assert g is not None
-        args = _common(compiled, seqs, None)
-        args.update(g_ptr=g, store_gcum=int(gcum is None))
-        if gcum is None:
-            gcum = torch.empty(g.shape, dtype=torch.float32, device=g.device)
-        args["gcum_ptr"] = gcum
-        _strides(args, "g", g, "bhsd")
-        _strides(args, "gcum", gcum, "bhsd")
-    else:
-        args = _common(compiled, seqs, g)
+    args = _common(compiled, seqs, g)
     args.update(k_ptr=k, v_ptr=v, h_ptr=h, ht_ptr=ht)
     if h0 is not None:
         args["h0_ptr"] = h0
     _strides(args, "k", k, "bhsd")
     _strides(args, "v", v, "bhsd")
+    if kw is not None:
+        args["kw_ptr"] = kw
+        _strides(args, "kw", kw, "bhsd")
     if seqs.count:
         count = seqs.count * spec.heads
         _launch(
@@ -449,7 +443,31 @@ def chunk_states(
             k.device,
             (seqs.count, seqs.num_chunks),
         )
-    return h, ht, gcum
+    return h, ht
+
+
+def gate_input(
+    compiled: CompiledLinear, k: torch.Tensor, g: torch.Tensor | None, seqs: Sequences, gcum: torch.Tensor | None = None
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """What the chunk kernels read of the gate: g; or, for a vector gate, from the gate kernel, G (g
+    summed from each chunk's start, f32) and kw = k ⊙ exp(G_last − G) [B, H, T, K] (input dtype).
+    A `gcum` given is G already computed (kept by the forward): it is read, not written."""
+    spec = compiled.spec
+    if g is None or spec.gate != "vector":
+        return g, None
+    store = gcum is None
+    if gcum is None:
+        gcum = torch.empty(g.shape, dtype=torch.float32, device=g.device)
+    kw = torch.empty(g.shape, dtype=k.dtype, device=k.device)
+    args = _common(compiled, seqs, None)
+    args.update(k_ptr=k, kw_ptr=kw, g_ptr=g, gcum_ptr=gcum, store_gcum=int(store))
+    for name, t in (("k", k), ("kw", kw), ("g", g), ("gcum", gcum)):
+        _strides(args, name, t, "bhsd")
+    if seqs.num_chunks:
+        chunks = seqs.num_chunks
+        grid = lambda bk, bv: (_cdiv(spec.dim_k, bk), chunks, spec.heads)  # noqa: E731
+        _launch(compiled, "chunk_gate", grid, args, g.device, (seqs.count, chunks))
+    return gcum, kw
 
 
 def chunk_scores(
@@ -482,9 +500,8 @@ def forward(
     backward reuses: G (the chunk cumsum of g) and the chunk's scores A."""
     spec = compiled.spec
     kept = None
-    h, ht, gcum = chunk_states(compiled, k, v, g, h0, seqs)
-    if gcum is not None:  # the kernels after the scan read a vector gate's G
-        g = gcum
+    g, kw = gate_input(compiled, k, g, seqs)
+    h, ht = chunk_states(compiled, k, v, g, h0, seqs, kw)
     o = torch.empty((q.shape[0], spec.heads, q.shape[2], spec.dim_v), dtype=v.dtype, device=v.device)
     args = _common(compiled, seqs, g)
     tensors = {"q": q, "k": k, "v": v, "o": o}
@@ -527,8 +544,8 @@ def backward(
     batch, length = q.shape[0], q.shape[2]
     heads, dim_k, dim_v = spec.heads, spec.dim_k, spec.dim_v
     device = q.device
-    h, ht, gcum = chunk_states(compiled, k, v, g, h0, seqs, kept[0] if kept is not None else None)
-    gate = g if gcum is None else gcum  # what the kernels after the scan read: g, or a vector gate's G
+    gate, kw = gate_input(compiled, k, g, seqs, kept[0] if kept is not None else None)
+    h, ht = chunk_states(compiled, k, v, gate, h0, seqs, kw)
     if dht is None:
         dht = torch.zeros((seqs.count, heads, dim_k, dim_v), dtype=torch.float32, device=device)
     dh = torch.empty((seqs.num_chunks, heads, dim_k, dim_v), dtype=k.dtype, device=device)
