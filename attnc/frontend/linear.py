@@ -97,7 +97,7 @@ class LinearAttention:
         h0 = initial_state.float().contiguous() if initial_state is not None else None
         from attnc.runtime.linear_autograd import linear_attention_op
 
-        o, ht, _, _ = linear_attention_op(self.name, q, k, v, g32, h0, cu_seqlens, run_scale)
+        o, ht, *_kept = linear_attention_op(self.name, q, k, v, g32, h0, cu_seqlens, run_scale)
         if self.normalize:
             o = o[..., :-1] / o[..., -1:]
         return o, (ht if output_final_state else None)

@@ -4,7 +4,7 @@
   the sequence's chunks in order, storing the state at each chunk's start (`h`),
   then `h ← exp(G_last) ⊙ h + (k ⊙ exp(G_last − G))ᵀ v`; it starts from the initial
   state (or zero) and stores the final one. With a per-channel (vector) gate the
-  gate kernel (chunk_vector_kernels.py) has stored `kw` = k ⊙ exp(G_last − G) per chunk
+  scores kernel (chunk_vector_kernels.py) has stored `kw` = k ⊙ exp(G_last − G)
   beforehand, so the scan loads it and G_last, and its step is as cheap as a scalar gate's.
 - `<fn>_chunk_output`: one program per (value block, chunk, head):
   `o = scale · ((q ⊙ exp(G)) h + (q kᵀ ⊙ D) v)` with D the causal decay mask
@@ -84,7 +84,7 @@ def build_state_kernel(op: RecurrentChunkOp, name: str):
         n_valid = kb.min(kb.sub(seq.length, kb.mul(body.index, kb.constexpr(CHUNK))), kb.constexpr(CHUNK), "n_valid")
         v = load_rows(kb, "v", v_base, rows, row_ok, offs_v, v_ok, "v")
         if s.gate == "vector":
-            kb.comment("k ⊙ exp(G_last − G), from the gate kernel, and G_last")
+            kb.comment("k ⊙ exp(G_last − G), from the scores kernel, and G_last")
             k_w = load_rows(kb, "kw", base(kb, "kw", seq, False), rows, row_ok, offs_k, k_ok, "k_w")
             last_row = kb.sub(kb.add(kb.mul(body.index, kb.constexpr(CHUNK)), n_valid), kb.i32(1), "last_row")
             last_ok = kb.cmp("sge", last_row, kb.i32(0))

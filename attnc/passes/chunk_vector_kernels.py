@@ -5,11 +5,13 @@ channel c, so the chunk's scores A_ij = scale · Σ_c q_ic k_jc exp(G_ic − G_j
 one product. They are built once per chunk, into a [B, H, T, CHUNK] buffer, by
 `<fn>_chunk_scores`, and `<fn>_chunk_output` then is two products, as for a scalar gate:
 `o = scale · (q ⊙ exp(G)) h + A v`. G, the chunk-local running log-gate, is summed once, by
-`<fn>_chunk_gate` (into `gcum`, f32), which runs first; every later kernel loads it. The gate
-kernel also stores kw = k ⊙ exp(G_last − G), so the state scan (chunk_kernels.py) steps as
-cheaply as with a scalar gate: h ← exp(G_last) ⊙ h + kwᵀ v, no exponentials of its own.
+`<fn>_chunk_cumsum` (into `gcum`, f32), which runs first; every later kernel loads it. The
+scores kernel also stores kw = k ⊙ exp(G_last − G) (it holds k and G already), so the state
+scan (chunk_kernels.py), which runs after it, steps as cheaply as with a scalar gate:
+h ← exp(G_last) ⊙ h + kwᵀ v, with no exponentials of its own.
 
-`<fn>_chunk_scores`: one program per (sub-chunk i of 16 rows, chunk, head).
+`<fn>_chunk_scores`: one program per (sub-chunk i of 16 rows, chunk, head); it stores its rows
+of A and of kw.
 - For each earlier sub-chunk j, one [16, 16] product, the decay factored through gn, G at
   i's first row: (q_i ⊙ exp(G_i − gn)) (k_j ⊙ exp(gn − G_j))ᵀ. As G never increases, both
   factors are ≤ 1, whatever the gate.
@@ -47,7 +49,6 @@ from attnc.passes.chunk_common import (
     load_row,
     load_rows,
     pow2,
-    reduce_sum,
     shapes_of,
     state_ptrs,
     store_rows,
@@ -86,11 +87,10 @@ def key_ok(kb: KernelBuilder, s: Shapes, offs_k: SSAValue) -> SSAValue | None:
     return kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok") if s.dim_k != pow2(s.dim_k) else None
 
 
-def build_gate_kernel(op: RecurrentChunkOp, name: str):
-    """Per (key block, chunk, head): G, g summed from the chunk's start (stored into `gcum` when
-    `store_gcum` is not 0), and kw = k ⊙ exp(G_last − G), what the state scan adds up."""
+def build_cumsum_kernel(op: RecurrentChunkOp, name: str):
+    """G: g summed from each chunk's start, per (key block, chunk, head)."""
     s = shapes_of(op)
-    params = chunk_program_params(s, ["k", "kw"], ["g", "gcum"], other=[("store_gcum", i32)])
+    params = chunk_program_params(s, [], ["g", "gcum"])
     kb = KernelBuilder(name, params, {CHUNK: s.chunk, BK: s.block_k})
     kb.comment("which key block, chunk and head this program owns")
     pid_k = kb.program_id(0, "pid_k")
@@ -102,22 +102,15 @@ def build_gate_kernel(op: RecurrentChunkOp, name: str):
     rows = kb.add(kb.mul(index, kb.constexpr(CHUNK)), kb.arange(CHUNK), "rows")
     row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
     g = load_rows(kb, "g", base(kb, "g", seq, False), rows, row_ok, offs_k, k_ok, "g")
-    cum = cumsum(kb, g, "G")
-    kb.comment("G, unless the caller has it (rows bounded by a vector: the interpreter refuses scalar masks)")
-    stored = kb.cmp("slt", rows, kb.where(kb.cmp("ne", kb.arg("store_gcum"), kb.i32(0)), seq.length, kb.i32(0)))
-    store_rows(kb, "gcum", base(kb, "gcum", seq, False), rows, stored, offs_k, k_ok, cum)
-    kb.comment("rows past the sequence hold g = 0, so G_last is the sum of the chunk's g")
-    g_last = reduce_sum(kb, g, 0, "G_last")
-    k = kb.cast(load_mapped(kb, s, "k", base(kb, "k", seq, True), rows, row_ok, offs_k, k_ok, "k"), f32)
-    k_w = kb.mul(k, exp(kb, kb.sub(kb.row(g_last), cum)), "k_w")
-    store_rows(kb, "kw", base(kb, "kw", seq, False), rows, row_ok, offs_k, k_ok, kb.cast(k_w, s.elem))
+    store_rows(kb, "gcum", base(kb, "gcum", seq, False), rows, row_ok, offs_k, k_ok, cumsum(kb, g, "G"))
     return kb.finish()
 
 
 def build_scores_kernel(op: RecurrentChunkOp, name: str):
-    """A [B, H, T, CHUNK]: row i of a chunk holds scale · Σ_c q_ic k_jc exp(G_ic − G_jc) for its keys j ≤ i."""
+    """A [B, H, T, CHUNK]: row i of a chunk holds scale · Σ_c q_ic k_jc exp(G_ic − G_jc) for its keys j ≤ i;
+    and kw [B, H, T, K] = k ⊙ exp(G_last − G)."""
     s = shapes_of(op)
-    params = chunk_program_params(s, ["q", "k", "a"], ["gcum"])
+    params = chunk_program_params(s, ["q", "k", "a", "kw"], ["gcum"])
     kb = KernelBuilder(name, params, {CHUNK: s.chunk, HK: pow2(s.dim_k), SUB: SUB_SIZE})
     kb.comment("which sub-chunk, chunk and head this program owns")
     pid_s = kb.program_id(0, "pid_sub")
@@ -162,6 +155,11 @@ def build_scores_kernel(op: RecurrentChunkOp, name: str):
         block = kb.add(block, kb.where(level.pairs, pairs, kb.f32(0.0)), f"a_level{level.half}")
     cols = kb.add(kb.mul(pid_s, kb.constexpr(SUB)), lane, "a_cols")
     store_rows(kb, "a", a_base, rows, row_ok, cols, None, kb.cast(kb.mul(block, scale), s.elem))
+    kb.comment("kw = k ⊙ exp(G_last − G), what the state scan adds up")
+    last = kb.sub(kb.min(kb.add(chunk_start, kb.constexpr(CHUNK)), seq.length), kb.i32(1), "last_row")
+    g_last = load_row(kb, "gcum", g_base, last, kb.cmp("sge", last, kb.i32(0)), offs_k, s.dim_k, "G_last")
+    k_w = kb.cast(kb.mul(k, exp(kb, kb.sub(kb.row(g_last), g))), s.elem, "k_w")
+    store_rows(kb, "kw", base(kb, "kw", seq, False), rows, row_ok, offs_k, k_ok, k_w)
     return kb.finish()
 
 
@@ -205,7 +203,7 @@ def build_output_kernel(op: RecurrentChunkOp, name: str):
 
 
 __all__ = [
-    "build_gate_kernel",
+    "build_cumsum_kernel",
     "build_output_kernel",
     "build_scores_kernel",
     "chunk_program_params",

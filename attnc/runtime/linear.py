@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from xdsl.dialects import func
@@ -287,7 +287,7 @@ def _cdiv(a: int, b: int) -> int:
 
 # Launch configurations tried on a GPU's first call, per kernel: (block_k, block_v, num_warps, num_stages).
 # The state scans tile the state; the output kernel tiles values; the gradient kernel splits the
-# columns of dq, dk (block_k) and dv (block_v) over programs. A vector gate's gate
+# columns of dq, dk (block_k) and dv (block_v) over programs. A vector gate's cumsum
 # and dq/dk/dG kernels split keys; its scores (per sub-chunk) and dv kernels hold whole rows (no blocks).
 # bench/probe_configs.py times wider grids; these hold what won there (H200, K=V=128) and nearby.
 _STATE_SCAN_CANDIDATES = (
@@ -303,7 +303,7 @@ _STATE_SCAN_CANDIDATES = (
     (64, 32, 4, 2),
     (32, 64, 4, 2),
 )
-_SCORES_CANDIDATES = ((0, 0, 1, 2), (0, 0, 2, 2), (0, 0, 1, 3), (0, 0, 4, 2), (0, 0, 2, 1), (0, 0, 4, 1))
+_SCORES_CANDIDATES = ((0, 0, 2, 3), (0, 0, 2, 2), (0, 0, 1, 2), (0, 0, 4, 3), (0, 0, 4, 2), (0, 0, 2, 1))
 CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "chunk_state": _STATE_SCAN_CANDIDATES,
     "chunk_state_grad": _STATE_SCAN_CANDIDATES,
@@ -317,13 +317,13 @@ CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
         (128, 128, 8, 1),
     ),
     "chunk_scores": _SCORES_CANDIDATES,  # warps and stages only
-    "chunk_gate": ((64, 0, 4, 1), (128, 0, 4, 1), (64, 0, 2, 1), (32, 0, 2, 1)),
+    "chunk_cumsum": ((64, 0, 4, 1), (128, 0, 4, 1), (64, 0, 2, 1), (32, 0, 2, 1)),
     "chunk_dv": ((0, 0, 4, 2), (0, 0, 8, 2), (0, 0, 4, 1), (0, 0, 8, 1)),
     "chunk_dqkg": ((64, 0, 4, 2), (64, 0, 8, 2), (32, 0, 4, 2), (128, 0, 8, 2), (32, 0, 2, 2)),
 }
 # Which of BLOCK_K / BLOCK_V a kernel is tiled by (the others' candidates are the same kernel).
 _TILED_BY = {
-    "chunk_gate": "k",
+    "chunk_cumsum": "k",
     "chunk_output": "v",
     "chunk_dqkg": "k",
     "chunk_scores": "",
@@ -420,7 +420,7 @@ def chunk_states(
     kw: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The state at each chunk's start [chunks, H, K, V] (input dtype) and the final states [N, H, K, V]
-    (f32). A vector gate comes as G and `kw` (gate_input)."""
+    (f32). A vector gate comes as G and `kw` (Kept)."""
     spec = compiled.spec
     h = torch.empty((seqs.num_chunks, spec.heads, spec.dim_k, spec.dim_v), dtype=k.dtype, device=k.device)
     ht = torch.empty((seqs.count, spec.heads, spec.dim_k, spec.dim_v), dtype=torch.float32, device=k.device)
@@ -446,45 +446,57 @@ def chunk_states(
     return h, ht
 
 
-def gate_input(
-    compiled: CompiledLinear, k: torch.Tensor, g: torch.Tensor | None, seqs: Sequences, gcum: torch.Tensor | None = None
-) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """What the chunk kernels read of the gate: g; or, for a vector gate, from the gate kernel, G (g
-    summed from each chunk's start, f32) and kw = k ⊙ exp(G_last − G) [B, H, T, K] (input dtype).
-    A `gcum` given is G already computed (kept by the forward): it is read, not written."""
+class Kept(NamedTuple):
+    """What a vector gate's forward computes before the state scan, kept for the backward as
+    flash-linear-attention keeps G and A."""
+
+    gcum: torch.Tensor  # G [B, H, T, K] f32
+    scores: torch.Tensor  # A [B, H, T, CHUNK]
+    kw: torch.Tensor  # k ⊙ exp(G_last − G) [B, H, T, K]
+
+
+def chunk_cumsum(compiled: CompiledLinear, g: torch.Tensor, seqs: Sequences) -> torch.Tensor:
+    """A vector gate's G: g summed from each chunk's start [B, H, T, K] (f32)."""
     spec = compiled.spec
-    if g is None or spec.gate != "vector":
-        return g, None
-    store = gcum is None
-    if gcum is None:
-        gcum = torch.empty(g.shape, dtype=torch.float32, device=g.device)
-    kw = torch.empty(g.shape, dtype=k.dtype, device=k.device)
+    gcum = torch.empty(g.shape, dtype=torch.float32, device=g.device)
     args = _common(compiled, seqs, None)
-    args.update(k_ptr=k, kw_ptr=kw, g_ptr=g, gcum_ptr=gcum, store_gcum=int(store))
-    for name, t in (("k", k), ("kw", kw), ("g", g), ("gcum", gcum)):
-        _strides(args, name, t, "bhsd")
+    args.update(g_ptr=g, gcum_ptr=gcum)
+    _strides(args, "g", g, "bhsd")
+    _strides(args, "gcum", gcum, "bhsd")
     if seqs.num_chunks:
         chunks = seqs.num_chunks
         grid = lambda bk, bv: (_cdiv(spec.dim_k, bk), chunks, spec.heads)  # noqa: E731
-        _launch(compiled, "chunk_gate", grid, args, g.device, (seqs.count, chunks))
-    return gcum, kw
+        _launch(compiled, "chunk_cumsum", grid, args, g.device, (seqs.count, chunks))
+    return gcum
 
 
 def chunk_scores(
     compiled: CompiledLinear, q: torch.Tensor, k: torch.Tensor, gcum: torch.Tensor, seqs: Sequences
-) -> torch.Tensor:
-    """A vector gate's decayed, scaled scores within each chunk [B, H, T, CHUNK] (input dtype;
-    entries above the diagonal are left unwritten)."""
+) -> Kept:
+    """What a vector gate's kernels after the cumsum read: G, the decayed, scaled scores within each
+    chunk A [B, H, T, CHUNK] (input dtype; entries above the diagonal are left unwritten) and
+    kw = k ⊙ exp(G_last − G) [B, H, T, K] (input dtype)."""
     spec = compiled.spec
     a = torch.empty((q.shape[0], spec.heads, q.shape[2], spec.chunk_size), dtype=q.dtype, device=q.device)
+    kw = torch.empty(gcum.shape, dtype=k.dtype, device=k.device)
     args = _common(compiled, seqs, None)
-    args.update(q_ptr=q, k_ptr=k, a_ptr=a, gcum_ptr=gcum)
-    for name, t in (("q", q), ("k", k), ("a", a), ("gcum", gcum)):
+    for name, t in (("q", q), ("k", k), ("a", a), ("kw", kw), ("gcum", gcum)):
+        args[f"{name}_ptr"] = t
         _strides(args, name, t, "bhsd")
     if seqs.num_chunks:
         grid = (spec.chunk_size // 16, seqs.num_chunks, spec.heads)  # a program per sub-chunk of 16 rows
         _launch(compiled, "chunk_scores", lambda bk, bv: grid, args, q.device, (seqs.count, seqs.num_chunks))
-    return a
+    return Kept(gcum, a, kw)
+
+
+def vector_gate(
+    compiled: CompiledLinear, q: torch.Tensor, k: torch.Tensor, g: torch.Tensor | None, seqs: Sequences
+) -> Kept | None:
+    """A vector gate's G, scores and kw (None for the other gates)."""
+    if compiled.spec.gate != "vector":
+        return None
+    assert g is not None
+    return chunk_scores(compiled, q, k, chunk_cumsum(compiled, g, seqs), seqs)
 
 
 def forward(
@@ -495,20 +507,18 @@ def forward(
     g: torch.Tensor | None,
     h0: torch.Tensor | None,
     seqs: Sequences,
-) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+) -> tuple[torch.Tensor, torch.Tensor, Kept | None]:
     """o [B, H, T, V], the final states [N, H, K, V] (f32) and, for a vector gate, what the
-    backward reuses: G (the chunk cumsum of g) and the chunk's scores A."""
+    backward reuses (Kept)."""
     spec = compiled.spec
-    kept = None
-    g, kw = gate_input(compiled, k, g, seqs)
-    h, ht = chunk_states(compiled, k, v, g, h0, seqs, kw)
+    kept = vector_gate(compiled, q, k, g, seqs)
+    g = kept.gcum if kept is not None else g
+    h, ht = chunk_states(compiled, k, v, g, h0, seqs, kept.kw if kept is not None else None)
     o = torch.empty((q.shape[0], spec.heads, q.shape[2], spec.dim_v), dtype=v.dtype, device=v.device)
     args = _common(compiled, seqs, g)
     tensors = {"q": q, "k": k, "v": v, "o": o}
-    if spec.gate == "vector":  # the chunk's scores first, then o from them
-        assert g is not None
-        kept = (g, chunk_scores(compiled, q, k, g, seqs))
-        tensors = {"q": q, "v": v, "o": o, "a": kept[1]}
+    if kept is not None:  # o from the chunk's scores
+        tensors = {"q": q, "v": v, "o": o, "a": kept.scores}
     args["h_ptr"] = h
     for name, t in tensors.items():
         args[f"{name}_ptr"] = t
@@ -536,7 +546,7 @@ def backward(
     seqs: Sequences,
     do: torch.Tensor,
     dht: torch.Tensor | None,
-    kept: tuple[torch.Tensor, torch.Tensor] | None = None,
+    kept: Kept | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """dq, dk (q/k heads), dv, dg (g's shape, f32) and d initial_state (f32). `kept` is what the
     forward returned for a vector gate (G and A), else they are computed again."""
@@ -544,8 +554,10 @@ def backward(
     batch, length = q.shape[0], q.shape[2]
     heads, dim_k, dim_v = spec.heads, spec.dim_k, spec.dim_v
     device = q.device
-    gate, kw = gate_input(compiled, k, g, seqs, kept[0] if kept is not None else None)
-    h, ht = chunk_states(compiled, k, v, gate, h0, seqs, kw)
+    if kept is None:
+        kept = vector_gate(compiled, q, k, g, seqs)
+    gate = kept.gcum if kept is not None else g
+    h, ht = chunk_states(compiled, k, v, gate, h0, seqs, kept.kw if kept is not None else None)
     if dht is None:
         dht = torch.zeros((seqs.count, heads, dim_k, dim_v), dtype=torch.float32, device=device)
     dh = torch.empty((seqs.num_chunks, heads, dim_k, dim_v), dtype=k.dtype, device=device)
@@ -572,7 +584,8 @@ def backward(
     grads = {"q": q, "k": k, "v": v, "do": do, "dq": dq, "dk": dk, "dv": dv}
     if spec.gate == "vector":
         assert gate is not None
-        dgate = vector_grads(compiled, grads, gate, h, dh, seqs, kept[1] if kept is not None else None)
+        assert kept is not None
+        dgate = vector_grads(compiled, grads, kept, h, dh, seqs)
     else:
         dgate = chunk_grads(compiled, grads, gate, h, dh, seqs)
     dg = None if dgate is None else gate_grad(spec.gate, dgate, ht, dht, seqs, spec.chunk_size)
@@ -618,23 +631,20 @@ def chunk_grads(
 def vector_grads(
     compiled: CompiledLinear,
     tensors: dict[str, torch.Tensor],
-    gcum: torch.Tensor,
+    kept: Kept,
     h: torch.Tensor,
     dh: torch.Tensor,
     seqs: Sequences,
-    scores: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """A vector gate's dq, dk, dv into `tensors` (see chunk_vector_backward_kernels.py); returns dG
-    summed within each chunk [B, H, T, K]. `scores` is the forward's A, if kept."""
+    summed within each chunk [B, H, T, K]."""
     spec = compiled.spec
-    q, k, device = tensors["q"], tensors["k"], tensors["q"].device
+    q, device = tensors["q"], tensors["q"].device
     batch, length = q.shape[0], q.shape[2]
-    if scores is None:
-        scores = chunk_scores(compiled, q, k, gcum, seqs)
     f32 = {"dtype": torch.float32, "device": device}
     extra = {
-        "a": scores,
-        "gcum": gcum,
+        "a": kept.scores,
+        "gcum": kept.gcum,
         "da": torch.empty((batch, spec.heads, length, spec.chunk_size), **f32),
         "dg": torch.empty((batch, spec.heads, length, spec.dim_k), **f32),
     }
@@ -686,6 +696,7 @@ def gate_grad(
 
 __all__ = [
     "CompiledLinear",
+    "Kept",
     "LinearSpec",
     "Sequences",
     "build_module",

@@ -184,7 +184,7 @@ def test_vector_gate_kernels_cross_compile_for_sm90():
 
     spec = LinearSpec("vector", 16, 16, 128, 128, "bfloat16", 128**-0.5, 64, False, False)
     compiled = compile_linear(spec, "cuda:90", backward=True)
-    kernels = ("chunk_gate", "chunk_state", "chunk_scores", "chunk_output", "chunk_state_grad", "chunk_dv")
+    kernels = ("chunk_cumsum", "chunk_state", "chunk_scores", "chunk_output", "chunk_state_grad", "chunk_dv")
     for which in (*kernels, "chunk_dqkg"):
         name = f"linear_attention_{which}"
         for bk, bv, warps, stages in (CANDIDATES[which][0], max(CANDIDATES[which])):
@@ -194,5 +194,5 @@ def test_vector_gate_kernels_cross_compile_for_sm90():
                 compiled.kernel(which), compiled.signatures[name], constexprs, Target.parse("cuda:90"), warps, stages
             )
             assert int(asm["shared"]) <= 227 * 1024, (which, bk, bv, asm["shared"])
-            if which not in ("chunk_gate", "chunk_scores"):  # the scores kernel works on 16-row sub-chunks
+            if which not in ("chunk_cumsum", "chunk_scores"):  # the scores kernel works on 16-row sub-chunks
                 assert "warp_group_dot" in str(asm["ttgir"]), which
