@@ -184,13 +184,20 @@ def base(kb: KernelBuilder, t: str, seq: Sequence, qk: bool) -> SSAValue:
     return kb.addptr(kb.arg(f"{t}_ptr"), off, f"{t}_base")
 
 
-def tile_ptrs(kb: KernelBuilder, t: str, ptr: SSAValue, rows: SSAValue, cols: SSAValue) -> SSAValue:
-    """Pointers to tile[rows, cols] of a [T, D] slice of tensor `t`."""
-    offs = kb.add(kb.mul(kb.col(rows), kb.arg(f"stride_{t}_s")), kb.mul(kb.row(cols), kb.arg(f"stride_{t}_d")))
-    return kb.addptr(ptr, offs)
+def tile_ptrs(
+    kb: KernelBuilder, t: str, ptr: SSAValue, rows: SSAValue, cols: SSAValue, transposed: bool = False
+) -> SSAValue:
+    """Pointers to tile[rows, cols] of a [T, D] slice of tensor `t` (its transpose, [cols, rows], if
+    `transposed`: a product that takes the tile transposed then loads it so, with no layout change)."""
+    by_row, by_col = kb.mul(rows, kb.arg(f"stride_{t}_s")), kb.mul(cols, kb.arg(f"stride_{t}_d"))
+    if transposed:
+        return kb.addptr(ptr, kb.add(kb.col(by_col), kb.row(by_row)))
+    return kb.addptr(ptr, kb.add(kb.col(by_row), kb.row(by_col)))
 
 
-def tile_mask(kb: KernelBuilder, row_ok: SSAValue, col_ok: SSAValue | None) -> SSAValue:
+def tile_mask(kb: KernelBuilder, row_ok: SSAValue, col_ok: SSAValue | None, transposed: bool = False) -> SSAValue:
+    if transposed:
+        return kb.row(row_ok) if col_ok is None else kb.and_(kb.col(col_ok), kb.row(row_ok))
     return kb.col(row_ok) if col_ok is None else kb.and_(kb.col(row_ok), kb.row(col_ok))
 
 
@@ -203,9 +210,11 @@ def load_rows(
     cols: SSAValue,
     col_ok: SSAValue | None,
     name: str,
+    transposed: bool = False,
 ) -> SSAValue:
-    """tile[rows, cols] of a [T, D] slice (zero outside the sequence and the head dim)."""
-    return kb.load(tile_ptrs(kb, t, ptr, rows, cols), tile_mask(kb, row_ok, col_ok), 0.0, name)
+    """tile[rows, cols] of a [T, D] slice, or its transpose (zero outside the sequence and the head dim)."""
+    ptrs = tile_ptrs(kb, t, ptr, rows, cols, transposed)
+    return kb.load(ptrs, tile_mask(kb, row_ok, col_ok, transposed), 0.0, name)
 
 
 def row_mask(kb: KernelBuilder, ok: SSAValue, cols: SSAValue, dim: int) -> SSAValue:
@@ -223,15 +232,22 @@ def load_row(
 
 
 def feature_map(
-    kb: KernelBuilder, s: Shapes, t: str, x: SSAValue, row_ok: SSAValue, col_ok: SSAValue | None, name: str
+    kb: KernelBuilder,
+    s: Shapes,
+    t: str,
+    x: SSAValue,
+    row_ok: SSAValue,
+    col_ok: SSAValue | None,
+    name: str,
+    transposed: bool = False,
 ) -> SSAValue:
-    """q_map / k_map applied to a loaded q or k tile; padding stays 0 (a map need not fix 0)."""
+    """q_map / k_map applied to a loaded q or k tile (or its transpose); padding stays 0 (a map need not fix 0)."""
     region = s.q_map if t == "q" else s.k_map
     if region is None:
         return x
     kb.comment(f"{t}_map")
     (y,) = lower_region(kb, region, [kb.cast(x, f32)], f"{t}_map")
-    return kb.cast(kb.where(tile_mask(kb, row_ok, col_ok), y, kb.f32(0.0)), s.elem, name)
+    return kb.cast(kb.where(tile_mask(kb, row_ok, col_ok, transposed), y, kb.f32(0.0)), s.elem, name)
 
 
 def load_mapped(
@@ -244,10 +260,11 @@ def load_mapped(
     cols: SSAValue,
     col_ok: SSAValue | None,
     name: str,
+    transposed: bool = False,
 ) -> SSAValue:
-    """A q or k tile as the recurrence sees it: loaded, then its feature map, if any."""
-    x = load_rows(kb, t, ptr, rows, row_ok, cols, col_ok, name)
-    return feature_map(kb, s, t, x, row_ok, col_ok, f"{name}_mapped")
+    """A q or k tile (or its transpose) as the recurrence sees it: loaded, then its feature map, if any."""
+    x = load_rows(kb, t, ptr, rows, row_ok, cols, col_ok, name, transposed)
+    return feature_map(kb, s, t, x, row_ok, col_ok, f"{name}_mapped", transposed)
 
 
 def store_rows(

@@ -3,9 +3,10 @@
 - `<fn>_chunk_state`: one program per (value block, key block, sequence·head) walks
   the sequence's chunks in order, storing the state at each chunk's start (`h`),
   then `h ← exp(G_last) ⊙ h + (k ⊙ exp(G_last − G))ᵀ v`; it starts from the initial
-  state (or zero) and stores the final one. With a per-channel (vector) gate the
-  scores kernel (chunk_vector_kernels.py) has stored `kw` = k ⊙ exp(G_last − G)
-  beforehand, so the scan loads it and G_last, and its step is as cheap as a scalar gate's.
+  state (or zero) and stores the final one. A per-channel (vector) gate's G comes
+  from the chunk cumsum kernel (chunk_vector_kernels.py); k and G are then loaded
+  transposed, [keys, rows], the way the product takes kᵀ, so weighting k costs no
+  layout change.
 - `<fn>_chunk_output`: one program per (value block, chunk, head):
   `o = scale · ((q ⊙ exp(G)) h + (q kᵀ ⊙ D) v)` with D the causal decay mask
   `exp(G_i − G_j)` for i ≥ j. A vector gate's D depends on the key channel; its scores
@@ -52,8 +53,6 @@ def build_state_kernel(op: RecurrentChunkOp, name: str):
     s = shapes_of(op)
     params: list[tuple[str, Attribute]] = tensor_params(["k", "v"], s.elem)
     params += gate_params(s.gate)
-    if s.gate == "vector":
-        params += tensor_params(["kw"], s.elem)
     params += [("h_ptr", KernelBuilder.ptr_type(s.elem)), ("ht_ptr", KernelBuilder.ptr_type(f32))]
     if s.has_initial:
         params.append(("h0_ptr", KernelBuilder.ptr_type(f32)))
@@ -84,13 +83,16 @@ def build_state_kernel(op: RecurrentChunkOp, name: str):
         n_valid = kb.min(kb.sub(seq.length, kb.mul(body.index, kb.constexpr(CHUNK))), kb.constexpr(CHUNK), "n_valid")
         v = load_rows(kb, "v", v_base, rows, row_ok, offs_v, v_ok, "v")
         if s.gate == "vector":
-            kb.comment("k ⊙ exp(G_last − G), from the scores kernel, and G_last")
-            k_w = load_rows(kb, "kw", base(kb, "kw", seq, False), rows, row_ok, offs_k, k_ok, "k_w")
+            kb.comment("kᵀ and Gᵀ loaded transposed, as the product takes them (no layout change)")
+            k_t = load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, "k_t", transposed=True)
+            g_base = base(kb, "gcum", seq, False)
+            g_t = load_rows(kb, "gcum", g_base, rows, row_ok, offs_k, k_ok, "G_t", transposed=True)
             last_row = kb.sub(kb.add(kb.mul(body.index, kb.constexpr(CHUNK)), n_valid), kb.i32(1), "last_row")
             last_ok = kb.cmp("sge", last_row, kb.i32(0))
-            g_last = load_row(kb, "gcum", base(kb, "gcum", seq, False), last_row, last_ok, offs_k, s.dim_k, "G_last")
-            state = kb.mul(state, exp(kb, kb.col(g_last)))
-            state = kb.dot(kb.trans(k_w), v, state, s.precision, "state")
+            g_last = kb.col(load_row(kb, "gcum", g_base, last_row, last_ok, offs_k, s.dim_k, "G_last"))
+            k_w = kb.cast(kb.mul(kb.cast(k_t, f32), exp(kb, kb.sub(g_last, g_t))), s.elem, "k_w")
+            state = kb.mul(state, exp(kb, g_last))
+            state = kb.dot(k_w, v, state, s.precision, "state")
         else:
             k = load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, "k")
             decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK)

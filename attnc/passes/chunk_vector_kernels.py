@@ -5,13 +5,9 @@ channel c, so the chunk's scores A_ij = scale · Σ_c q_ic k_jc exp(G_ic − G_j
 one product. They are built once per chunk, into a [B, H, T, CHUNK] buffer, by
 `<fn>_chunk_scores`, and `<fn>_chunk_output` then is two products, as for a scalar gate:
 `o = scale · (q ⊙ exp(G)) h + A v`. G, the chunk-local running log-gate, is summed once, by
-`<fn>_chunk_cumsum` (into `gcum`, f32), which runs first; every later kernel loads it. The
-scores kernel also stores kw = k ⊙ exp(G_last − G) (it holds k and G already), so the state
-scan (chunk_kernels.py), which runs after it, steps as cheaply as with a scalar gate:
-h ← exp(G_last) ⊙ h + kwᵀ v, with no exponentials of its own.
+`<fn>_chunk_cumsum` (into `gcum`, f32), which runs first; every later kernel loads it.
 
-`<fn>_chunk_scores`: one program per (sub-chunk i of 16 rows, chunk, head); it stores its rows
-of A and of kw.
+`<fn>_chunk_scores`: one program per (sub-chunk i of 16 rows, chunk, head).
 - For each earlier sub-chunk j, one [16, 16] product, the decay factored through gn, G at
   i's first row: (q_i ⊙ exp(G_i − gn)) (k_j ⊙ exp(gn − G_j))ᵀ. As G never increases, both
   factors are ≤ 1, whatever the gate.
@@ -107,10 +103,9 @@ def build_cumsum_kernel(op: RecurrentChunkOp, name: str):
 
 
 def build_scores_kernel(op: RecurrentChunkOp, name: str):
-    """A [B, H, T, CHUNK]: row i of a chunk holds scale · Σ_c q_ic k_jc exp(G_ic − G_jc) for its keys j ≤ i;
-    and kw [B, H, T, K] = k ⊙ exp(G_last − G)."""
+    """A [B, H, T, CHUNK]: row i of a chunk holds scale · Σ_c q_ic k_jc exp(G_ic − G_jc) for its keys j ≤ i."""
     s = shapes_of(op)
-    params = chunk_program_params(s, ["q", "k", "a", "kw"], ["gcum"])
+    params = chunk_program_params(s, ["q", "k", "a"], ["gcum"])
     kb = KernelBuilder(name, params, {CHUNK: s.chunk, HK: pow2(s.dim_k), SUB: SUB_SIZE})
     kb.comment("which sub-chunk, chunk and head this program owns")
     pid_s = kb.program_id(0, "pid_sub")
@@ -155,11 +150,6 @@ def build_scores_kernel(op: RecurrentChunkOp, name: str):
         block = kb.add(block, kb.where(level.pairs, pairs, kb.f32(0.0)), f"a_level{level.half}")
     cols = kb.add(kb.mul(pid_s, kb.constexpr(SUB)), lane, "a_cols")
     store_rows(kb, "a", a_base, rows, row_ok, cols, None, kb.cast(kb.mul(block, scale), s.elem))
-    kb.comment("kw = k ⊙ exp(G_last − G), what the state scan adds up")
-    last = kb.sub(kb.min(kb.add(chunk_start, kb.constexpr(CHUNK)), seq.length), kb.i32(1), "last_row")
-    g_last = load_row(kb, "gcum", g_base, last, kb.cmp("sge", last, kb.i32(0)), offs_k, s.dim_k, "G_last")
-    k_w = kb.cast(kb.mul(k, exp(kb, kb.sub(kb.row(g_last), g))), s.elem, "k_w")
-    store_rows(kb, "kw", base(kb, "kw", seq, False), rows, row_ok, offs_k, k_ok, k_w)
     return kb.finish()
 
 

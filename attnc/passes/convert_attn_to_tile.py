@@ -13,8 +13,8 @@ Two kernels per attention op, both generic in their block sizes:
   update per tile and its finalize at the end. Empty tiles are never visited.
 
 An `attn.recurrent_chunk` (linear attention) becomes `<fn>_chunk_state` (the state
-scan over chunks), with a vector gate `<fn>_chunk_cumsum` and `<fn>_chunk_scores` (the
-chunk's decayed scores, and k weighted for the scan; chunk_vector_kernels.py) before it, and
+scan over chunks), with a vector gate `<fn>_chunk_cumsum` before it and `<fn>_chunk_scores`
+(the chunk's decayed scores, chunk_vector_kernels.py) after it, and
 `<fn>_chunk_output` (per chunk, inter- plus intra-chunk output), and with `backward` set `<fn>_chunk_state_grad` (the reverse scan of the
 state's gradient) and `<fn>_chunk_grad` (dq, dk, dv per chunk; with a vector gate
 `<fn>_chunk_dv` and `<fn>_chunk_dqkg` instead, see
@@ -115,8 +115,8 @@ def _lower_recurrent(module: ModuleOp, fn: func.FuncOp, ops: list[attn.Recurrent
     if rec.gate.data == "vector":
         kernels += [
             chunk_vector_kernels.build_cumsum_kernel(rec, f"{name}_chunk_cumsum"),
-            chunk_vector_kernels.build_scores_kernel(rec, f"{name}_chunk_scores"),
             build_state_kernel(rec, f"{name}_chunk_state"),
+            chunk_vector_kernels.build_scores_kernel(rec, f"{name}_chunk_scores"),
             chunk_vector_kernels.build_output_kernel(rec, f"{name}_chunk_output"),
         ]
     else:

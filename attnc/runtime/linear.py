@@ -417,10 +417,9 @@ def chunk_states(
     g: torch.Tensor | None,
     h0: torch.Tensor | None,
     seqs: Sequences,
-    kw: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The state at each chunk's start [chunks, H, K, V] (input dtype) and the final states [N, H, K, V]
-    (f32). A vector gate comes as G and `kw` (Kept)."""
+    (f32). A vector gate comes as G, its chunk cumsum."""
     spec = compiled.spec
     h = torch.empty((seqs.num_chunks, spec.heads, spec.dim_k, spec.dim_v), dtype=k.dtype, device=k.device)
     ht = torch.empty((seqs.count, spec.heads, spec.dim_k, spec.dim_v), dtype=torch.float32, device=k.device)
@@ -430,9 +429,6 @@ def chunk_states(
         args["h0_ptr"] = h0
     _strides(args, "k", k, "bhsd")
     _strides(args, "v", v, "bhsd")
-    if kw is not None:
-        args["kw_ptr"] = kw
-        _strides(args, "kw", kw, "bhsd")
     if seqs.count:
         count = seqs.count * spec.heads
         _launch(
@@ -447,12 +443,11 @@ def chunk_states(
 
 
 class Kept(NamedTuple):
-    """What a vector gate's forward computes before the state scan, kept for the backward as
-    flash-linear-attention keeps G and A."""
+    """What a vector gate's forward computes beside the state scan, kept for the backward as
+    flash-linear-attention keeps them."""
 
     gcum: torch.Tensor  # G [B, H, T, K] f32
     scores: torch.Tensor  # A [B, H, T, CHUNK]
-    kw: torch.Tensor  # k ⊙ exp(G_last − G) [B, H, T, K]
 
 
 def chunk_cumsum(compiled: CompiledLinear, g: torch.Tensor, seqs: Sequences) -> torch.Tensor:
@@ -473,26 +468,24 @@ def chunk_cumsum(compiled: CompiledLinear, g: torch.Tensor, seqs: Sequences) -> 
 def chunk_scores(
     compiled: CompiledLinear, q: torch.Tensor, k: torch.Tensor, gcum: torch.Tensor, seqs: Sequences
 ) -> Kept:
-    """What a vector gate's kernels after the cumsum read: G, the decayed, scaled scores within each
-    chunk A [B, H, T, CHUNK] (input dtype; entries above the diagonal are left unwritten) and
-    kw = k ⊙ exp(G_last − G) [B, H, T, K] (input dtype)."""
+    """G and the decayed, scaled scores within each chunk A [B, H, T, CHUNK] (input dtype; entries
+    above the diagonal are left unwritten)."""
     spec = compiled.spec
     a = torch.empty((q.shape[0], spec.heads, q.shape[2], spec.chunk_size), dtype=q.dtype, device=q.device)
-    kw = torch.empty(gcum.shape, dtype=k.dtype, device=k.device)
     args = _common(compiled, seqs, None)
-    for name, t in (("q", q), ("k", k), ("a", a), ("kw", kw), ("gcum", gcum)):
+    for name, t in (("q", q), ("k", k), ("a", a), ("gcum", gcum)):
         args[f"{name}_ptr"] = t
         _strides(args, name, t, "bhsd")
     if seqs.num_chunks:
         grid = (spec.chunk_size // 16, seqs.num_chunks, spec.heads)  # a program per sub-chunk of 16 rows
         _launch(compiled, "chunk_scores", lambda bk, bv: grid, args, q.device, (seqs.count, seqs.num_chunks))
-    return Kept(gcum, a, kw)
+    return Kept(gcum, a)
 
 
 def vector_gate(
     compiled: CompiledLinear, q: torch.Tensor, k: torch.Tensor, g: torch.Tensor | None, seqs: Sequences
 ) -> Kept | None:
-    """A vector gate's G, scores and kw (None for the other gates)."""
+    """A vector gate's G and scores (None for the other gates)."""
     if compiled.spec.gate != "vector":
         return None
     assert g is not None
@@ -513,7 +506,7 @@ def forward(
     spec = compiled.spec
     kept = vector_gate(compiled, q, k, g, seqs)
     g = kept.gcum if kept is not None else g
-    h, ht = chunk_states(compiled, k, v, g, h0, seqs, kept.kw if kept is not None else None)
+    h, ht = chunk_states(compiled, k, v, g, h0, seqs)
     o = torch.empty((q.shape[0], spec.heads, q.shape[2], spec.dim_v), dtype=v.dtype, device=v.device)
     args = _common(compiled, seqs, g)
     tensors = {"q": q, "k": k, "v": v, "o": o}
@@ -557,7 +550,7 @@ def backward(
     if kept is None:
         kept = vector_gate(compiled, q, k, g, seqs)
     gate = kept.gcum if kept is not None else g
-    h, ht = chunk_states(compiled, k, v, gate, h0, seqs, kept.kw if kept is not None else None)
+    h, ht = chunk_states(compiled, k, v, gate, h0, seqs)
     if dht is None:
         dht = torch.zeros((seqs.count, heads, dim_k, dim_v), dtype=torch.float32, device=device)
     dh = torch.empty((seqs.num_chunks, heads, dim_k, dim_v), dtype=k.dtype, device=device)

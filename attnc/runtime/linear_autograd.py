@@ -1,8 +1,8 @@
 """Linear attention as PyTorch custom ops, so `torch.compile(fullgraph=True)` sees one node per call.
 
 `attnc::linear_attention(variant, q, k, v, g, initial_state, cu_seqlens, scale)` returns
-(o, final_state, G, A, kw), the last three a vector gate's chunk cumsum, scores and weighted
-keys (linear.Kept), kept for the backward (empty for other gates), and
+(o, final_state, G, A), the last two a vector gate's chunk cumsum and scores (linear.Kept),
+kept for the backward as flash-linear-attention keeps them (empty for other gates), and
 `attnc::linear_attention_backward(...)` the gradients; both have fake implementations for tracing, and the forward's autograd formula calls the backward
 op. `variant` names a `LinearAttention` registered when it is made. Absent gradients
 (no g, no initial state) travel as empty tensors, as custom ops cannot return None.
@@ -50,15 +50,14 @@ def linear_attention_op(
     initial_state: torch.Tensor | None,
     cu_seqlens: torch.Tensor | None,
     scale: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(o, final state, G, A, kw): a vector gate's linear.Kept, for the backward (else empty)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(o, final state, G, A): a vector gate's linear.Kept, for the backward (else empty)."""
     compiled, upcast, seqs = _run(variant, q, k, v, initial_state is not None, cu_seqlens, scale, False)
     run = [t.float() for t in (q, k, v)] if upcast else [q.contiguous(), k.contiguous(), v.contiguous()]
     o, ht, kept = linear.forward(compiled, run[0], run[1], run[2], g, initial_state, seqs)
     if kept is None:  # empty tensors: a custom op's outputs may not alias each other
-        gcum, scores, kw = (q.new_empty((0,), dtype=torch.float32) for _ in range(3))
-        return o.to(q.dtype), ht, gcum, scores, kw
-    return o.to(q.dtype), ht, kept.gcum, kept.scores.to(q.dtype), kept.kw.to(k.dtype)
+        return o.to(q.dtype), ht, q.new_empty((0,), dtype=torch.float32), q.new_empty((0,), dtype=torch.float32)
+    return o.to(q.dtype), ht, kept.gcum, kept.scores.to(q.dtype)
 
 
 @linear_attention_op.register_fake
@@ -69,9 +68,9 @@ def _(variant, q, k, v, g, initial_state, cu_seqlens, scale):
     o = v.new_empty(v.shape)
     ht = q.new_empty(_states(q, v, cu_seqlens), dtype=torch.float32)
     if la.gate != "vector":
-        return o, ht, *(q.new_empty((0,), dtype=torch.float32) for _ in range(3))
+        return o, ht, q.new_empty((0,), dtype=torch.float32), q.new_empty((0,), dtype=torch.float32)
     scores = q.new_empty((v.shape[0], v.shape[1], v.shape[2], la.chunk_size))
-    return o, ht, g.new_empty(g.shape, dtype=torch.float32), scores, k.new_empty(g.shape)
+    return o, ht, g.new_empty(g.shape, dtype=torch.float32), scores
 
 
 @torch.library.custom_op("attnc::linear_attention_backward", mutates_args=())
@@ -88,13 +87,12 @@ def linear_attention_backward_op(
     dht: torch.Tensor | None,
     gcum: torch.Tensor | None = None,
     scores: torch.Tensor | None = None,
-    kw: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     compiled, upcast, seqs = _run(variant, q, k, v, initial_state is not None, cu_seqlens, scale, True)
     run = [t.float() for t in (q, k, v, do)] if upcast else [t.contiguous() for t in (q, k, v, do)]
     kept = None
-    if gcum is not None and scores is not None and kw is not None and scores.numel():
-        kept = linear.Kept(gcum, *((t.float() for t in (scores, kw)) if upcast else (scores, kw)))
+    if gcum is not None and scores is not None and scores.numel():
+        kept = linear.Kept(gcum, scores.float() if upcast else scores)
     dq, dk, dv, dg, dh0 = linear.backward(compiled, run[0], run[1], run[2], g, initial_state, seqs, run[3], dht, kept)
     empty = q.new_empty((0,), dtype=torch.float32)
     return (
@@ -107,7 +105,7 @@ def linear_attention_backward_op(
 
 
 @linear_attention_backward_op.register_fake
-def _(variant, q, k, v, g, initial_state, cu_seqlens, scale, do, dht, gcum=None, scores=None, kw=None):
+def _(variant, q, k, v, g, initial_state, cu_seqlens, scale, do, dht, gcum=None, scores=None):
     empty = q.new_empty((0,), dtype=torch.float32)
     dg = torch.empty_like(g) if g is not None else empty
     dh0 = torch.empty_like(initial_state) if initial_state is not None else empty
@@ -120,18 +118,18 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor
     ctx.has_g, ctx.has_initial, ctx.has_cu = g is not None, initial_state is not None, cu_seqlens is not None
     saved = [q, k, v] + ([g] if g is not None else []) + ([initial_state] if initial_state is not None else [])
     saved += [cu_seqlens] if cu_seqlens is not None else []
-    ctx.save_for_backward(*saved, *output[2:])  # a vector gate's G, A and kw (else empty)
+    ctx.save_for_backward(*saved, *output[2:])  # a vector gate's G and A (else empty)
 
 
 def _backward(ctx: Any, do: torch.Tensor, dht: torch.Tensor | None, *_kept_grads: Any):
     saved = list(ctx.saved_tensors)
     q, k, v = saved[:3]
-    rest, (gcum, scores, kw) = saved[3:-3], saved[-3:]
+    rest, (gcum, scores) = saved[3:-2], saved[-2:]
     g = rest.pop(0) if ctx.has_g else None
     initial_state = rest.pop(0) if ctx.has_initial else None
     cu_seqlens = rest.pop(0) if ctx.has_cu else None
     dq, dk, dv, dg, dh0 = linear_attention_backward_op(
-        ctx.variant, q, k, v, g, initial_state, cu_seqlens, ctx.scale, do.contiguous(), dht, gcum, scores, kw
+        ctx.variant, q, k, v, g, initial_state, cu_seqlens, ctx.scale, do.contiguous(), dht, gcum, scores
     )
     return None, dq, dk, dv, dg if ctx.has_g else None, dh0 if ctx.has_initial else None, None, None
 

@@ -42,8 +42,7 @@ func.func @simple_gla(%q: tensor<?x2x?x32xf16>, %k: tensor<?x2x?x32xf16>, %v: te
 // -----
 
 // A per-channel gate (GLA): g is summed per chunk once (chunk_cumsum) and every later
-// kernel loads G. The scores kernel also stores kw = k ⊙ exp(G_last − G), which the state
-// scan, after it, adds up. The scores kernel builds A per sub-chunk of 16 rows: one product per
+// kernel loads G. The state scan loads kᵀ and Gᵀ transposed, as its product takes them. The scores kernel builds A per sub-chunk of 16 rows: one product per
 // earlier sub-chunk (a loop up to its own index), then the diagonal block one key row at
 // a time. The output kernel is then two products, as for a scalar gate. With `backward`,
 // dA and dv come per chunk, then dq, dk and dG per key block, the intra-chunk pairs by
@@ -53,6 +52,15 @@ func.func @simple_gla(%q: tensor<?x2x?x32xf16>, %k: tensor<?x2x?x32xf16>, %v: te
 // CHECK-LABEL: tile.func @gla_chunk_cumsum(%g_ptr: !tile.ptr<f32>, %gcum_ptr: !tile.ptr<f32>
 // CHECK:         %G = tile.cumsum %g axis 0 : tensor<32x16xf32>
 // CHECK:         tile.store %{{.*}}, %G mask
+// CHECK-LABEL: tile.func @gla_chunk_state(
+// CHECK-SAME:    %gcum_ptr: !tile.ptr<f32>
+// CHECK-NOT:     tile.cumsum
+// CHECK:         scf.for
+// CHECK:           %k_t = tile.load
+// CHECK:           %G_t = tile.load
+// CHECK:           %G_last = tile.load
+// CHECK:           %k_w = tile.cast
+// CHECK:           %{{state.*}} = tile.dot %k_w, %v acc
 // CHECK-LABEL: tile.func @gla_chunk_scores(
 // CHECK-NOT:     tile.cumsum
 // CHECK:         scf.for %{{.*}} = %{{.*}} to %pid_sub step
@@ -64,17 +72,6 @@ func.func @simple_gla(%q: tensor<?x2x?x32xf16>, %k: tensor<?x2x?x32xf16>, %v: te
 // CHECK:         %a_level8 = arith.addf %a_diagonal
 // CHECK:         %a_level1 = arith.addf %a_level2
 // CHECK:         tile.store
-// CHECK:         %G_last = tile.load
-// CHECK:         %k_w = tile.cast
-// CHECK:         tile.store %{{.*}}, %k_w mask
-// CHECK-LABEL: tile.func @gla_chunk_state(
-// CHECK-SAME:    %gcum_ptr: !tile.ptr<f32>
-// CHECK-SAME:    %kw_ptr: !tile.ptr<bf16>
-// CHECK-NOT:     tile.cumsum
-// CHECK:         scf.for
-// CHECK:           %k_w = tile.load
-// CHECK:           %G_last = tile.load
-// CHECK:           %{{state.*}} = tile.dot %{{.*}}, %v acc
 // CHECK-LABEL: tile.func @gla_chunk_output(
 // CHECK:         tile.dot %q_g, %state
 // CHECK:         %a = tile.load
