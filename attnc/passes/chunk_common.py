@@ -90,7 +90,7 @@ def tensor_params(names: list[str], elem: Attribute) -> list[tuple[str, Attribut
 def gate_params(gate: str) -> list[tuple[str, Attribute]]:
     if gate == "none":
         return []
-    if gate == "vector":  # the kernels after the gate kernel read G, not g
+    if gate == "vector":  # the kernels after the chunk cumsum read G, not g
         return tensor_params(["gcum"], f32)
     strides = {"head": "h", "scalar": "bhs"}[gate]
     return [("g_ptr", KernelBuilder.ptr_type(f32))] + [(f"stride_g_{d}", i32) for d in strides]
