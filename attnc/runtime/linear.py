@@ -467,9 +467,9 @@ def chunk_cumsum(compiled: CompiledLinear, g: torch.Tensor, seqs: Sequences) -> 
 
 def chunk_scores(
     compiled: CompiledLinear, q: torch.Tensor, k: torch.Tensor, gcum: torch.Tensor, seqs: Sequences
-) -> Kept:
-    """G and the decayed, scaled scores within each chunk A [B, H, T, CHUNK] (input dtype; entries
-    above the diagonal are left unwritten)."""
+) -> torch.Tensor:
+    """A vector gate's decayed, scaled scores within each chunk A [B, H, T, CHUNK] (input dtype;
+    entries above the diagonal are left unwritten)."""
     spec = compiled.spec
     a = torch.empty((q.shape[0], spec.heads, q.shape[2], spec.chunk_size), dtype=q.dtype, device=q.device)
     args = _common(compiled, seqs, None)
@@ -479,7 +479,7 @@ def chunk_scores(
     if seqs.num_chunks:
         grid = (spec.chunk_size // 16, seqs.num_chunks, spec.heads)  # a program per sub-chunk of 16 rows
         _launch(compiled, "chunk_scores", lambda bk, bv: grid, args, q.device, (seqs.count, seqs.num_chunks))
-    return Kept(gcum, a)
+    return a
 
 
 def vector_gate(
@@ -489,7 +489,8 @@ def vector_gate(
     if compiled.spec.gate != "vector":
         return None
     assert g is not None
-    return chunk_scores(compiled, q, k, chunk_cumsum(compiled, g, seqs), seqs)
+    gcum = chunk_cumsum(compiled, g, seqs)
+    return Kept(gcum, chunk_scores(compiled, q, k, gcum, seqs))
 
 
 def forward(
