@@ -23,7 +23,8 @@ from attnc.runtime import linear
 WIDE = {
     "chunk_state": list(itertools.product((32, 64), (32, 64), (1, 2, 4, 8), (2, 3, 4)))
     + [(bk, bv, w, st) for bk, bv in ((64, 128), (128, 64), (128, 128)) for w in (4, 8) for st in (2, 3)],
-    "chunk_output": list(itertools.product((0,), (32, 64, 128), (2, 4, 8), (1, 2, 3, 4))),
+    "chunk_output": list(itertools.product((32, 64, 128), (64, 128), (4, 8), (2, 3, 4)))
+    + [(64, 32, 4, 2), (64, 32, 4, 3)],
     "chunk_scores": list(itertools.product((0,), (0,), (1, 2, 4, 8), (1, 2, 3))),
 }
 

@@ -7,7 +7,8 @@ the runtime's autotuner may still try other sizes; these are the defaults.
 
 For `attn.recurrent_chunk` (linear attention) it sets the key and value blocks of
 the state (`block_k`, `block_v`; the options block-m and block-n override them),
-`num_warps` and `num_stages`.
+`num_warps` and `num_stages`. The blocks are halved for fp32 on a GPU and never wider
+than the head dims padded to a power of two.
 
 Precondition: `attn.flash` ops (run attn-fuse first), or `attn.recurrent_chunk` ops (run attn-chunk first).
 
@@ -26,6 +27,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from attnc.dialect import attn
 from attnc.dialect.attn_grad import FlashGradOp
+from attnc.passes.chunk_common import pow2, shapes_of
 
 # (block_m, block_n, num_warps, num_stages) by target, for head dims up to 64 / 128 / 256.
 DEFAULTS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
@@ -84,8 +86,11 @@ class AttnTilePass(ModulePass):
         for flash in op.walk():
             if isinstance(flash, attn.RecurrentChunkOp):
                 bk, bv, warps, stages = RECURRENT_DEFAULTS[self.target]
-                flash.attributes["block_k"] = IntegerAttr(self.block_m or bk, i64)
-                flash.attributes["block_v"] = IntegerAttr(self.block_n or bv, i64)
+                shapes = shapes_of(flash)  # blocks no wider than the (padded) head dims
+                if shapes.fp32 and self.target != "cpu":  # fp32 tiles take twice the shared memory
+                    bk, bv = max(bk // 2, 16), max(bv // 2, 16)
+                flash.attributes["block_k"] = IntegerAttr(min(self.block_m or bk, pow2(shapes.dim_k)), i64)
+                flash.attributes["block_v"] = IntegerAttr(min(self.block_n or bv, pow2(shapes.dim_v)), i64)
                 flash.attributes["num_warps"] = IntegerAttr(self.num_warps or warps, i64)
                 flash.attributes["num_stages"] = IntegerAttr(self.num_stages or stages, i64)
                 continue

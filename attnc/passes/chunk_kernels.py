@@ -9,7 +9,7 @@
   layout change.
 - `<fn>_chunk_output`: one program per (value block, chunk, head):
   `o = scale · ((q ⊙ exp(G)) h + (q kᵀ ⊙ D) v)` with D the causal decay mask
-  `exp(G_i − G_j)` for i ≥ j. A vector gate's D depends on the key channel; its scores
+  `exp(G_i − G_j)` for i ≥ j; q h and q kᵀ are summed over key blocks of BLOCK_K. A vector gate's D depends on the key channel; its scores
   and output kernels are in chunk_vector_kernels.py.
 """
 
@@ -23,7 +23,6 @@ from attnc.passes.chunk_common import (
     BK,
     BV,
     CHUNK,
-    HK,
     SEQ_PARAMS,
     Shapes,
     base,
@@ -36,6 +35,7 @@ from attnc.passes.chunk_common import (
     load_rows,
     pow2,
     shapes_of,
+    state_mask,
     state_ptrs,
     state_scan,
     store_rows,
@@ -121,17 +121,19 @@ def output_params(s: Shapes) -> list[tuple[str, Attribute]]:
 
 
 def build_output_kernel(op: RecurrentChunkOp, name: str):
-    """Per chunk: the inter-chunk part from the stored state plus the intra-chunk parallel part."""
+    """Per chunk: the inter-chunk part from the stored state plus the intra-chunk parallel part.
+
+    Both products contract over the keys, so the kernel walks them in blocks of BLOCK_K
+    (q, kᵀ and the state rows of each block), letting the pipeliner overlap a block's loads
+    with the previous block's products, as flash-linear-attention's output kernel does."""
     s = shapes_of(op)
-    kb = KernelBuilder(name, output_params(s), {CHUNK: s.chunk, BV: s.block_v, HK: pow2(s.dim_k)})
+    kb = KernelBuilder(name, output_params(s), {CHUNK: s.chunk, BK: s.block_k, BV: s.block_v})
     kb.comment("which value block, chunk and head this program owns")
     pid_v = kb.program_id(0, "pid_v")
     pid_c = kb.program_id(1, "pid_c")
     h = kb.program_id(2, "h")
     seq, index = chunk_of(kb, pid_c, h)
-    offs_k = kb.arange(HK, "offs_k")
     offs_v = kb.add(kb.mul(pid_v, kb.constexpr(BV)), kb.arange(BV), "offs_v")
-    k_ok = _ok(kb, offs_k, s.dim_k, pow2(s.dim_k), "k_ok")
     v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok")
     q_base, k_base, v_base, o_base = (
         base(kb, "q", seq, True),
@@ -141,31 +143,37 @@ def build_output_kernel(op: RecurrentChunkOp, name: str):
     )
     chunk_start = kb.mul(index, kb.constexpr(CHUNK), "chunk_start")
     n_valid = kb.min(kb.sub(seq.length, chunk_start), kb.constexpr(CHUNK), "n_valid")
-    state_ok = kb.col(k_ok) if k_ok is not None else None
-    state_mask = kb.and_(state_ok, kb.row(v_ok)) if state_ok is not None else kb.row(v_ok)
-    state = kb.load(state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, offs_k, offs_v, "h_ptrs"), state_mask, 0.0, "state")
-    scale = kb.arg("scale")
-
     rows = kb.add(chunk_start, kb.arange(CHUNK), "rows")
     row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
-    q = load_mapped(kb, s, "q", q_base, rows, row_ok, offs_k, k_ok, "q")
-    k = load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, "k")
-    v = load_rows(kb, "v", v_base, rows, row_ok, offs_v, v_ok, "v")
+    carried = {
+        "inter": kb.full((CHUNK, BV), 0.0, f32, "inter0"),
+        "scores": kb.full((CHUNK, CHUNK), 0.0, f32, "scores0"),
+    }
+    with kb.loop(kb.i32(0), kb.i32(s.dim_k), kb.constexpr(BK), carried, "key blocks") as body:
+        offs_k = kb.add(body.index, kb.arange(BK), "offs_k")
+        k_ok = _ok(kb, offs_k, s.dim_k, pow2(s.dim_k), "k_ok")
+        q = load_mapped(kb, s, "q", q_base, rows, row_ok, offs_k, k_ok, "q")
+        k_t = load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, "k_t", transposed=True)
+        state_ptr = state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, offs_k, offs_v, "h_ptrs")
+        state = kb.load(state_ptr, state_mask(kb, k_ok, v_ok), 0.0, "state")
+        kb.comment("inter-chunk: the state at the chunk's start; intra-chunk: q kᵀ")
+        inter = kb.dot(q, state, body.carried["inter"], s.precision, "inter")
+        scores = kb.dot(q, k_t, body.carried["scores"], s.precision, "scores")
+        body.yield_({"inter": inter, "scores": scores})
+    inter, scores = body.results["inter"], body.results["scores"]
     decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK)
-    kb.comment("inter-chunk: the state at the chunk's start")
-    inter = kb.dot(q, kb.cast(state, s.elem), None, s.precision, "inter")
-    kb.comment("intra-chunk: causal, decay-weighted q kᵀ")
-    scores = kb.dot(q, kb.trans(k), None, s.precision, "scores")
+    kb.comment("the intra-chunk part: causal and decay-weighted")
     t = kb.arange(CHUNK, "t")
     causal = kb.cmp("sge", kb.col(t), kb.row(t), "causal")
     if decay is None:
         weights = kb.where(causal, scores, kb.f32(0.0), "weights")
     else:
-        inter = kb.mul(inter, exp(kb, decay.cum), "inter")
+        inter = kb.mul(inter, exp(kb, decay.cum), "inter_decayed")
         diff = kb.where(causal, kb.sub(kb.col(decay.cum), kb.row(decay.cum)), kb.f32(float("-inf")), "log_decay")
         weights = kb.mul(scores, exp(kb, diff), "weights")
+    v = load_rows(kb, "v", v_base, rows, row_ok, offs_v, v_ok, "v")
     out = kb.dot(kb.cast(weights, s.elem), v, inter, s.precision, "acc")
-    out = kb.mul(out, scale, "out")
+    out = kb.mul(out, kb.arg("scale"), "out")
     store_rows(kb, "o", o_base, rows, row_ok, offs_v, v_ok, kb.cast(out, s.elem))
     return kb.finish()
 

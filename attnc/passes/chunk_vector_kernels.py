@@ -46,6 +46,7 @@ from attnc.passes.chunk_common import (
     load_rows,
     pow2,
     shapes_of,
+    state_mask,
     state_ptrs,
     store_rows,
     tensor_params,
@@ -161,29 +162,35 @@ def load_scores(kb: KernelBuilder, seq, rows: SSAValue, row_ok: SSAValue, t: SSA
 
 
 def build_output_kernel(op: RecurrentChunkOp, name: str):
-    """Per (value block, chunk, head): o = scale · (q ⊙ exp(G)) h + A v, A from the scores kernel."""
+    """Per (value block, chunk, head): o = scale · (q ⊙ exp(G)) h + A v, A from the scores kernel;
+    (q ⊙ exp(G)) h summed over key blocks of BLOCK_K, as the scalar gates' output kernel does."""
     s = shapes_of(op)
     params = chunk_program_params(s, ["q", "v", "o", "a"], ["gcum"], ["h"])
-    kb = KernelBuilder(name, params, {CHUNK: s.chunk, BV: s.block_v, HK: pow2(s.dim_k)})
+    kb = KernelBuilder(name, params, {CHUNK: s.chunk, BK: s.block_k, BV: s.block_v})
     kb.comment("which value block, chunk and head this program owns")
     pid_v = kb.program_id(0, "pid_v")
     pid_c = kb.program_id(1, "pid_c")
     h = kb.program_id(2, "h")
     seq, index = chunk_of(kb, pid_c, h)
-    offs_k = kb.arange(HK, "offs_k")
     offs_v = kb.add(kb.mul(pid_v, kb.constexpr(BV)), kb.arange(BV), "offs_v")
-    k_ok = key_ok(kb, s, offs_k)
     v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok")
     t = kb.arange(CHUNK, "t")
     rows = kb.add(kb.mul(index, kb.constexpr(CHUNK)), t, "rows")
     row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
-    state_mask = kb.row(v_ok) if k_ok is None else kb.and_(kb.col(k_ok), kb.row(v_ok))
-    state = kb.load(state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, offs_k, offs_v, "h_ptrs"), state_mask, 0.0, "state")
-    q = load_mapped(kb, s, "q", base(kb, "q", seq, True), rows, row_ok, offs_k, k_ok, "q")
-    g = load_rows(kb, "gcum", base(kb, "gcum", seq, False), rows, row_ok, offs_k, k_ok, "G")
-    q_g = kb.cast(kb.mul(kb.cast(q, f32), exp(kb, g)), s.elem, "q_g")
+    q_base, g_base = base(kb, "q", seq, True), base(kb, "gcum", seq, False)
     kb.comment("inter-chunk: the state at the chunk's start")
-    inter = kb.mul(kb.dot(q_g, kb.cast(state, s.elem), None, s.precision), kb.arg("scale"), "inter")
+    with kb.loop(
+        kb.i32(0), kb.i32(s.dim_k), kb.constexpr(BK), {"inter": kb.full((CHUNK, BV), 0.0, f32, "inter0")}, "key blocks"
+    ) as body:
+        offs_k = kb.add(body.index, kb.arange(BK), "offs_k")
+        k_ok = key_ok(kb, s, offs_k)
+        state_ptr = state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, offs_k, offs_v, "h_ptrs")
+        state = kb.load(state_ptr, state_mask(kb, k_ok, v_ok), 0.0, "state")
+        q = load_mapped(kb, s, "q", q_base, rows, row_ok, offs_k, k_ok, "q")
+        g = load_rows(kb, "gcum", g_base, rows, row_ok, offs_k, k_ok, "G")
+        q_g = kb.cast(kb.mul(kb.cast(q, f32), exp(kb, g)), s.elem, "q_g")
+        body.yield_({"inter": kb.dot(q_g, state, body.carried["inter"], s.precision, "inter")})
+    inter = kb.mul(body.results["inter"], kb.arg("scale"), "inter_scaled")
     kb.comment("intra-chunk: the chunk's scores (keys after a row were never written)")
     a = load_scores(kb, seq, rows, row_ok, t)
     v = load_rows(kb, "v", base(kb, "v", seq, False), rows, row_ok, offs_v, v_ok, "v")

@@ -286,7 +286,8 @@ def _cdiv(a: int, b: int) -> int:
 
 
 # Launch configurations tried on a GPU's first call, per kernel: (block_k, block_v, num_warps, num_stages).
-# The state scans tile the state; the output kernel tiles values; the gradient kernel splits the
+# The state scans tile the state; the output kernel tiles values over programs and walks keys in
+# blocks of block_k; the gradient kernel splits the
 # columns of dq, dk (block_k) and dv (block_v) over programs. A vector gate's cumsum
 # and dq/dk/dG kernels split keys; its scores (per sub-chunk) and dv kernels hold whole rows (no blocks).
 # bench/probe_configs.py times wider grids; these hold what won there (H200, K=V=128) and nearby.
@@ -307,7 +308,16 @@ _SCORES_CANDIDATES = ((0, 0, 2, 3), (0, 0, 2, 2), (0, 0, 1, 2), (0, 0, 4, 3), (0
 CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "chunk_state": _STATE_SCAN_CANDIDATES,
     "chunk_state_grad": _STATE_SCAN_CANDIDATES,
-    "chunk_output": ((64, 64, 4, 2), (64, 128, 8, 2), (64, 64, 8, 2), (64, 32, 4, 2), (64, 64, 4, 3), (64, 128, 4, 2)),
+    "chunk_output": (
+        (64, 128, 4, 3),
+        (64, 128, 8, 3),
+        (64, 128, 4, 2),
+        (32, 128, 4, 3),
+        (32, 128, 4, 4),
+        (64, 64, 4, 2),
+        (64, 64, 4, 3),
+        (128, 64, 4, 2),
+    ),
     "chunk_grad": (
         (128, 128, 8, 2),
         (64, 64, 4, 2),
@@ -324,7 +334,6 @@ CANDIDATES: dict[str, tuple[tuple[int, int, int, int], ...]] = {
 # Which of BLOCK_K / BLOCK_V a kernel is tiled by (the others' candidates are the same kernel).
 _TILED_BY = {
     "chunk_cumsum": "k",
-    "chunk_output": "v",
     "chunk_dqkg": "k",
     "chunk_scores": "",
     "chunk_dv": "",

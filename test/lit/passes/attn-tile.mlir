@@ -235,6 +235,38 @@ func.func @d256_f32(%q: tensor<1x4x?x256xf32>, %k: tensor<1x4x?x256xf32>, %v: te
 
 // -----
 
+// attn.recurrent_chunk (linear attention) gets the key and value blocks of its state:
+// the target's defaults, halved for fp32 on a GPU (its tiles take twice the shared
+// memory), and never wider than the head dims padded to a power of two.
+
+// CHECK-LABEL: func.func @recurrent_bf16(
+// SM90:    {{.*}}block_k = 64 : i64, block_v = 64 : i64, num_warps = 4 : i64, num_stages = 2 : i64}
+// GFX942:  {{.*}}block_k = 64 : i64, block_v = 64 : i64, num_warps = 4 : i64, num_stages = 1 : i64}
+// CPU:     {{.*}}block_k = 32 : i64, block_v = 32 : i64, num_warps = 4 : i64, num_stages = 1 : i64}
+// ALL-SET: {{.*}}block_k = 128 : i64, block_v = 16 : i64, num_warps = 2 : i64, num_stages = 5 : i64}
+func.func @recurrent_bf16(%q: tensor<?x2x?x128xbf16>, %k: tensor<?x2x?x128xbf16>, %v: tensor<?x2x?x128xbf16>) -> tensor<?x2x?x128xbf16> {
+  %o, %s = attn.recurrent_chunk %q, %k, %v {gate = "none", scale = 0.125 : f32, chunk_size = 64 : i64} : tensor<?x2x?x128xbf16>, tensor<?x2x?x128xbf16>, tensor<?x2x?x128xbf16> -> (tensor<?x2x?x128xbf16>, tensor<?x2x128x128xf32>)
+  func.return %o : tensor<?x2x?x128xbf16>
+}
+
+// CHECK-LABEL: func.func @recurrent_fp32(
+// SM90:    {{.*}}block_k = 32 : i64, block_v = 32 : i64, num_warps = 4 : i64, num_stages = 2 : i64}
+// CPU:     {{.*}}block_k = 32 : i64, block_v = 32 : i64, num_warps = 4 : i64, num_stages = 1 : i64}
+func.func @recurrent_fp32(%q: tensor<?x2x?x128xf32>, %k: tensor<?x2x?x128xf32>, %v: tensor<?x2x?x128xf32>) -> tensor<?x2x?x128xf32> {
+  %o, %s = attn.recurrent_chunk %q, %k, %v {gate = "none", scale = 0.125 : f32, chunk_size = 64 : i64} : tensor<?x2x?x128xf32>, tensor<?x2x?x128xf32>, tensor<?x2x?x128xf32> -> (tensor<?x2x?x128xf32>, tensor<?x2x128x128xf32>)
+  func.return %o : tensor<?x2x?x128xf32>
+}
+
+// CHECK-LABEL: func.func @recurrent_narrow(
+// SM90:    {{.*}}block_k = 16 : i64, block_v = 32 : i64,
+// EXPLICIT: {{.*}}block_k = 16 : i64, block_v = 32 : i64, num_warps = 4 : i64, num_stages = 2 : i64}
+func.func @recurrent_narrow(%q: tensor<?x2x?x16xbf16>, %k: tensor<?x2x?x16xbf16>, %v: tensor<?x2x?x24xbf16>) -> tensor<?x2x?x24xbf16> {
+  %o, %s = attn.recurrent_chunk %q, %k, %v {gate = "none", scale = 0.25 : f32, chunk_size = 64 : i64} : tensor<?x2x?x16xbf16>, tensor<?x2x?x16xbf16>, tensor<?x2x?x24xbf16> -> (tensor<?x2x?x24xbf16>, tensor<?x2x16x24xf32>)
+  func.return %o : tensor<?x2x?x24xbf16>
+}
+
+// -----
+
 // The logical chain must be fused first.
 func.func @unfused(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>) -> tensor<1x4x16x16xf32> {
   %s = attn.qk %q, %k {scale = 0.125 : f32} : tensor<1x4x16x64xf16>, tensor<1x4x16x64xf16> -> tensor<1x4x16x16xf32>

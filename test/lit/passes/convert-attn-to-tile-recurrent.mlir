@@ -3,7 +3,8 @@
 // RUN: attn-opt %s -p 'attn-tile{target="cpu"},convert-attn-to-tile' -t triton --split-input-file | filecheck %s --check-prefix=TRITON
 
 // attn-tile picks the state blocks of an attn.recurrent_chunk; convert-attn-to-tile
-// lowers it into the chunk-state scan and the per-chunk output kernel (and, with
+// lowers it into the chunk-state scan and the per-chunk output kernel, whose q h and
+// q kᵀ products walk the keys in blocks of BLOCK_K (and, with
 // `backward`, the reverse scan of the state gradient and the dq/dk/dv kernel).
 
 // TILE-LABEL: func.func @simple_gla
@@ -21,8 +22,12 @@
 // CHECK:           tile.dot {{.*}} acc
 // CHECK:         tile.store %ht_ptrs, %[[STATE]]
 // CHECK-LABEL: tile.func @simple_gla_chunk_output
-// CHECK:         %inter = tile.dot %q, %{{.*}} {attnc.comment = "inter-chunk: the state at the chunk's start"}
-// CHECK:         %scores = tile.dot %q
+// CHECK:         %inter, %scores = scf.for %{{.*}} step %block_k iter_args(%[[INTER:.*]] = %inter0, %[[SCORES:.*]] = %scores0)
+// CHECK:           %q = tile.load
+// CHECK:           %k_t = tile.load
+// CHECK:           %state = tile.load %h_ptrs
+// CHECK:           tile.dot %q, %state acc %[[INTER]]
+// CHECK:           tile.dot %q, %k_t acc %[[SCORES]]
 // CHECK:         %causal = tile.cmpi sge
 // CHECK:         %log_decay = tile.select %causal
 // CHECK:         %acc = tile.dot %{{.*}}, %v acc
@@ -42,12 +47,13 @@ func.func @simple_gla(%q: tensor<?x2x?x32xf16>, %k: tensor<?x2x?x32xf16>, %v: te
 // -----
 
 // A per-channel gate (GLA): g is summed per chunk once (chunk_cumsum) and every later
-// kernel loads G. The state scan loads kᵀ and Gᵀ transposed, as its product takes them. The scores kernel builds A per sub-chunk of 16 rows: one product per
-// earlier sub-chunk (a loop up to its own index), then the diagonal block one key row at
-// a time. The output kernel is then two products, as for a scalar gate. With `backward`,
-// dA and dv come per chunk, then dq, dk and dG per key block, the intra-chunk pairs by
-// one product each way per level of the decay hierarchy (blocks of 32, 16, 8, 4, 2 rows:
-// the pairs across each block's middle, factored through it), plus the diagonal.
+// kernel loads G. The state scan loads kᵀ and Gᵀ transposed, as its product takes them.
+// The scores kernel builds A per sub-chunk of 16 rows: one product per earlier sub-chunk
+// (a loop up to its own index), then the diagonal block by levels. The output kernel is
+// then two products, as for a scalar gate, (q ⊙ exp(G)) h summed over key blocks. With
+// `backward`, dA and dv come per chunk, then dq, dk and dG per key block, the intra-chunk
+// pairs by one product each way per level of the decay hierarchy (blocks of 32, 16, 8, 4,
+// 2 rows: the pairs across each block's middle, factored through it), plus the diagonal.
 
 // CHECK-LABEL: tile.func @gla_chunk_cumsum(%g_ptr: !tile.ptr<f32>, %gcum_ptr: !tile.ptr<f32>
 // CHECK:         %G = tile.cumsum %g axis 0 : tensor<32x16xf32>
@@ -73,9 +79,11 @@ func.func @simple_gla(%q: tensor<?x2x?x32xf16>, %k: tensor<?x2x?x32xf16>, %v: te
 // CHECK:         %a_level1 = arith.addf %a_level2
 // CHECK:         tile.store
 // CHECK-LABEL: tile.func @gla_chunk_output(
-// CHECK:         tile.dot %q_g, %state
+// CHECK:         %inter = scf.for %{{.*}} step %block_k iter_args(%[[INTER:.*]] = %inter0)
+// CHECK:           tile.dot %q_g, %state acc %[[INTER]]
+// CHECK:         %inter_scaled = arith.mulf %inter
 // CHECK:         %a = tile.load
-// CHECK:         %acc = tile.dot %a, %v acc %inter : tensor<32x32xbf16>, tensor<32x16xbf16> -> tensor<32x16xf32>
+// CHECK:         %acc = tile.dot %a, %v acc %inter_scaled : tensor<32x32xbf16>, tensor<32x16xbf16> -> tensor<32x16xf32>
 // CHECK-LABEL: tile.func @gla_chunk_state_grad(
 // CHECK-LABEL: tile.func @gla_chunk_dv(
 // CHECK:         %da = tile.select %causal
