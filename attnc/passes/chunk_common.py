@@ -280,6 +280,11 @@ def store_rows(
     kb.store(tile_ptrs(kb, t, ptr, rows, cols), value, tile_mask(kb, row_ok, col_ok))
 
 
+def key_ok(kb: KernelBuilder, s: Shapes, offs_k: SSAValue) -> SSAValue | None:
+    """Which of the key columns `offs_k` are in the head (None: all, the head dim being a power of two)."""
+    return kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok") if s.dim_k != pow2(s.dim_k) else None
+
+
 def state_mask(kb: KernelBuilder, k_ok: SSAValue | None, v_ok: SSAValue | None) -> SSAValue | None:
     """The mask of a [keys, values] state tile, from its key and value masks (None: all in bounds)."""
     if k_ok is None:
@@ -389,6 +394,7 @@ __all__ = [
     "row_mask",
     "sequence",
     "shapes_of",
+    "key_ok",
     "state_mask",
     "state_ptrs",
     "state_scan",

@@ -9,14 +9,15 @@
   layout change.
 - `<fn>_chunk_output`: one program per (value block, chunk, head):
   `o = scale · ((q ⊙ exp(G)) h + (q kᵀ ⊙ D) v)` with D the causal decay mask
-  `exp(G_i − G_j)` for i ≥ j; q h and q kᵀ are summed over key blocks of BLOCK_K. A vector gate's D depends on the key channel; its scores
-  and output kernels are in chunk_vector_kernels.py.
+  `exp(G_i − G_j)` for i ≥ j; q h and q kᵀ are summed over key blocks of BLOCK_K. A
+  vector gate's D depends on the key channel; its scores and output kernels are in
+  chunk_vector_kernels.py.
 """
 
 from __future__ import annotations
 
 from xdsl.dialects.builtin import f32, i32
-from xdsl.ir import Attribute, SSAValue
+from xdsl.ir import Attribute
 
 from attnc.dialect.attn_recurrent import RecurrentChunkOp
 from attnc.passes.chunk_common import (
@@ -30,10 +31,10 @@ from attnc.passes.chunk_common import (
     exp,
     gate_decay,
     gate_params,
+    key_ok,
     load_mapped,
     load_row,
     load_rows,
-    pow2,
     shapes_of,
     state_mask,
     state_ptrs,
@@ -42,10 +43,6 @@ from attnc.passes.chunk_common import (
     tensor_params,
 )
 from attnc.passes.tile_builder import KernelBuilder
-
-
-def _ok(kb: KernelBuilder, offs: SSAValue, dim: int, padded: int, name: str) -> SSAValue | None:
-    return kb.cmp("slt", offs, kb.i32(dim), name) if dim != padded else None
 
 
 def build_state_kernel(op: RecurrentChunkOp, name: str):
@@ -151,7 +148,7 @@ def build_output_kernel(op: RecurrentChunkOp, name: str):
     }
     with kb.loop(kb.i32(0), kb.i32(s.dim_k), kb.constexpr(BK), carried, "key blocks") as body:
         offs_k = kb.add(body.index, kb.arange(BK), "offs_k")
-        k_ok = _ok(kb, offs_k, s.dim_k, pow2(s.dim_k), "k_ok")
+        k_ok = key_ok(kb, s, offs_k)
         q = load_mapped(kb, s, "q", q_base, rows, row_ok, offs_k, k_ok, "q")
         k_t = load_mapped(kb, s, "k", k_base, rows, row_ok, offs_k, k_ok, "k_t", transposed=True)
         state_ptr = state_ptrs(kb, kb.arg("h_ptr"), pid_c, h, s, offs_k, offs_v, "h_ptrs")

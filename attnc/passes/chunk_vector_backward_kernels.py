@@ -32,6 +32,7 @@ from attnc.passes.chunk_common import (
     cumsum,
     exp,
     feature_map,
+    key_ok,
     load_mapped,
     load_row,
     load_rows,
@@ -43,7 +44,7 @@ from attnc.passes.chunk_common import (
     store_rows,
     tensor_params,
 )
-from attnc.passes.chunk_vector_kernels import chunk_program_params, key_ok, load_scores
+from attnc.passes.chunk_vector_kernels import chunk_program_params, load_scores
 from attnc.passes.decay_levels import diagonal, level_decay, levels, lower_rows, upper_rows
 from attnc.passes.tile_builder import KernelBuilder
 

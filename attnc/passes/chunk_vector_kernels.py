@@ -41,6 +41,7 @@ from attnc.passes.chunk_common import (
     chunk_of,
     cumsum,
     exp,
+    key_ok,
     load_mapped,
     load_row,
     load_rows,
@@ -78,10 +79,6 @@ def chunk_program_params(
             ("scale", f32),
         ]
     )
-
-
-def key_ok(kb: KernelBuilder, s: Shapes, offs_k: SSAValue) -> SSAValue | None:
-    return kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok") if s.dim_k != pow2(s.dim_k) else None
 
 
 def build_cumsum_kernel(op: RecurrentChunkOp, name: str):
@@ -204,6 +201,5 @@ __all__ = [
     "build_output_kernel",
     "build_scores_kernel",
     "chunk_program_params",
-    "key_ok",
     "load_scores",
 ]

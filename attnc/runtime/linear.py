@@ -286,10 +286,10 @@ def _cdiv(a: int, b: int) -> int:
 
 
 # Launch configurations tried on a GPU's first call, per kernel: (block_k, block_v, num_warps, num_stages).
-# The state scans tile the state; the output kernel tiles values over programs and walks keys in
-# blocks of block_k; the gradient kernel splits the
-# columns of dq, dk (block_k) and dv (block_v) over programs. A vector gate's cumsum
-# and dq/dk/dG kernels split keys; its scores (per sub-chunk) and dv kernels hold whole rows (no blocks).
+# The state scans tile the state; the output kernels tile values over programs and walk keys in
+# blocks of block_k; the gradient kernel splits the columns of dq, dk (block_k) and dv (block_v)
+# over programs. A vector gate's cumsum and dq/dk/dG kernels split keys; its scores (per sub-chunk)
+# and dv kernels hold whole rows (no blocks).
 # bench/probe_configs.py times wider grids; these hold what won there (H200, K=V=128) and nearby.
 _STATE_SCAN_CANDIDATES = (
     (64, 64, 4, 2),
