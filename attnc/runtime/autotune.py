@@ -2,22 +2,16 @@
 
 The generated kernel is generic in BLOCK_M/BLOCK_N, so one source serves every
 candidate. The space is small and pruned per target and head dim; the winner is
-kept in memory and on disk (`$ATTNC_CACHE_DIR/autotune.json`), keyed by the
-kernel, the shape bucket and the device.
+kept in memory and on disk (tuning_cache.py), keyed by the kernel, the shape
+bucket and the device.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
-import tempfile
-from pathlib import Path
-from typing import Any
-
 import torch
 
 from attnc.runtime import config as settings
+from attnc.runtime import tuning_cache
 from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.launch import LaunchConfig, forward
 
@@ -40,31 +34,6 @@ def _bucket(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
-def _path() -> Path:
-    return settings.cache_dir() / "autotune.json"
-
-
-def _load() -> dict[str, Any]:
-    try:
-        return json.loads(_path().read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def _save(key: str, cfg: LaunchConfig) -> None:
-    """Adds one entry; a lock file keeps processes sharing the cache from dropping each other's entries."""
-    path = _path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = _load()
-        data[key] = [cfg.block_m, cfg.block_n, cfg.num_warps, cfg.num_stages]
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".autotune.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-
-
 def tuned_config(
     compiled: CompiledVariant,
     q: torch.Tensor,
@@ -83,8 +52,8 @@ def tuned_config(
     hit = _MEMORY.get(key)
     if hit is not None:
         return hit
-    stored = _load().get(key)
-    if stored is not None:
+    stored = tuning_cache.lookup(key)
+    if stored is not None and len(stored) == 4:
         _MEMORY[key] = LaunchConfig(*stored)
         return _MEMORY[key]
     import triton.testing
@@ -101,5 +70,5 @@ def tuned_config(
         if ms < best_ms:
             best, best_ms = cfg, ms
     _MEMORY[key] = best
-    _save(key, best)
+    tuning_cache.remember(key, [best.block_m, best.block_n, best.num_warps, best.num_stages])
     return best

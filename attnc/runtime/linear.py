@@ -2,7 +2,9 @@
 
 The pipeline is attn-chunk, [attn-autodiff (marks the op `backward`),] attn-tile, convert-attn-to-tile and the
 Triton emitter; compiled variants are kept in memory by the sha256 of the logical IR,
-the target and the options (Triton keeps its binaries on disk). Sequences reach the
+the target and the options (Triton keeps its binaries on disk). On a GPU each kernel's
+launch configuration is tuned on its first call per shape and remembered on disk
+(tuning_cache.py), so a later process compiles only the winner. Sequences reach the
 kernels as start/end offsets and a global chunk numbering (see chunk_common.py), so a
 padded batch and a packed `cu_seqlens` batch launch the same kernels.
 """
@@ -23,6 +25,7 @@ from attnc.dialect import attn
 from attnc.dialect.tile import FuncOp as TileFuncOp
 from attnc.frontend.build import ELEMENT_TYPES
 from attnc.runtime import config as settings
+from attnc.runtime import tuning_cache
 from attnc.runtime.compiler import cache_key, make_context, print_ir, triton_type
 from attnc.runtime.launch import run_kernel
 from attnc.runtime.targets import load_kernel_module
@@ -115,6 +118,7 @@ class CompiledLinear:
     backward: bool
     signatures: dict[str, dict[str, str]]  # kernel → runtime parameter → Triton type ("*bf16", "i32")
     constexprs: dict[str, dict[str, int]]  # kernel → constexpr parameter → value
+    key: str = ""  # the sha256 of the logical IR, the target, the options and the compiler's sources
 
     def kernel(self, which: str) -> Any:
         return getattr(self.kernels, f"linear_attention_{which}")
@@ -171,7 +175,15 @@ def compile_linear(spec: LinearSpec, target: str, backward: bool) -> CompiledLin
 
         kernels = load_kernel_module(stages["triton"], f"attnc_linear_{key[:24]}", _kernel_dir())
         compiled = CompiledLinear(
-            spec, target, stages, kernels, backward=backward, signatures=signatures, constexprs=constexprs, **facts
+            spec,
+            target,
+            stages,
+            kernels,
+            backward=backward,
+            signatures=signatures,
+            constexprs=constexprs,
+            key=key,
+            **facts,
         )
         _MEMORY[key] = compiled
         _BY_SPEC[(spec, target, backward)] = compiled
@@ -360,18 +372,36 @@ def _launch(
     default = (compiled.block_k, compiled.block_v, compiled.num_warps, compiled.num_stages)
     config = default
     if device.type == "cuda" and settings.autotune_enabled():
-        key = (spec, compiled.target, which, tune_key)
-        tuned = _TUNED.get(key)
+        key = (spec, compiled.target, which, tune_key, compiled.key[:24], _device_name(device))
+        tuned = _TUNED.get(key) or _stored(key)
         if tuned is None:
             tuned = _tune(compiled, which, grid, args, device, default, reset)
-            _TUNED[key] = tuned
+            tuning_cache.remember(_disk_key(key), tuned)
             if reset is not None:
                 reset()
+        _TUNED[key] = tuned
         config = tuned
     bk, bv, warps, stages = config
     bk, bv = bk or compiled.block_k, bv or compiled.block_v
     run_args = {**args, "BLOCK_K": bk, "BLOCK_V": bv}
     run_kernel(compiled.kernel(which), grid(bk, bv), run_args, device, LaunchConfig(bk, bv, warps, stages))
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device)
+
+
+def _disk_key(key: tuple[Any, ...]) -> str:
+    return "linear|" + "|".join(map(str, key))
+
+
+def _stored(key: tuple[Any, ...]) -> tuple[int, int, int, int] | None:
+    """The winner an earlier process stored for `key` (tuning_cache.py), if any."""
+    stored = tuning_cache.lookup(_disk_key(key))
+    if stored is None or len(stored) != 4:
+        return None
+    bk, bv, warps, stages = stored
+    return bk, bv, warps, stages
 
 
 def _tune(

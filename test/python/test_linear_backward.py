@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from linear_reference import make_inputs, recurrence, rel
@@ -177,12 +179,16 @@ def test_linear_backward_column_splits(gate, heads_qk, dim_k, dim_v):
         assert rel(got, want) < 1e-4, name
 
 
-def test_linear_gpu_tuning_keeps_results(monkeypatch):
+def test_linear_gpu_tuning_keeps_results(monkeypatch, tmp_path):
     """The first-call tuner (GPU only) run through the interpreter with a fake timer: it picks a
-    candidate per kernel, and repeated timed launches leave the accumulated dG right."""
+    candidate per kernel, and repeated timed launches leave the accumulated dG right. The
+    winners reach the disk cache, and a fresh process (an empty memory) uses them untimed."""
     import triton.testing
 
     import attnc.runtime.linear as runtime
+
+    monkeypatch.setenv("ATTNC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(runtime, "_device_name", lambda device: "Fake GPU")
 
     timings = iter(range(1000, 0, -1))
 
@@ -213,12 +219,27 @@ def test_linear_gpu_tuning_keeps_results(monkeypatch):
         assert rel(got, want) < 1e-4, name
     tuned = {key[2]: config for key, config in runtime._TUNED.items()}
     assert set(tuned) == {"chunk_state", "chunk_output", "chunk_state_grad", "chunk_grad"}
-    assert tuned["chunk_grad"] == (
-        64,
-        64,
-        8,
-        1,
-    )  # the last candidate (128-wide blocks clamped to K=V=64), "fastest" by the fake timer
+    # the last candidate (128-wide blocks clamped to K=V=64), "fastest" by the fake timer
+    assert tuned["chunk_grad"] == (64, 64, 8, 1)
+
+    on_disk = json.loads((tmp_path / "autotune.json").read_text())
+    assert {key.split("|")[3] for key in on_disk if key.startswith("linear|")} == set(tuned)
+    launched: list[tuple[str, tuple[int, int, int, int]]] = []
+
+    def no_tuning(*args, **kwargs):
+        raise AssertionError("a stored configuration was timed again")
+
+    def recording_run(kernel, grid, args, device, config):
+        launched.append((kernel.__name__, (config.block_m, config.block_n, config.num_warps, config.num_stages)))
+        run(kernel, grid, args, torch.device("cpu"), None)
+
+    monkeypatch.setattr(runtime, "_TUNED", {})
+    monkeypatch.setattr(runtime, "_tune", no_tuning)
+    monkeypatch.setattr(runtime, "run_kernel", recording_run)
+    _, _, again, _, _ = _grads("scalar", q, k, v, g, h0, chunk_size=16)
+    for name, got, want in zip(["q", "k", "v", "initial_state", "g"], again, grads):
+        assert torch.equal(got, want), name
+    assert ("linear_attention_chunk_grad", (64, 64, 8, 1)) in launched
 
 
 def test_linear_vector_gate_strong_decay_stays_finite():
