@@ -11,6 +11,7 @@ padded batch and a packed `cu_seqlens` batch launch the same kernels.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,7 +119,7 @@ class CompiledLinear:
     backward: bool
     signatures: dict[str, dict[str, str]]  # kernel → runtime parameter → Triton type ("*bf16", "i32")
     constexprs: dict[str, dict[str, int]]  # kernel → constexpr parameter → value
-    key: str = ""  # the sha256 of the logical IR, the target, the options and the compiler's sources
+    key: str  # the sha256 of the logical IR, the target, the options and the compiler's sources
 
     def kernel(self, which: str) -> Any:
         return getattr(self.kernels, f"linear_attention_{which}")
@@ -373,13 +374,15 @@ def _launch(
     config = default
     if device.type == "cuda" and settings.autotune_enabled():
         key = (spec, compiled.target, which, tune_key, compiled.key[:24], _device_name(device))
-        tuned = _TUNED.get(key) or _stored(key)
+        tuned = _TUNED.get(key)
         if tuned is None:
-            tuned = _tune(compiled, which, grid, args, device, default, reset)
-            tuning_cache.remember(_disk_key(key), tuned)
-            if reset is not None:
-                reset()
-        _TUNED[key] = tuned
+            tuned = _stored(key)
+            if tuned is None:
+                tuned = _tune(compiled, which, grid, args, device, default, reset)
+                tuning_cache.remember(_disk_key(key), tuned)
+                if reset is not None:
+                    reset()
+            _TUNED[key] = tuned
         config = tuned
     bk, bv, warps, stages = config
     bk, bv = bk or compiled.block_k, bv or compiled.block_v
@@ -388,7 +391,13 @@ def _launch(
 
 
 def _device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device)
+    return _gpu_name(device.index if device.index is not None else torch.cuda.current_device())
+
+
+@functools.cache
+def _gpu_name(index: int) -> str:
+    """Looked up once per GPU: the name is part of every tuned launch's key."""
+    return torch.cuda.get_device_name(index)
 
 
 def _disk_key(key: tuple[Any, ...]) -> str:
