@@ -19,7 +19,7 @@ by run-time offsets and the states are one per sequence.
 from __future__ import annotations
 
 from xdsl.dialects.builtin import DYNAMIC_INDEX, I64, FloatAttr, IntegerAttr, StringAttr, TensorType, UnitAttr, f32
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
@@ -170,6 +170,18 @@ class RecurrentChunkOp(_RecurrentOp):
     chunk_size = attr_def(IntegerAttr[I64])
     block_k = opt_attr_def(IntegerAttr[I64])
     block_v = opt_attr_def(IntegerAttr[I64])
+
+    def head_dims(self) -> tuple[int, int]:
+        """(K, V): the key and value head dims."""
+        qt, vt = self.q.type, self.v.type
+        assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
+        return qt.get_shape()[3], vt.get_shape()[3]
+
+    @property
+    def element_type(self) -> Attribute:
+        qt = self.q.type
+        assert isinstance(qt, TensorType)
+        return qt.element_type
 
     def verify_(self) -> None:
         verify_recurrent(self)

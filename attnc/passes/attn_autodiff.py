@@ -13,7 +13,7 @@ storing them:
 
 and each captured tensor's gradient is the sum, over every score element, of the
 capture-site adjoints `score_mod_grad` yields, scattered at the indices it read. The
-derivative region comes from `differentiate_score_mod` (region_autodiff.py), which
+derivative region comes from `differentiate_score_mod` (autodiff/regions.py), which
 rejects a score_mod it cannot differentiate.
 
 For each `attn.flash` with normalizer "softmax", the pass inserts `attn.flash_grad`
@@ -86,9 +86,9 @@ from xdsl.pattern_rewriter import (
 from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
+from attnc.autodiff.normalizer import normalizer_backward
+from attnc.autodiff.regions import differentiate_score_mod, float_capture_sites
 from attnc.dialect import attn
-from attnc.passes.normalizer_backward import normalizer_backward
-from attnc.passes.region_autodiff import differentiate_score_mod, float_capture_sites
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from attnc.dialect import attn
 from attnc.dialect.attn_grad import FlashGradOp
-from attnc.passes.chunk_common import pow2, shapes_of
+from attnc.dialect.kernel_params import padded_head_dim
 
 # (block_m, block_n, num_warps, num_stages) by target, for head dims up to 64 / 128 / 256.
 DEFAULTS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
@@ -86,11 +86,11 @@ class AttnTilePass(ModulePass):
         for flash in op.walk():
             if isinstance(flash, attn.RecurrentChunkOp):
                 bk, bv, warps, stages = RECURRENT_DEFAULTS[self.target]
-                shapes = shapes_of(flash)  # blocks no wider than the (padded) head dims
-                if shapes.fp32 and self.target != "cpu":  # fp32 tiles take twice the shared memory
+                dim_k, dim_v = flash.head_dims()  # blocks no wider than the (padded) head dims
+                if flash.element_type == f32 and self.target != "cpu":  # fp32 tiles take twice the shared memory
                     bk, bv = max(bk // 2, 16), max(bv // 2, 16)
-                flash.attributes["block_k"] = IntegerAttr(min(self.block_m or bk, pow2(shapes.dim_k)), i64)
-                flash.attributes["block_v"] = IntegerAttr(min(self.block_n or bv, pow2(shapes.dim_v)), i64)
+                flash.attributes["block_k"] = IntegerAttr(min(self.block_m or bk, padded_head_dim(dim_k)), i64)
+                flash.attributes["block_v"] = IntegerAttr(min(self.block_n or bv, padded_head_dim(dim_v)), i64)
                 flash.attributes["num_warps"] = IntegerAttr(self.num_warps or warps, i64)
                 flash.attributes["num_stages"] = IntegerAttr(self.num_stages or stages, i64)
                 continue

@@ -50,10 +50,10 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
+from attnc.conversion.flash_backward_kernels import build_dkdv_kernel, build_dq_kernel
+from attnc.conversion.flash_kernels import build_block_table_kernel, build_forward_kernel
 from attnc.dialect import attn
 from attnc.dialect.attn_grad import FlashGradOp
-from attnc.passes.flash_backward_kernels import build_dkdv_kernel, build_dq_kernel
-from attnc.passes.flash_kernels import build_block_table_kernel, build_forward_kernel
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,8 @@ class ConvertAttnToTilePass(ModulePass):
 
 
 def _lower_recurrent(module: ModuleOp, fn: func.FuncOp, ops: list[attn.RecurrentChunkOp]) -> None:
-    from attnc.passes import chunk_vector_kernels
-    from attnc.passes.chunk_kernels import build_output_kernel, build_state_kernel
+    from attnc.conversion import chunk_vector_kernels
+    from attnc.conversion.chunk_kernels import build_output_kernel, build_state_kernel
 
     if len(ops) > 1:
         raise PassFailedException(
@@ -122,11 +122,11 @@ def _lower_recurrent(module: ModuleOp, fn: func.FuncOp, ops: list[attn.Recurrent
     else:
         kernels += [build_state_kernel(rec, f"{name}_chunk_state"), build_output_kernel(rec, f"{name}_chunk_output")]
     if rec.backward is not None:
-        from attnc.passes.chunk_backward_kernels import build_grad_kernel, build_state_grad_kernel
+        from attnc.conversion.chunk_backward_kernels import build_grad_kernel, build_state_grad_kernel
 
         kernels.append(build_state_grad_kernel(rec, f"{name}_chunk_state_grad"))
         if rec.gate.data == "vector":
-            from attnc.passes import chunk_vector_backward_kernels as vector_grads
+            from attnc.conversion import chunk_vector_backward_kernels as vector_grads
 
             kernels += [
                 vector_grads.build_dv_kernel(rec, f"{name}_chunk_dv"),

@@ -14,6 +14,7 @@ from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IndexType, IntegerAttr, 
 from xdsl.ir import Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException, VerifyException
 
+from attnc.autodiff.regions import differentiate_score_mod, float_capture_sites
 from attnc.dialect import attn
 from attnc.dialect.attn_grad import FlashGradOp
 from attnc.frontend import ops as attnc
@@ -24,7 +25,6 @@ from attnc.frontend.trace import trace_mask_mod, trace_score_mod
 from attnc.passes.attn_autodiff import AttnAutodiffPass
 from attnc.passes.attn_block_mask import AttnBlockMaskPass
 from attnc.passes.attn_fuse import AttnFusePass
-from attnc.passes.region_autodiff import differentiate_score_mod, float_capture_sites
 from attnc.runtime.compiler import make_context
 
 GEN = torch.Generator().manual_seed(0)

@@ -358,7 +358,7 @@ def test_int_to_float_skips_only_a_sign_extension():
     """i32 → i64 → f32 converts once from i32; i16 → bf16 → f32 keeps the bf16 rounding step."""
     from xdsl.dialects.builtin import bf16, i16
 
-    from attnc.passes.tile_builder import KernelBuilder
+    from attnc.conversion.kernel_builder import KernelBuilder
 
     kb = KernelBuilder("k", [("x_ptr", KernelBuilder.ptr_type(i16))], {"B": 16})
     x = kb.load(kb.addptr(kb.arg("x_ptr"), kb.arange("B")), None, None, "x")

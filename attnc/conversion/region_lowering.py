@@ -15,8 +15,8 @@ from xdsl.dialects.builtin import IndexType
 from xdsl.ir import Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
+from attnc.conversion.kernel_builder import Capture, KernelBuilder, Value
 from attnc.dialect import attn
-from attnc.passes.tile_builder import Capture, KernelBuilder, Value
 
 BINARY = (
     arith.AddfOp,

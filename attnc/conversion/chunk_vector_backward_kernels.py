@@ -19,9 +19,8 @@ from __future__ import annotations
 from xdsl.dialects.builtin import f32
 from xdsl.ir import SSAValue
 
-from attnc.dialect.attn_recurrent import RecurrentChunkOp
-from attnc.passes.chunk_backward_kernels import map_grad, map_grads, shares_qk_heads
-from attnc.passes.chunk_common import (
+from attnc.conversion.chunk_backward_kernels import map_grad, map_grads, shares_qk_heads
+from attnc.conversion.chunk_common import (
     BK,
     CHUNK,
     HK,
@@ -36,7 +35,6 @@ from attnc.passes.chunk_common import (
     load_mapped,
     load_row,
     load_rows,
-    pow2,
     reduce_sum,
     shapes_of,
     state_mask,
@@ -44,9 +42,11 @@ from attnc.passes.chunk_common import (
     store_rows,
     tensor_params,
 )
-from attnc.passes.chunk_vector_kernels import chunk_program_params, load_scores
-from attnc.passes.decay_levels import diagonal, level_decay, levels, lower_rows, upper_rows
-from attnc.passes.tile_builder import KernelBuilder
+from attnc.conversion.chunk_vector_kernels import chunk_program_params, load_scores
+from attnc.conversion.decay_levels import diagonal, level_decay, levels, lower_rows, upper_rows
+from attnc.conversion.kernel_builder import KernelBuilder
+from attnc.dialect.attn_recurrent import RecurrentChunkOp
+from attnc.dialect.kernel_params import padded_head_dim
 
 
 def _program(kb: KernelBuilder, what: str):
@@ -69,11 +69,11 @@ def build_dv_kernel(op: RecurrentChunkOp, name: str):
     """Per chunk: dA = scale · (dO vᵀ) for i ≥ j (stored, f32) and dv = Aᵀ dO + (k ⊙ exp(G_last − G)) dh."""
     s = shapes_of(op)
     params = chunk_program_params(s, ["k", "v", "do", "a", "dv"], ["gcum", "da"], ["dh"])
-    kb = KernelBuilder(name, params, {CHUNK: s.chunk, HK: pow2(s.dim_k), HV: pow2(s.dim_v)})
+    kb = KernelBuilder(name, params, {CHUNK: s.chunk, HK: padded_head_dim(s.dim_k), HV: padded_head_dim(s.dim_v)})
     _, pid_c, h, seq, chunk_start = _program(kb, "")
     offs_k, offs_v, t = kb.arange(HK, "offs_k"), kb.arange(HV, "offs_v"), kb.arange(CHUNK, "t")
     k_ok = key_ok(kb, s, offs_k)
-    v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok") if s.dim_v != pow2(s.dim_v) else None
+    v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok") if s.dim_v != padded_head_dim(s.dim_v) else None
     rows = kb.add(chunk_start, t, "rows")
     row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
     do = load_rows(kb, "do", base(kb, "do", seq, False), rows, row_ok, offs_v, v_ok, "do")
@@ -106,12 +106,12 @@ def build_dqkg_kernel(op: RecurrentChunkOp, name: str):
     params = chunk_program_params(
         s, ["q", "k", "v", "do"], ["gcum", "da", "dg"], ["h", "dh"], tensor_params(["dq", "dk"], out)
     )
-    kb = KernelBuilder(name, params, {CHUNK: s.chunk, BK: s.block_k, HV: pow2(s.dim_v)})
+    kb = KernelBuilder(name, params, {CHUNK: s.chunk, BK: s.block_k, HV: padded_head_dim(s.dim_v)})
     pid_k, pid_c, h, seq, chunk_start = _program(kb, "key block, ")
     cols = kb.add(kb.mul(pid_k, kb.constexpr(BK)), kb.arange(BK), "cols_k")
     cols_ok = kb.cmp("slt", cols, kb.i32(s.dim_k), "cols_ok")
     offs_v = kb.arange(HV, "offs_v")
-    v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok") if s.dim_v != pow2(s.dim_v) else None
+    v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok") if s.dim_v != padded_head_dim(s.dim_v) else None
     rows = kb.add(chunk_start, kb.arange(CHUNK), "rows")
     row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
     q_raw = load_rows(kb, "q", base(kb, "q", seq, True), rows, row_ok, cols, cols_ok, "q_raw")

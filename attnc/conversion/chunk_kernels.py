@@ -19,8 +19,7 @@ from __future__ import annotations
 from xdsl.dialects.builtin import f32, i32
 from xdsl.ir import Attribute
 
-from attnc.dialect.attn_recurrent import RecurrentChunkOp
-from attnc.passes.chunk_common import (
+from attnc.conversion.chunk_common import (
     BK,
     BV,
     CHUNK,
@@ -42,7 +41,8 @@ from attnc.passes.chunk_common import (
     store_rows,
     tensor_params,
 )
-from attnc.passes.tile_builder import KernelBuilder
+from attnc.conversion.kernel_builder import KernelBuilder
+from attnc.dialect.attn_recurrent import RecurrentChunkOp
 
 
 def build_state_kernel(op: RecurrentChunkOp, name: str):

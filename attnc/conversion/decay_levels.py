@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from xdsl.dialects import arith
 from xdsl.ir import SSAValue
 
-from attnc.passes.chunk_common import exp, load_rows
-from attnc.passes.tile_builder import KernelBuilder
+from attnc.conversion.chunk_common import exp, load_rows
+from attnc.conversion.kernel_builder import KernelBuilder
 
 
 @dataclass

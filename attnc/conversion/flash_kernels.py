@@ -13,16 +13,13 @@ from __future__ import annotations
 from xdsl.dialects.builtin import FloatAttr, TensorType, f32, i32
 from xdsl.ir import Attribute, SSAValue
 
+from attnc.conversion.kernel_builder import KernelBuilder, Value
+from attnc.conversion.region_lowering import lower_region
 from attnc.dialect import attn
-from attnc.passes.region_lowering import lower_region
-from attnc.passes.tile_builder import KernelBuilder, Value
+from attnc.dialect.kernel_params import padded_head_dim
 
 BM, BN = "BLOCK_M", "BLOCK_N"
 DIM, DIM_V = "HEAD_DIM", "HEAD_DIM_V"
-
-
-def _pow2(n: int) -> int:
-    return 1 << max(n - 1, 0).bit_length()
 
 
 def table_params(row_length: str) -> list[tuple[str, Attribute]]:
@@ -136,10 +133,15 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
         params += [(f"stride_{t}_{d}", i32) for d in ("b", "h", "s", "d")]
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
     params += table_params("num_kv_blocks")
-    constexprs = {BM: tile.block_m.data, BN: tile.block_n.data, DIM: _pow2(head_dim), DIM_V: _pow2(head_dim_v)}
+    constexprs = {
+        BM: tile.block_m.data,
+        BN: tile.block_n.data,
+        DIM: padded_head_dim(head_dim),
+        DIM_V: padded_head_dim(head_dim_v),
+    }
     kb = KernelBuilder(name, params, constexprs, "approx_tanh" in flash.attributes)
-    mask_d = head_dim != _pow2(head_dim)
-    mask_dv = head_dim_v != _pow2(head_dim_v)
+    mask_d = head_dim != padded_head_dim(head_dim)
+    mask_dv = head_dim_v != padded_head_dim(head_dim_v)
     fp32 = elem == f32
 
     kb.comment("which query block, batch and head this program owns")

@@ -30,8 +30,8 @@ from __future__ import annotations
 from xdsl.dialects.builtin import TensorType, f32
 from xdsl.ir import Attribute, Region, SSAValue
 
-from attnc.dialect.attn_recurrent import RecurrentChunkOp
-from attnc.passes.chunk_common import (
+from attnc.autodiff.regions import differentiate_score_mod
+from attnc.conversion.chunk_common import (
     BK,
     BV,
     CHUNK,
@@ -48,16 +48,16 @@ from attnc.passes.chunk_common import (
     gate_params,
     load_mapped,
     load_rows,
-    pow2,
     shapes_of,
     state_ptrs,
     state_scan,
     store_rows,
     tensor_params,
 )
-from attnc.passes.region_autodiff import differentiate_score_mod
-from attnc.passes.region_lowering import lower_region
-from attnc.passes.tile_builder import KernelBuilder
+from attnc.conversion.kernel_builder import KernelBuilder
+from attnc.conversion.region_lowering import lower_region
+from attnc.dialect.attn_recurrent import RecurrentChunkOp
+from attnc.dialect.kernel_params import padded_head_dim
 
 
 def build_state_grad_kernel(op: RecurrentChunkOp, name: str):
@@ -127,7 +127,13 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
         ("chunk_idx_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)),
         ("scale", f32),
     ]
-    constexprs = {CHUNK: s.chunk, HK: pow2(s.dim_k), HV: pow2(s.dim_v), BK: s.block_k, BV: s.block_v}
+    constexprs = {
+        CHUNK: s.chunk,
+        HK: padded_head_dim(s.dim_k),
+        HV: padded_head_dim(s.dim_v),
+        BK: s.block_k,
+        BV: s.block_v,
+    }
     kb = KernelBuilder(name, params, constexprs)
     kb.comment("which column split, chunk and head this program owns")
     pid_split = kb.program_id(0, "pid_split")
@@ -136,8 +142,8 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     seq, index = chunk_of(kb, pid_c, h)
     offs_k = kb.arange(HK, "offs_k")
     offs_v = kb.arange(HV, "offs_v")
-    k_ok = kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok") if s.dim_k != pow2(s.dim_k) else None
-    v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok") if s.dim_v != pow2(s.dim_v) else None
+    k_ok = kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok") if s.dim_k != padded_head_dim(s.dim_k) else None
+    v_ok = kb.cmp("slt", offs_v, kb.i32(s.dim_v), "v_ok") if s.dim_v != padded_head_dim(s.dim_v) else None
     bases = {t: base(kb, t, seq, t in ("q", "k")) for t in ("q", "k", "v", "do")}
     bases.update({t: base(kb, t, seq, False) for t in ("dq", "dk", "dv")})
     chunk_start = kb.mul(index, kb.constexpr(CHUNK), "chunk_start")

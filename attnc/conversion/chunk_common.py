@@ -20,19 +20,15 @@ from xdsl.dialects import math
 from xdsl.dialects.builtin import TensorType, f32, i32
 from xdsl.ir import Attribute, Region, SSAValue
 
+from attnc.conversion.kernel_builder import Dims, KernelBuilder
+from attnc.conversion.region_lowering import lower_region
 from attnc.dialect import tile
 from attnc.dialect.attn_recurrent import RecurrentChunkOp, int_attr
-from attnc.passes.region_lowering import lower_region
-from attnc.passes.tile_builder import Dims, KernelBuilder
+from attnc.dialect.kernel_params import padded_head_dim
 
 CHUNK = "CHUNK"
 BK, BV = "BLOCK_K", "BLOCK_V"
 HK, HV = "HEAD_K", "HEAD_V"
-
-
-def pow2(n: int) -> int:
-    """A head dim padded for the kernels' tiles: a power of two, at least 16 (tl.dot's smallest)."""
-    return max(16, 1 << max(n - 1, 0).bit_length())
 
 
 @dataclass(frozen=True)
@@ -63,16 +59,16 @@ def shapes_of(op: RecurrentChunkOp) -> Shapes:
     qt, vt = op.q.type, op.v.type
     assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
     dim_k, dim_v = qt.get_shape()[3], vt.get_shape()[3]
-    block_k = int_attr(op, "block_k") if "block_k" in op.attributes else min(pow2(dim_k), 64)
-    block_v = int_attr(op, "block_v") if "block_v" in op.attributes else min(pow2(dim_v), 64)
+    block_k = int_attr(op, "block_k") if "block_k" in op.attributes else min(padded_head_dim(dim_k), 64)
+    block_v = int_attr(op, "block_v") if "block_v" in op.attributes else min(padded_head_dim(dim_v), 64)
     return Shapes(
         gate=op.gate.data,
         elem=qt.element_type,
         dim_k=dim_k,
         dim_v=dim_v,
         chunk=int_attr(op, "chunk_size"),
-        block_k=min(block_k, pow2(dim_k)),
-        block_v=min(block_v, pow2(dim_v)),
+        block_k=min(block_k, padded_head_dim(dim_k)),
+        block_v=min(block_v, padded_head_dim(dim_v)),
         has_initial=op.initial_state is not None,
         q_map=op.q_map if op.q_map.blocks else None,
         k_map=op.k_map if op.k_map.blocks else None,
@@ -282,7 +278,7 @@ def store_rows(
 
 def key_ok(kb: KernelBuilder, s: Shapes, offs_k: SSAValue) -> SSAValue | None:
     """Which of the key columns `offs_k` are in the head (None: all, the head dim being a power of two)."""
-    return kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok") if s.dim_k != pow2(s.dim_k) else None
+    return kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok") if s.dim_k != padded_head_dim(s.dim_k) else None
 
 
 def state_mask(kb: KernelBuilder, k_ok: SSAValue | None, v_ok: SSAValue | None) -> SSAValue | None:
@@ -389,7 +385,6 @@ __all__ = [
     "load_mapped",
     "load_row",
     "load_rows",
-    "pow2",
     "reduce_sum",
     "row_mask",
     "sequence",

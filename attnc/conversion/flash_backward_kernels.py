@@ -28,18 +28,18 @@ from xdsl.dialects import arith, math
 from xdsl.dialects.builtin import TensorType, f32, i32
 from xdsl.ir import Attribute, SSAValue
 
-from attnc.passes.flash_kernels import (
+from attnc.conversion.flash_kernels import (
     BM,
     BN,
     DIM,
     DIM_V,
     _add_capture_params,
     _capture_values,
-    _pow2,
     table_params,
 )
-from attnc.passes.region_lowering import LOG2E, lower_region
-from attnc.passes.tile_builder import KernelBuilder
+from attnc.conversion.kernel_builder import KernelBuilder
+from attnc.conversion.region_lowering import LOG2E, lower_region
+from attnc.dialect.kernel_params import padded_head_dim
 
 
 def _tensor_types(grad) -> tuple[TensorType, TensorType, Attribute, int, int, list[TensorType]]:
@@ -80,11 +80,13 @@ class _Tiles:
         self.offs_d = kb.arange(DIM, "offs_d")
         self.offs_dv = kb.arange(DIM_V, "offs_dv")
         self.d_ok = (
-            kb.row(kb.cmp("slt", self.offs_d, kb.i32(head_dim)), "d_ok") if head_dim != _pow2(head_dim) else None
+            kb.row(kb.cmp("slt", self.offs_d, kb.i32(head_dim)), "d_ok")
+            if head_dim != padded_head_dim(head_dim)
+            else None
         )
         self.dv_ok = (
             kb.row(kb.cmp("slt", self.offs_dv, kb.i32(head_dim_v)), "dv_ok")
-            if head_dim_v != _pow2(head_dim_v)
+            if head_dim_v != padded_head_dim(head_dim_v)
             else None
         )
 
@@ -207,7 +209,12 @@ def build_dq_kernel(grad, name: str):
     assert tile is not None
     _, _, elem, head_dim, head_dim_v, caps = _tensor_types(grad)
     fp32 = elem == f32
-    constexprs = {BM: tile.block_m.data, BN: tile.block_n.data, DIM: _pow2(head_dim), DIM_V: _pow2(head_dim_v)}
+    constexprs = {
+        BM: tile.block_m.data,
+        BN: tile.block_n.data,
+        DIM: padded_head_dim(head_dim),
+        DIM_V: padded_head_dim(head_dim_v),
+    }
     kb = KernelBuilder(name, _params(grad, "num_kv_blocks"), constexprs, "approx_tanh" in grad.attributes)
     kb.comment("which query block, batch and head this program owns")
     pid_m = kb.program_id(0, "pid_m")
@@ -274,7 +281,12 @@ def build_dkdv_kernel(grad, name: str):
     assert tile is not None
     _, _, elem, head_dim, head_dim_v, caps = _tensor_types(grad)
     fp32 = elem == f32
-    constexprs = {BM: tile.block_m.data, BN: tile.block_n.data, DIM: _pow2(head_dim), DIM_V: _pow2(head_dim_v)}
+    constexprs = {
+        BM: tile.block_m.data,
+        BN: tile.block_n.data,
+        DIM: padded_head_dim(head_dim),
+        DIM_V: padded_head_dim(head_dim_v),
+    }
     kb = KernelBuilder(name, _params(grad, "num_q_blocks"), constexprs, "approx_tanh" in grad.attributes)
     kb.comment("which key block, batch and kv head this program owns")
     pid_n = kb.program_id(0, "pid_n")

@@ -29,8 +29,7 @@ from __future__ import annotations
 from xdsl.dialects.builtin import f32, i32
 from xdsl.ir import Attribute, SSAValue
 
-from attnc.dialect.attn_recurrent import RecurrentChunkOp
-from attnc.passes.chunk_common import (
+from attnc.conversion.chunk_common import (
     BK,
     BV,
     CHUNK,
@@ -45,7 +44,6 @@ from attnc.passes.chunk_common import (
     load_mapped,
     load_row,
     load_rows,
-    pow2,
     shapes_of,
     state_mask,
     state_ptrs,
@@ -53,8 +51,10 @@ from attnc.passes.chunk_common import (
     tensor_params,
     tile_ptrs,
 )
-from attnc.passes.decay_levels import diagonal, level_decay, levels, lower_rows, upper_rows
-from attnc.passes.tile_builder import KernelBuilder
+from attnc.conversion.decay_levels import diagonal, level_decay, levels, lower_rows, upper_rows
+from attnc.conversion.kernel_builder import KernelBuilder
+from attnc.dialect.attn_recurrent import RecurrentChunkOp
+from attnc.dialect.kernel_params import padded_head_dim
 
 SUB, SUB_SIZE = "SUB", 16  # the scores kernel's sub-chunks: rows per program
 
@@ -104,7 +104,7 @@ def build_scores_kernel(op: RecurrentChunkOp, name: str):
     """A [B, H, T, CHUNK]: row i of a chunk holds scale · Σ_c q_ic k_jc exp(G_ic − G_jc) for its keys j ≤ i."""
     s = shapes_of(op)
     params = chunk_program_params(s, ["q", "k", "a"], ["gcum"])
-    kb = KernelBuilder(name, params, {CHUNK: s.chunk, HK: pow2(s.dim_k), SUB: SUB_SIZE})
+    kb = KernelBuilder(name, params, {CHUNK: s.chunk, HK: padded_head_dim(s.dim_k), SUB: SUB_SIZE})
     kb.comment("which sub-chunk, chunk and head this program owns")
     pid_s = kb.program_id(0, "pid_sub")
     pid_c = kb.program_id(1, "pid_c")
