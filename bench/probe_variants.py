@@ -18,7 +18,7 @@ import triton.testing
 import attnc
 from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.launch import LaunchConfig, PreparedLaunch
-from attnc.runtime.targets import load_kernel_module
+from attnc.runtime.cache import load_kernel_module
 
 LOG2E = "1.4426950408889634"
 

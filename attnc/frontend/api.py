@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+import attnc.runtime.autograd  # noqa: F401  (registers the attnc::attention custom ops)
 from attnc.dialect.attn import NormalizerSpec
-from attnc.frontend.build import Signature, build_module
+from attnc.frontend.build import build_module
 from attnc.frontend.normalizer import Normalizer, trace_normalizer
 from attnc.frontend.normalizers import resolve_normalizer
 from attnc.frontend.trace import TracedRegion, trace_mask_mod, trace_score_mod
-from attnc.runtime.autograd import register
-from attnc.runtime.compiler import CompiledVariant, compile_module
-from attnc.runtime.launch import LaunchConfig, PreparedLaunch
+from attnc.runtime.attention import DTYPES, AttentionProgram, Signature
+from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.targets import Target, cross_compile
 
-DTYPES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32"}
 MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 256
 
 
@@ -70,32 +68,13 @@ def _check_inputs(q: Any, k: Any, v: Any) -> Shape:
     return Shape(b, hq, hkv, sq, skv, d, dv)
 
 
-def interpretable(captures: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Captured tensors as Triton's interpreter can read them: bf16 as fp32 (triton#11584), read at each call
-    so that in-place updates of the originals are seen; other tensors as they are."""
-    if not any(c.dtype == torch.bfloat16 and c.device.type == "cpu" for c in captures):
-        return captures
-    return [c.float() if c.dtype == torch.bfloat16 and c.device.type == "cpu" else c for c in captures]
-
-
-class PlanCache(OrderedDict):
-    """Prepared launches by shape, the most recent kept: a model that sees many lengths stays bounded."""
-
-    SIZE = 128
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        super().__setitem__(key, value)
-        while len(self) > self.SIZE:
-            self.popitem(last=False)
-
-
 def _check_scale(scale: Any) -> None:
     if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
         raise TypeError(f"scale must be a float or None, but got {type(scale).__name__}")
 
 
 class Attention:
-    """An attention variant; call it on q, k, v. Traces and compiles once per dtype and head shape."""
+    """An attention variant; call it on q, k, v. Traces once, compiles once per dtype and head shape."""
 
     def __init__(
         self,
@@ -109,45 +88,31 @@ class Attention:
         self.score_mod = score_mod
         self.mask_mod = mask_mod
         self.normalizer = resolve_normalizer(normalizer)
-        self._traced: tuple[TracedRegion | None, TracedRegion | None, NormalizerSpec] | None = None
-        self._variants: dict[tuple[Any, ...], CompiledVariant] = {}
-        self._backward_problem: str | None = None
-        self._backward_checked = False
-        self._plans: PlanCache = PlanCache()
         # Traced now, not at the first call: a torch.compile'd caller must find nothing left to trace.
-        self._capture_list = self.captures()
-        self._name = register(self)
+        score = trace_score_mod(score_mod) if score_mod is not None else None
+        mask = trace_mask_mod(mask_mod) if mask_mod is not None else None
+        spec = trace_normalizer(self.normalizer)
+        self._traced: tuple[TracedRegion | None, TracedRegion | None, NormalizerSpec] = (score, mask, spec)
+        self.program = AttentionProgram(
+            self._build,
+            self.captures(),
+            spec.num_stats,
+            _check_call,
+            sinks=getattr(self.normalizer, "sinks", None),
+        )
 
-    def _trace(self) -> tuple[TracedRegion | None, TracedRegion | None, NormalizerSpec]:
-        if self._traced is None:
-            score = trace_score_mod(self.score_mod) if self.score_mod is not None else None
-            mask = trace_mask_mod(self.mask_mod) if self.mask_mod is not None else None
-            self._traced = (score, mask, trace_normalizer(self.normalizer))
-        return self._traced
+    def _build(self, sig: Signature) -> Any:
+        score, mask, spec = self._traced
+        module, _ = build_module(sig, score, mask, spec)
+        return module
 
     def backward_problem(self) -> str | None:
         """Why attn-autodiff cannot derive this variant's backward (a message naming the part), or None."""
-        if not self._backward_checked:
-            from xdsl.utils.exceptions import PassFailedException
-
-            from attnc.passes.attn_autodiff import AttnAutodiffPass
-            from attnc.passes.attn_fuse import AttnFusePass
-            from attnc.runtime.compiler import make_context
-
-            score, mask, spec = self._trace()
-            module, _ = build_module(Signature("float32", 1, 1, 16, 16, 0.25), score, mask, spec)
-            ctx = make_context()
-            AttnFusePass().apply(ctx, module)
-            try:
-                AttnAutodiffPass(strict=True).apply(ctx, module)
-            except PassFailedException as e:
-                self._backward_problem = str(e)
-            self._backward_checked = True
-        return self._backward_problem
+        return self.program.backward_problem()
 
     def captures(self) -> list[torch.Tensor]:
         """The tensors the mods and the normalizer read, in kernel-argument order."""
-        score, mask, spec = self._trace()
+        score, mask, spec = self._traced
         found: list[torch.Tensor] = []
         for tensors in (score.captures if score else [], mask.captures if mask else [], spec.captures):
             for t in tensors:
@@ -167,124 +132,48 @@ class Attention:
     ) -> CompiledVariant:
         """Compile for `target` ("cpu", "cuda:90", "hip:gfx942", ...) without running; `backward` adds dQ, dK/dV
         and the gradients of the captured tensors `grad_captures` names (None: all)."""
-        scale = float(shape.head_dim**-0.5) if scale is None else float(scale)
-        sig = Signature(DTYPES[dtype], shape.q_heads, shape.kv_heads, shape.head_dim, shape.head_dim_v, scale)
-        key = (sig, target, backward, grad_captures)
-        compiled = self._variants.get(key)
-        if compiled is None:
-            score, mask, spec = self._trace()
-            problem = self.backward_problem() if backward else None
-            if problem is not None:
-                raise NotImplementedError(problem)
-            module, _ = build_module(sig, score, mask, spec)
-            device_target = "cpu" if target == "cpu" else str(Target.parse(target))
-            compiled = compile_module(module, device_target, backward=backward, grad_captures=grad_captures)
-            self._variants[key] = compiled
-        return compiled
+        device_target = "cpu" if target == "cpu" else str(Target.parse(target))
+        return self.program.compile(_signature(shape, dtype, scale), device_target, backward, grad_captures)
+
+    def logical_ir(self, shape: Shape, dtype: torch.dtype, scale: float | None = None) -> str:
+        """The attn IR as the frontend builds it, before any pass (what `attnc compile --emit attn` prints)."""
+        return str(self._build(_signature(shape, dtype, scale))) + "\n"
 
     def __call__(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None, return_lse: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        try:
-            key = (q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.device, k.device, v.device,
-                   q.stride(), k.stride(), v.stride(), scale,
-                   tuple((c.shape, c.stride(), c.dtype) for c in self._capture_list))  # fmt: skip
-        except AttributeError:
-            key = None
-        captures = self._capture_list
+        program = self.program
         training = torch.is_grad_enabled() and (
-            any(getattr(t, "requires_grad", False) for t in (q, k, v)) or any(c.requires_grad for c in captures)
+            any(getattr(t, "requires_grad", False) for t in (q, k, v)) or any(c.requires_grad for c in program.captures)
         )
-        if training and self.backward_problem() is not None:
+        if training and program.backward_problem() is not None:
             raise NotImplementedError(
-                f"{self.backward_problem()} (call under torch.no_grad() or pass tensors that do not require grad)"
+                f"{program.backward_problem()} (call under torch.no_grad() or pass tensors that do not require grad)"
             )
         if training or torch.compiler.is_compiling():
             if not torch.compiler.is_compiling():
-                _check_inputs(q, k, v)
-                _check_scale(scale)
+                _check_call(q, k, v, scale)
             # One opaque custom op with a registered backward: autograd and torch.compile both see it.
             encoded = math.nan if scale is None else float(scale)  # the op's schema has no Optional[float]
-            out, stat = torch.ops.attnc.attention(self._name, q, k, v, captures, encoded)
+            out, stat = torch.ops.attnc.attention(program.name, q, k, v, program.captures, encoded)
             if return_lse:
-                return out, (stat if self._num_stats() else None)
+                return out, (stat if program.num_stats else None)
             return out
-        plan = self._plans.get(key) if key is not None else None
-        if plan is None:
-            plan = self._plan(q, k, v, scale)
-            self._plans[key] = plan
-        launch, upcast, plan_captures = plan
-        plan_captures = interpretable(plan_captures)
-        if upcast:
-            out, stats = launch.run(q.float(), k.float(), v.float(), plan_captures)
-            out = out.to(q.dtype)
-        else:
-            out, stats = launch.run(q, k, v, plan_captures)
+        out, stats = program.forward(q, k, v, scale)
         if return_lse:
             # The normalizer's row statistics: softmax's logsumexp, retention's denominator, ...
             return out, (stats[0] if len(stats) == 1 else tuple(stats) if stats else None)
         return out
 
-    def _num_stats(self) -> int:
-        return self._trace()[2].num_stats
 
-    def _plan_for(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        scale: float | None,
-        backward: bool,
-        grad_captures: tuple[int, ...] | None = None,
-    ) -> tuple[PreparedLaunch, bool, list[torch.Tensor]]:
-        """The prepared launch for these shapes (forward-only or with the backward kernels), cached."""
-        key = ("backward" if backward else "forward", grad_captures, q.shape, k.shape, v.shape, q.dtype, q.device,
-               q.stride(), k.stride(), v.stride(), scale)  # fmt: skip
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._plan(q, k, v, scale, backward=backward, grad_captures=grad_captures)
-            self._plans[key] = plan
-        return plan
+def _signature(shape: Shape, dtype: torch.dtype, scale: float | None) -> Signature:
+    resolved = float(shape.head_dim**-0.5) if scale is None else float(scale)
+    return Signature(DTYPES[dtype], shape.q_heads, shape.kv_heads, shape.head_dim, shape.head_dim_v, resolved)
 
-    def _plan(
-        self,
-        q: Any,
-        k: Any,
-        v: Any,
-        scale: float | None,
-        backward: bool = False,
-        grad_captures: tuple[int, ...] | None = None,
-    ) -> tuple[PreparedLaunch, bool, list[torch.Tensor]]:
-        """Checks the inputs, compiles (or finds) the kernels and prepares the launch for these shapes."""
-        shape = _check_inputs(q, k, v)
-        _check_scale(scale)
-        captures = self.captures()
-        for i, t in enumerate(captures):
-            if t.device != q.device:
-                raise ValueError(
-                    f"captured tensor {i} (shape {tuple(t.shape)}) is on {t.device}, but q is on {q.device}"
-                )
-        device = q.device
-        dtype = q.dtype
-        upcast = device.type == "cpu" and dtype == torch.bfloat16
-        if upcast:
-            # Triton's interpreter keeps bf16 as raw bits (triton#11584): run the fp32 kernel.
-            dtype = torch.float32
-        if device.type == "cuda":
-            with torch.cuda.device(device):
-                target = str(Target.current())
-        else:
-            target = "cpu"
-        compiled = self.compile(shape, dtype, target, scale, backward, grad_captures)
-        info = compiled.info
-        config = LaunchConfig(info.block_m, info.block_n, info.num_warps, info.num_stages)
-        run_q, run_k, run_v = (t.float() for t in (q, k, v)) if upcast else (q, k, v)
-        if device.type == "cuda":
-            from attnc.runtime.autotune import tuned_config
 
-            config = tuned_config(compiled, run_q, run_k, run_v, captures, config)
-        launch = PreparedLaunch(compiled, run_q, run_k, run_v, interpretable(captures), config)
-        return launch, upcast, captures  # the originals: converted at each call, so in-place updates are seen
+def _check_call(q: Any, k: Any, v: Any, scale: Any) -> None:
+    _check_inputs(q, k, v)
+    _check_scale(scale)
 
 
 def attention(

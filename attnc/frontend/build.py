@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, TensorType, bf16, f16, f32
@@ -12,22 +11,11 @@ from xdsl.ir import Attribute, Block, Region, SSAValue
 from attnc.dialect import attn
 from attnc.dialect.attn import NormalizerSpec
 from attnc.frontend.trace import TracedRegion
+from attnc.runtime.attention import Signature
 
 ELEMENT_TYPES: dict[str, Attribute] = {"float16": f16, "bfloat16": bf16, "float32": f32}
 
 DYN = DYNAMIC_INDEX
-
-
-@dataclass(frozen=True)
-class Signature:
-    """What the IR depends on: head counts, head dims and element type (batch and lengths stay dynamic)."""
-
-    dtype: str  # "float16" | "bfloat16" | "float32"
-    q_heads: int
-    kv_heads: int
-    head_dim: int
-    head_dim_v: int
-    scale: float
 
 
 def _capture_names(values: Sequence[SSAValue], traced: list[TracedRegion | None]) -> None:

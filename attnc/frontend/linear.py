@@ -28,23 +28,37 @@ keeps it as one node and gradients reach q, k, v, g and initial_state.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from xdsl.dialects.builtin import f32
-from xdsl.ir import Region
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    DenseArrayBase,
+    FloatAttr,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    UnitAttr,
+    f32,
+    i32,
+)
+from xdsl.ir import Block, Region
 
+import attnc.runtime.linear_autograd  # noqa: F401  (registers the attnc::linear_attention custom ops)
+from attnc.dialect import attn
+from attnc.frontend.build import ELEMENT_TYPES
 from attnc.frontend.errors import TraceError
-from attnc.frontend.trace import Tracer, _return_location
-from attnc.runtime.linear import FEATURE_MAPS, CompiledLinear, LinearSpec, compile_linear
+from attnc.frontend.trace import Tracer, return_location
+from attnc.runtime.compiler import CompiledLinear
+from attnc.runtime.linear_program import LinearProgram, LinearSignature
+
+D = DYNAMIC_INDEX
 
 GATE_KINDS = (None, "head", "scalar", "vector")
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
-_VARIANTS: dict[str, LinearAttention] = {}
-_NEXT = itertools.count()
 
 
 class LinearAttention:
@@ -68,15 +82,14 @@ class LinearAttention:
         self.q_map, self.k_map = q_map, k_map
         self.normalize = normalize
         self.chunk_size = chunk_size
-        self.name = f"attnc_linear{next(_NEXT)}"
-        _VARIANTS[self.name] = self
-        self.maps = ""
-        if q_map is not None or k_map is not None:
-            FEATURE_MAPS[self.name] = (
-                trace_feature_map(q_map, "q_map") if q_map is not None else None,
-                trace_feature_map(k_map, "k_map") if k_map is not None else None,
-            )
-            self.maps = self.name
+        self._maps = (
+            trace_feature_map(q_map, "q_map") if q_map is not None else None,
+            trace_feature_map(k_map, "k_map") if k_map is not None else None,
+        )
+        self.program = LinearProgram(self._build, gate or "none", chunk_size)
+
+    def _build(self, sig: LinearSignature) -> ModuleOp:
+        return build_module(sig, self.gate or "none", *self._maps)
 
     def __call__(
         self,
@@ -95,9 +108,7 @@ class LinearAttention:
             v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
         g32 = g.float().contiguous() if g is not None else None
         h0 = initial_state.float().contiguous() if initial_state is not None else None
-        from attnc.runtime.linear_autograd import linear_attention_op
-
-        o, ht, *_kept = linear_attention_op(self.name, q, k, v, g32, h0, cu_seqlens, run_scale)
+        o, ht, *_saved = torch.ops.attnc.linear_attention(self.program.name, q, k, v, g32, h0, cu_seqlens, run_scale)
         if self.normalize:
             o = o[..., :-1] / o[..., -1:]
         return o, (ht if output_final_state else None)
@@ -113,22 +124,7 @@ class LinearAttention:
         backward: bool,
     ) -> tuple[CompiledLinear, bool]:
         """The compiled kernels for these inputs, and whether the inputs must be upcast (bf16 on the CPU)."""
-        upcast = q.device.type == "cpu" and q.dtype == torch.bfloat16
-        dtype = torch.float32 if upcast else q.dtype
-        spec = LinearSpec(
-            gate=self.gate or "none",
-            heads_qk=q.shape[1],
-            heads=v.shape[1],
-            dim_k=q.shape[3],
-            dim_v=v.shape[3],
-            dtype=str(dtype).removeprefix("torch."),
-            scale=scale,
-            chunk_size=self.chunk_size,
-            has_initial=has_initial,
-            varlen=varlen,
-            maps=self.maps,
-        )
-        return compile_linear(spec, _target(q.device), backward), upcast
+        return self.program.compiled_for(q, v, has_initial, varlen, scale, backward)
 
     def ir(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, stage: str = "attn", **kwargs: Any) -> str:
         """The IR of one stage ("attn", "chunk", "tile" or "triton") for these inputs."""
@@ -149,10 +145,10 @@ def trace_feature_map(fn: Callable[[Any], Any], kind: str) -> Region:
     """Trace an elementwise feature map `fn(x)` into a region `(x: f32) -> f32` (like a score_mod)."""
     tracer = Tracer(fn, kind)
     result = tracer.call([tracer.argument("x", f32)])
-    value = tracer.result_value(result, _return_location(fn))
+    value = tracer.result_value(result, return_location(fn))
     traced = tracer.finish(tracer.to_f32(value))
     if traced.captures:
-        raise TraceError(f"{kind} must be elementwise in x alone, but it reads a tensor", _return_location(fn))
+        raise TraceError(f"{kind} must be elementwise in x alone, but it reads a tensor", return_location(fn))
     return traced.region
 
 
@@ -166,23 +162,6 @@ def linear_attention(
     """A linear-attention callable `la(q, k, v, g=None, scale=None, initial_state=None,
     output_final_state=False, cu_seqlens=None) -> (o, final_state or None)`; see the module docstring."""
     return LinearAttention(gate, q_map, k_map, normalize, chunk_size)
-
-
-_TARGETS: dict[int, str] = {}
-
-
-def _target(device: torch.device) -> str:
-    """ "cpu" (Triton's interpreter) or the GPU's target, looked up once per device."""
-    if device.type != "cuda":
-        return "cpu"
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    target = _TARGETS.get(index)
-    if target is None:
-        from attnc.runtime.targets import Target
-
-        with torch.cuda.device(index):
-            target = _TARGETS[index] = str(Target.current())
-    return target
 
 
 def _shape(t: torch.Tensor) -> str:
@@ -261,8 +240,50 @@ def _check_gate(gate: str | None, g: Any, q: torch.Tensor, batch: int, heads: in
         raise ValueError(f"g must be on q's device {q.device}, but is on {g.device}")
 
 
-def variant(name: str) -> LinearAttention:
-    return _VARIANTS[name]
+def build_module(spec: LinearSignature, gate: str, q_map: Region | None, k_map: Region | None) -> ModuleOp:
+    """The logical IR: one function holding one `attn.recurrence`, the feature maps as its regions."""
+    elem = ELEMENT_TYPES[spec.dtype]
+    qk_t = TensorType(elem, [D, spec.heads_qk, D, spec.dim_k])
+    v_t = TensorType(elem, [D, spec.heads, D, spec.dim_v])
+    state_t = TensorType(f32, [D, spec.heads, spec.dim_k, spec.dim_v])
+    g_t = {
+        "none": None,
+        "head": TensorType(f32, [spec.heads]),
+        "scalar": TensorType(f32, [D, spec.heads, D]),
+        "vector": TensorType(f32, [D, spec.heads, D, spec.dim_k]),
+    }[gate]
+    arg_types = [qk_t, qk_t, v_t] + ([g_t] if g_t is not None else []) + ([state_t] if spec.has_initial else [])
+    block = Block(arg_types=arg_types)
+    names = ["q", "k", "v"] + (["g"] if g_t is not None else []) + (["initial_state"] if spec.has_initial else [])
+    for arg, name in zip(block.args, names):
+        arg.name_hint = name
+    args = dict(zip(names, block.args))
+    attributes: dict[str, Any] = {"gate": StringAttr(gate), "scale": FloatAttr(spec.scale, f32)}
+    if spec.varlen:
+        attributes["varlen"] = UnitAttr()
+    op = attn.RecurrenceOp.create(
+        operands=[
+            args["q"],
+            args["k"],
+            args["v"],
+            *([args["g"]] if "g" in args else []),
+            *([args["initial_state"]] if "initial_state" in args else []),
+        ],
+        result_types=[v_t, state_t],
+        attributes=attributes,
+        properties={"operandSegmentSizes": _segments(g_t is not None, spec.has_initial)},
+        regions=[q_map.clone() if q_map is not None else Region(), k_map.clone() if k_map is not None else Region()],
+    )
+    op.results[0].name_hint, op.results[1].name_hint = "o", "final_state"
+    block.add_ops([op, func.ReturnOp(op.results[0], op.results[1])])
+    fn = func.FuncOp("linear_attention", (arg_types, [v_t, state_t]), Region(block))
+    module = ModuleOp([fn])
+    module.verify()
+    return module
 
 
-__all__ = ["GATE_KINDS", "LinearAttention", "linear_attention"]
+def _segments(has_g: bool, has_initial: bool) -> Any:
+    return DenseArrayBase.from_list(i32, [1, 1, 1, int(has_g), int(has_initial)])
+
+
+__all__ = ["GATE_KINDS", "LinearAttention", "build_module", "linear_attention"]

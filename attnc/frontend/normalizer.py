@@ -56,7 +56,7 @@ from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from attnc.dialect.attn import NormalizerSpec, RowMaxOp, RowSumOp, YieldOp
 from attnc.frontend.errors import SourceLocation, TraceError, user_frame
 from attnc.frontend.proxy import Proxy
-from attnc.frontend.trace import Tracer, _definition_location, _return_location
+from attnc.frontend.trace import Tracer, definition_location, return_location
 
 __all__ = ["Normalizer", "NormalizerTracer", "row_max", "row_sum", "trace_normalizer"]
 
@@ -222,7 +222,7 @@ def _trace_update(norm: Normalizer, tracer: NormalizerTracer, state: list[str]) 
     values = _StateView({name: tracer.argument(name, f32) for name in state}, "update")
     with _indices(norm, b, h):
         result = norm.update(score, values)
-    location = _return_location(norm.update)
+    location = return_location(norm.update)
     if not isinstance(result, tuple) or len(result) != 3 or not isinstance(result[1], Mapping):
         raise TraceError(
             f"update must return (p, new_state, alpha) with new_state a dict, but returned {_describe(result)}",
@@ -267,7 +267,7 @@ def _trace_finalize(
     with _indices(norm, b, h):
         result = norm.finalize(acc, _StateView(values, "finalize"))
     block = tracer.block
-    location = _return_location(norm.finalize)
+    location = return_location(norm.finalize)
     if not isinstance(result, tuple) or len(result) != 2 or not isinstance(result[1], Mapping):
         raise TraceError(
             f"finalize must return (out, stats) with stats a dict (empty if `stats` declares none), "
@@ -349,7 +349,7 @@ def _check_method(norm: Normalizer, part: str, params: str) -> None:
     except TypeError:
         raise TraceError(
             f"a Normalizer's {part} takes {params}, but `{part}{inspect.signature(method)}` cannot be called with them",
-            _definition_location(method),
+            definition_location(method),
         ) from None
     except ValueError:  # no signature to inspect (a builtin): let the call decide
         return

@@ -116,7 +116,7 @@ def trace_score_mod(fn: Callable[..., Any]) -> TracedRegion:
         *(tracer.argument(name, INDEX) for name in ("b", "h", "q_idx", "kv_idx")),
     ]
     result = tracer.call(args)
-    location = _return_location(fn)
+    location = return_location(fn)
     if isinstance(result, Proxy) and result.type == i1:
         raise TraceError(
             "score_mod must return a float score, but returned a boolean; "
@@ -140,7 +140,7 @@ def trace_mask_mod(fn: Callable[..., Any]) -> TracedRegion:
     tracer = Tracer(fn, "mask_mod")
     args = [tracer.argument(name, INDEX) for name in ("b", "h", "q_idx", "kv_idx")]
     result = tracer.call(args)
-    location = _return_location(fn)
+    location = return_location(fn)
     if isinstance(result, Proxy) and result.type != i1:
         raise TraceError(
             f"mask_mod must return a boolean (e.g. q_idx >= kv_idx), but returned a traced {result.type} value",
@@ -186,7 +186,7 @@ class Tracer:
 
     def result_value(self, result: object, location: SourceLocation | None) -> SSAValue:
         if result is None:
-            raise TraceError(f"{self.kind} returned None; is a `return` missing?", _definition_location(self.fn))
+            raise TraceError(f"{self.kind} returned None; is a `return` missing?", definition_location(self.fn))
         if isinstance(result, Proxy):
             self._check_own(result)
             return result.value
@@ -545,12 +545,12 @@ def _code_of(fn: Callable[..., Any]) -> CodeType | None:
     return code if isinstance(code, CodeType) else None
 
 
-def _definition_location(fn: Callable[..., Any]) -> SourceLocation | None:
+def definition_location(fn: Callable[..., Any]) -> SourceLocation | None:
     code = _code_of(fn)
     return SourceLocation.of_definition(code) if code is not None else None
 
 
-def _return_location(fn: Callable[..., Any]) -> SourceLocation | None:
+def return_location(fn: Callable[..., Any]) -> SourceLocation | None:
     """The expression the mod returns; the mod's first line if it has several returns."""
     code = _code_of(fn)
     if code is None:
@@ -581,5 +581,5 @@ def _check_signature(fn: Callable[..., Any], count: int, kind: str) -> None:
         raise TraceError(
             f"a {kind} takes {count} arguments {params}, but "
             f"`{getattr(fn, '__name__', fn)}{signature}` cannot be called with them",
-            _definition_location(fn),
+            definition_location(fn),
         ) from None

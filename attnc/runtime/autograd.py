@@ -3,26 +3,18 @@
 `attnc::attention(variant, q, k, v, captures, scale)` returns (out, stats) and
 `attnc::attention_backward(...)` the gradients; both have fake (meta)
 implementations for tracing, and the forward's autograd formula calls the
-backward op. `variant` names an `Attention` object registered here when it is made.
+backward op. `variant` names an `AttentionProgram` (attention.py).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any
 
 import torch
 
-_VARIANTS: dict[str, Any] = {}
-_NEXT = itertools.count()
-
-
-def register(attention: Any) -> str:
-    """A name for `attention` that the custom ops can take as an argument."""
-    name = f"attnc{next(_NEXT)}"
-    _VARIANTS[name] = attention
-    return name
+from attnc.runtime.attention import interpretable, program
+from attnc.runtime.backward import backward
 
 
 def _scale(scale: float) -> float | None:
@@ -33,21 +25,16 @@ def _scale(scale: float) -> float | None:
 def attention_op(
     variant: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, captures: list[torch.Tensor], scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    from attnc.frontend.api import interpretable
-
-    attn = _VARIANTS[variant]
-    launch, upcast, plan_captures = attn._plan_for(q, k, v, _scale(scale), backward=False)
-    run = [t.float() for t in (q, k, v)] if upcast else [q, k, v]
-    out, stats = launch.run(*run, interpretable(plan_captures))
+    plan = program(variant).plan(q, k, v, _scale(scale), backward=False)
+    out, stats = plan.run(q, k, v)
     stat = stats[0] if stats else q.new_empty((0,), dtype=torch.float32)
     return out.to(q.dtype), stat
 
 
 @attention_op.register_fake
 def _(variant: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, captures: list[torch.Tensor], scale: float):
-    attn = _VARIANTS[variant]
     out = q.new_empty((q.shape[0], q.shape[1], q.shape[2], v.shape[3]), dtype=q.dtype)
-    if attn._num_stats() == 0:
+    if program(variant).num_stats == 0:
         return out, q.new_empty((0,), dtype=torch.float32)
     return out, q.new_empty(q.shape[:3], dtype=torch.float32)
 
@@ -66,22 +53,27 @@ def attention_backward_op(
     captures_need_grad: list[bool],
     scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    from attnc.frontend.api import interpretable
-    from attnc.runtime.backward import backward
-
-    attn = _VARIANTS[variant]
     # Only the captured tensors that require grad are differentiated: the others cost no reductions or atomics.
     grad_captures = tuple(i for i, need in enumerate(captures_need_grad) if need)
-    launch, upcast, plan_captures = attn._plan_for(q, k, v, _scale(scale), backward=True, grad_captures=grad_captures)
-    run = [t.float() for t in (q, k, v, out, dout)] if upcast else [q, k, v, out, dout]
-    info = launch.compiled.info
+    plan = program(variant).plan(q, k, v, _scale(scale), backward=True, grad_captures=grad_captures)
+    run = [t.float() for t in (q, k, v, out, dout)] if plan.upcast else [q, k, v, out, dout]
+    info = plan.launch.compiled.info
     if info.grad_stat > 0:
         raise NotImplementedError("the backward reads a statistic other than the first, which the op does not keep")
     stat = lse if info.grad_stat == 0 else None
     dq, dk, dv, capture_grads, delta = backward(
-        launch.compiled, launch.config, run[0], run[1], run[2], run[3], stat, run[4], interpretable(plan_captures), dlse
+        plan.launch.compiled,
+        plan.launch.config,
+        run[0],
+        run[1],
+        run[2],
+        run[3],
+        stat,
+        run[4],
+        interpretable(plan.captures),
+        dlse,
     )
-    sinks = getattr(attn.normalizer, "sinks", None)
+    sinks = program(variant).sinks
     for i, capture in enumerate(captures):
         if sinks is not None and capture is sinks and captures_need_grad[i]:
             # A sink takes weight exp(sink − lse) but has no value: its gradient is −Σ_rows P_sink·δ.

@@ -17,7 +17,7 @@ import torch
 
 from attnc.runtime.block_table import block_tables
 from attnc.runtime.compiler import CompiledVariant
-from attnc.runtime.launch import LaunchConfig, _pow2, run_fitting, run_kernel
+from attnc.runtime.launch import LaunchConfig, run_fitting, run_kernel, set_captures, set_strides
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,6 @@ def backward_config(forward: LaunchConfig, q: torch.Tensor) -> BackwardConfig:
     return BackwardConfig(LaunchConfig(64, 64, 4, stages), LaunchConfig(64, 128, 8, stages))
 
 
-def _strides(args: dict[str, Any], name: str, t: torch.Tensor) -> None:
-    for dim, stride in zip("bhsd", t.stride()):
-        args[f"stride_{name}_{dim}"] = stride
-
-
 def backward(
     compiled: CompiledVariant,
     config: LaunchConfig,
@@ -72,8 +67,8 @@ def backward(
     """
     info = compiled.info
     configs = backward_config(config, q)
-    batch, heads, seq_q, head_dim = q.shape
-    kv_heads, seq_kv, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
+    batch, heads, seq_q, _ = q.shape
+    kv_heads, seq_kv = k.shape[1], k.shape[2]
     device = q.device
     dout = dout.contiguous() if dout.stride(-1) != 1 else dout
     stat_shape = (batch, heads, seq_q)
@@ -117,17 +112,12 @@ def backward(
         "num_heads": heads,
         "group": heads // kv_heads,
         "scale": info.scale,
-        "HEAD_DIM": _pow2(head_dim),
-        "HEAD_DIM_V": _pow2(head_dim_v),
+        "HEAD_DIM": info.constexprs[info.backward_dq]["HEAD_DIM"],
+        "HEAD_DIM_V": info.constexprs[info.backward_dq]["HEAD_DIM_V"],
     }
     for name, t in (("q", q), ("k", k), ("v", v), ("out", out), ("dout", dout), ("dq", dq), ("dk", dk), ("dv", dv)):
-        _strides(args, name, t)
-    for i, (tensor, grad) in enumerate(zip(captures, capture_grads)):
-        args[f"cap{i}_ptr"] = tensor
-        args[f"capgrad{i}_ptr"] = grad
-        for j, (stride, grad_stride) in enumerate(zip(tensor.stride(), grad.stride())):
-            args[f"cap{i}_stride{j}"] = stride
-            args[f"capgrad{i}_stride{j}"] = grad_stride
+        set_strides(args, name, t)
+    set_captures(args, captures, capture_grads)
 
     def with_tables(c: LaunchConfig, t: Any, rows_name: str) -> dict[str, Any]:
         return {

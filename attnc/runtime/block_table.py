@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import triton
 
 from attnc.runtime.compiler import CompiledVariant
+from attnc.runtime.launch import set_captures
 
 # Tables of masks that read no tensor, by shape; bounded, oldest first out.
 _STATIC_CACHE: OrderedDict[tuple[Any, ...], BlockTables] = OrderedDict()
@@ -36,10 +38,6 @@ class BlockTables:
         """Per key block, the query blocks that see it: the table the dK/dV kernel walks."""
         classes = self.classes.transpose(-1, -2).contiguous()
         return _from_classes(classes)
-
-
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def _compact(classes: torch.Tensor, which: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +86,7 @@ def block_tables(
     if static and key in _STATIC_CACHE:
         _STATIC_CACHE.move_to_end(key)
         return _STATIC_CACHE[key]
-    num_q, num_kv = _cdiv(seq_q, block_m), _cdiv(seq_kv, block_n)
+    num_q, num_kv = triton.cdiv(seq_q, block_m), triton.cdiv(seq_kv, block_n)
     classes = torch.empty(table_b * table_h * num_q * num_kv, dtype=torch.int32, device=device)
     args: dict[str, Any] = {
         "class_ptr": classes,
@@ -100,10 +98,7 @@ def block_tables(
         "BLOCK_N": block_n,
     }
     if not static:
-        for i, tensor in enumerate(captures):
-            args[f"cap{i}_ptr"] = tensor
-            for j, stride in enumerate(tensor.stride()):
-                args[f"cap{i}_stride{j}"] = stride
+        set_captures(args, captures)
     launch(compiled.block_table, (num_q, num_kv, table_b * table_h), args)
     tables = _from_classes(classes.view(table_b, table_h, num_q, num_kv))
     if static:

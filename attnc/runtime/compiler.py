@@ -1,57 +1,31 @@
-"""From logical attn IR to loaded Triton kernels, cached in memory and on disk.
+"""From a logical attn module to loaded Triton kernels: run a named pipeline (pipeline.py),
+read what the launcher needs off the IR, print Triton and load it.
 
-The cache key is the sha256 of attnc's version, the logical IR, the pass options
-and the target. On disk (`$ATTNC_CACHE_DIR/kernels/`) each entry is the generated
-kernel module plus a JSON file with the IR of every stage and what the launcher
-needs; both are written atomically. Triton keeps its own binary cache.
+Both families compile here: softmax-style attention (`compile_attention`, `KernelInfo`)
+and linear attention (`compile_linear`, `LinearInfo`). Results are kept in memory and on
+disk (cache.py), keyed by the logical IR, the pipeline with its options and the target.
+One compile runs at a time per process.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import os
-import tempfile
 import threading
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from types import ModuleType
 from typing import Any
 
-from xdsl.context import Context
-from xdsl.dialects import arith, builtin, func, math, scf, tensor
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.printer import Printer
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, TensorType
 
+from attnc import pipeline
 from attnc.dialect import attn
 from attnc.dialect.attn_grad import FlashGradOp
+from attnc.dialect.attn_recurrent import int_attr
 from attnc.dialect.tile import FuncOp as TileFuncOp
-from attnc.dialect.tile import PtrType, Tile
-from attnc.passes.attn_block_mask import AttnBlockMaskPass
-from attnc.passes.attn_fuse import AttnFusePass
-from attnc.passes.attn_tile import AttnTilePass
-from attnc.passes.convert_attn_to_tile import ConvertAttnToTilePass
-from attnc.runtime import config
-from attnc.runtime.targets import load_kernel_module
-
-VERSION = "0.1.0"
-
-
-def make_context() -> Context:
-    """A context with every dialect attnc's IR uses."""
-    ctx = Context()
-    for dialect in (builtin.Builtin, func.Func, arith.Arith, math.Math, scf.Scf, tensor.Tensor, attn.Attn, Tile):
-        ctx.load_dialect(dialect)
-    return ctx
-
-
-def print_ir(module: ModuleOp) -> str:
-    import io
-
-    out = io.StringIO()
-    Printer(stream=out).print_op(module)
-    return out.getvalue() + "\n"
-
+from attnc.dialect.tile import PtrType
+from attnc.runtime import cache, config
 
 _TRITON_TYPES = {"f16": "fp16", "bf16": "bf16", "f32": "fp32", "f64": "fp64", "i1": "i1", "i32": "i32", "i64": "i64"}
 
@@ -65,7 +39,7 @@ def triton_type(ty: Any) -> str:
 
 @dataclass(frozen=True)
 class KernelInfo:
-    """What the launcher needs to know about a compiled variant."""
+    """What the launcher needs to know about a compiled softmax-style variant."""
 
     key: str
     module_name: str
@@ -92,7 +66,7 @@ class KernelInfo:
 
 @dataclass
 class CompiledVariant:
-    """A variant compiled for one target: its IR at each stage and its loaded kernels."""
+    """A softmax-style variant compiled for one target: its IR at each stage and its loaded kernels."""
 
     info: KernelInfo
     stages: dict[str, str]  # "attn", "flash", "tile", "triton"
@@ -107,179 +81,185 @@ class CompiledVariant:
         return getattr(self.kernels, self.info.block_table)
 
 
-_MEMORY: dict[str, CompiledVariant] = {}
+@dataclass(frozen=True)
+class LinearInfo:
+    """What the launcher needs to know about a compiled linear-attention variant, read off its IR."""
+
+    key: str
+    module_name: str
+    target: str
+    gate: str  # none | head | scalar | vector
+    heads_qk: int
+    heads: int
+    dim_k: int
+    dim_v: int
+    scale: float
+    chunk_size: int
+    block_k: int
+    block_v: int
+    num_warps: int
+    num_stages: int
+    backward: bool
+    signatures: dict[str, dict[str, str]]
+    constexprs: dict[str, dict[str, int]]
 
 
-@functools.cache
-def compiler_fingerprint() -> str:
-    """attnc's version and a hash of its own sources, so that a changed pass never reuses a stale kernel."""
-    digest = hashlib.sha256(VERSION.encode())
-    root = Path(__file__).resolve().parent.parent
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+@dataclass
+class CompiledLinear:
+    """A linear-attention variant compiled for one target: IR per stage and the loaded kernels."""
+
+    info: LinearInfo
+    stages: dict[str, str]  # "attn", "chunk", "tile", "triton"
+    kernels: Any
+
+    def kernel(self, which: str) -> Any:
+        return getattr(self.kernels, f"linear_attention_{which}")
 
 
-def cache_key(logical_ir: str, target: str, options: dict[str, Any]) -> str:
-    text = json.dumps(
-        {"compiler": compiler_fingerprint(), "ir": logical_ir, "target": target, "options": options}, sort_keys=True
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
+_MEMORY: dict[str, Any] = {}
+_COMPILE_LOCK = threading.RLock()
 
 
-def _kernel_dir() -> Path:
-    return config.cache_dir() / "kernels"
+def _compiled_payload(
+    module: ModuleOp, target: str, chosen: pipeline.Pipeline, read_facts: Callable[[ModuleOp], dict[str, Any]]
+) -> tuple[str, str, dict[str, Any]]:
+    """(key, module name, {"facts", "stages"}) from the disk cache, or by running the pipeline."""
+    logical = str(module)
+    key = cache.cache_key(logical, target, {"pipeline": chosen.name, "passes": chosen.spec()})
+    module_name = f"attnc_{key[:24]}"
+    meta_path = cache.kernel_dir() / f"{module_name}.json"
+    payload = cache.read_json(meta_path)
+    if payload is None or payload.get("key") != key:
+        facts: dict[str, Any] = {}
+        stages = chosen.run(module, observe={"attn-tile": lambda op: facts.update(read_facts(op))})
+        facts.update(_kernel_signatures(module))
+        from attnc.lowering.triton import emit_triton
+
+        stages["triton"] = emit_triton(module)
+        payload = {"key": key, "facts": facts, "stages": stages}
+        cache.write_atomically(meta_path, json.dumps(payload))
+    return key, module_name, payload
 
 
-def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _kernel_signatures(module: ModuleOp) -> dict[str, Any]:
+    signatures: dict[str, dict[str, str]] = {}
+    constexprs: dict[str, dict[str, int]] = {}
+    for kernel in module.walk():
+        if isinstance(kernel, TileFuncOp):
+            name = kernel.sym_name.data
+            names = [n.data for n in kernel.arg_names.data]
+            signatures[name] = {n: triton_type(a.type) for n, a in zip(names, kernel.body.block.args)}
+            constexprs[name] = kernel.constexpr_defaults
+    return {"signatures": signatures, "constexprs": constexprs}
+
+
+def _load(module_name: str, stages: dict[str, str]) -> ModuleType:
+    if config.debug_dump():
+        for stage, text in stages.items():
+            print(f"// ----- attnc stage: {stage}\n{text}")
+    return cache.load_kernel_module(stages["triton"], module_name, cache.kernel_dir())
+
+
+def compile_attention(
+    module: ModuleOp,
+    target: str,
+    backward: bool = False,
+    grad_captures: tuple[int, ...] | None = None,
+    tile: dict[str, int] | None = None,
+) -> CompiledVariant:
+    """Compile a logical softmax-style module for `target` ("cpu", "cuda:90", "hip:gfx942", ...).
+
+    With `backward`, attn-autodiff derives the gradient and the kernels include dQ and dK/dV;
+    `grad_captures` names the captured tensors that get gradients (None: all).
+    """
+    chosen = pipeline.softmax_backward(target, grad_captures, tile) if backward else pipeline.softmax(target, tile)
+    with _COMPILE_LOCK:
+        key, module_name, payload = _compiled_payload(module, target, chosen, _attention_facts)
+        hit = _MEMORY.get(key)
+        if isinstance(hit, CompiledVariant):
+            return hit
+        names = {f.name for f in fields(KernelInfo)}
+        facts = {k: v for k, v in payload["facts"].items() if k in names}
+        info = KernelInfo(key=key, module_name=module_name, target=target, **facts)
+        compiled = CompiledVariant(info, payload["stages"], _load(module_name, payload["stages"]))
+        _MEMORY[key] = compiled
+        return compiled
 
 
 def _region_uses(flash: attn.FlashOp, index: int) -> bool:
     """Whether the mask (or its classifier) reads block argument `index` (0: b, 1: h)."""
-    regions = [flash.mask_mod]
-    if flash.classify.blocks:
-        regions = [flash.classify]
+    regions = [flash.classify] if flash.classify.blocks else [flash.mask_mod]
     return any(bool(r.blocks[0].args[index].uses) for r in regions)
 
 
-def run_pipeline(
-    module: ModuleOp,
-    target: str,
-    tile_options: dict[str, int],
-    backward: bool = False,
-    grad_captures: tuple[int, ...] | None = None,
-) -> tuple[dict[str, str], dict[str, Any]]:
-    """Runs attn-fuse, attn-block-mask, [attn-autodiff,] attn-tile, convert-attn-to-tile and emits Triton.
-
-    `grad_captures`: the captured tensors that get gradients with `backward` (None: all).
-
-    Returns the IR after each stage and the facts the launcher needs.
-    """
-    from attnc.lowering.triton import emit_triton
-
-    ctx = make_context()
-    stages = {"attn": print_ir(module)}
-    AttnFusePass().apply(ctx, module)
-    AttnBlockMaskPass().apply(ctx, module)
-    if backward:
-        from attnc.passes.attn_autodiff import AttnAutodiffPass
-
-        AttnAutodiffPass(strict=True, captures=grad_captures).apply(ctx, module)
-    AttnTilePass(target=target, **tile_options).apply(ctx, module)
-    module.verify()
-    stages["flash"] = print_ir(module)
+def _attention_facts(module: ModuleOp) -> dict[str, Any]:
+    """Read off the tiled attn.flash (and attn.flash_grad) after attn-tile."""
     flash = next(op for op in module.walk() if isinstance(op, attn.FlashOp))
     fn = flash.parent_op()
     assert isinstance(fn, func.FuncOp)
     name = fn.sym_name.data
+    grad = next((op for op in module.walk() if isinstance(op, FlashGradOp)), None)
     tile = flash.tile
     assert tile is not None and flash.block_mask is not None
-    facts = {
+    stat = grad.stat if grad is not None else None
+    return {
         "forward": f"{name}_fwd",
         "block_table": f"{name}_block_table",
-        "backward_dq": f"{name}_bwd_dq" if backward else "",
-        "backward_dkdv": f"{name}_bwd_dkdv" if backward else "",
-        **_grad_facts(module, flash),
+        "backward_dq": f"{name}_bwd_dq" if grad is not None else "",
+        "backward_dkdv": f"{name}_bwd_dkdv" if grad is not None else "",
+        "grad_probabilities": grad.probabilities.data if grad is not None else "",
+        "grad_stat": -1 if stat is None else list(flash.stats).index(stat),  # type: ignore[arg-type]
         "block_mask": flash.block_mask.data,
         "table_uses_b": _region_uses(flash, 0),
         "table_uses_h": _region_uses(flash, 1),
         "block_m": tile.block_m.data,
         "block_n": tile.block_n.data,
-        "num_warps": flash.attributes["num_warps"].value.data,  # type: ignore[union-attr]
-        "num_stages": flash.attributes["num_stages"].value.data,  # type: ignore[union-attr]
+        "num_warps": int_attr(flash, "num_warps"),
+        "num_stages": int_attr(flash, "num_stages"),
         "num_captures": len(flash.captures),
         "num_stats": len(flash.stats),
         "scale": flash.scale.value.data,
     }
-    ConvertAttnToTilePass().apply(ctx, module)
-    module.verify()
-    stages["tile"] = print_ir(module)
-    facts["signatures"], facts["constexprs"] = {}, {}
-    for kernel in module.walk():
-        if isinstance(kernel, TileFuncOp):
-            kernel_name = kernel.sym_name.data
-            names = [n.data for n in kernel.arg_names.data]
-            types = [arg.type for arg in kernel.body.block.args]
-            facts["signatures"][kernel_name] = {n: triton_type(t) for n, t in zip(names, types)}
-            facts["constexprs"][kernel_name] = kernel.constexpr_defaults
-    stages["triton"] = emit_triton(module)
-    return stages, facts
 
 
-def _grad_facts(module: ModuleOp, flash: attn.FlashOp) -> dict[str, Any]:
-    """How the backward recomputes the weights, and which forward statistic it reads."""
-    grad = next((op for op in module.walk() if isinstance(op, FlashGradOp)), None)
-    if grad is None:
-        return {"grad_probabilities": "", "grad_stat": -1}
-    stat = grad.stat
+def compile_linear(module: ModuleOp, target: str, chunk_size: int, backward: bool) -> CompiledLinear:
+    """Compile a logical linear-attention module (one `attn.recurrence`) for `target`."""
+    chosen = pipeline.linear_backward(target, chunk_size) if backward else pipeline.linear(target, chunk_size)
+    with _COMPILE_LOCK:
+        key, module_name, payload = _compiled_payload(module, target, chosen, _linear_facts)
+        hit = _MEMORY.get(key)
+        if isinstance(hit, CompiledLinear):
+            return hit
+        info = LinearInfo(key=key, module_name=module_name, target=target, **payload["facts"])
+        compiled = CompiledLinear(info, payload["stages"], _load(module_name, payload["stages"]))
+        _MEMORY[key] = compiled
+        return compiled
+
+
+def _linear_facts(module: ModuleOp) -> dict[str, Any]:
+    """Read off the tiled attn.recurrent_chunk after attn-tile."""
+    rec = next(op for op in module.walk() if isinstance(op, attn.RecurrentChunkOp))
+    qt, vt = rec.q.type, rec.v.type
+    assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
     return {
-        "grad_probabilities": grad.probabilities.data,
-        "grad_stat": -1 if stat is None else [r for r in flash.stats].index(stat),  # type: ignore[arg-type]
+        "gate": rec.gate.data,
+        "heads_qk": qt.get_shape()[1],
+        "heads": vt.get_shape()[1],
+        "dim_k": qt.get_shape()[3],
+        "dim_v": vt.get_shape()[3],
+        "scale": rec.scale.value.data,
+        "chunk_size": int_attr(rec, "chunk_size"),
+        "backward": rec.backward is not None,
+        **{n: int_attr(rec, n) for n in ("block_k", "block_v", "num_warps", "num_stages")},
     }
 
 
-_COMPILE_LOCK = threading.RLock()
-
-
-def compile_module(
-    module: ModuleOp,
-    target: str,
-    tile_options: dict[str, int] | None = None,
-    backward: bool = False,
-    grad_captures: tuple[int, ...] | None = None,
-) -> CompiledVariant:
-    """Compile a logical attn module for `target`, with caching; one compile at a time per process."""
-    with _COMPILE_LOCK:
-        return _compile_module(module, target, tile_options, backward, grad_captures)
-
-
-def _compile_module(
-    module: ModuleOp,
-    target: str,
-    tile_options: dict[str, int] | None = None,
-    backward: bool = False,
-    grad_captures: tuple[int, ...] | None = None,
-) -> CompiledVariant:
-    """Compile a logical attn module for `target` ("cpu", "cuda:90", "hip:gfx942", ...), with caching.
-
-    With `backward`, attn-autodiff derives the gradient and the kernels include dQ and dK/dV;
-    `grad_captures` names the captured tensors that get gradients (None: all).
-    """
-    tile_options = dict(tile_options or {})
-    logical = print_ir(module)
-    key = cache_key(logical, target, {**tile_options, "backward": backward, "grad_captures": grad_captures})
-    hit = _MEMORY.get(key)
-    if hit is not None:
-        return hit
-    module_name = f"attnc_{key[:24]}"
-    meta_path = _kernel_dir() / f"{module_name}.json"
-    payload: dict[str, Any] | None = None
-    if meta_path.is_file():
-        try:
-            payload = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            payload = None
-    if payload is None or payload.get("info", {}).get("key") != key:
-        stages, facts = run_pipeline(module, target, tile_options, backward, grad_captures)
-        info = KernelInfo(key=key, module_name=module_name, target=target, **facts)
-        payload = {"info": asdict(info), "stages": stages}
-        _write_json_atomically(meta_path, payload)
-    info = KernelInfo(**payload["info"])
-    stages = payload["stages"]
-    if config.debug_dump():
-        for stage, text in stages.items():
-            print(f"// ----- attnc stage: {stage}\n{text}")
-    kernels = load_kernel_module(stages["triton"], module_name, _kernel_dir())
-    compiled = CompiledVariant(info, stages, kernels)
-    _MEMORY[key] = compiled
-    return compiled
+__all__ = [
+    "CompiledLinear",
+    "CompiledVariant",
+    "KernelInfo",
+    "LinearInfo",
+    "compile_attention",
+    "compile_linear",
+    "triton_type",
+]

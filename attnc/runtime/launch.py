@@ -1,4 +1,8 @@
-"""Launching a compiled variant on torch tensors: CUDA tensors run compiled, CPU tensors interpreted."""
+"""Launching generated kernels on torch tensors: CUDA tensors run compiled, CPU tensors interpreted.
+
+Kernels take their arguments by name (dialect/kernel_params.py spells them); `set_strides`
+and `set_captures` fill in the names a tensor's pointer and strides go by.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,7 @@ from typing import Any
 
 import torch
 
-from attnc.runtime.block_table import block_tables
-from attnc.runtime.compiler import CompiledVariant
+from attnc.dialect import kernel_params
 from attnc.runtime.targets import interpreted
 
 _PARAMS: dict[int, tuple[str, ...]] = {}
@@ -22,10 +25,6 @@ class LaunchConfig:
     block_n: int
     num_warps: int
     num_stages: int
-
-
-def _pow2(n: int) -> int:
-    return 1 << max(n - 1, 0).bit_length()
 
 
 def _params(kernel: Any) -> tuple[str, ...]:
@@ -77,100 +76,19 @@ def run_fitting(
             config = replace(config, num_stages=config.num_stages - 1)
 
 
-class PreparedLaunch:
-    """Everything about a forward launch that depends only on shapes: the warm path fills in pointers.
-
-    Built once per (shapes, strides, dtype, device); a warm call then allocates the
-    outputs and launches, which keeps host overhead to a few microseconds of Python
-    beyond Triton's own launch.
-    """
-
-    def __init__(
-        self,
-        compiled: CompiledVariant,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        captures: list[torch.Tensor],
-        config: LaunchConfig,
-    ):
-        batch, heads, seq_q, head_dim = q.shape
-        kv_heads, seq_kv, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
-        self.compiled = compiled
-        self.device = q.device
-        self.config = config
-        self.out_shape = (batch, heads, seq_q, head_dim_v)
-        self.stat_shape = (batch, heads, seq_q)
-        self.empty = seq_q == 0 or batch == 0
-        self.grid = (-(-seq_q // config.block_m), batch * heads)
-        self.static_tables = compiled.info.block_mask != "runtime"
-        self.table_args = (config.block_m, config.block_n, batch, heads, seq_q, seq_kv)
-        out_strides = (heads * seq_q * head_dim_v, seq_q * head_dim_v, head_dim_v, 1)  # contiguous
-        args: dict[str, Any] = {
-            "seq_q": seq_q,
-            "seq_kv": seq_kv,
-            "num_heads": heads,
-            "group": heads // kv_heads,
-            "scale": compiled.info.scale,
-            "BLOCK_M": config.block_m,
-            "BLOCK_N": config.block_n,
-            "HEAD_DIM": _pow2(head_dim),
-            "HEAD_DIM_V": _pow2(head_dim_v),
-        }
-        for name, strides in (("q", q.stride()), ("k", k.stride()), ("v", v.stride()), ("out", out_strides)):
-            for dim, stride in zip("bhsd", strides):
-                args[f"stride_{name}_{dim}"] = stride
-        for i, tensor in enumerate(captures):
-            for j, stride in enumerate(tensor.stride()):
-                args[f"cap{i}_stride{j}"] = stride
-        self.args = args
-        if self.static_tables and not self.empty:
-            self._set_tables(captures)
-
-    def _set_tables(self, captures: list[torch.Tensor]) -> None:
-        def launch_table(kernel: Any, grid: tuple[int, ...], args: dict[str, Any]) -> None:
-            run_kernel(kernel, grid, args, self.device, None)
-
-        tables = block_tables(self.compiled, launch_table, *self.table_args, captures, self.device)
-        self.args.update(
-            full_num_ptr=tables.full_num,
-            full_idx_ptr=tables.full_idx,
-            part_num_ptr=tables.part_num,
-            part_idx_ptr=tables.part_idx,
-            table_stride_b=tables.stride_b,
-            table_stride_h=tables.stride_h,
-            num_kv_blocks=tables.num_kv_blocks,
-        )
-
-    def run(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, captures: list[torch.Tensor]
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        out = torch.empty(self.out_shape, dtype=v.dtype, device=self.device)
-        stats = [
-            torch.empty(self.stat_shape, dtype=torch.float32, device=self.device)
-            for _ in range(self.compiled.info.num_stats)
-        ]
-        if self.empty:
-            return out, stats
-        if not self.static_tables:
-            self._set_tables(captures)
-        args = dict(self.args)
-        args["q_ptr"], args["k_ptr"], args["v_ptr"], args["out_ptr"] = q, k, v, out
-        for i, stat in enumerate(stats):
-            args[f"stat{i}_ptr"] = stat
-        for i, tensor in enumerate(captures):
-            args[f"cap{i}_ptr"] = tensor
-        self.config = run_fitting(self.compiled.forward, self.grid, args, self.device, self.config)
-        return out, stats
+def set_strides(args: dict[str, Any], name: str, t: torch.Tensor, dims: str = "bhsd") -> None:
+    """`stride_<name>_<dim>` for each of `t`'s dimensions, named by `dims`."""
+    for dim, stride in zip(dims, t.stride()):
+        args[kernel_params.stride(name, dim)] = stride
 
 
-def forward(
-    compiled: CompiledVariant,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    captures: list[torch.Tensor],
-    config: LaunchConfig,
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Allocates the outputs, builds the block tables, launches the forward kernel."""
-    return PreparedLaunch(compiled, q, k, v, captures, config).run(q, k, v, captures)
+def set_captures(args: dict[str, Any], captures: list[torch.Tensor], grads: list[torch.Tensor] | None = None) -> None:
+    """Each captured tensor's pointer and strides (and its gradient's, when given)."""
+    for i, tensor in enumerate(captures):
+        args[kernel_params.capture_ptr(i)] = tensor
+        for j, stride in enumerate(tensor.stride()):
+            args[kernel_params.capture_stride(i, j)] = stride
+    for i, grad in enumerate(grads or ()):
+        args[kernel_params.capture_grad_ptr(i)] = grad
+        for j, stride in enumerate(grad.stride()):
+            args[kernel_params.capture_grad_stride(i, j)] = stride

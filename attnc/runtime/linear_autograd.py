@@ -1,10 +1,10 @@
 """Linear attention as PyTorch custom ops, so `torch.compile(fullgraph=True)` sees one node per call.
 
 `attnc::linear_attention(variant, q, k, v, g, initial_state, cu_seqlens, scale)` returns
-(o, final_state, G, A), the last two a vector gate's chunk cumsum and scores (linear.Kept),
+(o, final_state, G, A), the last two a vector gate's chunk cumsum and scores (VectorGateSaved),
 kept for the backward as flash-linear-attention keeps them (empty for other gates), and
 `attnc::linear_attention_backward(...)` the gradients; both have fake implementations for tracing, and the forward's autograd formula calls the backward
-op. `variant` names a `LinearAttention` registered when it is made. Absent gradients
+op. `variant` names a `LinearProgram` (linear_program.py). Absent gradients
 (no g, no initial state) travel as empty tensors, as custom ops cannot return None.
 """
 
@@ -14,7 +14,9 @@ from typing import Any
 
 import torch
 
-from attnc.runtime import linear
+from attnc.runtime import linear_launch
+from attnc.runtime.linear_program import program
+from attnc.runtime.linear_sequences import sequences
 
 
 def _run(
@@ -27,11 +29,9 @@ def _run(
     scale: float,
     backward: bool,
 ):
-    from attnc.frontend.linear import variant as lookup
-
-    la = lookup(variant)
-    compiled, upcast = la.compiled(q, k, v, initial, cu_seqlens is not None, scale, backward)
-    seqs = linear.sequences(q.shape[0], q.shape[2], cu_seqlens, la.chunk_size, q.device)
+    found = program(variant)
+    compiled, upcast = found.compiled_for(q, v, initial, cu_seqlens is not None, scale, backward)
+    seqs = sequences(q.shape[0], q.shape[2], cu_seqlens, compiled.info.chunk_size, q.device)
     return compiled, upcast, seqs
 
 
@@ -51,10 +51,10 @@ def linear_attention_op(
     cu_seqlens: torch.Tensor | None,
     scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(o, final state, G, A): a vector gate's linear.Kept, for the backward (else empty)."""
+    """(o, final state, G, A): a vector gate's saved G and A, for the backward (else empty)."""
     compiled, upcast, seqs = _run(variant, q, k, v, initial_state is not None, cu_seqlens, scale, False)
     run = [t.float() for t in (q, k, v)] if upcast else [q.contiguous(), k.contiguous(), v.contiguous()]
-    o, ht, kept = linear.forward(compiled, run[0], run[1], run[2], g, initial_state, seqs)
+    o, ht, kept = linear_launch.forward(compiled, run[0], run[1], run[2], g, initial_state, seqs)
     if kept is None:  # empty tensors: a custom op's outputs may not alias each other
         return o.to(q.dtype), ht, q.new_empty((0,), dtype=torch.float32), q.new_empty((0,), dtype=torch.float32)
     return o.to(q.dtype), ht, kept.gcum, kept.scores.to(q.dtype)
@@ -62,9 +62,7 @@ def linear_attention_op(
 
 @linear_attention_op.register_fake
 def _(variant, q, k, v, g, initial_state, cu_seqlens, scale):
-    from attnc.frontend.linear import variant as lookup
-
-    la = lookup(variant)
+    la = program(variant)
     o = v.new_empty(v.shape)
     ht = q.new_empty(_states(q, v, cu_seqlens), dtype=torch.float32)
     if la.gate != "vector":
@@ -92,8 +90,10 @@ def linear_attention_backward_op(
     run = [t.float() for t in (q, k, v, do)] if upcast else [t.contiguous() for t in (q, k, v, do)]
     kept = None
     if gcum is not None and scores is not None and scores.numel():
-        kept = linear.Kept(gcum, scores.float() if upcast else scores)
-    dq, dk, dv, dg, dh0 = linear.backward(compiled, run[0], run[1], run[2], g, initial_state, seqs, run[3], dht, kept)
+        kept = linear_launch.VectorGateSaved(gcum, scores.float() if upcast else scores)
+    dq, dk, dv, dg, dh0 = linear_launch.backward(
+        compiled, run[0], run[1], run[2], g, initial_state, seqs, run[3], dht, kept
+    )
     empty = q.new_empty((0,), dtype=torch.float32)
     return (
         dq.to(q.dtype),

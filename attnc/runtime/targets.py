@@ -1,4 +1,4 @@
-"""The one place attnc touches Triton's API: loading, interpreting and cross-compiling.
+"""The one place attnc touches Triton's API: interpreting and cross-compiling.
 
 Triton's public surface moves between releases; everything version-sensitive lives here
 so the rest of attnc sees one API. Checked against triton 3.6.0 and 3.9.0 (numpy 2.4):
@@ -40,15 +40,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
-import os
-import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import triton
@@ -63,73 +57,7 @@ __all__ = [
     "Target",
     "cross_compile",
     "interpreted",
-    "jit",
-    "load_kernel_module",
 ]
-
-
-def load_kernel_module(source: str, module_name: str, directory: Path) -> ModuleType:
-    """Write generated kernel source to `directory/<module_name>.py` and import it.
-
-    Triton reads a kernel's source with `inspect.getsource`, so the source must live in
-    a real file. The file is replaced atomically (temporary file, then `os.replace`),
-    and only when its content differs, so concurrent processes sharing a cache see
-    either the old or the new file, never half of one. The module is executed from
-    `source` itself rather than through a `.pyc`: a bytecode cache validated by mtime
-    could serve a stale kernel if the file changed within the same second.
-    """
-    if not module_name.isidentifier():
-        raise ValueError(f"kernel module name {module_name!r} is not a Python identifier")
-    with _LOAD_LOCK:  # another thread must never see a module whose source has not finished running
-        return _load_kernel_module(source, module_name, directory)
-
-
-_LOAD_LOCK = threading.RLock()
-
-
-def _load_kernel_module(source: str, module_name: str, directory: Path) -> ModuleType:
-    loaded = sys.modules.get(module_name)
-    if loaded is not None and getattr(loaded, "__attnc_source__", None) == source:
-        return loaded
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{module_name}.py"
-    if not path.is_file() or path.read_text(encoding="utf-8") != source:
-        _write_atomically(path, source)
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None, f"cannot make an import spec for {path}"
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        exec(compile(source, str(path), "exec"), module.__dict__)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-    module.__attnc_source__ = source  # type: ignore[attr-defined]
-    return module
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace `path` by `text` so that readers never see a partial file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def jit(fn: Callable[..., Any]) -> JITFunction[Any]:
-    """`triton.jit(fn)`: the compiled form, launched as `k[grid](...)` on CUDA tensors.
-
-    Under `TRITON_INTERPRET=1` Triton hands back an interpreted function instead, which
-    cannot be compiled; say so here rather than deep inside `triton.compile`.
-    """
-    compiled = triton.jit(fn)
-    if not isinstance(compiled, JITFunction):
-        raise RuntimeError("TRITON_INTERPRET is set, so triton.jit does not compile")
-    return compiled
 
 
 def _python_function(fn: object) -> Callable[..., Any]:

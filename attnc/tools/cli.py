@@ -273,20 +273,8 @@ def logical_ir(variant: Variant, shape: attnc.Shape, dtype: torch.dtype, scale: 
     Built here rather than through `attnc.compile(...).ir("attn")`, which runs the whole
     pipeline first: a variant that a later pass rejects can still be looked at.
     """
-    from attnc.frontend.api import DTYPES as API_DTYPES
-    from attnc.frontend.build import Signature, build_module
-    from attnc.frontend.normalizer import trace_normalizer
-    from attnc.frontend.normalizers import resolve_normalizer
-    from attnc.frontend.trace import trace_mask_mod, trace_score_mod
-    from attnc.runtime.compiler import print_ir
-
-    spec = trace_normalizer(resolve_normalizer(variant.normalizer))
-    score = trace_score_mod(variant.score_mod) if variant.score_mod is not None else None
-    mask = trace_mask_mod(variant.mask_mod) if variant.mask_mod is not None else None
-    resolved = shape.head_dim**-0.5 if scale is None else scale
-    sig = Signature(API_DTYPES[dtype], shape.q_heads, shape.kv_heads, shape.head_dim, shape.head_dim_v, resolved)
-    module, _ = build_module(sig, score, mask, spec)
-    return print_ir(module)
+    attn = attnc.attention(variant.score_mod, variant.mask_mod, variant.normalizer)
+    return attn.logical_ir(shape, dtype, scale)
 
 
 # ----- attnc compile

@@ -265,7 +265,7 @@ def test_attention_gradient_path_checks_inputs():
 
 def test_attention_plan_cache_is_bounded(monkeypatch):
     """Prepared launches are kept for the most recent shapes only, and evicted ones are rebuilt correctly."""
-    from attnc.frontend.api import PlanCache
+    from attnc.runtime.attention import PlanCache
 
     monkeypatch.setattr(PlanCache, "SIZE", 2)
     attn = attnc.attention()
@@ -273,4 +273,4 @@ def test_attention_plan_cache_is_bounded(monkeypatch):
         q, k, v = inputs(1, 2, 2, seq, seq, 16, 16)
         ref, _ = attnc.attention_reference(q, k, v)
         assert rel(attn(q, k, v), ref) < 1e-4
-        assert len(attn._plans) <= 2
+        assert len(attn.program._plans) <= 2

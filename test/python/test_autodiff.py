@@ -25,7 +25,7 @@ from attnc.frontend.trace import trace_mask_mod, trace_score_mod
 from attnc.passes.attn_autodiff import AttnAutodiffPass
 from attnc.passes.attn_block_mask import AttnBlockMaskPass
 from attnc.passes.attn_fuse import AttnFusePass
-from attnc.runtime.compiler import make_context
+from attnc.pipeline import make_context
 
 GEN = torch.Generator().manual_seed(0)
 B, H, S = 2, 4, 16

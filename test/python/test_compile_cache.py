@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import attnc
+from attnc import pipeline
 from attnc.runtime import compiler
 
 
@@ -28,7 +29,7 @@ def test_compile_cache_writes_kernel_and_stages_to_disk(tmp_path, monkeypatch):
     source = kernels / f"attnc_{key[:24]}.py"
     meta = json.loads((kernels / f"attnc_{key[:24]}.json").read_text())
     assert source.read_text() == c.triton_source()
-    assert meta["info"]["key"] == key
+    assert meta["key"] == key
     assert set(meta["stages"]) == {"attn", "flash", "tile", "triton"}
     assert not list(kernels.glob(".*.tmp"))
 
@@ -43,7 +44,7 @@ def test_compile_cache_reuses_disk_entry_without_the_pipeline(tmp_path, monkeypa
     def no_pipeline(*args, **kwargs):
         raise AssertionError("the pipeline ran although the disk cache holds this variant")
 
-    monkeypatch.setattr(compiler, "run_pipeline", no_pipeline)
+    monkeypatch.setattr(pipeline.Pipeline, "run", no_pipeline)
     second = attnc.compile(None, causal, shape=SHAPE, dtype=torch.float16, target="cpu")
     assert second.compiled.info == first.compiled.info
     q, k, v = (torch.randn(1, 2, 40, 32, dtype=torch.float16) for _ in range(3))
@@ -76,7 +77,7 @@ def test_compile_cache_ignores_a_corrupt_entry(tmp_path, monkeypatch):
     monkeypatch.setattr(compiler, "_MEMORY", {})
     again = attnc.compile(None, causal, shape=SHAPE, dtype=torch.float16, target="cpu")
     assert again.compiled.info == first.compiled.info
-    assert json.loads(meta.read_text())["info"]["key"] == first.compiled.info.key
+    assert json.loads(meta.read_text())["key"] == first.compiled.info.key
 
 
 @pytest.mark.parametrize("target", ["cuda:75", "hip:gfx1100", "tpu"])

@@ -159,18 +159,19 @@ def test_linear_bad_inputs_raise():
 def test_linear_kernels_cross_compile_for_sm90():
     """The benchmark's configuration (bf16, K=V=128, chunk 64, scalar gate) builds for sm_90 with
     warpgroup MMAs, and every kernel fits an H200's 227 KB of shared memory at its largest tuning candidate."""
-    from attnc.runtime.linear import CANDIDATES, LinearSpec, compile_linear
+    from attnc.runtime.linear_launch import CANDIDATES
+    from attnc.runtime.linear_program import LinearSignature
     from attnc.runtime.targets import Target, cross_compile
 
-    spec = LinearSpec("scalar", 16, 16, 128, 128, "bfloat16", 128**-0.5, 64, False, False)
-    compiled = compile_linear(spec, "cuda:90", backward=True)
+    sig = LinearSignature(16, 16, 128, 128, "bfloat16", 128**-0.5, False, False)
+    compiled = attnc.linear_attention(gate="scalar").program.compile(sig, "cuda:90", backward=True)
     for which in ("chunk_state", "chunk_output", "chunk_state_grad", "chunk_grad"):
         name = f"linear_attention_{which}"
         for bk, bv, warps, stages in (CANDIDATES[which][0], max(CANDIDATES[which])):
-            constexprs = dict(compiled.constexprs[name])
+            constexprs = dict(compiled.info.constexprs[name])
             constexprs.update({c: b for c, b in (("BLOCK_K", bk), ("BLOCK_V", bv)) if c in constexprs and b})
             asm = cross_compile(
-                compiled.kernel(which), compiled.signatures[name], constexprs, Target.parse("cuda:90"), warps, stages
+                compiled.kernel(which), compiled.info.signatures[name], constexprs, Target.parse("cuda:90"), warps, stages
             )
             assert "warp_group_dot" in str(asm["ttgir"]), which
             assert int(asm["shared"]) <= 227 * 1024, (which, bk, bv, asm["shared"])
@@ -179,19 +180,20 @@ def test_linear_kernels_cross_compile_for_sm90():
 def test_vector_gate_kernels_cross_compile_for_sm90():
     """Every vector-gate kernel (forward and backward) builds for sm_90 at its first and largest tuning
     candidate within 227 KB of shared memory, its products over whole chunks (M = 64) as warpgroup MMAs."""
-    from attnc.runtime.linear import CANDIDATES, LinearSpec, compile_linear
+    from attnc.runtime.linear_launch import CANDIDATES
+    from attnc.runtime.linear_program import LinearSignature
     from attnc.runtime.targets import Target, cross_compile
 
-    spec = LinearSpec("vector", 16, 16, 128, 128, "bfloat16", 128**-0.5, 64, False, False)
-    compiled = compile_linear(spec, "cuda:90", backward=True)
+    sig = LinearSignature(16, 16, 128, 128, "bfloat16", 128**-0.5, False, False)
+    compiled = attnc.linear_attention(gate="vector").program.compile(sig, "cuda:90", backward=True)
     kernels = ("chunk_cumsum", "chunk_state", "chunk_scores", "chunk_output", "chunk_state_grad", "chunk_dv")
     for which in (*kernels, "chunk_dqkg"):
         name = f"linear_attention_{which}"
         for bk, bv, warps, stages in (CANDIDATES[which][0], max(CANDIDATES[which])):
-            constexprs = dict(compiled.constexprs[name])
+            constexprs = dict(compiled.info.constexprs[name])
             constexprs.update({c: b for c, b in (("BLOCK_K", bk), ("BLOCK_V", bv)) if c in constexprs and b})
             asm = cross_compile(
-                compiled.kernel(which), compiled.signatures[name], constexprs, Target.parse("cuda:90"), warps, stages
+                compiled.kernel(which), compiled.info.signatures[name], constexprs, Target.parse("cuda:90"), warps, stages
             )
             assert int(asm["shared"]) <= 227 * 1024, (which, bk, bv, asm["shared"])
             if which not in ("chunk_cumsum", "chunk_scores"):  # the scores kernel works on 16-row sub-chunks

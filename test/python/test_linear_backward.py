@@ -185,10 +185,10 @@ def test_linear_gpu_tuning_keeps_results(monkeypatch, tmp_path):
     winners reach the disk cache, and a fresh process (an empty memory) uses them untimed."""
     import triton.testing
 
-    import attnc.runtime.linear as runtime
+    from attnc.runtime import linear_launch, tune
 
     monkeypatch.setenv("ATTNC_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(runtime, "_device_name", lambda device: "Fake GPU")
+    monkeypatch.setattr(tune, "gpu_name", lambda device: "Fake GPU")
 
     timings = iter(range(1000, 0, -1))
 
@@ -199,17 +199,19 @@ def test_linear_gpu_tuning_keeps_results(monkeypatch, tmp_path):
     class FakeCuda:
         type = "cuda"
 
-    launch, run = runtime._launch, runtime.run_kernel
+    launch, run = linear_launch._launch, linear_launch.run_kernel
     monkeypatch.setattr(triton.testing, "do_bench", fake_bench)
     monkeypatch.setattr(
-        runtime, "_launch", lambda c, w, grid, a, d, key, reset=None: launch(c, w, grid, a, FakeCuda(), key, reset)
+        linear_launch,
+        "_launch",
+        lambda c, w, grid, a, d, key, reset=None: launch(c, w, grid, a, FakeCuda(), key, reset),  # type: ignore[arg-type]
     )
     monkeypatch.setattr(
-        runtime,
+        linear_launch,
         "run_kernel",
         lambda kernel, grid, args, device, config: run(kernel, grid, args, torch.device("cpu"), None),
     )
-    monkeypatch.setattr(runtime, "_TUNED", {})
+    monkeypatch.setattr(tune, "_MEMORY", {})
     torch.manual_seed(18)
     q, k, v, g = make_inputs("scalar", 1, 2, 2, 40, 64, 64)
     h0 = torch.randn(1, 2, 64, 64)
@@ -217,13 +219,13 @@ def test_linear_gpu_tuning_keeps_results(monkeypatch, tmp_path):
     ref = _reference_grads("scalar", q, k, v, g, h0, do, dstate)
     for name, got, want in zip(["q", "k", "v", "initial_state", "g"], grads, ref):
         assert rel(got, want) < 1e-4, name
-    tuned = {key[2]: config for key, config in runtime._TUNED.items()}
+    tuned = {key.split("|")[2]: config for key, config in tune._MEMORY.items() if key.startswith("linear|")}
     assert set(tuned) == {"chunk_state", "chunk_output", "chunk_state_grad", "chunk_grad"}
     # the last candidate (128-wide blocks clamped to K=V=64), "fastest" by the fake timer
     assert tuned["chunk_grad"] == (64, 64, 8, 1)
 
     on_disk = json.loads((tmp_path / "autotune.json").read_text())
-    assert {key.split("|")[3] for key in on_disk if key.startswith("linear|")} == set(tuned)
+    assert {key.split("|")[2] for key in on_disk if key.startswith("linear|")} == set(tuned)
     launched: list[tuple[str, tuple[int, int, int, int]]] = []
 
     def no_tuning(*args, **kwargs):
@@ -233,9 +235,9 @@ def test_linear_gpu_tuning_keeps_results(monkeypatch, tmp_path):
         launched.append((kernel.__name__, (config.block_m, config.block_n, config.num_warps, config.num_stages)))
         run(kernel, grid, args, torch.device("cpu"), None)
 
-    monkeypatch.setattr(runtime, "_TUNED", {})
-    monkeypatch.setattr(runtime, "_tune", no_tuning)
-    monkeypatch.setattr(runtime, "run_kernel", recording_run)
+    monkeypatch.setattr(tune, "_MEMORY", {})
+    monkeypatch.setattr(tune, "_fastest", no_tuning)
+    monkeypatch.setattr(linear_launch, "run_kernel", recording_run)
     _, _, again, _, _ = _grads("scalar", q, k, v, g, h0, chunk_size=16)
     for name, got, want in zip(["q", "k", "v", "initial_state", "g"], again, grads):
         assert torch.equal(got, want), name

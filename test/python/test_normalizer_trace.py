@@ -31,8 +31,8 @@ from attnc.frontend.normalizers import (
     resolve_normalizer,
 )
 from attnc.frontend.trace import trace_score_mod
+from attnc.pipeline import make_context
 from attnc.reference import attention_reference
-from attnc.runtime.compiler import make_context
 
 GEN = torch.Generator().manual_seed(0)
 HEADS = 4

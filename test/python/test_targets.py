@@ -12,7 +12,8 @@ import triton
 import triton.language as tl
 from triton.runtime.jit import JITFunction
 
-from attnc.runtime.targets import Target, cross_compile, interpreted, load_kernel_module
+from attnc.runtime.cache import load_kernel_module
+from attnc.runtime.targets import Target, cross_compile, interpreted
 
 # A hand-written tiled matmul, C = scale * A @ B, in the shape the emitter produces: a
 # module of its own with a @jit helper, constexpr tiles and masks for ragged edges.

@@ -18,7 +18,8 @@ from xdsl.rewriter import InsertPoint
 
 from attnc.dialect import tile
 from attnc.lowering.triton import emit_triton
-from attnc.runtime.targets import Target, cross_compile, interpreted, load_kernel_module
+from attnc.runtime.cache import load_kernel_module
+from attnc.runtime.targets import Target, cross_compile, interpreted
 
 
 def _parse(source: str) -> ModuleOp:

@@ -1,0 +1,87 @@
+"""Tuning launch configurations on the GPU, for every kernel family alike.
+
+The generated kernels are generic in their block sizes, so one source serves every
+candidate. The first call per (kernel, shape, device) times each candidate with
+`triton.testing.do_bench` and keeps the fastest, in memory and on disk (cache.py), so a
+later process compiles only the winner. A candidate that does not fit the GPU (shared
+memory) is skipped. With `ATTNC_AUTOTUNE=0` the first candidate runs untimed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from attnc.runtime import cache, config
+
+Config = tuple[int, ...]
+
+_MEMORY: dict[str, Config] = {}
+
+
+@functools.cache
+def _gpu_name(index: int) -> str:
+    return torch.cuda.get_device_name(index)
+
+
+def gpu_name(device: torch.device) -> str:
+    """The GPU's name, looked up once per device: part of every tuned launch's key."""
+    return _gpu_name(device.index if device.index is not None else torch.cuda.current_device())
+
+
+def tuning_key(family: str, compiled_key: str, kernel: str, shape: Sequence[Any], device: torch.device) -> str:
+    """`family|kernel sources|kernel|shape...|GPU`: the one key format of autotune.json."""
+    return "|".join(map(str, (family, compiled_key[:24], kernel, *shape, gpu_name(device))))
+
+
+def tuned(
+    key: str,
+    candidates: Sequence[Config],
+    run: Callable[[Config], Any],
+    reset: Callable[[], Any] | None = None,
+) -> Config:
+    """The fastest of `candidates` (the first is the default) for `key`; `run(config)` launches once.
+
+    `reset` restores what a launch accumulates into, before every timed launch and after
+    the last, so the real launch that follows starts clean.
+    """
+    if not candidates:
+        raise ValueError("tuned() needs at least one candidate")
+    if not config.autotune_enabled():
+        return candidates[0]
+    hit = _MEMORY.get(key)
+    if hit is None:
+        hit = cache.stored_config(key)
+        if hit is None or len(hit) != len(candidates[0]):
+            hit = _fastest(candidates, run, reset)
+            cache.store_config(key, hit)
+        _MEMORY[key] = hit
+    return hit
+
+
+def _fastest(candidates: Sequence[Config], run: Callable[[Config], Any], reset: Callable[[], Any] | None) -> Config:
+    import triton.testing
+    from triton.runtime.errors import OutOfResources
+
+    def timed(candidate: Config) -> None:
+        if reset is not None:
+            reset()
+        run(candidate)
+
+    best, best_ms = candidates[0], float("inf")
+    for candidate in dict.fromkeys(candidates):  # each distinct candidate compiled and timed once
+        try:
+            ms = float(triton.testing.do_bench(lambda c=candidate: timed(c), warmup=5, rep=20, return_mode="median"))
+        except OutOfResources:
+            continue
+        if ms < best_ms:
+            best, best_ms = candidate, ms
+    if reset is not None:
+        reset()
+    return best
+
+
+__all__ = ["Config", "gpu_name", "tuned", "tuning_key"]
