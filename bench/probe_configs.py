@@ -3,7 +3,7 @@ candidate lists should hold.
 
 python bench/probe_configs.py --gates scalar,vector [--kernels chunk_state,...]   # H200: bf16, B=8, H=16, T=4096, K=V=128
 
-It widens `attnc.runtime.linear.CANDIDATES` to a grid per kernel, runs one forward per gate (the
+It widens `attnc.runtime.linear_launch.CANDIDATES` to a grid per kernel, runs one forward per gate (the
 tuner then times every configuration of the grid) and prints each kernel's configurations,
 fastest first: (BLOCK_K, BLOCK_V, warps, stages) and the median ms of one launch.
 """
@@ -16,9 +16,10 @@ import itertools
 import torch
 import torch.nn.functional as F
 import triton.testing
+from triton.runtime.errors import OutOfResources
 
 import attnc
-from attnc.runtime import linear
+from attnc.runtime import linear_launch, tune
 
 WIDE = {
     "chunk_state": list(itertools.product((32, 64), (32, 64), (1, 2, 4, 8), (2, 3, 4)))
@@ -45,31 +46,28 @@ def main() -> None:
         "vector": F.logsigmoid(torch.randn(B, H, T, K, device="cuda")) / 16,
     }
     timings: dict[str, list[tuple[float, tuple[int, ...]]]] = {}
-    current = [""]
-    plain_bench = triton.testing.do_bench
-    plain_tune = linear._tune
+    plain_tuned = tune.tuned
 
-    def logged_bench(fn, *a, **kw):
-        ms = float(plain_bench(fn, *a, **kw))
-        bk, bv, warps, stages = fn.__defaults__[1:]
-        timings.setdefault(current[0], []).append((ms, (bk, bv, warps, stages)))
-        return ms
+    def logged_tuned(key, candidates, run, reset=None):
+        name = f"{gate} {key.split('|')[2]}"
+        for c in dict.fromkeys(candidates):
+            try:
+                ms = float(triton.testing.do_bench(lambda c=c: run(c), warmup=5, rep=20, return_mode="median"))
+            except OutOfResources:
+                continue
+            timings.setdefault(name, []).append((ms, c))
+        if reset is not None:
+            reset()
+        return min(timings[name])[1]
 
-    def logged_tune(compiled, which, *a, **kw):
-        current[0] = f"{compiled.spec.gate} {which}"
-        return plain_tune(compiled, which, *a, **kw)
-
-    linear.CANDIDATES.update({name: WIDE[name] for name in args.kernels.split(",")})
-    linear._stored = lambda key: None  # time every configuration, whatever an earlier run stored
-    linear._tune = logged_tune
-    triton.testing.do_bench = logged_bench
+    linear_launch.CANDIDATES.update({name: WIDE[name] for name in args.kernels.split(",")})
+    tune.tuned = logged_tuned
     try:
         for gate in args.gates.split(","):
             attnc.linear_attention(gate=gate)(q, k, v, g=gates[gate])
             torch.cuda.synchronize()
     finally:
-        triton.testing.do_bench = plain_bench
-        linear._tune = plain_tune
+        tune.tuned = plain_tuned
     for name, rows in timings.items():
         rows.sort()
         print(name, " ".join(f"{c}:{ms:.4f}" for ms, c in rows[: args.top]))

@@ -19,7 +19,8 @@ import triton.testing
 
 import attnc
 from attnc.runtime import launch as launch_module
-from attnc.runtime.launch import LaunchConfig, PreparedLaunch
+from attnc.runtime.forward import PreparedLaunch
+from attnc.runtime.launch import LaunchConfig
 
 CONFIGS = [(128, 128, 8, 3), (128, 64, 4, 3), (128, 64, 8, 3), (128, 128, 8, 2), (64, 128, 4, 3), (128, 32, 4, 4)]
 

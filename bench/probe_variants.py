@@ -16,9 +16,10 @@ import torch
 import triton.testing
 
 import attnc
-from attnc.runtime.compiler import CompiledVariant
-from attnc.runtime.launch import LaunchConfig, PreparedLaunch
 from attnc.runtime.cache import load_kernel_module
+from attnc.runtime.compiler import CompiledVariant
+from attnc.runtime.forward import PreparedLaunch
+from attnc.runtime.launch import LaunchConfig
 
 LOG2E = "1.4426950408889634"
 

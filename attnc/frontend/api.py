@@ -12,6 +12,7 @@ import torch
 import attnc.runtime.autograd  # noqa: F401  (registers the attnc::attention custom ops)
 from attnc.dialect.attn import NormalizerSpec
 from attnc.frontend.build import build_module
+from attnc.frontend.checks import check_scale, check_tensors
 from attnc.frontend.normalizer import Normalizer, trace_normalizer
 from attnc.frontend.normalizers import resolve_normalizer
 from attnc.frontend.trace import TracedRegion, trace_mask_mod, trace_score_mod
@@ -36,21 +37,7 @@ class Shape:
 
 
 def _check_inputs(q: Any, k: Any, v: Any) -> Shape:
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, but got {type(t).__name__}")
-    layouts = {"q": "[B, Hq, Sq, D]", "k": "[B, Hkv, Skv, D]", "v": "[B, Hkv, Skv, Dv]"}
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if t.dim() != 4:
-            raise ValueError(f"{name} must have 4 dimensions {layouts[name]}, but got shape {tuple(t.shape)}")
-        if t.dtype not in DTYPES:
-            raise TypeError(f"{name} must be float16, bfloat16 or float32, but got {t.dtype}")
-    if not (q.dtype == k.dtype == v.dtype):
-        raise TypeError(f"q, k and v must share one dtype, but got {q.dtype}, {k.dtype} and {v.dtype}")
-    if not (q.device == k.device == v.device):
-        raise ValueError(f"q, k and v must be on one device, but got {q.device}, {k.device} and {v.device}")
-    if q.device.type not in ("cpu", "cuda"):
-        raise ValueError(f"q must be on a CPU or CUDA device, but got {q.device}")
+    check_tensors({"q": "[B, Hq, Sq, D]", "k": "[B, Hkv, Skv, D]", "v": "[B, Hkv, Skv, Dv]"}, {"q": q, "k": k, "v": v})
     b, hq, sq, d = q.shape
     if k.shape[0] != b or v.shape[0] != b:
         raise ValueError(f"k and v must have batch {b} like q, but got {k.shape[0]} and {v.shape[0]}")
@@ -66,11 +53,6 @@ def _check_inputs(q: Any, k: Any, v: Any) -> Shape:
         if not MIN_HEAD_DIM <= dim <= MAX_HEAD_DIM:
             raise ValueError(f"{name} must be between {MIN_HEAD_DIM} and {MAX_HEAD_DIM}, but got {dim}")
     return Shape(b, hq, hkv, sq, skv, d, dv)
-
-
-def _check_scale(scale: Any) -> None:
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
-        raise TypeError(f"scale must be a float or None, but got {type(scale).__name__}")
 
 
 class Attention:
@@ -173,7 +155,7 @@ def _signature(shape: Shape, dtype: torch.dtype, scale: float | None) -> Signatu
 
 def _check_call(q: Any, k: Any, v: Any, scale: Any) -> None:
     _check_inputs(q, k, v)
-    _check_scale(scale)
+    check_scale(scale)
 
 
 def attention(

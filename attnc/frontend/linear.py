@@ -28,7 +28,6 @@ keeps it as one node and gradients reach q, k, v, g and initial_state.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +49,7 @@ from xdsl.ir import Block, Region
 import attnc.runtime.linear_autograd  # noqa: F401  (registers the attnc::linear_attention custom ops)
 from attnc.dialect import attn
 from attnc.frontend.build import ELEMENT_TYPES
+from attnc.frontend.checks import check_on_device, check_scale, check_tensors
 from attnc.frontend.errors import TraceError
 from attnc.frontend.trace import Tracer, return_location
 from attnc.runtime.compiler import CompiledLinear
@@ -58,7 +58,6 @@ from attnc.runtime.linear_program import LinearProgram, LinearSignature
 D = DYNAMIC_INDEX
 
 GATE_KINDS = (None, "head", "scalar", "vector")
-_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 class LinearAttention:
@@ -180,17 +179,7 @@ def _check(
     normalize: bool,
 ) -> None:
     """Every input checked, each error naming the argument."""
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, but got {type(t).__name__}")
-        if t.dim() != 4:
-            raise ValueError(f"{name} must be 4-D [B, H, T, D], but got shape {_shape(t)}")
-        if t.dtype not in _DTYPES:
-            raise ValueError(f"{name} must be float16, bfloat16 or float32, but got {t.dtype}")
-    if k.dtype != q.dtype or v.dtype != q.dtype:
-        raise ValueError(f"q, k and v must share one dtype, but got {q.dtype}, {k.dtype} and {v.dtype}")
-    if k.device != q.device or v.device != q.device:
-        raise ValueError(f"q, k and v must be on one device, but got {q.device}, {k.device} and {v.device}")
+    check_tensors({"q": "[B, H, T, K]", "k": "[B, H, T, K]", "v": "[B, H, T, V]"}, {"q": q, "k": k, "v": v})
     if k.shape != q.shape:
         raise ValueError(f"k must have q's shape {_shape(q)}, but got {_shape(k)}")
     batch, heads_qk, length, dim_k = q.shape
@@ -199,29 +188,30 @@ def _check(
     heads = v.shape[1]
     if heads_qk == 0 or heads % heads_qk:
         raise ValueError(f"the heads of q and k ({heads_qk}) must divide the heads of v ({heads})")
-    if scale is not None and not (isinstance(scale, (int, float)) and math.isfinite(scale)):
-        raise ValueError(f"scale must be a finite number or None, but got {scale!r}")
+    check_scale(scale)
     _check_gate(gate, g, q, batch, heads, length, dim_k)
-    count = batch
-    if cu_seqlens is not None:
-        if not isinstance(cu_seqlens, torch.Tensor) or cu_seqlens.dtype != torch.int32 or cu_seqlens.dim() != 1:
-            raise ValueError("cu_seqlens must be a 1-D int32 tensor of sequence offsets [N+1]")
-        if cu_seqlens.device != q.device:
-            raise ValueError(f"cu_seqlens must be on q's device {q.device}, but is on {cu_seqlens.device}")
-        if batch != 1:
-            raise ValueError(f"cu_seqlens packs sequences into a batch of 1, but q has batch {batch}")
-        bounds = cu_seqlens.tolist()
-        if len(bounds) < 2 or bounds[0] != 0 or bounds[-1] != length or any(b < a for a, b in zip(bounds, bounds[1:])):
-            raise ValueError(f"cu_seqlens must rise from 0 to the sequence length {length}, but got {bounds}")
-        count = len(bounds) - 1
+    count = batch if cu_seqlens is None else _check_cu_seqlens(cu_seqlens, q)
     if initial_state is not None:
         if not isinstance(initial_state, torch.Tensor) or not initial_state.is_floating_point():
             raise ValueError("initial_state must be a floating-point torch.Tensor")
         want = [count, heads, dim_k, v.shape[3] + (1 if normalize else 0)]
         if list(initial_state.shape) != want:
             raise ValueError(f"initial_state must have shape {want}, but got {_shape(initial_state)}")
-        if initial_state.device != q.device:
-            raise ValueError(f"initial_state must be on q's device {q.device}, but is on {initial_state.device}")
+        check_on_device("initial_state", initial_state, q.device)
+
+
+def _check_cu_seqlens(cu_seqlens: Any, q: torch.Tensor) -> int:
+    """The number of sequences `cu_seqlens` packs into q's batch of 1."""
+    if not isinstance(cu_seqlens, torch.Tensor) or cu_seqlens.dtype != torch.int32 or cu_seqlens.dim() != 1:
+        raise ValueError("cu_seqlens must be a 1-D int32 tensor of sequence offsets [N+1]")
+    check_on_device("cu_seqlens", cu_seqlens, q.device)
+    if q.shape[0] != 1:
+        raise ValueError(f"cu_seqlens packs sequences into a batch of 1, but q has batch {q.shape[0]}")
+    bounds = cu_seqlens.tolist()
+    length = q.shape[2]
+    if len(bounds) < 2 or bounds[0] != 0 or bounds[-1] != length or any(b < a for a, b in zip(bounds, bounds[1:])):
+        raise ValueError(f"cu_seqlens must rise from 0 to the sequence length {length}, but got {bounds}")
+    return len(bounds) - 1
 
 
 def _check_gate(gate: str | None, g: Any, q: torch.Tensor, batch: int, heads: int, length: int, dim_k: int) -> None:
@@ -236,8 +226,7 @@ def _check_gate(gate: str | None, g: Any, q: torch.Tensor, batch: int, heads: in
         raise ValueError(f"g must have shape {want} for gate {gate!r}, but got {_shape(g)}")
     if not g.is_floating_point():
         raise ValueError(f"g must be floating point, but got {g.dtype}")
-    if g.device != q.device:
-        raise ValueError(f"g must be on q's device {q.device}, but is on {g.device}")
+    check_on_device("g", g, q.device)
 
 
 def build_module(spec: LinearSignature, gate: str, q_map: Region | None, k_map: Region | None) -> ModuleOp:

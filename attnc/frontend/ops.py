@@ -21,7 +21,7 @@ import builtins
 import inspect
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from xdsl.dialects import arith
@@ -29,7 +29,10 @@ from xdsl.dialects.builtin import f32, i1
 from xdsl.ir import Operation, SSAValue
 
 from attnc.frontend.errors import TraceError
-from attnc.frontend.trace import Proxy, Tracer, find_tracer
+from attnc.frontend.proxy import Proxy, find_tracer
+
+if TYPE_CHECKING:
+    from attnc.frontend.trace import Tracer
 
 __all__ = [
     "abs",

@@ -182,11 +182,11 @@ class Proxy:
         args: Sequence[Any] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        # The table of traceable torch functions lives in ops, which imports this module
-        # (through trace).
-        from attnc.frontend.ops import trace_torch_function
-
-        return trace_torch_function(func, args, kwargs or {})
+        kwargs = kwargs or {}
+        tracer = find_tracer((*args, *kwargs.values()))
+        if tracer is None:
+            raise TraceError(f"{getattr(func, '__name__', func)} cannot be traced here: its traced value is nested")
+        return tracer.torch_function(func, args, kwargs)  # the table of traceable functions lives in ops
 
 
 def find_tracer(values: Sequence[object]) -> Tracer | None:

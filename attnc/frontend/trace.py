@@ -41,7 +41,7 @@ import functools
 import inspect
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import CodeType
 from typing import Any
@@ -70,6 +70,7 @@ from xdsl.ir import Attribute, Block, BlockArgument, Operation, Region, SSAValue
 
 from attnc.dialect.attn import YieldOp
 from attnc.frontend.errors import SourceLocation, TraceError, user_frame
+from attnc.frontend.ops import trace_torch_function
 from attnc.frontend.proxy import Proxy, find_tracer
 
 __all__ = [
@@ -179,6 +180,10 @@ class Tracer:
         arg = self.block.insert_arg(type, len(self.block.args))
         arg.name_hint = name
         return Proxy(arg, self)
+
+    def torch_function(self, func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Proxy:
+        """A torch function or Tensor method that received one of this trace's values, traced (ops.py)."""
+        return trace_torch_function(func, args, kwargs)
 
     def call(self, args: list[Proxy]) -> object:
         _check_signature(self.fn, len(args), self.kind)

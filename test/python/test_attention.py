@@ -152,6 +152,12 @@ def test_attention_bad_inputs_name_the_problem():
         attn(q, k.numpy(), v)
     with pytest.raises(TypeError, match=r"scale must be a float"):
         attn(q, k, v, scale="0.5")
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"scale must be finite"):
+            attn(q, k, v, scale=bad)
+        with pytest.raises(ValueError, match=r"scale must be finite"):
+            attn(q.requires_grad_(), k, v, scale=bad)  # NaN must not stand for the default on the autograd path
+        q = q.detach()
 
 
 def test_attention_captured_tensor_on_another_device():

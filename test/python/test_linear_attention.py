@@ -123,15 +123,19 @@ def test_linear_bad_inputs_raise():
     la = attnc.linear_attention(gate="scalar")
     with pytest.raises(ValueError, match="g must have shape"):
         la(q, k, v, g=g[:, :, :10])
+    with pytest.raises(ValueError, match="scale must be finite"):
+        la(q, k, v, g=g, scale=float("nan"))
+    with pytest.raises(TypeError, match="k must be a torch.Tensor"):
+        la(q, k.numpy(), v, g=g)
     with pytest.raises(ValueError, match="needs g"):
         la(q, k, v)
     with pytest.raises(ValueError, match="no gate"):
         attnc.linear_attention()(q, k, v, g=g)
-    with pytest.raises(ValueError, match="q must be 4-D"):
+    with pytest.raises(ValueError, match="q must have 4 dimensions"):
         la(q[0], k, v, g=g)
-    with pytest.raises(ValueError, match="share one dtype"):
+    with pytest.raises(TypeError, match="share one dtype"):
         la(q.half(), k, v, g=g)
-    with pytest.raises(ValueError, match="must be float16, bfloat16 or float32"):
+    with pytest.raises(TypeError, match="must be float16, bfloat16 or float32"):
         la(q.double(), k.double(), v.double(), g=g)
     with pytest.raises(ValueError, match="must divide the heads of v"):
         la(q[:, :1].expand(2, 1, 20, 16).repeat(1, 3, 1, 1), k.repeat(1, 3, 1, 1)[:, :3], v, g=g)
