@@ -91,8 +91,10 @@ def softmax(target: str, tile: Mapping[str, int] | None = None) -> Pipeline:
 def softmax_backward(
     target: str, grad_captures: tuple[int, ...] | None = None, tile: Mapping[str, int] | None = None
 ) -> Pipeline:
-    """Softmax-style attention with its derived backward; `grad_captures` names the captured tensors
-    that get gradients (None: every float capture)."""
+    """Softmax-style attention with its derived backward (dQ, dK/dV and captured tensors' gradients).
+
+    `grad_captures` names the captured tensors that get gradients (None: every float capture).
+    """
     return Pipeline(
         "softmax-backward",
         (

@@ -1,4 +1,4 @@
-"""The attnc passes, by flag. `attn-opt --help` lists them with their options."""
+"""The attnc passes, by flag. `attn-opt --help` lists them with their options; pipeline.py runs them in order."""
 
 from __future__ import annotations
 
@@ -51,6 +51,3 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "attn-autodiff": _attn_autodiff,
     "attn-chunk": _attn_chunk,
 }
-
-# The pipeline the Python API and `attnc compile` run, in order.
-DEFAULT_PIPELINE = ("attn-fuse", "attn-block-mask", "attn-tile", "convert-attn-to-tile")

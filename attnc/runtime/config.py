@@ -7,7 +7,7 @@ import, so a test (or a long-lived process) can change them with ``monkeypatch.s
 | variable          | default          | meaning                                          |
 |-------------------|------------------|--------------------------------------------------|
 | `ATTNC_CACHE_DIR` | `~/.cache/attnc` | where generated kernels and tuning results live  |
-| `TRITON_INTERPRET`| off              | run every kernel in Triton's interpreter         |
+| `TRITON_INTERPRET`| off              | Triton's own: interpret every kernel (not read here) |
 | `ATTNC_AUTOTUNE`  | on               | tune launch configs instead of using the default |
 | `ATTNC_DUMP`      | off              | print IR and generated source while compiling    |
 """
@@ -17,8 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Triton's own spelling of true (triton.knobs / getenv_bool), so that attnc and Triton
-# never disagree about whether TRITON_INTERPRET is on.
+# Triton's own spelling of true (triton.knobs / getenv_bool).
 _TRUE = frozenset({"1", "true", "on", "yes"})
 
 
@@ -40,15 +39,6 @@ def cache_dir() -> Path:
     if configured:
         return Path(configured).expanduser()
     return Path.home() / ".cache" / "attnc"
-
-
-def interpret_forced() -> bool:
-    """Whether `TRITON_INTERPRET` asks for the interpreter even for CUDA tensors.
-
-    Without it the runtime still interprets CPU tensors; this only forces the choice
-    for tensors that could run compiled.
-    """
-    return _flag("TRITON_INTERPRET", default=False)
 
 
 def autotune_enabled() -> bool:

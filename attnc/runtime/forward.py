@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import triton
 
 from attnc.dialect import kernel_params
 from attnc.runtime import tune
@@ -45,7 +46,7 @@ class PreparedLaunch:
         self.out_shape = (batch, heads, seq_q, head_dim_v)
         self.stat_shape = (batch, heads, seq_q)
         self.empty = seq_q == 0 or batch == 0
-        self.grid = (-(-seq_q // config.block_m), batch * heads)
+        self.grid = (triton.cdiv(seq_q, config.block_m), batch * heads)
         self.static_tables = info.block_mask != "runtime"
         self.table_args = (config.block_m, config.block_n, batch, heads, seq_q, seq_kv)
         self.stat_names = [kernel_params.stat_ptr(i) for i in range(info.num_stats)]
@@ -119,12 +120,6 @@ def forward(
     return PreparedLaunch(compiled, q, k, v, captures, config).run(q, k, v, captures)
 
 
-def _bucket(n: int) -> int:
-    import triton
-
-    return triton.next_power_of_2(n)
-
-
 def tuned_config(
     compiled: CompiledVariant,
     q: torch.Tensor,
@@ -139,7 +134,7 @@ def tuned_config(
     if max(q.shape[3], v.shape[3]) > 128:
         space = [c for c in space if c.block_m * c.block_n <= 128 * 64]
     candidates = [default, *[c for c in space if c != default]]
-    shape = (q.shape[0], q.shape[1], _bucket(q.shape[2]), _bucket(k.shape[2]))
+    shape = (q.shape[0], q.shape[1], triton.next_power_of_2(q.shape[2]), triton.next_power_of_2(k.shape[2]))
     key = tune.tuning_key("attention", info.key, info.forward, shape, q.device)
 
     def run(c: tuple[int, ...]) -> None:

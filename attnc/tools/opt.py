@@ -47,6 +47,14 @@ def pass_help() -> str:
             option = field.name.replace("_", "-")
             default = f'"{field.default}"' if isinstance(field.default, str) else field.default
             lines.append(f"      {option}={default}")
+    lines.append("")
+    lines.append("attnc pipelines (what the Python API runs; -p takes the spelling shown, shown for cuda:90):")
+    from attnc.pipeline import PIPELINES
+
+    for name, make in PIPELINES.items():
+        summary = (make.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"  {name:22} {summary}")
+        lines.append(f"      -p '{make('cuda:90').spec()}'")
     return "\n".join(lines)
 
 

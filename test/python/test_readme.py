@@ -67,3 +67,12 @@ def test_readme_linear_attention_example_runs():
     assert scope["o"].shape == (1, 2, 100, 32)
     assert scope["state"].shape == (1, 2, 32, 32) and scope["state"].dtype == torch.float32
     assert torch.isfinite(scope["o2"]).all()
+
+
+def test_readme_pipeline_example_runs(capsys):
+    """The pipeline section prints the softmax pipeline's -p spelling and the pipelines' names."""
+    block = next(b for b in _python_blocks() if "pipeline.softmax(" in b)
+    exec(compile(block, str(README), "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "attn-fuse,attn-block-mask,attn-tile,convert-attn-to-tile"
+    assert printed[1] == "['softmax', 'softmax-backward', 'linear', 'linear-backward']"

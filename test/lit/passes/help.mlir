@@ -3,7 +3,8 @@
 // RUN: not attn-opt %s -p 'attn-tile{block-q=64}' 2>&1 | filecheck %s --check-prefix=BAD-OPTION
 
 // `attn-opt --help` lists every attnc pass with its summary and its options with
-// their defaults; an unknown pass or option is an error that names it.
+// their defaults, then the named pipelines with their -p spelling; an unknown pass or
+// option is an error that names it.
 
 // CHECK:      attnc passes (options in braces, e.g. attn-tile{block-m=64 block-n=64}):
 // CHECK-NEXT:   attn-fuse              Fuses each logical attention chain into one `attn.flash` op
@@ -17,6 +18,15 @@
 // CHECK-NEXT:   convert-attn-to-tile   Lowers each tiled attn.flash into a block-table kernel and a forward kernel in the tile dialect.
 // CHECK:        attn-chunk             Rewrites attn.recurrence into attn.recurrent_chunk with a chunk size (a power of two, at least 16).
 // CHECK-NEXT:       chunk-size=64
+// CHECK:      attnc pipelines
+// CHECK-NEXT:   softmax                Softmax-style attention, forward only
+// CHECK-NEXT:       -p 'attn-fuse,attn-block-mask,attn-tile,convert-attn-to-tile'
+// CHECK-NEXT:   softmax-backward
+// CHECK-NEXT:       -p 'attn-fuse,attn-block-mask,attn-autodiff{strict=true},attn-tile,convert-attn-to-tile'
+// CHECK-NEXT:   linear                 Linear attention, forward only
+// CHECK-NEXT:       -p 'attn-chunk,attn-tile,convert-attn-to-tile'
+// CHECK-NEXT:   linear-backward
+// CHECK-NEXT:       -p 'attn-chunk,attn-autodiff,attn-tile,convert-attn-to-tile'
 
 // UNKNOWN: attn-opt: error: Unrecognized passes: ['attn-nope']
 
