@@ -25,6 +25,7 @@ from attnc.dialect.attn_grad import FlashGradOp
 from attnc.dialect.attn_recurrent import int_attr
 from attnc.dialect.tile import FuncOp as TileFuncOp
 from attnc.dialect.tile import PtrType
+from attnc.lowering.triton import emit_triton
 from attnc.runtime import cache, config
 
 _TRITON_TYPES = {"f16": "fp16", "bf16": "bf16", "f32": "fp32", "f64": "fp64", "i1": "i1", "i32": "i32", "i64": "i64"}
@@ -120,25 +121,27 @@ _MEMORY: dict[str, Any] = {}
 _COMPILE_LOCK = threading.RLock()
 
 
+def _cache_key(module: ModuleOp, target: str, chosen: pipeline.Pipeline) -> str:
+    return cache.cache_key(str(module), target, {"pipeline": chosen.name, "passes": chosen.spec()})
+
+
 def _compiled_payload(
-    module: ModuleOp, target: str, chosen: pipeline.Pipeline, read_facts: Callable[[ModuleOp], dict[str, Any]]
-) -> tuple[str, str, dict[str, Any]]:
-    """(key, module name, {"facts", "stages"}) from the disk cache, or by running the pipeline."""
-    logical = str(module)
-    key = cache.cache_key(logical, target, {"pipeline": chosen.name, "passes": chosen.spec()})
-    module_name = f"attnc_{key[:24]}"
-    meta_path = cache.kernel_dir() / f"{module_name}.json"
+    module: ModuleOp,
+    key: str,
+    chosen: pipeline.Pipeline,
+    read_facts: Callable[[ModuleOp], dict[str, Any]],
+) -> dict[str, Any]:
+    """{"key", "facts", "stages"} from the disk cache, or by running the pipeline on `module` and storing it."""
+    meta_path = cache.kernel_dir() / f"attnc_{key[:24]}.json"
     payload = cache.read_json(meta_path)
     if payload is None or payload.get("key") != key:
         facts: dict[str, Any] = {}
         stages = chosen.run(module, observe={"attn-tile": lambda op: facts.update(read_facts(op))})
         facts.update(_kernel_signatures(module))
-        from attnc.lowering.triton import emit_triton
-
         stages["triton"] = emit_triton(module)
         payload = {"key": key, "facts": facts, "stages": stages}
         cache.write_atomically(meta_path, json.dumps(payload))
-    return key, module_name, payload
+    return payload
 
 
 def _kernel_signatures(module: ModuleOp) -> dict[str, Any]:
@@ -174,10 +177,11 @@ def compile_attention(
     """
     chosen = pipeline.softmax_backward(target, grad_captures, tile) if backward else pipeline.softmax(target, tile)
     with _COMPILE_LOCK:
-        key, module_name, payload = _compiled_payload(module, target, chosen, _attention_facts)
+        key = _cache_key(module, target, chosen)
         hit = _MEMORY.get(key)
         if isinstance(hit, CompiledVariant):
             return hit
+        payload, module_name = _compiled_payload(module, key, chosen, _attention_facts), f"attnc_{key[:24]}"
         names = {f.name for f in fields(KernelInfo)}
         facts = {k: v for k, v in payload["facts"].items() if k in names}
         info = KernelInfo(key=key, module_name=module_name, target=target, **facts)
@@ -226,10 +230,11 @@ def compile_linear(module: ModuleOp, target: str, chunk_size: int, backward: boo
     """Compile a logical linear-attention module (one `attn.recurrence`) for `target`."""
     chosen = pipeline.linear_backward(target, chunk_size) if backward else pipeline.linear(target, chunk_size)
     with _COMPILE_LOCK:
-        key, module_name, payload = _compiled_payload(module, target, chosen, _linear_facts)
+        key = _cache_key(module, target, chosen)
         hit = _MEMORY.get(key)
         if isinstance(hit, CompiledLinear):
             return hit
+        payload, module_name = _compiled_payload(module, key, chosen, _linear_facts), f"attnc_{key[:24]}"
         info = LinearInfo(key=key, module_name=module_name, target=target, **payload["facts"])
         compiled = CompiledLinear(info, payload["stages"], _load(module_name, payload["stages"]))
         _MEMORY[key] = compiled
