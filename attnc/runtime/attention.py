@@ -50,12 +50,12 @@ class Plan:
     upcast: bool
     captures: list[torch.Tensor]
 
-    def run(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def run(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The forward on q, k, v in the caller's dtype: out in that dtype and the row statistics."""
-        q = tensors[0]
-        run = [t.float() for t in tensors[:3]] if self.upcast else list(tensors[:3])
-        out, stats = self.launch.run(*run, interpretable(self.captures))
-        return (out.to(q.dtype) if self.upcast else out), stats
+        if self.upcast:
+            out, stats = self.launch.run(q.float(), k.float(), v.float(), interpretable(self.captures))
+            return out.to(q.dtype), stats
+        return self.launch.run(q, k, v, interpretable(self.captures))
 
 
 class PlanCache(OrderedDict):

@@ -74,9 +74,12 @@ def _fastest(candidates: Sequence[Config], run: Callable[[Config], Any], reset: 
     best, best_ms = candidates[0], float("inf")
     for candidate in dict.fromkeys(candidates):  # each distinct candidate compiled and timed once
         try:
-            ms = float(triton.testing.do_bench(lambda c=candidate: timed(c), warmup=5, rep=20, return_mode="median"))
+            measured: Any = triton.testing.do_bench(
+                lambda c=candidate: timed(c), warmup=5, rep=20, return_mode="median"
+            )
         except OutOfResources:
             continue
+        ms = float(measured)  # median without quantiles: one float
         if ms < best_ms:
             best, best_ms = candidate, ms
     if reset is not None:
