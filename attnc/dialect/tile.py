@@ -29,9 +29,7 @@ from attnc.dialect.tile_algebra import (
 from attnc.dialect.tile_arith import (
     CastOp,
     CmpFOp,
-    CmpFPredicate,
     CmpIOp,
-    CmpIPredicate,
     InlineAsmOp,
     SelectOp,
 )
@@ -69,9 +67,7 @@ __all__ = [
     "BroadcastOp",
     "CastOp",
     "CmpFOp",
-    "CmpFPredicate",
     "CmpIOp",
-    "CmpIPredicate",
     "ConstexprOp",
     "CumsumOp",
     "DotOp",
