@@ -15,6 +15,10 @@ Scalar regions see one score (f32) and its indices (`index`), as FlexAttention's
 mods do; captured tensors arrive as trailing block arguments and are read with
 `tensor.extract`. Every region op is isolated from above: what a region reads is
 declared.
+
+Two op families live in modules of their own and are registered in `Attn` here:
+the backward, `attn.flash_grad` (attn_grad.py), and linear attention,
+`attn.recurrence` and `attn.recurrent_chunk` (attn_recurrent.py).
 """
 
 from __future__ import annotations

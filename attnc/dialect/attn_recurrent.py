@@ -8,10 +8,10 @@ The recurrence, per batch and head, with state `S` of shape [K, V] in f32:
     S_t = exp(g_t) ⊙ S_{t-1} + k_tᵀ v_t        o_t = scale · q_t S_t
 
 Optional `q_map`/`k_map` regions `(x: f32) -> f32` are feature maps applied to each
-element of q and k as the kernels load them. `gate` says what `g` is: "none" (no operand, no decay), "head" (`tensor<H x f32>`,
-a constant log-decay per head: RetNet), "scalar" (`tensor<B x H x T x f32>`: gated
-retention, Mamba2-SSD) or "vector" (`tensor<B x H x T x K x f32>`: GLA, one decay
-per key channel). q and k may have fewer heads than v (a divisor: each q/k head
+element of q and k as the kernels load them. `gate` says what `g` is: "none" (no
+operand, no decay), "head" (`tensor<H x f32>`, a constant log-decay per head: RetNet),
+"scalar" (`tensor<B x H x T x f32>`: gated retention, Mamba2-SSD) or "vector"
+(`tensor<B x H x T x K x f32>`: GLA, one decay per key channel). q and k may have fewer heads than v (a divisor: each q/k head
 serves a group of v heads). With `varlen`, the batch is one packed sequence cut
 by run-time offsets and the states are one per sequence.
 """

@@ -1,4 +1,4 @@
-"""Print tile IR as Triton kernel source: the `triton` target of `attn-opt`.
+"""Print tile IR as Triton kernel source: `emit_triton`, and `print_triton`, attn-opt's `-t triton`.
 
 Each `tile.func` becomes one `@triton.jit` function. Every op that computes something
 gets its own line, named after the op's SSA name hint; constants, constexprs and
