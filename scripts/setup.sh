@@ -20,7 +20,7 @@ fi
 # Reinstall only when pyproject.toml changed since the last install.
 stamp=.venv/.attnc-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
-    || ! "$PYTHON" -c "import attnc, lit, filecheck, pytest" >/dev/null 2>&1; then
+    || ! "$PYTHON" -c "import attnc, lit, filecheck, pytest, ruff, pyright" >/dev/null 2>&1; then
     "$PYTHON" -m pip install --quiet -e '.[test]'
     touch "$stamp"
 fi

@@ -309,12 +309,6 @@ def exp(kb: KernelBuilder, x: SSAValue, name: str | None = None) -> SSAValue:
     return kb.unary(math.ExpOp, x, name)
 
 
-def expand(kb: KernelBuilder, x: SSAValue, axis: int, name: str | None = None) -> SSAValue:
-    dims = list(kb.dims_of(x))
-    dims.insert(axis, "1")
-    return kb.emit(tile.ExpandDimsOp(x, axis), tuple(dims), name)
-
-
 def reduce_sum(kb: KernelBuilder, x: SSAValue, axis: int, name: str | None = None) -> SSAValue:
     dims: Dims = tuple(d for i, d in enumerate(kb.dims_of(x)) if i != axis)
     return kb.emit(tile.ReduceOp(x, "sum", axis), dims, name)
@@ -378,7 +372,6 @@ __all__ = [
     "chunk_of",
     "cumsum",
     "exp",
-    "expand",
     "feature_map",
     "gate_decay",
     "gate_params",

@@ -18,10 +18,9 @@ one product. They are built once per chunk, into a [B, H, T, CHUNK] buffer, by
   per-element form (flash-linear-attention's sub-chunk diagonal) takes 16.
 The blocks above the diagonal are never written; the output kernel masks them.
 
-The backward (chunk_vector_backward_kernels.py) takes the levels over whole chunks. Measured
-on an H200, that form was slower for the scores (1.09 against 0.78 ms for GLA's benchmark
-shape, with the diagonal then per element), as one program per chunk leaves too few programs
-to hide its chain of products; here they run per sub-chunk.
+The backward (chunk_vector_backward_kernels.py) takes the levels over whole chunks. For the
+scores that form measured slower (bench/RESULTS.md): one program per chunk leaves too few
+programs to hide its chain of products, so here they run per sub-chunk.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ sub-chunk). Entries a level does not keep may be anything finite; exponents are 
 at 0 so nothing overflows (an inf there would turn the products' zeros into NaN).
 
 The backward's dq/dk kernel uses the levels: dq += E_b^up ⊙ ((M_b ⊙ dA) (k ⊙ E_b^low)) and
-dk += E_b^low ⊙ ((M_b ⊙ dA)ᵀ (q ⊙ E_b^up)), plus the diagonal. (The forward's scores kernel
-keeps the per-sub-chunk form: with one program per chunk, the level form measured slower.)
+dk += E_b^low ⊙ ((M_b ⊙ dA)ᵀ (q ⊙ E_b^up)), plus the diagonal. The forward's scores kernel
+takes the levels within each 16-row sub-chunk only (chunk_vector_kernels.py says why).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The two tile kernels of an `attn.flash` op: the block table and the flash forward.
 
-Kernel parameters follow one naming scheme the runtime relies on: `q_ptr`,
-`stride_q_b` ... for q, k, v and out; `stat{i}_ptr` for each row statistic;
-`cap{i}_ptr` and `cap{i}_stride{j}` for captured tensors; `seq_q`, `seq_kv`,
-`num_heads`, `group` (query heads per kv head), `scale`; the block table as
-`full_num_ptr`, `full_idx_ptr`, `part_num_ptr`, `part_idx_ptr`, `table_stride_b`,
-`table_stride_h`, `num_kv_blocks`.
+Kernel parameters are named as dialect/kernel_params.py describes; the runtime fills
+them in by name. The forward takes `q_ptr`, `stride_q_b` ... for q, k, v and out;
+`stat{i}_ptr` for each row statistic; `cap{i}_ptr` and `cap{i}_stride{j}` for captured
+tensors; `seq_q`, `seq_kv`, `num_heads`, `group` (query heads per kv head), `scale`;
+the block table as `full_num_ptr`, `full_idx_ptr`, `part_num_ptr`, `part_idx_ptr`,
+`table_stride_b`, `table_stride_h`, `num_kv_blocks`. The block-table kernel writes
+each tile's class to `class_ptr`.
 """
 
 from __future__ import annotations

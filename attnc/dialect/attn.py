@@ -15,6 +15,10 @@ Scalar regions see one score (f32) and its indices (`index`), as FlexAttention's
 mods do; captured tensors arrive as trailing block arguments and are read with
 `tensor.extract`. Every region op is isolated from above: what a region reads is
 declared.
+
+Two op families live in modules of their own and are registered in `Attn` here:
+the backward, `attn.flash_grad` (attn_grad.py), and linear attention,
+`attn.recurrence` and `attn.recurrent_chunk` (attn_recurrent.py).
 """
 
 from __future__ import annotations
@@ -53,7 +57,9 @@ from xdsl.irdl import (
 from xdsl.parser import AttrParser
 from xdsl.printer import Printer
 from xdsl.traits import IsolatedFromAbove, IsTerminator, Pure, RecursiveMemoryEffect
+from xdsl.utils.bitwise_casts import is_power_of_two
 from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.type import have_compatible_shape
 
 # ---------------------------------------------------------------------------
 # Attributes
@@ -94,7 +100,7 @@ class TileAttr(ParametrizedAttribute):
 
     def verify(self) -> None:
         for size in (self.block_m.data, self.block_n.data):
-            if size < 16 or size & (size - 1):
+            if size < 16 or not is_power_of_two(size):
                 raise VerifyException(f"tile sizes must be powers of two of at least 16, got {size}")
 
 
@@ -257,14 +263,14 @@ class QKOp(IRDLOperation):
         qt = _tensor(self.q, "q", self, 4)
         kt = _tensor(self.k, "k", self, 4)
         st = _tensor(self.scores, "scores", self, 4)
-        qs, ks, ss = qt.get_shape(), kt.get_shape(), st.get_shape()
+        qs, ks = qt.get_shape(), kt.get_shape()
         if not _dims_match(qs[3], ks[3]):
             raise VerifyException(f"'attn.qk' op expected k head dim {qs[3]}, but got {ks[3]}")
         _check_heads(self, qs[1], ks[1])
         if not _dims_match(qs[0], ks[0]):
             raise VerifyException(f"'attn.qk' op expected k batch {qs[0]}, but got {ks[0]}")
         want = [qs[0], qs[1], qs[2], ks[2]]
-        if st.element_type != f32 or any(not _dims_match(a, b) for a, b in zip(ss, want)):
+        if st.element_type != f32 or not have_compatible_shape(st, TensorType(f32, want)):
             raise VerifyException(f"'attn.qk' op expected scores of shape {_shape(want)}xf32, but got {st}")
 
 
@@ -513,9 +519,7 @@ class PVOp(IRDLOperation):
             raise VerifyException(f"'attn.pv' op expected v sequence length {ps[3]}, but got {vs[2]}")
         _check_heads(self, ps[1], vs[1])
         want = TensorType(vt.element_type, [ps[0], ps[1], ps[2], vs[3]])
-        if ot.element_type != vt.element_type or any(
-            not _dims_match(a, b) for a, b in zip(ot.get_shape(), want.get_shape())
-        ):
+        if ot.element_type != vt.element_type or not have_compatible_shape(ot, want):
             raise VerifyException(f"'attn.pv' op expected result of type {want}, but got {ot}")
 
 
@@ -585,9 +589,7 @@ class FlashOp(IRDLOperation):
             )
         ot = _tensor(self.out, "result", self, 4)
         want = TensorType(vt.element_type, [qs[0], qs[1], qs[2], vs[3]])
-        if ot.element_type != vt.element_type or any(
-            not _dims_match(a, b) for a, b in zip(ot.get_shape(), want.get_shape())
-        ):
+        if ot.element_type != vt.element_type or not have_compatible_shape(ot, want):
             raise VerifyException(f"'attn.flash' op expected result of type {want}, but got {ot}")
         stat_type = TensorType(f32, [qs[0], qs[1], qs[2]])
         for stat in self.stats:

@@ -8,10 +8,10 @@ The recurrence, per batch and head, with state `S` of shape [K, V] in f32:
     S_t = exp(g_t) ⊙ S_{t-1} + k_tᵀ v_t        o_t = scale · q_t S_t
 
 Optional `q_map`/`k_map` regions `(x: f32) -> f32` are feature maps applied to each
-element of q and k as the kernels load them. `gate` says what `g` is: "none" (no operand, no decay), "head" (`tensor<H x f32>`,
-a constant log-decay per head: RetNet), "scalar" (`tensor<B x H x T x f32>`: gated
-retention, Mamba2-SSD) or "vector" (`tensor<B x H x T x K x f32>`: GLA, one decay
-per key channel). q and k may have fewer heads than v (a divisor: each q/k head
+element of q and k as the kernels load them. `gate` says what `g` is: "none" (no
+operand, no decay), "head" (`tensor<H x f32>`, a constant log-decay per head: RetNet),
+"scalar" (`tensor<B x H x T x f32>`: gated retention, Mamba2-SSD) or "vector"
+(`tensor<B x H x T x K x f32>`: GLA, one decay per key channel). q and k may have fewer heads than v (a divisor: each q/k head
 serves a group of v heads). With `varlen`, the batch is one packed sequence cut
 by run-time offsets and the states are one per sequence.
 """
@@ -19,7 +19,7 @@ by run-time offsets and the states are one per sequence.
 from __future__ import annotations
 
 from xdsl.dialects.builtin import DYNAMIC_INDEX, I64, FloatAttr, IntegerAttr, StringAttr, TensorType, UnitAttr, f32
-from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.ir import Attribute, Operation, Region, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
@@ -33,7 +33,9 @@ from xdsl.irdl import (
     traits_def,
 )
 from xdsl.traits import Pure
+from xdsl.utils.bitwise_casts import is_power_of_two
 from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.type import have_compatible_shape
 
 
 def _dims_match(a: int, b: int) -> bool:
@@ -84,58 +86,80 @@ class _RecurrentOp(IRDLOperation):
 
 
 def verify_recurrent(op: _RecurrentOp) -> None:
-    name = op.name
-    qs = _tensor(op.q, "q", op, 4).get_shape()
+    """The checks both forms share, in order: q, k and v, the gate, the states, the result, the feature maps."""
+    qt = _tensor(op.q, "q", op, 4)
     kt = _tensor(op.k, "k", op, 4)
     vt = _tensor(op.v, "v", op, 4)
-    ks, vs = kt.get_shape(), vt.get_shape()
-    if any(not _dims_match(a, b) for a, b in zip(qs, ks)):
-        raise VerifyException(f"'{name}' op expected k of the shape of q, but got {op.k.type} and {op.q.type}")
-    batch, heads_qk, seq, dim_k = qs
-    heads, dim_v = vs[1], vs[3]
+    _verify_qkv(op, qt, kt, vt)
+    batch, _, seq, dim_k = qt.get_shape()
+    heads, dim_v = vt.get_shape()[1], vt.get_shape()[3]
+    _verify_gate(op, batch, heads, seq, dim_k)
+    _verify_states(op, TensorType(f32, [DYNAMIC_INDEX, heads, dim_k, dim_v]))
+    ot = _tensor(op.out, "result", op, 4)
+    if not _has_type(ot, vt):
+        raise VerifyException(f"'{op.name}' op expected result of the type of v {vt}, but got {ot}")
+    for region, what in ((op.q_map, "q_map"), (op.k_map, "k_map")):
+        _verify_feature_map(op, region, what)
+    if op.varlen is not None and batch != DYNAMIC_INDEX and batch != 1:
+        raise VerifyException(f"'{op.name}' op expected batch 1 with varlen, but got {batch}")
+
+
+def _has_type(ty: TensorType, expected: TensorType) -> bool:
+    """Whether `ty` is `expected` up to dynamic dims."""
+    return ty.element_type == expected.element_type and have_compatible_shape(ty, expected)
+
+
+def _verify_qkv(op: _RecurrentOp, qt: TensorType, kt: TensorType, vt: TensorType) -> None:
+    """k has q's shape; v has their batch and length, and a multiple of their heads."""
+    name = op.name
+    if not have_compatible_shape(qt, kt):
+        raise VerifyException(f"'{name}' op expected k of the shape of q, but got {kt} and {qt}")
+    batch, heads_qk, seq, _ = qt.get_shape()
+    vs = vt.get_shape()
+    heads = vs[1]
     if not _dims_match(batch, vs[0]) or not _dims_match(seq, vs[2]):
-        raise VerifyException(
-            f"'{name}' op expected v of batch {_dim(batch)} and length {_dim(seq)}, but got {op.v.type}"
-        )
+        raise VerifyException(f"'{name}' op expected v of batch {_dim(batch)} and length {_dim(seq)}, but got {vt}")
     if heads_qk != DYNAMIC_INDEX and heads != DYNAMIC_INDEX and heads % heads_qk:
         raise VerifyException(f"'{name}' op expected the q/k heads ({heads_qk}) to divide the v heads ({heads})")
+
+
+def _verify_gate(op: _RecurrentOp, batch: int, heads: int, seq: int, dim_k: int) -> None:
+    """`gate` is one of GATES, and `g` is there, of that gate's type, exactly when the gate needs it."""
     gate = op.gate.data
     if gate not in GATES:
-        raise VerifyException(f"'{name}' op expected gate to be none, head, scalar or vector, but got {gate}")
-    want = {"head": [heads], "scalar": [batch, heads, seq], "vector": [batch, heads, seq, dim_k]}.get(gate)
-    if want is None:
+        raise VerifyException(f"'{op.name}' op expected gate to be none, head, scalar or vector, but got {gate}")
+    if gate == "none":
         if op.g is not None:
-            raise VerifyException(f"'{name}' op expected no gate operand for gate none")
-    else:
-        if op.g is None:
-            raise VerifyException(f"'{name}' op expected a gate operand for gate {gate}")
-        gt = _tensor(op.g, "g", op, len(want))
-        if gt.element_type != f32 or any(not _dims_match(a, b) for a, b in zip(gt.get_shape(), want)):
-            shape = "x".join(_dim(d) for d in want)
-            raise VerifyException(f"'{name}' op expected g of type tensor<{shape}xf32> for gate {gate}, but got {gt}")
-    state_shape = [DYNAMIC_INDEX, heads, dim_k, dim_v]
+            raise VerifyException(f"'{op.name}' op expected no gate operand for gate none")
+        return
+    if op.g is None:
+        raise VerifyException(f"'{op.name}' op expected a gate operand for gate {gate}")
+    want = TensorType(f32, {"head": [heads], "scalar": [batch, heads, seq], "vector": [batch, heads, seq, dim_k]}[gate])
+    gt = _tensor(op.g, "g", op, want.get_num_dims())
+    if not _has_type(gt, want):
+        raise VerifyException(f"'{op.name}' op expected g of type {want} for gate {gate}, but got {gt}")
+
+
+def _verify_states(op: _RecurrentOp, want: TensorType) -> None:
+    """The initial state, if any, and the final one: one [K, V] f32 state per sequence and head."""
     for value, what in ((op.initial_state, "initial state"), (op.final_state, "final state")):
         if value is None:
             continue
         st = _tensor(value, what, op, 4)
-        if st.element_type != f32 or any(not _dims_match(a, b) for a, b in zip(st.get_shape(), state_shape)):
-            raise VerifyException(
-                f"'{name}' op expected {what} of type tensor<?x{_dim(heads)}x{_dim(dim_k)}x{_dim(dim_v)}xf32>, but got {st}"
-            )
-    ot = _tensor(op.out, "result", op, 4)
-    if ot.element_type != vt.element_type or any(not _dims_match(a, b) for a, b in zip(ot.get_shape(), vs)):
-        raise VerifyException(f"'{name}' op expected result of the type of v {vt}, but got {ot}")
-    for region, what in ((op.q_map, "q_map"), (op.k_map, "k_map")):
-        if not region.blocks:
-            continue
-        block = region.blocks[0]
-        if len(region.blocks) != 1 or [a.type for a in block.args] != [f32]:
-            raise VerifyException(f"'{name}' op expected a {what} region of one block with one f32 argument")
-        last = block.last_op
-        if last is None or [o.type for o in last.operands] != [f32]:
-            raise VerifyException(f"'{name}' op expected the {what} region to yield one f32")
-    if op.varlen is not None and batch != DYNAMIC_INDEX and batch != 1:
-        raise VerifyException(f"'{name}' op expected batch 1 with varlen, but got {batch}")
+        if not _has_type(st, want):
+            raise VerifyException(f"'{op.name}' op expected {what} of type {want}, but got {st}")
+
+
+def _verify_feature_map(op: _RecurrentOp, region: Region, what: str) -> None:
+    """An optional q_map or k_map: one block `(x: f32)` that yields one f32."""
+    if not region.blocks:
+        return
+    block = region.blocks[0]
+    if len(region.blocks) != 1 or [a.type for a in block.args] != [f32]:
+        raise VerifyException(f"'{op.name}' op expected a {what} region of one block with one f32 argument")
+    last = block.last_op
+    if last is None or [o.type for o in last.operands] != [f32]:
+        raise VerifyException(f"'{op.name}' op expected the {what} region to yield one f32")
 
 
 @irdl_op_definition
@@ -185,15 +209,10 @@ class RecurrentChunkOp(_RecurrentOp):
 
     def verify_(self) -> None:
         verify_recurrent(self)
-        c = self.chunk_size.value.data
-        if c < 16 or c & (c - 1):
-            raise VerifyException(
-                f"'attn.recurrent_chunk' op expected chunk_size a power of two of at least 16, but got {c}"
-            )
-        for what, block in (("block_k", self.block_k), ("block_v", self.block_v)):
-            if block is not None and (block.value.data < 16 or block.value.data & (block.value.data - 1)):
+        for what, size in (("chunk_size", self.chunk_size), ("block_k", self.block_k), ("block_v", self.block_v)):
+            if size is not None and (size.value.data < 16 or not is_power_of_two(size.value.data)):
                 raise VerifyException(
-                    f"'attn.recurrent_chunk' op expected {what} a power of two of at least 16, but got {block.value.data}"
+                    f"'attn.recurrent_chunk' op expected {what} a power of two of at least 16, but got {size.value.data}"
                 )
 
 

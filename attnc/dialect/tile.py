@@ -9,8 +9,8 @@ comparisons and conversions are `arith`/`math` ops, control flow is `scf`.
 This module is the dialect as users import it; the definitions live by family in
 `tile_types` (types, attributes, shape and scalar helpers), `tile_kernel` (the kernel
 and its parameters), `tile_creation` (making tiles), `tile_memory` (pointers, loads,
-stores), `tile_algebra` (dot, reduce, trans) and `tile_arith` (tensor comparisons,
-select and casts).
+stores, atomic adds), `tile_algebra` (dot, reduce, cumsum, trans, multiple_of) and
+`tile_arith` (tensor comparisons, select, casts and inline asm).
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ from attnc.dialect.tile_algebra import (
 from attnc.dialect.tile_arith import (
     CastOp,
     CmpFOp,
-    CmpFPredicate,
     CmpIOp,
-    CmpIPredicate,
     InlineAsmOp,
     SelectOp,
 )
@@ -69,9 +67,7 @@ __all__ = [
     "BroadcastOp",
     "CastOp",
     "CmpFOp",
-    "CmpFPredicate",
     "CmpIOp",
-    "CmpIPredicate",
     "ConstexprOp",
     "CumsumOp",
     "DotOp",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
+from xdsl.dialects import arith
 from xdsl.dialects.builtin import AnyFloat, IndexType, IntegerType, StringAttr, i1
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.irdl import (
@@ -21,7 +23,6 @@ from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
-from xdsl.utils.str_enum import StrEnum
 
 from attnc.dialect.tile_types import _shape_str, element_type_of, shape_of, with_shape
 
@@ -33,50 +34,22 @@ from attnc.dialect.tile_types import _shape_str, element_type_of, shape_of, with
 # ===-------------------------------------------------------------------=== #
 
 
-class CmpIPredicate(StrEnum):
-    EQ = "eq"
-    NE = "ne"
-    SLT = "slt"
-    SLE = "sle"
-    SGT = "sgt"
-    SGE = "sge"
-    ULT = "ult"
-    ULE = "ule"
-    UGT = "ugt"
-    UGE = "uge"
-
-
-class CmpFPredicate(StrEnum):
-    OEQ = "oeq"
-    OGT = "ogt"
-    OGE = "oge"
-    OLT = "olt"
-    OLE = "ole"
-    ONE = "one"
-    ORD = "ord"
-    UEQ = "ueq"
-    UGT = "ugt"
-    UGE = "uge"
-    ULT = "ult"
-    ULE = "ule"
-    UNE = "une"
-    UNO = "uno"
-
-
 class _CmpOp(IRDLOperation):
     predicate = prop_def(StringAttr)
     lhs = operand_def()
     rhs = operand_def()
     result = result_def()
     traits = traits_def(Pure())
-    PREDICATES: ClassVar[type[StrEnum]]
+    PREDICATES: ClassVar[Sequence[str]]
     KIND: ClassVar[str]
 
     def __init__(self, lhs: SSAValue | Operation, rhs: SSAValue | Operation, predicate: str):
+        if predicate not in self.PREDICATES:
+            raise ValueError(f"'{self.name}' has no predicate {predicate!r}")
         lhs, rhs = SSAValue.get(lhs), SSAValue.get(rhs)
         super().__init__(
             operands=[lhs, rhs],
-            properties={"predicate": StringAttr(self.PREDICATES(predicate))},
+            properties={"predicate": StringAttr(predicate)},
             result_types=[with_shape(i1, shape_of(lhs.type))],
         )
 
@@ -84,10 +57,9 @@ class _CmpOp(IRDLOperation):
         raise NotImplementedError
 
     def verify_(self) -> None:
-        if self.predicate.data not in {p.value for p in self.PREDICATES}:
+        if self.predicate.data not in self.PREDICATES:
             raise VerifyException(
-                f"'{self.name}' op expected a predicate of "
-                f"{', '.join(p.value for p in self.PREDICATES)}, but got {self.predicate.data}"
+                f"'{self.name}' op expected a predicate of {', '.join(self.PREDICATES)}, but got {self.predicate.data}"
             )
         if self.lhs.type != self.rhs.type:
             raise VerifyException(
@@ -140,7 +112,7 @@ class CmpIOp(_CmpOp):
     """
 
     name = "tile.cmpi"
-    PREDICATES: ClassVar[type[StrEnum]] = CmpIPredicate
+    PREDICATES: ClassVar[Sequence[str]] = arith.CMPI_COMPARISON_OPERATIONS
     KIND: ClassVar[str] = "integer"
 
     def _verify_element(self, element: Attribute) -> bool:
@@ -157,7 +129,8 @@ class CmpFOp(_CmpOp):
     """
 
     name = "tile.cmpf"
-    PREDICATES: ClassVar[type[StrEnum]] = CmpFPredicate
+    # arith.cmpf's predicates without the constants `false` and `true`
+    PREDICATES: ClassVar[Sequence[str]] = arith.CMPF_COMPARISON_OPERATIONS[1:-1]
     KIND: ClassVar[str] = "float"
 
     def _verify_element(self, element: Attribute) -> bool:

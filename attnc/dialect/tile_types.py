@@ -5,7 +5,6 @@ ops share.
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Sequence
 
 from xdsl.dialects.builtin import (
@@ -147,15 +146,9 @@ def scalar_attr(value: float | bool, type: Attribute) -> FloatAttr | IntegerAttr
 
 
 def _round_to(value: float, type: Attribute) -> float:
-    """`value` rounded to the precision of float `type` (to nearest even)."""
-    if isinstance(type, Float16Type):
-        return struct.unpack("<e", struct.pack("<e", value))[0]
-    if isinstance(type, Float32Type):
-        return struct.unpack("<f", struct.pack("<f", value))[0]
-    if isinstance(type, BFloat16Type):
-        (bits,) = struct.unpack("<I", struct.pack("<f", value))
-        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-        return struct.unpack("<f", struct.pack("<I", bits))[0]
+    """`value` rounded to the precision of f16, bf16 or f32 `type` (to nearest even); other types keep it."""
+    if isinstance(type, Float16Type | BFloat16Type | Float32Type):
+        return type.unpack(type.pack([value]), 1)[0]
     return value
 
 
@@ -190,10 +183,8 @@ def _print_scalar(printer: Printer, attr: Attribute) -> None:
             printer.print_string("inf" if value > 0 else "-inf")
         else:
             printer.print_string(float_text(value, attr.type))
-    elif isinstance(attr, IntegerAttr) and attr.type == i1:
-        printer.print_string("true" if attr.value.data else "false")
     elif isinstance(attr, IntegerAttr):
-        printer.print_string(str(attr.value.data))
+        printer.print_int(attr.value.data, attr.type)
     else:
         printer.print_attribute(attr)
 

@@ -1,4 +1,4 @@
-"""Print tile IR as Triton kernel source: the `triton` target of `attn-opt`.
+"""Print tile IR as Triton kernel source: `emit_triton`, and `print_triton`, attn-opt's `-t triton`.
 
 Each `tile.func` becomes one `@triton.jit` function. Every op that computes something
 gets its own line, named after the op's SSA name hint; constants, constexprs and
@@ -19,10 +19,8 @@ import keyword
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import IO
 
-from xdsl.context import Context
 from xdsl.dialects import arith, scf
 from xdsl.dialects.builtin import (
     ModuleOp,
@@ -32,7 +30,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Block, BlockArgument, Operation, OpResult, SSAValue
 from xdsl.traits import IsTerminator
-from xdsl.utils.target import Target
+from xdsl.utils.disjoint_set import DisjointSet
 
 from attnc.dialect import tile
 from attnc.lowering.rules import RULES, dtype
@@ -203,23 +201,13 @@ def print_triton(module: ModuleOp, output: IO[str]) -> None:
     output.write(emit_triton(module))
 
 
-@dataclass(frozen=True)
-class TritonTarget(Target):
-    """The `triton` target: `attn-opt kernel.mlir -t triton`."""
-
-    name = "triton"
-
-    def emit(self, ctx: Context, module: ModuleOp, output: IO[str]) -> None:
-        print_triton(module, output)
-
-
 # ===-------------------------------------------------------------------=== #
 # Loop-carried values share one Python name
 # ===-------------------------------------------------------------------=== #
 
 
 class _CarriedNames:
-    """Which values print under one Python name, as union-find over SSA values.
+    """Which values print under one Python name: a union-find (xDSL's DisjointSet) over SSA values.
 
     Every `scf.for` ties each result to its iter arg. Where it is safe it also ties in
     the init value (defined in the loop's block, used only by the loop) and the yielded
@@ -229,8 +217,8 @@ class _CarriedNames:
     """
 
     def __init__(self, func: tile.FuncOp):
-        self._parent: dict[SSAValue, SSAValue] = {}
-        self._hint: dict[SSAValue, str] = {}
+        self._sets: DisjointSet[SSAValue] = DisjointSet()
+        self._hint: dict[SSAValue, str] = {}  # read at roots; every member has one
         for op in func.walk():
             if isinstance(op, scf.ForOp):
                 self._plan_for(op)
@@ -238,24 +226,22 @@ class _CarriedNames:
                 self._plan_if(op)
 
     def __contains__(self, value: SSAValue) -> bool:
-        return value in self._parent
+        return value in self._hint
 
     def root(self, value: SSAValue) -> SSAValue:
-        while self._parent[value] is not value:
-            value = self._parent[value]
-        return value
+        return self._sets.find(value)
 
     def hint(self, value: SSAValue) -> str:
         return self._hint[self.root(value)]
 
     def _union(self, a: SSAValue, b: SSAValue) -> None:
+        """Tie `b`'s set to `a`'s; `a`'s root stays the root and keeps its hint, if it has one."""
         for v in (a, b):
-            if v not in self._parent:
-                self._parent[v] = v
+            if v not in self._hint:
+                self._sets.add(v)
                 self._hint[v] = v.name_hint or ""
         ra, rb = self.root(a), self.root(b)
-        if ra is not rb:
-            self._parent[rb] = ra
+        if self._sets.union_left(ra, rb):
             self._hint[ra] = self._hint[ra] or self._hint[rb]
 
     def _plan_for(self, op: scf.ForOp) -> None:

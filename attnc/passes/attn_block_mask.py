@@ -37,7 +37,9 @@ After:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from xdsl.context import Context
 from xdsl.dialects import arith
@@ -71,11 +73,28 @@ class Truth:
 
 
 class _ClassifierBuilder:
-    """Evaluates a mask_mod region over tile ranges, appending the interval ops to `block`."""
+    """Evaluates a mask_mod region over tile ranges, appending the interval ops to `block`.
+
+    `values` maps each value of the region evaluated so far to its Range (integers) or
+    Truth (i1).
+    """
 
     def __init__(self, block: Block):
         self.block = block
         self.consts: dict[tuple[int, IntegerType | IndexType], SSAValue] = {}
+        self.values: dict[SSAValue, Range | Truth] = {}
+
+    def range_of(self, v: SSAValue) -> Range:
+        r = self.values.get(v)
+        if not isinstance(r, Range):
+            raise NotAffine(f"value of type {v.type} is not an integer range")
+        return r
+
+    def truth_of(self, v: SSAValue) -> Truth:
+        t = self.values.get(v)
+        if not isinstance(t, Truth):
+            raise NotAffine(f"value of type {v.type} is not a predicate")
+        return t
 
     def emit(self, op: Operation, name: str | None = None) -> SSAValue:
         self.block.add_op(op)
@@ -148,97 +167,140 @@ def _const_value(op: arith.ConstantOp) -> int | None:
     return None
 
 
+# ===-------------------------------------------------------------------=== #
+# Transfer functions: one per op family, from the operands' Ranges and Truths to
+# the result's, emitting the interval ops through the builder.
+# ===-------------------------------------------------------------------=== #
+
+_Transfer = Callable[[_ClassifierBuilder, Any], Range | Truth]
+_TRANSFER: dict[type[Operation], _Transfer] = {}
+
+
+def _transfer(*op_types: type[Operation]) -> Callable[[_Transfer], _Transfer]:
+    """Register the decorated function as the transfer function of each of `op_types`."""
+
+    def register(fn: _Transfer) -> _Transfer:
+        for op_type in op_types:
+            _TRANSFER[op_type] = fn
+        return fn
+
+    return register
+
+
+def _not_affine(op: Operation) -> NotAffine:
+    return NotAffine(f"'{op.name}'")
+
+
+@_transfer(arith.ConstantOp)
+def _constant(b: _ClassifierBuilder, op: arith.ConstantOp) -> Range | Truth:
+    ty = op.result.type
+    if ty == i1:
+        c = b.bool_const(bool(_const_value(op)))
+        return Truth(c, c)
+    if not isinstance(ty, IndexType | IntegerType):
+        raise _not_affine(op)
+    n = _const_value(op)
+    if n is None:
+        raise NotAffine("non-scalar integer constant")
+    c = b.const(n, ty)
+    return Range(c, c, n)
+
+
+@_transfer(arith.AddiOp)
+def _addi(b: _ClassifierBuilder, op: arith.AddiOp) -> Range:
+    x, y = b.range_of(op.lhs), b.range_of(op.rhs)
+    const = x.const + y.const if x.const is not None and y.const is not None else None
+    return Range(b.emit(arith.AddiOp(x.lo, y.lo)), b.emit(arith.AddiOp(x.hi, y.hi)), const)
+
+
+@_transfer(arith.SubiOp)
+def _subi(b: _ClassifierBuilder, op: arith.SubiOp) -> Range:
+    x, y = b.range_of(op.lhs), b.range_of(op.rhs)
+    const = x.const - y.const if x.const is not None and y.const is not None else None
+    return Range(b.emit(arith.SubiOp(x.lo, y.hi)), b.emit(arith.SubiOp(x.hi, y.lo)), const)
+
+
+@_transfer(arith.MuliOp)
+def _muli(b: _ClassifierBuilder, op: arith.MuliOp) -> Range:
+    x, y = b.range_of(op.lhs), b.range_of(op.rhs)
+    products = [b.emit(arith.MuliOp(u, w)) for u in (x.lo, x.hi) for w in (y.lo, y.hi)]
+    lo = b.min_(b.min_(products[0], products[1]), b.min_(products[2], products[3]))
+    hi = b.max_(b.max_(products[0], products[1]), b.max_(products[2], products[3]))
+    return Range(lo, hi)
+
+
+@_transfer(arith.FloorDivSIOp)
+def _floordivsi(b: _ClassifierBuilder, op: arith.FloorDivSIOp) -> Range:
+    x, y = b.range_of(op.lhs), b.range_of(op.rhs)
+    if y.const is None or y.const <= 0:
+        raise NotAffine("floor division by something other than a positive constant")
+    return Range(b.emit(arith.FloorDivSIOp(x.lo, y.lo)), b.emit(arith.FloorDivSIOp(x.hi, y.lo)))
+
+
+@_transfer(arith.MinSIOp, arith.MaxSIOp)
+def _min_max(b: _ClassifierBuilder, op: arith.MinSIOp | arith.MaxSIOp) -> Range:
+    x, y = b.range_of(op.lhs), b.range_of(op.rhs)
+    kind = type(op)
+    return Range(b.emit(kind(x.lo, y.lo)), b.emit(kind(x.hi, y.hi)))
+
+
+@_transfer(arith.IndexCastOp)
+def _index_cast(b: _ClassifierBuilder, op: arith.IndexCastOp) -> Range:
+    x, ty = b.range_of(op.input), op.result.type
+    return Range(b.emit(arith.IndexCastOp(x.lo, ty)), b.emit(arith.IndexCastOp(x.hi, ty)), x.const)
+
+
+@_transfer(arith.ExtSIOp)
+def _extsi(b: _ClassifierBuilder, op: arith.ExtSIOp) -> Range:
+    x, ty = b.range_of(op.input), op.result.type
+    return Range(b.emit(arith.ExtSIOp(x.lo, ty)), b.emit(arith.ExtSIOp(x.hi, ty)), x.const)
+
+
+@_transfer(arith.CmpiOp)
+def _cmpi(b: _ClassifierBuilder, op: arith.CmpiOp) -> Truth:
+    return b.compare(op.predicate.value.data, b.range_of(op.lhs), b.range_of(op.rhs))
+
+
+@_transfer(arith.AndIOp, arith.OrIOp, arith.XOrIOp)
+def _logic(b: _ClassifierBuilder, op: arith.AndIOp | arith.OrIOp | arith.XOrIOp) -> Truth:
+    if op.result.type != i1:
+        raise _not_affine(op)
+    x, y = b.truth_of(op.lhs), b.truth_of(op.rhs)
+    if isinstance(op, arith.AndIOp):
+        return Truth(b.and_(x.may, y.may), b.and_(x.must, y.must))
+    if isinstance(op, arith.OrIOp):
+        return Truth(b.or_(x.may, y.may), b.or_(x.must, y.must))
+    may = b.or_(b.and_(x.may, b.not_(y.must)), b.and_(b.not_(x.must), y.may))
+    must = b.or_(b.and_(x.must, b.not_(y.may)), b.and_(b.not_(x.may), y.must))
+    return Truth(may, must)
+
+
+@_transfer(arith.SelectOp)
+def _select(b: _ClassifierBuilder, op: arith.SelectOp) -> Range | Truth:
+    if op.result.type == i1:
+        c, x, y = b.truth_of(op.cond), b.truth_of(op.lhs), b.truth_of(op.rhs)
+        may = b.or_(b.and_(c.may, x.may), b.and_(b.not_(c.must), y.may))
+        must = b.or_(b.and_(x.must, y.must), b.or_(b.and_(c.must, x.must), b.and_(b.not_(c.may), y.must)))
+        return Truth(may, must)
+    x, y = b.range_of(op.lhs), b.range_of(op.rhs)
+    b.truth_of(op.cond)
+    return Range(b.min_(x.lo, y.lo), b.max_(x.hi, y.hi))
+
+
 def _interpret(mask: Region, builder: _ClassifierBuilder, args: list[Range]) -> Truth:
-    values: dict[SSAValue, Range | Truth] = dict(zip(mask.blocks[0].args, args))
-    for arg in mask.blocks[0].args[len(args) :]:
+    """What the mask yields over the tile whose index ranges are `args`."""
+    block = mask.blocks[0]
+    builder.values.update(zip(block.args, args))
+    for arg in block.args[len(args) :]:
         if arg.uses:
             raise NotAffine("the mask reads a captured tensor")
-    b = builder
-
-    def rng(v: SSAValue) -> Range:
-        r = values.get(v)
-        if not isinstance(r, Range):
-            raise NotAffine(f"value of type {v.type} is not an integer range")
-        return r
-
-    def truth(v: SSAValue) -> Truth:
-        t = values.get(v)
-        if not isinstance(t, Truth):
-            raise NotAffine(f"value of type {v.type} is not a predicate")
-        return t
-
-    for op in mask.blocks[0].ops:
-        match op:
-            case attn.YieldOp():
-                return truth(op.values[0])
-            case arith.ConstantOp() if op.result.type == i1:
-                c = b.bool_const(bool(_const_value(op)))
-                values[op.result] = Truth(c, c)
-            case arith.ConstantOp() if isinstance(op.result.type, (IndexType, IntegerType)):
-                n = _const_value(op)
-                if n is None:
-                    raise NotAffine("non-scalar integer constant")
-                c = b.const(n, op.result.type)
-                values[op.result] = Range(c, c, n)
-            case arith.AddiOp():
-                x, y = rng(op.lhs), rng(op.rhs)
-                const = x.const + y.const if x.const is not None and y.const is not None else None
-                values[op.result] = Range(b.emit(arith.AddiOp(x.lo, y.lo)), b.emit(arith.AddiOp(x.hi, y.hi)), const)
-            case arith.SubiOp():
-                x, y = rng(op.lhs), rng(op.rhs)
-                const = x.const - y.const if x.const is not None and y.const is not None else None
-                values[op.result] = Range(b.emit(arith.SubiOp(x.lo, y.hi)), b.emit(arith.SubiOp(x.hi, y.lo)), const)
-            case arith.MuliOp():
-                x, y = rng(op.lhs), rng(op.rhs)
-                products = [b.emit(arith.MuliOp(u, w)) for u in (x.lo, x.hi) for w in (y.lo, y.hi)]
-                lo = b.min_(b.min_(products[0], products[1]), b.min_(products[2], products[3]))
-                hi = b.max_(b.max_(products[0], products[1]), b.max_(products[2], products[3]))
-                values[op.result] = Range(lo, hi)
-            case arith.FloorDivSIOp():
-                x, y = rng(op.lhs), rng(op.rhs)
-                if y.const is None or y.const <= 0:
-                    raise NotAffine("floor division by something other than a positive constant")
-                values[op.result] = Range(
-                    b.emit(arith.FloorDivSIOp(x.lo, y.lo)), b.emit(arith.FloorDivSIOp(x.hi, y.lo))
-                )
-            case arith.MinSIOp() | arith.MaxSIOp():
-                x, y = rng(op.lhs), rng(op.rhs)
-                kind = type(op)
-                values[op.result] = Range(b.emit(kind(x.lo, y.lo)), b.emit(kind(x.hi, y.hi)))
-            case arith.IndexCastOp():
-                x = rng(op.input)
-                ty = op.result.type
-                values[op.result] = Range(
-                    b.emit(arith.IndexCastOp(x.lo, ty)), b.emit(arith.IndexCastOp(x.hi, ty)), x.const
-                )
-            case arith.ExtSIOp():
-                x = rng(op.input)
-                ty = op.result.type
-                values[op.result] = Range(b.emit(arith.ExtSIOp(x.lo, ty)), b.emit(arith.ExtSIOp(x.hi, ty)), x.const)
-            case arith.CmpiOp():
-                values[op.result] = b.compare(op.predicate.value.data, rng(op.lhs), rng(op.rhs))
-            case arith.AndIOp() if op.result.type == i1:
-                x, y = truth(op.lhs), truth(op.rhs)
-                values[op.result] = Truth(b.and_(x.may, y.may), b.and_(x.must, y.must))
-            case arith.OrIOp() if op.result.type == i1:
-                x, y = truth(op.lhs), truth(op.rhs)
-                values[op.result] = Truth(b.or_(x.may, y.may), b.or_(x.must, y.must))
-            case arith.XOrIOp() if op.result.type == i1:
-                x, y = truth(op.lhs), truth(op.rhs)
-                may = b.or_(b.and_(x.may, b.not_(y.must)), b.and_(b.not_(x.must), y.may))
-                must = b.or_(b.and_(x.must, b.not_(y.may)), b.and_(b.not_(x.may), y.must))
-                values[op.result] = Truth(may, must)
-            case arith.SelectOp() if op.result.type == i1:
-                c, x, y = truth(op.cond), truth(op.lhs), truth(op.rhs)
-                may = b.or_(b.and_(c.may, x.may), b.and_(b.not_(c.must), y.may))
-                must = b.or_(b.and_(x.must, y.must), b.or_(b.and_(c.must, x.must), b.and_(b.not_(c.may), y.must)))
-                values[op.result] = Truth(may, must)
-            case arith.SelectOp():
-                x, y = rng(op.lhs), rng(op.rhs)
-                truth(op.cond)
-                values[op.result] = Range(b.min_(x.lo, y.lo), b.max_(x.hi, y.hi))
-            case _:
-                raise NotAffine(f"'{op.name}'")
+    for op in block.ops:
+        if isinstance(op, attn.YieldOp):
+            return builder.truth_of(op.values[0])
+        fn = _TRANSFER.get(type(op))
+        if fn is None:
+            raise _not_affine(op)
+        builder.values[op.results[0]] = fn(builder, op)
     raise NotAffine("mask_mod region has no attn.yield")
 
 

@@ -30,6 +30,7 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
+from xdsl.utils.bitwise_casts import is_power_of_two
 from xdsl.utils.exceptions import PassFailedException
 
 from attnc.dialect.attn_recurrent import RecurrenceOp, RecurrentChunkOp
@@ -62,7 +63,7 @@ class AttnChunkPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         c = self.chunk_size
-        if c < 16 or c & (c - 1):
+        if c < 16 or not is_power_of_two(c):
             raise PassFailedException(f"attn-chunk: chunk-size must be a power of two of at least 16, but got {c}")
         PatternRewriteWalker(ChunkRecurrence(c), apply_recursively=False).rewrite_module(op)
 

@@ -100,66 +100,94 @@ def _only_used_by(value: SSAValue, users: tuple[Operation, ...], what: str, op: 
             raise _fail(op, f"'{use.operation.name}' also reads its {what}, which the fused op does not materialize")
 
 
+@dataclass
+class _Chain:
+    """The logical ops an `attn.pv` reads through: qk, score_mod and mask_mod if present, the normalizer."""
+
+    qk: attn.QKOp
+    score_mod: attn.ScoreModOp | None
+    mask_mod: attn.MaskModOp | None
+    norm: attn.OnlineRowscaleOp
+
+    def captures(self) -> list[SSAValue]:
+        """Every tensor the chain's regions capture, once each, in order of first use."""
+        captures: list[SSAValue] = []
+        for source in (self.score_mod, self.mask_mod, self.norm):
+            for c in source.captures if source is not None else ():
+                if c not in captures:
+                    captures.append(c)
+        return captures
+
+
+def _match_chain(op: attn.PVOp) -> _Chain:
+    """The chain feeding `op`, checked to be fusable: each intermediate tensor feeds only the chain."""
+    norm = op.probs.owner
+    if not isinstance(norm, attn.OnlineRowscaleOp):
+        raise _fail(op, "its probabilities do not come from attn.online_rowscale")
+    _only_used_by(norm.probs, (op,), "probabilities", op)
+    score_mod = norm.scores.owner if isinstance(norm.scores.owner, attn.ScoreModOp) else None
+    qk_value = score_mod.scores if score_mod is not None else norm.scores
+    qk = qk_value.owner
+    if not isinstance(qk, attn.QKOp):
+        raise _fail(op, "its scores do not come from attn.qk")
+    mask_mod = None
+    if norm.mask is not None:
+        mask_mod = norm.mask.owner
+        if not isinstance(mask_mod, attn.MaskModOp):
+            raise _fail(op, "the normalizer's mask does not come from attn.mask_mod")
+        if mask_mod.scores not in (qk.scores, norm.scores):
+            raise _fail(op, "attn.mask_mod reads scores from outside the chain")
+        _only_used_by(mask_mod.keep, (norm,), "mask", op)
+    chain_users = tuple(x for x in (score_mod, mask_mod, norm) if x is not None)
+    _only_used_by(qk.scores, chain_users, "attn.qk scores", op)
+    if score_mod is not None:
+        _only_used_by(score_mod.result, chain_users, "modified scores", op)
+    return _Chain(qk, score_mod, mask_mod, norm)
+
+
+def _fused_regions(chain: _Chain, captures: list[SSAValue]) -> list[Region]:
+    """attn.flash's regions (score_mod, mask_mod, update, finalize, an empty classify), each taking
+    the fused op's `captures` as its trailing arguments."""
+    names = [c.name_hint for c in captures]
+    if chain.score_mod is not None:
+        score_region = remap_region(
+            chain.score_mod.body,
+            attn.score_mod_arg_types(captures),
+            [0, 1, 2, 3, 4, *[5 + i for i in capture_positions(list(chain.score_mod.captures), captures)]],
+            [None] * 5 + names,
+        )
+    else:
+        score_region = identity_score_mod(captures)
+    if chain.mask_mod is not None:
+        mask_region = remap_region(
+            chain.mask_mod.body,
+            attn.mask_mod_arg_types(captures),
+            [0, 1, 2, 3, *[4 + i for i in capture_positions(list(chain.mask_mod.captures), captures)]],
+            [None] * 4 + names,
+        )
+    else:
+        mask_region = keep_all_mask_mod(captures)
+    norm = chain.norm
+    num_state = len(norm.state.data)
+    normalizer_args = attn.normalizer_arg_types(num_state, captures)
+    arg_map = [
+        *range(3 + num_state),
+        *[3 + num_state + i for i in capture_positions(list(norm.captures), captures)],
+    ]
+    normalizer_names = [None] * (3 + num_state) + names
+    update = remap_region(norm.update, normalizer_args, arg_map, normalizer_names)
+    finalize = remap_region(norm.finalize, normalizer_args, arg_map, normalizer_names)
+    return [score_region, mask_region, update, finalize, Region()]
+
+
 class FusePVChain(RewritePattern):
     """Replaces `attn.pv` and the chain feeding it with one `attn.flash`."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: attn.PVOp, rewriter: PatternRewriter) -> None:
-        norm = op.probs.owner
-        if not isinstance(norm, attn.OnlineRowscaleOp):
-            raise _fail(op, "its probabilities do not come from attn.online_rowscale")
-        _only_used_by(norm.probs, (op,), "probabilities", op)
-        score_mod = norm.scores.owner if isinstance(norm.scores.owner, attn.ScoreModOp) else None
-        qk_value = score_mod.scores if score_mod is not None else norm.scores
-        qk = qk_value.owner
-        if not isinstance(qk, attn.QKOp):
-            raise _fail(op, "its scores do not come from attn.qk")
-        mask_mod = None
-        if norm.mask is not None:
-            mask_mod = norm.mask.owner
-            if not isinstance(mask_mod, attn.MaskModOp):
-                raise _fail(op, "the normalizer's mask does not come from attn.mask_mod")
-            if mask_mod.scores not in (qk.scores, norm.scores):
-                raise _fail(op, "attn.mask_mod reads scores from outside the chain")
-            _only_used_by(mask_mod.keep, (norm,), "mask", op)
-        chain_users = tuple(x for x in (score_mod, mask_mod, norm) if x is not None)
-        _only_used_by(qk.scores, chain_users, "attn.qk scores", op)
-        if score_mod is not None:
-            _only_used_by(score_mod.result, chain_users, "modified scores", op)
-
-        captures: list[SSAValue] = []
-        for source in (score_mod, mask_mod, norm):
-            for c in source.captures if source is not None else ():
-                if c not in captures:
-                    captures.append(c)
-        if score_mod is not None:
-            score_region = remap_region(
-                score_mod.body,
-                attn.score_mod_arg_types(captures),
-                [0, 1, 2, 3, 4, *[5 + i for i in capture_positions(list(score_mod.captures), captures)]],
-                [None] * 5 + [c.name_hint for c in captures],
-            )
-        else:
-            score_region = identity_score_mod(captures)
-        if mask_mod is not None:
-            mask_region = remap_region(
-                mask_mod.body,
-                attn.mask_mod_arg_types(captures),
-                [0, 1, 2, 3, *[4 + i for i in capture_positions(list(mask_mod.captures), captures)]],
-                [None] * 4 + [c.name_hint for c in captures],
-            )
-        else:
-            mask_region = keep_all_mask_mod(captures)
-
-        num_state = len(norm.state.data)
-        normalizer_args = attn.normalizer_arg_types(num_state, captures)
-        arg_map = [
-            *range(3 + num_state),
-            *[3 + num_state + i for i in capture_positions(list(norm.captures), captures)],
-        ]
-        names = [None] * (3 + num_state) + [c.name_hint for c in captures]
-        update = remap_region(norm.update, normalizer_args, arg_map, names)
-        finalize = remap_region(norm.finalize, normalizer_args, arg_map, names)
+        chain = _match_chain(op)
+        qk, norm = chain.qk, chain.norm
+        captures = chain.captures()
         flash = attn.FlashOp.build(
             operands=[qk.q, qk.k, op.v, captures],
             attributes={
@@ -170,7 +198,7 @@ class FusePVChain(RewritePattern):
                 "masked_score": norm.masked_score,
                 **({"held_constant": norm.held_constant} if norm.held_constant is not None else {}),
             },
-            regions=[score_region, mask_region, update, finalize, Region()],
+            regions=_fused_regions(chain, captures),
             result_types=[op.out.type, [s.type for s in norm.stats]],
         )
         flash.out.name_hint = op.out.name_hint
@@ -180,7 +208,7 @@ class FusePVChain(RewritePattern):
         for old, new in zip(norm.stats, flash.stats):
             rewriter.replace_all_uses_with(old, new)
         rewriter.replace(op, [], [flash.out])
-        for dead in (norm, mask_mod, score_mod, qk):
+        for dead in (norm, chain.mask_mod, chain.score_mod, qk):
             if dead is not None:
                 rewriter.erase(dead)
 

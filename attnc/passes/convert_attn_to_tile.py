@@ -1,27 +1,34 @@
-"""convert-attn-to-tile: lower each tiled `attn.flash` into tile-dialect kernels.
+"""convert-attn-to-tile: lower each tiled attention op into tile-dialect kernels.
 
-Two kernels per attention op, both generic in their block sizes:
+The kernels come from the builders in attnc/conversion/, each generic in its block
+sizes. An `attn.flash` becomes two (flash_kernels.py):
 
 - `<fn>_block_table` classifies one (query block, key block) tile per program as
-  empty (0), partial (1) or full (2): from the symbolic `classify` region for
-  "affine" and "none" masks (a few scalar ops per tile), or by evaluating the
-  mask over the tile's elements for "runtime" masks. The runtime compacts the
-  classes into per-row lists of full and partial key blocks.
+  empty (0), partial (1) or full (2): by the symbolic `classify` region for an
+  "affine" mask (a few scalar ops per tile), by the sequence bounds alone for
+  "none", or by evaluating the mask over the tile's elements for "runtime". The
+  runtime compacts the classes into per-row lists of full and partial key blocks.
 - `<fn>_fwd` is the flash forward (FlashAttention-2): one program per query block
   and (batch, head); it walks the full key blocks without any mask, then the
   partial ones with the mask and the sequence bounds, running the normalizer's
   update per tile and its finalize at the end. Empty tiles are never visited.
 
-An `attn.recurrent_chunk` (linear attention) becomes `<fn>_chunk_state` (the state
-scan over chunks), with a vector gate `<fn>_chunk_cumsum` before it and `<fn>_chunk_scores`
-(the chunk's decayed scores, chunk_vector_kernels.py) after it, and
-`<fn>_chunk_output` (per chunk, inter- plus intra-chunk output), and with `backward` set `<fn>_chunk_state_grad` (the reverse scan of the
-state's gradient) and `<fn>_chunk_grad` (dq, dk, dv per chunk; with a vector gate
-`<fn>_chunk_dv` and `<fn>_chunk_dqkg` instead, see
-chunk_vector_backward_kernels.py); see chunk_kernels.py.
+An `attn.flash_grad` beside it adds `<fn>_bwd_dq` and `<fn>_bwd_dkdv`
+(flash_backward_kernels.py).
 
-Precondition: `attn.flash` ops with `block_mask` and `tile` set (run attn-fuse,
-attn-block-mask and attn-tile first).
+An `attn.recurrent_chunk` (linear attention) becomes `<fn>_chunk_state` (the state
+scan over chunks) and `<fn>_chunk_output` (per chunk, inter- plus intra-chunk
+output), chunk_kernels.py. A vector gate adds `<fn>_chunk_cumsum` before the scan
+and `<fn>_chunk_scores` after it, and has an output kernel of its own
+(chunk_vector_kernels.py). With `backward` set, `<fn>_chunk_state_grad` (the reverse
+scan of the state's gradient) and `<fn>_chunk_grad` (dq, dk, dv per chunk) follow
+(chunk_backward_kernels.py); a vector gate has `<fn>_chunk_dv` and `<fn>_chunk_dqkg`
+in place of the latter (chunk_vector_backward_kernels.py).
+
+Precondition: per function, one `attn.flash` (and its `attn.flash_grad`, if any) with
+`block_mask` and `tile` set, or one `attn.recurrent_chunk` with its key and value
+blocks set (run attn-fuse, attn-block-mask and attn-tile first; attn-chunk and
+attn-tile for a recurrence).
 
 Before:
 ```mlir
@@ -58,7 +65,7 @@ from attnc.dialect.attn_grad import FlashGradOp
 
 @dataclass(frozen=True)
 class ConvertAttnToTilePass(ModulePass):
-    """Lowers each tiled attn.flash into a block-table kernel and a forward kernel in the tile dialect."""
+    """Lowers each tiled attn.flash (with its attn.flash_grad) and attn.recurrent_chunk into tile-dialect kernels."""
 
     name = "convert-attn-to-tile"
 

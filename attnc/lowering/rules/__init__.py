@@ -1,7 +1,7 @@
 """Triton rules: one per op, collected in `RULES` by the `@rule` decorator.
 
 A rule receives the `KernelPrinter` and the op, and either binds the op's results to
-Python expressions (`p.inline`) or writes lines (`p.assign`, `p.line`). The modules of
+Python expressions (`p.bind`) or writes lines (`p.assign`, `p.line`). The modules of
 this package register their rules when imported; `attnc.lowering.triton` imports them.
 (So this module binds no name `arith`, `math`, `scf` or `tile`: those are submodules.)
 """

@@ -6,6 +6,7 @@ name, a literal, `x[:, None]`), so no template needs more parentheses than it ha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from xdsl.dialects import arith
@@ -97,12 +98,6 @@ CMPF: dict[str, str] = {
     "ugt": "~({0} <= {1})",
     "uge": "~({0} < {1})",
 }
-# arith's integer encoding of the predicates.
-_ARITH_CMPI = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
-_ARITH_CMPF = [
-    "false", "oeq", "ogt", "oge", "olt", "ole", "one", "ord",
-    "ueq", "ugt", "uge", "ult", "ule", "une", "uno", "true",
-]  # fmt: skip
 
 
 def emit_elementwise(p: KernelPrinter, op: Operation, template: str, python_exact: bool) -> None:
@@ -133,7 +128,7 @@ for _op_type, _template in BINARY.items():
 
 @rule(arith.CmpiOp, tile.CmpIOp)
 def cmpi(p: KernelPrinter, op: arith.CmpiOp | tile.CmpIOp) -> None:
-    predicate = _predicate(op, _ARITH_CMPI)
+    predicate = _predicate(op, arith.CMPI_COMPARISON_OPERATIONS)
     if predicate not in CMPI:
         raise NotImplementedError(f"'{op.name}' with unsigned predicate {predicate}")
     emit_elementwise(p, op, CMPI[predicate], python_exact=True)
@@ -141,13 +136,14 @@ def cmpi(p: KernelPrinter, op: arith.CmpiOp | tile.CmpIOp) -> None:
 
 @rule(arith.CmpfOp, tile.CmpFOp)
 def cmpf(p: KernelPrinter, op: arith.CmpfOp | tile.CmpFOp) -> None:
-    predicate = _predicate(op, _ARITH_CMPF)
+    predicate = _predicate(op, arith.CMPF_COMPARISON_OPERATIONS)
     if predicate not in CMPF:
         raise NotImplementedError(f"'{op.name}' with predicate {predicate}")
     emit_elementwise(p, op, CMPF[predicate], python_exact=False)
 
 
-def _predicate(op: Operation, names: list[str]) -> str:
+def _predicate(op: Operation, names: Sequence[str]) -> str:
+    """The predicate's name: arith's ops hold its index in `names`, tile's the name itself."""
     predicate = op.properties["predicate"]
     if isinstance(predicate, IntegerAttr):
         return names[predicate.value.data]

@@ -1,10 +1,8 @@
 // RUN: attn-opt %s -p attn-block-mask | filecheck %s
 
 // attn-block-mask marks a mask that keeps everything block_mask = "none" and leaves
-// classify empty. It does not yet: is_keep_all compares the i1 constant's value
-// with 1, but xDSL stores `true` as the signed i1 value -1, so this op gets an
-// "affine" classify region yielding (true, true) instead. Remove the XFAIL line
-// once attnc/passes/attn_block_mask.py recognizes the constant.
+// classify empty. xDSL stores `true` as the signed i1 value -1, so is_keep_all takes
+// any non-zero constant as true.
 
 // CHECK-LABEL: func.func @no_mask(
 // CHECK:         } mask_mod {

@@ -15,7 +15,7 @@
 // CHECK-NEXT:       block-n=0
 // CHECK-NEXT:       num-warps=0
 // CHECK-NEXT:       num-stages=0
-// CHECK-NEXT:   convert-attn-to-tile   Lowers each tiled attn.flash into a block-table kernel and a forward kernel in the tile dialect.
+// CHECK-NEXT:   convert-attn-to-tile   Lowers each tiled attn.flash (with its attn.flash_grad) and attn.recurrent_chunk into tile-dialect kernels.
 // CHECK:        attn-chunk             Rewrites attn.recurrence into attn.recurrent_chunk with a chunk size (a power of two, at least 16).
 // CHECK-NEXT:       chunk-size=64
 // CHECK:      attnc pipelines
