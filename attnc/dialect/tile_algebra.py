@@ -35,10 +35,10 @@ from attnc.dialect.tile_types import (
     InputPrecisionAttr,
     ReduceKind,
     ReduceKindAttr,
-    _axes_str,
-    _shape_str,
+    axes_str,
     element_type_of,
     shape_of,
+    shape_str,
     with_shape,
 )
 
@@ -108,7 +108,7 @@ class DotOp(IRDLOperation):
                 raise VerifyException(f"'tile.dot' op expected operands of rank 2, but got {len(shape)}")
         if a[1] != b[0]:
             raise VerifyException(
-                f"'tile.dot' op expected a MxK times a KxN tile, but got {_shape_str(a)} times {_shape_str(b)}"
+                f"'tile.dot' op expected a MxK times a KxN tile, but got {shape_str(a)} times {shape_str(b)}"
             )
         a_element, b_element = (
             element_type_of(self.a.type),
@@ -121,7 +121,7 @@ class DotOp(IRDLOperation):
         shape = shape_of(self.result.type)
         if shape != (a[0], b[1]):
             raise VerifyException(
-                f"'tile.dot' op expected a result of shape {_shape_str((a[0], b[1]))}, but got {_shape_str(shape)}"
+                f"'tile.dot' op expected a result of shape {shape_str((a[0], b[1]))}, but got {shape_str(shape)}"
             )
 
 
@@ -180,7 +180,7 @@ class ReduceOp(IRDLOperation):
         shape = list(shape_of(self.value.type))
         axis = self.axis.value.data
         if not 0 <= axis < len(shape):
-            raise VerifyException(f"'tile.reduce' op expected axis {_axes_str(len(shape))}, but got {axis}")
+            raise VerifyException(f"'tile.reduce' op expected axis {axes_str(len(shape))}, but got {axis}")
         del shape[axis]
         element = element_type_of(self.value.type)
         kind = self.kind.data
@@ -221,7 +221,7 @@ class CumsumOp(IRDLOperation):
         rank = len(shape_of(self.value.type))
         axis = self.axis.value.data
         if not 0 <= axis < rank:
-            raise VerifyException(f"'tile.cumsum' op expected axis {_axes_str(rank)}, but got {axis}")
+            raise VerifyException(f"'tile.cumsum' op expected axis {axes_str(rank)}, but got {axis}")
         if self.result.type != self.value.type:
             raise VerifyException(
                 f"'tile.cumsum' op expected result type {self.value.type}, but got {self.result.type}"

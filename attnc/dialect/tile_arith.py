@@ -24,7 +24,7 @@ from xdsl.printer import Printer
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from attnc.dialect.tile_types import _shape_str, element_type_of, shape_of, with_shape
+from attnc.dialect.tile_types import element_type_of, shape_of, shape_str, with_shape
 
 # ===-------------------------------------------------------------------=== #
 # Comparisons, select and casts on tensors
@@ -223,8 +223,8 @@ class CastOp(IRDLOperation):
         if shape_of(self.value.type) != shape_of(self.result.type):
             raise VerifyException(
                 f"'tile.cast' op expected a result of shape "
-                f"{_shape_str(shape_of(self.value.type))}, but got "
-                f"{_shape_str(shape_of(self.result.type))}"
+                f"{shape_str(shape_of(self.value.type))}, but got "
+                f"{shape_str(shape_of(self.result.type))}"
             )
         for type in (self.value.type, self.result.type):
             if not isinstance(element_type_of(type), IntegerType | IndexType | AnyFloat):

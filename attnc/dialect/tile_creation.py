@@ -31,17 +31,17 @@ from xdsl.printer import Printer
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from attnc.dialect.tile_kernel import _enclosing_func
+from attnc.dialect.tile_kernel import enclosing_func
 from attnc.dialect.tile_types import (
-    _axes_str,
-    _is_scalar,
-    _parse_scalar,
-    _print_scalar,
-    _shape_str,
-    _verify_scalar_attr,
+    axes_str,
     element_type_of,
+    is_scalar,
+    parse_scalar,
+    print_scalar,
     scalar_attr,
     shape_of,
+    shape_str,
+    verify_scalar_attr,
 )
 
 # ===-------------------------------------------------------------------=== #
@@ -58,7 +58,7 @@ def _verify_dims(op: Operation, dims: ArrayAttr[StringAttr], type: Attribute) ->
     shape = shape_of(type)
     if len(dims.data) != len(shape):
         raise VerifyException(f"'{op.name}' op expected {len(shape)} dims for {type}, but got {len(dims.data)}")
-    func = _enclosing_func(op)
+    func = enclosing_func(op)
     for dim, size in zip(dims.data, shape, strict=True):
         name = dim.data
         if name.isdecimal():
@@ -134,12 +134,12 @@ class FullOp(IRDLOperation):
 
     def verify_(self) -> None:
         _verify_dims(self, self.dims, self.result.type)
-        _verify_scalar_attr(self, "value", self.value, element_type_of(self.result.type))
+        verify_scalar_attr(self, "value", self.value, element_type_of(self.result.type))
 
     @classmethod
     def parse(cls, parser: Parser) -> FullOp:
         dims = parser.parse_attribute()
-        value = _parse_scalar(parser)
+        value = parse_scalar(parser)
         attributes = parser.parse_optional_attr_dict()
         parser.parse_punctuation(":")
         type = parser.parse_type()
@@ -156,7 +156,7 @@ class FullOp(IRDLOperation):
         printer.print_string(" ")
         printer.print_attribute(self.dims)
         printer.print_string(" ")
-        _print_scalar(printer, self.value)
+        print_scalar(printer, self.value)
         printer.print_op_attributes(self.attributes)
         printer.print_string(" : ")
         printer.print_attribute(self.result.type)
@@ -190,7 +190,7 @@ class SplatOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        if not _is_scalar(self.value.type):
+        if not is_scalar(self.value.type):
             raise VerifyException(f"'tile.splat' op expected a scalar operand, but got {self.value.type}")
         if element_type_of(self.result.type) != self.value.type:
             raise VerifyException(
@@ -230,7 +230,7 @@ class ExpandDimsOp(IRDLOperation):
         shape = list(shape_of(self.value.type))
         axis = self.axis.value.data
         if not 0 <= axis <= len(shape):
-            raise VerifyException(f"'tile.expand_dims' op expected axis {_axes_str(len(shape) + 1)}, but got {axis}")
+            raise VerifyException(f"'tile.expand_dims' op expected axis {axes_str(len(shape) + 1)}, but got {axis}")
         shape.insert(axis, 1)
         expected = TensorType(element_type_of(self.value.type), shape)
         if self.result.type != expected:
@@ -273,5 +273,5 @@ class BroadcastOp(IRDLOperation):
                 f"{element_type_of(self.result.type)}"
             )
         if len(src) != len(dst) or any(s not in (1, d) for s, d in zip(src, dst, strict=True)):
-            raise VerifyException(f"'tile.broadcast' op cannot broadcast {_shape_str(src)} to {_shape_str(dst)}")
+            raise VerifyException(f"'tile.broadcast' op cannot broadcast {shape_str(src)} to {shape_str(dst)}")
         _verify_dims(self, self.dims, self.result.type)

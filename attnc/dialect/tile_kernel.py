@@ -39,14 +39,14 @@ from xdsl.traits import (
 )
 from xdsl.utils.exceptions import VerifyException
 
-from attnc.dialect.tile_types import _is_scalar, _scalar_value
+from attnc.dialect.tile_types import is_scalar, scalar_value
 
 # ===-------------------------------------------------------------------=== #
 # The kernel
 # ===-------------------------------------------------------------------=== #
 
 
-def _enclosing_func(op: Operation) -> FuncOp | None:
+def enclosing_func(op: Operation) -> FuncOp | None:
     parent = op.parent_op()
     while parent is not None and not isinstance(parent, FuncOp):
         parent = parent.parent_op()
@@ -122,7 +122,7 @@ class FuncOp(IRDLOperation):
                     f"'tile.func' op expected constexpr {name} to default to an integer, but got {attr}"
                 )
         for arg in args:
-            if not _is_scalar(arg.type):
+            if not is_scalar(arg.type):
                 raise VerifyException(f"'tile.func' op expected scalar parameters, but got {arg.type}")
         last = self.body.block.last_op
         if not isinstance(last, ReturnOp):
@@ -175,7 +175,7 @@ class FuncOp(IRDLOperation):
             printer.print_string(" constexprs {")
             printer.print_list(
                 self.constexprs.data.items(),
-                lambda kv: printer.print_string(f"{kv[0]} = {_scalar_value(kv[1])}"),
+                lambda kv: printer.print_string(f"{kv[0]} = {scalar_value(kv[1])}"),
             )
             printer.print_string("}")
         attributes = dict(self.attributes)
@@ -229,7 +229,7 @@ class ConstexprOp(IRDLOperation):
             raise VerifyException(
                 f"'tile.constexpr' op expected an integer or float result, but got {self.result.type}"
             )
-        func = _enclosing_func(self)
+        func = enclosing_func(self)
         if func is not None and self.param.data not in func.constexprs.data:
             raise VerifyException(
                 f"'tile.constexpr' op expected \"{self.param.data}\" to be a constexpr of @{func.sym_name.data}"

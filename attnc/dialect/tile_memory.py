@@ -21,13 +21,13 @@ from xdsl.utils.exceptions import VerifyException
 
 from attnc.dialect.tile_types import (
     PtrType,
-    _parse_scalar,
-    _print_scalar,
-    _shape_str,
-    _verify_scalar_attr,
     element_type_of,
+    parse_scalar,
+    print_scalar,
     scalar_attr,
     shape_of,
+    shape_str,
+    verify_scalar_attr,
     with_shape,
 )
 
@@ -96,8 +96,8 @@ class AddPtrOp(IRDLOperation):
         shape = _broadcast_shapes(shape_of(self.ptr.type), shape_of(self.offset.type))
         if shape is None:
             raise VerifyException(
-                f"'tile.addptr' op cannot broadcast {_shape_str(shape_of(self.ptr.type))} "
-                f"with {_shape_str(shape_of(self.offset.type))}"
+                f"'tile.addptr' op cannot broadcast {shape_str(shape_of(self.ptr.type))} "
+                f"with {shape_str(shape_of(self.offset.type))}"
             )
         expected = with_shape(pointer, shape)
         if self.result.type != expected:
@@ -159,7 +159,7 @@ class LoadOp(IRDLOperation):
         if self.other is not None and self.other.type != expected:
             raise VerifyException(f"'tile.load' op expected other of type {expected}, but got {self.other.type}")
         if self.other_value is not None:
-            _verify_scalar_attr(self, "other", self.other_value, pointer.pointee)
+            verify_scalar_attr(self, "other", self.other_value, pointer.pointee)
         if self.mask is None and (self.other is not None or self.other_value is not None):
             raise VerifyException("'tile.load' op expected a mask when other is given")
 
@@ -173,7 +173,7 @@ class LoadOp(IRDLOperation):
         if parser.parse_optional_keyword("other") is not None:
             other = parser.parse_optional_unresolved_operand()
             if other is None:
-                other_value = _parse_scalar(parser)
+                other_value = parse_scalar(parser)
         attributes = parser.parse_optional_attr_dict()
         parser.parse_punctuation(":")
         ptr_type = parser.parse_type()
@@ -203,7 +203,7 @@ class LoadOp(IRDLOperation):
             printer.print_operand(self.other)
         elif self.other_value is not None:
             printer.print_string(" other ")
-            _print_scalar(printer, self.other_value)
+            print_scalar(printer, self.other_value)
         printer.print_op_attributes(self.attributes)
         printer.print_string(" : ")
         printer.print_attribute(self.ptr.type)

@@ -119,11 +119,11 @@ def with_shape(element_type: Attribute, shape: Sequence[int]) -> Attribute:
     return TensorType(element_type, shape)
 
 
-def _shape_str(shape: Sequence[int]) -> str:
+def shape_str(shape: Sequence[int]) -> str:
     return "x".join(str(d) for d in shape) if shape else "scalar"
 
 
-def _axes_str(n: int) -> str:
+def axes_str(n: int) -> str:
     """`0 or 1`, `0, 1 or 2`: the valid axes of a rank-`n` value."""
     axes = [str(a) for a in range(n)]
     if len(axes) == 1:
@@ -131,7 +131,7 @@ def _axes_str(n: int) -> str:
     return ", ".join(axes[:-1]) + " or " + axes[-1]
 
 
-def _is_scalar(type: Attribute) -> bool:
+def is_scalar(type: Attribute) -> bool:
     return isinstance(type, IntegerType | IndexType | AnyFloat | PtrType)
 
 
@@ -173,7 +173,7 @@ def float_text(value: float, type: Attribute) -> str:
     return f"{mantissa}e{exponent}" if exponent else mantissa
 
 
-def _print_scalar(printer: Printer, attr: Attribute) -> None:
+def print_scalar(printer: Printer, attr: Attribute) -> None:
     """Print a scalar attribute without its type: `-inf`, `0.5`, `1`, `true`."""
     if isinstance(attr, FloatAttr):
         value = attr.value.data
@@ -189,8 +189,8 @@ def _print_scalar(printer: Printer, attr: Attribute) -> None:
         printer.print_attribute(attr)
 
 
-def _parse_scalar(parser: Parser) -> float | int | bool:
-    """Parse what `_print_scalar` prints."""
+def parse_scalar(parser: Parser) -> float | int | bool:
+    """Parse what `print_scalar` prints."""
     negative = parser.parse_optional_punctuation("-") is not None
     if parser.parse_optional_keyword("inf") is not None:
         return -math.inf if negative else math.inf
@@ -202,7 +202,7 @@ def _parse_scalar(parser: Parser) -> float | int | bool:
     return -value if negative else value
 
 
-def _scalar_value(attr: Attribute) -> float | int | bool:
+def scalar_value(attr: Attribute) -> float | int | bool:
     if isinstance(attr, FloatAttr):
         return attr.value.data
     assert isinstance(attr, IntegerAttr)
@@ -211,6 +211,6 @@ def _scalar_value(attr: Attribute) -> float | int | bool:
     return attr.value.data
 
 
-def _verify_scalar_attr(op: Operation, role: str, attr: Attribute, type: Attribute) -> None:
+def verify_scalar_attr(op: Operation, role: str, attr: Attribute, type: Attribute) -> None:
     if not isinstance(attr, FloatAttr | IntegerAttr) or attr.type != type:
         raise VerifyException(f"'{op.name}' op expected {role} of type {type}, but got {attr}")

@@ -175,7 +175,12 @@ def test_linear_kernels_cross_compile_for_sm90():
             constexprs = dict(compiled.info.constexprs[name])
             constexprs.update({c: b for c, b in (("BLOCK_K", bk), ("BLOCK_V", bv)) if c in constexprs and b})
             asm = cross_compile(
-                compiled.kernel(which), compiled.info.signatures[name], constexprs, Target.parse("cuda:90"), warps, stages
+                compiled.kernel(which),
+                compiled.info.signatures[name],
+                constexprs,
+                Target.parse("cuda:90"),
+                warps,
+                stages,
             )
             assert "warp_group_dot" in str(asm["ttgir"]), which
             assert int(asm["shared"]) <= 227 * 1024, (which, bk, bv, asm["shared"])
@@ -197,7 +202,12 @@ def test_vector_gate_kernels_cross_compile_for_sm90():
             constexprs = dict(compiled.info.constexprs[name])
             constexprs.update({c: b for c, b in (("BLOCK_K", bk), ("BLOCK_V", bv)) if c in constexprs and b})
             asm = cross_compile(
-                compiled.kernel(which), compiled.info.signatures[name], constexprs, Target.parse("cuda:90"), warps, stages
+                compiled.kernel(which),
+                compiled.info.signatures[name],
+                constexprs,
+                Target.parse("cuda:90"),
+                warps,
+                stages,
             )
             assert int(asm["shared"]) <= 227 * 1024, (which, bk, bv, asm["shared"])
             if which not in ("chunk_cumsum", "chunk_scores"):  # the scores kernel works on 16-row sub-chunks
