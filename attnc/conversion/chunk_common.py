@@ -22,7 +22,7 @@ from xdsl.ir import Attribute, Region, SSAValue
 
 from attnc.conversion.kernel_builder import Dims, KernelBuilder
 from attnc.conversion.region_lowering import lower_region
-from attnc.dialect import tile
+from attnc.dialect import kernel_params, tile
 from attnc.dialect.attn_recurrent import RecurrentChunkOp, int_attr
 from attnc.dialect.kernel_params import padded_head_dim
 
@@ -77,9 +77,9 @@ def shapes_of(op: RecurrentChunkOp) -> Shapes:
 
 def tensor_params(names: list[str], elem: Attribute) -> list[tuple[str, Attribute]]:
     """Pointer and (b, h, s, d) strides of each [B, H, T, D] tensor."""
-    params: list[tuple[str, Attribute]] = [(f"{t}_ptr", KernelBuilder.ptr_type(elem)) for t in names]
+    params: list[tuple[str, Attribute]] = [(kernel_params.ptr(t), KernelBuilder.ptr_type(elem)) for t in names]
     for t in names:
-        params += [(f"stride_{t}_{d}", i32) for d in "bhsd"]
+        params += [(kernel_params.stride(t, d), i32) for d in "bhsd"]
     return params
 
 
@@ -89,7 +89,7 @@ def gate_params(gate: str) -> list[tuple[str, Attribute]]:
     if gate == "vector":  # the kernels after the chunk cumsum read G, not g
         return tensor_params(["gcum"], f32)
     strides = {"head": "h", "scalar": "bhs"}[gate]
-    return [("g_ptr", KernelBuilder.ptr_type(f32))] + [(f"stride_g_{d}", i32) for d in strides]
+    return [("g_ptr", KernelBuilder.ptr_type(f32))] + [(kernel_params.stride("g", d), i32) for d in strides]
 
 
 SEQ_PARAMS: list[tuple[str, Attribute]] = [
@@ -172,12 +172,12 @@ def base(kb: KernelBuilder, t: str, seq: Sequence, qk: bool) -> SSAValue:
     head = seq.head_qk if qk else seq.head
     off = kb.add(
         kb.add(
-            kb.mul(kb.wide(seq.batch), kb.wide(kb.arg(f"stride_{t}_b"))),
-            kb.mul(kb.wide(head), kb.wide(kb.arg(f"stride_{t}_h"))),
+            kb.mul(kb.wide(seq.batch), kb.wide(kb.arg(kernel_params.stride(t, "b")))),
+            kb.mul(kb.wide(head), kb.wide(kb.arg(kernel_params.stride(t, "h")))),
         ),
-        kb.mul(kb.wide(seq.start), kb.wide(kb.arg(f"stride_{t}_s"))),
+        kb.mul(kb.wide(seq.start), kb.wide(kb.arg(kernel_params.stride(t, "s")))),
     )
-    return kb.addptr(kb.arg(f"{t}_ptr"), off, f"{t}_base")
+    return kb.addptr(kb.arg(kernel_params.ptr(t)), off, f"{t}_base")
 
 
 def tile_ptrs(
@@ -185,7 +185,10 @@ def tile_ptrs(
 ) -> SSAValue:
     """Pointers to tile[rows, cols] of a [T, D] slice of tensor `t` (its transpose, [cols, rows], if
     `transposed`: a product that takes the tile transposed then loads it so, with no layout change)."""
-    by_row, by_col = kb.mul(rows, kb.arg(f"stride_{t}_s")), kb.mul(cols, kb.arg(f"stride_{t}_d"))
+    by_row, by_col = (
+        kb.mul(rows, kb.arg(kernel_params.stride(t, "s"))),
+        kb.mul(cols, kb.arg(kernel_params.stride(t, "d"))),
+    )
     if transposed:
         return kb.addptr(ptr, kb.add(kb.col(by_col), kb.row(by_row)))
     return kb.addptr(ptr, kb.add(kb.col(by_row), kb.row(by_col)))
@@ -223,7 +226,7 @@ def load_row(
     kb: KernelBuilder, t: str, ptr: SSAValue, row: SSAValue, ok: SSAValue, cols: SSAValue, dim: int, name: str
 ) -> SSAValue:
     """One row [cols] of a [T, D] slice (zero where the row is not `ok` or past column `dim`)."""
-    offs = kb.add(kb.mul(row, kb.arg(f"stride_{t}_s")), kb.mul(cols, kb.arg(f"stride_{t}_d")))
+    offs = kb.add(kb.mul(row, kb.arg(kernel_params.stride(t, "s"))), kb.mul(cols, kb.arg(kernel_params.stride(t, "d"))))
     return kb.load(kb.addptr(ptr, offs), row_mask(kb, ok, cols, dim), 0.0, name)
 
 
@@ -343,12 +346,14 @@ def gate_decay(
     if s.gate == "none":
         return None
     if s.gate == "head":
-        g = kb.load(kb.addptr(kb.arg("g_ptr"), kb.mul(seq.head, kb.arg("stride_g_h"))), None, None, "g_head")
+        g = kb.load(
+            kb.addptr(kb.arg("g_ptr"), kb.mul(seq.head, kb.arg(kernel_params.stride("g", "h")))), None, None, "g_head"
+        )
         steps = kb.min(kb.add(kb.arange(rows_dim), kb.i32(1)), n_valid)
         return Decay(kb.mul(kb.cast(steps, f32), g, "G"), kb.mul(kb.cast(n_valid, f32), g, "G_last"))
     if s.gate == "scalar":
         g_base = base(kb, "g", seq, False)
-        g = kb.load(kb.addptr(g_base, kb.mul(rows, kb.arg("stride_g_s"))), row_ok, 0.0, "g")
+        g = kb.load(kb.addptr(g_base, kb.mul(rows, kb.arg(kernel_params.stride("g", "s")))), row_ok, 0.0, "g")
         return Decay(cumsum(kb, g, "G"), kb.sum_all(g, "G_last"))
     assert cols is not None and last_row is not None
     g_base = base(kb, "gcum", seq, False)

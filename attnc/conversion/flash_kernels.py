@@ -16,7 +16,7 @@ from xdsl.ir import Attribute, SSAValue
 
 from attnc.conversion.kernel_builder import KernelBuilder, Value
 from attnc.conversion.region_lowering import lower_region
-from attnc.dialect import attn
+from attnc.dialect import attn, kernel_params
 from attnc.dialect.kernel_params import padded_head_dim
 
 BM, BN = "BLOCK_M", "BLOCK_N"
@@ -46,14 +46,16 @@ def _captures(flash: attn.FlashOp) -> list[TensorType]:
 
 def _add_capture_params(params: list[tuple[str, Attribute]], kb_types: list[TensorType]) -> None:
     for i, ty in enumerate(kb_types):
-        params.append((f"cap{i}_ptr", KernelBuilder.ptr_type(ty.element_type)))
-        params.extend((f"cap{i}_stride{j}", i32) for j in range(ty.get_num_dims()))
+        params.append((kernel_params.capture_ptr(i), KernelBuilder.ptr_type(ty.element_type)))
+        params.extend((kernel_params.capture_stride(i, j), i32) for j in range(ty.get_num_dims()))
 
 
 def _capture_values(kb: KernelBuilder, types: list[TensorType]) -> list[Value]:
     """Captured tensors as (pointer, strides) handles for `tensor.extract` lowering."""
     return [
-        kb.capture(f"cap{i}_ptr", [kb.arg(f"cap{i}_stride{j}") for j in range(ty.get_num_dims())])
+        kb.capture(
+            kernel_params.capture_ptr(i), [kb.arg(kernel_params.capture_stride(i, j)) for j in range(ty.get_num_dims())]
+        )
         for i, ty in enumerate(types)
     ]
 
@@ -127,11 +129,11 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
 
     params: list[tuple[str, Attribute]] = []
     for t in ("q", "k", "v", "out"):
-        params.append((f"{t}_ptr", KernelBuilder.ptr_type(elem)))
-    params += [(f"stat{i}_ptr", KernelBuilder.ptr_type(f32)) for i in range(num_stats)]
+        params.append((kernel_params.ptr(t), KernelBuilder.ptr_type(elem)))
+    params += [(kernel_params.stat_ptr(i), KernelBuilder.ptr_type(f32)) for i in range(num_stats)]
     _add_capture_params(params, cap_types)
     for t in ("q", "k", "v", "out"):
-        params += [(f"stride_{t}_{d}", i32) for d in ("b", "h", "s", "d")]
+        params += [(kernel_params.stride(t, d), i32) for d in ("b", "h", "s", "d")]
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
     params += table_params("num_kv_blocks")
     constexprs = {
@@ -155,10 +157,10 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
 
     def base(t: str, head: SSAValue) -> SSAValue:
         off = kb.add(
-            kb.mul(kb.wide(b), kb.wide(kb.arg(f"stride_{t}_b"))),
-            kb.mul(kb.wide(head), kb.wide(kb.arg(f"stride_{t}_h"))),
+            kb.mul(kb.wide(b), kb.wide(kb.arg(kernel_params.stride(t, "b")))),
+            kb.mul(kb.wide(head), kb.wide(kb.arg(kernel_params.stride(t, "h")))),
         )
-        return kb.addptr(kb.arg(f"{t}_ptr"), off, f"{t}_base")
+        return kb.addptr(kb.arg(kernel_params.ptr(t)), off, f"{t}_base")
 
     q_base, k_base, v_base, out_base = base("q", h), base("k", kv_h), base("v", kv_h), base("out", h)
     offs_m = kb.add(kb.mul(pid_m, kb.constexpr(BM)), kb.arange(BM), "offs_m")
@@ -171,7 +173,10 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
 
     q_ptrs = kb.addptr(
         q_base,
-        kb.add(kb.mul(kb.col(offs_m), kb.arg("stride_q_s")), kb.mul(kb.row(offs_d), kb.arg("stride_q_d"))),
+        kb.add(
+            kb.mul(kb.col(offs_m), kb.arg(kernel_params.stride("q", "s"))),
+            kb.mul(kb.row(offs_d), kb.arg(kernel_params.stride("q", "d"))),
+        ),
         "q_ptrs",
     )
     q = kb.load(q_ptrs, kb.and_(row_ok, d_ok) if d_ok is not None else row_ok, 0.0, "q")
@@ -205,7 +210,10 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
             col_ok = kb.row(kb.cmp("slt", cols, seq_kv), "col_ok") if masked else None
             k_ptrs = kb.addptr(
                 k_base,
-                kb.add(kb.mul(kb.col(cols), kb.arg("stride_k_s")), kb.mul(kb.row(offs_d), kb.arg("stride_k_d"))),
+                kb.add(
+                    kb.mul(kb.col(cols), kb.arg(kernel_params.stride("k", "s"))),
+                    kb.mul(kb.row(offs_d), kb.arg(kernel_params.stride("k", "d"))),
+                ),
                 "k_ptrs",
             )
             kv_ok = kb.col(kb.cmp("slt", cols, seq_kv), "kv_ok") if masked else None
@@ -238,7 +246,10 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
                 p = kb.where(keep, p, kb.f32(0.0), "p")
             v_ptrs = kb.addptr(
                 v_base,
-                kb.add(kb.mul(kb.col(cols), kb.arg("stride_v_s")), kb.mul(kb.row(offs_dv), kb.arg("stride_v_d"))),
+                kb.add(
+                    kb.mul(kb.col(cols), kb.arg(kernel_params.stride("v", "s"))),
+                    kb.mul(kb.row(offs_dv), kb.arg(kernel_params.stride("v", "d"))),
+                ),
                 "v_ptrs",
             )
             v_mask = _and_optional(kb, kv_ok, dv_ok)
@@ -258,14 +269,17 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
     out = kb.cast(kb.to_dims(normalized, (BM, DIM_V)), elem, "out")
     out_ptrs = kb.addptr(
         out_base,
-        kb.add(kb.mul(kb.col(offs_m), kb.arg("stride_out_s")), kb.mul(kb.row(offs_dv), kb.arg("stride_out_d"))),
+        kb.add(
+            kb.mul(kb.col(offs_m), kb.arg(kernel_params.stride("out", "s"))),
+            kb.mul(kb.row(offs_dv), kb.arg(kernel_params.stride("out", "d"))),
+        ),
         "out_ptrs",
     )
     kb.store(out_ptrs, out, kb.and_(row_ok, dv_ok) if dv_ok is not None else row_ok)
     stat_rows = kb.add(kb.mul(kb.wide(pid_bh), kb.wide(seq_q)), kb.wide(offs_m), "stat_rows")
     rows_in_bounds = kb.cmp("slt", offs_m, seq_q, "rows_in_bounds")
     for i, stat in enumerate(stats):
-        kb.store(kb.addptr(kb.arg(f"stat{i}_ptr"), stat_rows), stat, rows_in_bounds)
+        kb.store(kb.addptr(kb.arg(kernel_params.stat_ptr(i)), stat_rows), stat, rows_in_bounds)
     return kb.finish()
 
 
