@@ -102,7 +102,7 @@ SEQ_PARAMS: list[tuple[str, Attribute]] = [
 
 
 @dataclass
-class Sequence:
+class SequenceBounds:
     """Where one program's sequence lives: batch index, first step and length."""
 
     batch: SSAValue
@@ -112,10 +112,10 @@ class Sequence:
     length: SSAValue
 
 
-def sequence(kb: KernelBuilder, n: SSAValue, h: SSAValue) -> Sequence:
+def sequence(kb: KernelBuilder, n: SSAValue, h: SSAValue) -> SequenceBounds:
     start = kb.load(kb.addptr(kb.arg("seq_start_ptr"), n), None, None, "bos")
     end = kb.load(kb.addptr(kb.arg("seq_end_ptr"), n), None, None, "eos")
-    return Sequence(
+    return SequenceBounds(
         batch=kb.mul(n, kb.arg("batch_step"), "b"),
         head=h,
         head_qk=kb.div(h, kb.arg("group"), "h_qk"),
@@ -124,7 +124,7 @@ def sequence(kb: KernelBuilder, n: SSAValue, h: SSAValue) -> Sequence:
     )
 
 
-def chunk_of(kb: KernelBuilder, pid_c: SSAValue, h: SSAValue) -> tuple[Sequence, SSAValue]:
+def chunk_of(kb: KernelBuilder, pid_c: SSAValue, h: SSAValue) -> tuple[SequenceBounds, SSAValue]:
     """The sequence that global chunk `pid_c` belongs to, and the chunk's index in it."""
     n = kb.load(kb.addptr(kb.arg("chunk_seq_ptr"), pid_c), None, None, "n")
     index = kb.load(kb.addptr(kb.arg("chunk_idx_ptr"), pid_c), None, None, "chunk_in_seq")
@@ -138,7 +138,7 @@ class StateScan:
 
     n: SSAValue
     h: SSAValue
-    seq: Sequence
+    seq: SequenceBounds
     first_chunk: SSAValue
     num_chunks: SSAValue
     offs_k: SSAValue
@@ -167,7 +167,7 @@ def state_scan(kb: KernelBuilder, s: Shapes) -> StateScan:
     return StateScan(n, h, seq, first_chunk, num_chunks, offs_k, offs_v, k_ok, v_ok, state_ok)
 
 
-def base(kb: KernelBuilder, t: str, seq: Sequence, qk: bool) -> SSAValue:
+def base(kb: KernelBuilder, t: str, seq: SequenceBounds, qk: bool) -> SSAValue:
     """The address of step 0 of this program's sequence in tensor `t` (q, k, v, o, do ...)."""
     head = seq.head_qk if qk else seq.head
     off = kb.add(
@@ -332,7 +332,7 @@ class Decay:
 def gate_decay(
     kb: KernelBuilder,
     s: Shapes,
-    seq: Sequence,
+    seq: SequenceBounds,
     rows: SSAValue,
     row_ok: SSAValue,
     n_valid: SSAValue,
@@ -370,7 +370,7 @@ __all__ = [
     "HV",
     "SEQ_PARAMS",
     "Decay",
-    "Sequence",
+    "SequenceBounds",
     "Shapes",
     "StateScan",
     "base",
