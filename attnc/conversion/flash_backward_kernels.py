@@ -205,13 +205,13 @@ def _has_body(region) -> bool:
 
 def build_dq_kernel(grad, name: str):
     """dQ per query block; the captured tensors' adjoints too."""
-    tile = grad.tile
-    assert tile is not None
+    launch = grad.launch("dq")
+    assert launch is not None
     _, _, elem, head_dim, head_dim_v, caps = _tensor_types(grad)
     fp32 = elem == f32
     constexprs = {
-        BM: tile.block_m.data,
-        BN: tile.block_n.data,
+        BM: launch[0],
+        BN: launch[1],
         DIM: padded_head_dim(head_dim),
         DIM_V: padded_head_dim(head_dim_v),
     }
@@ -277,13 +277,13 @@ def build_dq_kernel(grad, name: str):
 
 def build_dkdv_kernel(grad, name: str):
     """dK and dV per key block, summed over the query heads of its group."""
-    tile = grad.tile
-    assert tile is not None
+    launch = grad.launch("dkdv")
+    assert launch is not None
     _, _, elem, head_dim, head_dim_v, caps = _tensor_types(grad)
     fp32 = elem == f32
     constexprs = {
-        BM: tile.block_m.data,
-        BN: tile.block_n.data,
+        BM: launch[0],
+        BN: launch[1],
         DIM: padded_head_dim(head_dim),
         DIM_V: padded_head_dim(head_dim_v),
     }

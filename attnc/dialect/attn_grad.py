@@ -74,8 +74,13 @@ class FlashGradOp(IRDLOperation):
     and the indices it read (one `index` per dimension of the capture).
     `capture_sites[i]` says which capture site i reads; the runtime scatter-adds each
     site's adjoints into that capture's gradient. Captures without sites (integer
-    tensors, tensors only the mask reads) get a zero gradient. `mask_mod`, `classify`,
-    `block_mask` and `tile` are the forward's, for the same block skipping.
+    tensors, tensors only the mask reads) get a zero gradient. `mask_mod`, `classify`
+    and `block_mask` are the forward's, for the same block skipping.
+
+    `attn-tile` sets the launch of each of the two backward kernels: `dq_tile`,
+    `dq_num_warps`, `dq_num_stages` for dQ (which holds BLOCK_M query rows and walks
+    key blocks of BLOCK_N) and `dkdv_tile`, `dkdv_num_warps`, `dkdv_num_stages` for
+    dK/dV (which holds BLOCK_N keys and walks query blocks of BLOCK_M); all or none.
 
     ```mlir
     %dq, %dk, %dv, %dslopes = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x8x?xf32>)
@@ -91,7 +96,9 @@ class FlashGradOp(IRDLOperation):
       ...
       attn.yield %grad, %dslopes, %h : f32, f32, index
     } classify {
-    } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "none"}
+    } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "none",
+       dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64,
+       dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64}
       : tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x8x?x64xbf16>,
         tensor<?x8x?x64xbf16> -> (tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<8xf32>)
     ```
@@ -110,7 +117,12 @@ class FlashGradOp(IRDLOperation):
     row_scale = opt_attr_def(StringAttr)
     capture_sites = attr_def(ArrayAttr[IntegerAttr])
     block_mask = opt_attr_def(StringAttr)
-    tile = opt_attr_def(TileAttr)
+    dq_tile = opt_attr_def(TileAttr)
+    dq_num_warps = opt_attr_def(IntegerAttr)
+    dq_num_stages = opt_attr_def(IntegerAttr)
+    dkdv_tile = opt_attr_def(TileAttr)
+    dkdv_num_warps = opt_attr_def(IntegerAttr)
+    dkdv_num_stages = opt_attr_def(IntegerAttr)
     score_mod = region_def("single_block")
     mask_mod = region_def("single_block")
     score_mod_grad = region_def("single_block")
@@ -171,6 +183,38 @@ class FlashGradOp(IRDLOperation):
             _check_yield(self, block, "classify", [i1, i1])
         elif self.classify.blocks:
             raise VerifyException("'attn.flash_grad' op expected an empty classify region unless block_mask is affine")
+        self._verify_launch()
+
+    def launch(self, kernel: str) -> tuple[int, int, int, int] | None:
+        """(block_m, block_n, num_warps, num_stages) of the "dq" or "dkdv" kernel, or None before attn-tile."""
+        tile = self.attributes.get(f"{kernel}_tile")
+        warps = self.attributes.get(f"{kernel}_num_warps")
+        stages = self.attributes.get(f"{kernel}_num_stages")
+        if not isinstance(tile, TileAttr) or not isinstance(warps, IntegerAttr) or not isinstance(stages, IntegerAttr):
+            return None
+        return tile.block_m.data, tile.block_n.data, warps.value.data, stages.value.data
+
+    def _verify_launch(self) -> None:
+        names = [f"{k}_{a}" for k in ("dq", "dkdv") for a in ("tile", "num_warps", "num_stages")]
+        present = [n for n in names if n in self.attributes]
+        if present and len(present) != len(names):
+            raise VerifyException(
+                f"'attn.flash_grad' op expected {', '.join(names[:-1])} and {names[-1]} together, "
+                f"but got only {', '.join(present)}"
+            )
+        for kernel in ("dq", "dkdv"):
+            launch = self.launch(kernel)
+            if launch is None:
+                continue
+            _, _, warps, stages = launch
+            if warps < 1 or warps & (warps - 1):
+                raise VerifyException(
+                    f"'attn.flash_grad' op expected {kernel}_num_warps to be a power of two, but got {warps}"
+                )
+            if stages < 1:
+                raise VerifyException(
+                    f"'attn.flash_grad' op expected {kernel}_num_stages of at least 1, but got {stages}"
+                )
 
     def _verify_capture_grads(self) -> None:
         if len(self.capture_grads) != len(self.captures):

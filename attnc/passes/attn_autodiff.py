@@ -138,9 +138,8 @@ class DeriveFlashGrad(RewritePattern):
         }
         if form.probabilities == "elementwise" and form.stat is not None:
             attributes["row_scale"] = StringAttr("inverse")
-        for name in ("block_mask", "tile"):
-            if name in op.attributes:
-                attributes[name] = op.attributes[name]
+        if op.block_mask is not None:
+            attributes["block_mask"] = op.block_mask
         grad = attn.FlashGradOp.build(
             operands=[
                 op.q,

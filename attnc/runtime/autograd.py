@@ -79,7 +79,7 @@ def attention_backward_op(
         raise NotImplementedError("the backward reads a statistic other than the first, which the op does not keep")
     stat = lse if info.grad_stat == 0 else None
     dq, dk, dv, capture_grads, delta = backward(
-        launch.compiled, launch.config, run[0], run[1], run[2], run[3], stat, run[4], interpretable(plan_captures), dlse
+        launch.compiled, run[0], run[1], run[2], run[3], stat, run[4], interpretable(plan_captures), dlse
     )
     sinks = getattr(attn.normalizer, "sinks", None)
     for i, capture in enumerate(captures):

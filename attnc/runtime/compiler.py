@@ -75,6 +75,8 @@ class KernelInfo:
     backward_dkdv: str
     grad_probabilities: str  # "softmax" | "elementwise"; "" without the backward
     grad_stat: int  # which forward statistic the backward reads; -1: none
+    dq_config: list[int]  # the dQ kernel's block_m, block_n, num_warps, num_stages; [] without the backward
+    dkdv_config: list[int]  # the dK/dV kernel's, likewise
     block_mask: str  # "none" | "affine" | "runtime"
     table_uses_b: bool
     table_uses_h: bool
@@ -217,14 +219,18 @@ def run_pipeline(
 
 
 def _grad_facts(module: ModuleOp, flash: attn.FlashOp) -> dict[str, Any]:
-    """How the backward recomputes the weights, and which forward statistic it reads."""
+    """How the backward recomputes the weights, which forward statistic it reads, and how its kernels launch."""
     grad = next((op for op in module.walk() if isinstance(op, FlashGradOp)), None)
     if grad is None:
-        return {"grad_probabilities": "", "grad_stat": -1}
+        return {"grad_probabilities": "", "grad_stat": -1, "dq_config": [], "dkdv_config": []}
     stat = grad.stat
+    dq, dkdv = grad.launch("dq"), grad.launch("dkdv")
+    assert dq is not None and dkdv is not None
     return {
         "grad_probabilities": grad.probabilities.data,
         "grad_stat": -1 if stat is None else [r for r in flash.stats].index(stat),  # type: ignore[arg-type]
+        "dq_config": list(dq),
+        "dkdv_config": list(dkdv),
     }
 
 
