@@ -174,3 +174,76 @@ def test_dividing_by_a_later_statistic_is_refused_before_training():
     q, k, v = (torch.randn(1, 2, 20, 16, requires_grad=True) for _ in range(3))
     with pytest.raises(NotImplementedError, match=r"must be its first"):
         attnc.attention(normalizer=TwoStats())(q, k, v)
+
+
+class NaturalSoftmax(attnc.Normalizer):
+    """Online softmax in base e, its states in the other order, under a name of its own."""
+
+    name = "my_attention"
+    state = {"l": 0.0, "m": float("-inf")}
+    stats = ("lse",)
+
+    def update(self, scores, state):
+        m_new = attnc.maximum(state["m"], attnc.row_max(scores))
+        m_safe = attnc.where(m_new == float("-inf"), 0.0, m_new)
+        p = attnc.exp(scores - m_safe)
+        alpha = attnc.exp(state["m"] - m_safe)
+        return p, {"l": state["l"] * alpha + attnc.row_sum(p), "m": m_new}, alpha
+
+    def finalize(self, acc, state):
+        l_safe = attnc.where(state["l"] == 0.0, 1.0, state["l"])
+        return acc / l_safe, {"lse": state["m"] + attnc.log(state["l"])}
+
+
+def flash_grad_attributes(normalizer) -> str:
+    """The attributes of the derived attn.flash_grad, as printed."""
+    shape = attnc.Shape(1, H, H, 64, 64, 16, 16)
+    compiled = attnc.compile(
+        mask_mod=causal, shape=shape, dtype=torch.float32, target="cpu", normalizer=normalizer, backward=True
+    )
+    flash = compiled.ir("flash")
+    return flash[flash.index("attn.flash_grad") :]
+
+
+def test_softmax_backward_is_chosen_by_the_regions_not_the_name():
+    """The built-ins and a renamed online softmax in base e get softmax's backward, and its gradients are right."""
+    for normalizer in ("softmax", attnc.SoftmaxWithSinks(torch.randn(H)), NaturalSoftmax()):
+        assert 'probabilities = "softmax"' in flash_grad_attributes(normalizer)
+    attn = attnc.attention(mask_mod=causal, normalizer=NaturalSoftmax())
+    grads(attn, (1, H, 2, 37, 45, 16), torch.float32, reference_of(None, causal, NaturalSoftmax()))
+
+
+def test_a_normalizer_named_softmax_gets_its_own_gradient():
+    """`name = "softmax"` on other math does not buy softmax's backward: a stateless one gets the
+    elementwise backward, right against the reference."""
+
+    class NamedSoftmax(attnc.Normalizer):
+        name = "softmax"
+
+        def update(self, scores, state):
+            return attnc.sigmoid(scores), {}, 1.0
+
+        def finalize(self, acc, state):
+            return acc, {}
+
+    assert 'probabilities = "elementwise"' in flash_grad_attributes(NamedSoftmax())
+    attn = attnc.attention(sigmoid_bias, normalizer=NamedSoftmax())
+    grads(attn, (1, H, 2, 30, 30, 16), torch.float32, reference_of(sigmoid_bias, None, NamedSoftmax()))
+
+
+def test_a_normalizer_named_softmax_with_a_shifted_statistic_is_refused():
+    """Online softmax's update whose logsumexp is off by one: P = exp(t − lse) would be wrong by a
+    factor e, so the backward is refused, naming the part, instead of computed from a name."""
+
+    class ShiftedSoftmax(NaturalSoftmax):
+        name = "softmax"
+
+        def finalize(self, acc, state):
+            return acc / state["l"], {"lse": state["m"] + attnc.log(state["l"]) + 1.0}
+
+    q, k, v = (torch.randn(1, 2, 20, 16, requires_grad=True) for _ in range(3))
+    with pytest.raises(
+        NotImplementedError,
+        match=r"normalizer 'softmax': its update is online softmax's, but its finalize's output is not",
+    ):
+        attnc.attention(normalizer=ShiftedSoftmax())(q, k, v)

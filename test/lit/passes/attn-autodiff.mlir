@@ -370,6 +370,90 @@ func.func @sum_normalizer(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v
 
 // -----
 
+// The backward is chosen by what the normalizer's regions compute, not by its name:
+// online softmax in base e under another name gets softmax's backward ...
+
+// CHECK-LABEL: func.func @renamed_softmax(
+// CHECK:         attn.flash_grad
+// CHECK:         } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [], block_mask = "none"}
+
+func.func @renamed_softmax(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x4x?x64xf16>) -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>) {
+  %o, %lse = attn.flash %q, %k, %v score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %tile_max = attn.row_max %score : f32
+    %m_new = arith.maximumf %m, %tile_max : f32
+    %shifted = arith.subf %score, %m_new : f32
+    %p = math.exp %shifted : f32
+    %m_diff = arith.subf %m, %m_new : f32
+    %alpha = math.exp %m_diff : f32
+    %l_scaled = arith.mulf %l, %alpha : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l_scaled, %tile_sum : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    %log_l = math.log %l : f32
+    %lse_row = arith.addf %m, %log_l : f32
+    attn.yield %out, %lse_row : f32, f32
+  } classify {
+  } {scale = 0.125 : f32, normalizer = "my_attention", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>)
+  func.return %o, %lse : tensor<1x4x?x64xf16>, tensor<1x4x?xf32>
+}
+
+// -----
+
+// ... and a normalizer named "softmax" whose statistic is off by one (P = exp(t − lse)
+// would be wrong by a factor e) has none: left alone, or an error naming the part.
+
+// CHECK-LABEL: func.func @shifted_softmax(
+// CHECK-NOT:     attn.flash_grad
+// CHECK:         func.return
+
+// STRICT: {{^}}attn-autodiff cannot derive the backward of normalizer 'softmax': its update is online softmax's, but its finalize's output is not Σ_j exp(t_j − lse)·v_j with lse its first statistic; such a normalizer needs a user-given backward
+
+func.func @shifted_softmax(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x4x?x64xf16>) -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>) {
+  %o, %lse = attn.flash %q, %k, %v score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %tile_max = attn.row_max %score : f32
+    %m_new = arith.maximumf %m, %tile_max : f32
+    %shifted = arith.subf %score, %m_new : f32
+    %p = math.exp %shifted : f32
+    %m_diff = arith.subf %m, %m_new : f32
+    %alpha = math.exp %m_diff : f32
+    %l_scaled = arith.mulf %l, %alpha : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l_scaled, %tile_sum : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    %log_l = math.log %l : f32
+    %lse_m = arith.addf %m, %log_l : f32
+    %one = arith.constant 1.0 : f32
+    %lse_row = arith.addf %lse_m, %one : f32
+    attn.yield %out, %lse_row : f32, f32
+  } classify {
+  } {scale = 0.125 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>)
+  func.return %o, %lse : tensor<1x4x?x64xf16>, tensor<1x4x?xf32>
+}
+
+// -----
+
 // Sigmoid (stateless): the backward's weights region is the update's p after the
 // score_mod, f(t) = 1 / (1 + 2^(−t·log2 e)) with t = s − log n, differentiated as a
 // whole (the chain rule through 1/x and exp2); no statistic is read.
