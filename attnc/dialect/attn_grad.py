@@ -77,6 +77,22 @@ class FlashGradOp(IRDLOperation):
     tensors, tensors only the mask reads) get a zero gradient. `mask_mod`, `classify`
     and `block_mask` are the forward's, for the same block skipping.
 
+    `stat_grad` (softmax only, and only when the normalizer's finalize reads float
+    captures, a sink's logit say) gives those captures their gradient through the
+    statistic. attn-autodiff admits a finalize as softmax's when its first statistic is
+    lse = log(Σ_j exp(t_j) + E(c)), c the captured values it reads; then ∂lse/∂c =
+    exp(lse₀ − lse)·∂lse₀/∂c with lse₀ = log E(c) the statistic of a row that sees no
+    key, and since out = Σ_j exp(t_j − lse)·v_j depends on c only through lse,
+
+        dL/dc = Σ_rows (dlse − rowsum(dO ⊙ O))·∂lse/∂c = −Σ_rows δ·∂lse/∂c
+
+    with δ the dQ kernel's. Its block arguments are (b, h, lse: f32, captures...,
+    grad: f32); it recomputes lse₀ from finalize at the initial state and yields, per
+    site of a capture in it (`stat_sites[i]`: which capture), grad·∂lse/∂site and the
+    indices read. The dQ kernel, which owns whole rows, evaluates it once per row with
+    grad = −δ and adds the adjoints into the captures' gradients. For gpt-oss's sinks
+    lse₀ = sink[h], so the sink's gradient is −Σ_rows exp(sink[h] − lse)·δ.
+
     `attn-tile` sets the launch of each of the two backward kernels: `dq_tile`,
     `dq_num_warps`, `dq_num_stages` for dQ (which holds BLOCK_M query rows and walks
     key blocks of BLOCK_N) and `dkdv_tile`, `dkdv_num_warps`, `dkdv_num_stages` for
@@ -127,6 +143,8 @@ class FlashGradOp(IRDLOperation):
     mask_mod = region_def("single_block")
     score_mod_grad = region_def("single_block")
     classify = region_def()
+    stat_grad = region_def()
+    stat_sites = opt_attr_def(ArrayAttr[IntegerAttr])
     dq = result_def(TensorType)
     dk = result_def(TensorType)
     dv = result_def(TensorType)
@@ -136,7 +154,8 @@ class FlashGradOp(IRDLOperation):
     assembly_format = (
         "$q `,` $k `,` $v `,` $out `,` $dout (`stat` `(` $stat^ `:` type($stat) `)`)? "
         "(`captures` `(` $captures^ `:` type($captures) `)`)? "
-        "`score_mod` $score_mod `mask_mod` $mask_mod `score_mod_grad` $score_mod_grad `classify` $classify attr-dict "
+        "`score_mod` $score_mod `mask_mod` $mask_mod `score_mod_grad` $score_mod_grad `classify` $classify "
+        "(`stat_grad` $stat_grad^)? attr-dict "
         "`:` type($q) `,` type($k) `,` type($v) `,` type($out) `,` type($dout) "
         "`->` `(` type($dq) `,` type($dk) `,` type($dv) (`,` type($capture_grads)^)? `)`"
     )
@@ -173,6 +192,7 @@ class FlashGradOp(IRDLOperation):
         _verify_score_mod(self, self.score_mod, self.captures)
         _verify_mask_mod(self, self.mask_mod, self.captures)
         self._verify_score_mod_grad()
+        self._verify_stat_grad()
         kind = self.block_mask.data if self.block_mask is not None else None
         if kind not in (None, "none", "affine", "runtime"):
             raise VerifyException(
@@ -233,8 +253,26 @@ class FlashGradOp(IRDLOperation):
         block = _check_block_args(
             self, self.score_mod_grad, "score_mod_grad", [*score_mod_arg_types(self.captures), f32]
         )
-        expected: list[Attribute] = [f32]
-        for site in self.capture_sites.data:
+        _check_yield(self, block, "score_mod_grad", [f32, *self._site_types(self.capture_sites)])
+
+    def _verify_stat_grad(self) -> None:
+        if not self.stat_grad.blocks:
+            if self.stat_sites is not None:
+                raise VerifyException("'attn.flash_grad' op expected a stat_grad region with stat_sites")
+            return
+        if self.probabilities.data != "softmax" or self.stat_sites is None:
+            raise VerifyException(
+                "'attn.flash_grad' op expected stat_grad only with softmax probabilities and stat_sites"
+            )
+        block = _check_block_args(
+            self, self.stat_grad, "stat_grad", [IndexType(), IndexType(), f32, *[c.type for c in self.captures], f32]
+        )
+        _check_yield(self, block, "stat_grad", self._site_types(self.stat_sites))
+
+    def _site_types(self, sites: ArrayAttr[IntegerAttr]) -> list[Attribute]:
+        """What a derivative region yields per site: the adjoint (f32) and one index per dimension."""
+        types: list[Attribute] = []
+        for site in sites.data:
             i = site.value.data
             if not 0 <= i < len(self.captures):
                 raise VerifyException(
@@ -244,8 +282,8 @@ class FlashGradOp(IRDLOperation):
             assert isinstance(ct, TensorType)
             if not isinstance(ct.element_type, AnyFloat):
                 raise VerifyException(f"'attn.flash_grad' op capture site reads capture {i} of non-float type {ct}")
-            expected += [f32, *[IndexType()] * ct.get_num_dims()]
-        _check_yield(self, block, "score_mod_grad", expected)
+            types += [f32, *[IndexType()] * ct.get_num_dims()]
+        return types
 
 
 __all__ = ["FlashGradOp"]

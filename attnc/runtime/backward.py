@@ -34,8 +34,8 @@ def backward(
     dout: torch.Tensor,
     captures: list[torch.Tensor],
     dlse: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
-    """dQ, dK, dV, one f32 gradient per captured tensor, and δ (softmax; zeros otherwise).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """dQ, dK, dV and one f32 gradient per captured tensor.
 
     `stat` is the forward statistic the backward reads (`info.grad_stat`): the logsumexp
     for softmax, the row's denominator for an elementwise normalizer scaled by its
@@ -64,7 +64,7 @@ def backward(
         stat = stat.float().contiguous()
     capture_grads = [torch.zeros(c.shape, dtype=torch.float32, device=device) for c in captures]
     if batch == 0 or seq_q == 0 or seq_kv == 0:
-        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v), capture_grads, delta.zero_()
+        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v), capture_grads
     # Each element is written once, in the inputs' dtype: no zero fill, no conversion pass.
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
 
@@ -126,4 +126,4 @@ def backward(
     c = dkdv_config
     dkdv_args = with_tables(c, tables_for(c).transposed(), "num_q_blocks")
     run_fitting(dkdv_kernel, (-(-seq_kv // c.block_n), batch * kv_heads), dkdv_args, device, c)
-    return dq, dk, dv, capture_grads, delta
+    return dq, dk, dv, capture_grads

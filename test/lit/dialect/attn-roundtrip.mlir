@@ -313,3 +313,35 @@ func.func @flash_grad_launch(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16
   } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [], block_mask = "none", dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>)
   func.return %dq, %dk, %dv : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
 }
+
+// A captured tensor read in the normalizer's finalize (a sink) takes its gradient
+// through the statistic: the stat_grad region, printed after classify.
+
+// CHECK-LABEL: func.func @flash_grad_stat_grad(
+// CHECK:         } classify {
+// CHECK-NEXT:    } stat_grad {
+// CHECK-NEXT:    ^{{.*}}(%{{[^:]+}}: index, %[[H:[^:]+]]: index, %{{[^:]+}}: f32, %{{[^:]+}}: tensor<4xf32>, %{{[^:]+}}: f32):
+// CHECK:           attn.yield %{{.+}}, %[[H]] : f32, index
+// CHECK-NEXT:    } {scale = 2.500000e-01 : f32, probabilities = "softmax", capture_sites = [], stat_sites = [0 : i64]} :
+func.func @flash_grad_stat_grad(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>, %o: tensor<?x4x?x16xf32>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x16xf32>, %sinks: tensor<4xf32>) -> (tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>) {
+  %dq, %dk, %dv, %dsinks = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) captures(%sinks : tensor<4xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } stat_grad {
+  ^bb0(%b: index, %h: index, %lse_row: f32, %s: tensor<4xf32>, %grad: f32):
+    %sink = tensor.extract %s[%h] : tensor<4xf32>
+    %shift = arith.subf %sink, %lse_row : f32
+    %weight = math.exp %shift : f32
+    %dsink = arith.mulf %grad, %weight : f32
+    attn.yield %dsink, %h : f32, index
+  } {scale = 0.25 : f32, probabilities = "softmax", capture_sites = [], stat_sites = [0 : i64]} : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> (tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>)
+  func.return %dq, %dk, %dv, %dsinks : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>
+}
