@@ -1,8 +1,9 @@
-"""Time the backward kernels under several tile configurations, to pick `backward_config`'s defaults.
+"""Time the backward kernels under several tile configurations, to pick attn-tile's backward defaults.
 
     python bench/probe_backward.py --out DIR        # H200: bf16, B=2, H=32, S=8192, D=128
 
-Replaces `attnc.runtime.backward.backward_config` with each candidate in turn, varying
+Replaces the compiled variant's launch of the backward kernels (`dq_config`, `dkdv_config`,
+what attn-tile chose) with each candidate in turn, varying
 one kernel's configuration while the other keeps the default (the kernels are the
 same; only BLOCK_M/BLOCK_N, num_warps and num_stages change) and
 times the backward alone, as `bench_backward.py` does. A candidate that does not fit
@@ -20,17 +21,26 @@ import torch
 import triton.testing
 
 import attnc
-import attnc.runtime.backward as backward_module
-from attnc.runtime.backward import BackwardConfig
-from attnc.runtime.launch import LaunchConfig
+from attnc import Attention, Shape
+from attnc.runtime.compiler import CompiledVariant
+from attnc.runtime.targets import Target
 
-DEFAULT = LaunchConfig(64, 64, 4, 2)
+DEFAULT = (64, 64, 4, 2)
 # dQ holds BLOCK_M query rows and walks BLOCK_N keys; dK/dV holds BLOCK_N keys and walks BLOCK_M queries.
 DQ = [(64, 64, 4, 2), (128, 64, 8, 2), (128, 128, 8, 1), (128, 32, 4, 3)]
 DKDV = [(64, 64, 4, 2), (64, 128, 8, 2), (128, 128, 8, 1), (32, 64, 4, 3)]
-CANDIDATES = [BackwardConfig(LaunchConfig(*c), DEFAULT) for c in DQ] + [
-    BackwardConfig(DEFAULT, LaunchConfig(*c)) for c in DKDV[1:]
-]
+# (dQ, dK/dV) launches: (block_m, block_n, num_warps, num_stages) each.
+CANDIDATES = [(c, DEFAULT) for c in DQ] + [(DEFAULT, c) for c in DKDV[1:]]
+
+
+def backward_variant(attn: Attention, q: torch.Tensor) -> CompiledVariant:
+    """The compiled variant the backward of `attn` launches on q, k, v of q's shape (no captured tensors)."""
+    b, h, s, d = q.shape
+    return attn.compile(Shape(b, h, h, s, s, d, d), q.dtype, str(Target.current()), backward=True, grad_captures=())
+
+
+def use(variant: CompiledVariant, dq: tuple[int, ...], dkdv: tuple[int, ...]) -> None:
+    variant.info = dataclasses.replace(variant.info, dq_config=list(dq), dkdv_config=list(dkdv))
 
 
 def main() -> None:
@@ -52,12 +62,13 @@ def main() -> None:
     rows = []
     for name, mm in (("full", None), ("causal", causal)):
         attn = attnc.attention(mask_mod=mm)
+        variant = backward_variant(attn, q)
         flops = 2.5 * 4 * B * H * S * S * D * (0.5 if mm else 1.0)
         out = attn(q, k, v)
         reference = None
-        for config in CANDIDATES:
-            backward_module.backward_config = lambda forward, q, config=config: config
-            row = {"variant": name, "dq": dataclasses.astuple(config.dq), "dkdv": dataclasses.astuple(config.dkdv)}
+        for dq, dkdv in CANDIDATES:
+            use(variant, dq, dkdv)
+            row = {"variant": name, "dq": dq, "dkdv": dkdv}
             try:
                 grads = torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
                 if reference is None:
@@ -77,9 +88,10 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
     # Where the default configuration's time goes, kernel by kernel (CUDA time of one backward).
-    backward_module.backward_config = lambda forward, q: BackwardConfig(DEFAULT, DEFAULT)
     for name, mm in (("full", None), ("causal", causal)):
-        out = attnc.attention(mask_mod=mm)(q, k, v)
+        attn = attnc.attention(mask_mod=mm)
+        use(backward_variant(attn, q), DEFAULT, DEFAULT)
+        out = attn(q, k, v)
         torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
             for _ in range(5):

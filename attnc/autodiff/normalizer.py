@@ -1,11 +1,13 @@
 """Which backward a normalizer has: what `attn-autodiff` reads off an `attn.flash`'s regions.
 
-Two forms cover the built-ins and the user normalizers whose math allows it:
+Two forms cover the built-ins and the user normalizers whose math allows it, each
+recognised from what the regions compute (a normalizer's name is only for messages):
 
-- **softmax** (`softmax`, `softmax_with_sinks`): P = exp(t − lse) from the saved
-  logsumexp and dT = P ⊙ (dP − rowsum(dO ⊙ O)). A sink takes weight but has no value,
-  so the same formula holds with the sink in lse; the sink's own gradient,
-  −Σ_rows exp(sink − lse)·δ, is the runtime's (it has lse and δ at hand).
+- **softmax**: the update is online softmax's and the finalize returns
+  Σ_j exp(t_j − lse)·v_j with lse = log(Σ_j exp(t_j) + E(captured values)) its first
+  statistic (softmax_form.py proves both). Then P = exp(t − lse) from the saved
+  logsumexp and dT = P ⊙ (dP − rowsum(dO ⊙ O)). A sink is such an E: it takes weight
+  but has no value; its own gradient comes from lse (`attn.flash_grad`'s `stat_grad`).
 - **elementwise**: the update's probabilities are a function of the score alone
   (no running state, no row reduction) and it yields alpha = 1; the finalize returns
   the accumulator, or the accumulator divided by one of its statistics, which the
@@ -26,9 +28,8 @@ from xdsl.dialects.builtin import ArrayAttr, FloatAttr
 from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
+from attnc.autodiff.softmax_form import online_softmax_update, softmax_finalize_problem
 from attnc.dialect import attn
-
-SOFTMAX_FAMILY = ("softmax", "softmax_with_sinks")
 
 
 @dataclass
@@ -136,7 +137,11 @@ def _depends_on_any_result(value: SSAValue, op: Operation) -> bool:
 def normalizer_backward(op: attn.FlashOp) -> NormalizerBackward:
     """The backward form of `op`'s normalizer, or a PassFailedException naming what stops it."""
     name = op.normalizer.data
-    if name in SOFTMAX_FAMILY:
+    softmax = online_softmax_update(op)
+    if softmax is not None:
+        problem = softmax_finalize_problem(op, softmax)
+        if problem is not None:
+            raise _fail(name, f"its update is online softmax's, but {problem}")
         return NormalizerBackward("softmax", 0, op.score_mod.clone())
     upd = op.update.blocks[0]
     num_state = len(op.state.data)
@@ -156,4 +161,4 @@ def normalizer_backward(op: attn.FlashOp) -> NormalizerBackward:
     return NormalizerBackward("elementwise", stat, _compose(op.score_mod, op.update, num_state))
 
 
-__all__ = ["SOFTMAX_FAMILY", "NormalizerBackward", "normalizer_backward"]
+__all__ = ["NormalizerBackward", "normalizer_backward"]

@@ -1,4 +1,4 @@
-"""Reverse-mode differentiation of a score_mod region: the chain rule on straight-line SSA.
+"""Reverse-mode differentiation of scalar regions: the chain rule on straight-line SSA.
 
 A score_mod region maps one score to one score,
 
@@ -26,16 +26,20 @@ The runtime scatters each site's adjoint into the capture's gradient at those in
 score or on a float capture are differentiated; integer/index arithmetic, comparisons
 and conversions from integers carry no gradient. A float op on that path with no rule
 below is rejected: such a score_mod needs a user-given backward.
+
+`differentiate_statistic` does the same for the statistic a softmax-form normalizer's
+finalize returns, with respect to the captured values it reads (see
+`attn.flash_grad`'s `stat_grad`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 
 from xdsl.dialects import arith, tensor
 from xdsl.dialects import math as mathd
-from xdsl.dialects.builtin import AnyFloat, FloatAttr, TensorType, f32
+from xdsl.dialects.builtin import AnyFloat, FloatAttr, IndexType, TensorType, f32
 from xdsl.ir import Block, BlockArgument, Operation, OpResult, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
@@ -43,28 +47,32 @@ from attnc.dialect.attn import INDEX_ARGS, YieldOp
 
 
 def float_capture_sites(region: Region, wrt: Collection[int] | None = None) -> list[int]:
-    """For each `tensor.extract` of a float capture in `wrt` (None: every one), in program order:
-    which capture it reads."""
+    """For each `tensor.extract` of a float capture in `wrt` (None: every one) in a score_mod
+    region, in program order: which capture it reads."""
     block = region.blocks[0]
+    return _sites([op for op in block.ops], block, wrt, _FIRST_CAPTURE)
+
+
+_FIRST_CAPTURE = 1 + INDEX_ARGS  # score_mod's block arguments: score, the indices, then the captures
+
+
+def _sites(ops: list[Operation], block: Block, wrt: Collection[int] | None, first_capture: int) -> list[int]:
     sites: list[int] = []
-    for op in block.ops:
-        if isinstance(op, tensor.ExtractOp) and _is_site(op.tensor, block, wrt):
+    for op in ops:
+        if isinstance(op, tensor.ExtractOp) and _is_site(op.tensor, block, wrt, first_capture):
             assert isinstance(op.tensor, BlockArgument)
-            sites.append(op.tensor.index - _FIRST_CAPTURE)
+            sites.append(op.tensor.index - first_capture)
     return sites
 
 
-_FIRST_CAPTURE = 1 + INDEX_ARGS  # block arguments: score, the indices, then the captures
-
-
-def _is_site(value: SSAValue, block: Block, wrt: Collection[int] | None) -> bool:
+def _is_site(value: SSAValue, block: Block, wrt: Collection[int] | None, first_capture: int) -> bool:
     """Whether `value` is a float capture of `block` whose gradient is asked for."""
     ty = value.type
     in_block = isinstance(value, BlockArgument) and value.block is block
     if not (in_block and isinstance(ty, TensorType) and isinstance(ty.element_type, AnyFloat)):
         return False
     assert isinstance(value, BlockArgument)
-    return wrt is None or value.index - _FIRST_CAPTURE in wrt
+    return wrt is None or value.index - first_capture in wrt
 
 
 def _name(value: SSAValue, hint: str) -> None:
@@ -173,12 +181,14 @@ RULES: dict[type[Operation], Rule] = {
 _CASTS = (arith.ExtFOp, arith.TruncFOp)
 
 
-def _active_values(block: Block, wrt: Collection[int] | None) -> set[SSAValue]:
-    """Float values that depend on the score or on a read of a float capture in `wrt`."""
-    active: set[SSAValue] = {block.args[0]}
+def _active_values(
+    block: Block, wrt: Collection[int] | None, first_capture: int, roots: set[SSAValue]
+) -> set[SSAValue]:
+    """Float values that depend on `roots` or on a read of a float capture in `wrt`."""
+    active = set(roots)
     for op in block.ops:
         if isinstance(op, tensor.ExtractOp):
-            if _is_site(op.tensor, block, wrt):
+            if _is_site(op.tensor, block, wrt, first_capture):
                 active.add(op.result)
             continue
         if any(o in active for o in op.operands):
@@ -186,11 +196,67 @@ def _active_values(block: Block, wrt: Collection[int] | None) -> set[SSAValue]:
     return active
 
 
-def _unsupported(op: Operation) -> PassFailedException:
+def _unsupported(op: Operation, region: str) -> PassFailedException:
     return PassFailedException(
-        f"attn-autodiff cannot differentiate '{op.name}' in score_mod; "
-        "a score_mod using it would need a user-given backward"
+        f"attn-autodiff cannot differentiate '{op.name}' in {region}; "
+        f"a {region} using it would need a user-given backward"
     )
+
+
+def _sweep(
+    b: _Builder,
+    forward: list[Operation],
+    mapper: dict[SSAValue, SSAValue],
+    result: SSAValue,
+    seed: SSAValue,
+    active: set[SSAValue],
+    region: str,
+) -> dict[SSAValue, SSAValue]:
+    """The adjoints of the active forward values, from `seed` at `result`, walking `forward` backwards."""
+    adjoint: dict[SSAValue, SSAValue] = {}
+
+    def accumulate(value: SSAValue, contribution: SSAValue) -> None:
+        adjoint[value] = b.add(adjoint[value], contribution) if value in adjoint else contribution
+
+    if result in active:
+        accumulate(result, seed)
+    for op in reversed(forward):
+        if not op.results or op.results[0] not in adjoint:
+            continue
+        if isinstance(op, tensor.ExtractOp):
+            continue  # a site: its adjoint is yielded by the caller
+        rule = RULES.get(type(op))
+        if rule is None:
+            raise _unsupported(op, region)
+        if not isinstance(op, _CASTS) and op.results[0].type != f32:
+            raise PassFailedException(
+                f"attn-autodiff differentiates f32 arithmetic only, but '{op.name}' computes in {op.results[0].type}"
+            )
+        operands = [mapper[o] for o in op.operands]
+        contributions = rule(b, operands, mapper[op.results[0]], adjoint[op.results[0]])
+        for operand, contribution in zip(op.operands, contributions):
+            if contribution is not None and operand in active:
+                accumulate(operand, contribution)
+    return adjoint
+
+
+def _site_yields(
+    b: _Builder,
+    forward: list[Operation],
+    block: Block,
+    wrt: Collection[int] | None,
+    first_capture: int,
+    adjoint: dict[SSAValue, SSAValue],
+    mapper: dict[SSAValue, SSAValue],
+) -> list[SSAValue]:
+    """Per site of `forward`, in program order: its adjoint and the indices it read."""
+    yielded: list[SSAValue] = []
+    for op in forward:
+        if isinstance(op, tensor.ExtractOp) and _is_site(op.tensor, block, wrt, first_capture):
+            site = adjoint.get(op.result) or b.const(0.0)
+            _name(site, f"d{op.tensor.name_hint or 'capture'}")
+            yielded += [site, *(mapper[i] for i in op.indices)]
+    return yielded
 
 
 def differentiate_score_mod(region: Region, wrt: Collection[int] | None = None) -> Region:
@@ -215,43 +281,14 @@ def differentiate_score_mod(region: Region, wrt: Collection[int] | None = None) 
         new.add_op(op.clone(value_mapper=mapper))
 
     # Backward sweep.
-    active = _active_values(old, wrt)
+    active = _active_values(old, wrt, _FIRST_CAPTURE, {old.args[0]})
     b = _Builder(new)
-    adjoint: dict[SSAValue, SSAValue] = {}
-
-    def accumulate(value: SSAValue, contribution: SSAValue) -> None:
-        adjoint[value] = b.add(adjoint[value], contribution) if value in adjoint else contribution
-
-    result = terminator.values[0]
-    if result in active:
-        accumulate(result, grad)
-    for op in reversed(forward):
-        if not op.results or op.results[0] not in adjoint:
-            continue
-        if isinstance(op, tensor.ExtractOp):
-            continue  # a site: its adjoint is yielded below
-        rule = RULES.get(type(op))
-        if rule is None:
-            raise _unsupported(op)
-        if not isinstance(op, _CASTS) and op.results[0].type != f32:
-            raise PassFailedException(
-                f"attn-autodiff differentiates f32 arithmetic only, but '{op.name}' computes in {op.results[0].type}"
-            )
-        operands = [mapper[o] for o in op.operands]
-        contributions = rule(b, operands, mapper[op.results[0]], adjoint[op.results[0]])
-        for operand, contribution in zip(op.operands, contributions):
-            if contribution is not None and operand in active:
-                accumulate(operand, contribution)
+    adjoint = _sweep(b, forward, mapper, terminator.values[0], grad, active, "score_mod")
 
     # Yield dscore, then (adjoint, indices...) per site.
     dscore = adjoint.get(old.args[0]) or b.const(0.0)
     _name(dscore, "dscore")
-    yielded = [dscore]
-    for op in forward:
-        if isinstance(op, tensor.ExtractOp) and _is_site(op.tensor, old, wrt):
-            site = adjoint.get(op.result) or b.const(0.0)
-            _name(site, f"d{op.tensor.name_hint or 'capture'}")
-            yielded += [site, *(mapper[i] for i in op.indices)]
+    yielded = [dscore, *_site_yields(b, forward, old, wrt, _FIRST_CAPTURE, adjoint, mapper)]
     new.add_op(YieldOp(*yielded))
     _erase_dead(new)
     return Region(new)
@@ -264,4 +301,64 @@ def _erase_dead(block: Block) -> None:
             block.erase_op(op)
 
 
-__all__ = ["RULES", "differentiate_score_mod", "float_capture_sites"]
+def differentiate_statistic(
+    finalize: Region, stat: int, initial_state: Sequence[float], wrt: Collection[int] | None = None
+) -> tuple[Region, list[int]] | None:
+    """The `stat_grad` region of a softmax-form normalizer and which capture each of its sites
+    reads, or None when the statistic reads no float capture in `wrt`.
+
+    finalize's statistic `stat` is lse = log(Σ_j exp(t_j) + E(c)) (softmax_form.py), so
+    ∂lse/∂c = E'(c)·exp(−lse) = exp(lse₀ − lse)·∂lse₀/∂c, with lse₀ = log E(c) the
+    statistic finalize gives a row that sees no key (the state at its initial values).
+    The region takes (b, h, lse, captures..., grad) and yields, per site of the
+    statistic, grad·exp(lse₀ − lse)·∂lse₀/∂site and the indices the site read.
+    """
+    old = finalize.blocks[0]
+    terminator = old.last_op
+    assert isinstance(terminator, YieldOp)
+    first_capture = 3 + len(initial_state)  # finalize's block arguments: acc, b, h, the state, the captures
+    captures = old.args[first_capture:]
+    new = Block(arg_types=[IndexType(), IndexType(), f32, *(c.type for c in captures), f32])
+    batch, head, lse, *capture_args, grad = new.args
+    mapper: dict[SSAValue, SSAValue] = {}
+    for old_arg, new_arg in zip((old.args[1], old.args[2], *captures), (batch, head, *capture_args)):
+        new_arg.name_hint = old_arg.name_hint
+        mapper[old_arg] = new_arg
+    lse.name_hint, grad.name_hint = "lse", "grad"
+
+    # The statistic of an empty row: finalize's ops it needs, at the initial state.
+    value = terminator.values[1 + stat]
+    needed = _cone(value)
+    forward = [op for op in old.ops if op in needed]
+    if not _sites(forward, old, wrt, first_capture):
+        return None
+    b = _Builder(new)
+    for arg, initial in zip(old.args[3:first_capture], initial_state):
+        mapper[arg] = b.const(initial)
+    for op in forward:
+        new.add_op(op.clone(value_mapper=mapper))
+    empty = mapper[value]
+    weight = b.emit(mathd.ExpOp(b.emit(arith.SubfOp(empty, lse))))
+    seed = b.mul(grad, weight)
+    _name(seed, "dlse_empty")
+
+    active = _active_values(old, wrt, first_capture, set())
+    adjoint = _sweep(b, forward, mapper, value, seed, active, "finalize")
+    new.add_op(YieldOp(*_site_yields(b, forward, old, wrt, first_capture, adjoint, mapper)))
+    _erase_dead(new)
+    return Region(new), _sites(forward, old, wrt, first_capture)
+
+
+def _cone(value: SSAValue) -> set[Operation]:
+    """The ops `value` is computed from."""
+    seen: set[Operation] = set()
+    stack = [value.owner]
+    while stack:
+        op = stack.pop()
+        if isinstance(op, Operation) and op not in seen:
+            seen.add(op)
+            stack += [o.owner for o in op.operands]
+    return seen
+
+
+__all__ = ["RULES", "differentiate_score_mod", "differentiate_statistic", "float_capture_sites"]

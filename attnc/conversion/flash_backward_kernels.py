@@ -12,7 +12,9 @@ adjoints of captured tensors.
   group, accumulating dK and dV in registers: deterministic, no atomics.
 - `<fn>_bwd_dq`: one program per query block and (batch, head), walking key blocks
   as the forward does; accumulates dQ, and adds captured-tensor adjoints with
-  `tile.atomic_add` (their order is not fixed).
+  `tile.atomic_add` (their order is not fixed). With a `stat_grad` region (captures
+  the normalizer's finalize reads, a sink's logit) it ends with a per-row epilogue:
+  the region evaluated on each row's lse with grad = −δ, its adjoints added likewise.
 
 Empty tiles are never visited and full tiles skip the mask, as in the forward.
 For softmax the dQ kernel, launched first, computes δ = rowsum(dO ⊙ O) − dlse for its rows (dlse:
@@ -121,13 +123,19 @@ class _Tiles:
         cols, cols_ok = (self.offs_dv, self.dv_ok) if value_dims else (self.offs_d, self.d_ok)
         self.kb.store(self.ptrs(base, t, rows, cols, f"{t}_ptrs"), value, self.mask(rows_ok, cols_ok))
 
-    def row_stat(self, offsets: SSAValue, rows_in: SSAValue) -> SSAValue | None:
+    def load_stat(self, offsets: SSAValue, rows_in: SSAValue) -> SSAValue | None:
+        """The saved statistic of each query row (the logsumexp for softmax), or None without one."""
+        if self.grad.stat is None:
+            return None
+        kb = self.kb
+        return kb.load(kb.addptr(kb.arg("lse_ptr"), offsets), rows_in, float("inf"), "lse" if self.softmax else "stat")
+
+    def row_stat(self, stat: SSAValue | None) -> SSAValue | None:
         """What each query row needs of the saved statistic: lse·log2 e (softmax), 1/stat (elementwise
         weights scaled by the inverse of a statistic), or nothing."""
         kb = self.kb
-        if self.grad.stat is None:
+        if stat is None:
             return None
-        stat = kb.load(kb.addptr(kb.arg("lse_ptr"), offsets), rows_in, float("inf"), "lse" if self.softmax else "stat")
         if self.softmax:
             return kb.mul(stat, kb.f32(LOG2E), "lse_log2")
         return kb.binary(arith.DivfOp, kb.f32(1.0), stat, "row_scale")
@@ -171,31 +179,37 @@ class _Tiles:
             ds = kb.where(keep, ds, kb.f32(0.0), "ds")
         if add_capture_grads:
             live = rows_ok if keep is None else kb.and_(keep, rows_ok)
-            caps = list(self.grad.captures)
-            cursor = 0
-            for site in self.grad.capture_sites.data:
-                index = site.value.data
-                rank = caps[index].type.get_num_dims()
-                g, indices = sites[cursor], sites[cursor + 1 : cursor + 1 + rank]
-                cursor += 1 + rank
-                offset = None
-                for j, idx in enumerate(indices):
-                    term = kb.mul(kb.wide(idx), kb.wide(kb.arg(f"capgrad{index}_stride{j}")))
-                    offset = term if offset is None else kb.add(offset, term)
-                contribution = kb.where(live, g, kb.f32(0.0))
-                if offset is None or not kb.dims_of(offset):
-                    # One element for the whole tile (slopes[h], a 0-d scale): sum first, one atomic.
-                    ptr = (
-                        kb.arg(f"capgrad{index}_ptr")
-                        if offset is None
-                        else kb.addptr(kb.arg(f"capgrad{index}_ptr"), offset)
-                    )
-                    kb.atomic_add(ptr, kb.sum_all(contribution, f"dcap{index}"))
-                    continue
-                dims = kb.dims_of(ds)
-                ptrs = kb.addptr(kb.arg(f"capgrad{index}_ptr"), kb.to_dims(offset, dims), f"capgrad{index}_ptrs")
-                kb.atomic_add(ptrs, contribution, live)
+            self.add_site_grads(self.grad.capture_sites, sites, live, ds)
         return ds
+
+    def add_site_grads(self, capture_sites, values: list[SSAValue], live: SSAValue, like: SSAValue) -> None:
+        """Adds each site's adjoints into its capture's gradient where `live`: `values` holds, per site,
+        the adjoint and the indices read (a derived region's yield); `like` has the adjoints' shape."""
+        kb = self.kb
+        caps = list(self.grad.captures)
+        cursor = 0
+        for site in capture_sites.data:
+            index = site.value.data
+            rank = caps[index].type.get_num_dims()
+            g, indices = values[cursor], values[cursor + 1 : cursor + 1 + rank]
+            cursor += 1 + rank
+            offset = None
+            for j, idx in enumerate(indices):
+                term = kb.mul(kb.wide(idx), kb.wide(kb.arg(f"capgrad{index}_stride{j}")))
+                offset = term if offset is None else kb.add(offset, term)
+            contribution = kb.where(live, g, kb.f32(0.0))
+            if offset is None or not kb.dims_of(offset):
+                # One element for the whole tile (slopes[h], a 0-d scale): sum first, one atomic.
+                ptr = (
+                    kb.arg(f"capgrad{index}_ptr")
+                    if offset is None
+                    else kb.addptr(kb.arg(f"capgrad{index}_ptr"), offset)
+                )
+                kb.atomic_add(ptr, kb.sum_all(contribution, f"dcap{index}"))
+                continue
+            dims = kb.dims_of(like)
+            ptrs = kb.addptr(kb.arg(f"capgrad{index}_ptr"), kb.to_dims(offset, dims), f"capgrad{index}_ptrs")
+            kb.atomic_add(ptrs, contribution, live)
 
 
 def _has_body(region) -> bool:
@@ -205,13 +219,13 @@ def _has_body(region) -> bool:
 
 def build_dq_kernel(grad, name: str):
     """dQ per query block; the captured tensors' adjoints too."""
-    tile = grad.tile
-    assert tile is not None
+    launch = grad.launch("dq")
+    assert launch is not None
     _, _, elem, head_dim, head_dim_v, caps = _tensor_types(grad)
     fp32 = elem == f32
     constexprs = {
-        BM: tile.block_m.data,
-        BN: tile.block_n.data,
+        BM: launch[0],
+        BN: launch[1],
         DIM: padded_head_dim(head_dim),
         DIM_V: padded_head_dim(head_dim_v),
     }
@@ -231,7 +245,8 @@ def build_dq_kernel(grad, name: str):
     out = t.load(t.base("out", h), "out", offs_m, row_ok, True, "out")
     rows = kb.add(kb.mul(kb.wide(pid_bh), kb.wide(t.seq_q)), kb.wide(offs_m), "stat_rows")
     rows_in = kb.cmp("slt", offs_m, t.seq_q)
-    row = t.row_stat(rows, rows_in)
+    stat = t.load_stat(rows, rows_in)
+    row = t.row_stat(stat)
     delta = None
     if t.softmax:
         kb.comment("delta = rowsum(dO * O) - dlse, stored for the dK/dV kernel")
@@ -271,19 +286,25 @@ def build_dq_kernel(grad, name: str):
             new_dq = kb.dot(kb.cast(ds, elem), k, body.carried["dq"], "ieee" if fp32 else None, "dq")
             body.yield_({"dq": new_dq})
         dq = body.results["dq"]
+    if grad.stat_grad.blocks:
+        assert stat is not None and delta is not None
+        kb.comment("captured tensors the statistic reads: dL/dlse = dlse - rowsum(dO * O) = -delta per row")
+        dlse_total = kb.sub(kb.f32(0.0), delta, "dlse_total")
+        sites = lower_region(kb, grad.stat_grad, [b, h, stat, *captures, dlse_total], "stat_grad")
+        t.add_site_grads(grad.stat_sites, sites, rows_in, stat)
     t.store(t.base("dq", h), "dq", offs_m, row_ok, False, kb.cast(kb.mul(dq, kb.arg("scale")), elem))
     return kb.finish()
 
 
 def build_dkdv_kernel(grad, name: str):
     """dK and dV per key block, summed over the query heads of its group."""
-    tile = grad.tile
-    assert tile is not None
+    launch = grad.launch("dkdv")
+    assert launch is not None
     _, _, elem, head_dim, head_dim_v, caps = _tensor_types(grad)
     fp32 = elem == f32
     constexprs = {
-        BM: tile.block_m.data,
-        BN: tile.block_n.data,
+        BM: launch[0],
+        BN: launch[1],
         DIM: padded_head_dim(head_dim),
         DIM_V: padded_head_dim(head_dim_v),
     }
@@ -325,7 +346,7 @@ def build_dkdv_kernel(grad, name: str):
                 stat_rows = kb.add(
                     kb.mul(kb.wide(kb.add(kb.mul(b, kb.arg("num_heads")), h)), kb.wide(t.seq_q)), kb.wide(rows)
                 )
-                row = t.row_stat(stat_rows, rows_in)
+                row = t.row_stat(t.load_stat(stat_rows, rows_in))
                 delta = kb.load(kb.addptr(kb.arg("delta_ptr"), stat_rows), rows_in, 0.0, "delta") if t.softmax else None
                 q_idx = kb.row(kb.min(rows, kb.sub(t.seq_q, kb.i32(1))), "q_idx")
                 qk = kb.dot(k, kb.trans(q), None, "ieee" if fp32 else None, "qk_t")

@@ -74,8 +74,29 @@ class FlashGradOp(IRDLOperation):
     and the indices it read (one `index` per dimension of the capture).
     `capture_sites[i]` says which capture site i reads; the runtime scatter-adds each
     site's adjoints into that capture's gradient. Captures without sites (integer
-    tensors, tensors only the mask reads) get a zero gradient. `mask_mod`, `classify`,
-    `block_mask` and `tile` are the forward's, for the same block skipping.
+    tensors, tensors only the mask reads) get a zero gradient. `mask_mod`, `classify`
+    and `block_mask` are the forward's, for the same block skipping.
+
+    `stat_grad` (softmax only, and only when the normalizer's finalize reads float
+    captures, a sink's logit say) gives those captures their gradient through the
+    statistic. attn-autodiff admits a finalize as softmax's when its first statistic is
+    lse = log(Σ_j exp(t_j) + E(c)), c the captured values it reads; then ∂lse/∂c =
+    exp(lse₀ − lse)·∂lse₀/∂c with lse₀ = log E(c) the statistic of a row that sees no
+    key, and since out = Σ_j exp(t_j − lse)·v_j depends on c only through lse,
+
+        dL/dc = Σ_rows (dlse − rowsum(dO ⊙ O))·∂lse/∂c = −Σ_rows δ·∂lse/∂c
+
+    with δ the dQ kernel's. Its block arguments are (b, h, lse: f32, captures...,
+    grad: f32); it recomputes lse₀ from finalize at the initial state and yields, per
+    site of a capture in it (`stat_sites[i]`: which capture), grad·∂lse/∂site and the
+    indices read. The dQ kernel, which owns whole rows, evaluates it once per row with
+    grad = −δ and adds the adjoints into the captures' gradients. For gpt-oss's sinks
+    lse₀ = sink[h], so the sink's gradient is −Σ_rows exp(sink[h] − lse)·δ.
+
+    `attn-tile` sets the launch of each of the two backward kernels: `dq_tile`,
+    `dq_num_warps`, `dq_num_stages` for dQ (which holds BLOCK_M query rows and walks
+    key blocks of BLOCK_N) and `dkdv_tile`, `dkdv_num_warps`, `dkdv_num_stages` for
+    dK/dV (which holds BLOCK_N keys and walks query blocks of BLOCK_M); all or none.
 
     ```mlir
     %dq, %dk, %dv, %dslopes = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x8x?xf32>)
@@ -91,7 +112,9 @@ class FlashGradOp(IRDLOperation):
       ...
       attn.yield %grad, %dslopes, %h : f32, f32, index
     } classify {
-    } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "none"}
+    } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "none",
+       dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64,
+       dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64}
       : tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x8x?x64xbf16>,
         tensor<?x8x?x64xbf16> -> (tensor<?x8x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<8xf32>)
     ```
@@ -110,11 +133,18 @@ class FlashGradOp(IRDLOperation):
     row_scale = opt_attr_def(StringAttr)
     capture_sites = attr_def(ArrayAttr[IntegerAttr])
     block_mask = opt_attr_def(StringAttr)
-    tile = opt_attr_def(TileAttr)
+    dq_tile = opt_attr_def(TileAttr)
+    dq_num_warps = opt_attr_def(IntegerAttr)
+    dq_num_stages = opt_attr_def(IntegerAttr)
+    dkdv_tile = opt_attr_def(TileAttr)
+    dkdv_num_warps = opt_attr_def(IntegerAttr)
+    dkdv_num_stages = opt_attr_def(IntegerAttr)
     score_mod = region_def("single_block")
     mask_mod = region_def("single_block")
     score_mod_grad = region_def("single_block")
     classify = region_def()
+    stat_grad = region_def()
+    stat_sites = opt_attr_def(ArrayAttr[IntegerAttr])
     dq = result_def(TensorType)
     dk = result_def(TensorType)
     dv = result_def(TensorType)
@@ -124,7 +154,8 @@ class FlashGradOp(IRDLOperation):
     assembly_format = (
         "$q `,` $k `,` $v `,` $out `,` $dout (`stat` `(` $stat^ `:` type($stat) `)`)? "
         "(`captures` `(` $captures^ `:` type($captures) `)`)? "
-        "`score_mod` $score_mod `mask_mod` $mask_mod `score_mod_grad` $score_mod_grad `classify` $classify attr-dict "
+        "`score_mod` $score_mod `mask_mod` $mask_mod `score_mod_grad` $score_mod_grad `classify` $classify "
+        "(`stat_grad` $stat_grad^)? attr-dict "
         "`:` type($q) `,` type($k) `,` type($v) `,` type($out) `,` type($dout) "
         "`->` `(` type($dq) `,` type($dk) `,` type($dv) (`,` type($capture_grads)^)? `)`"
     )
@@ -161,6 +192,7 @@ class FlashGradOp(IRDLOperation):
         _verify_score_mod(self, self.score_mod, self.captures)
         _verify_mask_mod(self, self.mask_mod, self.captures)
         self._verify_score_mod_grad()
+        self._verify_stat_grad()
         kind = self.block_mask.data if self.block_mask is not None else None
         if kind not in (None, "none", "affine", "runtime"):
             raise VerifyException(
@@ -171,6 +203,38 @@ class FlashGradOp(IRDLOperation):
             _check_yield(self, block, "classify", [i1, i1])
         elif self.classify.blocks:
             raise VerifyException("'attn.flash_grad' op expected an empty classify region unless block_mask is affine")
+        self._verify_launch()
+
+    def launch(self, kernel: str) -> tuple[int, int, int, int] | None:
+        """(block_m, block_n, num_warps, num_stages) of the "dq" or "dkdv" kernel, or None before attn-tile."""
+        tile = self.attributes.get(f"{kernel}_tile")
+        warps = self.attributes.get(f"{kernel}_num_warps")
+        stages = self.attributes.get(f"{kernel}_num_stages")
+        if not isinstance(tile, TileAttr) or not isinstance(warps, IntegerAttr) or not isinstance(stages, IntegerAttr):
+            return None
+        return tile.block_m.data, tile.block_n.data, warps.value.data, stages.value.data
+
+    def _verify_launch(self) -> None:
+        names = [f"{k}_{a}" for k in ("dq", "dkdv") for a in ("tile", "num_warps", "num_stages")]
+        present = [n for n in names if n in self.attributes]
+        if present and len(present) != len(names):
+            raise VerifyException(
+                f"'attn.flash_grad' op expected {', '.join(names[:-1])} and {names[-1]} together, "
+                f"but got only {', '.join(present)}"
+            )
+        for kernel in ("dq", "dkdv"):
+            launch = self.launch(kernel)
+            if launch is None:
+                continue
+            _, _, warps, stages = launch
+            if warps < 1 or warps & (warps - 1):
+                raise VerifyException(
+                    f"'attn.flash_grad' op expected {kernel}_num_warps to be a power of two, but got {warps}"
+                )
+            if stages < 1:
+                raise VerifyException(
+                    f"'attn.flash_grad' op expected {kernel}_num_stages of at least 1, but got {stages}"
+                )
 
     def _verify_capture_grads(self) -> None:
         if len(self.capture_grads) != len(self.captures):
@@ -189,8 +253,26 @@ class FlashGradOp(IRDLOperation):
         block = _check_block_args(
             self, self.score_mod_grad, "score_mod_grad", [*score_mod_arg_types(self.captures), f32]
         )
-        expected: list[Attribute] = [f32]
-        for site in self.capture_sites.data:
+        _check_yield(self, block, "score_mod_grad", [f32, *self._site_types(self.capture_sites)])
+
+    def _verify_stat_grad(self) -> None:
+        if not self.stat_grad.blocks:
+            if self.stat_sites is not None:
+                raise VerifyException("'attn.flash_grad' op expected a stat_grad region with stat_sites")
+            return
+        if self.probabilities.data != "softmax" or self.stat_sites is None:
+            raise VerifyException(
+                "'attn.flash_grad' op expected stat_grad only with softmax probabilities and stat_sites"
+            )
+        block = _check_block_args(
+            self, self.stat_grad, "stat_grad", [IndexType(), IndexType(), f32, *[c.type for c in self.captures], f32]
+        )
+        _check_yield(self, block, "stat_grad", self._site_types(self.stat_sites))
+
+    def _site_types(self, sites: ArrayAttr[IntegerAttr]) -> list[Attribute]:
+        """What a derivative region yields per site: the adjoint (f32) and one index per dimension."""
+        types: list[Attribute] = []
+        for site in sites.data:
             i = site.value.data
             if not 0 <= i < len(self.captures):
                 raise VerifyException(
@@ -200,8 +282,8 @@ class FlashGradOp(IRDLOperation):
             assert isinstance(ct, TensorType)
             if not isinstance(ct.element_type, AnyFloat):
                 raise VerifyException(f"'attn.flash_grad' op capture site reads capture {i} of non-float type {ct}")
-            expected += [f32, *[IndexType()] * ct.get_num_dims()]
-        _check_yield(self, block, "score_mod_grad", expected)
+            types += [f32, *[IndexType()] * ct.get_num_dims()]
+        return types
 
 
 __all__ = ["FlashGradOp"]

@@ -75,13 +75,7 @@ class Attention:
         mask = trace_mask_mod(mask_mod) if mask_mod is not None else None
         spec = trace_normalizer(self.normalizer)
         self._traced: tuple[TracedRegion | None, TracedRegion | None, NormalizerSpec] = (score, mask, spec)
-        self.program = AttentionProgram(
-            self._build,
-            self.captures(),
-            spec.num_stats,
-            _check_call,
-            sinks=getattr(self.normalizer, "sinks", None),
-        )
+        self.program = AttentionProgram(self._build, self.captures(), spec.num_stats, _check_call)
 
     def _build(self, sig: Signature) -> Any:
         score, mask, spec = self._traced

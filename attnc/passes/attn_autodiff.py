@@ -1,4 +1,4 @@
-"""attn-autodiff: derive the backward `attn.flash_grad` of each softmax `attn.flash`.
+"""attn-autodiff: derive the backward `attn.flash_grad` of each `attn.flash`.
 
 The forward keeps, per query row, lse = log Σ_j exp(t_j), with t = score_mod(s) the
 modified scores (masked ones −∞) and s = scale · q·kᵀ. The backward the kernels will
@@ -14,13 +14,18 @@ storing them:
 and each captured tensor's gradient is the sum, over every score element, of the
 capture-site adjoints `score_mod_grad` yields, scattered at the indices it read. The
 derivative region comes from `differentiate_score_mod` (autodiff/regions.py), which
-rejects a score_mod it cannot differentiate.
+rejects a score_mod it cannot differentiate. Captures the normalizer's finalize reads
+(a sink's logit) take their gradient through lse: `differentiate_statistic` derives the
+`stat_grad` region from finalize (see `attn.flash_grad`).
 
-For each `attn.flash` with normalizer "softmax", the pass inserts `attn.flash_grad`
-right after it, reading its `out` and `lse` results; the incoming gradient becomes a new
-argument `%dout` of the enclosing function, appended after the others, and dq, dk, dv
-and the captures' gradients are returned after the existing results. Other normalizers
-have no derived backward yet: they are left alone, or with `strict=true` the pass fails.
+Which backward a normalizer has is read off its regions, never its name
+(autodiff/normalizer.py): softmax's when they compute online softmax, elementwise
+weights otherwise where the math allows. For each `attn.flash` with one, the pass
+inserts `attn.flash_grad` right after it, reading its `out` and statistic; the incoming
+gradient becomes a new argument `%dout` of the enclosing function, appended after the
+others, and dq, dk, dv and the captures' gradients are returned after the existing
+results. Other normalizers are left alone, or with `strict=true` the pass fails naming
+the part.
 
 Linear attention (`attn.recurrence`, `attn.recurrent_chunk`) has its backward in closed
 form (the reverse state scan and per-chunk dq/dk/dv/dG, see chunk_backward_kernels.py):
@@ -74,7 +79,7 @@ from xdsl.dialects.builtin import (
     f32,
     i64,
 )
-from xdsl.ir import Attribute
+from xdsl.ir import Attribute, Region
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
@@ -87,13 +92,13 @@ from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
 from attnc.autodiff.normalizer import normalizer_backward
-from attnc.autodiff.regions import differentiate_score_mod, float_capture_sites
+from attnc.autodiff.regions import differentiate_score_mod, differentiate_statistic, float_capture_sites
 from attnc.dialect import attn
 
 
 @dataclass(frozen=True)
 class DeriveFlashGrad(RewritePattern):
-    """Inserts the `attn.flash_grad` of a softmax `attn.flash` and threads dout and the gradients through its function."""
+    """Inserts the `attn.flash_grad` of an `attn.flash` and threads dout and the gradients through its function."""
 
     strict: bool = False
     captures: tuple[int, ...] | None = None
@@ -124,6 +129,12 @@ class DeriveFlashGrad(RewritePattern):
                 )
         grad_region = differentiate_score_mod(form.weights, self.captures)
         sites = float_capture_sites(form.weights, self.captures)
+        initial_state = [a.value.data for a in op.init.data]
+        through_stat = (
+            differentiate_statistic(op.finalize, 0, initial_state, self.captures)
+            if form.probabilities == "softmax"
+            else None
+        )
         block = fn.body.blocks[0]
         dout = rewriter.insert_block_argument(block, len(block.args), op.out.type)
         dout.name_hint = "dout"
@@ -138,9 +149,12 @@ class DeriveFlashGrad(RewritePattern):
         }
         if form.probabilities == "elementwise" and form.stat is not None:
             attributes["row_scale"] = StringAttr("inverse")
-        for name in ("block_mask", "tile"):
-            if name in op.attributes:
-                attributes[name] = op.attributes[name]
+        if op.block_mask is not None:
+            attributes["block_mask"] = op.block_mask
+        stat_grad = Region()
+        if through_stat is not None:
+            stat_grad, stat_sites = through_stat
+            attributes["stat_sites"] = ArrayAttr([IntegerAttr(s, i64) for s in stat_sites])
         grad = attn.FlashGradOp.build(
             operands=[
                 op.q,
@@ -152,7 +166,7 @@ class DeriveFlashGrad(RewritePattern):
                 list(op.captures),
             ],
             attributes=attributes,
-            regions=[form.weights, op.mask_mod.clone(), grad_region, op.classify.clone()],
+            regions=[form.weights, op.mask_mod.clone(), grad_region, op.classify.clone(), stat_grad],
             result_types=[op.q.type, op.k.type, op.v.type, capture_grad_types],
         )
         for result, name in zip(
@@ -178,7 +192,7 @@ def _update_signature(fn: func.FuncOp) -> None:
 
 @dataclass(frozen=True)
 class AttnAutodiffPass(ModulePass):
-    """Derives attn.flash_grad (dq, dk, dv, capture gradients) for each softmax attn.flash.
+    """Derives attn.flash_grad (dq, dk, dv, capture gradients) for each attn.flash whose normalizer has a derivable backward.
 
     `captures` lists the captured tensors that get gradients (positions among attn.flash's
     captures, e.g. `attn-autodiff{captures=0,2}`); the default is every float capture. The

@@ -5,6 +5,15 @@ Sets `tile = #attn.tile<MxN>` (queries by keys per program), `num_warps` and
 head dimension, apply. The generated kernel is generic in its block sizes, so
 the runtime's autotuner may still try other sizes; these are the defaults.
 
+For `attn.flash_grad` it sets the same three per backward kernel (`dq_tile`,
+`dq_num_warps`, `dq_num_stages`, and `dkdv_*`), which the runtime launches as is.
+Each backward kernel holds q, k, v, dO and two products at once, so on a GPU the
+forward's tiles overflow shared memory (128×128 at D = 128 asks 266 KB; an H200
+has 227 KB): dQ holds 64 query rows and walks 64 keys, dK/dV holds 128 keys and
+walks 64 queries (measured on an H200, bench/probe_backward.py), and fp32 or head
+dims over 128 take 32×32. On the CPU both keep the forward's values. Explicit
+options win here too.
+
 For `attn.recurrent_chunk` (linear attention) it sets the key and value blocks of
 the state (`block_k`, `block_v`; the options block-m and block-n override them),
 `num_warps` and `num_stages`. The blocks are halved for fp32 on a GPU and never wider
@@ -14,6 +23,8 @@ Precondition: `attn.flash` ops (run attn-fuse first), or `attn.recurrent_chunk` 
 
 Before: `%o, %lse = attn.flash ... {block_mask = "affine", ...}`
 After:  `%o, %lse = attn.flash ... {block_mask = "affine", tile = #attn.tile<128x64>, num_warps = 8 : i64, num_stages = 3 : i64, ...}`
+        `... = attn.flash_grad ... {dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64,
+             dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64, ...}`
 """
 
 from __future__ import annotations
@@ -61,6 +72,18 @@ def default_config(target: str, head_dim: int, element_bytes: int = 2) -> tuple[
     return bm, bn, warps, stages
 
 
+def backward_configs(
+    target: str, head_dim: int, element_bytes: int, forward: tuple[int, int, int, int]
+) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """(block_m, block_n, num_warps, num_stages) of the dQ and the dK/dV kernel; `head_dim` is q's."""
+    if target == "cpu":
+        return forward, forward
+    if element_bytes == 4 or head_dim > 128:
+        return (32, 32, 4, 1), (32, 32, 4, 1)
+    stages = 3 if head_dim <= 64 else 2
+    return (64, 64, 4, stages), (64, 128, 8, stages)
+
+
 @dataclass(frozen=True)
 class AttnTilePass(ModulePass):
     """Chooses tile sizes, warps and pipeline stages per attn.flash for a target (cuda:90, cuda:80, hip:gfx942, hip:gfx90a, cpu)."""
@@ -104,16 +127,30 @@ class AttnTilePass(ModulePass):
             assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
             head_dim = max(qt.get_shape()[3], vt.get_shape()[3])
             element_bytes = 4 if qt.element_type == f32 else 2
-            bm, bn, warps, stages = default_config(self.target, head_dim, element_bytes)
-            tile = attn.TileAttr(self.block_m or bm, self.block_n or bn)
-            flash.attributes["tile"] = tile
-            flash.attributes["num_warps"] = IntegerAttr(self.num_warps or warps, i64)
-            flash.attributes["num_stages"] = IntegerAttr(self.num_stages or stages, i64)
+            forward = self._explicit(default_config(self.target, head_dim, element_bytes))
+            if isinstance(flash, attn.FlashOp):
+                self._set(flash, "", forward)
+            else:
+                dq, dkdv = backward_configs(self.target, qt.get_shape()[3], element_bytes, forward)
+                self._set(flash, "dq_", self._explicit(dq))
+                self._set(flash, "dkdv_", self._explicit(dkdv))
             if self.target.startswith("cuda") and element_bytes == 2:
                 # One MUFU instruction (tanh.approx.f32, relative error 2^-11) in place of exp and a
                 # reciprocal: ample for 16-bit weights, and what sigmoid (0.5 + 0.5·tanh(s/2)) and
                 # softcap spend per score. f32 inputs keep the exact form.
                 flash.attributes["approx_tanh"] = UnitAttr()
 
+    def _explicit(self, config: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """`config` with the options that are set in its place."""
+        bm, bn, warps, stages = config
+        return self.block_m or bm, self.block_n or bn, self.num_warps or warps, self.num_stages or stages
 
-__all__ = ["DEFAULTS", "RECURRENT_DEFAULTS", "AttnTilePass", "default_config"]
+    @staticmethod
+    def _set(op: attn.FlashOp | FlashGradOp, prefix: str, config: tuple[int, int, int, int]) -> None:
+        bm, bn, warps, stages = config
+        op.attributes[f"{prefix}tile"] = attn.TileAttr(bm, bn)
+        op.attributes[f"{prefix}num_warps"] = IntegerAttr(warps, i64)
+        op.attributes[f"{prefix}num_stages"] = IntegerAttr(stages, i64)
+
+
+__all__ = ["DEFAULTS", "RECURRENT_DEFAULTS", "AttnTilePass", "backward_configs", "default_config"]

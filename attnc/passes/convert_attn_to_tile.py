@@ -94,7 +94,7 @@ class ConvertAttnToTilePass(ModulePass):
                 build_forward_kernel(flash, f"{name}_fwd"),
             ]
             for grad in [o for o in fn.walk() if isinstance(o, FlashGradOp)]:
-                if grad.tile is None:
+                if grad.launch("dq") is None:
                     raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")
                 kernels += [build_dq_kernel(grad, f"{name}_bwd_dq"), build_dkdv_kernel(grad, f"{name}_bwd_dkdv")]
             for kernel in kernels:

@@ -109,13 +109,11 @@ class AttentionProgram:
         captures: list[torch.Tensor],
         num_stats: int,
         check: Callable[[Any, Any, Any, Any], None],
-        sinks: torch.Tensor | None = None,
     ):
         self.build = build
         self.captures = captures
         self.num_stats = num_stats
         self.check = check
-        self.sinks = sinks
         self.name = f"attnc{next(_NEXT)}"
         _PROGRAMS[self.name] = self
         self._compiled: dict[tuple[Any, ...], CompiledVariant] = {}

@@ -61,24 +61,9 @@ def attention_backward_op(
     if info.grad_stat > 0:
         raise NotImplementedError("the backward reads a statistic other than the first, which the op does not keep")
     stat = lse if info.grad_stat == 0 else None
-    dq, dk, dv, capture_grads, delta = backward(
-        plan.launch.compiled,
-        plan.launch.config,
-        run[0],
-        run[1],
-        run[2],
-        run[3],
-        stat,
-        run[4],
-        interpretable(plan.captures),
-        dlse,
+    dq, dk, dv, capture_grads = backward(
+        plan.launch.compiled, run[0], run[1], run[2], run[3], stat, run[4], interpretable(plan.captures), dlse
     )
-    sinks = program(variant).sinks
-    for i, capture in enumerate(captures):
-        if sinks is not None and capture is sinks and captures_need_grad[i]:
-            # A sink takes weight exp(sink − lse) but has no value: its gradient is −Σ_rows P_sink·δ.
-            weight = torch.exp(sinks.float()[None, :, None] - lse.float()).nan_to_num(posinf=0.0)
-            capture_grads[i] = capture_grads[i] - (weight * delta).sum(dim=(0, 2))
     return _like(q, dq), _like(k, dk), _like(v, dv), [_like(c, g) for c, g in zip(captures, capture_grads)]
 
 

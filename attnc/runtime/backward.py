@@ -10,44 +10,18 @@ captured tensors' gradients are added in f32 with atomics (order not fixed).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
+import triton
 
 from attnc.runtime.block_table import block_tables
 from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.launch import LaunchConfig, run_fitting, run_kernel, set_captures, set_strides
 
 
-@dataclass(frozen=True)
-class BackwardConfig:
-    """One launch configuration per backward kernel. dQ holds BLOCK_M query rows and walks key
-    blocks of BLOCK_N; dK/dV holds BLOCK_N key rows and walks query blocks of BLOCK_M, so each
-    wants its held side large and its walked side small."""
-
-    dq: LaunchConfig
-    dkdv: LaunchConfig
-
-
-def backward_config(forward: LaunchConfig, q: torch.Tensor) -> BackwardConfig:
-    """Tiles for the backward kernels on a GPU: each holds q, k, v, dO and two products at once, so
-    the forward's 128×128 tiles overflow shared memory at D = 128 (266 KB asked, 227 KB on an H200).
-    The interpreter keeps the forward's tiles."""
-    if q.device.type != "cuda":
-        return BackwardConfig(forward, forward)
-    head_dim = q.shape[-1]
-    if q.element_size() > 2 or head_dim > 128:
-        small = LaunchConfig(32, 32, 4, 1)
-        return BackwardConfig(small, small)
-    # Measured on an H200 at D = 128 (bench/probe_backward.py, bench/RESULTS.md).
-    stages = 3 if head_dim <= 64 else 2
-    return BackwardConfig(LaunchConfig(64, 64, 4, stages), LaunchConfig(64, 128, 8, stages))
-
-
 def backward(
     compiled: CompiledVariant,
-    config: LaunchConfig,
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -56,8 +30,8 @@ def backward(
     dout: torch.Tensor,
     captures: list[torch.Tensor],
     dlse: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
-    """dQ, dK, dV, one f32 gradient per captured tensor, and δ (softmax; zeros otherwise).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """dQ, dK, dV and one f32 gradient per captured tensor.
 
     `stat` is the forward statistic the backward reads (`info.grad_stat`): the logsumexp
     for softmax, the row's denominator for an elementwise normalizer scaled by its
@@ -66,7 +40,8 @@ def backward(
     constant (RetNet's rule), so `dlse` is not read.
     """
     info = compiled.info
-    configs = backward_config(config, q)
+    # attn-tile's choice per kernel (block_m, block_n, num_warps, num_stages).
+    dq_config, dkdv_config = LaunchConfig(*info.dq_config), LaunchConfig(*info.dkdv_config)
     batch, heads, seq_q, _ = q.shape
     kv_heads, seq_kv = k.shape[1], k.shape[2]
     device = q.device
@@ -85,7 +60,7 @@ def backward(
         stat = stat.float().contiguous()
     capture_grads = [torch.zeros(c.shape, dtype=torch.float32, device=device) for c in captures]
     if batch == 0 or seq_q == 0 or seq_kv == 0:
-        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v), capture_grads, delta.zero_()
+        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v), capture_grads
     # Each element is written once, in the inputs' dtype: no zero fill, no conversion pass.
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
 
@@ -135,11 +110,15 @@ def backward(
 
     dq_kernel = getattr(compiled.kernels, info.backward_dq)
     dkdv_kernel = getattr(compiled.kernels, info.backward_dkdv)
-    c = configs.dq
+    c = dq_config
     run_fitting(
-        dq_kernel, (-(-seq_q // c.block_m), batch * heads), with_tables(c, tables_for(c), "num_kv_blocks"), device, c
+        dq_kernel,
+        (triton.cdiv(seq_q, c.block_m), batch * heads),
+        with_tables(c, tables_for(c), "num_kv_blocks"),
+        device,
+        c,
     )
-    c = configs.dkdv
+    c = dkdv_config
     dkdv_args = with_tables(c, tables_for(c).transposed(), "num_q_blocks")
-    run_fitting(dkdv_kernel, (-(-seq_kv // c.block_n), batch * kv_heads), dkdv_args, device, c)
-    return dq, dk, dv, capture_grads, delta
+    run_fitting(dkdv_kernel, (triton.cdiv(seq_kv, c.block_n), batch * kv_heads), dkdv_args, device, c)
+    return dq, dk, dv, capture_grads

@@ -50,6 +50,8 @@ class KernelInfo:
     backward_dkdv: str
     grad_probabilities: str  # "softmax" | "elementwise"; "" without the backward
     grad_stat: int  # which forward statistic the backward reads; -1: none
+    dq_config: list[int]  # the dQ kernel's block_m, block_n, num_warps, num_stages; [] without the backward
+    dkdv_config: list[int]  # the dK/dV kernel's, likewise
     block_mask: str  # "none" | "affine" | "runtime"
     table_uses_b: bool
     table_uses_h: bool
@@ -213,6 +215,8 @@ def _attention_facts(module: ModuleOp) -> dict[str, Any]:
         "backward_dkdv": f"{name}_bwd_dkdv" if grad is not None else "",
         "grad_probabilities": grad.probabilities.data if grad is not None else "",
         "grad_stat": -1 if stat is None else list(flash.stats).index(stat),  # type: ignore[arg-type]
+        "dq_config": list(grad.launch("dq") or ()) if grad is not None else [],
+        "dkdv_config": list(grad.launch("dkdv") or ()) if grad is not None else [],
         "block_mask": flash.block_mask.data,
         "table_uses_b": _region_uses(flash, 0),
         "table_uses_h": _region_uses(flash, 1),

@@ -2,7 +2,8 @@
 
 attn-autodiff derives them from the normalizer's own regions: sigmoid, ReLU and a
 stateless user normalizer as elementwise weights, retention with its denominator held
-constant (RetNet's rule), sinks as softmax plus the sink's own gradient.
+constant (RetNet's rule), sinks as softmax plus the sink's own gradient, derived from the
+normalizer's finalize.
 """
 
 from __future__ import annotations
@@ -84,12 +85,76 @@ def test_retention_gradients_hold_the_denominator_constant(dtype):
     grads(attn, (1, H, 2, 41, 41, 32), dtype, retention_reference)
 
 
-def test_sinks_get_gradients():
-    """q, k, v and the learnable sink logits, against autograd through the reference."""
-    sinks = torch.randn(H, requires_grad=True)
+class NaturalSoftmax(attnc.Normalizer):
+    """Online softmax in base e, its states in the other order, under a name of its own."""
+
+    name = "my_attention"
+    state = {"l": 0.0, "m": float("-inf")}
+    stats = ("lse",)
+
+    def update(self, scores, state):
+        m_new = attnc.maximum(state["m"], attnc.row_max(scores))
+        m_safe = attnc.where(m_new == float("-inf"), 0.0, m_new)
+        p = attnc.exp(scores - m_safe)
+        alpha = attnc.exp(state["m"] - m_safe)
+        return p, {"l": state["l"] * alpha + attnc.row_sum(p), "m": m_new}, alpha
+
+    def finalize(self, acc, state):
+        l_safe = attnc.where(state["l"] == 0.0, 1.0, state["l"])
+        return acc / l_safe, {"lse": state["m"] + attnc.log(state["l"])}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sinks_get_gradients(dtype):
+    """q, k, v and the learnable sink logits, against autograd through the reference: the sinks'
+    gradient is derived from the normalizer's finalize (attn.flash_grad's stat_grad)."""
+    sinks = (3 * torch.randn(H)).requires_grad_()
     norm = attnc.SoftmaxWithSinks(sinks)
     attn = attnc.attention(mask_mod=causal, normalizer=norm)
-    grads(attn, (2, H, 2, 33, 40, 16), torch.float32, reference_of(None, causal, norm), extra=(sinks,))
+    grads(attn, (2, H, 2, 33, 40, 16), dtype, reference_of(None, causal, norm), extra=(sinks,))
+
+
+def test_sinks_gradients_through_the_logsumexp_and_empty_rows():
+    """A loss on out and lse, rows that see no key (their lse is the sink), and a bias that does not
+    require grad next to sinks that do."""
+    sinks = torch.randn(H, requires_grad=True)
+    bias = torch.randn(H)
+
+    def biased(score, b, h, q_idx, kv_idx):
+        return score + bias[h]
+
+    def late(b, h, q_idx, kv_idx):
+        return (q_idx >= 6) & (kv_idx <= q_idx)
+
+    norm = attnc.SoftmaxWithSinks(sinks)
+    q, k, v = (torch.randn(1, H, 29, 16, requires_grad=True) for _ in range(3))
+    out, lse = attnc.attention(biased, late, normalizer=norm)(q, k, v, return_lse=True)
+    dout, dlse = torch.randn_like(out), torch.randn_like(lse)
+    got = torch.autograd.grad((out * dout).sum() + (lse * dlse).sum(), [q, k, v, sinks])
+    q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    ref, ref_lse = attnc.attention_reference(q64, k64, v64, score_mod=biased, mask_mod=late, normalizer=norm)
+    loss = (ref * dout.double()).sum() + (ref_lse * dlse.double()).sum()
+    want = torch.autograd.grad(loss, [q64, k64, v64, sinks])
+    assert torch.allclose(lse[:, :, :6], sinks.detach()[None, :, None].expand(1, H, 6))
+    for name, g, w in zip(["dq", "dk", "dv", "dsinks"], got, want):
+        assert rel(g, w) < 1e-4, (name, rel(g, w))
+
+
+def test_a_user_sink_gets_its_gradient_from_its_own_finalize():
+    """A sink written by a user, in base e, with a scale of its own (E = 3·exp(sink[h])): no name and no
+    attribute tells attnc it is a sink; the gradient comes from the finalize's math."""
+    sinks = torch.randn(H, requires_grad=True)
+
+    class ScaledSink(NaturalSoftmax):
+        name = "scaled_sink"
+
+        def finalize(self, acc, state):
+            total = attnc.exp(state["m"]) * state["l"] + 3.0 * attnc.exp(sinks[self.h])
+            return acc * attnc.exp(state["m"]) / total, {"lse": attnc.log(total)}
+
+    norm = ScaledSink()
+    attn = attnc.attention(mask_mod=causal, normalizer=norm)
+    grads(attn, (1, H, 2, 25, 31, 16), torch.float32, reference_of(None, causal, norm), extra=(sinks,))
 
 
 def test_user_normalizer_with_a_learned_temperature_gets_gradients():
@@ -174,3 +239,57 @@ def test_dividing_by_a_later_statistic_is_refused_before_training():
     q, k, v = (torch.randn(1, 2, 20, 16, requires_grad=True) for _ in range(3))
     with pytest.raises(NotImplementedError, match=r"must be its first"):
         attnc.attention(normalizer=TwoStats())(q, k, v)
+
+
+def flash_grad_attributes(normalizer) -> str:
+    """The attributes of the derived attn.flash_grad, as printed."""
+    shape = attnc.Shape(1, H, H, 64, 64, 16, 16)
+    compiled = attnc.compile(
+        mask_mod=causal, shape=shape, dtype=torch.float32, target="cpu", normalizer=normalizer, backward=True
+    )
+    flash = compiled.ir("flash")
+    return flash[flash.index("attn.flash_grad") :]
+
+
+def test_softmax_backward_is_chosen_by_the_regions_not_the_name():
+    """The built-ins and a renamed online softmax in base e get softmax's backward, and its gradients are right."""
+    for normalizer in ("softmax", attnc.SoftmaxWithSinks(torch.randn(H)), NaturalSoftmax()):
+        assert 'probabilities = "softmax"' in flash_grad_attributes(normalizer)
+    attn = attnc.attention(mask_mod=causal, normalizer=NaturalSoftmax())
+    grads(attn, (1, H, 2, 37, 45, 16), torch.float32, reference_of(None, causal, NaturalSoftmax()))
+
+
+def test_a_normalizer_named_softmax_gets_its_own_gradient():
+    """`name = "softmax"` on other math does not buy softmax's backward: a stateless one gets the
+    elementwise backward, right against the reference."""
+
+    class NamedSoftmax(attnc.Normalizer):
+        name = "softmax"
+
+        def update(self, scores, state):
+            return attnc.sigmoid(scores), {}, 1.0
+
+        def finalize(self, acc, state):
+            return acc, {}
+
+    assert 'probabilities = "elementwise"' in flash_grad_attributes(NamedSoftmax())
+    attn = attnc.attention(sigmoid_bias, normalizer=NamedSoftmax())
+    grads(attn, (1, H, 2, 30, 30, 16), torch.float32, reference_of(sigmoid_bias, None, NamedSoftmax()))
+
+
+def test_a_normalizer_named_softmax_with_a_shifted_statistic_is_refused():
+    """Online softmax's update whose logsumexp is off by one: P = exp(t − lse) would be wrong by a
+    factor e, so the backward is refused, naming the part, instead of computed from a name."""
+
+    class ShiftedSoftmax(NaturalSoftmax):
+        name = "softmax"
+
+        def finalize(self, acc, state):
+            return acc / state["l"], {"lse": state["m"] + attnc.log(state["l"]) + 1.0}
+
+    q, k, v = (torch.randn(1, 2, 20, 16, requires_grad=True) for _ in range(3))
+    with pytest.raises(
+        NotImplementedError,
+        match=r"normalizer 'softmax': its update is online softmax's, but its finalize's output is not",
+    ):
+        attnc.attention(normalizer=ShiftedSoftmax())(q, k, v)

@@ -767,6 +767,136 @@ func.func @flash_runtime_with_classify(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x
 
 // -----
 
+// ===== attn.flash_grad =====
+
+func.func @grad_partial_launch(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %o: tensor<?x4x?x64xbf16>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>) {
+  %dq, %dk, %dv = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [], block_mask = "none", dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>)
+  func.return %dq, %dk, %dv : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+}
+// CHECK: {{^}}'attn.flash_grad' op expected dq_tile, dq_num_warps, dq_num_stages, dkdv_tile, dkdv_num_warps and dkdv_num_stages together, but got only dq_tile, dq_num_warps, dq_num_stages
+
+// -----
+
+func.func @grad_warps(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %o: tensor<?x4x?x64xbf16>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>) {
+  %dq, %dk, %dv = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [], block_mask = "none", dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 6 : i64, dkdv_num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>)
+  func.return %dq, %dk, %dv : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+}
+// CHECK: {{^}}'attn.flash_grad' op expected dkdv_num_warps to be a power of two, but got 6
+
+// -----
+
+func.func @grad_stages(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %o: tensor<?x4x?x64xbf16>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>) {
+  %dq, %dk, %dv = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [], block_mask = "none", dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 0 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>)
+  func.return %dq, %dk, %dv : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+}
+// CHECK: {{^}}'attn.flash_grad' op expected dq_num_stages of at least 1, but got 0
+
+// -----
+
+func.func @stat_grad_without_sites(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>, %o: tensor<?x4x?x16xf32>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x16xf32>, %sinks: tensor<4xf32>) -> (tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>) {
+  %dq, %dk, %dv, %dsinks = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) captures(%sinks : tensor<4xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } stat_grad {
+  ^bb0(%b: index, %h: index, %lse_row: f32, %s: tensor<4xf32>, %grad: f32):
+    %sink = tensor.extract %s[%h] : tensor<4xf32>
+    %shift = arith.subf %sink, %lse_row : f32
+    %weight = math.exp %shift : f32
+    %dsink = arith.mulf %grad, %weight : f32
+    attn.yield %dsink, %h : f32, index
+  } {scale = 0.25 : f32, probabilities = "softmax", capture_sites = []} : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> (tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>)
+  func.return %dq, %dk, %dv, %dsinks : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>
+}
+// CHECK: {{^}}'attn.flash_grad' op expected stat_grad only with softmax probabilities and stat_sites
+
+// -----
+
+func.func @stat_sites_without_region(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>, %o: tensor<?x4x?x16xf32>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x16xf32>, %sinks: tensor<4xf32>) -> (tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>) {
+  %dq, %dk, %dv, %dsinks = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) captures(%sinks : tensor<4xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } {scale = 0.25 : f32, probabilities = "softmax", capture_sites = [], stat_sites = [0 : i64]} : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> (tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>)
+  func.return %dq, %dk, %dv, %dsinks : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>
+}
+// CHECK: {{^}}'attn.flash_grad' op expected a stat_grad region with stat_sites
+
+// -----
+
+func.func @stat_grad_yield(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>, %o: tensor<?x4x?x16xf32>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x16xf32>, %sinks: tensor<4xf32>) -> (tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>) {
+  %dq, %dk, %dv, %dsinks = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) captures(%sinks : tensor<4xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } stat_grad {
+  ^bb0(%b: index, %h: index, %lse_row: f32, %s: tensor<4xf32>, %grad: f32):
+    %sink = tensor.extract %s[%h] : tensor<4xf32>
+    %shift = arith.subf %sink, %lse_row : f32
+    %weight = math.exp %shift : f32
+    %dsink = arith.mulf %grad, %weight : f32
+    attn.yield %dsink : f32
+  } {scale = 0.25 : f32, probabilities = "softmax", capture_sites = [], stat_sites = [0 : i64]} : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> (tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>)
+  func.return %dq, %dk, %dv, %dsinks : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>
+}
+// CHECK: {{^}}'attn.flash_grad' op expected the stat_grad region to yield (f32, index), but got (f32)
+
+// -----
+
 // ===== #attn.tile =====
 
 func.func @tile_not_power_of_two() attributes {tile = #attn.tile<48x64>} {

@@ -290,3 +290,58 @@ func.func @flash_none(%q: tensor<1x8x?x128xf16>, %k: tensor<1x8x?x128xf16>, %v: 
   } {scale = 0.088388 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "none", tile = #attn.tile<64, 32>} : tensor<1x8x?x128xf16>, tensor<1x8x?x128xf16>, tensor<1x8x?x128xf16> -> (tensor<1x8x?x128xf16>, tensor<1x8x?xf32>)
   func.return %out, %lse : tensor<1x8x?x128xf16>, tensor<1x8x?xf32>
 }
+
+// The backward op after attn-tile: one launch per backward kernel.
+
+// CHECK-LABEL: func.func @flash_grad_launch(
+// CHECK:         attn.flash_grad %{{.*}} stat(%{{.*}}) score_mod {
+// CHECK:         } score_mod_grad {
+// CHECK:         } classify {
+// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [], block_mask = "none", dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64} :
+func.func @flash_grad_launch(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %o: tensor<?x4x?x64xbf16>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>) {
+  %dq, %dk, %dv = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [], block_mask = "none", dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>)
+  func.return %dq, %dk, %dv : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+}
+
+// A captured tensor read in the normalizer's finalize (a sink) takes its gradient
+// through the statistic: the stat_grad region, printed after classify.
+
+// CHECK-LABEL: func.func @flash_grad_stat_grad(
+// CHECK:         } classify {
+// CHECK-NEXT:    } stat_grad {
+// CHECK-NEXT:    ^{{.*}}(%{{[^:]+}}: index, %[[H:[^:]+]]: index, %{{[^:]+}}: f32, %{{[^:]+}}: tensor<4xf32>, %{{[^:]+}}: f32):
+// CHECK:           attn.yield %{{.+}}, %[[H]] : f32, index
+// CHECK-NEXT:    } {scale = 2.500000e-01 : f32, probabilities = "softmax", capture_sites = [], stat_sites = [0 : i64]} :
+func.func @flash_grad_stat_grad(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf32>, %v: tensor<?x4x?x16xf32>, %o: tensor<?x4x?x16xf32>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x16xf32>, %sinks: tensor<4xf32>) -> (tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>) {
+  %dq, %dk, %dv, %dsinks = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) captures(%sinks : tensor<4xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %s: tensor<4xf32>, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } stat_grad {
+  ^bb0(%b: index, %h: index, %lse_row: f32, %s: tensor<4xf32>, %grad: f32):
+    %sink = tensor.extract %s[%h] : tensor<4xf32>
+    %shift = arith.subf %sink, %lse_row : f32
+    %weight = math.exp %shift : f32
+    %dsink = arith.mulf %grad, %weight : f32
+    attn.yield %dsink, %h : f32, index
+  } {scale = 0.25 : f32, probabilities = "softmax", capture_sites = [], stat_sites = [0 : i64]} : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> (tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>)
+  func.return %dq, %dk, %dv, %dsinks : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>
+}

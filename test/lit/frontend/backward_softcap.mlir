@@ -2,8 +2,9 @@
 // RUN: attnc compile %S/../../../examples/softcap.py --shape 2,4,2,128,128,64,64 --dtype bf16 --target cuda:90 --backward --emit flash | filecheck %s --check-prefix=FLASH
 
 // `attnc compile --backward` runs attn-autodiff between attn-block-mask and attn-tile:
-// the flash stage holds the derived attn.flash_grad next to the attn.flash, and the
-// Triton source gains the dQ and dK/dV kernels after the forward ones.
+// the flash stage holds the derived attn.flash_grad next to the attn.flash, with
+// attn-tile's launch of each backward kernel, and the Triton source gains the dQ and
+// dK/dV kernels after the forward ones.
 
 // FLASH-LABEL: func.func @attention(
 // FLASH-SAME:      %[[DOUT:[a-z_0-9]+]]: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>) {
@@ -11,7 +12,7 @@
 // FLASH:         %[[DQ:[^ ,]+]], %[[DK:[^ ,]+]], %[[DV:[^ ,]+]] = attn.flash_grad %q, %k, %v, %[[OUT]], %[[DOUT]] stat(%[[LSE]] : {{[^)]*}}) score_mod {
 // FLASH:         } score_mod_grad {
 // FLASH:           math.tanh
-// FLASH:         } {{{.*}}block_mask = "affine", tile = #attn.tile<128x128>{{.*}}}
+// FLASH:         } {{{.*}}block_mask = "affine", dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64{{.*}}}
 // FLASH-NEXT:    func.return %[[OUT]], %[[LSE]], %[[DQ]], %[[DK]], %[[DV]] :
 
 // CHECK:       @triton.jit

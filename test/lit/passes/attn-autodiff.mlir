@@ -370,6 +370,166 @@ func.func @sum_normalizer(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v
 
 // -----
 
+// The backward is chosen by what the normalizer's regions compute, not by its name:
+// online softmax in base e under another name gets softmax's backward ...
+
+// CHECK-LABEL: func.func @renamed_softmax(
+// CHECK:         attn.flash_grad
+// CHECK:         } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [], block_mask = "none"}
+
+func.func @renamed_softmax(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x4x?x64xf16>) -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>) {
+  %o, %lse = attn.flash %q, %k, %v score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %tile_max = attn.row_max %score : f32
+    %m_new = arith.maximumf %m, %tile_max : f32
+    %shifted = arith.subf %score, %m_new : f32
+    %p = math.exp %shifted : f32
+    %m_diff = arith.subf %m, %m_new : f32
+    %alpha = math.exp %m_diff : f32
+    %l_scaled = arith.mulf %l, %alpha : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l_scaled, %tile_sum : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    %log_l = math.log %l : f32
+    %lse_row = arith.addf %m, %log_l : f32
+    attn.yield %out, %lse_row : f32, f32
+  } classify {
+  } {scale = 0.125 : f32, normalizer = "my_attention", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>)
+  func.return %o, %lse : tensor<1x4x?x64xf16>, tensor<1x4x?xf32>
+}
+
+// -----
+
+// ... and a normalizer named "softmax" whose statistic is off by one (P = exp(t − lse)
+// would be wrong by a factor e) has none: left alone, or an error naming the part.
+
+// CHECK-LABEL: func.func @shifted_softmax(
+// CHECK-NOT:     attn.flash_grad
+// CHECK:         func.return
+
+// STRICT: {{^}}attn-autodiff cannot derive the backward of normalizer 'softmax': its update is online softmax's, but its finalize's output is not Σ_j exp(t_j − lse)·v_j with lse its first statistic; such a normalizer needs a user-given backward
+
+func.func @shifted_softmax(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x4x?x64xf16>) -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>) {
+  %o, %lse = attn.flash %q, %k, %v score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %tile_max = attn.row_max %score : f32
+    %m_new = arith.maximumf %m, %tile_max : f32
+    %shifted = arith.subf %score, %m_new : f32
+    %p = math.exp %shifted : f32
+    %m_diff = arith.subf %m, %m_new : f32
+    %alpha = math.exp %m_diff : f32
+    %l_scaled = arith.mulf %l, %alpha : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l_scaled, %tile_sum : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    %log_l = math.log %l : f32
+    %lse_m = arith.addf %m, %log_l : f32
+    %one = arith.constant 1.0 : f32
+    %lse_row = arith.addf %lse_m, %one : f32
+    attn.yield %out, %lse_row : f32, f32
+  } classify {
+  } {scale = 0.125 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16>, tensor<1x4x?x64xf16> -> (tensor<1x4x?x64xf16>, tensor<1x4x?xf32>)
+  func.return %o, %lse : tensor<1x4x?x64xf16>, tensor<1x4x?xf32>
+}
+
+// -----
+
+// gpt-oss's sinks: the sink's logit is read in finalize only, lse = log(Σ exp(t) + exp(sink[h])).
+// Softmax's backward holds, and the sink gets its gradient through lse: stat_grad
+// recomputes the statistic of a row that sees no key (m = −∞, l = 0; here sink[h]),
+// seeds its sweep with grad·exp(lse₀ − lse) and yields the sink's adjoint at [h].
+
+// CHECK-LABEL: func.func @sinks(
+// CHECK:         attn.flash_grad %q, %k, %v, %{{[^ ,]+}}, %dout stat(%{{[^ ]+}} : tensor<?x4x?xf32>) captures(%0 : tensor<64xf32>) score_mod {
+// CHECK:         } score_mod_grad {
+// CHECK:           attn.yield %grad : f32
+// CHECK:         } stat_grad {
+// CHECK-NEXT:    ^{{.*}}(%{{[^:]+}}: index, %[[H:[^:]+]]: index, %[[LSE:[^:]+]]: f32, %[[SINKS:[^:]+]]: tensor<64xf32>, %[[G:[^:]+]]: f32):
+// CHECK-NEXT:      %[[M0:.+]] = arith.constant 0xff800000 : f32
+// CHECK-NEXT:      %[[L0:.+]] = arith.constant 0.000000e+00 : f32
+// CHECK-NEXT:      %[[SINK:.+]] = tensor.extract %[[SINKS]][%[[H]]] : tensor<64xf32>
+// CHECK:           %{{.+}} = arith.maxnumf %[[M0]], %{{.+}} : f32
+// CHECK:           %{{.+}} = arith.mulf %[[L0]], %{{.+}} : f32
+// CHECK:           %[[LSE0:.+]] = arith.mulf %{{.+}}, %{{.+}} : f32
+// CHECK-NEXT:      %[[SHIFT:.+]] = arith.subf %[[LSE0]], %[[LSE]] : f32
+// CHECK-NEXT:      %[[W:.+]] = math.exp %[[SHIFT]] : f32
+// CHECK-NEXT:      %[[SEED:.+]] = arith.mulf %[[G]], %[[W]] : f32
+// CHECK-NEXT:      %{{.+}} = arith.mulf %[[SEED]], %{{.+}} : f32
+// CHECK:           %[[DSINK:dsinks]] = arith.mulf %{{.+}}, %{{.+}} : f32
+// CHECK-NEXT:      attn.yield %[[DSINK]], %[[H]] : f32, index
+// CHECK-NEXT:    } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [], block_mask = "affine", stat_sites = [0 : i64]}
+
+func.func @sinks(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %0: tensor<64xf32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %scores = attn.qk %q, %k {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %keep = attn.mask_mod %scores {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %1 = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %1 : i1
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xi1>
+  %probs, %lse = attn.online_rowscale %scores mask(%keep : tensor<?x4x?x?xi1>) captures(%0 : tensor<64xf32>) update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32, %sinks: tensor<64xf32>):
+    %cst = arith.constant 1.44269502 : f32
+    %1 = arith.mulf %score, %cst : f32
+    %2 = attn.row_max %1 : f32
+    %m_new = arith.maxnumf %m, %2 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %3 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %4 = arith.select %3, %cst_2, %m_new : f32
+    %5 = arith.subf %1, %4 : f32
+    %p = math.exp2 %5 : f32
+    %6 = arith.subf %m, %4 : f32
+    %alpha = math.exp2 %6 : f32
+    %7 = arith.mulf %l, %alpha : f32
+    %8 = attn.row_sum %p : f32
+    %l_new = arith.addf %7, %8 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_1: index, %h_1: index, %m_1: f32, %l_1: f32, %sinks_1: tensor<64xf32>):
+    %9 = tensor.extract %sinks_1[%h_1] : tensor<64xf32>
+    %cst_3 = arith.constant 1.44269502 : f32
+    %10 = arith.mulf %9, %cst_3 : f32
+    %11 = arith.maxnumf %m_1, %10 : f32
+    %12 = arith.subf %m_1, %11 : f32
+    %13 = math.exp2 %12 : f32
+    %14 = arith.mulf %l_1, %13 : f32
+    %15 = arith.subf %10, %11 : f32
+    %16 = math.exp2 %15 : f32
+    %17 = arith.addf %14, %16 : f32
+    %18 = arith.divf %13, %17 : f32
+    %out = arith.mulf %acc, %18 : f32
+    %19 = math.log2 %17 : f32
+    %20 = arith.addf %11, %19 : f32
+    %cst_4 = arith.constant 0.693147182 : f32
+    %lse_1 = arith.mulf %20, %cst_4 : f32
+    attn.yield %out, %lse_1 : f32, f32
+  } {normalizer = "softmax_with_sinks", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+  %out = attn.pv %probs, %v : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}
+
+// -----
+
 // Sigmoid (stateless): the backward's weights region is the update's p after the
 // score_mod, f(t) = 1 / (1 + 2^(−t·log2 e)) with t = s − log n, differentiated as a
 // whole (the chain rule through 1/x and exp2); no statistic is read.

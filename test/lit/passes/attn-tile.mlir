@@ -235,6 +235,110 @@ func.func @d256_f32(%q: tensor<1x4x?x256xf32>, %k: tensor<1x4x?x256xf32>, %v: te
 
 // -----
 
+// attn.flash_grad gets one launch per backward kernel, dQ and dK/dV: on a GPU their
+// own tiles, smaller than the forward's (each holds q, k, v, dO and two products);
+// on cpu the forward's. Explicit options win for both kernels.
+
+// Head dim 64, bf16: dQ 64x64 with 4 warps, dK/dV 64x128 with 8, three stages.
+
+// CHECK-LABEL: func.func @grad_d64(
+// SM90: } {{{.*}}dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64{{.*}}}
+// SM80: } {{{.*}}dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64{{.*}}}
+// GFX942: } {{{.*}}dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64{{.*}}}
+// CPU: } {{{.*}}dq_tile = #attn.tile<32x32>, dq_num_warps = 4 : i64, dq_num_stages = 1 : i64, dkdv_tile = #attn.tile<32x32>, dkdv_num_warps = 4 : i64, dkdv_num_stages = 1 : i64{{.*}}}
+// EXPLICIT: } {{{.*}}dq_tile = #attn.tile<64x32>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<64x32>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64{{.*}}}
+// ALL-SET: } {{{.*}}dq_tile = #attn.tile<256x16>, dq_num_warps = 2 : i64, dq_num_stages = 5 : i64, dkdv_tile = #attn.tile<256x16>, dkdv_num_warps = 2 : i64, dkdv_num_stages = 5 : i64{{.*}}}
+
+func.func @grad_d64(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %o: tensor<?x4x?x64xbf16>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>) {
+  %dq, %dk, %dv = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [], block_mask = "none"} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>)
+  func.return %dq, %dk, %dv : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+}
+
+// q's head dim picks the backward's launch: 96 takes two stages; the forward's defaults (on cpu) follow the larger, 256.
+
+// CHECK-LABEL: func.func @grad_d96_v256(
+// SM90: } {{{.*}}dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 2 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 2 : i64{{.*}}}
+// GFX942: } {{{.*}}dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 2 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 2 : i64{{.*}}}
+// CPU: } {{{.*}}dq_tile = #attn.tile<32x32>, dq_num_warps = 4 : i64, dq_num_stages = 1 : i64, dkdv_tile = #attn.tile<32x32>, dkdv_num_warps = 4 : i64, dkdv_num_stages = 1 : i64{{.*}}}
+// EXPLICIT: } {{{.*}}dq_tile = #attn.tile<64x32>, dq_num_warps = 4 : i64, dq_num_stages = 2 : i64, dkdv_tile = #attn.tile<64x32>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 2 : i64{{.*}}}
+
+func.func @grad_d96_v256(%q: tensor<?x4x?x96xbf16>, %k: tensor<?x2x?x96xbf16>, %v: tensor<?x2x?x256xbf16>, %o: tensor<?x4x?x256xbf16>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x256xbf16>) -> (tensor<?x4x?x96xbf16>, tensor<?x2x?x96xbf16>, tensor<?x2x?x256xbf16>) {
+  %dq, %dk, %dv = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [], block_mask = "none"} : tensor<?x4x?x96xbf16>, tensor<?x2x?x96xbf16>, tensor<?x2x?x256xbf16>, tensor<?x4x?x256xbf16>, tensor<?x4x?x256xbf16> -> (tensor<?x4x?x96xbf16>, tensor<?x2x?x96xbf16>, tensor<?x2x?x256xbf16>)
+  func.return %dq, %dk, %dv : tensor<?x4x?x96xbf16>, tensor<?x2x?x96xbf16>, tensor<?x2x?x256xbf16>
+}
+
+// Head dims over 128 take 32x32 tiles, 4 warps and one stage for both kernels.
+
+// CHECK-LABEL: func.func @grad_d256(
+// SM90: } {{{.*}}dq_tile = #attn.tile<32x32>, dq_num_warps = 4 : i64, dq_num_stages = 1 : i64, dkdv_tile = #attn.tile<32x32>, dkdv_num_warps = 4 : i64, dkdv_num_stages = 1 : i64{{.*}}}
+// SM80: } {{{.*}}dq_tile = #attn.tile<32x32>, dq_num_warps = 4 : i64, dq_num_stages = 1 : i64, dkdv_tile = #attn.tile<32x32>, dkdv_num_warps = 4 : i64, dkdv_num_stages = 1 : i64{{.*}}}
+// GFX942: } {{{.*}}dq_tile = #attn.tile<32x32>, dq_num_warps = 4 : i64, dq_num_stages = 1 : i64, dkdv_tile = #attn.tile<32x32>, dkdv_num_warps = 4 : i64, dkdv_num_stages = 1 : i64{{.*}}}
+// CPU: } {{{.*}}dq_tile = #attn.tile<32x32>, dq_num_warps = 4 : i64, dq_num_stages = 1 : i64, dkdv_tile = #attn.tile<32x32>, dkdv_num_warps = 4 : i64, dkdv_num_stages = 1 : i64{{.*}}}
+// ALL-SET: } {{{.*}}dq_tile = #attn.tile<256x16>, dq_num_warps = 2 : i64, dq_num_stages = 5 : i64, dkdv_tile = #attn.tile<256x16>, dkdv_num_warps = 2 : i64, dkdv_num_stages = 5 : i64{{.*}}}
+
+func.func @grad_d256(%q: tensor<?x4x?x256xbf16>, %k: tensor<?x2x?x256xbf16>, %v: tensor<?x2x?x256xbf16>, %o: tensor<?x4x?x256xbf16>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x256xbf16>) -> (tensor<?x4x?x256xbf16>, tensor<?x2x?x256xbf16>, tensor<?x2x?x256xbf16>) {
+  %dq, %dk, %dv = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [], block_mask = "none"} : tensor<?x4x?x256xbf16>, tensor<?x2x?x256xbf16>, tensor<?x2x?x256xbf16>, tensor<?x4x?x256xbf16>, tensor<?x4x?x256xbf16> -> (tensor<?x4x?x256xbf16>, tensor<?x2x?x256xbf16>, tensor<?x2x?x256xbf16>)
+  func.return %dq, %dk, %dv : tensor<?x4x?x256xbf16>, tensor<?x2x?x256xbf16>, tensor<?x2x?x256xbf16>
+}
+
+// fp32 as well.
+
+// CHECK-LABEL: func.func @grad_f32(
+// SM90: } {{{.*}}dq_tile = #attn.tile<32x32>, dq_num_warps = 4 : i64, dq_num_stages = 1 : i64, dkdv_tile = #attn.tile<32x32>, dkdv_num_warps = 4 : i64, dkdv_num_stages = 1 : i64{{.*}}}
+// GFX942: } {{{.*}}dq_tile = #attn.tile<32x32>, dq_num_warps = 4 : i64, dq_num_stages = 1 : i64, dkdv_tile = #attn.tile<32x32>, dkdv_num_warps = 4 : i64, dkdv_num_stages = 1 : i64{{.*}}}
+// CPU: } {{{.*}}dq_tile = #attn.tile<32x32>, dq_num_warps = 4 : i64, dq_num_stages = 1 : i64, dkdv_tile = #attn.tile<32x32>, dkdv_num_warps = 4 : i64, dkdv_num_stages = 1 : i64{{.*}}}
+
+func.func @grad_f32(%q: tensor<?x4x?x64xf32>, %k: tensor<?x2x?x64xf32>, %v: tensor<?x2x?x64xf32>, %o: tensor<?x4x?x64xf32>, %lse: tensor<?x4x?xf32>, %dout: tensor<?x4x?x64xf32>) -> (tensor<?x4x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>) {
+  %dq, %dk, %dv = attn.flash_grad %q, %k, %v, %o, %dout stat(%lse : tensor<?x4x?xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } {scale = 0.125 : f32, probabilities = "softmax", capture_sites = [], block_mask = "none"} : tensor<?x4x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x4x?x64xf32>, tensor<?x4x?x64xf32> -> (tensor<?x4x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>)
+  func.return %dq, %dk, %dv : tensor<?x4x?x64xf32>, tensor<?x2x?x64xf32>, tensor<?x2x?x64xf32>
+}
+
+// -----
+
 // attn.recurrent_chunk (linear attention) gets the key and value blocks of its state:
 // the target's defaults, halved for fp32 on a GPU (its tiles take twice the shared
 // memory), and never wider than the head dims padded to a power of two.
