@@ -35,8 +35,8 @@ from attnc.conversion.flash_kernels import (
     BN,
     DIM,
     DIM_V,
-    _add_capture_params,
-    _capture_values,
+    add_capture_params,
+    capture_values,
     table_params,
 )
 from attnc.conversion.kernel_builder import KernelBuilder
@@ -61,7 +61,7 @@ def _params(grad, with_tables: str) -> list[tuple[str, Attribute]]:
         params.append((f"{t}_ptr", KernelBuilder.ptr_type(f32)))
     for t in ("dq", "dk", "dv"):
         params.append((f"{t}_ptr", KernelBuilder.ptr_type(elem)))
-    _add_capture_params(params, caps)
+    add_capture_params(params, caps)
     for i, cap in enumerate(caps):
         params.append((f"capgrad{i}_ptr", KernelBuilder.ptr_type(f32)))
         params.extend((f"capgrad{i}_stride{j}", i32) for j in range(cap.get_num_dims()))
@@ -255,7 +255,7 @@ def build_dq_kernel(grad, name: str):
         delta = kb.sub(dot_rows, dlse, "delta")
         kb.store(kb.addptr(kb.arg("delta_ptr"), rows), delta, rows_in)
     q_idx = kb.col(kb.min(offs_m, kb.sub(t.seq_q, kb.i32(1))), "q_idx")
-    captures = _capture_values(kb, caps)
+    captures = capture_values(kb, caps)
     k_base, v_base = t.base("k", kv_h), t.base("v", kv_h)
     table_row = kb.add(
         kb.add(kb.mul(b, kb.arg("table_stride_b")), kb.mul(h, kb.arg("table_stride_h"))), pid_m, "table_row"
@@ -324,7 +324,7 @@ def build_dkdv_kernel(grad, name: str):
     # Scores are computed transposed, [BLOCK_N, BLOCK_M] (keys × queries), so that Pᵀ and dSᵀ
     # feed dV and dK straight from registers, with no transpose through shared memory.
     kv_idx = kb.col(kb.min(offs_n, kb.sub(t.seq_kv, kb.i32(1))), "kv_idx")
-    captures = _capture_values(kb, caps)
+    captures = capture_values(kb, caps)
     carried = {"dk": kb.full((BN, DIM), 0.0, f32, "dk"), "dv": kb.full((BN, DIM_V), 0.0, f32, "dv")}
     with kb.loop(kb.i32(0), kb.arg("group"), kb.i32(1), carried, "query heads of this kv head") as heads:
         h = kb.add(kb.mul(kv_h, kb.arg("group")), heads.index, "h")

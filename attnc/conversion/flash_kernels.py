@@ -44,13 +44,13 @@ def _captures(flash: attn.FlashOp) -> list[TensorType]:
     return types
 
 
-def _add_capture_params(params: list[tuple[str, Attribute]], kb_types: list[TensorType]) -> None:
+def add_capture_params(params: list[tuple[str, Attribute]], kb_types: list[TensorType]) -> None:
     for i, ty in enumerate(kb_types):
         params.append((kernel_params.capture_ptr(i), KernelBuilder.ptr_type(ty.element_type)))
         params.extend((kernel_params.capture_stride(i, j), i32) for j in range(ty.get_num_dims()))
 
 
-def _capture_values(kb: KernelBuilder, types: list[TensorType]) -> list[Value]:
+def capture_values(kb: KernelBuilder, types: list[TensorType]) -> list[Value]:
     """Captured tensors as (pointer, strides) handles for `tensor.extract` lowering."""
     return [
         kb.capture(
@@ -67,7 +67,7 @@ def build_block_table_kernel(flash: attn.FlashOp, name: str):
     kind = flash.block_mask.data
     cap_types = _captures(flash) if kind == "runtime" else []
     params: list[tuple[str, Attribute]] = [("class_ptr", KernelBuilder.ptr_type(i32))]
-    _add_capture_params(params, cap_types)
+    add_capture_params(params, cap_types)
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("table_heads", i32)]
     kb = KernelBuilder(name, params, {BM: tile.block_m.data, BN: tile.block_n.data})
 
@@ -92,7 +92,7 @@ def build_block_table_kernel(flash: attn.FlashOp, name: str):
         col_ok = kb.row(kb.cmp("slt", offs_n, seq_kv), "col_ok")
         q_idx = kb.col(kb.min(offs_m, kb.sub(seq_q, kb.i32(1))), "q_idx")
         kv_idx = kb.row(kb.min(offs_n, kb.sub(seq_kv, kb.i32(1))), "kv_idx")
-        (keep,) = lower_region(kb, flash.mask_mod, [b, h, q_idx, kv_idx, *_capture_values(kb, cap_types)], "mask_mod")
+        (keep,) = lower_region(kb, flash.mask_mod, [b, h, q_idx, kv_idx, *capture_values(kb, cap_types)], "mask_mod")
         live = kb.and_(kb.and_(keep, row_ok), col_ok, "live")
         any_kept = kb.reduce_any(live, "any")
         dead_row_or_kept = kb.or_(keep, kb.not_(row_ok), "kept_or_outside")
@@ -131,7 +131,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
     for t in ("q", "k", "v", "out"):
         params.append((kernel_params.ptr(t), KernelBuilder.ptr_type(elem)))
     params += [(kernel_params.stat_ptr(i), KernelBuilder.ptr_type(f32)) for i in range(num_stats)]
-    _add_capture_params(params, cap_types)
+    add_capture_params(params, cap_types)
     for t in ("q", "k", "v", "out"):
         params += [(kernel_params.stride(t, d), i32) for d in ("b", "h", "s", "d")]
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
@@ -181,7 +181,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
     )
     q = kb.load(q_ptrs, kb.and_(row_ok, d_ok) if d_ok is not None else row_ok, 0.0, "q")
     q_idx = kb.col(kb.min(offs_m, kb.sub(seq_q, kb.i32(1))), "q_idx")
-    captures = _capture_values(kb, cap_types)
+    captures = capture_values(kb, cap_types)
 
     state_names = [s.data for s in flash.state.data]
     init: dict[str, SSAValue] = {"acc": kb.full((BM, DIM_V), 0.0, f32, "acc")}

@@ -18,7 +18,8 @@ declared.
 
 Two op families live in modules of their own and are registered in `Attn` here:
 the backward, `attn.flash_grad` (attn_grad.py), and linear attention,
-`attn.recurrence` and `attn.recurrent_chunk` (attn_recurrent.py).
+`attn.recurrence` and `attn.recurrent_chunk` (attn_recurrent.py). What every family
+shares (the tile attribute, `attn.yield`, the region checks) is in attn_regions.py.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from xdsl.dialects.builtin import (
     ArrayAttr,
     FloatAttr,
     IndexType,
-    IntAttr,
     IntegerAttr,
     StringAttr,
     TensorType,
@@ -38,12 +38,11 @@ from xdsl.dialects.builtin import (
     i1,
     i64,
 )
-from xdsl.ir import Attribute, Block, Dialect, Operation, ParametrizedAttribute, Region, SSAValue
+from xdsl.ir import Attribute, Dialect, Operation, Region, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
     attr_def,
-    irdl_attr_definition,
     irdl_op_definition,
     operand_def,
     opt_attr_def,
@@ -54,116 +53,25 @@ from xdsl.irdl import (
     var_operand_def,
     var_result_def,
 )
-from xdsl.parser import AttrParser
-from xdsl.printer import Printer
-from xdsl.traits import IsolatedFromAbove, IsTerminator, Pure, RecursiveMemoryEffect
-from xdsl.utils.bitwise_casts import is_power_of_two
+from xdsl.traits import IsolatedFromAbove, Pure, RecursiveMemoryEffect
 from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.type import have_compatible_shape
 
-# ---------------------------------------------------------------------------
-# Attributes
-
-
-@irdl_attr_definition
-class TileAttr(ParametrizedAttribute):
-    """Tile sizes chosen by `attn-tile`: rows of queries by columns of keys.
-
-    ```mlir
-    #attn.tile<128x64>
-    ```
-    """
-
-    name = "attn.tile"
-    block_m: IntAttr
-    block_n: IntAttr
-
-    def __init__(self, block_m: int, block_n: int):
-        super().__init__(IntAttr(block_m), IntAttr(block_n))
-
-    @classmethod
-    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
-        with parser.in_angle_brackets():
-            m = parser.parse_integer(allow_boolean=False, allow_negative=False)
-            if parser.parse_optional_punctuation(",") is None:
-                # `128x64` lexes as the integer 128 followed by the identifier `x64`.
-                ident = parser.parse_identifier()
-                if not ident.startswith("x") or not ident[1:].isdigit():
-                    parser.raise_error("expected tile sizes written as <MxN>")
-                n = int(ident[1:])
-            else:
-                n = parser.parse_integer(allow_boolean=False, allow_negative=False)
-        return (IntAttr(m), IntAttr(n))
-
-    def print_parameters(self, printer: Printer) -> None:
-        printer.print_string(f"<{self.block_m.data}x{self.block_n.data}>")
-
-    def verify(self) -> None:
-        for size in (self.block_m.data, self.block_n.data):
-            if size < 16 or not is_power_of_two(size):
-                raise VerifyException(f"tile sizes must be powers of two of at least 16, got {size}")
-
-
-# ---------------------------------------------------------------------------
-# Region signature helpers
-
-
-def _tensor(value: SSAValue | Attribute, what: str, op: Operation, rank: int | None = None) -> TensorType:
-    ty = value.type if isinstance(value, SSAValue) else value
-    if not isinstance(ty, TensorType):
-        raise VerifyException(f"'{op.name}' op expected {what} to be a tensor, but got {ty}")
-    if rank is not None and ty.get_num_dims() != rank:
-        raise VerifyException(f"'{op.name}' op expected {what} of rank {rank}, but got rank {ty.get_num_dims()}")
-    return ty
-
-
-def _dims_match(a: int, b: int) -> bool:
-    return a == DYNAMIC_INDEX or b == DYNAMIC_INDEX or a == b
-
-
-def _check_block_args(op: Operation, region: Region, region_name: str, expected: Sequence[Attribute]) -> Block:
-    if not region.blocks:
-        raise VerifyException(f"'{op.name}' op expected a {region_name} region with one block")
-    block = region.blocks[0]
-    got = [arg.type for arg in block.args]
-    if len(got) != len(expected) or any(g != e for g, e in zip(got, expected)):
-        want = ", ".join(str(t) for t in expected)
-        have = ", ".join(str(t) for t in got)
-        raise VerifyException(f"'{op.name}' op expected {region_name} region arguments ({want}), but got ({have})")
-    return block
-
-
-def _check_yield(op: Operation, block: Block, region_name: str, expected: Sequence[Attribute]) -> YieldOp:
-    last = block.last_op
-    if not isinstance(last, YieldOp):
-        raise VerifyException(f"'{op.name}' op expected the {region_name} region to end with attn.yield")
-    got = [v.type for v in last.values]
-    if len(got) != len(expected) or any(g != e for g, e in zip(got, expected)):
-        want = ", ".join(str(t) for t in expected)
-        have = ", ".join(str(t) for t in got)
-        raise VerifyException(f"'{op.name}' op expected the {region_name} region to yield ({want}), but got ({have})")
-    return last
-
-
-INDEX_ARGS = 4  # b, h, q_idx, kv_idx
-
-
-def score_mod_arg_types(captures: Sequence[SSAValue]) -> list[Attribute]:
-    return [f32, *[IndexType()] * INDEX_ARGS, *[c.type for c in captures]]
-
-
-def mask_mod_arg_types(captures: Sequence[SSAValue]) -> list[Attribute]:
-    return [*[IndexType()] * INDEX_ARGS, *[c.type for c in captures]]
-
-
-def _verify_score_mod(op: Operation, region: Region, captures: Sequence[SSAValue]) -> None:
-    block = _check_block_args(op, region, "score_mod", score_mod_arg_types(captures))
-    _check_yield(op, block, "score_mod", [f32])
-
-
-def _verify_mask_mod(op: Operation, region: Region, captures: Sequence[SSAValue]) -> None:
-    block = _check_block_args(op, region, "mask_mod", mask_mod_arg_types(captures))
-    _check_yield(op, block, "mask_mod", [i1])
+from attnc.dialect.attn_grad import FlashGradOp
+from attnc.dialect.attn_recurrent import RecurrenceOp, RecurrentChunkOp
+from attnc.dialect.attn_regions import (
+    INDEX_ARGS,
+    TileAttr,
+    YieldOp,
+    check_block_args,
+    check_yield,
+    dims_match,
+    mask_mod_arg_types,
+    score_mod_arg_types,
+    tensor_type,
+    verify_mask_mod,
+    verify_score_mod,
+)
 
 
 def _depends_on(value: SSAValue, sources: set[SSAValue], memo: dict[SSAValue, bool]) -> bool:
@@ -198,7 +106,7 @@ def _verify_normalizer(
     n = len(state)
     if len(inits.data) != n:
         raise VerifyException(f"'{op.name}' op expected {n} initial state values, but got {len(inits.data)}")
-    ub = _check_block_args(op, update, "update", normalizer_arg_types(n, captures))
+    ub = check_block_args(op, update, "update", normalizer_arg_types(n, captures))
     last = ub.last_op
     if not isinstance(last, YieldOp) or len(last.values) != n + 2 or any(v.type != f32 for v in last.values):
         raise VerifyException(
@@ -212,7 +120,7 @@ def _verify_normalizer(
                 f"'{op.name}' op update region yields '{name}' per score element; reduce it over the row with "
                 "attn.row_max or attn.row_sum"
             )
-    fb = _check_block_args(op, finalize, "finalize", normalizer_arg_types(n, captures))
+    fb = check_block_args(op, finalize, "finalize", normalizer_arg_types(n, captures))
     flast = fb.last_op
     if not isinstance(flast, YieldOp) or not flast.values or any(v.type != f32 for v in flast.values):
         raise VerifyException(f"'{op.name}' op expected the finalize region to yield (out, row statistics...), all f32")
@@ -260,14 +168,14 @@ class QKOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        qt = _tensor(self.q, "q", self, 4)
-        kt = _tensor(self.k, "k", self, 4)
-        st = _tensor(self.scores, "scores", self, 4)
+        qt = tensor_type(self.q, "q", self, 4)
+        kt = tensor_type(self.k, "k", self, 4)
+        st = tensor_type(self.scores, "scores", self, 4)
         qs, ks = qt.get_shape(), kt.get_shape()
-        if not _dims_match(qs[3], ks[3]):
+        if not dims_match(qs[3], ks[3]):
             raise VerifyException(f"'attn.qk' op expected k head dim {qs[3]}, but got {ks[3]}")
         _check_heads(self, qs[1], ks[1])
-        if not _dims_match(qs[0], ks[0]):
+        if not dims_match(qs[0], ks[0]):
             raise VerifyException(f"'attn.qk' op expected k batch {qs[0]}, but got {ks[0]}")
         want = [qs[0], qs[1], qs[2], ks[2]]
         if st.element_type != f32 or not have_compatible_shape(st, TensorType(f32, want)):
@@ -310,12 +218,12 @@ class ScoreModOp(IRDLOperation):
         super().__init__(operands=[scores, list(captures)], regions=[body], result_types=[scores.type])
 
     def verify_(self) -> None:
-        _tensor(self.scores, "scores", self, 4)
+        tensor_type(self.scores, "scores", self, 4)
         if self.result.type != self.scores.type:
             raise VerifyException(
                 f"'attn.score_mod' op expected result type {self.scores.type}, but got {self.result.type}"
             )
-        _verify_score_mod(self, self.body, self.captures)
+        verify_score_mod(self, self.body, self.captures)
 
 
 @irdl_op_definition
@@ -347,13 +255,13 @@ class MaskModOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        st = _tensor(self.scores, "scores", self, 4)
-        kt = _tensor(self.keep, "result", self, 4)
+        st = tensor_type(self.scores, "scores", self, 4)
+        kt = tensor_type(self.keep, "result", self, 4)
         if kt.element_type != i1 or kt.get_shape() != st.get_shape():
             raise VerifyException(
                 f"'attn.mask_mod' op expected result of shape {_shape(st.get_shape())}xi1, but got {kt}"
             )
-        _verify_mask_mod(self, self.body, self.captures)
+        verify_mask_mod(self, self.body, self.captures)
 
 
 class _RowReductionOp(IRDLOperation):
@@ -465,9 +373,9 @@ class OnlineRowscaleOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        st = _tensor(self.scores, "scores", self, 4)
+        st = tensor_type(self.scores, "scores", self, 4)
         if self.mask is not None:
-            mt = _tensor(self.mask, "mask", self, 4)
+            mt = tensor_type(self.mask, "mask", self, 4)
             if mt.element_type != i1 or mt.get_shape() != st.get_shape():
                 raise VerifyException(
                     f"'attn.online_rowscale' op expected mask of shape {_shape(st.get_shape())}xi1, but got {mt}"
@@ -511,11 +419,11 @@ class PVOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        pt = _tensor(self.probs, "probabilities", self, 4)
-        vt = _tensor(self.v, "v", self, 4)
-        ot = _tensor(self.out, "result", self, 4)
+        pt = tensor_type(self.probs, "probabilities", self, 4)
+        vt = tensor_type(self.v, "v", self, 4)
+        ot = tensor_type(self.out, "result", self, 4)
         ps, vs = pt.get_shape(), vt.get_shape()
-        if not _dims_match(ps[3], vs[2]):
+        if not dims_match(ps[3], vs[2]):
             raise VerifyException(f"'attn.pv' op expected v sequence length {ps[3]}, but got {vs[2]}")
         _check_heads(self, ps[1], vs[1])
         want = TensorType(vt.element_type, [ps[0], ps[1], ps[2], vs[3]])
@@ -572,22 +480,22 @@ class FlashOp(IRDLOperation):
     )
 
     def verify_(self) -> None:
-        qt = _tensor(self.q, "q", self, 4)
-        kt = _tensor(self.k, "k", self, 4)
-        vt = _tensor(self.v, "v", self, 4)
+        qt = tensor_type(self.q, "q", self, 4)
+        kt = tensor_type(self.k, "k", self, 4)
+        vt = tensor_type(self.v, "v", self, 4)
         qs, ks, vs = qt.get_shape(), kt.get_shape(), vt.get_shape()
-        if not _dims_match(qs[3], ks[3]):
+        if not dims_match(qs[3], ks[3]):
             raise VerifyException(f"'attn.flash' op expected k head dim {qs[3]}, but got {ks[3]}")
-        if not _dims_match(ks[2], vs[2]) or ks[1] != vs[1]:
+        if not dims_match(ks[2], vs[2]) or ks[1] != vs[1]:
             raise VerifyException(
                 f"'attn.flash' op expected v of {ks[1]} heads and sequence length {_shape([ks[2]])}, but got {vt}"
             )
         _check_heads(self, qs[1], ks[1])
-        if not _dims_match(qs[0], ks[0]) or not _dims_match(ks[0], vs[0]):
+        if not dims_match(qs[0], ks[0]) or not dims_match(ks[0], vs[0]):
             raise VerifyException(
                 f"'attn.flash' op expected q, k and v of one batch size, but got {qs[0]}, {ks[0]} and {vs[0]}"
             )
-        ot = _tensor(self.out, "result", self, 4)
+        ot = tensor_type(self.out, "result", self, 4)
         want = TensorType(vt.element_type, [qs[0], qs[1], qs[2], vs[3]])
         if ot.element_type != vt.element_type or not have_compatible_shape(ot, want):
             raise VerifyException(f"'attn.flash' op expected result of type {want}, but got {ot}")
@@ -597,8 +505,8 @@ class FlashOp(IRDLOperation):
                 raise VerifyException(
                     f"'attn.flash' op expected row statistics of type {stat_type}, but got {stat.type}"
                 )
-        _verify_score_mod(self, self.score_mod, self.captures)
-        _verify_mask_mod(self, self.mask_mod, self.captures)
+        verify_score_mod(self, self.score_mod, self.captures)
+        verify_mask_mod(self, self.mask_mod, self.captures)
         state = [s.data for s in self.state.data]
         nstats = _verify_normalizer(self, self.update, self.finalize, state, self.init, self.captures)
         if len(self.stats) != nstats:
@@ -609,28 +517,10 @@ class FlashOp(IRDLOperation):
         if kind not in (None, "none", "affine", "runtime"):
             raise VerifyException(f"'attn.flash' op expected block_mask to be none, affine or runtime, but got {kind}")
         if kind == "affine":
-            block = _check_block_args(self, self.classify, "classify", [IndexType()] * 6)
-            _check_yield(self, block, "classify", [i1, i1])
+            block = check_block_args(self, self.classify, "classify", [IndexType()] * 6)
+            check_yield(self, block, "classify", [i1, i1])
         elif self.classify.blocks:
             raise VerifyException("'attn.flash' op expected an empty classify region unless block_mask is affine")
-
-
-@irdl_op_definition
-class YieldOp(IRDLOperation):
-    """Terminates every attn region.
-
-    ```mlir
-    attn.yield %r : f32
-    ```
-    """
-
-    name = "attn.yield"
-    values = var_operand_def()
-    traits = traits_def(IsTerminator(), Pure())
-    assembly_format = "attr-dict ($values^ `:` type($values))?"
-
-    def __init__(self, *values: SSAValue):
-        super().__init__(operands=[list(values)])
 
 
 # ---------------------------------------------------------------------------
@@ -684,10 +574,6 @@ class NormalizerSpec:
         }
 
 
-# The backward op family; it uses the helpers above, so import it as attn.FlashGradOp.
-from attnc.dialect.attn_grad import FlashGradOp  # noqa: E402
-from attnc.dialect.attn_recurrent import RecurrenceOp, RecurrentChunkOp  # noqa: E402
-
 Attn = Dialect(
     "attn",
     [
@@ -708,6 +594,9 @@ Attn = Dialect(
 )
 
 __all__ = [
+    "INDEX_ARGS",
+    "mask_mod_arg_types",
+    "score_mod_arg_types",
     "Attn",
     "FlashGradOp",
     "FlashOp",

@@ -37,14 +37,14 @@ from xdsl.irdl import (
 from xdsl.traits import IsolatedFromAbove, RecursiveMemoryEffect
 from xdsl.utils.exceptions import VerifyException
 
-from attnc.dialect.attn import (
+from attnc.dialect.attn_regions import (
     TileAttr,
-    _check_block_args,
-    _check_yield,
-    _tensor,
-    _verify_mask_mod,
-    _verify_score_mod,
+    check_block_args,
+    check_yield,
     score_mod_arg_types,
+    tensor_type,
+    verify_mask_mod,
+    verify_score_mod,
 )
 
 
@@ -162,12 +162,12 @@ class FlashGradOp(IRDLOperation):
 
     def verify_(self) -> None:
         for what, operand, result in (("dq", self.q, self.dq), ("dk", self.k, self.dk), ("dv", self.v, self.dv)):
-            _tensor(operand, what[1:], self, 4)
+            tensor_type(operand, what[1:], self, 4)
             if result.type != operand.type:
                 raise VerifyException(
                     f"'attn.flash_grad' op expected {what} of type {operand.type}, but got {result.type}"
                 )
-        ot = _tensor(self.out, "out", self, 4)
+        ot = tensor_type(self.out, "out", self, 4)
         if self.dout.type != ot:
             raise VerifyException(f"'attn.flash_grad' op expected dout of type {ot}, but got {self.dout.type}")
         kind, row_scale = self.probabilities.data, self.row_scale.data if self.row_scale is not None else None
@@ -189,8 +189,8 @@ class FlashGradOp(IRDLOperation):
         if self.stat is not None and self.stat.type != want_stat:
             raise VerifyException(f"'attn.flash_grad' op expected stat of type {want_stat}, but got {self.stat.type}")
         self._verify_capture_grads()
-        _verify_score_mod(self, self.score_mod, self.captures)
-        _verify_mask_mod(self, self.mask_mod, self.captures)
+        verify_score_mod(self, self.score_mod, self.captures)
+        verify_mask_mod(self, self.mask_mod, self.captures)
         self._verify_score_mod_grad()
         self._verify_stat_grad()
         kind = self.block_mask.data if self.block_mask is not None else None
@@ -199,8 +199,8 @@ class FlashGradOp(IRDLOperation):
                 f"'attn.flash_grad' op expected block_mask to be none, affine or runtime, but got {kind}"
             )
         if kind == "affine":
-            block = _check_block_args(self, self.classify, "classify", [IndexType()] * 6)
-            _check_yield(self, block, "classify", [i1, i1])
+            block = check_block_args(self, self.classify, "classify", [IndexType()] * 6)
+            check_yield(self, block, "classify", [i1, i1])
         elif self.classify.blocks:
             raise VerifyException("'attn.flash_grad' op expected an empty classify region unless block_mask is affine")
         self._verify_launch()
@@ -242,7 +242,7 @@ class FlashGradOp(IRDLOperation):
                 f"'attn.flash_grad' op expected {len(self.captures)} capture gradients, but got {len(self.capture_grads)}"
             )
         for capture, grad in zip(self.captures, self.capture_grads):
-            ct = _tensor(capture, "capture", self)
+            ct = tensor_type(capture, "capture", self)
             want = TensorType(f32, ct.get_shape())
             if grad.type != want:
                 raise VerifyException(
@@ -250,10 +250,10 @@ class FlashGradOp(IRDLOperation):
                 )
 
     def _verify_score_mod_grad(self) -> None:
-        block = _check_block_args(
+        block = check_block_args(
             self, self.score_mod_grad, "score_mod_grad", [*score_mod_arg_types(self.captures), f32]
         )
-        _check_yield(self, block, "score_mod_grad", [f32, *self._site_types(self.capture_sites)])
+        check_yield(self, block, "score_mod_grad", [f32, *self._site_types(self.capture_sites)])
 
     def _verify_stat_grad(self) -> None:
         if not self.stat_grad.blocks:
@@ -264,10 +264,10 @@ class FlashGradOp(IRDLOperation):
             raise VerifyException(
                 "'attn.flash_grad' op expected stat_grad only with softmax probabilities and stat_sites"
             )
-        block = _check_block_args(
+        block = check_block_args(
             self, self.stat_grad, "stat_grad", [IndexType(), IndexType(), f32, *[c.type for c in self.captures], f32]
         )
-        _check_yield(self, block, "stat_grad", self._site_types(self.stat_sites))
+        check_yield(self, block, "stat_grad", self._site_types(self.stat_sites))
 
     def _site_types(self, sites: ArrayAttr[IntegerAttr]) -> list[Attribute]:
         """What a derivative region yields per site: the adjoint (f32) and one index per dimension."""
