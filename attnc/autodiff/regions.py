@@ -50,7 +50,7 @@ def float_capture_sites(region: Region, wrt: Collection[int] | None = None) -> l
     """For each `tensor.extract` of a float capture in `wrt` (None: every one) in a score_mod
     region, in program order: which capture it reads."""
     block = region.blocks[0]
-    return _sites([op for op in block.ops], block, wrt, _FIRST_CAPTURE)
+    return _sites(list(block.ops), block, wrt, _FIRST_CAPTURE)
 
 
 _FIRST_CAPTURE = 1 + INDEX_ARGS  # score_mod's block arguments: score, the indices, then the captures
@@ -330,7 +330,8 @@ def differentiate_statistic(
     value = terminator.values[1 + stat]
     needed = _cone(value)
     forward = [op for op in old.ops if op in needed]
-    if not _sites(forward, old, wrt, first_capture):
+    sites = _sites(forward, old, wrt, first_capture)
+    if not sites:
         return None
     b = _Builder(new)
     for arg, initial in zip(old.args[3:first_capture], initial_state):
@@ -346,7 +347,7 @@ def differentiate_statistic(
     adjoint = _sweep(b, forward, mapper, value, seed, active, "finalize")
     new.add_op(YieldOp(*_site_yields(b, forward, old, wrt, first_capture, adjoint, mapper)))
     _erase_dead(new)
-    return Region(new), _sites(forward, old, wrt, first_capture)
+    return Region(new), sites
 
 
 def _cone(value: SSAValue) -> set[Operation]:

@@ -27,7 +27,7 @@ plus `out`, `dout`, `lse`, `dlse`, `delta`, `dq`/`dk`/`dv` and `capgrad{i}_ptr`.
 from __future__ import annotations
 
 from xdsl.dialects import arith, math
-from xdsl.dialects.builtin import TensorType, f32, i32
+from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, TensorType, f32, i32
 from xdsl.ir import Attribute, SSAValue
 
 from attnc.conversion.flash_kernels import (
@@ -182,7 +182,9 @@ class _Tiles:
             self.add_site_grads(self.grad.capture_sites, sites, live, ds)
         return ds
 
-    def add_site_grads(self, capture_sites, values: list[SSAValue], live: SSAValue, like: SSAValue) -> None:
+    def add_site_grads(
+        self, capture_sites: ArrayAttr[IntegerAttr], values: list[SSAValue], live: SSAValue, like: SSAValue
+    ) -> None:
         """Adds each site's adjoints into its capture's gradient where `live`: `values` holds, per site,
         the adjoint and the indices read (a derived region's yield); `like` has the adjoints' shape."""
         kb = self.kb
@@ -199,7 +201,7 @@ class _Tiles:
                 offset = term if offset is None else kb.add(offset, term)
             contribution = kb.where(live, g, kb.f32(0.0))
             if offset is None or not kb.dims_of(offset):
-                # One element for the whole tile (slopes[h], a 0-d scale): sum first, one atomic.
+                # One element for the whole block (slopes[h], a 0-d scale): sum first, one atomic.
                 ptr = (
                     kb.arg(f"capgrad{index}_ptr")
                     if offset is None
