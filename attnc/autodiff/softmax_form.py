@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from xdsl.dialects import arith, tensor
 from xdsl.dialects import math as mathd
@@ -343,67 +345,102 @@ class _Finalize:
         if value is args[3 + self.form.running_sum]:
             return ExpSum(()) if self.initial else _term({LOG_L: 1.0})
         op = value.owner
-        if isinstance(op, tensor.ExtractOp) and isinstance(op.tensor.type, TensorType):
-            if not isinstance(op.tensor.type.element_type, AnyFloat) or not isinstance(op.tensor, BlockArgument):
-                raise NotSoftmax("a read of a non-float tensor")
-            return Linear(0.0, ((self.algebra.site(value), 1.0),))
-        if isinstance(op, arith.ConstantOp):
-            number = _constant(value)
-            if number is None or not math.isfinite(number):
-                raise NotSoftmax(f"the constant {op.value}")
-            return Linear(number, ())
-        if isinstance(op, arith.ExtFOp | arith.TruncFOp):
-            return self(op.operands[0])
-        if isinstance(op, _MAX_MIN):
-            infinite = [self._infinite(self(o)) for o in op.operands]
-            if self.initial and any(infinite):  # max(−∞, x) = x, min(−∞, x) = −∞
-                is_max = isinstance(op, arith.MaxnumfOp | arith.MaximumfOp)
-                return self(op.operands[infinite.index(True) ^ is_max])
-            return self(op.operands[self.choices[op]])
-        if isinstance(op, arith.SelectOp):
-            state = op.operands[2]
-            index = state.index - 3 if isinstance(state, BlockArgument) and state.block is self.block else -1
-            if 0 <= index < len(self.init) and _is_empty_row_guard(value, state, self.init[index]):
-                return self(op.operands[1] if self.initial else state)
-            raise NotSoftmax("a select other than an empty-row guard")
-        if isinstance(op, arith.NegfOp):
-            return _negate(self(op.operands[0]))
-        if isinstance(op, arith.AddfOp | arith.SubfOp):
-            sign = 1.0 if isinstance(op, arith.AddfOp) else -1.0
-            a, b = self(op.lhs), self(op.rhs)
-            if isinstance(a, Linear) and isinstance(b, Linear):
-                if self.initial and dict(a.coeffs).get(M, 0.0) * sign * dict(b.coeffs).get(M, 0.0) < 0:
-                    raise NotSoftmax("−∞ + ∞ on an empty row")
-                return _add_linear(a, b, sign)
-            return add(_as_sum(a), _as_sum(b), sign)
-        if isinstance(op, arith.MulfOp):
-            a, b = self(op.lhs), self(op.rhs)
-            if isinstance(a, Linear) and isinstance(b, Linear):
-                if a.coeffs and b.coeffs:
-                    raise NotSoftmax("a product of two exponents")
-                return _scale_linear(a, b.const) if not b.coeffs else _scale_linear(b, a.const)
-            if isinstance(a, Linear) and a.coeffs:
-                return _scale_linear(a, _as_linear(b).const)
-            if isinstance(b, Linear) and b.coeffs:
-                return _scale_linear(b, _as_linear(a).const)
-            return mul(_as_sum(a), _as_sum(b))
-        if isinstance(op, arith.DivfOp):
-            a, b = self(op.lhs), self(op.rhs)
-            if isinstance(a, Linear) and a.coeffs:
-                divisor = _as_linear(b)
-                if divisor.coeffs or divisor.const == 0:
-                    raise NotSoftmax("an exponent divided by a variable")
-                return _scale_linear(a, 1.0 / divisor.const)
-            return mul(_as_sum(a), self.algebra.exp(_scale_linear(self.algebra.log(_as_sum(b)), -1.0)))
-        if isinstance(op, mathd.ExpOp | mathd.Exp2Op):
-            exponent = _as_linear(self(op.operands[0]))
-            if self._infinite(exponent):
-                return ExpSum(())
-            return self.algebra.exp(exponent, 1.0 if isinstance(op, mathd.ExpOp) else LN2)
-        if isinstance(op, mathd.LogOp | mathd.Log2Op):
-            log = self.algebra.log(_as_sum(self(op.operands[0])))
-            return log if isinstance(op, mathd.LogOp) else _scale_linear(log, 1.0 / LN2)
+        if isinstance(op, Operation):
+            for kinds, evaluate in self._RULES:
+                if isinstance(op, kinds):
+                    return evaluate(self, value, op)
         raise NotSoftmax(f"'{op.name if isinstance(op, Operation) else value}'")
+
+    def _extract(self, value: SSAValue, op: Operation) -> Linear | ExpSum:
+        assert isinstance(op, tensor.ExtractOp)
+        ty = op.tensor.type
+        if not isinstance(ty, TensorType) or not isinstance(ty.element_type, AnyFloat):
+            raise NotSoftmax("a read of a non-float tensor")
+        if not isinstance(op.tensor, BlockArgument):
+            raise NotSoftmax("a read of a non-float tensor")
+        return Linear(0.0, ((self.algebra.site(value), 1.0),))
+
+    def _constant(self, value: SSAValue, op: Operation) -> Linear | ExpSum:
+        assert isinstance(op, arith.ConstantOp)
+        number = _constant(value)
+        if number is None or not math.isfinite(number):
+            raise NotSoftmax(f"the constant {op.value}")
+        return Linear(number, ())
+
+    def _cast(self, value: SSAValue, op: Operation) -> Linear | ExpSum:
+        return self(op.operands[0])
+
+    def _max_min(self, value: SSAValue, op: Operation) -> Linear | ExpSum:
+        infinite = [self._infinite(self(o)) for o in op.operands]
+        if self.initial and any(infinite):  # max(−∞, x) = x, min(−∞, x) = −∞
+            is_max = isinstance(op, arith.MaxnumfOp | arith.MaximumfOp)
+            return self(op.operands[infinite.index(True) ^ is_max])
+        return self(op.operands[self.choices[op]])
+
+    def _select(self, value: SSAValue, op: Operation) -> Linear | ExpSum:
+        state = op.operands[2]
+        index = state.index - 3 if isinstance(state, BlockArgument) and state.block is self.block else -1
+        if 0 <= index < len(self.init) and _is_empty_row_guard(value, state, self.init[index]):
+            return self(op.operands[1] if self.initial else state)
+        raise NotSoftmax("a select other than an empty-row guard")
+
+    def _negate(self, value: SSAValue, op: Operation) -> Linear | ExpSum:
+        return _negate(self(op.operands[0]))
+
+    def _add(self, value: SSAValue, op: Operation) -> Linear | ExpSum:
+        sign = 1.0 if isinstance(op, arith.AddfOp) else -1.0
+        a, b = self(op.operands[0]), self(op.operands[1])
+        if isinstance(a, Linear) and isinstance(b, Linear):
+            if self.initial and dict(a.coeffs).get(M, 0.0) * sign * dict(b.coeffs).get(M, 0.0) < 0:
+                raise NotSoftmax("−∞ + ∞ on an empty row")
+            return _add_linear(a, b, sign)
+        return add(_as_sum(a), _as_sum(b), sign)
+
+    def _mul(self, value: SSAValue, op: Operation) -> Linear | ExpSum:
+        a, b = self(op.operands[0]), self(op.operands[1])
+        if isinstance(a, Linear) and isinstance(b, Linear):
+            if a.coeffs and b.coeffs:
+                raise NotSoftmax("a product of two exponents")
+            return _scale_linear(a, b.const) if not b.coeffs else _scale_linear(b, a.const)
+        if isinstance(a, Linear) and a.coeffs:
+            return _scale_linear(a, _as_linear(b).const)
+        if isinstance(b, Linear) and b.coeffs:
+            return _scale_linear(b, _as_linear(a).const)
+        return mul(_as_sum(a), _as_sum(b))
+
+    def _div(self, value: SSAValue, op: Operation) -> Linear | ExpSum:
+        a, b = self(op.operands[0]), self(op.operands[1])
+        if isinstance(a, Linear) and a.coeffs:
+            divisor = _as_linear(b)
+            if divisor.coeffs or divisor.const == 0:
+                raise NotSoftmax("an exponent divided by a variable")
+            return _scale_linear(a, 1.0 / divisor.const)
+        return mul(_as_sum(a), self.algebra.exp(_scale_linear(self.algebra.log(_as_sum(b)), -1.0)))
+
+    def _exp(self, value: SSAValue, op: Operation) -> Linear | ExpSum:
+        exponent = _as_linear(self(op.operands[0]))
+        if self._infinite(exponent):
+            return ExpSum(())
+        return self.algebra.exp(exponent, 1.0 if isinstance(op, mathd.ExpOp) else LN2)
+
+    def _log(self, value: SSAValue, op: Operation) -> Linear | ExpSum:
+        log = self.algebra.log(_as_sum(self(op.operands[0])))
+        return log if isinstance(op, mathd.LogOp) else _scale_linear(log, 1.0 / LN2)
+
+    # What each op of finalize evaluates to, by op type; anything else is not softmax's finalize.
+    _RULES: tuple[tuple[Any, Callable[..., Linear | ExpSum]], ...] = (
+        (tensor.ExtractOp, _extract),
+        (arith.ConstantOp, _constant),
+        (arith.ExtFOp | arith.TruncFOp, _cast),
+        (_MAX_MIN, _max_min),
+        (arith.SelectOp, _select),
+        (arith.NegfOp, _negate),
+        (arith.AddfOp | arith.SubfOp, _add),
+        (arith.MulfOp, _mul),
+        (arith.DivfOp, _div),
+        (mathd.ExpOp | mathd.Exp2Op, _exp),
+        (mathd.LogOp | mathd.Log2Op, _log),
+    )
 
     def _infinite(self, value: Linear | ExpSum) -> bool:
         """Whether `value` is −∞ at the initial state (+∞ is refused)."""
