@@ -183,10 +183,16 @@ class _Tiles:
         return ds
 
     def add_site_grads(
-        self, capture_sites: ArrayAttr[IntegerAttr], values: list[SSAValue], live: SSAValue, like: SSAValue
+        self,
+        capture_sites: ArrayAttr[IntegerAttr],
+        values: list[SSAValue],
+        live: SSAValue,
+        like: SSAValue,
+        drop_nan: bool = False,
     ) -> None:
         """Adds each site's adjoints into its capture's gradient where `live`: `values` holds, per site,
-        the adjoint and the indices read (a derived region's yield); `like` has the adjoints' shape."""
+        the adjoint and the indices read (a derived region's yield); `like` has the adjoints' shape.
+        `drop_nan`: a NaN adjoint adds 0 (a −∞ sink logit gives −∞ − (−∞) in its weight)."""
         kb = self.kb
         caps = list(self.grad.captures)
         cursor = 0
@@ -200,6 +206,8 @@ class _Tiles:
                 term = kb.mul(kb.wide(idx), kb.wide(kb.arg(f"capgrad{index}_stride{j}")))
                 offset = term if offset is None else kb.add(offset, term)
             contribution = kb.where(live, g, kb.f32(0.0))
+            if drop_nan:
+                contribution = kb.where(kb.cmpf("oeq", contribution, contribution), contribution, kb.f32(0.0))
             if offset is None or not kb.dims_of(offset):
                 # One element for the whole block (slopes[h], a 0-d scale): sum first, one atomic.
                 ptr = (
@@ -293,7 +301,7 @@ def build_dq_kernel(grad, name: str):
         kb.comment("captured tensors the statistic reads: dL/dlse = dlse - rowsum(dO * O) = -delta per row")
         dlse_total = kb.sub(kb.f32(0.0), delta, "dlse_total")
         sites = lower_region(kb, grad.stat_grad, [b, h, stat, *captures, dlse_total], "stat_grad")
-        t.add_site_grads(grad.stat_sites, sites, rows_in, stat)
+        t.add_site_grads(grad.stat_sites, sites, rows_in, stat, drop_nan=True)
     t.store(t.base("dq", h), "dq", offs_m, row_ok, False, kb.cast(kb.mul(dq, kb.arg("scale")), elem))
     return kb.finish()
 

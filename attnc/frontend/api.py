@@ -127,6 +127,7 @@ class Attention:
                 f"{program.backward_problem()} (call under torch.no_grad() or pass tensors that do not require grad)"
             )
         if training or torch.compiler.is_compiling():
+            check_scale(scale)  # plain Python, also under torch.compile: NaN below stands for the default
             if not torch.compiler.is_compiling():
                 _check_call(q, k, v, scale)
             # One opaque custom op with a registered backward: autograd and torch.compile both see it.

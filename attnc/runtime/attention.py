@@ -165,8 +165,9 @@ class AttentionProgram:
         grad_captures: tuple[int, ...] | None = None,
     ) -> Plan:
         """The plan for these shapes (forward-only or with the backward kernels), cached."""
-        key = ("backward" if backward else "forward", grad_captures, q.shape, k.shape, v.shape, q.dtype, q.device,
-               q.stride(), k.stride(), v.stride(), scale)  # fmt: skip
+        key = ("backward" if backward else "forward", grad_captures, q.shape, k.shape, v.shape, q.dtype, k.dtype,
+               v.dtype, q.device, k.device, v.device, q.stride(), k.stride(), v.stride(), scale,
+               tuple((c.shape, c.stride(), c.dtype) for c in self.captures))  # fmt: skip
         found = self._plans.get(key)
         if found is None:
             found = self._plans[key] = self._plan(q, k, v, scale, backward, grad_captures)

@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import triton
 
 from attnc.runtime.block_table import block_tables
 from attnc.runtime.compiler import CompiledVariant
-from attnc.runtime.launch import LaunchConfig, run_fitting, run_kernel, set_captures, set_strides
+from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, run_kernel, set_captures, set_strides
 
 
 def backward(
@@ -113,12 +112,12 @@ def backward(
     c = dq_config
     run_fitting(
         dq_kernel,
-        (triton.cdiv(seq_q, c.block_m), batch * heads),
+        (cdiv(seq_q, c.block_m), batch * heads),
         with_tables(c, tables_for(c), "num_kv_blocks"),
         device,
         c,
     )
     c = dkdv_config
     dkdv_args = with_tables(c, tables_for(c).transposed(), "num_q_blocks")
-    run_fitting(dkdv_kernel, (triton.cdiv(seq_kv, c.block_n), batch * kv_heads), dkdv_args, device, c)
+    run_fitting(dkdv_kernel, (cdiv(seq_kv, c.block_n), batch * kv_heads), dkdv_args, device, c)
     return dq, dk, dv, capture_grads

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import triton
 
 from attnc.runtime.compiler import CompiledVariant
-from attnc.runtime.launch import set_captures
+from attnc.runtime.launch import cdiv, set_captures
 
 # Tables of masks that read no tensor, by shape; bounded, oldest first out.
 _STATIC_CACHE: OrderedDict[tuple[Any, ...], BlockTables] = OrderedDict()
@@ -86,7 +85,7 @@ def block_tables(
     if static and key in _STATIC_CACHE:
         _STATIC_CACHE.move_to_end(key)
         return _STATIC_CACHE[key]
-    num_q, num_kv = triton.cdiv(seq_q, block_m), triton.cdiv(seq_kv, block_n)
+    num_q, num_kv = cdiv(seq_q, block_m), cdiv(seq_kv, block_n)
     classes = torch.empty(table_b * table_h * num_q * num_kv, dtype=torch.int32, device=device)
     args: dict[str, Any] = {
         "class_ptr": classes,

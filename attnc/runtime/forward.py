@@ -16,7 +16,7 @@ from attnc.dialect import kernel_params
 from attnc.runtime import tune
 from attnc.runtime.block_table import block_tables
 from attnc.runtime.compiler import CompiledVariant
-from attnc.runtime.launch import LaunchConfig, run_fitting, run_kernel, set_strides
+from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, run_kernel, set_strides
 
 # Launch configurations (block_m, block_n, num_warps, num_stages) the tuner tries beside the default, by target.
 CANDIDATES: dict[str, list[tuple[int, int, int, int]]] = {
@@ -46,7 +46,7 @@ class PreparedLaunch:
         self.out_shape = (batch, heads, seq_q, head_dim_v)
         self.stat_shape = (batch, heads, seq_q)
         self.empty = seq_q == 0 or batch == 0
-        self.grid = (triton.cdiv(seq_q, config.block_m), batch * heads)
+        self.grid = (cdiv(seq_q, config.block_m), batch * heads)
         self.static_tables = info.block_mask != "runtime"
         self.table_args = (config.block_m, config.block_n, batch, heads, seq_q, seq_kv)
         self.stat_names = [kernel_params.stat_ptr(i) for i in range(info.num_stats)]
@@ -130,18 +130,23 @@ def tuned_config(
 ) -> LaunchConfig:
     """The fastest forward configuration for this shape bucket (the default when tuning is off)."""
     info = compiled.info
-    space = [LaunchConfig(*c) for c in CANDIDATES.get(info.target, [])]
-    if max(q.shape[3], v.shape[3]) > 128:
-        space = [c for c in space if c.block_m * c.block_n <= 128 * 64]
-    candidates = [default, *[c for c in space if c != default]]
-    shape = (q.shape[0], q.shape[1], triton.next_power_of_2(q.shape[2]), triton.next_power_of_2(k.shape[2]))
-    key = tune.tuning_key("attention", info.key, info.forward, shape, q.device)
+
+    def candidates() -> list[tuple[int, ...]]:
+        space = [LaunchConfig(*c) for c in CANDIDATES.get(info.target, [])]
+        if max(q.shape[3], v.shape[3]) > 128:
+            space = [c for c in space if c.block_m * c.block_n <= 128 * 64]
+        return [_as_tuple(c) for c in (default, *[c for c in space if c != default])]
 
     def run(c: tuple[int, ...]) -> None:
         forward(compiled, q, k, v, captures, LaunchConfig(*c))
 
-    best = tune.tuned(key, [(c.block_m, c.block_n, c.num_warps, c.num_stages) for c in candidates], run)
-    return LaunchConfig(*best)
+    shape = (q.shape[0], q.shape[1], triton.next_power_of_2(q.shape[2]), triton.next_power_of_2(k.shape[2]))
+    key = tune.tuning_key("attention", info.key, info.forward, shape, q.device)
+    return LaunchConfig(*tune.tuned(key, _as_tuple(default), candidates, run))
+
+
+def _as_tuple(c: LaunchConfig) -> tuple[int, ...]:
+    return (c.block_m, c.block_n, c.num_warps, c.num_stages)
 
 
 __all__ = ["CANDIDATES", "PreparedLaunch", "forward", "tuned_config"]

@@ -76,6 +76,12 @@ def run_fitting(
             config = replace(config, num_stages=config.num_stages - 1)
 
 
+def cdiv(a: int, b: int) -> int:
+    """⌈a / b⌉ on host ints, for grids on the warm path: `triton.cdiv` is a constexpr function in recent
+    Triton releases and costs microseconds a call."""
+    return -(-a // b)
+
+
 def set_strides(args: dict[str, Any], name: str, t: torch.Tensor, dims: str = "bhsd") -> None:
     """`stride_<name>_<dim>` for each of `t`'s dimensions, named by `dims`."""
     for dim, stride in zip(dims, t.stride()):

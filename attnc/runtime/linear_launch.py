@@ -12,13 +12,12 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
-import triton
 
 from attnc.dialect import kernel_params
 from attnc.dialect.kernel_params import padded_head_dim
 from attnc.runtime import tune
 from attnc.runtime.compiler import CompiledLinear
-from attnc.runtime.launch import LaunchConfig, run_kernel, set_strides
+from attnc.runtime.launch import LaunchConfig, cdiv, run_kernel, set_strides
 from attnc.runtime.linear_gate_grad import gate_grad
 from attnc.runtime.linear_sequences import SequenceTable
 
@@ -119,18 +118,26 @@ def _launch(
         run_args = {**defaults, **args, "BLOCK_K": bk, "BLOCK_V": bv}
         run_kernel(kernel, grid(bk, bv), run_args, device, LaunchConfig(bk, bv, warps, stages))
 
-    config: tuple[int, ...] = (info.block_k, info.block_v, info.num_warps, info.num_stages)
+    config: tuple[int, ...] | None = (info.block_k, info.block_v, info.num_warps, info.num_stages)
     if device.type == "cuda":
-        key = tune.tuning_key("linear", info.key, which, shape, device)
-        config = tune.tuned(key, _candidates(compiled, which), launch, reset)
+        memo = (info.key, which, shape, device)
+        config = _TUNED.get(memo)  # the warm path: no key string, no candidate list
+        if config is None:
+            key = tune.tuning_key("linear", info.key, which, shape, device)
+            default = (info.block_k, info.block_v, info.num_warps, info.num_stages)
+            config = _TUNED[memo] = tune.tuned(key, default, lambda: _candidates(compiled, which), launch, reset)
     launch(config)
 
 
+# Tuned configurations by (compiled kernels, kernel, shape, device), for this process.
+_TUNED: dict[tuple[Any, ...], tuple[int, ...]] = {}
+
+
 def _candidates(compiled: CompiledLinear, which: str) -> list[tuple[int, ...]]:
-    """The kernel's candidates with blocks clamped to the padded head dims; the compiled default first."""
+    """The kernel's candidates with blocks clamped to the padded head dims."""
     info = compiled.info
     tiled_by = _TILED_BY.get(which, "kv")
-    found: list[tuple[int, ...]] = [(info.block_k, info.block_v, info.num_warps, info.num_stages)]
+    found: list[tuple[int, ...]] = []
     for bk, bv, warps, stages in CANDIDATES.get(which, ()):
         bk = min(bk or info.block_k, padded_head_dim(info.dim_k)) if "k" in tiled_by else info.block_k
         bv = min(bv or info.block_v, padded_head_dim(info.dim_v)) if "v" in tiled_by else info.block_v
@@ -162,7 +169,7 @@ def chunk_states(
         _launch(
             compiled,
             "chunk_state",
-            lambda bk, bv: (triton.cdiv(info.dim_v, bv), triton.cdiv(info.dim_k, bk), count),
+            lambda bk, bv: (cdiv(info.dim_v, bv), cdiv(info.dim_k, bk), count),
             args,
             k.device,
             (seqs.count, seqs.num_chunks),
@@ -188,7 +195,7 @@ def chunk_cumsum(compiled: CompiledLinear, g: torch.Tensor, seqs: SequenceTable)
     set_strides(args, "gcum", gcum, "bhsd")
     if seqs.num_chunks:
         chunks = seqs.num_chunks
-        grid = lambda bk, bv: (triton.cdiv(info.dim_k, bk), chunks, info.heads)  # noqa: E731
+        grid = lambda bk, bv: (cdiv(info.dim_k, bk), chunks, info.heads)  # noqa: E731
         _launch(compiled, "chunk_cumsum", grid, args, g.device, (seqs.count, chunks))
     return gcum
 
@@ -251,7 +258,7 @@ def forward(
         _launch(
             compiled,
             "chunk_output",
-            lambda bk, bv: (triton.cdiv(info.dim_v, bv), chunks, info.heads),
+            lambda bk, bv: (cdiv(info.dim_v, bv), chunks, info.heads),
             args,
             q.device,
             (seqs.count, chunks),
@@ -294,7 +301,7 @@ def backward(
         _launch(
             compiled,
             "chunk_state_grad",
-            lambda bk, bv: (triton.cdiv(dim_v, bv), triton.cdiv(dim_k, bk), count),
+            lambda bk, bv: (cdiv(dim_v, bv), cdiv(dim_k, bk), count),
             args,
             device,
             (seqs.count, seqs.num_chunks),
@@ -344,7 +351,7 @@ def chunk_grads(
         chunks = seqs.num_chunks
 
         def grid(bk: int, bv: int) -> tuple[int, ...]:
-            return (max(triton.cdiv(info.dim_k, bk), triton.cdiv(info.dim_v, bv)), chunks, info.heads)
+            return (max(cdiv(info.dim_k, bk), cdiv(info.dim_v, bv)), chunks, info.heads)
 
         reset = dgate.zero_ if dgate is not None else None
         _launch(compiled, "chunk_grad", grid, args, device, (seqs.count, chunks), reset)
@@ -379,7 +386,7 @@ def vector_grads(
     if seqs.num_chunks:
         chunks, heads, key = seqs.num_chunks, info.heads, (seqs.count, seqs.num_chunks)
         _launch(compiled, "chunk_dv", lambda bk, bv: (1, chunks, heads), args, device, key)
-        _launch(compiled, "chunk_dqkg", lambda bk, bv: (triton.cdiv(info.dim_k, bk), chunks, heads), args, device, key)
+        _launch(compiled, "chunk_dqkg", lambda bk, bv: (cdiv(info.dim_k, bk), chunks, heads), args, device, key)
     return extra["dg"]
 
 

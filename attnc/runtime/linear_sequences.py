@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import triton
+
+from attnc.runtime.launch import cdiv
 
 
 @dataclass
@@ -52,7 +53,7 @@ def sequences(
         starts_l = bounds[:-1]
         lengths = [e - s for s, e in zip(bounds[:-1], bounds[1:])]
         batch_step = 0
-    counts = [triton.cdiv(n, chunk) for n in lengths]
+    counts = [cdiv(n, chunk) for n in lengths]
     offsets, total = [], 0
     for c in counts:
         offsets.append(total)

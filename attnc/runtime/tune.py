@@ -4,7 +4,8 @@ The generated kernels are generic in their block sizes, so one source serves eve
 candidate. The first call per (kernel, shape, device) times each candidate with
 `triton.testing.do_bench` and keeps the fastest, in memory and on disk (cache.py), so a
 later process compiles only the winner. A candidate that does not fit the GPU (shared
-memory) is skipped. With `ATTNC_AUTOTUNE=0` the first candidate runs untimed.
+memory, or what Triton's own autotuner skips) is skipped; any other error is raised. With
+`ATTNC_AUTOTUNE=0` the default runs untimed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from triton.compiler.errors import CompileTimeAssertionFailure
+from triton.runtime.errors import OutOfResources, PTXASError
 
 from attnc.runtime import cache, config
 
@@ -33,51 +36,57 @@ def gpu_name(device: torch.device) -> str:
 
 
 def tuning_key(family: str, compiled_key: str, kernel: str, shape: Sequence[Any], device: torch.device) -> str:
-    """`family|kernel sources|kernel|shape...|GPU`: the one key format of autotune.json."""
+    """`family|compiled key|kernel|shape...|GPU`: the one key format of autotune.json (the compiled key covers
+    attnc's sources, the IR, the pipeline and the target)."""
     return "|".join(map(str, (family, compiled_key[:24], kernel, *shape, gpu_name(device))))
 
 
 def tuned(
     key: str,
-    candidates: Sequence[Config],
+    default: Config,
+    candidates: Callable[[], Sequence[Config]],
     run: Callable[[Config], Any],
     reset: Callable[[], Any] | None = None,
 ) -> Config:
-    """The fastest of `candidates` (the first is the default) for `key`; `run(config)` launches once.
+    """The fastest of `candidates()` for `key` (`default` when tuning is off or none runs); `run(config)`
+    launches once. `candidates` is called only when neither memory nor disk holds a winner.
 
     `reset` restores what a launch accumulates into, before every timed launch and after
     the last, so the real launch that follows starts clean.
     """
-    if not candidates:
-        raise ValueError("tuned() needs at least one candidate")
     if not config.autotune_enabled():
-        return candidates[0]
+        return default
     hit = _MEMORY.get(key)
     if hit is None:
         hit = cache.stored_config(key)
-        if hit is None or len(hit) != len(candidates[0]):
-            hit = _fastest(candidates, run, reset)
+        if hit is None or len(hit) != len(default):
+            hit = _fastest(default, candidates() or [default], run, reset)
             cache.store_config(key, hit)
         _MEMORY[key] = hit
     return hit
 
 
-def _fastest(candidates: Sequence[Config], run: Callable[[Config], Any], reset: Callable[[], Any] | None) -> Config:
+# What Triton's own autotuner skips: a configuration this GPU or compiler cannot take.
+_UNFIT = (OutOfResources, CompileTimeAssertionFailure, PTXASError)
+
+
+def _fastest(
+    default: Config, candidates: Sequence[Config], run: Callable[[Config], Any], reset: Callable[[], Any] | None
+) -> Config:
     import triton.testing
-    from triton.runtime.errors import OutOfResources
 
     def timed(candidate: Config) -> None:
         if reset is not None:
             reset()
         run(candidate)
 
-    best, best_ms = candidates[0], float("inf")
+    best, best_ms = default, float("inf")
     for candidate in dict.fromkeys(candidates):  # each distinct candidate compiled and timed once
         try:
             measured: Any = triton.testing.do_bench(
                 lambda c=candidate: timed(c), warmup=5, rep=20, return_mode="median"
             )
-        except OutOfResources:
+        except _UNFIT:
             continue
         ms = float(measured)  # median without quantiles: one float
         if ms < best_ms:

@@ -212,6 +212,7 @@ def test_linear_gpu_tuning_keeps_results(monkeypatch, tmp_path):
         lambda kernel, grid, args, device, config: run(kernel, grid, args, torch.device("cpu"), None),
     )
     monkeypatch.setattr(tune, "_MEMORY", {})
+    monkeypatch.setattr(linear_launch, "_TUNED", {})
     torch.manual_seed(18)
     q, k, v, g = make_inputs("scalar", 1, 2, 2, 40, 64, 64)
     h0 = torch.randn(1, 2, 64, 64)
@@ -236,6 +237,7 @@ def test_linear_gpu_tuning_keeps_results(monkeypatch, tmp_path):
         run(kernel, grid, args, torch.device("cpu"), None)
 
     monkeypatch.setattr(tune, "_MEMORY", {})
+    monkeypatch.setattr(linear_launch, "_TUNED", {})
     monkeypatch.setattr(tune, "_fastest", no_tuning)
     monkeypatch.setattr(linear_launch, "run_kernel", recording_run)
     _, _, again, _, _ = _grads("scalar", q, k, v, g, h0, chunk_size=16)

@@ -293,3 +293,18 @@ def test_a_normalizer_named_softmax_with_a_shifted_statistic_is_refused():
         match=r"normalizer 'softmax': its update is online softmax's, but its finalize's output is not",
     ):
         attnc.attention(normalizer=ShiftedSoftmax())(q, k, v)
+
+
+def test_sinks_gradient_with_a_minus_inf_logit_is_finite():
+    """A sink logit of −∞ (a head without a sink) has gradient 0, not NaN; the others match float64 autograd."""
+    torch.manual_seed(31)
+    sinks = torch.tensor([float("-inf"), 0.5, -1.0, 2.0], requires_grad=True)
+    q, k, v = (torch.randn(1, 4, 40, 32, dtype=torch.float64) for _ in range(3))
+    attnc.attention(normalizer=attnc.SoftmaxWithSinks(sinks))(q.float(), k.float(), v.float()).sum().backward()
+    got, sinks.grad = sinks.grad, None
+    scores = q @ k.transpose(-1, -2) * 32**-0.5
+    with_sink = torch.cat([scores, sinks.double()[None, :, None, None].expand(1, 4, 40, 1)], dim=-1)
+    (torch.softmax(with_sink, dim=-1)[..., :-1] @ v).sum().backward()
+    assert got is not None and torch.isfinite(got).all()
+    assert got[0] == 0.0
+    assert torch.allclose(got, sinks.grad, rtol=1e-4, atol=1e-5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import attnc
@@ -70,3 +71,12 @@ def test_torch_compile_sees_one_custom_op():
     assert any("attnc.attention" in t for t in seen), seen
     ref, _ = attnc.attention_reference(q, k, v, mask_mod=causal)
     assert rel(out, 2 * ref) < 1e-4
+
+
+def test_torch_compile_refuses_a_nan_scale():
+    """Under torch.compile a NaN scale is refused as in eager mode, not taken for the default (NaN encodes None)."""
+    attn = attnc.attention()
+    q, k, v = (torch.randn(1, 2, 16, 16) for _ in range(3))
+    compiled = torch.compile(lambda q, k, v: attn(q, k, v, scale=float("nan")), backend="eager")
+    with pytest.raises(ValueError, match="scale must be finite"):
+        compiled(q, k, v)
