@@ -308,3 +308,17 @@ def test_sinks_gradient_with_a_minus_inf_logit_is_finite():
     assert got is not None and torch.isfinite(got).all()
     assert got[0] == 0.0
     assert torch.allclose(got, sinks.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_softmax_whose_finalize_takes_the_log_of_the_accumulator_is_refused():
+    """|acc| / l written as exp(½·log(acc²)) / l is not softmax's output (acc may be negative): no softmax backward."""
+
+    class AbsSoftmax(attnc.Softmax):
+        name = "softmax"
+
+        def finalize(self, acc, state):
+            l = attnc.where(state["l"] == 0.0, 1.0, state["l"])  # noqa: E741
+            return attnc.exp(0.5 * attnc.log(acc * acc)) / l, {"lse": state["m"] + attnc.log(state["l"])}
+
+    problem = attnc.attention(normalizer=AbsSoftmax()).backward_problem()
+    assert problem is not None and "log of the accumulator" in problem
