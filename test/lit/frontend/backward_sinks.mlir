@@ -15,7 +15,7 @@
 // CHECK-NEXT:      {{[a-z_0-9]+}} = tl.load(cap0_ptr + h.to(tl.int64) * tl.cast(cap0_stride0, tl.int64))
 // CHECK:           dlse_empty = dlse_total * tl.exp2((lse_1 - lse) * 1.442695)
 // CHECK:           dsinks = {{.*}}
-// CHECK-NEXT:      [[LIVE:[a-z_0-9]+]] = tl.where({{[a-z_0-9]+}}, dsinks, 0.0)
+// CHECK-NEXT:      [[LIVE:select[_0-9]*]] = tl.where({{[a-z_0-9]+}}, dsinks, 0.0)
 // CHECK-NEXT:      [[DCAP:dcap0]] = tl.sum(tl.where([[LIVE]] == [[LIVE]], [[LIVE]], 0.0), axis=0)
 // CHECK-NEXT:      tl.atomic_add(capgrad0_ptr + h.to(tl.int64) * tl.cast(capgrad0_stride0, tl.int64), [[DCAP]])
 // CHECK:           tl.store(dq_ptrs, (dq * scale).to(tl.bfloat16), mask=row_ok)
