@@ -1,8 +1,9 @@
 """What attnc keeps on disk under `$ATTNC_CACHE_DIR` (default `~/.cache/attnc`), and its keys.
 
 - `kernels/attnc_<key>.py`: a generated kernel module; `kernels/attnc_<key>.json`: the IR of
-  every stage and the facts the launcher needs. The key is the sha256 of attnc's version
-  and sources, the logical IR, the pipeline's options and the target.
+  every stage and the facts the launcher needs. The key (its first 24 hex digits in the file
+  names) is the sha256 of attnc's version and sources, the logical IR, the pipeline with its
+  options and the target.
 - `autotune.json`: the tuner's winners, one JSON object from a key string (family, kernel,
   shape, device) to a launch configuration (a list of ints), shared by every process.
 

@@ -1,4 +1,4 @@
-"""The one place attnc touches Triton's API: interpreting and cross-compiling.
+"""Where attnc meets Triton's version-sensitive API: interpreting and cross-compiling.
 
 Triton's public surface moves between releases; everything version-sensitive lives here
 so the rest of attnc sees one API. Checked against triton 3.6.0 and 3.9.0 (numpy 2.4):
