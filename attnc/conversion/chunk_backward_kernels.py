@@ -56,6 +56,7 @@ from attnc.conversion.chunk_common import (
 )
 from attnc.conversion.kernel_builder import KernelBuilder
 from attnc.conversion.region_lowering import lower_region
+from attnc.dialect import kernel_params
 from attnc.dialect.attn_recurrent import RecurrentChunkOp
 from attnc.dialect.kernel_params import padded_head_dim
 
@@ -120,7 +121,7 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     params += gate_params(s.gate)
     if s.gate != "none":
         params += [("dg_ptr", KernelBuilder.ptr_type(f32))]
-        params += [(f"stride_dg_{d}", KernelBuilder.i32_type) for d in "bhs"]
+        params += [(kernel_params.stride("dg", d), KernelBuilder.i32_type) for d in "bhs"]
     params += [("h_ptr", KernelBuilder.ptr_type(s.elem)), ("dh_ptr", KernelBuilder.ptr_type(s.elem))]
     params += SEQ_PARAMS + [
         ("chunk_seq_ptr", KernelBuilder.ptr_type(KernelBuilder.i32_type)),
@@ -228,7 +229,9 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
             "sum", kb.sub(kb.mul(kb.cast(q_cols, f32), dq), kb.mul(kb.cast(k_cols, f32), dk)), "dgate"
         )
         dgate = kb.add(kb.sub(kb.sum_all(dgate), cumsum(kb, dgate)), dgate, "dgate_from_end")
-        kb.atomic_add(kb.addptr(base(kb, "dg", seq, False), kb.mul(rows, kb.arg("stride_dg_s"))), dgate, row_ok)
+        kb.atomic_add(
+            kb.addptr(base(kb, "dg", seq, False), kb.mul(rows, kb.arg(kernel_params.stride("dg", "s")))), dgate, row_ok
+        )
     return kb.finish()
 
 

@@ -52,6 +52,7 @@ from attnc.conversion.chunk_common import (
 )
 from attnc.conversion.decay_levels import diagonal, level_decay, levels, lower_rows, upper_rows
 from attnc.conversion.kernel_builder import KernelBuilder
+from attnc.dialect import kernel_params
 from attnc.dialect.attn_recurrent import RecurrentChunkOp
 from attnc.dialect.kernel_params import padded_head_dim
 
@@ -68,7 +69,7 @@ def chunk_program_params(
     """Parameters of a per-chunk program: [B, H, T, D] tensors in the input's type and in f32,
     [chunks, H, K, V] state buffers (input type), any `other` ones, the sequence tables and the scale."""
     params = tensor_params(tensors, s.elem) + tensor_params(f32_tensors, f32)
-    params += [(f"{t}_ptr", KernelBuilder.ptr_type(s.elem)) for t in states] + list(other)
+    params += [(kernel_params.ptr(t), KernelBuilder.ptr_type(s.elem)) for t in states] + list(other)
     return (
         params
         + SEQ_PARAMS

@@ -41,6 +41,7 @@ from attnc.conversion.flash_kernels import (
 )
 from attnc.conversion.kernel_builder import KernelBuilder
 from attnc.conversion.region_lowering import LOG2E, lower_region
+from attnc.dialect import kernel_params
 from attnc.dialect.kernel_params import padded_head_dim
 
 
@@ -56,17 +57,17 @@ def _params(grad, with_tables: str) -> list[tuple[str, Attribute]]:
     _, _, elem, _, _, caps = _tensor_types(grad)
     params: list[tuple[str, Attribute]] = []
     for t in ("q", "k", "v", "out", "dout"):
-        params.append((f"{t}_ptr", KernelBuilder.ptr_type(elem)))
+        params.append((kernel_params.ptr(t), KernelBuilder.ptr_type(elem)))
     for t in ("lse", "dlse", "delta"):
-        params.append((f"{t}_ptr", KernelBuilder.ptr_type(f32)))
+        params.append((kernel_params.ptr(t), KernelBuilder.ptr_type(f32)))
     for t in ("dq", "dk", "dv"):
-        params.append((f"{t}_ptr", KernelBuilder.ptr_type(elem)))
+        params.append((kernel_params.ptr(t), KernelBuilder.ptr_type(elem)))
     add_capture_params(params, caps)
     for i, cap in enumerate(caps):
-        params.append((f"capgrad{i}_ptr", KernelBuilder.ptr_type(f32)))
-        params.extend((f"capgrad{i}_stride{j}", i32) for j in range(cap.get_num_dims()))
+        params.append((kernel_params.capture_grad_ptr(i), KernelBuilder.ptr_type(f32)))
+        params.extend((kernel_params.capture_grad_stride(i, j), i32) for j in range(cap.get_num_dims()))
     for t in ("q", "k", "v", "out", "dout", "dq", "dk", "dv"):
-        params += [(f"stride_{t}_{d}", i32) for d in ("b", "h", "s", "d")]
+        params += [(kernel_params.stride(t, d), i32) for d in ("b", "h", "s", "d")]
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
     params += table_params(with_tables)
     return params
@@ -95,14 +96,17 @@ class _Tiles:
     def base(self, t: str, head: SSAValue) -> SSAValue:
         kb = self.kb
         off = kb.add(
-            kb.mul(kb.wide(self.b), kb.wide(kb.arg(f"stride_{t}_b"))),
-            kb.mul(kb.wide(head), kb.wide(kb.arg(f"stride_{t}_h"))),
+            kb.mul(kb.wide(self.b), kb.wide(kb.arg(kernel_params.stride(t, "b")))),
+            kb.mul(kb.wide(head), kb.wide(kb.arg(kernel_params.stride(t, "h")))),
         )
-        return kb.addptr(kb.arg(f"{t}_ptr"), off, f"{t}_base")
+        return kb.addptr(kb.arg(kernel_params.ptr(t)), off, f"{t}_base")
 
     def ptrs(self, base: SSAValue, t: str, rows: SSAValue, cols: SSAValue, name: str) -> SSAValue:
         kb = self.kb
-        offsets = kb.add(kb.mul(kb.col(rows), kb.arg(f"stride_{t}_s")), kb.mul(kb.row(cols), kb.arg(f"stride_{t}_d")))
+        offsets = kb.add(
+            kb.mul(kb.col(rows), kb.arg(kernel_params.stride(t, "s"))),
+            kb.mul(kb.row(cols), kb.arg(kernel_params.stride(t, "d"))),
+        )
         return kb.addptr(base, offsets, name)
 
     def mask(self, rows_ok: SSAValue | None, cols_ok: SSAValue | None) -> SSAValue | None:
@@ -203,7 +207,7 @@ class _Tiles:
             cursor += 1 + rank
             offset = None
             for j, idx in enumerate(indices):
-                term = kb.mul(kb.wide(idx), kb.wide(kb.arg(f"capgrad{index}_stride{j}")))
+                term = kb.mul(kb.wide(idx), kb.wide(kb.arg(kernel_params.capture_grad_stride(index, j))))
                 offset = term if offset is None else kb.add(offset, term)
             contribution = kb.where(live, g, kb.f32(0.0))
             if drop_nan:
@@ -211,14 +215,16 @@ class _Tiles:
             if offset is None or not kb.dims_of(offset):
                 # One element for the whole block (slopes[h], a 0-d scale): sum first, one atomic.
                 ptr = (
-                    kb.arg(f"capgrad{index}_ptr")
+                    kb.arg(kernel_params.capture_grad_ptr(index))
                     if offset is None
-                    else kb.addptr(kb.arg(f"capgrad{index}_ptr"), offset)
+                    else kb.addptr(kb.arg(kernel_params.capture_grad_ptr(index)), offset)
                 )
                 kb.atomic_add(ptr, kb.sum_all(contribution, f"dcap{index}"))
                 continue
             dims = kb.dims_of(like)
-            ptrs = kb.addptr(kb.arg(f"capgrad{index}_ptr"), kb.to_dims(offset, dims), f"capgrad{index}_ptrs")
+            ptrs = kb.addptr(
+                kb.arg(kernel_params.capture_grad_ptr(index)), kb.to_dims(offset, dims), f"capgrad{index}_ptrs"
+            )
             kb.atomic_add(ptrs, contribution, live)
 
 
