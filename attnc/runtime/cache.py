@@ -7,7 +7,10 @@
 - `autotune.json`: the tuner's winners, one JSON object from a key string (family, kernel,
   shape, device) to a launch configuration (a list of ints), shared by every process.
 
-Every file is written whole or not at all (`write_atomically`). Triton keeps its own
+Every file is written whole or not at all (`write_atomically`); a file that cannot be read
+or does not hold what it should is a miss, rewritten on the way. When `$ATTNC_CACHE_DIR`
+cannot be written, attnc warns once and keeps going: kernels go to a private temporary
+directory for the process, and tuning results stay in memory. Triton keeps its own
 binary cache.
 """
 
@@ -22,6 +25,7 @@ import os
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -49,8 +53,38 @@ def cache_key(logical_ir: str, target: str, options: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_FALLBACK: dict[Path, Path] = {}  # an unusable cache directory → this process's temporary stand-in
+
+
+def _usable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)
+
+
 def kernel_dir() -> Path:
-    return config.cache_dir() / "kernels"
+    """`$ATTNC_CACHE_DIR/kernels`, or, when that cannot be written, a temporary directory for this process."""
+    wanted = config.cache_dir() / "kernels"
+    stand_in = _FALLBACK.get(wanted)
+    if stand_in is not None:
+        return stand_in
+    if _usable(wanted):
+        return wanted
+    stand_in = _FALLBACK[wanted] = Path(tempfile.mkdtemp(prefix="attnc-kernels-"))
+    warnings.warn(
+        f"ATTNC_CACHE_DIR: cannot write {wanted}; this process keeps its kernels in {stand_in} and its tuning "
+        "results in memory",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return stand_in
+
+
+def cache_is_usable() -> bool:
+    """Whether `$ATTNC_CACHE_DIR` takes files (else kernel_dir() has warned and stands in)."""
+    return config.cache_dir() / "kernels" not in _FALLBACK
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -67,10 +101,10 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from `path`; None when it is missing, unreadable or not an object."""
+    """A JSON object from `path`; None when it is missing, unreadable, not UTF-8, not JSON or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return None
     return data if isinstance(data, dict) else None
 
@@ -93,9 +127,7 @@ def load_kernel_module(source: str, module_name: str, directory: Path) -> Module
         loaded = sys.modules.get(module_name)
         if loaded is not None and getattr(loaded, "__attnc_source__", None) == source:
             return loaded
-        path = directory / f"{module_name}.py"
-        if not path.is_file() or path.read_text(encoding="utf-8") != source:
-            write_atomically(path, source)
+        path = _kernel_file(directory / f"{module_name}.py", source)
         spec = importlib.util.spec_from_file_location(module_name, path)
         assert spec is not None, f"cannot make an import spec for {path}"
         module = importlib.util.module_from_spec(spec)
@@ -107,6 +139,24 @@ def load_kernel_module(source: str, module_name: str, directory: Path) -> Module
             raise
         module.__attnc_source__ = source  # type: ignore[attr-defined]
         return module
+
+
+def _kernel_file(path: Path, source: str) -> Path:
+    """`path` holding `source` (rewritten when it holds anything else), or, when `path` cannot be a file
+    (a directory stands there), a fresh file beside it."""
+    try:
+        if path.read_bytes() == source.encode():
+            return path
+    except OSError:
+        pass
+    try:
+        write_atomically(path, source)
+        return path
+    except OSError:
+        fd, spare = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}.", suffix=".py")
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(source)
+        return Path(spare)
 
 
 def _tuning_path() -> Path:
@@ -122,17 +172,24 @@ def stored_config(key: str) -> tuple[int, ...] | None:
 
 
 def store_config(key: str, launch_config: Sequence[int]) -> None:
-    """Adds one entry; a lock file keeps processes sharing the cache from dropping each other's entries."""
+    """Adds one entry; a lock file keeps processes sharing the cache from dropping each other's entries.
+    Nothing is stored when the cache directory cannot be written (the tuner keeps its winners in memory)."""
+    kernel_dir()  # warns once if the directory is unusable
+    if not cache_is_usable():
+        return
     path = _tuning_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = read_json(path) or {}
-        data[key] = [int(x) for x in launch_config]
-        write_atomically(path, json.dumps(data))
+    try:
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = read_json(path) or {}
+            data[key] = [int(x) for x in launch_config]
+            write_atomically(path, json.dumps(data))
+    except OSError as e:
+        warnings.warn(f"ATTNC_CACHE_DIR: cannot store a tuning result in {path}: {e}", RuntimeWarning, stacklevel=2)
 
 
 __all__ = [
+    "cache_is_usable",
     "cache_key",
     "compiler_fingerprint",
     "kernel_dir",

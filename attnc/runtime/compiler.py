@@ -132,18 +132,40 @@ def _compiled_payload(
     key: str,
     chosen: pipeline.Pipeline,
     read_facts: Callable[[ModuleOp], dict[str, Any]],
+    info: type[KernelInfo | LinearInfo],
 ) -> dict[str, Any]:
-    """{"key", "facts", "stages"} from the disk cache, or by running the pipeline on `module` and storing it."""
+    """{"key", "facts", "stages"} from the disk cache, or by running the pipeline on `module` and storing it.
+
+    A stored entry counts only if it has the shape `info` needs; anything else is compiled again and
+    overwritten."""
     meta_path = cache.kernel_dir() / f"attnc_{key[:24]}.json"
     payload = cache.read_json(meta_path)
-    if payload is None or payload.get("key") != key:
-        facts: dict[str, Any] = {}
-        stages = chosen.run(module, observe={"attn-tile": lambda op: facts.update(read_facts(op))})
-        facts.update(_kernel_signatures(module))
-        stages["triton"] = emit_triton(module)
-        payload = {"key": key, "facts": facts, "stages": stages}
+    if payload is not None and _well_formed(payload, key, info):
+        return payload
+    facts: dict[str, Any] = {}
+    stages = chosen.run(module, observe={"attn-tile": lambda op: facts.update(read_facts(op))})
+    facts.update(_kernel_signatures(module))
+    stages["triton"] = emit_triton(module)
+    payload = {"key": key, "facts": facts, "stages": stages}
+    try:
         cache.write_atomically(meta_path, json.dumps(payload))
+    except OSError:  # a directory where the file should be: this process keeps the entry in memory
+        pass
     return payload
+
+
+def _well_formed(payload: dict[str, Any], key: str, info: type[KernelInfo | LinearInfo]) -> bool:
+    """Whether a stored entry is this key's, with every fact `info` takes and the IR of every stage."""
+    facts, stages = payload.get("facts"), payload.get("stages")
+    wanted = {f.name for f in fields(info)} - {"key", "module_name", "target"}
+    return (
+        payload.get("key") == key
+        and isinstance(facts, dict)
+        and set(facts) == wanted
+        and isinstance(stages, dict)
+        and all(isinstance(text, str) for text in stages.values())
+        and "triton" in stages
+    )
 
 
 def _kernel_signatures(module: ModuleOp) -> dict[str, Any]:
@@ -183,10 +205,9 @@ def compile_attention(
         hit = _MEMORY.get(key)
         if isinstance(hit, CompiledVariant):
             return hit
-        payload, module_name = _compiled_payload(module, key, chosen, _attention_facts), f"attnc_{key[:24]}"
-        names = {f.name for f in fields(KernelInfo)}
-        facts = {k: v for k, v in payload["facts"].items() if k in names}
-        info = KernelInfo(key=key, module_name=module_name, target=target, **facts)
+        payload = _compiled_payload(module, key, chosen, _attention_facts, KernelInfo)
+        module_name = f"attnc_{key[:24]}"
+        info = KernelInfo(key=key, module_name=module_name, target=target, **payload["facts"])
         compiled = CompiledVariant(info, payload["stages"], _load(module_name, payload["stages"]))
         _MEMORY[key] = compiled
         return compiled
@@ -238,7 +259,8 @@ def compile_linear(module: ModuleOp, target: str, chunk_size: int, backward: boo
         hit = _MEMORY.get(key)
         if isinstance(hit, CompiledLinear):
             return hit
-        payload, module_name = _compiled_payload(module, key, chosen, _linear_facts), f"attnc_{key[:24]}"
+        payload = _compiled_payload(module, key, chosen, _linear_facts, LinearInfo)
+        module_name = f"attnc_{key[:24]}"
         info = LinearInfo(key=key, module_name=module_name, target=target, **payload["facts"])
         compiled = CompiledLinear(info, payload["stages"], _load(module_name, payload["stages"]))
         _MEMORY[key] = compiled
