@@ -183,6 +183,8 @@ def _check(
     if k.shape != q.shape:
         raise ValueError(f"k must have q's shape {_shape(q)}, but got {_shape(k)}")
     batch, heads_qk, length, dim_k = q.shape
+    if dim_k == 0:
+        raise ValueError(f"q and k must have a head dim of at least 1, but got shape {_shape(q)}")
     if v.shape[0] != batch or v.shape[2] != length:
         raise ValueError(f"v must be [{batch}, H, {length}, V] like q, but got {_shape(v)}")
     heads = v.shape[1]

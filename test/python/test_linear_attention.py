@@ -125,6 +125,8 @@ def test_linear_bad_inputs_raise():
         la(q, k, v, g=g[:, :, :10])
     with pytest.raises(ValueError, match="scale must be finite"):
         la(q, k, v, g=g, scale=float("nan"))
+    with pytest.raises(ValueError, match="head dim of at least 1"):
+        la(q[..., :0], k[..., :0], v, g=g)
     with pytest.raises(TypeError, match="k must be a torch.Tensor"):
         la(q, k.numpy(), v, g=g)
     with pytest.raises(ValueError, match="needs g"):
