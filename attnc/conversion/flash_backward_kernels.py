@@ -154,6 +154,7 @@ class _Tiles:
         if _has_body(self.grad.score_mod):
             kb.comment("score_mod, recomputed" if self.softmax else "score_mod and normalizer, recomputed")
         (modified,) = lower_region(kb, self.grad.score_mod, [score, self.b, h, q_idx, kv_idx, *captures], "score_mod")
+        modified = kb.to_dims(modified, kb.dims_of(score))  # a mod that ignores an index yields fewer dims
         if self.softmax:
             kb.comment("probabilities from the saved logsumexp, in base 2: one multiply-add per score")
             p = kb.unary(math.Exp2Op, kb.sub(kb.mul(modified, kb.f32(LOG2E)), row), "p")
@@ -179,6 +180,7 @@ class _Tiles:
         ds, *sites = lower_region(
             kb, self.grad.score_mod_grad, [score, self.b, h, q_idx, kv_idx, *captures, ds_mod], "score_mod_grad"
         )
+        ds = kb.to_dims(ds, kb.dims_of(score))
         if keep is not None:
             ds = kb.where(keep, ds, kb.f32(0.0), "ds")
         if add_capture_grads:

@@ -228,6 +228,8 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
             kb.comment("score_mod")
             unmodified = score
             (score,) = lower_region(kb, flash.score_mod, [score, b, h, q_idx, kv_idx, *captures], "score_mod")
+            # A score_mod that ignores the score or an index (`h * 0.5`) yields fewer dims: a whole tile again.
+            score = kb.to_dims(score, kb.dims_of(unmodified))
             if score is not unmodified:
                 score.name_hint = "modified"
             keep = None

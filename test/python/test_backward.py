@@ -153,3 +153,33 @@ def test_backward_rows_set_to_minus_inf_by_score_mod_have_no_nan():
         return attnc.where(q_idx >= 5, score, float("-inf"))
 
     check_grads(late, None, (1, 2, 2, 40, 40, 16, 16))
+
+
+@pytest.mark.parametrize("normalizer", ["softmax", "sigmoid"])
+@pytest.mark.parametrize(
+    "score_mod",
+    [
+        lambda score, b, h, q_idx, kv_idx: 0.0,
+        lambda score, b, h, q_idx, kv_idx: h * 0.5,
+        lambda score, b, h, q_idx, kv_idx: q_idx * 0.1,
+        lambda score, b, h, q_idx, kv_idx: kv_idx * 0.1 - score,
+    ],
+    ids=["constant", "head-only", "query-only", "key-and-score"],
+)
+def test_score_mod_ignoring_some_arguments_compiles_and_differentiates(score_mod, normalizer):
+    """A score_mod that ignores the score or some indices yields fewer dims than a tile; the kernels
+    broadcast it back: forward and gradients match float64 autograd."""
+    torch.manual_seed(41)
+    q, k, v = (torch.randn(1, 2, 40, 16, dtype=torch.float64) for _ in range(3))
+    qf, kf, vf = (t.float().requires_grad_() for t in (q, k, v))
+    out = attnc.attention(score_mod=score_mod, normalizer=normalizer)(qf, kf, vf)
+    qd, kd, vd = (t.clone().requires_grad_() for t in (q, k, v))
+    ref = attnc.attention_reference(qd, kd, vd, score_mod=score_mod, normalizer=normalizer)[0]
+    weight = torch.randn_like(ref)
+    (out * weight.float()).sum().backward()
+    (ref * weight).sum().backward()
+    assert rel(out, ref) < 1e-5
+    for got, want, like in ((qf.grad, qd.grad, q), (kf.grad, kd.grad, k), (vf.grad, vd.grad, v)):
+        assert got is not None
+        want = torch.zeros_like(like) if want is None else want  # the mod ignores the score: no path to q, k
+        assert (got.double() - want).norm() <= 1e-4 * want.norm() + 1e-6
