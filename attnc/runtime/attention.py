@@ -20,6 +20,7 @@ import torch
 from xdsl.dialects.builtin import ModuleOp
 
 from attnc import pipeline
+from attnc.runtime.capture_bounds import check_capture_reads
 from attnc.runtime.compiler import CompiledVariant, compile_attention
 from attnc.runtime.forward import PreparedLaunch, tuned_config
 from attnc.runtime.launch import LaunchConfig
@@ -196,6 +197,8 @@ class AttentionProgram:
         sig = Signature(DTYPES[dtype], q.shape[1], k.shape[1], q.shape[3], v.shape[3], resolved)
         compiled = self.compile(sig, device_target(q.device), backward, grad_captures)
         info = compiled.info
+        extents = {"b": q.shape[0], "h": q.shape[1], "q_idx": q.shape[2], "kv_idx": k.shape[2]}
+        check_capture_reads(info.capture_reads, self.captures, extents)
         config = LaunchConfig(info.block_m, info.block_n, info.num_warps, info.num_stages)
         run_q, run_k, run_v = (t.float() for t in (q, k, v)) if upcast else (q, k, v)
         captures = interpretable(self.captures)

@@ -23,6 +23,7 @@ from attnc import pipeline
 from attnc.dialect import attn
 from attnc.dialect.attn_grad import FlashGradOp
 from attnc.dialect.attn_recurrent import int_attr
+from attnc.dialect.capture_reads import capture_reads
 from attnc.dialect.tile import FuncOp as TileFuncOp
 from attnc.dialect.tile import PtrType
 from attnc.lowering.triton import emit_triton
@@ -65,6 +66,7 @@ class KernelInfo:
     target: str
     signatures: dict[str, dict[str, str]]  # kernel → runtime parameter → Triton type ("*bf16", "i32")
     constexprs: dict[str, dict[str, int]]  # kernel → constexpr parameter → default
+    capture_reads: list[dict[str, Any]]  # where the regions index captured tensors (dialect/capture_reads.py)
 
 
 @dataclass
@@ -248,6 +250,7 @@ def _attention_facts(module: ModuleOp) -> dict[str, Any]:
         "num_captures": len(flash.captures),
         "num_stats": len(flash.stats),
         "scale": flash.scale.value.data,
+        "capture_reads": capture_reads(flash),
     }
 
 
