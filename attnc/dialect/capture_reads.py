@@ -15,7 +15,7 @@ from typing import Any
 from xdsl.dialects import arith
 from xdsl.dialects import tensor as tensor_dialect
 from xdsl.dialects.builtin import IntegerAttr
-from xdsl.ir import Block, BlockArgument, Region, SSAValue
+from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 
 from attnc.dialect.attn import FlashOp
 
@@ -71,6 +71,8 @@ def _expr(value: SSAValue, block: Block, index_args: dict[int, str]) -> Expr:
             return {"arg": index_args[value.index]}
         return {"unknown": "a block argument"}
     op = value.owner
+    if not isinstance(op, Operation):
+        return {"unknown": "a block"}
     if isinstance(op, arith.ConstantOp) and isinstance(op.value, IntegerAttr):
         return {"const": op.value.value.data}
     if isinstance(op, _CASTS):
@@ -86,7 +88,7 @@ def _expr(value: SSAValue, block: Block, index_args: dict[int, str]) -> Expr:
             "op": "select",
             "args": [_expr(op.operands[1], block, index_args), _expr(op.operands[2], block, index_args)],
         }
-    return {"unknown": getattr(op, "name", "?")}
+    return {"unknown": op.name}
 
 
 def _python_mod(op: object) -> tuple[SSAValue, SSAValue] | None:
