@@ -9,10 +9,12 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, NoReturn
 
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.utils.exceptions import DiagnosticException
+from xdsl.parser import Parser
+from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
+from xdsl.utils.lexer import Input, Span
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from attnc.passes import PASSES
@@ -66,6 +68,35 @@ class AttnOptMain(xDSLOptMain):
         self.ctx.register_dialect("attn", _attn_dialect)
         self.ctx.register_dialect("tile", _tile_dialect)
 
+    def register_all_frontends(self) -> None:
+        super().register_all_frontends()
+        self.available_frontends["mlir"] = self.parse_mlir
+
+    def get_input_stream(self) -> tuple[IO[bytes], str]:
+        """The input file, read as MLIR whatever its extension (as mlir-opt does)."""
+        try:
+            stream, _ = super().get_input_stream()
+        except OSError as e:
+            raise InputError(f"{self.get_input_name()}: cannot read: {e.strerror}") from e
+        return stream, "mlir"
+
+    def parse_mlir(self, stream: IO[bytes]) -> ModuleOp:
+        """xDSL's MLIR frontend, with its Python errors on bad input turned into ParseErrors."""
+        source = stream.read()
+        name = self.get_input_name()
+        try:
+            text = source.decode()
+        except UnicodeDecodeError as e:
+            span = Span(e.start, e.end, Input(source, name))
+            raise ParseError(span, f"invalid UTF-8 byte 0x{source[e.start]:02x}") from e
+        parser = Parser(self.ctx, text, name)
+        try:
+            return parser.parse_module(not self.args.no_implicit_module)
+        except OverflowError:  # xDSL packs a literal into its type without a range check
+            parser.raise_error("literal does not fit its type")
+        except RecursionError:
+            parser.raise_error("nesting too deep")
+
     def register_all_passes(self) -> None:
         super().register_all_passes()
         for flag, factory in PASSES.items():
@@ -82,17 +113,35 @@ class AttnOptMain(xDSLOptMain):
         arg_parser.format_help = lambda: plain_help() + "\n" + pass_help() + "\n"
 
 
+class InputError(Exception):
+    """The input file cannot be read."""
+
+
 def main(args: Sequence[str] | None = None) -> None:
+    """Run attn-opt; every failure ends in one `attn-opt: error:` line and exit status 1."""
     try:
         driver = AttnOptMain(description="attnc modular optimizer driver", args=args)
-    except ValueError as e:  # unknown pass names and bad pass options
-        print(f"attn-opt: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    except (ValueError, ArgSpecParseError) as e:  # unknown or malformed pass specs
+        _fail(str(e))
     try:
         driver.run()
-    except DiagnosticException as e:  # a pass that cannot handle its input, or IR that does not verify
-        print(f"attn-opt: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    except (ParseError, InputError, DiagnosticException) as e:
+        # Bad input, IR that does not verify, a pass or the target refusing its input.
+        _fail(str(e))
+    except NotImplementedError as e:  # a known gap, named by the op
+        _fail(f"not implemented: {e}")
+    except OSError as e:  # the output file
+        _fail(f"{e.filename}: {e.strerror}")
+    except RecursionError:
+        _fail("IR nested too deeply")
+    except Exception as e:  # a bug in attnc: still one line, and a distinct status
+        print(f"attn-opt: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"attn-opt: error: {message}", file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == "__main__":
