@@ -13,8 +13,17 @@ from collections.abc import Sequence
 from typing import IO, NoReturn
 
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation, Region, SSAValue
+from xdsl.irdl.dominance import DominanceInfo
 from xdsl.parser import Parser
-from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError
+from xdsl.passes import ModulePass
+from xdsl.traits import IsolatedFromAbove
+from xdsl.utils.exceptions import (
+    ArgSpecParseError,
+    DiagnosticException,
+    ParseError,
+    VerifyException,
+)
 from xdsl.utils.lexer import Input, Span
 from xdsl.utils.mlir_lexer import MLIRLexer
 from xdsl.xdsl_opt_main import xDSLOptMain
@@ -26,6 +35,33 @@ from attnc.passes import PASSES
 MLIRLexer._unescaped_characters_regex = re.compile(  # pyright: ignore[reportPrivateUsage]
     r'"(?:[^"\\\n\v\f]++|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*+"'
 )
+
+
+def verify_dominance(op: Operation) -> None:
+    """Check that every operand's definition dominates its use; xDSL 0.74 does not.
+
+    A value is visible after its op in its block, in the blocks that block dominates,
+    and in the regions nested in later ops, up to an op isolated from above.
+    """
+    for region in op.regions:
+        _verify_region(region, set[SSAValue]())
+
+
+def _verify_region(region: Region, outer: set[SSAValue]) -> None:
+    dominance = DominanceInfo(region) if len(region.blocks) > 1 else None
+    for block in region.blocks:
+        visible = outer | set(block.args)
+        for other in region.blocks:
+            if dominance is not None and dominance.strictly_dominates(other, block):
+                visible |= {*other.args, *(r for o in other.ops for r in o.results)}
+        for op in block.ops:
+            for i, operand in enumerate(op.operands):
+                if operand not in visible:
+                    raise VerifyException(f"'{op.name}' op operand #{i} does not dominate this use")
+            inner = set[SSAValue]() if op.has_trait(IsolatedFromAbove) else visible
+            for nested in op.regions:
+                _verify_region(nested, inner)
+            visible.update(op.results)
 
 
 def _print_triton(module: ModuleOp, output: IO[str]) -> None:
@@ -104,6 +140,19 @@ class AttnOptMain(xDSLOptMain):
             parser.raise_error("literal does not fit its type")
         except RecursionError:
             parser.raise_error("nesting too deep")
+
+    def setup_pipeline(self) -> None:
+        """xDSL's pipeline, with dominance verified wherever xDSL verifies the module."""
+        super().setup_pipeline()
+        verify = self.pipeline.callback
+
+        def callback(previous: ModulePass | None, module: ModuleOp, next_pass: ModulePass | None) -> None:
+            if verify is not None:
+                verify(previous, module, next_pass)
+            if not self.args.disable_verify:
+                verify_dominance(module)
+
+        self.pipeline = dataclasses.replace(self.pipeline, callback=callback)
 
     def register_all_passes(self) -> None:
         super().register_all_passes()

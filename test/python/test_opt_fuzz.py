@@ -152,3 +152,31 @@ def test_opt_unterminated_string_fails_at_once(tmp_path: Path) -> None:
     """An unterminated string before more text is a parse error, not an exponential regex match."""
     text = '%a = "test.op"() {s = "' + "abc " * 10 + '} : () -> ()\n"'
     assert "closing string literal" in _error(tmp_path, text)
+
+
+def test_opt_use_before_definition(tmp_path: Path) -> None:
+    """A value used before its definition fails verification, before any lowering reads it."""
+    text = """\
+tile.func @k(%x: !tile.ptr<f32>) constexprs {BLOCK = 64} {
+  %offs = arith.addi %lane, %lane : tensor<64xi32>
+  %lane = tile.arange ["BLOCK"] : tensor<64xi32>
+  tile.return
+}
+"""
+    err = _error(tmp_path, text, ("-t", "triton"))
+    assert err == "'arith.addi' op operand #0 does not dominate this use\n", err
+
+
+def test_opt_use_from_another_region(tmp_path: Path) -> None:
+    """A loop body that reads a value defined after the loop fails verification."""
+    text = """\
+func.func @f(%n: index) {
+  %c0 = arith.constant 0 : index
+  scf.for %i = %c0 to %n step %c0 {
+    %inner = arith.addi %i, %late : index
+  }
+  %late = arith.constant 1 : index
+  func.return
+}
+"""
+    assert "'arith.addi' op operand #1 does not dominate this use" in _error(tmp_path, text)
