@@ -31,9 +31,10 @@ from xdsl.xdsl_opt_main import xDSLOptMain
 from attnc.passes import PASSES
 
 # xDSL 0.74 matches string literals with `(x+|y)*"`, which backtracks exponentially on
-# an unterminated string; the same pattern with possessive loops fails at once.
+# an unterminated string; one character (or escape) per step matches the same strings
+# and fails in linear time.
 MLIRLexer._unescaped_characters_regex = re.compile(  # pyright: ignore[reportPrivateUsage]
-    r'"(?:[^"\\\n\v\f]++|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*+"'
+    r'"(?:[^"\\\n\v\f]|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*"'
 )
 
 
