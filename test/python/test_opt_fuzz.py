@@ -180,3 +180,19 @@ func.func @f(%n: index) {
 }
 """
     assert "'arith.addi' op operand #1 does not dominate this use" in _error(tmp_path, text)
+
+
+def test_opt_unlowered_ir_to_triton(tmp_path: Path) -> None:
+    """-t triton on IR that convert-attn-to-tile has not lowered names the pass to run."""
+    text = "func.func @f() {\n  func.return\n}\n"
+    err = _error(tmp_path, text, ("-t", "triton"))
+    assert err.startswith("'func.func' op is not tile IR") and "run convert-attn-to-tile first" in err, err
+
+
+def test_opt_unsigned_compare_is_refused() -> None:
+    """attn-block-mask.mlir's @unsigned mask through the full pipeline: refused, naming arith.cmpi."""
+    status, _, err = run_opt(
+        [str(LIT / "passes" / "attn-block-mask.mlir"), "--split-input-file", "-p", FULL, "-t", "triton"]
+    )
+    assert status == 1, err
+    assert "cannot lower 'arith.cmpi' with unsigned predicate uge" in err, err
