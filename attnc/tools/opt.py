@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, NoReturn
 
+from xdsl.dialects import scf
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, Region, SSAValue
 from xdsl.irdl.dominance import DominanceInfo
@@ -63,6 +64,23 @@ def _verify_region(region: Region, outer: set[SSAValue]) -> None:
             for nested in op.regions:
                 _verify_region(nested, inner)
             visible.update(op.results)
+
+
+def verify_if_yields(op: Operation) -> None:
+    """Check that each `scf.if` region yields its results' types; xDSL 0.74 does not."""
+    for nested in op.walk():
+        if not isinstance(nested, scf.IfOp):
+            continue
+        expected = [r.type for r in nested.results]
+        for region in nested.regions:
+            if not region.blocks or region.block.last_op is None:
+                continue
+            got = [v.type for v in region.block.last_op.operands]
+            if got != expected:
+                raise VerifyException(
+                    f"'scf.if' op expected its regions to yield ({', '.join(map(str, expected))}), "
+                    f"but got ({', '.join(map(str, got))})"
+                )
 
 
 def _print_triton(module: ModuleOp, output: IO[str]) -> None:
@@ -143,7 +161,7 @@ class AttnOptMain(xDSLOptMain):
             parser.raise_error("nesting too deep")
 
     def setup_pipeline(self) -> None:
-        """xDSL's pipeline, with dominance verified wherever xDSL verifies the module."""
+        """xDSL's pipeline, verifying dominance and scf.if's yields wherever xDSL verifies the module."""
         super().setup_pipeline()
         verify = self.pipeline.callback
 
@@ -152,6 +170,7 @@ class AttnOptMain(xDSLOptMain):
                 verify(previous, module, next_pass)
             if not self.args.disable_verify:
                 verify_dominance(module)
+                verify_if_yields(module)
 
         self.pipeline = dataclasses.replace(self.pipeline, callback=callback)
 

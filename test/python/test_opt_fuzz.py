@@ -196,3 +196,21 @@ def test_opt_unsigned_compare_is_refused() -> None:
     )
     assert status == 1, err
     assert "cannot lower 'arith.cmpi' with unsigned predicate uge" in err, err
+
+
+def test_opt_if_without_yield(tmp_path: Path) -> None:
+    """An scf.if branch that yields nothing for its result fails verification, not the emitter."""
+    text = """\
+tile.func @k(%x: f32) {
+  %ten = arith.constant 10.0 : f32
+  %big = arith.cmpf ogt, %x, %ten : f32
+  %r = scf.if %big -> (f32) {
+    %neg = arith.negf %x : f32
+  } else {
+    scf.yield %x : f32
+  }
+  tile.return
+}
+"""
+    err = _error(tmp_path, text, ("-t", "triton"))
+    assert err == "'scf.if' op expected its regions to yield (f32), but got ()\n", err
