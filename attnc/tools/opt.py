@@ -17,6 +17,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, Region, SSAValue
 from xdsl.irdl.dominance import DominanceInfo
 from xdsl.parser import Parser
+from xdsl.parser.core import ForwardDeclaredValue
 from xdsl.passes import ModulePass
 from xdsl.traits import IsolatedFromAbove
 from xdsl.utils.exceptions import (
@@ -154,11 +155,17 @@ class AttnOptMain(xDSLOptMain):
             raise ParseError(span, f"invalid UTF-8 byte 0x{source[e.start]:02x}") from e
         parser = Parser(self.ctx, text, name)
         try:
-            return parser.parse_module(not self.args.no_implicit_module)
+            module = parser.parse_module(not self.args.no_implicit_module)
         except OverflowError:  # xDSL packs a literal into its type without a range check
             parser.raise_error("literal does not fit its type")
         except RecursionError:
             parser.raise_error("nesting too deep")
+        # xDSL leaves a forward reference to a value of an inner region unresolved.
+        for op in module.walk():
+            for i, operand in enumerate(op.operands):
+                if isinstance(operand, ForwardDeclaredValue):
+                    raise VerifyException(f"'{op.name}' op operand #{i} is used but never defined")
+        return module
 
     def setup_pipeline(self) -> None:
         """xDSL's pipeline, verifying dominance and scf.if's yields wherever xDSL verifies the module."""

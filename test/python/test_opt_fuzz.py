@@ -214,3 +214,11 @@ tile.func @k(%x: f32) {
 """
     err = _error(tmp_path, text, ("-t", "triton"))
     assert err == "'scf.if' op expected its regions to yield (f32), but got ()\n", err
+
+
+def test_opt_forward_reference_into_a_region(tmp_path: Path) -> None:
+    """A forward reference to a value of an inner region, which xDSL leaves unresolved: a diagnostic."""
+    lines = (LIT / "lowering" / "control-flow.mlir").read_text().splitlines()
+    assert lines[47].strip().startswith("%c1 =") and lines[52].strip().startswith("%next =")
+    lines[47], lines[52] = lines[52], lines[47]
+    assert "op operand #2 is used but never defined" in _error(tmp_path, "\n".join(lines), ("--split-input-file",))
