@@ -16,7 +16,7 @@ from xdsl.ir import Operation, Region, SSAValue
 from xdsl.utils.exceptions import PassFailedException
 
 from attnc.conversion.kernel_builder import Capture, KernelBuilder, Value
-from attnc.dialect import attn
+from attnc.dialect import attn, tile
 
 BINARY = (
     arith.AddfOp,
@@ -69,7 +69,13 @@ def _lower_op(kb: KernelBuilder, op: Operation, get) -> Value | None:
     if isinstance(op, UNARY):
         return kb.unary(type(op), get(op.operands[0]))
     if isinstance(op, arith.CmpiOp):
-        return kb.cmp(arith.CMPI_COMPARISON_OPERATIONS[op.predicate.value.data], get(op.lhs), get(op.rhs))
+        predicate = arith.CMPI_COMPARISON_OPERATIONS[op.predicate.value.data]
+        if predicate not in tile.CmpIOp.PREDICATES:
+            raise PassFailedException(
+                f"convert-attn-to-tile cannot lower 'arith.cmpi' with unsigned predicate {predicate}: "
+                "Triton compares integers as signed"
+            )
+        return kb.cmp(predicate, get(op.lhs), get(op.rhs))
     if isinstance(op, arith.CmpfOp):
         return kb.cmpf(arith.CMPF_COMPARISON_OPERATIONS[op.predicate.value.data], get(op.lhs), get(op.rhs))
     if isinstance(op, arith.SelectOp):

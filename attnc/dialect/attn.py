@@ -104,6 +104,10 @@ def _verify_normalizer(
 ) -> int:
     """Checks update/finalize signatures and row/element kinds; returns the number of row statistics."""
     n = len(state)
+    for name in state:
+        # The names become SSA name hints and Triton variables.
+        if not (name.isascii() and name.isidentifier()):
+            raise VerifyException(f"'{op.name}' op expected state names to be identifiers, but got \"{name}\"")
     if len(inits.data) != n:
         raise VerifyException(f"'{op.name}' op expected {n} initial state values, but got {len(inits.data)}")
     ub = check_block_args(op, update, "update", normalizer_arg_types(n, captures))

@@ -104,7 +104,9 @@ class _CmpOp(IRDLOperation):
 
 @irdl_op_definition
 class CmpIOp(_CmpOp):
-    """`a < b` and friends on integer tiles; predicates as in `arith.cmpi`.
+    """`a < b` and friends on integer tiles: `arith.cmpi`'s signed predicates and equality.
+
+    Triton compares integers by their dtype, and every tile integer is signed.
 
     ```mlir
     %in_bounds = tile.cmpi slt, %offs, %n_v : tensor<128xi32>
@@ -112,7 +114,7 @@ class CmpIOp(_CmpOp):
     """
 
     name = "tile.cmpi"
-    PREDICATES: ClassVar[Sequence[str]] = arith.CMPI_COMPARISON_OPERATIONS
+    PREDICATES: ClassVar[Sequence[str]] = ("eq", "ne", "slt", "sle", "sgt", "sge")
     KIND: ClassVar[str] = "integer"
 
     def _verify_element(self, element: Attribute) -> bool:

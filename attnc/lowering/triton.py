@@ -31,6 +31,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Block, BlockArgument, Operation, OpResult, SSAValue
 from xdsl.traits import IsTerminator
 from xdsl.utils.disjoint_set import DisjointSet
+from xdsl.utils.exceptions import DiagnosticException
 
 from attnc.dialect import tile
 from attnc.lowering.rules import RULES, dtype
@@ -187,11 +188,17 @@ def _transparent(op: Operation) -> bool:
 
 
 def emit_triton(module: ModuleOp) -> str:
-    """The Triton source of every `tile.func` in `module`, after one import header."""
+    """The Triton source of every `tile.func` in `module`, after one import header.
+
+    A module holding anything else has not been lowered; that is a diagnostic.
+    """
     kernels: list[str] = []
     for op in module.ops:
         if not isinstance(op, tile.FuncOp):
-            raise NotImplementedError(f"no Triton rule for '{op.name}'")
+            raise DiagnosticException(
+                f"'{op.name}' op is not tile IR: the triton target prints tile.func kernels; "
+                "run convert-attn-to-tile first"
+            )
         kernels.append(KernelPrinter(op).emit())
     return HEADER + "".join("\n\n" + kernel for kernel in kernels)
 

@@ -7,15 +7,81 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, NoReturn
 
+from xdsl.dialects import scf
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.utils.exceptions import DiagnosticException
+from xdsl.ir import Operation, Region, SSAValue
+from xdsl.irdl.dominance import DominanceInfo
+from xdsl.parser import Parser
+from xdsl.parser.core import ForwardDeclaredValue
+from xdsl.passes import ModulePass
+from xdsl.traits import IsolatedFromAbove
+from xdsl.utils.exceptions import (
+    ArgSpecParseError,
+    DiagnosticException,
+    ParseError,
+    VerifyException,
+)
+from xdsl.utils.lexer import Input, Span
+from xdsl.utils.mlir_lexer import MLIRLexer
 from xdsl.xdsl_opt_main import xDSLOptMain
 
 from attnc.passes import PASSES
+
+# xDSL 0.74 matches string literals with `(x+|y)*"`, which backtracks exponentially on
+# an unterminated string; one character (or escape) per step matches the same strings
+# and fails in linear time.
+MLIRLexer._unescaped_characters_regex = re.compile(  # pyright: ignore[reportPrivateUsage]
+    r'"(?:[^"\\\n\v\f]|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*"'
+)
+
+
+def verify_dominance(op: Operation) -> None:
+    """Check that every operand's definition dominates its use; xDSL 0.74 does not.
+
+    A value is visible after its op in its block, in the blocks that block dominates,
+    and in the regions nested in later ops, up to an op isolated from above.
+    """
+    for region in op.regions:
+        _verify_region(region, set[SSAValue]())
+
+
+def _verify_region(region: Region, outer: set[SSAValue]) -> None:
+    dominance = DominanceInfo(region) if len(region.blocks) > 1 else None
+    for block in region.blocks:
+        visible = outer | set(block.args)
+        for other in region.blocks:
+            if dominance is not None and dominance.strictly_dominates(other, block):
+                visible |= {*other.args, *(r for o in other.ops for r in o.results)}
+        for op in block.ops:
+            for i, operand in enumerate(op.operands):
+                if operand not in visible:
+                    raise VerifyException(f"'{op.name}' op operand #{i} does not dominate this use")
+            inner = set[SSAValue]() if op.has_trait(IsolatedFromAbove) else visible
+            for nested in op.regions:
+                _verify_region(nested, inner)
+            visible.update(op.results)
+
+
+def verify_if_yields(op: Operation) -> None:
+    """Check that each `scf.if` region yields its results' types; xDSL 0.74 does not."""
+    for nested in op.walk():
+        if not isinstance(nested, scf.IfOp):
+            continue
+        expected = [r.type for r in nested.results]
+        for region in nested.regions:
+            if not region.blocks or region.block.last_op is None:
+                continue
+            got = [v.type for v in region.block.last_op.operands]
+            if got != expected:
+                raise VerifyException(
+                    f"'scf.if' op expected its regions to yield ({', '.join(map(str, expected))}), "
+                    f"but got ({', '.join(map(str, got))})"
+                )
 
 
 def _print_triton(module: ModuleOp, output: IO[str]) -> None:
@@ -66,6 +132,55 @@ class AttnOptMain(xDSLOptMain):
         self.ctx.register_dialect("attn", _attn_dialect)
         self.ctx.register_dialect("tile", _tile_dialect)
 
+    def register_all_frontends(self) -> None:
+        super().register_all_frontends()
+        self.available_frontends["mlir"] = self.parse_mlir
+
+    def get_input_stream(self) -> tuple[IO[bytes], str]:
+        """The input file, read as MLIR whatever its extension (as mlir-opt does)."""
+        try:
+            stream, _ = super().get_input_stream()
+        except OSError as e:
+            raise InputError(f"{self.get_input_name()}: cannot read: {e.strerror}") from e
+        return stream, "mlir"
+
+    def parse_mlir(self, stream: IO[bytes]) -> ModuleOp:
+        """xDSL's MLIR frontend, with its Python errors on bad input turned into ParseErrors."""
+        source = stream.read()
+        name = self.get_input_name()
+        try:
+            text = source.decode()
+        except UnicodeDecodeError as e:
+            span = Span(e.start, e.end, Input(source, name))
+            raise ParseError(span, f"invalid UTF-8 byte 0x{source[e.start]:02x}") from e
+        parser = Parser(self.ctx, text, name)
+        try:
+            module = parser.parse_module(not self.args.no_implicit_module)
+        except OverflowError:  # xDSL packs a literal into its type without a range check
+            parser.raise_error("literal does not fit its type")
+        except RecursionError:
+            parser.raise_error("nesting too deep")
+        # xDSL leaves a forward reference to a value of an inner region unresolved.
+        for op in module.walk():
+            for i, operand in enumerate(op.operands):
+                if isinstance(operand, ForwardDeclaredValue):
+                    raise VerifyException(f"'{op.name}' op operand #{i} is used but never defined")
+        return module
+
+    def setup_pipeline(self) -> None:
+        """xDSL's pipeline, verifying dominance and scf.if's yields wherever xDSL verifies the module."""
+        super().setup_pipeline()
+        verify = self.pipeline.callback
+
+        def callback(previous: ModulePass | None, module: ModuleOp, next_pass: ModulePass | None) -> None:
+            if verify is not None:
+                verify(previous, module, next_pass)
+            if not self.args.disable_verify:
+                verify_dominance(module)
+                verify_if_yields(module)
+
+        self.pipeline = dataclasses.replace(self.pipeline, callback=callback)
+
     def register_all_passes(self) -> None:
         super().register_all_passes()
         for flag, factory in PASSES.items():
@@ -82,17 +197,35 @@ class AttnOptMain(xDSLOptMain):
         arg_parser.format_help = lambda: plain_help() + "\n" + pass_help() + "\n"
 
 
+class InputError(Exception):
+    """The input file cannot be read."""
+
+
 def main(args: Sequence[str] | None = None) -> None:
+    """Run attn-opt; every failure ends in one `attn-opt: error:` line and exit status 1."""
     try:
         driver = AttnOptMain(description="attnc modular optimizer driver", args=args)
-    except ValueError as e:  # unknown pass names and bad pass options
-        print(f"attn-opt: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    except (ValueError, ArgSpecParseError) as e:  # unknown or malformed pass specs
+        _fail(str(e))
     try:
         driver.run()
-    except DiagnosticException as e:  # a pass that cannot handle its input, or IR that does not verify
-        print(f"attn-opt: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    except (ParseError, InputError, DiagnosticException) as e:
+        # Bad input, IR that does not verify, a pass or the target refusing its input.
+        _fail(str(e))
+    except NotImplementedError as e:  # a known gap, named by the op
+        _fail(f"not implemented: {e}")
+    except OSError as e:  # the output file
+        _fail(f"{e.filename}: {e.strerror}")
+    except RecursionError:
+        _fail("IR nested too deeply")
+    except Exception as e:  # a bug in attnc: still one line, and a distinct status
+        print(f"attn-opt: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"attn-opt: error: {message}", file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -213,6 +213,27 @@ func.func @rowscale_init_count(%s: tensor<1x4x16x16xf32>) {
 
 // -----
 
+// State names become Python variables in the kernel.
+
+func.func @rowscale_state_name(%s: tensor<1x4x16x16xf32>) {
+  %p, %stat = attn.online_rowscale %s update {
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %p = math.exp %score : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %p, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
+  } {normalizer = "sum", state = ["%l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<1x4x16x16xf32> -> (tensor<1x4x16x16xf32>, tensor<1x4x16xf32>)
+  func.return
+}
+// CHECK: {{^}}'attn.online_rowscale' op expected state names to be identifiers, but got "%l"
+
+// -----
+
 // update without the (b, h) indices: the signature before they were added.
 func.func @rowscale_update_arguments(%s: tensor<1x4x16x16xf32>) {
   %p, %stat = attn.online_rowscale %s update {

@@ -137,7 +137,17 @@ tile.func @k(%a: i32) {
   %c = tile.cmpi lt, %a, %a : i32
   tile.return
 }
-// CHECK: 'tile.cmpi' op expected a predicate of eq, ne, slt, sle, sgt, sge, ult, ule, ugt, uge, but got lt
+// CHECK: 'tile.cmpi' op expected a predicate of eq, ne, slt, sle, sgt, sge, but got lt
+
+// -----
+
+// Triton compares integers signed: no unsigned predicate.
+
+tile.func @k(%a: i32) {
+  %c = tile.cmpi ult, %a, %a : i32
+  tile.return
+}
+// CHECK: 'tile.cmpi' op expected a predicate of eq, ne, slt, sle, sgt, sge, but got ult
 
 // -----
 
