@@ -202,15 +202,29 @@ def compile_attention(
     `grad_captures` names the captured tensors that get gradients (None: all).
     """
     chosen = pipeline.softmax_backward(target, grad_captures, tile) if backward else pipeline.softmax(target, tile)
+    compiled = _compile(module, target, chosen, _attention_facts, KernelInfo, CompiledVariant)
+    assert isinstance(compiled, CompiledVariant)
+    return compiled
+
+
+def _compile(
+    module: ModuleOp,
+    target: str,
+    chosen: pipeline.Pipeline,
+    read_facts: Callable[[ModuleOp], dict[str, Any]],
+    info_type: type[KernelInfo | LinearInfo],
+    compiled_type: type[CompiledVariant | CompiledLinear],
+) -> CompiledVariant | CompiledLinear:
+    """From memory, the disk cache or the pipeline; one compile at a time per process."""
     with _COMPILE_LOCK:
         key = _cache_key(module, target, chosen)
         hit = _MEMORY.get(key)
-        if isinstance(hit, CompiledVariant):
+        if isinstance(hit, compiled_type):
             return hit
-        payload = _compiled_payload(module, key, chosen, _attention_facts, KernelInfo)
+        payload = _compiled_payload(module, key, chosen, read_facts, info_type)
         module_name = f"attnc_{key[:24]}"
-        info = KernelInfo(key=key, module_name=module_name, target=target, **payload["facts"])
-        compiled = CompiledVariant(info, payload["stages"], _load(module_name, payload["stages"]))
+        info = info_type(key=key, module_name=module_name, target=target, **payload["facts"])
+        compiled = compiled_type(info, payload["stages"], _load(module_name, payload["stages"]))  # type: ignore[arg-type]
         _MEMORY[key] = compiled
         return compiled
 
@@ -257,17 +271,9 @@ def _attention_facts(module: ModuleOp) -> dict[str, Any]:
 def compile_linear(module: ModuleOp, target: str, chunk_size: int, backward: bool) -> CompiledLinear:
     """Compile a logical linear-attention module (one `attn.recurrence`) for `target`."""
     chosen = pipeline.linear_backward(target, chunk_size) if backward else pipeline.linear(target, chunk_size)
-    with _COMPILE_LOCK:
-        key = _cache_key(module, target, chosen)
-        hit = _MEMORY.get(key)
-        if isinstance(hit, CompiledLinear):
-            return hit
-        payload = _compiled_payload(module, key, chosen, _linear_facts, LinearInfo)
-        module_name = f"attnc_{key[:24]}"
-        info = LinearInfo(key=key, module_name=module_name, target=target, **payload["facts"])
-        compiled = CompiledLinear(info, payload["stages"], _load(module_name, payload["stages"]))
-        _MEMORY[key] = compiled
-        return compiled
+    compiled = _compile(module, target, chosen, _linear_facts, LinearInfo, CompiledLinear)
+    assert isinstance(compiled, CompiledLinear)
+    return compiled
 
 
 def _linear_facts(module: ModuleOp) -> dict[str, Any]:
