@@ -113,6 +113,11 @@ class TraceError(Exception):
         return (_restore, (str(self),))
 
 
+class MissingAttributeError(TraceError, AttributeError):
+    """An attribute a traced value lacks: reported like any TraceError, while `hasattr()` probes
+    (which catch AttributeError) still answer False."""
+
+
 def _restore(text: str) -> TraceError:
     error = TraceError.__new__(TraceError)
     Exception.__init__(error, text)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import torch
 from xdsl.ir import Attribute, SSAValue
 
-from attnc.frontend.errors import TraceError
+from attnc.frontend.errors import MissingAttributeError, TraceError
 
 if TYPE_CHECKING:
     from attnc.frontend.trace import Tracer
@@ -166,13 +166,14 @@ class Proxy:
         raise TraceError("a traced value is a scalar; it cannot be indexed")
 
     def __getattr__(self, name: str) -> NoReturn:
-        # Only tensor-method look-alikes get the hint; hasattr() probes stay AttributeErrors.
-        if name.startswith("__") or not hasattr(torch.Tensor, name):
+        if name.startswith("__"):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        raise TraceError(
-            f"a traced value has no attribute `{name}`; use the attnc functions instead "
-            f"of tensor methods (attnc.exp(x), not x.exp())"
+        hint = (
+            "; use the attnc functions instead of tensor methods (attnc.exp(x), not x.exp())"
+            if hasattr(torch.Tensor, name)
+            else ""
         )
+        raise MissingAttributeError(f"a traced value has no attribute `{name}`{hint}")
 
     @classmethod
     def __torch_function__(

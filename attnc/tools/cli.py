@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,6 +241,11 @@ def load_variant(path_text: str, device: torch.device | None = None) -> Variant:
         spec.loader.exec_module(module)
     except SyntaxError as e:
         raise UsageError(f"{e.filename}:{e.lineno}: syntax error: {e.msg}") from e
+    except Exception as e:  # the variant's own code failed; say where, without attnc's frames
+        frames = traceback.extract_tb(e.__traceback__)
+        line = next((f.lineno for f in reversed(frames) if Path(f.filename).resolve() == path.resolve()), None)
+        where = f"{path_text}:{line}" if line is not None else path_text
+        raise UsageError(f"{where}: importing the variant raised {type(e).__name__}: {e}") from e
     if not hasattr(module, "score_mod") and not hasattr(module, "mask_mod"):
         raise UsageError(
             f"{path_text} defines neither score_mod nor mask_mod; define at least one at module level "

@@ -278,6 +278,23 @@ def test_cli_trace_error_points_at_the_user_line(tmp_path: Path, capsys: pytest.
     assert message.startswith(f"{variant}:2:")
 
 
+def test_cli_variant_that_raises_on_import(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A variant file whose own code raises is reported at its line, without attnc's traceback."""
+    variant = tmp_path / "broken.py"
+    variant.write_text("import math\n\nscale = math.sqrt(-1)\nscore_mod = None\n")
+    message = _error(capsys, ["compile", str(variant), "--emit", "attn"])
+    assert message == f"{variant}:3: importing the variant raised ValueError: math domain error"
+
+
+def test_cli_unknown_attribute_of_a_traced_value(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An attribute a traced value lacks is a trace error at the user's line, not an AttributeError."""
+    variant = tmp_path / "attr.py"
+    variant.write_text("def score_mod(score, b, h, q_idx, kv_idx):\n    return score.softcapped\n")
+    message = _error(capsys, ["compile", str(variant), "--emit", "attn"])
+    assert message.startswith(f"{variant}:2:12: a traced value has no attribute `softcapped`")
+    assert not hasattr(attnc.frontend.proxy.Proxy.__new__(attnc.frontend.proxy.Proxy), "softcapped")
+
+
 def test_cli_console_entry_exit_status(tmp_path: Path) -> None:
     """`python -m attnc.tools.cli` exits 0 on success and 2 on a user error, printing no traceback."""
     ok = subprocess.run(
