@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # what __getattr__ below loads, spelled out for type checkers
     from attnc.frontend.normalizer import Normalizer, row_max, row_sum
     from attnc.frontend.normalizers import ReLU, Retention, Sigmoid, Softmax, SoftmaxWithSinks
     from attnc.frontend.ops import abs, exp, exp2, log, log2, maximum, minimum, sigmoid, sqrt, tanh, where
-    from attnc.reference import attention_reference
+    from attnc.reference import attention_reference, sequences_reference
 
 _EXPORTS = {
     "Attention": "attnc.frontend.api",
@@ -41,6 +41,7 @@ _EXPORTS = {
     "tanh": "attnc.frontend.ops",
     "where": "attnc.frontend.ops",
     "attention_reference": "attnc.reference",
+    "sequences_reference": "attnc.reference",
     "Normalizer": "attnc.frontend.normalizer",
     "row_max": "attnc.frontend.normalizer",
     "row_sum": "attnc.frontend.normalizer",
@@ -76,6 +77,7 @@ __all__ = [
     "minimum",
     "row_max",
     "row_sum",
+    "sequences_reference",
     "sigmoid",
     "sqrt",
     "tanh",

@@ -9,6 +9,9 @@ A normalizer other than the string "softmax" runs as the same `Normalizer` objec
 the compiler traces, on whole rows: the state starts at its initial values, one
 `update` sees the whole row of scores as one tile, and `finalize` gives the output
 and the row statistics.
+
+`sequences_reference` does the same for packed, cached and paged sequences, one sequence at
+a time, with its batch index and its queries at its last positions (q_idx = len_k − len_q + i).
 """
 
 from __future__ import annotations
@@ -32,12 +35,15 @@ def attention_reference(
     scale: float | None = None,
     normalizer: str | Normalizer = "softmax",
     dtype: torch.dtype = torch.float64,
+    first_b: int = 0,
+    q_shift: int = 0,
 ) -> tuple[torch.Tensor, ...]:
     """softmax(score_mod(q kᵀ · scale) masked by mask_mod) v, and its row logsumexp.
 
     q [B, Hq, Sq, D], k [B, Hkv, Skv, D], v [B, Hkv, Skv, Dv]; query head h reads kv head
     h // (Hq // Hkv). Returns out [B, Hq, Sq, Dv] and lse [B, Hq, Sq] (natural log), both
-    in `dtype`. A row with no unmasked key gives out 0 and lse -inf, never NaN.
+    in `dtype`. A row with no unmasked key gives out 0 and lse -inf, never NaN. The mods see
+    `b` from `first_b` on and `q_idx` from `q_shift` on (one sequence of a serving layout).
 
     With another `normalizer` (a built-in's name or a Normalizer), returns out and that
     normalizer's row statistics, in the order of its `stats`, each [B, Hq, Sq]:
@@ -67,9 +73,9 @@ def attention_reference(
     shape = scores.shape
 
     device = q.device
-    b = torch.arange(batch, device=device).view(-1, 1, 1, 1)
+    b = torch.arange(first_b, first_b + batch, device=device).view(-1, 1, 1, 1)
     h = torch.arange(q_heads, device=device).view(1, -1, 1, 1)
-    q_idx = torch.arange(q_len, device=device).view(1, 1, -1, 1)
+    q_idx = torch.arange(q_shift, q_shift + q_len, device=device).view(1, 1, -1, 1)
     kv_idx = torch.arange(kv_len, device=device).view(1, 1, 1, -1)
 
     if score_mod is not None:
@@ -125,3 +131,49 @@ def _run_normalizer(
         del norm.b, norm.h
     out = torch.as_tensor(out, **like).broadcast_to(acc.shape)
     return (out, *(torch.as_tensor(stats[name], **like).broadcast_to(row).squeeze(-1) for name in norm.stats))
+
+
+def sequences_reference(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    cu_seqlens_q: torch.Tensor | None = None,
+    cu_seqlens_k: torch.Tensor | None = None,
+    cache_seqlens: torch.Tensor | None = None,
+    block_table: torch.Tensor | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, ...]:
+    """out and the row statistics, shaped like q's storage (out with v's head dim); `kwargs` go to
+    `attention_reference` (score_mod, mask_mod, scale, normalizer, dtype)."""
+    pieces: list[tuple[tuple[Any, ...], tuple[torch.Tensor, ...]]] = []
+    if cu_seqlens_q is not None:
+        assert cu_seqlens_k is not None
+        cq, ck = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
+        for i in range(len(cq) - 1):
+            qs, ks = q[:, :, cq[i] : cq[i + 1]], k[:, :, ck[i] : ck[i + 1]]
+            vs = v[:, :, ck[i] : ck[i + 1]]
+            shift = ks.shape[2] - qs.shape[2]
+            where = (0, slice(None), slice(cq[i], cq[i + 1]))
+            pieces.append((where, attention_reference(qs, ks, vs, first_b=i, q_shift=shift, **kwargs)))
+    else:
+        assert cache_seqlens is not None
+        for i, length in enumerate(cache_seqlens.tolist()):
+            if block_table is None:
+                ks, vs = k[i : i + 1, :, :length], v[i : i + 1, :, :length]
+            else:
+                page = k.shape[2]
+                ids = block_table[i, : -(-length // page)].long()
+                ks = k[ids].transpose(0, 1).reshape(1, k.shape[1], -1, k.shape[3])[:, :, :length]
+                vs = v[ids].transpose(0, 1).reshape(1, v.shape[1], -1, v.shape[3])[:, :, :length]
+            shift = length - q.shape[2]
+            where = (i, slice(None), slice(None))
+            pieces.append((where, attention_reference(q[i : i + 1], ks, vs, first_b=i, q_shift=shift, **kwargs)))
+    dtype = kwargs.get("dtype", torch.float64)
+    out = torch.zeros(*q.shape[:3], v.shape[3], dtype=dtype, device=q.device)
+    stats = [torch.zeros(q.shape[:3], dtype=dtype, device=q.device) for _ in pieces[0][1][1:]] if pieces else []
+    for where, (o, *st) in pieces:
+        out[where] = o[0]
+        for stat, part in zip(stats, st):
+            stat[where] = part[0]
+    return (out, *stats)

@@ -11,12 +11,16 @@ each tile's class to `class_ptr`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from xdsl.dialects.builtin import FloatAttr, TensorType, f32, i32
 from xdsl.ir import Attribute, SSAValue
 
 from attnc.conversion.kernel_builder import KernelBuilder, Value
 from attnc.conversion.region_lowering import lower_region
+from attnc.conversion.sequence_rows import PAGE, SequenceRows, layout_params, locate
 from attnc.dialect import attn, kernel_params
+from attnc.dialect.attn_sequences import page_size
 from attnc.dialect.kernel_params import padded_head_dim
 
 BM, BN = "BLOCK_M", "BLOCK_N"
@@ -117,11 +121,16 @@ def build_block_table_kernel(flash: attn.FlashOp, name: str):
 
 
 def build_forward_kernel(flash: attn.FlashOp, name: str):
-    """The flash forward: full key blocks unmasked, then partial ones masked; finalize; store."""
+    """The flash forward: full key blocks unmasked, then partial ones masked; finalize; store.
+
+    Packed, cached and paged sequences (`layout`) visit each of their key blocks once, masked, and skip
+    those the affine mask's classify region finds empty; they have no block table.
+    """
     tile = flash.tile
     assert tile is not None
-    qt, vt = flash.q.type, flash.v.type
-    assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
+    qt, kt, vt = flash.q.type, flash.k.type, flash.v.type
+    assert isinstance(qt, TensorType) and isinstance(kt, TensorType) and isinstance(vt, TensorType)
+    layout = flash.layout.data if flash.layout is not None else "dense"
     elem = qt.element_type
     head_dim, head_dim_v = qt.get_shape()[3], vt.get_shape()[3]
     cap_types = _captures(flash)
@@ -135,13 +144,15 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
     for t in ("q", "k", "v", "out"):
         params += [(kernel_params.stride(t, d), i32) for d in ("b", "h", "s", "d")]
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
-    params += table_params("num_kv_blocks")
+    params += table_params("num_kv_blocks") if layout == "dense" else layout_params(layout)
     constexprs = {
         BM: tile.block_m.data,
         BN: tile.block_n.data,
         DIM: padded_head_dim(head_dim),
         DIM_V: padded_head_dim(head_dim_v),
     }
+    if layout == "paged":
+        constexprs[PAGE] = page_size(layout, kt)
     kb = KernelBuilder(name, params, constexprs, "approx_tanh" in flash.attributes)
     mask_d = head_dim != padded_head_dim(head_dim)
     mask_dv = head_dim_v != padded_head_dim(head_dim_v)
@@ -153,34 +164,18 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
     b = kb.div(pid_bh, kb.arg("num_heads"), "b")
     h = kb.rem(pid_bh, kb.arg("num_heads"), "h")
     kv_h = kb.div(h, kb.arg("group"), "kv_h")
-    seq_q, seq_kv = kb.arg("seq_q"), kb.arg("seq_kv")
+    rows = locate(kb, layout, pid_bh, b, h, kv_h)
 
-    def base(t: str, head: SSAValue) -> SSAValue:
-        off = kb.add(
-            kb.mul(kb.wide(b), kb.wide(kb.arg(kernel_params.stride(t, "b")))),
-            kb.mul(kb.wide(head), kb.wide(kb.arg(kernel_params.stride(t, "h")))),
-        )
-        return kb.addptr(kb.arg(kernel_params.ptr(t)), off, f"{t}_base")
-
-    q_base, k_base, v_base, out_base = base("q", h), base("k", kv_h), base("v", kv_h), base("out", h)
-    offs_m = kb.add(kb.mul(pid_m, kb.constexpr(BM)), kb.arange(BM), "offs_m")
+    q_lo = kb.mul(pid_m, kb.constexpr(BM), "q_lo")
+    offs_m = kb.add(q_lo, kb.arange(BM), "offs_m")
     offs_n = kb.arange(BN, "offs_n")
     offs_d = kb.arange(DIM, "offs_d")
     offs_dv = kb.arange(DIM_V, "offs_dv")
-    row_ok = kb.col(kb.cmp("slt", offs_m, seq_q), "row_ok")
+    row_ok = kb.col(kb.cmp("slt", offs_m, rows.q_len), "row_ok")
     d_ok = kb.row(kb.cmp("slt", offs_d, kb.i32(head_dim)), "d_ok") if mask_d else None
     dv_ok = kb.row(kb.cmp("slt", offs_dv, kb.i32(head_dim_v)), "dv_ok") if mask_dv else None
 
-    q_ptrs = kb.addptr(
-        q_base,
-        kb.add(
-            kb.mul(kb.col(offs_m), kb.arg(kernel_params.stride("q", "s"))),
-            kb.mul(kb.row(offs_d), kb.arg(kernel_params.stride("q", "d"))),
-        ),
-        "q_ptrs",
-    )
-    q = kb.load(q_ptrs, kb.and_(row_ok, d_ok) if d_ok is not None else row_ok, 0.0, "q")
-    q_idx = kb.col(kb.min(offs_m, kb.sub(seq_q, kb.i32(1))), "q_idx")
+    q, q_idx = _load_queries(kb, rows, offs_m, offs_d, row_ok, d_ok)
     captures = capture_values(kb, cap_types)
 
     state_names = [s.data for s in flash.state.data]
@@ -189,6 +184,112 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
         assert isinstance(value, FloatAttr)
         init[s] = kb.full((BM,), value.value.data, f32, s)
 
+    def attend(carried: dict[str, SSAValue], start_n: SSAValue, masked: bool) -> dict[str, SSAValue]:
+        """One key block from `start_n`: scores, score_mod, [mask], normalizer update, the PV product."""
+        cols = kb.add(start_n, offs_n, "cols")
+        col_ok = kb.row(kb.cmp("slt", cols, rows.k_len), "col_ok") if masked else None
+        in_range = kb.cmp("slt", cols, rows.k_len, "in_range") if masked else None
+        k_ptrs, kv_ok = rows.kv_ptrs(kb, "k", cols, offs_d, in_range)
+        if kv_ok is not None and kb.dims_of(kv_ok) == (BN,):
+            kv_ok = kb.col(kv_ok, "kv_ok")
+        k_mask = _and_optional(kb, kv_ok, d_ok)
+        k = kb.load(k_ptrs, k_mask, 0.0 if k_mask is not None else None, "k")
+        qk = kb.dot(q, kb.trans(k), None, "ieee" if fp32 else None, "qk")
+        score = kb.mul(qk, kb.arg("scale"), "score")
+        if masked:
+            last_col = kb.sub(rows.k_len, kb.i32(1))
+            if layout != "dense":  # an empty sequence still indexes at 0
+                last_col = kb.max(last_col, kb.i32(0))
+            kv_idx = kb.row(kb.min(cols, last_col), "kv_idx")
+        else:
+            kv_idx = kb.row(cols, "kv_idx")
+        kb.comment("score_mod")
+        unmodified = score
+        (score,) = lower_region(kb, flash.score_mod, [score, b, h, q_idx, kv_idx, *captures], "score_mod")
+        # A score_mod that ignores the score or an index (`h * 0.5`) yields fewer dims: a whole tile again.
+        score = kb.to_dims(score, kb.dims_of(unmodified))
+        if score is not unmodified:
+            score.name_hint = "modified"
+        keep = None
+        if masked:
+            kb.comment("mask_mod and the sequence bound")
+            (keep,) = lower_region(kb, flash.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
+            assert col_ok is not None
+            keep = kb.and_(keep, col_ok, "keep")
+            assert isinstance(flash.masked_score, FloatAttr)
+            score = kb.where(keep, score, kb.f32(flash.masked_score.value.data), "score")
+        kb.comment(f"normalizer update ({flash.normalizer.data})")
+        p, alpha, *new_state = lower_region(
+            kb, flash.update, [score, b, h, *[carried[s] for s in state_names], *captures], "update"
+        )
+        if keep is not None:
+            p = kb.where(keep, p, kb.f32(0.0), "p")
+        v_ptrs, v_ok = rows.kv_ptrs(kb, "v", cols, offs_dv, in_range)
+        if v_ok is not None and kb.dims_of(v_ok) == (BN,):
+            v_ok = kb.col(v_ok, "kv_ok")
+        v_mask = _and_optional(kb, v_ok, dv_ok)
+        v = kb.load(v_ptrs, v_mask, 0.0 if v_mask is not None else None, "v")
+        acc = kb.mul(carried["acc"], alpha, "acc")
+        acc = kb.dot(kb.cast(p, elem), v, acc, "ieee" if fp32 else None, "acc")
+        return {"acc": acc, **dict(zip(state_names, new_state))}
+
+    if layout == "dense":
+        state = _table_loops(kb, b, h, pid_m, init, attend)
+    else:
+        state = _sequence_loop(kb, flash, rows, b, h, q_lo, init, attend)
+
+    kb.comment(f"normalizer finalize ({flash.normalizer.data})")
+    normalized, *stats = lower_region(
+        kb, flash.finalize, [state["acc"], b, h, *[state[s] for s in state_names], *captures], "finalize"
+    )
+    out = kb.cast(kb.to_dims(normalized, (BM, DIM_V)), elem, "out")
+    out_ptrs = kb.addptr(
+        rows.out_base,
+        kb.add(
+            kb.mul(kb.col(offs_m), kb.arg(kernel_params.stride("out", "s"))),
+            kb.mul(kb.row(offs_dv), kb.arg(kernel_params.stride("out", "d"))),
+        ),
+        "out_ptrs",
+    )
+    kb.store(out_ptrs, out, kb.and_(row_ok, dv_ok) if dv_ok is not None else row_ok)
+    stat_rows = kb.add(rows.stat_row, kb.wide(offs_m), "stat_rows")
+    rows_in_bounds = kb.cmp("slt", offs_m, rows.q_len, "rows_in_bounds")
+    for i, stat in enumerate(stats):
+        kb.store(kb.addptr(kb.arg(kernel_params.stat_ptr(i)), stat_rows), stat, rows_in_bounds)
+    return kb.finish()
+
+
+def _load_queries(
+    kb: KernelBuilder,
+    rows: SequenceRows,
+    offs_m: SSAValue,
+    offs_d: SSAValue,
+    row_ok: SSAValue,
+    d_ok: SSAValue | None,
+) -> tuple[SSAValue, SSAValue]:
+    """The program's query tile and its rows' positions (q_idx, [BLOCK_M, 1])."""
+    q_ptrs = kb.addptr(
+        rows.q_base,
+        kb.add(
+            kb.mul(kb.col(offs_m), kb.arg(kernel_params.stride("q", "s"))),
+            kb.mul(kb.row(offs_d), kb.arg(kernel_params.stride("q", "d"))),
+        ),
+        "q_ptrs",
+    )
+    q = kb.load(q_ptrs, kb.and_(row_ok, d_ok) if d_ok is not None else row_ok, 0.0, "q")
+    if rows.layout == "dense":
+        return q, kb.col(kb.min(offs_m, kb.sub(rows.q_len, kb.i32(1))), "q_idx")
+    last_row = kb.max(kb.sub(rows.q_len, kb.i32(1)), kb.i32(0))
+    return q, kb.col(kb.add(rows.q_shift, kb.min(offs_m, last_row)), "q_idx")
+
+
+Attend = Callable[[dict[str, SSAValue], SSAValue, bool], dict[str, SSAValue]]
+
+
+def _table_loops(
+    kb: KernelBuilder, b: SSAValue, h: SSAValue, pid_m: SSAValue, init: dict[str, SSAValue], attend: Attend
+) -> dict[str, SSAValue]:
+    """The block table's full key blocks unmasked, then its partial ones masked."""
     table_row = kb.add(
         kb.add(kb.mul(b, kb.arg("table_stride_b")), kb.mul(h, kb.arg("table_stride_h"))), pid_m, "table_row"
     )
@@ -206,83 +307,40 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
             following = kb.add(body.index, kb.i32(1), "following")
             next_block = kb.load(kb.addptr(idx_base, following), kb.cmp("slt", following, count), 0, "next_block")
             start_n = kb.mul(kv_block, kb.constexpr(BN), "start_n")
-            cols = kb.add(start_n, offs_n, "cols")
-            col_ok = kb.row(kb.cmp("slt", cols, seq_kv), "col_ok") if masked else None
-            k_ptrs = kb.addptr(
-                k_base,
-                kb.add(
-                    kb.mul(kb.col(cols), kb.arg(kernel_params.stride("k", "s"))),
-                    kb.mul(kb.row(offs_d), kb.arg(kernel_params.stride("k", "d"))),
-                ),
-                "k_ptrs",
-            )
-            kv_ok = kb.col(kb.cmp("slt", cols, seq_kv), "kv_ok") if masked else None
-            k_mask = _and_optional(kb, kv_ok, d_ok)
-            k = kb.load(k_ptrs, k_mask, 0.0 if k_mask is not None else None, "k")
-            qk = kb.dot(q, kb.trans(k), None, "ieee" if fp32 else None, "qk")
-            score = kb.mul(qk, kb.arg("scale"), "score")
-            if masked:
-                kv_idx = kb.row(kb.min(cols, kb.sub(seq_kv, kb.i32(1))), "kv_idx")
-            else:
-                kv_idx = kb.row(cols, "kv_idx")
-            kb.comment("score_mod")
-            unmodified = score
-            (score,) = lower_region(kb, flash.score_mod, [score, b, h, q_idx, kv_idx, *captures], "score_mod")
-            # A score_mod that ignores the score or an index (`h * 0.5`) yields fewer dims: a whole tile again.
-            score = kb.to_dims(score, kb.dims_of(unmodified))
-            if score is not unmodified:
-                score.name_hint = "modified"
-            keep = None
-            if masked:
-                kb.comment("mask_mod and the sequence bound")
-                (keep,) = lower_region(kb, flash.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
-                assert col_ok is not None
-                keep = kb.and_(keep, col_ok, "keep")
-                assert isinstance(flash.masked_score, FloatAttr)
-                score = kb.where(keep, score, kb.f32(flash.masked_score.value.data), "score")
-            kb.comment(f"normalizer update ({flash.normalizer.data})")
-            p, alpha, *new_state = lower_region(
-                kb, flash.update, [score, b, h, *[body.carried[s] for s in state_names], *captures], "update"
-            )
-            if keep is not None:
-                p = kb.where(keep, p, kb.f32(0.0), "p")
-            v_ptrs = kb.addptr(
-                v_base,
-                kb.add(
-                    kb.mul(kb.col(cols), kb.arg(kernel_params.stride("v", "s"))),
-                    kb.mul(kb.row(offs_dv), kb.arg(kernel_params.stride("v", "d"))),
-                ),
-                "v_ptrs",
-            )
-            v_mask = _and_optional(kb, kv_ok, dv_ok)
-            v = kb.load(v_ptrs, v_mask, 0.0 if v_mask is not None else None, "v")
-            acc = kb.mul(body.carried["acc"], alpha, "acc")
-            acc = kb.dot(kb.cast(p, elem), v, acc, "ieee" if fp32 else None, "acc")
-            body.yield_({"acc": acc, **dict(zip(state_names, new_state)), "kv_block": next_block})
+            body.yield_({**attend(body.carried, start_n, masked), "kv_block": next_block})
         return {name: value for name, value in body.results.items() if name != "kv_block"}
 
-    state = kv_loop("full", False, init)
-    state = kv_loop("part", True, state)
+    return kv_loop("part", True, kv_loop("full", False, init))
 
-    kb.comment(f"normalizer finalize ({flash.normalizer.data})")
-    normalized, *stats = lower_region(
-        kb, flash.finalize, [state["acc"], b, h, *[state[s] for s in state_names], *captures], "finalize"
-    )
-    out = kb.cast(kb.to_dims(normalized, (BM, DIM_V)), elem, "out")
-    out_ptrs = kb.addptr(
-        out_base,
-        kb.add(
-            kb.mul(kb.col(offs_m), kb.arg(kernel_params.stride("out", "s"))),
-            kb.mul(kb.row(offs_dv), kb.arg(kernel_params.stride("out", "d"))),
-        ),
-        "out_ptrs",
-    )
-    kb.store(out_ptrs, out, kb.and_(row_ok, dv_ok) if dv_ok is not None else row_ok)
-    stat_rows = kb.add(kb.mul(kb.wide(pid_bh), kb.wide(seq_q)), kb.wide(offs_m), "stat_rows")
-    rows_in_bounds = kb.cmp("slt", offs_m, seq_q, "rows_in_bounds")
-    for i, stat in enumerate(stats):
-        kb.store(kb.addptr(kb.arg(kernel_params.stat_ptr(i)), stat_rows), stat, rows_in_bounds)
-    return kb.finish()
+
+def _sequence_loop(
+    kb: KernelBuilder,
+    flash: attn.FlashOp,
+    rows: SequenceRows,
+    b: SSAValue,
+    h: SSAValue,
+    q_lo: SSAValue,
+    init: dict[str, SSAValue],
+    attend: Attend,
+) -> dict[str, SSAValue]:
+    """Every key block of the sequence, masked; an affine mask's empty blocks are skipped."""
+    zero = kb.i32(0)
+    blocks = kb.cdiv(rows.k_len, kb.constexpr(BN), "kv_blocks")
+    count = kb.where(kb.cmp("slt", q_lo, rows.q_len), blocks, zero, "num_blocks")
+    if flash.block_mask is None or flash.block_mask.data != "affine":
+        with kb.loop(zero, count, kb.i32(1), init, "key blocks of the sequence") as body:
+            body.yield_(attend(body.carried, kb.mul(body.index, kb.constexpr(BN), "start_n"), True))
+        return body.results
+    q_first = kb.add(rows.q_shift, q_lo, "q_first")
+    q_end = kb.add(rows.q_shift, kb.min(kb.add(q_lo, kb.constexpr(BM)), rows.q_len), "q_end")
+    with kb.loop(zero, count, kb.i32(1), init, "key blocks of the sequence") as body:
+        start_n = kb.mul(body.index, kb.constexpr(BN), "start_n")
+        kv_end = kb.min(kb.add(start_n, kb.constexpr(BN)), rows.k_len, "kv_end")
+        any_kept, _ = lower_region(kb, flash.classify, [b, h, q_first, q_end, start_n, kv_end], "classify")
+        with kb.branch(any_kept, body.carried, "skip a block the mask empties") as inner:
+            inner.yield_(attend(inner.carried, start_n, True))
+        body.yield_(inner.results)
+    return body.results
 
 
 def _and_optional(kb: KernelBuilder, a: SSAValue | None, b: SSAValue | None) -> SSAValue | None:

@@ -306,6 +306,9 @@ class KernelBuilder:
     def min(self, a: SSAValue, b: SSAValue, name: str | None = None) -> SSAValue:
         return self.binary(arith.MinSIOp, a, b, name)
 
+    def max(self, a: SSAValue, b: SSAValue, name: str | None = None) -> SSAValue:
+        return self.binary(arith.MaxSIOp, a, b, name)
+
     def cdiv(self, a: SSAValue, b: SSAValue, name: str | None = None) -> SSAValue:
         return self.div(self.sub(self.add(a, b), self.i32(1)), b, name)
 
@@ -454,4 +457,27 @@ class KernelBuilder:
         for n, result, init in zip(names, loop.results, inits):
             result.name_hint = n
             self.dims[result] = self.dims_of(init)
+            body.results[n] = result
+
+    @contextmanager
+    def branch(self, cond: SSAValue, carried: Mapping[str, SSAValue], comment: str) -> Iterator[LoopBody]:
+        """`if cond:` around the body, which updates `carried` by name; otherwise they pass through unchanged.
+        The body's `index` is `cond`."""
+        names = list(carried)
+        then_block = Block()
+        outer = self.block
+        self.block = then_block
+        body = LoopBody(cond, dict(carried))
+        yield body
+        assert body.yielded is not None, "branch body must call yield_"
+        self.block.add_op(scf.YieldOp(*[self.to_dims(body.yielded[n], self.dims_of(carried[n])) for n in names]))
+        self.block = outer
+        self.comment(comment)
+        branch = scf.IfOp(
+            cond, [carried[n].type for n in names], [then_block], [Block([scf.YieldOp(*carried.values())])]
+        )
+        self._add(branch)
+        for n, result in zip(names, branch.results):
+            result.name_hint = n
+            self.dims[result] = self.dims_of(carried[n])
             body.results[n] = result

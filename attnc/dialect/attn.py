@@ -72,6 +72,7 @@ from attnc.dialect.attn_regions import (
     verify_mask_mod,
     verify_score_mod,
 )
+from attnc.dialect.attn_sequences import SequencesOp, check_layout
 
 
 def _depends_on(value: SSAValue, sources: set[SSAValue], memo: dict[SSAValue, bool]) -> bool:
@@ -460,7 +461,9 @@ class FlashOp(IRDLOperation):
     q = operand_def(TensorType)
     k = operand_def(TensorType)
     v = operand_def(TensorType)
+    sequences = var_operand_def(TensorType)  # the layout's metadata (attn_sequences.py); none when dense
     captures = var_operand_def(TensorType)
+    layout = opt_attr_def(StringAttr)  # "packed" | "cache" | "paged"; absent: dense [B, H, S, D]
     scale = attr_def(FloatAttr)
     normalizer = attr_def(StringAttr)
     state = attr_def(ArrayAttr[StringAttr])
@@ -477,8 +480,10 @@ class FlashOp(IRDLOperation):
     out = result_def(TensorType)
     stats = var_result_def(TensorType)
     traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
     assembly_format = (
-        "$q `,` $k `,` $v (`captures` `(` $captures^ `:` type($captures) `)`)? `score_mod` $score_mod "
+        "$q `,` $k `,` $v (`sequences` `(` $sequences^ `:` type($sequences) `)`)? "
+        "(`captures` `(` $captures^ `:` type($captures) `)`)? `score_mod` $score_mod "
         "`mask_mod` $mask_mod `update` $update `finalize` $finalize `classify` $classify attr-dict "
         "`:` type($q) `,` type($k) `,` type($v) `->` `(` type($out) (`,` type($stats)^)? `)`"
     )
@@ -495,7 +500,11 @@ class FlashOp(IRDLOperation):
                 f"'attn.flash' op expected v of {ks[1]} heads and sequence length {_shape([ks[2]])}, but got {vt}"
             )
         _check_heads(self, qs[1], ks[1])
-        if not dims_match(qs[0], ks[0]) or not dims_match(ks[0], vs[0]):
+        if self.layout is not None:
+            check_layout(self, self.layout.data, self.q, self.k, self.v, self.sequences)
+        elif self.sequences:
+            raise VerifyException("'attn.flash' op expected no sequences operands without a layout")
+        elif not dims_match(qs[0], ks[0]) or not dims_match(ks[0], vs[0]):
             raise VerifyException(
                 f"'attn.flash' op expected q, k and v of one batch size, but got {qs[0]}, {ks[0]} and {vs[0]}"
             )
@@ -592,6 +601,7 @@ Attn = Dialect(
         FlashGradOp,
         RecurrenceOp,
         RecurrentChunkOp,
+        SequencesOp,
         YieldOp,
     ],
     [TileAttr],
@@ -614,6 +624,7 @@ __all__ = [
     "RowMaxOp",
     "RowSumOp",
     "ScoreModOp",
+    "SequencesOp",
     "TileAttr",
     "YieldOp",
 ]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import triton
 
+PAGE_SIZE = "PAGE_SIZE"  # a paged cache's page size, a constexpr of the kernels that read one
+
 
 def ptr(tensor: str) -> str:
     return f"{tensor}_ptr"
@@ -46,6 +48,7 @@ def padded_head_dim(n: int) -> int:
 
 
 __all__ = [
+    "PAGE_SIZE",
     "capture_grad_ptr",
     "capture_grad_stride",
     "capture_ptr",

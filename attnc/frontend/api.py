@@ -12,15 +12,14 @@ import torch
 import attnc.runtime.autograd  # noqa: F401  (registers the attnc::attention custom ops)
 from attnc.dialect.attn import NormalizerSpec
 from attnc.frontend.build import build_module
-from attnc.frontend.checks import check_scale, check_tensors
+from attnc.frontend.checks import MAX_HEAD_DIM, MIN_HEAD_DIM, check_scale, check_stored, check_tensors
 from attnc.frontend.normalizer import Normalizer, trace_normalizer
 from attnc.frontend.normalizers import resolve_normalizer
 from attnc.frontend.trace import TracedRegion, trace_mask_mod, trace_score_mod
 from attnc.runtime.attention import DTYPES, AttentionProgram, Signature
 from attnc.runtime.compiler import CompiledVariant
+from attnc.runtime.sequences import sequences
 from attnc.runtime.targets import Target, cross_compile
-
-MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 256
 
 
 @dataclass(frozen=True)
@@ -116,12 +115,33 @@ class Attention:
         return str(self._build(_signature(shape, dtype, scale))) + "\n"
 
     def __call__(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None, return_lse: bool = False
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        scale: float | None = None,
+        return_lse: bool = False,
+        *,
+        cu_seqlens_q: torch.Tensor | None = None,
+        cu_seqlens_k: torch.Tensor | None = None,
+        max_seqlen_q: int | None = None,
+        max_seqlen_k: int | None = None,
+        cache_seqlens: torch.Tensor | None = None,
+        block_table: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        """out [B, Hq, Sq, Dv] (and with `return_lse` the normalizer's row statistics) for dense q, k, v.
+
+        Serving layouts, FlashAttention's keywords in attnc's layout: packed sequences (`cu_seqlens_q`,
+        `cu_seqlens_k`, optional `max_seqlen_q`/`max_seqlen_k` as Python ints), a KV cache
+        (`cache_seqlens`) or a paged one (`cache_seqlens` and `block_table`); see the README's "Serving".
+        """
         program = self.program
         training = torch.is_grad_enabled() and (
             any(getattr(t, "requires_grad", False) for t in (q, k, v)) or any(c.requires_grad for c in program.captures)
         )
+        layout_args = (cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, cache_seqlens, block_table)
+        if any(a is not None for a in layout_args):
+            return self._call_sequences(q, k, v, scale, return_lse, training, layout_args)
         if training and program.backward_problem() is not None:
             raise NotImplementedError(
                 f"{program.backward_problem()} (call under torch.no_grad() or pass tensors that do not require grad)"
@@ -139,6 +159,22 @@ class Attention:
         out, stats = program.forward(q, k, v, scale)
         if return_lse:
             # The normalizer's row statistics: softmax's logsumexp, retention's denominator, ...
+            return out, (stats[0] if len(stats) == 1 else tuple(stats) if stats else None)
+        return out
+
+    def _call_sequences(
+        self, q: Any, k: Any, v: Any, scale: Any, return_lse: bool, training: bool, layout_args: tuple[Any, ...]
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        check_stored(q, k, v, block_table=layout_args[5] is not None)
+        check_scale(scale)
+        seqs = sequences(q, k, v, *layout_args)
+        if training or torch.compiler.is_compiling():
+            raise NotImplementedError(
+                f"the backward and torch.compile of {seqs.layout if seqs else 'packed'} sequences are not "
+                "implemented yet; call under torch.no_grad() with tensors that do not require grad"
+            )
+        out, stats = self.program.forward(q, k, v, scale, seqs)
+        if return_lse:
             return out, (stats[0] if len(stats) == 1 else tuple(stats) if stats else None)
         return out
 

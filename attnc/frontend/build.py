@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, TensorType, bf16, f16, f32
+from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, TensorType, bf16, f16, f32, i32
 from xdsl.ir import Attribute, Block, Region, SSAValue
 
 from attnc.dialect import attn
 from attnc.dialect.attn import NormalizerSpec
+from attnc.dialect.attn_sequences import LAYOUTS
 from attnc.frontend.trace import TracedRegion
 from attnc.runtime.attention import Signature
 
@@ -40,9 +41,11 @@ def build_module(
     Returns the module and the captured tensors, in the order of the function's trailing arguments.
     """
     elem = ELEMENT_TYPES[sig.dtype]
+    kv_len = sig.page_size if sig.layout == "paged" else DYN
     q_type = TensorType(elem, [DYN, sig.q_heads, DYN, sig.head_dim])
-    k_type = TensorType(elem, [DYN, sig.kv_heads, DYN, sig.head_dim])
-    v_type = TensorType(elem, [DYN, sig.kv_heads, DYN, sig.head_dim_v])
+    k_type = TensorType(elem, [DYN, sig.kv_heads, kv_len, sig.head_dim])
+    v_type = TensorType(elem, [DYN, sig.kv_heads, kv_len, sig.head_dim_v])
+    meta_types = [TensorType(i32, [DYN] * rank) for _, rank in LAYOUTS.get(sig.layout, ())]
 
     captures: list = []
     capture_arg_types: list[Attribute] = []
@@ -58,14 +61,22 @@ def build_module(
                 captures.append(tensor)
                 capture_arg_types.append(ty)
     normalizer_capture_index = [next(i for i, c in enumerate(captures) if c is t) for t in spec.captures]
-    arg_types: list[Attribute] = [q_type, k_type, v_type]
+    arg_types: list[Attribute] = [q_type, k_type, v_type, *meta_types]
 
     stat_type = TensorType(f32, [DYN, sig.q_heads, DYN])
     out_type = TensorType(elem, [DYN, sig.q_heads, DYN, sig.head_dim_v])
     block = Block(arg_types=[*arg_types, *capture_arg_types])
-    q, k, v, *capture_values = block.args
-    for arg, name in zip(block.args, ["q", "k", "v"]):
+    q, k, v = block.args[:3]
+    meta = list(block.args[3 : 3 + len(meta_types)])
+    capture_values = list(block.args[3 + len(meta_types) :])
+    for arg, name in zip(block.args, ["q", "k", "v", *(n for n, _ in LAYOUTS.get(sig.layout, ()))]):
         arg.name_hint = name
+    if meta:
+        view = attn.SequencesOp(sig.layout, q, k, v, meta)
+        for result, name in zip(view.results, ("q_seq", "k_seq", "v_seq")):
+            result.name_hint = name
+        block.add_op(view)
+        q, k, v = view.results
 
     def captured_by(traced: TracedRegion) -> list[SSAValue]:
         return [capture_values[next(i for i, c in enumerate(captures) if c is t)] for t in traced.captures]

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 256
 
 
 def check_tensors(layouts: dict[str, str], tensors: dict[str, Any]) -> None:
@@ -34,6 +35,26 @@ def check_tensors(layouts: dict[str, str], tensors: dict[str, Any]) -> None:
         raise ValueError(f"{list(tensors)[0]} must be on a CPU or CUDA device, but got {values[0].device}")
 
 
+def check_stored(q: Any, k: Any, v: Any, block_table: bool) -> None:
+    """q, k, v as packed or cached sequences store them: one dtype and device, heads that group, head
+    dims that match, v stored like k (pages when `block_table`)."""
+    length = "page_size" if block_table else "S"
+    check_tensors(
+        {"q": "[B, Hq, Sq, D]", "k": f"[B, Hkv, {length}, D]", "v": f"[B, Hkv, {length}, Dv]"}, {"q": q, "k": k, "v": v}
+    )
+    hq, d = q.shape[1], q.shape[3]
+    hkv = k.shape[1]
+    if v.shape[0] != k.shape[0] or v.shape[1] != hkv or v.shape[2] != k.shape[2]:
+        raise ValueError(f"v must be stored like k {tuple(k.shape[:3])}, but got shape {tuple(v.shape)}")
+    if hkv == 0 or hq % hkv:
+        raise ValueError(f"q heads ({hq}) must be a multiple of k/v heads ({hkv})")
+    if k.shape[3] != d:
+        raise ValueError(f"k must have head dim {d} like q, but got {k.shape[3]}")
+    for name, dim in (("q/k head dim", d), ("v head dim", v.shape[3])):
+        if not MIN_HEAD_DIM <= dim <= MAX_HEAD_DIM:
+            raise ValueError(f"{name} must be between {MIN_HEAD_DIM} and {MAX_HEAD_DIM}, but got {dim}")
+
+
 def check_scale(scale: Any) -> None:
     """None (the default, head_dim**-0.5) or a finite number."""
     if scale is None:
@@ -49,4 +70,12 @@ def check_on_device(name: str, t: torch.Tensor, device: torch.device) -> None:
         raise ValueError(f"{name} must be on q's device {device}, but is on {t.device}")
 
 
-__all__ = ["FLOAT_DTYPES", "check_on_device", "check_scale", "check_tensors"]
+__all__ = [
+    "FLOAT_DTYPES",
+    "MAX_HEAD_DIM",
+    "MIN_HEAD_DIM",
+    "check_on_device",
+    "check_scale",
+    "check_stored",
+    "check_tensors",
+]

@@ -13,6 +13,10 @@ Before:
 %p, %lse = attn.online_rowscale %t mask(%keep : ...) update { ... } finalize { ... } {...} : ...
 %o = attn.pv %p, %v : ...
 ```
+When q, k and v are the views of an `attn.sequences` op (packed, cached or paged storage),
+the fused op reads the storage and takes the layout and its metadata:
+`attn.flash %q, %k, %v sequences(%lens : tensor<?xi32>) ... {layout = "cache", ...}`.
+
 After:
 ```mlir
 %o, %lse = attn.flash %q, %k, %v score_mod { ... } mask_mod { ... } update { ... } finalize { ... }
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i1
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, i1
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -41,6 +45,7 @@ from xdsl.rewriter import InsertPoint
 from xdsl.utils.exceptions import PassFailedException
 
 from attnc.dialect import attn
+from attnc.dialect.attn_sequences import SequencesOp
 
 
 def remap_region(
@@ -69,7 +74,7 @@ def capture_positions(region_captures: Sequence[SSAValue], fused: Sequence[SSAVa
     return [list(fused).index(c) for c in region_captures]
 
 
-LOGICAL_OPS = (attn.QKOp, attn.ScoreModOp, attn.MaskModOp, attn.OnlineRowscaleOp)
+LOGICAL_OPS = (attn.QKOp, attn.ScoreModOp, attn.MaskModOp, attn.OnlineRowscaleOp, SequencesOp)
 
 
 def identity_score_mod(captures: list[SSAValue]) -> Region:
@@ -188,9 +193,11 @@ class FusePVChain(RewritePattern):
         chain = _match_chain(op)
         qk, norm = chain.qk, chain.norm
         captures = chain.captures()
+        q, k, v, meta, layout = _storage(qk.q, qk.k, op.v, op)
         flash = attn.FlashOp.build(
-            operands=[qk.q, qk.k, op.v, captures],
+            operands=[q, k, v, meta, captures],
             attributes={
+                **({"layout": layout} if layout is not None else {}),
                 "scale": qk.scale,
                 "normalizer": norm.normalizer,
                 "state": norm.state,
@@ -211,6 +218,23 @@ class FusePVChain(RewritePattern):
         for dead in (norm, chain.mask_mod, chain.score_mod, qk):
             if dead is not None:
                 rewriter.erase(dead)
+        view = qk.q.owner
+        if isinstance(view, SequencesOp) and all(not r.uses for r in view.results):
+            rewriter.erase(view)
+
+
+def _storage(
+    q: SSAValue, k: SSAValue, v: SSAValue, op: Operation
+) -> tuple[SSAValue, SSAValue, SSAValue, list[SSAValue], StringAttr | None]:
+    """q, k, v as the fused op reads them: through an `attn.sequences` view, its storage, metadata and layout."""
+    view = q.owner
+    if not isinstance(view, SequencesOp):
+        if any(isinstance(x.owner, SequencesOp) for x in (k, v)):
+            raise _fail(op, "k or v comes from attn.sequences, but q does not")
+        return q, k, v, [], None
+    if (q, k, v) != (view.q_seq, view.k_seq, view.v_seq):
+        raise _fail(op, "q, k and v must be the three views of one attn.sequences op")
+    return view.q, view.k, view.v, list(view.meta), view.layout
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from attnc.runtime.capture_bounds import check_capture_reads
 from attnc.runtime.compiler import CompiledVariant, compile_attention
 from attnc.runtime.forward import PreparedLaunch, tuned_config
 from attnc.runtime.launch import LaunchConfig
+from attnc.runtime.sequence_launch import SequenceLaunch
+from attnc.runtime.sequences import Sequences
 from attnc.runtime.targets import Target
 
 DTYPES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32"}
@@ -40,6 +42,8 @@ class Signature:
     head_dim: int
     head_dim_v: int
     scale: float
+    layout: str = "dense"  # or "packed", "cache", "paged" (dialect/attn_sequences.py)
+    page_size: int = 0  # the paged layout's, static in the IR
 
 
 @dataclass(frozen=True)
@@ -47,16 +51,34 @@ class Plan:
     """A prepared launch for one set of shapes, whether the inputs run upcast (bf16 on the CPU), and the
     captured tensors as given (converted at each call, so in-place updates are seen)."""
 
-    launch: PreparedLaunch
+    launch: PreparedLaunch | SequenceLaunch
     upcast: bool
     captures: list[torch.Tensor]
+    capture_reads: list[dict[str, Any]]
 
-    def run(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def run(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, seqs: Sequences | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The forward on q, k, v in the caller's dtype: out in that dtype and the row statistics."""
+        captures = interpretable(self.captures)
+        if seqs is not None:
+            assert isinstance(self.launch, SequenceLaunch)
+            if self.capture_reads:  # the plan serves many lengths: bound this call's
+                check_capture_reads(self.capture_reads, self.captures, _extents(q, seqs))
+            if self.upcast:
+                out, stats = self.launch.run(q.float(), k.float(), v.float(), captures, seqs)
+                return out.to(q.dtype), stats
+            return self.launch.run(q, k, v, captures, seqs)
+        assert isinstance(self.launch, PreparedLaunch)
         if self.upcast:
-            out, stats = self.launch.run(q.float(), k.float(), v.float(), interpretable(self.captures))
+            out, stats = self.launch.run(q.float(), k.float(), v.float(), captures)
             return out.to(q.dtype), stats
-        return self.launch.run(q, k, v, interpretable(self.captures))
+        return self.launch.run(q, k, v, captures)
+
+
+def _extents(q: torch.Tensor, seqs: Sequences) -> dict[str, int]:
+    """How many values each index argument takes: positions of a sequence run up to its key length."""
+    return {"b": seqs.count, "h": q.shape[1], "q_idx": max(seqs.max_q, seqs.max_k), "kv_idx": seqs.max_k}
 
 
 class PlanCache(OrderedDict):
@@ -142,19 +164,22 @@ class AttentionProgram:
             self._compiled[key] = compiled
         return compiled
 
-    def forward(self, q: Any, k: Any, v: Any, scale: float | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(
+        self, q: Any, k: Any, v: Any, scale: float | None, seqs: Sequences | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """out and the row statistics, without autograd: the warm path is one dictionary lookup and a launch."""
         try:
             key = (q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.device, k.device, v.device,
                    q.stride(), k.stride(), v.stride(), scale,
-                   tuple((c.shape, c.stride(), c.dtype) for c in self.captures))  # fmt: skip
+                   tuple((c.shape, c.stride(), c.dtype) for c in self.captures),
+                   seqs.key() if seqs is not None else None)  # fmt: skip
         except AttributeError:  # not tensors: the check names the argument
             self.check(q, k, v, scale)
             raise
         found = self._plans.get(key)
         if found is None:
-            found = self._plans[key] = self._plan(q, k, v, scale)
-        return found.run(q, k, v)
+            found = self._plans[key] = self._plan(q, k, v, scale, seqs=seqs)
+        return found.run(q, k, v, seqs)
 
     def plan(
         self,
@@ -182,9 +207,11 @@ class AttentionProgram:
         scale: float | None,
         backward: bool = False,
         grad_captures: tuple[int, ...] | None = None,
+        seqs: Sequences | None = None,
     ) -> Plan:
         """Checks the inputs, compiles (or finds) the kernels and prepares the launch for these shapes."""
-        self.check(q, k, v, scale)
+        if seqs is None:
+            self.check(q, k, v, scale)
         for i, t in enumerate(self.captures):
             if t.device != q.device:
                 raise ValueError(
@@ -194,17 +221,21 @@ class AttentionProgram:
         # Triton's interpreter keeps bf16 as raw bits (triton#11584): the CPU runs the fp32 kernel.
         dtype = torch.float32 if upcast else q.dtype
         resolved = float(q.shape[3] ** -0.5) if scale is None else float(scale)
-        sig = Signature(DTYPES[dtype], q.shape[1], k.shape[1], q.shape[3], v.shape[3], resolved)
+        layout = ("dense", 0) if seqs is None else (seqs.layout, seqs.page_size)
+        sig = Signature(DTYPES[dtype], q.shape[1], k.shape[1], q.shape[3], v.shape[3], resolved, *layout)
         compiled = self.compile(sig, device_target(q.device), backward, grad_captures)
         info = compiled.info
-        extents = {"b": q.shape[0], "h": q.shape[1], "q_idx": q.shape[2], "kv_idx": k.shape[2]}
-        check_capture_reads(info.capture_reads, self.captures, extents)
         config = LaunchConfig(info.block_m, info.block_n, info.num_warps, info.num_stages)
         run_q, run_k, run_v = (t.float() for t in (q, k, v)) if upcast else (q, k, v)
         captures = interpretable(self.captures)
+        if seqs is not None:
+            launch = SequenceLaunch(compiled, run_q, run_k, run_v, captures, config, seqs)
+            return Plan(launch, upcast, self.captures, info.capture_reads)
+        extents = {"b": q.shape[0], "h": q.shape[1], "q_idx": q.shape[2], "kv_idx": k.shape[2]}
+        check_capture_reads(info.capture_reads, self.captures, extents)
         if q.device.type == "cuda":
             config = tuned_config(compiled, run_q, run_k, run_v, captures, config)
-        return Plan(PreparedLaunch(compiled, run_q, run_k, run_v, captures, config), upcast, self.captures)
+        return Plan(PreparedLaunch(compiled, run_q, run_k, run_v, captures, config), upcast, self.captures, [])
 
 
 __all__ = ["DTYPES", "AttentionProgram", "Plan", "Signature", "device_target", "interpretable", "program"]

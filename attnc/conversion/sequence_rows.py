@@ -1,0 +1,143 @@
+"""Where one program's sequence lives in the forward kernel's storage, for each layout of
+`attn.flash` (dialect/attn_sequences.py): its rows of q and out, its keys, their lengths and the
+shift that makes query i position len_k − len_q + i.
+
+Every length read from memory is clamped to the storage, so a wrong `cu_seqlens` or
+`cache_seqlens` on the device never makes the kernel read or write outside a tensor (the host
+checks them where it can see them without a sync). A page id outside `[0, num_pages)` reads zeros.
+
+Parameters by layout, beside the dense kernel's:
+  packed: `cu_seqlens_q_ptr`, `cu_seqlens_k_ptr`, `q_rows` (total_q), `kv_rows` (total_k); `seq_q` and
+          `seq_kv` are the longest query and key lengths.
+  cache:  `cache_seqlens_ptr`; `seq_kv` is the cache's capacity S_max.
+  paged:  `cache_seqlens_ptr`, `block_table_ptr`, `stride_block_table_b`, `stride_block_table_p`,
+          `num_pages`; `seq_kv` is pages_per_seq × PAGE_SIZE (a constexpr).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import i32
+from xdsl.ir import Attribute, SSAValue
+
+from attnc.conversion.kernel_builder import KernelBuilder
+from attnc.dialect import kernel_params
+
+PAGE = kernel_params.PAGE_SIZE
+
+
+def layout_params(layout: str) -> list[tuple[str, Attribute]]:
+    """The kernel parameters `layout` adds."""
+    ptr = KernelBuilder.ptr_type(i32)
+    if layout == "packed":
+        return [("cu_seqlens_q_ptr", ptr), ("cu_seqlens_k_ptr", ptr), ("q_rows", i32), ("kv_rows", i32)]
+    if layout == "cache":
+        return [("cache_seqlens_ptr", ptr)]
+    if layout == "paged":
+        return [
+            ("cache_seqlens_ptr", ptr),
+            ("block_table_ptr", ptr),
+            (kernel_params.stride("block_table", "b"), i32),
+            (kernel_params.stride("block_table", "p"), i32),
+            ("num_pages", i32),
+        ]
+    return []
+
+
+@dataclass
+class SequenceRows:
+    """One program's sequence: bases of q and out at its first row, its lengths, the query shift, and
+    the row of its first statistic."""
+
+    layout: str
+    b: SSAValue
+    kv_h: SSAValue
+    q_base: SSAValue
+    out_base: SSAValue
+    q_len: SSAValue
+    k_len: SSAValue
+    q_shift: SSAValue
+    stat_row: SSAValue  # i64
+    k_base: SSAValue | None  # None when paged: each key's page is looked up
+    v_base: SSAValue | None
+
+    def kv_ptrs(self, kb: KernelBuilder, t: str, cols: SSAValue, offs_d: SSAValue, in_range: SSAValue | None):
+        """Pointers to keys (t = "k") or values ("v") at logical positions `cols` ([BLOCK_N]) and head-dim
+        offsets `offs_d`, and the mask of those that exist (None: all do)."""
+        within = kb.mul(kb.row(offs_d), kb.arg(kernel_params.stride(t, "d")))
+        if self.layout != "paged":
+            base = self.k_base if t == "k" else self.v_base
+            assert base is not None
+            rows = kb.mul(kb.col(cols), kb.arg(kernel_params.stride(t, "s")))
+            return kb.addptr(base, kb.add(rows, within), f"{t}_ptrs"), in_range
+        page_size = kb.constexpr(PAGE)
+        slot = kb.add(
+            kb.mul(kb.wide(self.b), kb.wide(kb.arg(kernel_params.stride("block_table", "b")))),
+            kb.mul(kb.wide(kb.div(cols, page_size)), kb.wide(kb.arg(kernel_params.stride("block_table", "p")))),
+        )
+        page = kb.load(kb.addptr(kb.arg("block_table_ptr"), slot), in_range, 0, f"{t}_page")
+        page_ok = kb.and_(kb.cmp("sge", page, kb.i32(0)), kb.cmp("slt", page, kb.arg("num_pages")), f"{t}_page_ok")
+        rows = kb.add(
+            kb.add(
+                kb.mul(kb.wide(page), kb.wide(kb.arg(kernel_params.stride(t, "b")))),
+                kb.mul(kb.wide(self.kv_h), kb.wide(kb.arg(kernel_params.stride(t, "h")))),
+            ),
+            kb.mul(kb.wide(kb.rem(cols, page_size)), kb.wide(kb.arg(kernel_params.stride(t, "s")))),
+        )
+        ptrs = kb.addptr(kb.arg(kernel_params.ptr(t)), kb.add(kb.col(rows), within), f"{t}_ptrs")
+        ok = kb.col(page_ok if in_range is None else kb.and_(page_ok, in_range))
+        return ptrs, ok
+
+
+def _clamp(kb: KernelBuilder, x: SSAValue, lo: SSAValue, hi: SSAValue, name: str) -> SSAValue:
+    return kb.min(kb.max(x, lo), hi, name)
+
+
+def locate(kb: KernelBuilder, layout: str, pid_bh: SSAValue, b: SSAValue, h: SSAValue, kv_h: SSAValue) -> SequenceRows:
+    """The rows of sequence `b` (head `h`, kv head `kv_h`; `pid_bh` = b · num_heads + h) in `layout`'s storage."""
+    zero = kb.i32(0)
+    seq_q, seq_kv = kb.arg("seq_q"), kb.arg("seq_kv")
+
+    def at(t: str, batch: SSAValue | None, head: SSAValue, row: SSAValue | None) -> SSAValue:
+        off = kb.mul(kb.wide(head), kb.wide(kb.arg(kernel_params.stride(t, "h"))))
+        if batch is not None:
+            off = kb.add(kb.mul(kb.wide(batch), kb.wide(kb.arg(kernel_params.stride(t, "b")))), off)
+        if row is not None:
+            off = kb.add(off, kb.mul(kb.wide(row), kb.wide(kb.arg(kernel_params.stride(t, "s")))))
+        return kb.addptr(kb.arg(kernel_params.ptr(t)), off, f"{t}_base")
+
+    heads_rows = kb.mul(kb.wide(pid_bh), kb.wide(seq_q))
+    if layout == "packed":
+        total_q, total_k = kb.arg("q_rows"), kb.arg("kv_rows")
+        cu_q, cu_k = kb.arg("cu_seqlens_q_ptr"), kb.arg("cu_seqlens_k_ptr")
+        next_b = kb.add(b, kb.i32(1))
+        q_start = _clamp(kb, kb.load(kb.addptr(cu_q, b), None, None), zero, total_q, "q_start")
+        q_end = _clamp(kb, kb.load(kb.addptr(cu_q, next_b), None, None), q_start, total_q, "q_end")
+        k_start = _clamp(kb, kb.load(kb.addptr(cu_k, b), None, None), zero, total_k, "k_start")
+        k_end = _clamp(kb, kb.load(kb.addptr(cu_k, next_b), None, None), k_start, total_k, "k_end")
+        q_len = kb.min(kb.sub(q_end, q_start), seq_q, "q_len")
+        k_len = kb.min(kb.sub(k_end, k_start), seq_kv, "k_len")
+        q_shift = kb.max(kb.sub(k_len, q_len), zero, "q_shift")
+        stat_row = kb.add(kb.mul(kb.wide(h), kb.wide(total_q)), kb.wide(q_start), "stat_row")
+        return SequenceRows(
+            layout, b, kv_h, at("q", None, h, q_start), at("out", None, h, q_start), q_len, k_len, q_shift,
+            stat_row, at("k", None, kv_h, k_start), at("v", None, kv_h, k_start),
+        )  # fmt: skip
+    q_base, out_base = at("q", b, h, None), at("out", b, h, None)
+    if layout == "dense":
+        return SequenceRows(
+            layout, b, kv_h, q_base, out_base, seq_q, seq_kv, zero, heads_rows,
+            at("k", b, kv_h, None), at("v", b, kv_h, None),
+        )  # fmt: skip
+    lens = kb.load(kb.addptr(kb.arg("cache_seqlens_ptr"), b), None, None, "cache_seqlen")
+    k_len = _clamp(kb, lens, zero, seq_kv, "k_len")
+    q_shift = kb.max(kb.sub(k_len, seq_q), zero, "q_shift")
+    if layout == "cache":
+        k_base, v_base = at("k", b, kv_h, None), at("v", b, kv_h, None)
+    else:
+        k_base = v_base = None
+    return SequenceRows(layout, b, kv_h, q_base, out_base, seq_q, k_len, q_shift, heads_rows, k_base, v_base)
+
+
+__all__ = ["PAGE", "SequenceRows", "layout_params", "locate"]

@@ -1,0 +1,231 @@
+"""Packed, cached and paged sequences on the CPU (Triton's interpreter) against the float64 reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import attnc
+from attnc.reference import sequences_reference
+
+TOL = {torch.float32: 2e-4, torch.bfloat16: 3e-2, torch.float16: 5e-3}
+
+
+def causal(b, h, q_idx, kv_idx):
+    return q_idx >= kv_idx
+
+
+def window(b, h, q_idx, kv_idx):
+    return (q_idx >= kv_idx) & (q_idx - kv_idx < 8)
+
+
+def _close(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype) -> None:
+    err = (got.double() - want).abs().max().item()
+    assert err <= TOL[dtype] * max(1.0, want.abs().max().item()), err
+
+
+def _cache(batch=3, hq=4, hkv=2, sq=3, capacity=70, d=32, dv=16, dtype=torch.float32):
+    q = torch.randn(batch, hq, sq, d, dtype=dtype)
+    k = torch.randn(batch, hkv, capacity, d, dtype=dtype)
+    v = torch.randn(batch, hkv, capacity, dv, dtype=dtype)
+    lens = torch.tensor([sq, 41, capacity][:batch], dtype=torch.int32)
+    return q, k, v, lens
+
+
+def _pages(k: torch.Tensor, v: torch.Tensor, page: int, extra: int = 3):
+    """The cache cut into pages, stored in a shuffled order with unused pages between."""
+    batch, hkv, capacity, _ = k.shape
+    per_seq = -(-capacity // page)
+    pad = per_seq * page - capacity
+    kp = torch.nn.functional.pad(k, (0, 0, 0, pad)).reshape(batch, hkv, per_seq, page, -1)
+    vp = torch.nn.functional.pad(v, (0, 0, 0, pad)).reshape(batch, hkv, per_seq, page, -1)
+    num_pages = batch * per_seq + extra
+    order = torch.randperm(num_pages)[: batch * per_seq].reshape(batch, per_seq)
+    k_pages = torch.randn(num_pages, hkv, page, k.shape[3], dtype=k.dtype)
+    v_pages = torch.randn(num_pages, hkv, page, v.shape[3], dtype=v.dtype)
+    for b in range(batch):
+        for j in range(per_seq):
+            k_pages[order[b, j]] = kp[b, :, j]
+            v_pages[order[b, j]] = vp[b, :, j]
+    return k_pages, v_pages, order.to(torch.int32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("mask", [None, causal, window], ids=["none", "causal", "window"])
+def test_kv_cache_matches_reference(dtype, mask):
+    """Only the first cache_seqlens[b] keys are read; the Sq queries are the sequence's last positions."""
+    torch.manual_seed(0)
+    q, k, v, lens = _cache(dtype=dtype)
+    attn = attnc.attention(mask_mod=mask)
+    out, lse = attn(q, k, v, return_lse=True, cache_seqlens=lens)
+    ref_out, ref_lse = sequences_reference(q, k, v, cache_seqlens=lens, mask_mod=mask)
+    _close(out, ref_out, dtype)
+    _close(lse, ref_lse, dtype)
+    # keys past a sequence's length are never read: garbage there changes nothing
+    k2, v2 = k.clone(), v.clone()
+    k2[0, :, int(lens[0]) :] = float("nan")
+    v2[1, :, int(lens[1]) :] = float("inf")
+    assert torch.equal(attn(q, k2, v2, cache_seqlens=lens), out)
+
+
+@pytest.mark.parametrize("page", [16, 32, 24])
+def test_paged_cache_matches_contiguous(page):
+    """Pages in a shuffled order (any page size) give the contiguous cache's answer; the mods see logical
+    positions and the sequence's index."""
+    torch.manual_seed(1)
+    q, k, v, lens = _cache(dtype=torch.float32)
+    slopes = torch.tensor([0.5, 0.25, 0.125, 0.0625])
+    bias = torch.randn(3)
+
+    def alibi(score, b, h, q_idx, kv_idx):
+        return score - slopes[h] * (q_idx - kv_idx) + bias[b]
+
+    attn = attnc.attention(score_mod=alibi, mask_mod=causal)
+    k_pages, v_pages, table = _pages(k, v, page)
+    out = attn(q, k_pages, v_pages, cache_seqlens=lens, block_table=table)
+    (ref_out, _) = sequences_reference(q, k, v, cache_seqlens=lens, score_mod=alibi, mask_mod=causal)
+    _close(out, ref_out, torch.float32)
+    # a vLLM/FlashAttention cache [num_pages, page, Hkv, D] passes as a transposed view
+    vllm_k = k_pages.transpose(1, 2).contiguous().transpose(1, 2)
+    vllm_v = v_pages.transpose(1, 2).contiguous().transpose(1, 2)
+    assert torch.equal(attn(q, vllm_k, vllm_v, cache_seqlens=lens, block_table=table), out)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_packed_sequences_match_reference(dtype):
+    """Packed variable-length sequences: b is the sequence, positions are within it, bottom-right aligned
+    when a sequence has fewer queries than keys."""
+    torch.manual_seed(2)
+    len_q, len_k = [5, 1, 33, 0, 17], [5, 9, 40, 3, 17]
+    cu_q = torch.tensor([0, *torch.tensor(len_q).cumsum(0).tolist()], dtype=torch.int32)
+    cu_k = torch.tensor([0, *torch.tensor(len_k).cumsum(0).tolist()], dtype=torch.int32)
+    q = torch.randn(1, 4, sum(len_q), 32, dtype=dtype)
+    k = torch.randn(1, 2, sum(len_k), 32, dtype=dtype)
+    v = torch.randn(1, 2, sum(len_k), 32, dtype=dtype)
+    doc_bias = torch.randn(5)
+
+    def per_doc(score, b, h, q_idx, kv_idx):
+        return score + doc_bias[b]
+
+    attn = attnc.attention(score_mod=per_doc, mask_mod=causal)
+    out, lse = attn(q, k, v, return_lse=True, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k)
+    ref_out, ref_lse = sequences_reference(
+        q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, score_mod=per_doc, mask_mod=causal
+    )
+    _close(out, ref_out, dtype)
+    _close(lse, ref_lse, dtype)
+    given = attn(q, k, v, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, max_seqlen_q=33, max_seqlen_k=40)
+    assert torch.equal(given, out)
+
+
+@pytest.mark.parametrize("normalizer", ["sigmoid", "relu", "retention", attnc.SoftmaxWithSinks(torch.zeros(4))])
+def test_kv_cache_every_normalizer(normalizer):
+    """Each built-in normalizer over a KV cache, GQA and D != Dv."""
+    torch.manual_seed(3)
+    q, k, v, lens = _cache()
+    attn = attnc.attention(mask_mod=causal, normalizer=normalizer)
+    got = attn(q, k, v, return_lse=True, cache_seqlens=lens)
+    got = got if isinstance(got, tuple) else (got,)
+    want = sequences_reference(q, k, v, cache_seqlens=lens, mask_mod=causal, normalizer=normalizer)
+    _close(got[0], want[0], torch.float32)
+    if len(want) > 1 and got[1] is not None:
+        _close(got[1], want[1], torch.float32)
+
+
+def test_runtime_mask_over_a_cache():
+    """A mask that reads a tensor (document ids over the cache's positions)."""
+    torch.manual_seed(4)
+    q, k, v, lens = _cache()
+    doc = torch.arange(70) // 20
+
+    def same_doc(b, h, q_idx, kv_idx):
+        return doc[q_idx] == doc[kv_idx]
+
+    attn = attnc.attention(mask_mod=same_doc)
+    (ref_out, _) = sequences_reference(q, k, v, cache_seqlens=lens, mask_mod=same_doc)
+    _close(attn(q, k, v, cache_seqlens=lens), ref_out, torch.float32)
+
+
+def test_one_plan_serves_lengths_of_one_bucket():
+    """Calls whose longest lengths round up to the same power of two reuse one plan."""
+    q, k, v, _ = _cache()
+    attn = attnc.attention(mask_mod=causal)
+    attn(q, k, v, cache_seqlens=torch.tensor([3, 10, 20], dtype=torch.int32))
+    plans = len(attn.program._plans)
+    attn(q, k, v, cache_seqlens=torch.tensor([30, 3, 9], dtype=torch.int32))
+    assert len(attn.program._plans) == plans
+
+
+def _packed_inputs():
+    q = torch.randn(1, 2, 8, 16)
+    k = torch.randn(1, 2, 8, 16)
+    cu = torch.tensor([0, 3, 8], dtype=torch.int32)
+    return q, k, k.clone(), cu
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"cu_seqlens_q": "cu", "cache_seqlens": "lens"}, ValueError, "exclude each other"),
+        ({"cu_seqlens_q": "cu"}, ValueError, "need both cu_seqlens_q and cu_seqlens_k"),
+        ({"cu_seqlens_q": "cu64", "cu_seqlens_k": "cu"}, TypeError, "cu_seqlens_q must be int32"),
+        ({"cu_seqlens_q": "down", "cu_seqlens_k": "down"}, ValueError, "must not decrease"),
+        ({"cu_seqlens_q": "short", "cu_seqlens_k": "short"}, ValueError, "must end at the number of packed rows, 8"),
+        ({"cu_seqlens_q": "cu", "cu_seqlens_k": "cu", "max_seqlen_q": 4}, ValueError, "max_seqlen_q is 4"),
+        ({"cu_seqlens_q": "cu", "cu_seqlens_k": "cu", "max_seqlen_k": 2.5}, TypeError, "max_seqlen_k must be"),
+        ({"max_seqlen_q": 4}, ValueError, "go with cu_seqlens_q"),
+        ({"cu_seqlens_q": "cu", "cu_seqlens_k": "more_q"}, ValueError, "sequence 0 has 3 queries but 1 keys"),
+    ],
+)
+def test_bad_packed_sequences(kwargs, error, message):
+    q, k, v, cu = _packed_inputs()
+    values = {
+        "cu": cu,
+        "cu64": cu.long(),
+        "down": torch.tensor([0, 5, 3, 8], dtype=torch.int32),
+        "short": torch.tensor([0, 3, 7], dtype=torch.int32),
+        "more_q": torch.tensor([0, 1, 8], dtype=torch.int32),
+        "lens": torch.tensor([3], dtype=torch.int32),
+    }
+    args = {name: values[value] if isinstance(value, str) else value for name, value in kwargs.items()}
+    with pytest.raises(error, match=message):
+        attnc.attention()(q, k, v, **args)
+
+
+@pytest.mark.parametrize(
+    ("case", "error", "message"),
+    [
+        ("too_long", ValueError, r"cache_seqlens must be between Sq \(3\) and the cache's capacity \(70\), but got 71"),
+        ("below_sq", ValueError, r"between Sq \(3\) .* but got 2"),
+        ("batch", ValueError, "cache_seqlens must have one length per sequence"),
+        ("page_id", ValueError, r"block_table\[1, 2\] is page 99, outside the cache's"),
+        ("table_only", ValueError, "block_table needs cache_seqlens"),
+        ("device", ValueError, "cache_seqlens must be on q's device"),
+    ],
+)
+def test_bad_caches(case, error, message):
+    q, k, v, lens = _cache()
+    kwargs: dict = {"cache_seqlens": lens}
+    if case == "too_long":
+        kwargs["cache_seqlens"] = torch.tensor([3, 71, 5], dtype=torch.int32)
+    elif case == "below_sq":
+        kwargs["cache_seqlens"] = torch.tensor([2, 5, 5], dtype=torch.int32)
+    elif case == "batch":
+        kwargs["cache_seqlens"] = lens[:2]
+    elif case in ("page_id", "table_only"):
+        k, v, table = _pages(k, v, 16)
+        table[1, 2] = 99
+        kwargs["block_table"] = table
+        if case == "table_only":
+            del kwargs["cache_seqlens"]
+    elif case == "device":
+        kwargs["cache_seqlens"] = lens.to("meta")
+    with pytest.raises(error, match=message):
+        attnc.attention()(q, k, v, **kwargs)
+
+
+def test_sequences_backward_is_refused_clearly():
+    """Gradients through serving layouts are not there yet: a clear error, never a wrong gradient."""
+    q, k, v, lens = _cache()
+    with pytest.raises(NotImplementedError, match="backward and torch.compile of cache sequences"):
+        attnc.attention()(q.requires_grad_(), k, v, cache_seqlens=lens)
