@@ -105,6 +105,10 @@ class DeriveFlashGrad(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: attn.FlashOp, rewriter: PatternRewriter) -> None:
+        if op.layout is not None:
+            raise PassFailedException(
+                f"attn-autodiff cannot differentiate attention over {op.layout.data} sequences yet"
+            )
         if any(isinstance(use.operation, attn.FlashGradOp) for use in op.out.uses):
             return  # already derived
         try:

@@ -1,7 +1,8 @@
 """convert-attn-to-tile: lower each tiled attention op into tile-dialect kernels.
 
 The kernels come from the builders in attnc/conversion/, each generic in its block
-sizes. An `attn.flash` becomes two (flash_kernels.py):
+sizes. An `attn.flash` becomes two (flash_kernels.py), or only the forward when it reads
+packed, cached or paged sequences (`layout`), which classifies its key blocks itself:
 
 - `<fn>_block_table` classifies one (query block, key block) tile per program as
   empty (0), partial (1) or full (2): by the symbolic `classify` region for an
@@ -89,10 +90,9 @@ class ConvertAttnToTilePass(ModulePass):
             if flash.tile is None:
                 raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")
             name = fn.sym_name.data
-            kernels = [
-                build_block_table_kernel(flash, f"{name}_block_table"),
-                build_forward_kernel(flash, f"{name}_fwd"),
-            ]
+            # packed, cached and paged sequences classify their blocks inside the forward
+            table = [build_block_table_kernel(flash, f"{name}_block_table")] if flash.layout is None else []
+            kernels = [*table, build_forward_kernel(flash, f"{name}_fwd")]
             for grad in [o for o in fn.walk() if isinstance(o, FlashGradOp)]:
                 if grad.launch("dq") is None:
                     raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")

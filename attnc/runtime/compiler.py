@@ -247,7 +247,7 @@ def _attention_facts(module: ModuleOp) -> dict[str, Any]:
     stat = grad.stat if grad is not None else None
     return {
         "forward": f"{name}_fwd",
-        "block_table": f"{name}_block_table",
+        "block_table": f"{name}_block_table" if flash.layout is None else "",
         "backward_dq": f"{name}_bwd_dq" if grad is not None else "",
         "backward_dkdv": f"{name}_bwd_dkdv" if grad is not None else "",
         "grad_probabilities": grad.probabilities.data if grad is not None else "",

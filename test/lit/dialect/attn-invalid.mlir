@@ -938,3 +938,51 @@ func.func @tile_syntax() attributes {tile = #attn.tile<128by64>} {
   func.return
 }
 // CHECK: expected tile sizes written as <MxN>
+
+// -----
+
+func.func @sequences_unknown_layout(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %lens: tensor<?xi32>) {
+  %qs, %ks, %vs = attn.sequences "ragged" %q, %k, %k (%lens : tensor<?xi32>) : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+  func.return
+}
+// CHECK: {{^}}'attn.sequences' op expected layout packed, cache or paged, but got "ragged"
+
+// -----
+
+func.func @sequences_packed_needs_both_offsets(%q: tensor<1x4x?x64xbf16>, %k: tensor<1x2x?x64xbf16>, %cu: tensor<?xi32>) {
+  %qs, %ks, %vs = attn.sequences "packed" %q, %k, %k (%cu : tensor<?xi32>) : tensor<1x4x?x64xbf16>, tensor<1x2x?x64xbf16>, tensor<1x2x?x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+  func.return
+}
+// CHECK: {{^}}'attn.sequences' op expected 2 sequence operands (cu_seqlens_q, cu_seqlens_k), but got 1
+
+// -----
+
+func.func @sequences_lengths_are_i32(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %lens: tensor<?xi64>) {
+  %qs, %ks, %vs = attn.sequences "cache" %q, %k, %k (%lens : tensor<?xi64>) : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+  func.return
+}
+// CHECK: {{^}}'attn.sequences' op expected cache_seqlens of i32, but got i64
+
+// -----
+
+func.func @sequences_packed_batch(%q: tensor<2x4x?x64xbf16>, %k: tensor<1x2x?x64xbf16>, %cu: tensor<?xi32>) {
+  %qs, %ks, %vs = attn.sequences "packed" %q, %k, %k (%cu, %cu : tensor<?xi32>, tensor<?xi32>) : tensor<2x4x?x64xbf16>, tensor<1x2x?x64xbf16>, tensor<1x2x?x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+  func.return
+}
+// CHECK: {{^}}'attn.sequences' op expected packed q of batch 1, but got 2
+
+// -----
+
+func.func @sequences_pages_static(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %lens: tensor<?xi32>, %table: tensor<?x?xi32>) {
+  %qs, %ks, %vs = attn.sequences "paged" %q, %k, %k (%lens, %table : tensor<?xi32>, tensor<?x?xi32>) : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+  func.return
+}
+// CHECK: {{^}}'attn.sequences' op expected k/v pages of a static size, but got k of shape ?x2x?x64
+
+// -----
+
+func.func @sequences_view_type(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %lens: tensor<?xi32>) {
+  %qs, %ks, %vs = attn.sequences "cache" %q, %k, %k (%lens : tensor<?xi32>) : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x2x?x32xbf16>, tensor<?x2x?x64xbf16>
+  func.return
+}
+// CHECK: {{^}}'attn.sequences' op expected the k view of type tensor<?x2x?x64xbf16>, but got tensor<?x2x?x32xbf16>

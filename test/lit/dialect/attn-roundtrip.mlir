@@ -345,3 +345,11 @@ func.func @flash_grad_stat_grad(%q: tensor<?x4x?x16xf32>, %k: tensor<?x4x?x16xf3
   } {scale = 0.25 : f32, probabilities = "softmax", capture_sites = [], stat_sites = [0 : i64]} : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32> -> (tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>)
   func.return %dq, %dk, %dv, %dsinks : tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<4xf32>
 }
+
+// attn.sequences: the packed view, its metadata and types survive printing and parsing.
+// CHECK-LABEL: func.func @packed_view(
+// CHECK:         %{{.*}}, %{{.*}}, %{{.*}} = attn.sequences "packed" %{{.*}}, %{{.*}}, %{{.*}} (%{{.*}}, %{{.*}} : tensor<?xi32>, tensor<?xi32>) : tensor<1x4x?x64xf16>, tensor<1x2x?x64xf16>, tensor<1x2x?x32xf16> -> tensor<?x4x?x64xf16>, tensor<?x2x?x64xf16>, tensor<?x2x?x32xf16>
+func.func @packed_view(%q: tensor<1x4x?x64xf16>, %k: tensor<1x2x?x64xf16>, %v: tensor<1x2x?x32xf16>, %cu_q: tensor<?xi32>, %cu_k: tensor<?xi32>) -> tensor<?x2x?x32xf16> {
+  %qs, %ks, %vs = attn.sequences "packed" %q, %k, %v (%cu_q, %cu_k : tensor<?xi32>, tensor<?xi32>) : tensor<1x4x?x64xf16>, tensor<1x2x?x64xf16>, tensor<1x2x?x32xf16> -> tensor<?x4x?x64xf16>, tensor<?x2x?x64xf16>, tensor<?x2x?x32xf16>
+  func.return %vs : tensor<?x2x?x32xf16>
+}

@@ -453,3 +453,50 @@ func.func @no_pv(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>) -> tensor
   func.return %s : tensor<1x4x16x16xf32>
 }
 // CHECK: {{^}}attn-fuse cannot fuse 'attn.qk': it is not part of a chain that ends in attn.pv
+
+// -----
+
+// A paged KV cache: attn.sequences views pages as one sequence per batch entry; the fused
+// op reads the pages directly and carries the layout and its metadata.
+// CHECK-LABEL: func.func @paged(
+// CHECK-SAME:      %[[Q:.*]]: tensor<?x4x?x64xbf16>, %[[K:.*]]: tensor<?x2x16x64xbf16>, %[[V:.*]]: tensor<?x2x16x64xbf16>, %[[LENS:.*]]: tensor<?xi32>, %[[TABLE:.*]]: tensor<?x?xi32>)
+// CHECK-NOT:     attn.sequences
+// CHECK-NEXT:    %{{.*}}, %{{.*}} = attn.flash %[[Q]], %[[K]], %[[V]] sequences(%[[LENS]], %[[TABLE]] : tensor<?xi32>, tensor<?x?xi32>) score_mod {
+// CHECK:         {layout = "paged", scale = 1.250000e-01 : f32, normalizer = "sum"
+func.func @paged(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x16x64xbf16>, %v: tensor<?x2x16x64xbf16>, %lens: tensor<?xi32>, %table: tensor<?x?xi32>) -> tensor<?x4x?x64xbf16> {
+  %qs, %ks, %vs = attn.sequences "paged" %q, %k, %v (%lens, %table : tensor<?xi32>, tensor<?x?xi32>) : tensor<?x4x?x64xbf16>, tensor<?x2x16x64xbf16>, tensor<?x2x16x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+  %s = attn.qk %qs, %ks {scale = 0.125 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %p, %l = attn.online_rowscale %s update {
+  ^bb0(%score: f32, %b: index, %h: index, %l: f32):
+    %one = arith.constant 1.0 : f32
+    %tile_sum = attn.row_sum %score : f32
+    %l_new = arith.addf %l, %tile_sum : f32
+    attn.yield %score, %one, %l_new : f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index, %l: f32):
+    %out = arith.divf %acc, %l : f32
+    attn.yield %out, %l : f32, f32
+  } {normalizer = "sum", state = ["l"], init = [0.0 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+  %o = attn.pv %p, %vs : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %o : tensor<?x4x?x64xbf16>
+}
+
+// -----
+
+// q is a view of packed sequences but k is not: one op must view all three.
+func.func @mixed_views(%q: tensor<1x4x?x64xbf16>, %k: tensor<1x2x?x64xbf16>, %v: tensor<1x2x?x64xbf16>, %cu: tensor<?xi32>) -> tensor<?x4x?x64xbf16> {
+  %qs, %ks, %vs = attn.sequences "packed" %q, %k, %v (%cu, %cu : tensor<?xi32>, tensor<?xi32>) : tensor<1x4x?x64xbf16>, tensor<1x2x?x64xbf16>, tensor<1x2x?x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+  %kk = tensor.cast %k : tensor<1x2x?x64xbf16> to tensor<?x2x?x64xbf16>
+  %s = attn.qk %qs, %kk {scale = 0.125 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %p = attn.online_rowscale %s update {
+  ^bb0(%score: f32, %b: index, %h: index):
+    %one = arith.constant 1.0 : f32
+    attn.yield %score, %one : f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b: index, %h: index):
+    attn.yield %acc : f32
+  } {normalizer = "identity", state = [], init = [], masked_score = 0.0 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>)
+  %o = attn.pv %p, %vs : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %o : tensor<?x4x?x64xbf16>
+}
+// CHECK: {{^}}attn-fuse cannot fuse 'attn.pv': q, k and v must be the three views of one attn.sequences op
