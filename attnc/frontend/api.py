@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 import attnc.runtime.autograd  # noqa: F401  (registers the attnc::attention custom ops)
+import attnc.runtime.sequence_op  # noqa: F401  (registers attnc::attention_sequences)
 from attnc.dialect.attn import NormalizerSpec
 from attnc.frontend.build import build_module
 from attnc.frontend.checks import MAX_HEAD_DIM, MIN_HEAD_DIM, check_scale, check_stored, check_tensors
@@ -167,13 +168,30 @@ class Attention:
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         check_stored(q, k, v, block_table=layout_args[5] is not None)
         check_scale(scale)
-        seqs = sequences(q, k, v, *layout_args)
-        if training or torch.compiler.is_compiling():
+        cu_q, cu_k, max_q, max_k, lens, table = layout_args
+        if training:
+            layout = "packed" if cu_q is not None or cu_k is not None else "paged" if table is not None else "cache"
             raise NotImplementedError(
-                f"the backward and torch.compile of {seqs.layout if seqs else 'packed'} sequences are not "
-                "implemented yet; call under torch.no_grad() with tensors that do not require grad"
+                f"the backward of attention over {layout} sequences is not implemented yet; call under "
+                "torch.no_grad() or with tensors that do not require grad"
             )
-        out, stats = self.program.forward(q, k, v, scale, seqs)
+        if torch.compiler.is_compiling():
+            # One opaque op; its metadata is checked when it runs.
+            if cu_q is not None and (max_q is None or max_k is None):
+                raise ValueError(
+                    "under torch.compile, packed sequences need max_seqlen_q and max_seqlen_k as Python ints "
+                    "(finding them would read cu_seqlens on the host)"
+                )
+            meta = [cu_q, cu_k] if cu_q is not None else [lens] if table is None else [lens, table]
+            layout = "packed" if cu_q is not None else "cache" if table is None else "paged"
+            encoded = math.nan if scale is None else float(scale)
+            out, stat = torch.ops.attnc.attention_sequences(
+                self.program.name, q, k, v, meta, layout, -1 if max_q is None else max_q,
+                -1 if max_k is None else max_k, self.program.captures, encoded,
+            )  # fmt: skip
+            stats = [stat] if self.program.num_stats else []
+        else:
+            out, stats = self.program.forward(q, k, v, scale, sequences(q, k, v, *layout_args))
         if return_lse:
             return out, (stats[0] if len(stats) == 1 else tuple(stats) if stats else None)
         return out

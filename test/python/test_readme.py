@@ -76,3 +76,11 @@ def test_readme_pipeline_example_runs(capsys):
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "attn-fuse,attn-block-mask,attn-tile,convert-attn-to-tile"
     assert printed[1] == "['softmax', 'softmax-backward', 'linear', 'linear-backward']"
+
+
+def test_readme_serving_example_runs():
+    """The serving section runs on the CPU: packed, cached and paged calls, the paged one equal to the cache."""
+    block = next(b for b in _python_blocks() if "cache_seqlens=lens" in b)
+    scope: dict = {}
+    exec(compile(block, str(README), "exec"), scope)
+    assert scope["out"].shape == (3, 4, 2, 64) and torch.isfinite(scope["out"]).all()

@@ -227,5 +227,26 @@ def test_bad_caches(case, error, message):
 def test_sequences_backward_is_refused_clearly():
     """Gradients through serving layouts are not there yet: a clear error, never a wrong gradient."""
     q, k, v, lens = _cache()
-    with pytest.raises(NotImplementedError, match="backward and torch.compile of cache sequences"):
+    with pytest.raises(NotImplementedError, match="backward of attention over cache sequences"):
         attnc.attention()(q.requires_grad_(), k, v, cache_seqlens=lens)
+
+
+def test_sequences_under_torch_compile():
+    """A decode step over a KV cache compiles whole (fullgraph) and gives the eager answer."""
+    q, k, v, lens = _cache()
+    attn = attnc.attention(mask_mod=causal)
+    step = torch.compile(lambda q, k, v, lens: attn(q, k, v, cache_seqlens=lens), fullgraph=True)
+    assert torch.equal(step(q, k, v, lens), attn(q, k, v, cache_seqlens=lens))
+
+
+def test_packed_under_torch_compile_needs_max_seqlen():
+    q, k, v, cu = _packed_inputs()
+    attn = attnc.attention()
+    step = torch.compile(lambda q, k, v, cu: attn(q, k, v, cu_seqlens_q=cu, cu_seqlens_k=cu), fullgraph=True)
+    with pytest.raises(Exception, match="need max_seqlen_q and max_seqlen_k as Python ints"):
+        step(q, k, v, cu)
+    given = torch.compile(
+        lambda q, k, v, cu: attn(q, k, v, cu_seqlens_q=cu, cu_seqlens_k=cu, max_seqlen_q=5, max_seqlen_k=5),
+        fullgraph=True,
+    )
+    assert torch.equal(given(q, k, v, cu), attn(q, k, v, cu_seqlens_q=cu, cu_seqlens_k=cu))
