@@ -7,8 +7,8 @@ at once) and records the IR of the stages users can ask for: `c.ir(stage)`,
 
 | pipeline          | passes                                                           | stages               |
 |-------------------|------------------------------------------------------------------|----------------------|
-| softmax           | attn-fuse, attn-block-mask, attn-tile, convert-attn-to-tile      | attn, flash, tile    |
-| softmax-backward  | attn-fuse, attn-block-mask, attn-autodiff, attn-tile, convert... | attn, flash, tile    |
+| softmax           | attn-fuse, attn-block-mask, attn-split, attn-tile, convert-...   | attn, flash, tile    |
+| softmax-backward  | attn-fuse, attn-block-mask, attn-autodiff, attn-split, attn-tile, convert-... | attn, flash, tile |
 | linear            | attn-chunk, attn-tile, convert-attn-to-tile                      | attn, chunk, tile    |
 | linear-backward   | attn-chunk, attn-autodiff, attn-tile, convert-attn-to-tile       | attn, chunk, tile    |
 
@@ -33,6 +33,7 @@ from attnc.passes.attn_autodiff import AttnAutodiffPass
 from attnc.passes.attn_block_mask import AttnBlockMaskPass
 from attnc.passes.attn_chunk import AttnChunkPass
 from attnc.passes.attn_fuse import AttnFusePass
+from attnc.passes.attn_split import AttnSplitPass
 from attnc.passes.attn_tile import AttnTilePass
 from attnc.passes.convert_attn_to_tile import ConvertAttnToTilePass
 
@@ -83,7 +84,13 @@ def softmax(target: str, tile: Mapping[str, int] | None = None) -> Pipeline:
     """Softmax-style attention, forward only: fuse, classify the mask, tile, lower."""
     return Pipeline(
         "softmax",
-        (AttnFusePass(), AttnBlockMaskPass(), AttnTilePass(target=target, **(tile or {})), ConvertAttnToTilePass()),
+        (
+            AttnFusePass(),
+            AttnBlockMaskPass(),
+            AttnSplitPass(),
+            AttnTilePass(target=target, **(tile or {})),
+            ConvertAttnToTilePass(),
+        ),
         {"flash": "attn-tile", "tile": "convert-attn-to-tile"},
     )
 
@@ -101,6 +108,7 @@ def softmax_backward(
             AttnFusePass(),
             AttnBlockMaskPass(),
             AttnAutodiffPass(strict=True, captures=grad_captures),
+            AttnSplitPass(),
             AttnTilePass(target=target, **(tile or {})),
             ConvertAttnToTilePass(),
         ),

@@ -18,7 +18,7 @@ from xdsl.ir import Attribute, SSAValue
 
 from attnc.conversion.kernel_builder import KernelBuilder, Value
 from attnc.conversion.region_lowering import lower_region
-from attnc.conversion.sequence_rows import PAGE, SequenceRows, layout_params, locate
+from attnc.conversion.sequence_rows import PAGE, QueryRows, SequenceRows, layout_params, locate, query_rows
 from attnc.dialect import attn, kernel_params
 from attnc.dialect.attn_sequences import page_size
 from attnc.dialect.kernel_params import padded_head_dim
@@ -120,31 +120,29 @@ def build_block_table_kernel(flash: attn.FlashOp, name: str):
     return kb.finish()
 
 
-def build_forward_kernel(flash: attn.FlashOp, name: str):
+def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
     """The flash forward: full key blocks unmasked, then partial ones masked; finalize; store.
 
     Packed, cached and paged sequences (`layout`) visit each of their key blocks once, masked, and skip
-    those the affine mask's classify region finds empty; they have no block table.
+    those the affine mask's classify region finds empty; they have no block table. With `pack_gqa`,
+    one program owns a kv head and its rows are the queries of the heads that share it. `split`
+    builds the split forward of a flash with a `merge` region: program axis 2 picks one of
+    `num_splits` ranges of the sequence's key blocks, and the program stores its partial
+    accumulator and state (`part_acc_ptr`, `part_state{i}_ptr`, rows of `part_rows`) for the
+    combine kernel (flash_combine_kernel.py) instead of finalizing.
     """
     tile = flash.tile
     assert tile is not None
     qt, kt, vt = flash.q.type, flash.k.type, flash.v.type
     assert isinstance(qt, TensorType) and isinstance(kt, TensorType) and isinstance(vt, TensorType)
     layout = flash.layout.data if flash.layout is not None else "dense"
+    packed = "pack_gqa" in flash.attributes
     elem = qt.element_type
     head_dim, head_dim_v = qt.get_shape()[3], vt.get_shape()[3]
     cap_types = _captures(flash)
-    num_stats = len(flash.stats)
+    state_names = [s.data for s in flash.state.data]
 
-    params: list[tuple[str, Attribute]] = []
-    for t in ("q", "k", "v", "out"):
-        params.append((kernel_params.ptr(t), KernelBuilder.ptr_type(elem)))
-    params += [(kernel_params.stat_ptr(i), KernelBuilder.ptr_type(f32)) for i in range(num_stats)]
-    add_capture_params(params, cap_types)
-    for t in ("q", "k", "v", "out"):
-        params += [(kernel_params.stride(t, d), i32) for d in ("b", "h", "s", "d")]
-    params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
-    params += table_params("num_kv_blocks") if layout == "dense" else layout_params(layout)
+    params = _forward_params(flash, elem, layout, cap_types, split)
     constexprs = {
         BM: tile.block_m.data,
         BN: tile.block_n.data,
@@ -155,30 +153,38 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
         constexprs[PAGE] = page_size(layout, kt)
     kb = KernelBuilder(name, params, constexprs, "approx_tanh" in flash.attributes)
     mask_d = head_dim != padded_head_dim(head_dim)
-    mask_dv = head_dim_v != padded_head_dim(head_dim_v)
     fp32 = elem == f32
 
     kb.comment("which query block, batch and head this program owns")
     pid_m = kb.program_id(0, "pid_m")
     pid_bh = kb.program_id(1, "pid_bh")
-    b = kb.div(pid_bh, kb.arg("num_heads"), "b")
-    h = kb.rem(pid_bh, kb.arg("num_heads"), "h")
-    kv_h = kb.div(h, kb.arg("group"), "kv_h")
-    rows = locate(kb, layout, pid_bh, b, h, kv_h)
+    if packed:
+        kv_heads = kb.div(kb.arg("num_heads"), kb.arg("group"), "kv_heads")
+        b = kb.div(pid_bh, kv_heads, "b")
+        kv_h = kb.rem(pid_bh, kv_heads, "kv_h")
+        rows = locate(kb, layout, pid_bh, b, None, kv_h)
+        qrows = query_rows(kb, rows, pid_m, kv_h, kb.constexpr(BM), True)
+    else:
+        b = kb.div(pid_bh, kb.arg("num_heads"), "b")
+        h = kb.rem(pid_bh, kb.arg("num_heads"), "h")
+        kv_h = kb.div(h, kb.arg("group"), "kv_h")
+        rows = locate(kb, layout, pid_bh, b, h, kv_h)
+        qrows = query_rows(kb, rows, pid_m, h, kb.constexpr(BM), False)
+    h = qrows.head  # a scalar, or per row [BLOCK_M] when packed: the regions broadcast it
 
-    q_lo = kb.mul(pid_m, kb.constexpr(BM), "q_lo")
-    offs_m = kb.add(q_lo, kb.arange(BM), "offs_m")
     offs_n = kb.arange(BN, "offs_n")
     offs_d = kb.arange(DIM, "offs_d")
     offs_dv = kb.arange(DIM_V, "offs_dv")
-    row_ok = kb.col(kb.cmp("slt", offs_m, rows.q_len), "row_ok")
     d_ok = kb.row(kb.cmp("slt", offs_d, kb.i32(head_dim)), "d_ok") if mask_d else None
-    dv_ok = kb.row(kb.cmp("slt", offs_dv, kb.i32(head_dim_v)), "dv_ok") if mask_dv else None
+    dv_ok = (
+        kb.row(kb.cmp("slt", offs_dv, kb.i32(head_dim_v)), "dv_ok")
+        if head_dim_v != padded_head_dim(head_dim_v)
+        else None
+    )
 
-    q, q_idx = _load_queries(kb, rows, offs_m, offs_d, row_ok, d_ok)
+    q, q_idx = _load_queries(kb, rows, qrows, offs_d, d_ok)
     captures = capture_values(kb, cap_types)
 
-    state_names = [s.data for s in flash.state.data]
     init: dict[str, SSAValue] = {"acc": kb.full((BM, DIM_V), 0.0, f32, "acc")}
     for s, value in zip(state_names, flash.init.data):
         assert isinstance(value, FloatAttr)
@@ -233,11 +239,15 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
         acc = kb.dot(kb.cast(p, elem), v, acc, "ieee" if fp32 else None, "acc")
         return {"acc": acc, **dict(zip(state_names, new_state))}
 
+    split_id = kb.program_id(2, "split") if split else None
     if layout == "dense":
         state = _table_loops(kb, b, h, pid_m, init, attend)
     else:
-        state = _sequence_loop(kb, flash, rows, b, h, q_lo, init, attend)
+        state = _sequence_loop(kb, flash, rows, qrows, b, h, init, attend, split_id)
 
+    if split_id is not None:
+        _store_partials(kb, flash, qrows, b, split_id, state, offs_dv, dv_ok, head_dim_v)
+        return kb.finish()
     kb.comment(f"normalizer finalize ({flash.normalizer.data})")
     normalized, *stats = lower_region(
         kb, flash.finalize, [state["acc"], b, h, *[state[s] for s in state_names], *captures], "finalize"
@@ -245,42 +255,96 @@ def build_forward_kernel(flash: attn.FlashOp, name: str):
     out = kb.cast(kb.to_dims(normalized, (BM, DIM_V)), elem, "out")
     out_ptrs = kb.addptr(
         rows.out_base,
-        kb.add(
-            kb.mul(kb.col(offs_m), kb.arg(kernel_params.stride("out", "s"))),
-            kb.mul(kb.row(offs_dv), kb.arg(kernel_params.stride("out", "d"))),
-        ),
+        kb.add(qrows.offsets(kb, "out"), kb.mul(kb.row(offs_dv), kb.arg(kernel_params.stride("out", "d")))),
         "out_ptrs",
     )
-    kb.store(out_ptrs, out, kb.and_(row_ok, dv_ok) if dv_ok is not None else row_ok)
-    stat_rows = kb.add(rows.stat_row, kb.wide(offs_m), "stat_rows")
-    rows_in_bounds = kb.cmp("slt", offs_m, rows.q_len, "rows_in_bounds")
+    kb.store(out_ptrs, out, kb.and_(qrows.ok, dv_ok) if dv_ok is not None else qrows.ok)
+    stat_rows = _stat_rows(kb, rows, qrows, b)
+    rows_in_bounds = kb.cmp("slt", qrows.pos, rows.q_len, "rows_in_bounds")
     for i, stat in enumerate(stats):
         kb.store(kb.addptr(kb.arg(kernel_params.stat_ptr(i)), stat_rows), stat, rows_in_bounds)
     return kb.finish()
 
 
+def _forward_params(
+    flash: attn.FlashOp, elem: Attribute, layout: str, cap_types: list[TensorType], split: bool
+) -> list[tuple[str, Attribute]]:
+    params: list[tuple[str, Attribute]] = []
+    for t in ("q", "k", "v", "out"):
+        params.append((kernel_params.ptr(t), KernelBuilder.ptr_type(elem)))
+    params += [(kernel_params.stat_ptr(i), KernelBuilder.ptr_type(f32)) for i in range(len(flash.stats))]
+    add_capture_params(params, cap_types)
+    for t in ("q", "k", "v", "out"):
+        params += [(kernel_params.stride(t, d), i32) for d in ("b", "h", "s", "d")]
+    params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
+    params += table_params("num_kv_blocks") if layout == "dense" else layout_params(layout)
+    if split:
+        params += partial_params(len(flash.state.data))
+    return params
+
+
+def partial_params(num_state: int) -> list[tuple[str, Attribute]]:
+    """Where split programs leave their partial accumulators and states, and how many splits there are."""
+    return [
+        ("part_acc_ptr", KernelBuilder.ptr_type(f32)),
+        *[(f"part_state{i}_ptr", KernelBuilder.ptr_type(f32)) for i in range(num_state)],
+        ("part_rows", i32),
+        ("num_splits", i32),
+    ]
+
+
+def _stat_rows(kb: KernelBuilder, rows: SequenceRows, qrows: QueryRows, b: SSAValue) -> SSAValue:
+    """[BLOCK_M] i64 indices of the rows' statistics (stored [batch, heads, rows])."""
+    if not qrows.packed:
+        return kb.add(rows.stat_row, kb.wide(qrows.offs), "stat_rows")
+    bh = kb.add(kb.mul(b, kb.arg("num_heads")), qrows.head)
+    return kb.add(kb.mul(kb.wide(bh), kb.wide(kb.arg("seq_q"))), kb.wide(qrows.pos), "stat_rows")
+
+
+def _store_partials(
+    kb: KernelBuilder,
+    flash: attn.FlashOp,
+    qrows: QueryRows,
+    b: SSAValue,
+    split_id: SSAValue,
+    state: dict[str, SSAValue],
+    offs_dv: SSAValue,
+    dv_ok: SSAValue | None,
+    head_dim_v: int,
+) -> None:
+    """The split's accumulator and state, unfinalized, at rows (split · part_rows + (b·H + h)·Sq + pos)."""
+    kb.comment("store the split's partial accumulator and state for the combine")
+    head = qrows.head
+    bh = kb.add(kb.mul(b, kb.arg("num_heads")), head)
+    row = kb.add(kb.mul(bh, kb.arg("seq_q")), qrows.pos)
+    split_row = kb.add(kb.mul(kb.wide(split_id), kb.wide(kb.arg("part_rows"))), kb.wide(row), "part_row")
+    acc_ptrs = kb.addptr(
+        kb.arg("part_acc_ptr"), kb.add(kb.mul(kb.col(split_row), kb.wide(kb.i32(head_dim_v))), kb.wide(kb.row(offs_dv)))
+    )
+    kb.store(acc_ptrs, state["acc"], kb.and_(qrows.ok, dv_ok) if dv_ok is not None else qrows.ok)
+    in_bounds = kb.cmp("slt", qrows.pos, kb.arg("seq_q"))
+    for i, name in enumerate(s.data for s in flash.state.data):
+        kb.store(kb.addptr(kb.arg(f"part_state{i}_ptr"), split_row), state[name], in_bounds)
+
+
 def _load_queries(
     kb: KernelBuilder,
     rows: SequenceRows,
-    offs_m: SSAValue,
+    qrows: QueryRows,
     offs_d: SSAValue,
-    row_ok: SSAValue,
     d_ok: SSAValue | None,
 ) -> tuple[SSAValue, SSAValue]:
     """The program's query tile and its rows' positions (q_idx, [BLOCK_M, 1])."""
     q_ptrs = kb.addptr(
         rows.q_base,
-        kb.add(
-            kb.mul(kb.col(offs_m), kb.arg(kernel_params.stride("q", "s"))),
-            kb.mul(kb.row(offs_d), kb.arg(kernel_params.stride("q", "d"))),
-        ),
+        kb.add(qrows.offsets(kb, "q"), kb.mul(kb.row(offs_d), kb.arg(kernel_params.stride("q", "d")))),
         "q_ptrs",
     )
-    q = kb.load(q_ptrs, kb.and_(row_ok, d_ok) if d_ok is not None else row_ok, 0.0, "q")
+    q = kb.load(q_ptrs, kb.and_(qrows.ok, d_ok) if d_ok is not None else qrows.ok, 0.0, "q")
     if rows.layout == "dense":
-        return q, kb.col(kb.min(offs_m, kb.sub(rows.q_len, kb.i32(1))), "q_idx")
+        return q, kb.col(kb.min(qrows.pos, kb.sub(rows.q_len, kb.i32(1))), "q_idx")
     last_row = kb.max(kb.sub(rows.q_len, kb.i32(1)), kb.i32(0))
-    return q, kb.col(kb.add(rows.q_shift, kb.min(offs_m, last_row)), "q_idx")
+    return q, kb.col(kb.add(rows.q_shift, kb.min(qrows.pos, last_row)), "q_idx")
 
 
 Attend = Callable[[dict[str, SSAValue], SSAValue, bool], dict[str, SSAValue]]
@@ -317,23 +381,29 @@ def _sequence_loop(
     kb: KernelBuilder,
     flash: attn.FlashOp,
     rows: SequenceRows,
+    qrows: QueryRows,
     b: SSAValue,
     h: SSAValue,
-    q_lo: SSAValue,
     init: dict[str, SSAValue],
     attend: Attend,
+    split_id: SSAValue | None,
 ) -> dict[str, SSAValue]:
-    """Every key block of the sequence, masked; an affine mask's empty blocks are skipped."""
+    """The sequence's key blocks (a split's range of them), masked; an affine mask's empty blocks are skipped."""
     zero = kb.i32(0)
     blocks = kb.cdiv(rows.k_len, kb.constexpr(BN), "kv_blocks")
-    count = kb.where(kb.cmp("slt", q_lo, rows.q_len), blocks, zero, "num_blocks")
+    lo, hi = zero, blocks
+    if split_id is not None:
+        per_split = kb.cdiv(blocks, kb.arg("num_splits"), "per_split")
+        lo = kb.mul(split_id, per_split, "first_block")
+        hi = kb.min(kb.add(lo, per_split), blocks, "end_block")
+    hi = kb.where(kb.cmp("slt", qrows.first, rows.q_len), hi, lo, "end_block")
     if flash.block_mask is None or flash.block_mask.data != "affine":
-        with kb.loop(zero, count, kb.i32(1), init, "key blocks of the sequence") as body:
+        with kb.loop(lo, hi, kb.i32(1), init, "key blocks of the sequence") as body:
             body.yield_(attend(body.carried, kb.mul(body.index, kb.constexpr(BN), "start_n"), True))
         return body.results
-    q_first = kb.add(rows.q_shift, q_lo, "q_first")
-    q_end = kb.add(rows.q_shift, kb.min(kb.add(q_lo, kb.constexpr(BM)), rows.q_len), "q_end")
-    with kb.loop(zero, count, kb.i32(1), init, "key blocks of the sequence") as body:
+    q_first = kb.add(rows.q_shift, qrows.first, "q_first")
+    q_end = kb.add(rows.q_shift, qrows.end, "q_end")
+    with kb.loop(lo, hi, kb.i32(1), init, "key blocks of the sequence") as body:
         start_n = kb.mul(body.index, kb.constexpr(BN), "start_n")
         kv_end = kb.min(kb.add(start_n, kb.constexpr(BN)), rows.k_len, "kv_end")
         any_kept, _ = lower_region(kb, flash.classify, [b, h, q_first, q_end, start_n, kv_end], "classify")

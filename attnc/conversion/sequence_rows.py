@@ -94,21 +94,28 @@ def _clamp(kb: KernelBuilder, x: SSAValue, lo: SSAValue, hi: SSAValue, name: str
     return kb.min(kb.max(x, lo), hi, name)
 
 
-def locate(kb: KernelBuilder, layout: str, pid_bh: SSAValue, b: SSAValue, h: SSAValue, kv_h: SSAValue) -> SequenceRows:
-    """The rows of sequence `b` (head `h`, kv head `kv_h`; `pid_bh` = b · num_heads + h) in `layout`'s storage."""
+def locate(
+    kb: KernelBuilder, layout: str, pid_bh: SSAValue, b: SSAValue, h: SSAValue | None, kv_h: SSAValue
+) -> SequenceRows:
+    """The rows of sequence `b` (head `h`, kv head `kv_h`; `pid_bh` = b · num_heads + h) in `layout`'s storage.
+    With `h` None (query heads packed into rows), q's and out's bases stop at the sequence."""
     zero = kb.i32(0)
     seq_q, seq_kv = kb.arg("seq_q"), kb.arg("seq_kv")
 
-    def at(t: str, batch: SSAValue | None, head: SSAValue, row: SSAValue | None) -> SSAValue:
-        off = kb.mul(kb.wide(head), kb.wide(kb.arg(kernel_params.stride(t, "h"))))
-        if batch is not None:
-            off = kb.add(kb.mul(kb.wide(batch), kb.wide(kb.arg(kernel_params.stride(t, "b")))), off)
-        if row is not None:
-            off = kb.add(off, kb.mul(kb.wide(row), kb.wide(kb.arg(kernel_params.stride(t, "s")))))
+    def at(t: str, batch: SSAValue | None, head: SSAValue | None, row: SSAValue | None) -> SSAValue:
+        terms = [
+            kb.mul(kb.wide(x), kb.wide(kb.arg(kernel_params.stride(t, d))))
+            for x, d in ((batch, "b"), (head, "h"), (row, "s"))
+            if x is not None
+        ]
+        off = terms[0]
+        for term in terms[1:]:
+            off = kb.add(off, term)
         return kb.addptr(kb.arg(kernel_params.ptr(t)), off, f"{t}_base")
 
     heads_rows = kb.mul(kb.wide(pid_bh), kb.wide(seq_q))
     if layout == "packed":
+        assert h is not None
         total_q, total_k = kb.arg("q_rows"), kb.arg("kv_rows")
         cu_q, cu_k = kb.arg("cu_seqlens_q_ptr"), kb.arg("cu_seqlens_k_ptr")
         next_b = kb.add(b, kb.i32(1))
@@ -140,4 +147,44 @@ def locate(kb: KernelBuilder, layout: str, pid_bh: SSAValue, b: SSAValue, h: SSA
     return SequenceRows(layout, b, kv_h, q_base, out_base, seq_q, k_len, q_shift, heads_rows, k_base, v_base)
 
 
-__all__ = ["PAGE", "SequenceRows", "layout_params", "locate"]
+@dataclass
+class QueryRows:
+    """The query rows one program owns: BLOCK_M rows of one head, or, with the query heads of a kv
+    head packed (GQA packing), rows ordered position-major over the `group` heads."""
+
+    offs: SSAValue  # [BLOCK_M] row ids
+    pos: SSAValue  # [BLOCK_M] positions in the sequence, before the shift
+    head: SSAValue  # h: a scalar, or [BLOCK_M] when packed
+    ok: SSAValue  # [BLOCK_M, 1]
+    first: SSAValue  # the first position the block holds
+    end: SSAValue  # one past its last (at most q_len)
+    packed: bool
+
+    def offsets(self, kb: KernelBuilder, t: str) -> SSAValue:
+        """[BLOCK_M, 1] element offsets of the rows in `t` ("q" or "out") from the sequence's base."""
+        off = kb.mul(kb.col(self.pos), kb.arg(kernel_params.stride(t, "s")))
+        if self.packed:
+            off = kb.add(kb.mul(kb.col(self.head), kb.arg(kernel_params.stride(t, "h"))), off)
+        return off
+
+
+def query_rows(
+    kb: KernelBuilder, rows: SequenceRows, pid_m: SSAValue, head: SSAValue, block_m: SSAValue, packed: bool
+) -> QueryRows:
+    """The rows of query block `pid_m`; `head` is h, or the kv head when `packed`."""
+    lo = kb.mul(pid_m, block_m, "q_lo")
+    offs = kb.add(lo, kb.arange("BLOCK_M"), "offs_m")
+    if not packed:
+        ok = kb.col(kb.cmp("slt", offs, rows.q_len), "row_ok")
+        end = kb.min(kb.add(lo, block_m), rows.q_len, "q_hi")
+        return QueryRows(offs, offs, head, ok, lo, end, False)
+    group = kb.arg("group")
+    pos = kb.div(offs, group, "pos")
+    heads = kb.add(kb.mul(head, group), kb.rem(offs, group), "h_of_row")
+    ok = kb.col(kb.cmp("slt", pos, rows.q_len), "row_ok")
+    first = kb.div(lo, group, "q_first_pos")
+    end = kb.min(kb.add(kb.div(kb.sub(kb.add(lo, block_m), kb.i32(1)), group), kb.i32(1)), rows.q_len, "q_end_pos")
+    return QueryRows(offs, pos, heads, ok, first, end, True)
+
+
+__all__ = ["PAGE", "QueryRows", "SequenceRows", "layout_params", "locate", "query_rows"]

@@ -448,7 +448,11 @@ class FlashOp(IRDLOperation):
     `attn-block-mask` adds `block_mask` ("none", "affine" or "runtime") and, for
     affine masks, the `classify` region: given a tile's index ranges it yields
     whether some (`any`) and whether every (`all`) element of the tile is kept.
-    `attn-tile` adds `tile`.
+    `attn-tile` adds `tile` (and `pack_gqa` over a KV cache: the query heads that share a
+    kv head are one tile's rows). `attn-split` adds the `merge` region over a KV cache:
+    given two partial states of a row (one per split of its keys) it yields the factors
+    that rescale each partial accumulator and the merged state, so a combine can merge
+    the splits and finalize once.
 
     ```mlir
     %o, %lse = attn.flash %q, %k, %v captures(%slopes : tensor<8xf32>) score_mod {...} mask_mod {...}
@@ -477,6 +481,7 @@ class FlashOp(IRDLOperation):
     update = region_def("single_block")
     finalize = region_def("single_block")
     classify = region_def()
+    merge = region_def()  # attn-split: (state_a..., state_b...) -> (scale_a, scale_b, state...)
     out = result_def(TensorType)
     stats = var_result_def(TensorType)
     traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
@@ -484,7 +489,8 @@ class FlashOp(IRDLOperation):
     assembly_format = (
         "$q `,` $k `,` $v (`sequences` `(` $sequences^ `:` type($sequences) `)`)? "
         "(`captures` `(` $captures^ `:` type($captures) `)`)? `score_mod` $score_mod "
-        "`mask_mod` $mask_mod `update` $update `finalize` $finalize `classify` $classify attr-dict "
+        "`mask_mod` $mask_mod `update` $update `finalize` $finalize `classify` $classify "
+        "(`merge` $merge^)? attr-dict "
         "`:` type($q) `,` type($k) `,` type($v) `->` `(` type($out) (`,` type($stats)^)? `)`"
     )
 
@@ -534,6 +540,18 @@ class FlashOp(IRDLOperation):
             check_yield(self, block, "classify", [i1, i1])
         elif self.classify.blocks:
             raise VerifyException("'attn.flash' op expected an empty classify region unless block_mask is affine")
+        self._verify_decoding(len(state))
+
+    def _verify_decoding(self, num_state: int) -> None:
+        """The merge region and pack_gqa, both only over a KV cache."""
+        over_cache = self.layout is not None and self.layout.data in ("cache", "paged")
+        if self.merge.blocks:
+            merge = check_block_args(self, self.merge, "merge", [f32] * (2 * num_state))
+            check_yield(self, merge, "merge", [f32] * (2 + num_state))
+            if not over_cache:
+                raise VerifyException("'attn.flash' op expected a merge region only over a cache or paged cache")
+        if "pack_gqa" in self.attributes and not over_cache:
+            raise VerifyException("'attn.flash' op expected pack_gqa only over a cache or paged cache")
 
 
 # ---------------------------------------------------------------------------

@@ -129,19 +129,21 @@ class Attention:
         max_seqlen_k: int | None = None,
         cache_seqlens: torch.Tensor | None = None,
         block_table: torch.Tensor | None = None,
+        num_splits: int = 0,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         """out [B, Hq, Sq, Dv] (and with `return_lse` the normalizer's row statistics) for dense q, k, v.
 
         Serving layouts, FlashAttention's keywords in attnc's layout: packed sequences (`cu_seqlens_q`,
         `cu_seqlens_k`, optional `max_seqlen_q`/`max_seqlen_k` as Python ints), a KV cache
-        (`cache_seqlens`) or a paged one (`cache_seqlens` and `block_table`); see the README's "Serving".
+        (`cache_seqlens`) or a paged one (`cache_seqlens` and `block_table`), whose keys decoding may
+        split across programs (`num_splits`: 0 chooses, 1 none, n); see the README's "Serving".
         """
         program = self.program
         training = torch.is_grad_enabled() and (
             any(getattr(t, "requires_grad", False) for t in (q, k, v)) or any(c.requires_grad for c in program.captures)
         )
-        layout_args = (cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, cache_seqlens, block_table)
-        if any(a is not None for a in layout_args):
+        layout_args = (cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, cache_seqlens, block_table, num_splits)
+        if any(a is not None for a in layout_args[:-1]) or num_splits:
             return self._call_sequences(q, k, v, scale, return_lse, training, layout_args)
         if training and program.backward_problem() is not None:
             raise NotImplementedError(
@@ -168,7 +170,7 @@ class Attention:
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         check_stored(q, k, v, block_table=layout_args[5] is not None)
         check_scale(scale)
-        cu_q, cu_k, max_q, max_k, lens, table = layout_args
+        cu_q, cu_k, max_q, max_k, lens, table, num_splits = layout_args
         if training:
             layout = "packed" if cu_q is not None or cu_k is not None else "paged" if table is not None else "cache"
             raise NotImplementedError(
@@ -187,7 +189,7 @@ class Attention:
             encoded = math.nan if scale is None else float(scale)
             out, stat = torch.ops.attnc.attention_sequences(
                 self.program.name, q, k, v, meta, layout, -1 if max_q is None else max_q,
-                -1 if max_k is None else max_k, self.program.captures, encoded,
+                -1 if max_k is None else max_k, num_splits, self.program.captures, encoded,
             )  # fmt: skip
             stats = [stat] if self.program.num_stats else []
         else:

@@ -37,6 +37,12 @@ def _attn_autodiff() -> type[ModulePass]:
     return AttnAutodiffPass
 
 
+def _attn_split() -> type[ModulePass]:
+    from attnc.passes.attn_split import AttnSplitPass
+
+    return AttnSplitPass
+
+
 def _attn_chunk() -> type[ModulePass]:
     from attnc.passes.attn_chunk import AttnChunkPass
 
@@ -46,6 +52,7 @@ def _attn_chunk() -> type[ModulePass]:
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "attn-fuse": _attn_fuse,
     "attn-block-mask": _attn_block_mask,
+    "attn-split": _attn_split,
     "attn-tile": _attn_tile,
     "convert-attn-to-tile": _convert_attn_to_tile,
     "attn-autodiff": _attn_autodiff,

@@ -182,7 +182,7 @@ def _fused_regions(chain: _Chain, captures: list[SSAValue]) -> list[Region]:
     normalizer_names = [None] * (3 + num_state) + names
     update = remap_region(norm.update, normalizer_args, arg_map, normalizer_names)
     finalize = remap_region(norm.finalize, normalizer_args, arg_map, normalizer_names)
-    return [score_region, mask_region, update, finalize, Region()]
+    return [score_region, mask_region, update, finalize, Region(), Region()]
 
 
 class FusePVChain(RewritePattern):

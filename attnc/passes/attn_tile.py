@@ -5,6 +5,9 @@ Sets `tile = #attn.tile<MxN>` (queries by keys per program), `num_warps` and
 head dimension, apply. The generated kernel is generic in its block sizes, so
 the runtime's autotuner may still try other sizes; these are the defaults.
 
+Over a KV cache (`layout` "cache" or "paged") it sets `pack_gqa` unless the mask reads h:
+the query heads of one kv head share a tile's rows, so each key block is read once.
+
 For `attn.flash_grad` it sets the same three per backward kernel (`dq_tile`,
 `dq_num_warps`, `dq_num_stages`, and `dkdv_*`), which the runtime launches as is.
 Each backward kernel holds q, k, v, dO and two products at once, so on a GPU the
@@ -84,6 +87,14 @@ def backward_configs(
     return (64, 64, 4, stages), (64, 128, 8, stages)
 
 
+def _packs_query_heads(flash: attn.FlashOp) -> bool:
+    """Over a KV cache, the query heads that share a kv head become one tile's rows, so each key block
+    is read once per kv head; not when the mask reads h, since a tile's rows then differ in h."""
+    if flash.layout is None or flash.layout.data not in ("cache", "paged"):
+        return False
+    return not flash.mask_mod.blocks[0].args[1].uses
+
+
 @dataclass(frozen=True)
 class AttnTilePass(ModulePass):
     """Chooses tile sizes, warps and pipeline stages per attn.flash for a target (cuda:90, cuda:80, hip:gfx942, hip:gfx90a, cpu)."""
@@ -130,6 +141,8 @@ class AttnTilePass(ModulePass):
             forward = self._explicit(default_config(self.target, head_dim, element_bytes))
             if isinstance(flash, attn.FlashOp):
                 self._set(flash, "", forward)
+                if _packs_query_heads(flash):
+                    flash.attributes["pack_gqa"] = UnitAttr()
             else:
                 dq, dkdv = backward_configs(self.target, qt.get_shape()[3], element_bytes, forward)
                 self._set(flash, "dq_", self._explicit(dq))

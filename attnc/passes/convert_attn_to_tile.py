@@ -2,7 +2,9 @@
 
 The kernels come from the builders in attnc/conversion/, each generic in its block
 sizes. An `attn.flash` becomes two (flash_kernels.py), or only the forward when it reads
-packed, cached or paged sequences (`layout`), which classifies its key blocks itself:
+packed, cached or paged sequences (`layout`), which classifies its key blocks itself; with
+a `merge` region (attn-split) also `<fn>_fwd_split` and `<fn>_combine`
+(flash_combine_kernel.py), the two kernels of split decoding:
 
 - `<fn>_block_table` classifies one (query block, key block) tile per program as
   empty (0), partial (1) or full (2): by the symbolic `classify` region for an
@@ -59,6 +61,7 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from attnc.conversion.flash_backward_kernels import build_dkdv_kernel, build_dq_kernel
+from attnc.conversion.flash_combine_kernel import COMBINE_ROWS, build_combine_kernel
 from attnc.conversion.flash_kernels import build_block_table_kernel, build_forward_kernel
 from attnc.dialect import attn
 from attnc.dialect.attn_grad import FlashGradOp
@@ -93,6 +96,9 @@ class ConvertAttnToTilePass(ModulePass):
             # packed, cached and paged sequences classify their blocks inside the forward
             table = [build_block_table_kernel(flash, f"{name}_block_table")] if flash.layout is None else []
             kernels = [*table, build_forward_kernel(flash, f"{name}_fwd")]
+            if flash.merge.blocks:  # attn-split: the split forward and its combine
+                kernels.append(build_forward_kernel(flash, f"{name}_fwd_split", split=True))
+                kernels.append(build_combine_kernel(flash, f"{name}_combine", COMBINE_ROWS))
             for grad in [o for o in fn.walk() if isinstance(o, FlashGradOp)]:
                 if grad.launch("dq") is None:
                     raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")

@@ -54,6 +54,10 @@ class KernelInfo:
     dq_config: list[int]  # the dQ kernel's block_m, block_n, num_warps, num_stages; [] without the backward
     dkdv_config: list[int]  # the dK/dV kernel's, likewise
     block_mask: str  # "none" | "affine" | "runtime"
+    split_forward: str  # the split forward and its combine (attn-split's merge region); "" when unsplittable
+    combine: str
+    pack_gqa: bool  # one program per kv head, its query heads packed into the rows
+    num_state: int  # the normalizer's running state values per row
     table_uses_b: bool
     table_uses_h: bool
     block_m: int
@@ -255,6 +259,10 @@ def _attention_facts(module: ModuleOp) -> dict[str, Any]:
         "dq_config": list(grad.launch("dq") or ()) if grad is not None else [],
         "dkdv_config": list(grad.launch("dkdv") or ()) if grad is not None else [],
         "block_mask": flash.block_mask.data,
+        "split_forward": f"{name}_fwd_split" if flash.merge.blocks else "",
+        "combine": f"{name}_combine" if flash.merge.blocks else "",
+        "pack_gqa": "pack_gqa" in flash.attributes,
+        "num_state": len(flash.state.data),
         "table_uses_b": _region_uses(flash, 0),
         "table_uses_h": _region_uses(flash, 1),
         "block_m": tile.block_m.data,

@@ -14,7 +14,8 @@ import torch
 from attnc.dialect import kernel_params
 from attnc.dialect.attn_sequences import LAYOUTS
 from attnc.runtime.compiler import CompiledVariant
-from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, set_strides
+from attnc.runtime.decode_splits import choose_splits, sm_count
+from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, run_kernel, set_strides
 from attnc.runtime.sequences import Sequences
 
 
@@ -42,6 +43,11 @@ class SequenceLaunch:
         self.stat_names = [kernel_params.stat_ptr(i) for i in range(info.num_stats)]
         self.capture_names = [kernel_params.capture_ptr(i) for i in range(len(captures))]
         self.meta_names = [f"{name}_ptr" for name, _ in LAYOUTS[seqs.layout]]
+        self.group = heads // k.shape[1]
+        self.packed = info.pack_gqa
+        self.num_state = info.num_state
+        self.head_dim_v = v.shape[3]
+        self.sms = sm_count(q.device)
         constexprs = info.constexprs[info.forward]
         args: dict[str, Any] = {
             "num_heads": heads,
@@ -68,8 +74,15 @@ class SequenceLaunch:
         self.args = args
 
     def run(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, captures: list[torch.Tensor], seqs: Sequences
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        captures: list[torch.Tensor],
+        seqs: Sequences,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """out and the row statistics; `seqs.num_splits` 0 chooses, 1 runs unsplit, n splits each sequence's
+        keys n ways (where the variant can merge splits: attn-split)."""
         out = torch.empty(self.out_shape, dtype=v.dtype, device=self.device)
         stats = [torch.empty(self.stat_shape, dtype=torch.float32, device=self.device) for _ in self.stat_names]
         if seqs.count == 0 or seqs.max_q == 0:
@@ -86,9 +99,47 @@ class SequenceLaunch:
             args[name] = tensor
         for name, tensor in zip(self.meta_names, seqs.meta):
             args[name] = tensor
-        grid = (cdiv(seqs.max_q, self.config.block_m), seqs.count * self.heads)
-        self.config = run_fitting(self.compiled.forward, grid, args, self.device, self.config)
+        rows, programs = seqs.max_q, seqs.count * self.heads
+        if self.packed:  # a program per kv head, its query heads packed into the rows
+            rows, programs = seqs.max_q * self.group, seqs.count * (self.heads // self.group)
+        grid = (cdiv(rows, self.config.block_m), programs)
+        splits = self._splits(seqs.num_splits, grid, seqs)
+        if splits == 1:
+            self.config = run_fitting(self.compiled.forward, grid, args, self.device, self.config)
+            return out, stats
+        self._run_split(args, (*grid, splits), splits, out, stats)
         return out, stats
+
+    def _splits(self, requested: int, grid: tuple[int, int], seqs: Sequences) -> int:
+        if not self.compiled.info.split_forward:
+            return 1  # its normalizer has no merge: unsplit, whatever was asked
+        key_blocks = cdiv(seqs.max_k, self.config.block_n)
+        if requested:
+            return max(1, min(requested, key_blocks))
+        return choose_splits(grid[0] * grid[1], key_blocks, self.sms)
+
+    def _run_split(
+        self, args: dict[str, Any], grid: tuple[int, ...], splits: int, out: torch.Tensor, stats: list[torch.Tensor]
+    ) -> None:
+        """The split forward, then the combine that merges the splits and finalizes."""
+        part_rows = out.shape[0] * out.shape[1] * out.shape[2]
+        f32 = {"dtype": torch.float32, "device": self.device}
+        part = {"part_acc_ptr": torch.empty((splits, part_rows, self.head_dim_v), **f32)}
+        for i in range(self.num_state):
+            part[f"part_state{i}_ptr"] = torch.empty((splits, part_rows), **f32)
+        sizes = {"part_rows": part_rows, "num_splits": splits}
+        args.update(part, **sizes)
+        kernels = self.compiled.kernels
+        info = self.compiled.info
+        self.config = run_fitting(getattr(kernels, info.split_forward), grid, args, self.device, self.config)
+        rows_per_program = info.constexprs[info.combine]["BLOCK_M"]
+        combine = {**part, **sizes, "BLOCK_M": rows_per_program, "HEAD_DIM_V": args["HEAD_DIM_V"]}
+        for name in ("out_ptr", *self.stat_names, *self.capture_names, "seq_q", "num_heads"):
+            combine[name] = args[name]
+        for key, value in args.items():
+            if key.startswith(("stride_out_", "cap")):
+                combine[key] = value
+        run_kernel(getattr(kernels, info.combine), (cdiv(part_rows, rows_per_program),), combine, self.device, None)
 
 
 __all__ = ["SequenceLaunch"]

@@ -1,7 +1,8 @@
 """Attention over packed, cached or paged sequences as a PyTorch custom op, so `torch.compile(fullgraph=True)`
 sees one opaque node per call (forward only, for now).
 
-`attnc::attention_sequences(variant, q, k, v, meta, layout, max_seqlen_q, max_seqlen_k, captures, scale)`
+`attnc::attention_sequences(variant, q, k, v, meta, layout, max_seqlen_q, max_seqlen_k, num_splits, captures,
+scale)`
 returns (out, stats); `meta` holds the layout's tensors in the order dialect/attn_sequences.py lists
 them; a max_seqlen of -1 stands for None and NaN scale for the default.
 """
@@ -30,19 +31,21 @@ def attention_sequences_op(
     layout: str,
     max_seqlen_q: int,
     max_seqlen_k: int,
+    num_splits: int,
     captures: list[torch.Tensor],
     scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     if layout == "packed":
         seqs = sequences(q, k, v, meta[0], meta[1], _optional(max_seqlen_q), _optional(max_seqlen_k))
     else:
-        seqs = sequences(q, k, v, cache_seqlens=meta[0], block_table=meta[1] if layout == "paged" else None)
+        table = meta[1] if layout == "paged" else None
+        seqs = sequences(q, k, v, cache_seqlens=meta[0], block_table=table, num_splits=num_splits)
     out, stats = program(variant).forward(q, k, v, None if math.isnan(scale) else scale, seqs)
     return out, stats[0] if stats else q.new_empty((0,), dtype=torch.float32)
 
 
 @attention_sequences_op.register_fake
-def _(variant, q, k, v, meta, layout, max_seqlen_q, max_seqlen_k, captures, scale):
+def _(variant, q, k, v, meta, layout, max_seqlen_q, max_seqlen_k, num_splits, captures, scale):
     out = q.new_empty((q.shape[0], q.shape[1], q.shape[2], v.shape[3]))
     if program(variant).num_stats == 0:
         return out, q.new_empty((0,), dtype=torch.float32)

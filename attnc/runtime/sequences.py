@@ -10,7 +10,7 @@ clamp every length they read, so unchecked values never make them read outside a
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -28,6 +28,7 @@ class Sequences:
     max_q: int
     max_k: int
     page_size: int = 0
+    num_splits: int = 0  # decoding: 0 chooses, 1 none, n splits of each sequence's keys
 
     def key(self) -> tuple[Any, ...]:
         """What a plan depends on: the lengths rounded up to powers of two, so one plan serves many calls."""
@@ -50,8 +51,11 @@ def sequences(
     max_seqlen_k: Any = None,
     cache_seqlens: Any = None,
     block_table: Any = None,
+    num_splits: Any = 0,
 ) -> Sequences | None:
     """The call's layout, or None for dense q, k, v; raises ValueError/TypeError naming the argument."""
+    if isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 0:
+        raise TypeError(f"num_splits must be a non-negative int (0 chooses, 1 none), but got {num_splits!r}")
     packed = cu_seqlens_q is not None or cu_seqlens_k is not None
     cached = cache_seqlens is not None or block_table is not None
     if packed and cached:
@@ -62,8 +66,10 @@ def sequences(
         raise ValueError("max_seqlen_q and max_seqlen_k go with cu_seqlens_q and cu_seqlens_k")
     if packed:
         return _packed(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    if num_splits > 1 and not cached:
+        raise ValueError("num_splits splits the keys of a KV cache; it goes with cache_seqlens")
     if cached:
-        return _cached(q, k, cache_seqlens, block_table)
+        return replace(_cached(q, k, cache_seqlens, block_table), num_splits=num_splits)
     return None
 
 

@@ -468,3 +468,91 @@ func.func @paged(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x16x64xbf16>, %v: tens
   } {layout = "paged", scale = 1.250000e-01 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "affine", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64, approx_tanh} : tensor<?x4x?x64xbf16>, tensor<?x2x16x64xbf16>, tensor<?x2x16x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>)
   func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
 }
+
+// -----
+
+// attn-split's merge region over a KV cache: beside the unsplit forward, the split forward
+// (program axis 2 picks a range of each sequence's key blocks; it stores the partial
+// accumulator and state) and the combine (merges the splits with the merge region, then
+// finalizes once).
+// CHECK-LABEL: tile.func @split_fwd(
+// CHECK-LABEL: tile.func @split_fwd_split(
+// CHECK-SAME:      %[[PART_ACC:part_acc_ptr]]: !tile.ptr<f32>, %{{.*}}: !tile.ptr<f32>, %{{.*}}: !tile.ptr<f32>, %[[ROWS:part_rows]]: i32, %[[SPLITS:num_splits]]: i32)
+// CHECK:         %[[SPLIT:split]] = tile.program_id 2
+// CHECK:         %[[PER:per_split]] = arith.divsi %{{.*}}, %[[SPLITS]] : i32
+// CHECK-NEXT:    %[[FIRST:first_block]] = arith.muli %[[SPLIT]], %[[PER]] : i32
+// CHECK:         scf.for %{{.*}} = %[[FIRST]] to %{{.*}}
+// CHECK:         arith.muli %b, %num_heads {attnc.comment = "store the split's partial accumulator and state for the combine"}
+// CHECK:         %[[ACC_PTRS:.*]] = tile.addptr %[[PART_ACC]], %{{.*}}
+// CHECK:         tile.store %[[ACC_PTRS]], %{{.*}} mask %{{.*}} : tensor<128x64x!tile.ptr<f32>>, tensor<128x64xf32>
+// CHECK-LABEL: tile.func @split_combine(
+// CHECK:         scf.for %{{.*}} = %{{.*}} to %num_splits
+// CHECK:           arith.maxnumf
+// CHECK:           math.exp2
+// CHECK:         } {attnc.comment = "merge the splits"}
+// CHECK:         math.log %
+func.func @split(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %cache_seqlens: tensor<?xi32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %out, %lse = attn.flash %q, %k, %v sequences(%cache_seqlens : tensor<?xi32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b_1: index, %h_1: index, %q_idx_1: index, %kv_idx_1: index):
+    %0 = arith.cmpi sge, %q_idx_1, %kv_idx_1 : index
+    attn.yield %0 : i1
+  } update {
+  ^bb0(%score_1: f32, %b_2: index, %h_2: index, %m: f32, %l: f32):
+    %cst = arith.constant 1.44269502 : f32
+    %1 = arith.mulf %score_1, %cst : f32
+    %2 = attn.row_max %1 : f32
+    %m_new = arith.maxnumf %m, %2 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %3 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %4 = arith.select %3, %cst_2, %m_new : f32
+    %5 = arith.subf %1, %4 : f32
+    %p = math.exp2 %5 : f32
+    %6 = arith.subf %m, %4 : f32
+    %alpha = math.exp2 %6 : f32
+    %7 = arith.mulf %l, %alpha : f32
+    %8 = attn.row_sum %p : f32
+    %l_new = arith.addf %7, %8 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_3: index, %h_3: index, %m_1: f32, %l_1: f32):
+    %cst_3 = arith.constant 0.000000e+00 : f32
+    %9 = arith.cmpf oeq, %l_1, %cst_3 : f32
+    %cst_4 = arith.constant 1.000000e+00 : f32
+    %10 = arith.select %9, %cst_4, %l_1 : f32
+    %11 = arith.divf %cst_4, %10 : f32
+    %out_1 = arith.mulf %acc, %11 : f32
+    %cst_5 = arith.constant 0.693147182 : f32
+    %12 = arith.mulf %m_1, %cst_5 : f32
+    %13 = math.log %l_1 : f32
+    %lse_1 = arith.addf %12, %13 : f32
+    attn.yield %out_1, %lse_1 : f32, f32
+  } classify {
+  ^bb0(%b_4: index, %h_4: index, %q_lo: index, %q_hi: index, %kv_lo: index, %kv_hi: index):
+    %14 = arith.constant 1 : index
+    %q_last = arith.subi %q_hi, %14 : index
+    %kv_last = arith.subi %kv_hi, %14 : index
+    %any = arith.cmpi sle, %kv_lo, %q_last : index
+    %all = arith.cmpi sle, %kv_last, %q_lo : index
+    attn.yield %any, %all : i1, i1
+  } merge {
+  ^bb0(%m_a: f32, %l_a: f32, %m_b: f32, %l_b: f32):
+    %m_2 = arith.maxnumf %m_a, %m_b : f32
+    %15 = arith.constant 0xff800000 : f32
+    %16 = arith.cmpf oeq, %m_2, %15 : f32
+    %17 = arith.constant 0.000000e+00 : f32
+    %m_safe = arith.select %16, %17, %m_2 : f32
+    %18 = arith.subf %m_a, %m_safe : f32
+    %scale_a = math.exp2 %18 : f32
+    %19 = arith.subf %m_b, %m_safe : f32
+    %scale_b = math.exp2 %19 : f32
+    %20 = arith.mulf %l_a, %scale_a : f32
+    %21 = arith.mulf %l_b, %scale_b : f32
+    %l_2 = arith.addf %20, %21 : f32
+    attn.yield %scale_a, %scale_b, %m_2, %l_2 : f32, f32, f32, f32
+  } {layout = "cache", scale = 1.250000e-01 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "affine", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64, pack_gqa, approx_tanh} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>)
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}

@@ -1,0 +1,46 @@
+"""How many ranges split decoding cuts each sequence's keys into (FlashAttention's heuristic): none
+while the (sequence, kv head, query block) programs already fill the GPU; otherwise the smallest
+count whose waves use the SMs within 85 % as well as the best count does."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+MAX_SPLITS = 128
+_SMS: dict[int, int] = {}
+
+
+def sm_count(device: torch.device) -> int:
+    """The device's streaming multiprocessors (1 on the CPU), looked up once per device."""
+    if device.type != "cuda":
+        return 1
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    found = _SMS.get(index)
+    if found is None:
+        found = _SMS[index] = torch.cuda.get_device_properties(index).multi_processor_count
+    return found
+
+
+def choose_splits(programs: int, key_blocks: int, sms: int) -> int:
+    """Splits for `programs` programs over `key_blocks` key blocks each, on `sms` SMs."""
+    if programs >= 0.8 * sms or key_blocks <= 1:
+        return 1
+    limit = min(MAX_SPLITS, sms, key_blocks)
+
+    def blocks_per(s: int) -> int:
+        return -(-key_blocks // s)
+
+    def eligible(s: int) -> bool:  # a count that changes no split's length only costs combining
+        return s == 1 or blocks_per(s) != blocks_per(s - 1)
+
+    def efficiency(s: int) -> float:
+        waves = programs * s / sms
+        return waves / math.ceil(waves)
+
+    best = max(efficiency(s) for s in range(1, limit + 1) if eligible(s))
+    return next(s for s in range(1, limit + 1) if eligible(s) and efficiency(s) >= 0.85 * best)
+
+
+__all__ = ["MAX_SPLITS", "choose_splits", "sm_count"]
