@@ -79,8 +79,10 @@ def test_readme_pipeline_example_runs(capsys):
 
 
 def test_readme_serving_example_runs():
-    """The serving section runs on the CPU: packed, cached and paged calls, the paged one equal to the cache."""
+    """The serving section runs on the CPU: packed calls with their gradients, cached and paged calls, the paged
+    one equal to the cache."""
     block = next(b for b in _python_blocks() if "cache_seqlens=lens" in b)
     scope: dict = {}
     exec(compile(block, str(README), "exec"), scope)
     assert scope["out"].shape == (3, 4, 2, 64) and torch.isfinite(scope["out"]).all()
+    assert scope["k"].grad is not None and torch.isfinite(scope["k"].grad).all() and scope["k"].grad.any()
