@@ -45,7 +45,8 @@ from attnc.dialect import kernel_params
 from attnc.dialect.kernel_params import padded_head_dim
 
 
-def _tensor_types(grad) -> tuple[TensorType, TensorType, Attribute, int, int, list[TensorType]]:
+def grad_types(grad) -> tuple[TensorType, TensorType, Attribute, int, int, list[TensorType]]:
+    """q's and v's types, the element type, the head dims of q/k and v, and the captures' types."""
     qt, vt = grad.q.type, grad.v.type
     assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
     caps = [c.type for c in grad.captures]
@@ -53,8 +54,9 @@ def _tensor_types(grad) -> tuple[TensorType, TensorType, Attribute, int, int, li
     return qt, vt, qt.element_type, qt.get_shape()[3], vt.get_shape()[3], caps  # type: ignore[return-value]
 
 
-def _params(grad, with_tables: str) -> list[tuple[str, Attribute]]:
-    _, _, elem, _, _, caps = _tensor_types(grad)
+def backward_params(grad, tail: list[tuple[str, Attribute]]) -> list[tuple[str, Attribute]]:
+    """Both backward kernels' parameters, `tail` (the block table or the layout's metadata) last."""
+    _, _, elem, _, _, caps = grad_types(grad)
     params: list[tuple[str, Attribute]] = []
     for t in ("q", "k", "v", "out", "dout"):
         params.append((kernel_params.ptr(t), KernelBuilder.ptr_type(elem)))
@@ -69,11 +71,24 @@ def _params(grad, with_tables: str) -> list[tuple[str, Attribute]]:
     for t in ("q", "k", "v", "out", "dout", "dq", "dk", "dv"):
         params += [(kernel_params.stride(t, d), i32) for d in ("b", "h", "s", "d")]
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]
-    params += table_params(with_tables)
-    return params
+    return params + tail
 
 
-class _Tiles:
+def backward_builder(grad, kernel: str, name: str, tail: list[tuple[str, Attribute]]) -> KernelBuilder:
+    """The builder of the "dq" or "dkdv" kernel, with attn-tile's blocks and the padded head dims."""
+    launch = grad.launch(kernel)
+    assert launch is not None
+    _, _, _, head_dim, head_dim_v, _ = grad_types(grad)
+    constexprs = {
+        BM: launch[0],
+        BN: launch[1],
+        DIM: padded_head_dim(head_dim),
+        DIM_V: padded_head_dim(head_dim_v),
+    }
+    return KernelBuilder(name, backward_params(grad, tail), constexprs, "approx_tanh" in grad.attributes)
+
+
+class BackwardTiles:
     """Shared pieces of both backward kernels: pointers, 2-d loads, the recomputed probabilities."""
 
     def __init__(self, kb: KernelBuilder, grad, b: SSAValue, head_dim: int, head_dim_v: int):
@@ -126,6 +141,31 @@ class _Tiles:
     def store(self, base, t, rows, rows_ok, value_dims: bool, value) -> None:
         cols, cols_ok = (self.offs_dv, self.dv_ok) if value_dims else (self.offs_d, self.d_ok)
         self.kb.store(self.ptrs(base, t, rows, cols, f"{t}_ptrs"), value, self.mask(rows_ok, cols_ok))
+
+    def delta(self, dout: SSAValue, out: SSAValue, rows: SSAValue, rows_in: SSAValue) -> SSAValue | None:
+        """Softmax: δ = rowsum(dO ⊙ O) − dlse of rows `rows`, stored for the dK/dV kernel; None otherwise."""
+        if not self.softmax:
+            return None
+        kb = self.kb
+        kb.comment("delta = rowsum(dO * O) - dlse, stored for the dK/dV kernel")
+        dlse = kb.load(kb.addptr(kb.arg("dlse_ptr"), rows), rows_in, 0.0, "dlse")
+        dot_rows = kb.row_reduce("sum", kb.mul(kb.cast(dout, f32), kb.cast(out, f32)), "dout_dot_out")
+        delta = kb.sub(dot_rows, dlse, "delta")
+        kb.store(kb.addptr(kb.arg("delta_ptr"), rows), delta, rows_in)
+        return delta
+
+    def stat_grads(
+        self, h: SSAValue, stat: SSAValue | None, delta: SSAValue | None, rows_in: SSAValue, captures: list
+    ) -> None:
+        """With a `stat_grad` region: the captures' adjoints through each row's statistic, added once per row."""
+        kb, grad = self.kb, self.grad
+        if not grad.stat_grad.blocks:
+            return
+        assert stat is not None and delta is not None
+        kb.comment("captured tensors the statistic reads: dL/dlse = dlse - rowsum(dO * O) = -delta per row")
+        dlse_total = kb.sub(kb.f32(0.0), delta, "dlse_total")
+        sites = lower_region(kb, grad.stat_grad, [self.b, h, stat, *captures, dlse_total], "stat_grad")
+        self.add_site_grads(grad.stat_sites, sites, rows_in, stat, drop_nan=True)
 
     def load_stat(self, offsets: SSAValue, rows_in: SSAValue) -> SSAValue | None:
         """The saved statistic of each query row (the logsumexp for softmax), or None without one."""
@@ -237,24 +277,16 @@ def _has_body(region) -> bool:
 
 def build_dq_kernel(grad, name: str):
     """dQ per query block; the captured tensors' adjoints too."""
-    launch = grad.launch("dq")
-    assert launch is not None
-    _, _, elem, head_dim, head_dim_v, caps = _tensor_types(grad)
+    _, _, elem, head_dim, head_dim_v, caps = grad_types(grad)
     fp32 = elem == f32
-    constexprs = {
-        BM: launch[0],
-        BN: launch[1],
-        DIM: padded_head_dim(head_dim),
-        DIM_V: padded_head_dim(head_dim_v),
-    }
-    kb = KernelBuilder(name, _params(grad, "num_kv_blocks"), constexprs, "approx_tanh" in grad.attributes)
+    kb = backward_builder(grad, "dq", name, table_params("num_kv_blocks"))
     kb.comment("which query block, batch and head this program owns")
     pid_m = kb.program_id(0, "pid_m")
     pid_bh = kb.program_id(1, "pid_bh")
     b = kb.div(pid_bh, kb.arg("num_heads"), "b")
     h = kb.rem(pid_bh, kb.arg("num_heads"), "h")
     kv_h = kb.div(h, kb.arg("group"), "kv_h")
-    t = _Tiles(kb, grad, b, head_dim, head_dim_v)
+    t = BackwardTiles(kb, grad, b, head_dim, head_dim_v)
     offs_m = kb.add(kb.mul(pid_m, kb.constexpr(BM)), kb.arange(BM), "offs_m")
     offs_n = kb.arange(BN, "offs_n")
     row_ok = kb.col(kb.cmp("slt", offs_m, t.seq_q), "row_ok")
@@ -265,13 +297,7 @@ def build_dq_kernel(grad, name: str):
     rows_in = kb.cmp("slt", offs_m, t.seq_q)
     stat = t.load_stat(rows, rows_in)
     row = t.row_stat(stat)
-    delta = None
-    if t.softmax:
-        kb.comment("delta = rowsum(dO * O) - dlse, stored for the dK/dV kernel")
-        dlse = kb.load(kb.addptr(kb.arg("dlse_ptr"), rows), rows_in, 0.0, "dlse")
-        dot_rows = kb.row_reduce("sum", kb.mul(kb.cast(dout, f32), kb.cast(out, f32)), "dout_dot_out")
-        delta = kb.sub(dot_rows, dlse, "delta")
-        kb.store(kb.addptr(kb.arg("delta_ptr"), rows), delta, rows_in)
+    delta = t.delta(dout, out, rows, rows_in)
     q_idx = kb.col(kb.min(offs_m, kb.sub(t.seq_q, kb.i32(1))), "q_idx")
     captures = capture_values(kb, caps)
     k_base, v_base = t.base("k", kv_h), t.base("v", kv_h)
@@ -304,36 +330,23 @@ def build_dq_kernel(grad, name: str):
             new_dq = kb.dot(kb.cast(ds, elem), k, body.carried["dq"], "ieee" if fp32 else None, "dq")
             body.yield_({"dq": new_dq})
         dq = body.results["dq"]
-    if grad.stat_grad.blocks:
-        assert stat is not None and delta is not None
-        kb.comment("captured tensors the statistic reads: dL/dlse = dlse - rowsum(dO * O) = -delta per row")
-        dlse_total = kb.sub(kb.f32(0.0), delta, "dlse_total")
-        sites = lower_region(kb, grad.stat_grad, [b, h, stat, *captures, dlse_total], "stat_grad")
-        t.add_site_grads(grad.stat_sites, sites, rows_in, stat, drop_nan=True)
+    t.stat_grads(h, stat, delta, rows_in, captures)
     t.store(t.base("dq", h), "dq", offs_m, row_ok, False, kb.cast(kb.mul(dq, kb.arg("scale")), elem))
     return kb.finish()
 
 
 def build_dkdv_kernel(grad, name: str):
     """dK and dV per key block, summed over the query heads of its group."""
-    launch = grad.launch("dkdv")
-    assert launch is not None
-    _, _, elem, head_dim, head_dim_v, caps = _tensor_types(grad)
+    _, _, elem, head_dim, head_dim_v, caps = grad_types(grad)
     fp32 = elem == f32
-    constexprs = {
-        BM: launch[0],
-        BN: launch[1],
-        DIM: padded_head_dim(head_dim),
-        DIM_V: padded_head_dim(head_dim_v),
-    }
-    kb = KernelBuilder(name, _params(grad, "num_q_blocks"), constexprs, "approx_tanh" in grad.attributes)
+    kb = backward_builder(grad, "dkdv", name, table_params("num_q_blocks"))
     kb.comment("which key block, batch and kv head this program owns")
     pid_n = kb.program_id(0, "pid_n")
     pid_bh = kb.program_id(1, "pid_bh")
     kv_heads = kb.div(kb.arg("num_heads"), kb.arg("group"), "kv_heads")
     b = kb.div(pid_bh, kv_heads, "b")
     kv_h = kb.rem(pid_bh, kv_heads, "kv_h")
-    t = _Tiles(kb, grad, b, head_dim, head_dim_v)
+    t = BackwardTiles(kb, grad, b, head_dim, head_dim_v)
     offs_n = kb.add(kb.mul(pid_n, kb.constexpr(BN)), kb.arange(BN), "offs_n")
     offs_m = kb.arange(BM, "offs_m")
     col_ok = kb.col(kb.cmp("slt", offs_n, t.seq_kv), "col_ok")
@@ -387,4 +400,11 @@ def build_dkdv_kernel(grad, name: str):
     return kb.finish()
 
 
-__all__ = ["build_dkdv_kernel", "build_dq_kernel"]
+__all__ = [
+    "BackwardTiles",
+    "backward_builder",
+    "backward_params",
+    "build_dkdv_kernel",
+    "build_dq_kernel",
+    "grad_types",
+]

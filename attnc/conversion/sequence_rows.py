@@ -1,6 +1,6 @@
-"""Where one program's sequence lives in the forward kernel's storage, for each layout of
-`attn.flash` (dialect/attn_sequences.py): its rows of q and out, its keys, their lengths and the
-shift that makes query i position len_k − len_q + i.
+"""Where one program's sequence lives in the storage of the forward and backward kernels, for each
+layout of `attn.flash` (dialect/attn_sequences.py): its rows of q and out, its keys, their lengths
+and the shift that makes query i position len_k − len_q + i.
 
 Every length read from memory is clamped to the storage, so a wrong `cu_seqlens` or
 `cache_seqlens` on the device never makes the kernel read or write outside a tensor (the host
@@ -61,6 +61,39 @@ class SequenceRows:
     stat_row: SSAValue  # i64
     k_base: SSAValue | None  # None when paged: each key's page is looked up
     v_base: SSAValue | None
+    q_start: SSAValue | None = None  # packed: the sequence's first row of q and of k (i32); else None
+    k_start: SSAValue | None = None
+
+    def q_rows_base(self, kb: KernelBuilder, t: str, head: SSAValue) -> SSAValue:
+        """Tensor `t`, stored like q (q, out, dout, dq), at head `head` and the sequence's first query."""
+        if self.layout == "packed":
+            return storage_base(kb, t, None, head, self.q_start)
+        return storage_base(kb, t, self.b, head, None)
+
+    def kv_rows_base(self, kb: KernelBuilder, t: str) -> SSAValue:
+        """Tensor `t`, stored like k (k, v, dk, dv), at the kv head and the sequence's first key (not paged)."""
+        assert self.layout != "paged", "a paged cache has no rows of its own"
+        if self.layout == "packed":
+            return storage_base(kb, t, None, self.kv_h, self.k_start)
+        return storage_base(kb, t, self.b, self.kv_h, None)
+
+    def stat_row_of(self, kb: KernelBuilder, h: SSAValue) -> SSAValue:
+        """The row (i64) of head `h`'s statistic of the sequence's first query: statistics are stored
+        like q without its head dim, contiguous."""
+        if self.layout == "packed":
+            assert self.q_start is not None
+            return kb.add(kb.mul(kb.wide(h), kb.wide(kb.arg("q_rows"))), kb.wide(self.q_start), "stat_row")
+        pid_bh = kb.add(kb.mul(self.b, kb.arg("num_heads")), h)
+        return kb.mul(kb.wide(pid_bh), kb.wide(kb.arg("seq_q")), "stat_row")
+
+    def q_positions(self, kb: KernelBuilder, offs: SSAValue) -> SSAValue:
+        """Positions of query rows `offs` within the sequence, bottom-right aligned (rows past its end read
+        as its last; an empty sequence as 0)."""
+        return kb.add(self.q_shift, kb.min(offs, kb.max(kb.sub(self.q_len, kb.i32(1)), kb.i32(0))))
+
+    def kv_positions(self, kb: KernelBuilder, cols: SSAValue) -> SSAValue:
+        """Positions of keys `cols` within the sequence (keys past its end read as its last; none as 0)."""
+        return kb.min(cols, kb.max(kb.sub(self.k_len, kb.i32(1)), kb.i32(0)))
 
     def kv_ptrs(self, kb: KernelBuilder, t: str, cols: SSAValue, offs_d: SSAValue, in_range: SSAValue | None):
         """Pointers to keys (t = "k") or values ("v") at logical positions `cols` ([BLOCK_N]) and head-dim
@@ -94,6 +127,22 @@ def _clamp(kb: KernelBuilder, x: SSAValue, lo: SSAValue, hi: SSAValue, name: str
     return kb.min(kb.max(x, lo), hi, name)
 
 
+def storage_base(
+    kb: KernelBuilder, t: str, batch: SSAValue | None, head: SSAValue | None, row: SSAValue | None
+) -> SSAValue:
+    """Pointer to tensor `t` (kernel_params' names) at batch entry `batch` (None: packed), head `head`
+    (None: the sequence's base, heads packed into rows), row `row` (None: 0)."""
+    terms = [
+        kb.mul(kb.wide(x), kb.wide(kb.arg(kernel_params.stride(t, d))))
+        for x, d in ((batch, "b"), (head, "h"), (row, "s"))
+        if x is not None
+    ]
+    off = terms[0]
+    for term in terms[1:]:
+        off = kb.add(off, term)
+    return kb.addptr(kb.arg(kernel_params.ptr(t)), off, f"{t}_base")
+
+
 def locate(
     kb: KernelBuilder, layout: str, pid_bh: SSAValue, b: SSAValue, h: SSAValue | None, kv_h: SSAValue
 ) -> SequenceRows:
@@ -103,15 +152,7 @@ def locate(
     seq_q, seq_kv = kb.arg("seq_q"), kb.arg("seq_kv")
 
     def at(t: str, batch: SSAValue | None, head: SSAValue | None, row: SSAValue | None) -> SSAValue:
-        terms = [
-            kb.mul(kb.wide(x), kb.wide(kb.arg(kernel_params.stride(t, d))))
-            for x, d in ((batch, "b"), (head, "h"), (row, "s"))
-            if x is not None
-        ]
-        off = terms[0]
-        for term in terms[1:]:
-            off = kb.add(off, term)
-        return kb.addptr(kb.arg(kernel_params.ptr(t)), off, f"{t}_base")
+        return storage_base(kb, t, batch, head, row)
 
     heads_rows = kb.mul(kb.wide(pid_bh), kb.wide(seq_q))
     if layout == "packed":
@@ -129,7 +170,7 @@ def locate(
         stat_row = kb.add(kb.mul(kb.wide(h), kb.wide(total_q)), kb.wide(q_start), "stat_row")
         return SequenceRows(
             layout, b, kv_h, at("q", None, h, q_start), at("out", None, h, q_start), q_len, k_len, q_shift,
-            stat_row, at("k", None, kv_h, k_start), at("v", None, kv_h, k_start),
+            stat_row, at("k", None, kv_h, k_start), at("v", None, kv_h, k_start), q_start, k_start,
         )  # fmt: skip
     q_base, out_base = at("q", b, h, None), at("out", b, h, None)
     if layout == "dense":
@@ -187,4 +228,4 @@ def query_rows(
     return QueryRows(offs, pos, heads, ok, first, end, True)
 
 
-__all__ = ["PAGE", "QueryRows", "SequenceRows", "layout_params", "locate", "query_rows"]
+__all__ = ["PAGE", "QueryRows", "SequenceRows", "layout_params", "locate", "query_rows", "storage_base"]

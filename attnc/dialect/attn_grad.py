@@ -46,6 +46,7 @@ from attnc.dialect.attn_regions import (
     verify_mask_mod,
     verify_score_mod,
 )
+from attnc.dialect.attn_sequences import check_layout
 
 
 @irdl_op_definition
@@ -93,6 +94,10 @@ class FlashGradOp(IRDLOperation):
     grad = −δ and adds the adjoints into the captures' gradients. For gpt-oss's sinks
     lse₀ = sink[h], so the sink's gradient is −Σ_rows exp(sink[h] − lse)·δ.
 
+    `layout` and `sequences` are the forward's (dialect/attn_sequences.py): q, k, v, out and dout
+    are then stored packed or in a KV cache, the statistic like out without its head dim, and the
+    gradients like what they differentiate; the kernels find each sequence's rows as the forward does.
+
     `attn-tile` sets the launch of each of the two backward kernels: `dq_tile`,
     `dq_num_warps`, `dq_num_stages` for dQ (which holds BLOCK_M query rows and walks
     key blocks of BLOCK_N) and `dkdv_tile`, `dkdv_num_warps`, `dkdv_num_stages` for
@@ -126,8 +131,10 @@ class FlashGradOp(IRDLOperation):
     v = operand_def(TensorType)
     out = operand_def(TensorType)
     dout = operand_def(TensorType)
+    sequences = var_operand_def(TensorType)  # the forward's layout metadata (attn_sequences.py); none when dense
     stat = opt_operand_def(TensorType)
     captures = var_operand_def(TensorType)
+    layout = opt_attr_def(StringAttr)  # "packed" | "cache" | "paged", as the forward's; absent: dense
     scale = attr_def(FloatAttr)
     probabilities = attr_def(StringAttr)
     row_scale = opt_attr_def(StringAttr)
@@ -152,7 +159,8 @@ class FlashGradOp(IRDLOperation):
     traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     assembly_format = (
-        "$q `,` $k `,` $v `,` $out `,` $dout (`stat` `(` $stat^ `:` type($stat) `)`)? "
+        "$q `,` $k `,` $v `,` $out `,` $dout (`sequences` `(` $sequences^ `:` type($sequences) `)`)? "
+        "(`stat` `(` $stat^ `:` type($stat) `)`)? "
         "(`captures` `(` $captures^ `:` type($captures) `)`)? "
         "`score_mod` $score_mod `mask_mod` $mask_mod `score_mod_grad` $score_mod_grad `classify` $classify "
         "(`stat_grad` $stat_grad^)? attr-dict "
@@ -170,6 +178,10 @@ class FlashGradOp(IRDLOperation):
         ot = tensor_type(self.out, "out", self, 4)
         if self.dout.type != ot:
             raise VerifyException(f"'attn.flash_grad' op expected dout of type {ot}, but got {self.dout.type}")
+        if self.layout is not None:
+            check_layout(self, self.layout.data, self.q, self.k, self.v, self.sequences)
+        elif self.sequences:
+            raise VerifyException("'attn.flash_grad' op expected no sequences operands without a layout")
         kind, row_scale = self.probabilities.data, self.row_scale.data if self.row_scale is not None else None
         if kind not in ("softmax", "elementwise"):
             raise VerifyException(

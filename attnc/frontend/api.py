@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 import attnc.runtime.autograd  # noqa: F401  (registers the attnc::attention custom ops)
-import attnc.runtime.sequence_op  # noqa: F401  (registers attnc::attention_sequences)
+import attnc.runtime.sequence_autograd  # noqa: F401  (registers attnc::attention_sequences and its backward)
 from attnc.dialect.attn import NormalizerSpec
 from attnc.frontend.build import build_module
 from attnc.frontend.checks import MAX_HEAD_DIM, MIN_HEAD_DIM, check_scale, check_stored, check_tensors
@@ -171,15 +171,16 @@ class Attention:
         check_stored(q, k, v, block_table=layout_args[5] is not None)
         check_scale(scale)
         cu_q, cu_k, max_q, max_k, lens, table, num_splits = layout_args
+        compiling = torch.compiler.is_compiling()
+        # Checked here when eager; under torch.compile the op checks its metadata when it runs.
+        seqs = None if compiling else sequences(q, k, v, *layout_args)
         if training:
-            layout = "packed" if cu_q is not None or cu_k is not None else "paged" if table is not None else "cache"
-            raise NotImplementedError(
-                f"the backward of attention over {layout} sequences is not implemented yet; call under "
-                "torch.no_grad() or with tensors that do not require grad"
-            )
-        if torch.compiler.is_compiling():
-            # One opaque op; its metadata is checked when it runs.
-            if cu_q is not None and (max_q is None or max_k is None):
+            self._check_backward(table is not None)
+        if seqs is not None and seqs.layout == "packed":
+            max_q, max_k = seqs.max_q, seqs.max_k  # found once: the op and its backward need not look again
+        if training or compiling:
+            # One opaque custom op with a registered backward: autograd and torch.compile both see it.
+            if compiling and cu_q is not None and (max_q is None or max_k is None):
                 raise ValueError(
                     "under torch.compile, packed sequences need max_seqlen_q and max_seqlen_k as Python ints "
                     "(finding them would read cu_seqlens on the host)"
@@ -193,10 +194,24 @@ class Attention:
             )  # fmt: skip
             stats = [stat] if self.program.num_stats else []
         else:
-            out, stats = self.program.forward(q, k, v, scale, sequences(q, k, v, *layout_args))
+            out, stats = self.program.forward(q, k, v, scale, seqs)
         if return_lse:
             return out, (stats[0] if len(stats) == 1 else tuple(stats) if stats else None)
         return out
+
+    def _check_backward(self, paged: bool) -> None:
+        """Raises NotImplementedError, naming the part, when a call that needs gradients cannot have them."""
+        hint = "call under torch.no_grad() or pass tensors that do not require grad"
+        if paged:
+            raise NotImplementedError(
+                "the backward of attention over a paged KV cache is not implemented (packed sequences and a "
+                f"contiguous cache have one); {hint}"
+            )
+        if torch.compiler.is_compiling():
+            return  # deriving it runs passes, which dynamo cannot trace: compiling the backward names the part
+        problem = self.program.backward_problem()
+        if problem is not None:
+            raise NotImplementedError(f"{problem} ({hint})")
 
 
 def _signature(shape: Shape, dtype: torch.dtype, scale: float | None) -> Signature:

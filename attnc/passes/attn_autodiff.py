@@ -27,6 +27,10 @@ others, and dq, dk, dv and the captures' gradients are returned after the existi
 results. Other normalizers are left alone, or with `strict=true` the pass fails naming
 the part.
 
+Attention over packed sequences or a KV cache (`layout` on attn.flash) gets an attn.flash_grad
+with the same layout and metadata operands; a paged cache has no backward, and the pass fails
+naming it.
+
 Linear attention (`attn.recurrence`, `attn.recurrent_chunk`) has its backward in closed
 form (the reverse state scan and per-chunk dq/dk/dv/dG, see chunk_backward_kernels.py):
 the pass marks each such op `backward`, and convert-attn-to-tile adds those kernels.
@@ -105,9 +109,10 @@ class DeriveFlashGrad(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: attn.FlashOp, rewriter: PatternRewriter) -> None:
-        if op.layout is not None:
+        if op.layout is not None and op.layout.data == "paged":
             raise PassFailedException(
-                f"attn-autodiff cannot differentiate attention over {op.layout.data} sequences yet"
+                'attn-autodiff cannot differentiate attention over a paged KV cache (layout "paged"); '
+                "packed sequences and a contiguous cache have gradients"
             )
         if any(isinstance(use.operation, attn.FlashGradOp) for use in op.out.uses):
             return  # already derived
@@ -146,15 +151,7 @@ class DeriveFlashGrad(RewritePattern):
         for capture in op.captures:
             assert isinstance(capture.type, TensorType)
             capture_grad_types.append(TensorType(f32, capture.type.get_shape()))
-        attributes: dict[str, Attribute] = {
-            "scale": op.scale,
-            "probabilities": StringAttr(form.probabilities),
-            "capture_sites": ArrayAttr([IntegerAttr(s, i64) for s in sites]),
-        }
-        if form.probabilities == "elementwise" and form.stat is not None:
-            attributes["row_scale"] = StringAttr("inverse")
-        if op.block_mask is not None:
-            attributes["block_mask"] = op.block_mask
+        attributes = _grad_attributes(op, form.probabilities, form.stat is not None, sites)
         stat_grad = Region()
         if through_stat is not None:
             stat_grad, stat_sites = through_stat
@@ -166,6 +163,7 @@ class DeriveFlashGrad(RewritePattern):
                 op.v,
                 op.out,
                 dout,
+                list(op.sequences),
                 [] if form.stat is None else [op.stats[form.stat]],
                 list(op.captures),
             ],
@@ -181,6 +179,23 @@ class DeriveFlashGrad(RewritePattern):
         rewriter.replace(ret, func.ReturnOp(*ret.arguments, *grad.results))
         _update_signature(fn)
         rewriter.notify_op_modified(fn)
+
+
+def _grad_attributes(op: attn.FlashOp, probabilities: str, has_stat: bool, sites: list[int]) -> dict[str, Attribute]:
+    """attn.flash_grad's attributes: how it recomputes the weights, its capture sites, and the forward's
+    block mask and layout."""
+    attributes: dict[str, Attribute] = {
+        "scale": op.scale,
+        "probabilities": StringAttr(probabilities),
+        "capture_sites": ArrayAttr([IntegerAttr(s, i64) for s in sites]),
+    }
+    if probabilities == "elementwise" and has_stat:
+        attributes["row_scale"] = StringAttr("inverse")
+    if op.block_mask is not None:
+        attributes["block_mask"] = op.block_mask
+    if op.layout is not None:
+        attributes["layout"] = op.layout
+    return attributes
 
 
 def _update_signature(fn: func.FuncOp) -> None:

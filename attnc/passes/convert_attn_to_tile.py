@@ -17,7 +17,8 @@ a `merge` region (attn-split) also `<fn>_fwd_split` and `<fn>_combine`
   update per tile and its finalize at the end. Empty tiles are never visited.
 
 An `attn.flash_grad` beside it adds `<fn>_bwd_dq` and `<fn>_bwd_dkdv`
-(flash_backward_kernels.py).
+(flash_backward_kernels.py; over packed sequences or a KV cache, flash_backward_sequences.py,
+which classify their blocks themselves too).
 
 An `attn.recurrent_chunk` (linear attention) becomes `<fn>_chunk_state` (the state
 scan over chunks) and `<fn>_chunk_output` (per chunk, inter- plus intra-chunk
@@ -61,10 +62,12 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from attnc.conversion.flash_backward_kernels import build_dkdv_kernel, build_dq_kernel
+from attnc.conversion.flash_backward_sequences import build_dkdv_sequences_kernel, build_dq_sequences_kernel
 from attnc.conversion.flash_combine_kernel import COMBINE_ROWS, build_combine_kernel
 from attnc.conversion.flash_kernels import build_block_table_kernel, build_forward_kernel
 from attnc.dialect import attn
 from attnc.dialect.attn_grad import FlashGradOp
+from attnc.dialect.tile import FuncOp as TileFuncOp
 
 
 @dataclass(frozen=True)
@@ -100,9 +103,7 @@ class ConvertAttnToTilePass(ModulePass):
                 kernels.append(build_forward_kernel(flash, f"{name}_fwd_split", split=True))
                 kernels.append(build_combine_kernel(flash, f"{name}_combine", COMBINE_ROWS))
             for grad in [o for o in fn.walk() if isinstance(o, FlashGradOp)]:
-                if grad.launch("dq") is None:
-                    raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")
-                kernels += [build_dq_kernel(grad, f"{name}_bwd_dq"), build_dkdv_kernel(grad, f"{name}_bwd_dkdv")]
+                kernels += _backward_kernels(grad, name)
             for kernel in kernels:
                 op.body.block.insert_op_before(kernel, fn)
             fn.detach()
@@ -110,6 +111,17 @@ class ConvertAttnToTilePass(ModulePass):
         for leftover in op.walk():
             if leftover.dialect_name() == "attn":
                 raise PassFailedException(f"convert-attn-to-tile cannot lower '{leftover.name}'; run attn-fuse first")
+
+
+def _backward_kernels(grad: FlashGradOp, name: str) -> list[TileFuncOp]:
+    """dQ and dK/dV of an attn.flash_grad: walking block tables when dense, sequences otherwise."""
+    if grad.launch("dq") is None:
+        raise PassFailedException("convert-attn-to-tile requires tile sizes; run attn-tile first")
+    if grad.layout is None:
+        return [build_dq_kernel(grad, f"{name}_bwd_dq"), build_dkdv_kernel(grad, f"{name}_bwd_dkdv")]
+    if grad.layout.data == "paged":
+        raise PassFailedException("convert-attn-to-tile cannot lower the backward of a paged KV cache")
+    return [build_dq_sequences_kernel(grad, f"{name}_bwd_dq"), build_dkdv_sequences_kernel(grad, f"{name}_bwd_dkdv")]
 
 
 def _lower_recurrent(module: ModuleOp, fn: func.FuncOp, ops: list[attn.RecurrentChunkOp]) -> None:

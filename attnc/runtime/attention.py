@@ -189,14 +189,17 @@ class AttentionProgram:
         scale: float | None,
         backward: bool,
         grad_captures: tuple[int, ...] | None = None,
+        seqs: Sequences | None = None,
     ) -> Plan:
-        """The plan for these shapes (forward-only or with the backward kernels), cached."""
+        """The plan for these shapes (forward-only or with the backward kernels), cached; `seqs` for packed
+        sequences or a cache."""
         key = ("backward" if backward else "forward", grad_captures, q.shape, k.shape, v.shape, q.dtype, k.dtype,
                v.dtype, q.device, k.device, v.device, q.stride(), k.stride(), v.stride(), scale,
-               tuple((c.shape, c.stride(), c.dtype) for c in self.captures))  # fmt: skip
+               tuple((c.shape, c.stride(), c.dtype) for c in self.captures),
+               seqs.key() if seqs is not None else None)  # fmt: skip
         found = self._plans.get(key)
         if found is None:
-            found = self._plans[key] = self._plan(q, k, v, scale, backward, grad_captures)
+            found = self._plans[key] = self._plan(q, k, v, scale, backward, grad_captures, seqs)
         return found
 
     def _plan(

@@ -64,10 +64,15 @@ def attention_backward_op(
     dq, dk, dv, capture_grads = backward(
         plan.launch.compiled, run[0], run[1], run[2], run[3], stat, run[4], interpretable(plan.captures), dlse
     )
-    return _like(q, dq), _like(k, dk), _like(v, dv), [_like(c, g) for c, g in zip(captures, capture_grads)]
+    return (
+        grad_like(q, dq),
+        grad_like(k, dk),
+        grad_like(v, dv),
+        [grad_like(c, g) for c, g in zip(captures, capture_grads)],
+    )
 
 
-def _like(t: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+def grad_like(t: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """`grad` with `t`'s dtype and strides (what the fake kernel promises, and what torch.compile checks)."""
     if grad.dtype == t.dtype and grad.stride() == t.stride():
         return grad

@@ -19,6 +19,24 @@ from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, run_kernel, set_captures, set_strides
 
 
+def row_buffers(
+    softmax: bool, stat: torch.Tensor | None, dlse: torch.Tensor | None, shape: tuple[int, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the backward kernels read and write per query row, contiguous f32 of `shape`: the statistic, the
+    gradient reaching the logsumexp (zeros when none) and δ (written by the dQ kernel for softmax)."""
+    dlse = torch.zeros(shape, dtype=torch.float32, device=device) if dlse is None else dlse.float().contiguous()
+    # δ: written by the dQ kernel for softmax; no kernel reads it otherwise.
+    delta = (torch.empty if softmax else torch.zeros)(shape, dtype=torch.float32, device=device)
+    if stat is None:
+        stat = delta  # a stand-in pointer: the kernels of a normalizer without statistics never read it
+    elif softmax:
+        # A row whose scores are all −inf (a score_mod's where(..., -inf)) has lse = −inf; +inf makes P 0, not NaN.
+        stat = torch.where(stat == float("-inf"), float("inf"), stat).contiguous()
+    else:
+        stat = stat.float().contiguous()
+    return stat, dlse, delta
+
+
 def backward(
     compiled: CompiledVariant,
     q: torch.Tensor,
@@ -45,18 +63,7 @@ def backward(
     kv_heads, seq_kv = k.shape[1], k.shape[2]
     device = q.device
     dout = dout.contiguous() if dout.stride(-1) != 1 else dout
-    stat_shape = (batch, heads, seq_q)
-    dlse = torch.zeros(stat_shape, dtype=torch.float32, device=device) if dlse is None else dlse.float().contiguous()
-    softmax = info.grad_probabilities == "softmax"
-    # δ: written by the dQ kernel for softmax; no kernel reads it otherwise.
-    delta = (torch.empty if softmax else torch.zeros)(stat_shape, dtype=torch.float32, device=device)
-    if stat is None:
-        stat = delta  # a stand-in pointer: the kernels of a normalizer without statistics never read it
-    elif softmax:
-        # A row whose scores are all −inf (a score_mod's where(..., -inf)) has lse = −inf; +inf makes P 0, not NaN.
-        stat = torch.where(stat == float("-inf"), float("inf"), stat).contiguous()
-    else:
-        stat = stat.float().contiguous()
+    stat, dlse, delta = row_buffers(info.grad_probabilities == "softmax", stat, dlse, (batch, heads, seq_q), device)
     capture_grads = [torch.zeros(c.shape, dtype=torch.float32, device=device) for c in captures]
     if batch == 0 or seq_q == 0 or seq_kv == 0:
         return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v), capture_grads

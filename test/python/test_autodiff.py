@@ -290,7 +290,7 @@ def test_autodiff_flash_grad_verifier_checks_types():
     AttnAutodiffPass().apply(make_context(), module)
     grad = _only(module, attn.FlashGradOp)
     bad = attn.FlashGradOp.build(
-        operands=[*grad.operands[:6], list(grad.captures)],
+        operands=[*grad.operands[:5], list(grad.sequences), [grad.stat] if grad.stat else [], list(grad.captures)],
         attributes=dict(grad.attributes),
         regions=[r.clone() for r in grad.regions],
         result_types=[grad.dq.type, grad.dk.type, grad.dv.type, [TensorType(f32, [H + 1])]],

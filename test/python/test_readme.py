@@ -79,8 +79,22 @@ def test_readme_pipeline_example_runs(capsys):
 
 
 def test_readme_serving_example_runs():
-    """The serving section runs on the CPU: packed, cached and paged calls, the paged one equal to the cache."""
+    """The serving section runs on the CPU: packed calls with their gradients, cached and paged calls, the paged
+    one equal to the cache."""
     block = next(b for b in _python_blocks() if "cache_seqlens=lens" in b)
     scope: dict = {}
     exec(compile(block, str(README), "exec"), scope)
     assert scope["out"].shape == (3, 4, 2, 64) and torch.isfinite(scope["out"]).all()
+    assert scope["k"].grad is not None and torch.isfinite(scope["k"].grad).all() and scope["k"].grad.any()
+
+
+def test_readme_split_decoding_example_runs():
+    """The split-decoding line runs after the serving block and gives the unsplit answer."""
+    blocks = _python_blocks()
+    serving = next(b for b in blocks if "cache_seqlens=lens" in b and "num_splits" not in b)
+    split = next(b for b in blocks if "num_splits=4" in b)
+    scope: dict = {}
+    exec(compile(serving, str(README), "exec"), scope)
+    unsplit = scope["causal"](scope["q"], scope["k_cache"], scope["v_cache"], cache_seqlens=scope["lens"])
+    exec(compile(split, str(README), "exec"), scope)
+    assert torch.allclose(scope["out"], unsplit, atol=1e-5)

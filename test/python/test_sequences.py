@@ -226,13 +226,6 @@ def test_bad_caches(case, error, message):
         attnc.attention()(q, k, v, **kwargs)
 
 
-def test_sequences_backward_is_refused_clearly():
-    """Gradients through serving layouts are not there yet: a clear error, never a wrong gradient."""
-    q, k, v, lens = _cache()
-    with pytest.raises(NotImplementedError, match="backward of attention over cache sequences"):
-        attnc.attention()(q.requires_grad_(), k, v, cache_seqlens=lens)
-
-
 def test_sequences_under_torch_compile():
     """A decode step over a KV cache compiles whole (fullgraph) and gives the eager answer."""
     q, k, v, lens = _cache()

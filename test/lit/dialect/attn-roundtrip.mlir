@@ -353,3 +353,24 @@ func.func @packed_view(%q: tensor<1x4x?x64xf16>, %k: tensor<1x2x?x64xf16>, %v: t
   %qs, %ks, %vs = attn.sequences "packed" %q, %k, %v (%cu_q, %cu_k : tensor<?xi32>, tensor<?xi32>) : tensor<1x4x?x64xf16>, tensor<1x2x?x64xf16>, tensor<1x2x?x32xf16> -> tensor<?x4x?x64xf16>, tensor<?x2x?x64xf16>, tensor<?x2x?x32xf16>
   func.return %vs : tensor<?x2x?x32xf16>
 }
+
+// attn.flash_grad over packed sequences: the layout and its cu_seqlens operands, between dout and
+// the statistic, survive printing and parsing.
+// CHECK-LABEL: func.func @packed_grad(
+// CHECK:         %{{.*}}, %{{.*}}, %{{.*}} = attn.flash_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} sequences(%{{.*}}, %{{.*}} : tensor<?xi32>, tensor<?xi32>) stat(%{{.*}} : tensor<1x4x?xf32>) score_mod {
+// CHECK:         } {scale = 2.500000e-01 : f32, probabilities = "softmax", capture_sites = [], layout = "packed"}
+func.func @packed_grad(%q: tensor<1x4x?x16xf32>, %k: tensor<1x2x?x16xf32>, %v: tensor<1x2x?x8xf32>, %o: tensor<1x4x?x8xf32>, %lse: tensor<1x4x?xf32>, %dout: tensor<1x4x?x8xf32>, %cu_q: tensor<?xi32>, %cu_k: tensor<?xi32>) -> (tensor<1x4x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x8xf32>) {
+  %dq, %dk, %dv = attn.flash_grad %q, %k, %v, %o, %dout sequences(%cu_q, %cu_k : tensor<?xi32>, tensor<?xi32>) stat(%lse : tensor<1x4x?xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %grad: f32):
+    attn.yield %grad : f32
+  } classify {
+  } {scale = 0.25 : f32, probabilities = "softmax", capture_sites = [], layout = "packed"} : tensor<1x4x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x8xf32>, tensor<1x4x?x8xf32>, tensor<1x4x?x8xf32> -> (tensor<1x4x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x8xf32>)
+  func.return %dq, %dk, %dv : tensor<1x4x?x16xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x8xf32>
+}

@@ -632,3 +632,114 @@ func.func @linear(%q: tensor<?x2x?x16xf32>, %k: tensor<?x2x?x16xf32>, %v: tensor
   %o, %s = attn.recurrent_chunk %q, %k, %v {gate = "none", scale = 0.25 : f32, chunk_size = 64 : i64} : tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32>, tensor<?x2x?x16xf32> -> (tensor<?x2x?x16xf32>, tensor<?x2x16x16xf32>)
   func.return %o : tensor<?x2x?x16xf32>
 }
+
+// -----
+
+// Packed variable-length sequences: attn.flash_grad takes the forward's layout and its
+// cu_seqlens operands, reads q, k, v, out and dout as stored ([1, H, total, D]) and
+// differentiates the bias each sequence reads at b.
+
+// CHECK-LABEL: func.func @packed(
+// CHECK-SAME:    %[[CU_Q:[^:]+]]: tensor<?xi32>, %[[CU_K:[^:]+]]: tensor<?xi32>, %{{[^:]+}}: tensor<8xf32>, %dout: tensor<?x4x?x64xbf16>)
+// CHECK:         %[[OUT:[^ ,]+]], %[[LSE:[^ ,]+]] = attn.flash %q, %k, %v sequences(%[[CU_Q]], %[[CU_K]] : tensor<?xi32>, tensor<?xi32>)
+// CHECK:         %[[DQ:[^ ,]+]], %[[DK:[^ ,]+]], %[[DV:[^ ,]+]], %[[DBIAS:[^ ,]+]] = attn.flash_grad %q, %k, %v, %[[OUT]], %dout sequences(%[[CU_Q]], %[[CU_K]] : tensor<?xi32>, tensor<?xi32>) stat(%[[LSE]] : tensor<?x4x?xf32>) captures
+// CHECK:         } score_mod_grad {
+// CHECK-NEXT:    ^{{.*}}(%{{[^:]+}}: f32, %[[B:[^:]+]]: index, %{{[^:]+}}: index, %{{[^:]+}}: index, %{{[^:]+}}: index, %{{[^:]+}}: tensor<8xf32>, %[[G:[^:]+]]: f32):
+// CHECK-NEXT:      attn.yield %[[G]], %[[G]], %[[B]] : f32, f32, index
+// CHECK:         } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "affine", layout = "packed"}
+// CHECK-NEXT:    func.return %[[OUT]], %[[LSE]], %[[DQ]], %[[DK]], %[[DV]], %[[DBIAS]] :
+
+func.func @packed(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %cu_seqlens_q: tensor<?xi32>, %cu_seqlens_k: tensor<?xi32>, %bias: tensor<8xf32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %q_seq, %k_seq, %v_seq = attn.sequences "packed" %q, %k, %v (%cu_seqlens_q, %cu_seqlens_k : tensor<?xi32>, tensor<?xi32>) : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+  %scores = attn.qk %q_seq, %k_seq {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %modified = attn.score_mod %scores captures(%bias : tensor<8xf32>) {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %bias_1: tensor<8xf32>):
+    %0 = tensor.extract %bias_1[%b] : tensor<8xf32>
+    %1 = arith.addf %score, %0 : f32
+    attn.yield %1 : f32
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xf32>
+  %keep = attn.mask_mod %modified {
+  ^bb0(%b: index, %h: index, %q_idx: index, %kv_idx: index):
+    %0 = arith.cmpi sge, %q_idx, %kv_idx : index
+    attn.yield %0 : i1
+  } : tensor<?x4x?x?xf32> -> tensor<?x4x?x?xi1>
+  %probs, %lse = attn.online_rowscale %modified mask(%keep : tensor<?x4x?x?xi1>) update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %cst = arith.constant 1.44269502 : f32
+    %0 = arith.mulf %score, %cst : f32
+    %1 = attn.row_max %0 : f32
+    %m_new = arith.maxnumf %m, %1 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %2 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %3 = arith.select %2, %cst_2, %m_new : f32
+    %4 = arith.subf %0, %3 : f32
+    %p = math.exp2 %4 : f32
+    %5 = arith.subf %m, %3 : f32
+    %alpha = math.exp2 %5 : f32
+    %6 = arith.mulf %l, %alpha : f32
+    %7 = attn.row_sum %p : f32
+    %l_new = arith.addf %6, %7 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_1: index, %h_1: index, %m_1: f32, %l_1: f32):
+    %cst_3 = arith.constant 0.000000e+00 : f32
+    %8 = arith.cmpf oeq, %l_1, %cst_3 : f32
+    %cst_4 = arith.constant 1.000000e+00 : f32
+    %9 = arith.select %8, %cst_4, %l_1 : f32
+    %10 = arith.divf %cst_4, %9 : f32
+    %out = arith.mulf %acc, %10 : f32
+    %cst_5 = arith.constant 0.693147182 : f32
+    %11 = arith.mulf %m_1, %cst_5 : f32
+    %12 = math.log %l_1 : f32
+    %lse_1 = arith.addf %11, %12 : f32
+    attn.yield %out, %lse_1 : f32, f32
+  } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+  %out = attn.pv %probs, %v_seq : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}
+
+// -----
+
+// A paged KV cache has no backward: the pass fails naming it.
+
+// CHECK: {{^}}attn-autodiff cannot differentiate attention over a paged KV cache (layout "paged"); packed sequences and a contiguous cache have gradients
+
+func.func @paged(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x16x64xbf16>, %v: tensor<?x2x16x64xbf16>, %cache_seqlens: tensor<?xi32>, %block_table: tensor<?x?xi32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %q_seq, %k_seq, %v_seq = attn.sequences "paged" %q, %k, %v (%cache_seqlens, %block_table : tensor<?xi32>, tensor<?x?xi32>) : tensor<?x4x?x64xbf16>, tensor<?x2x16x64xbf16>, tensor<?x2x16x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+  %scores = attn.qk %q_seq, %k_seq {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %probs, %lse = attn.online_rowscale %scores update {
+  ^bb0(%score: f32, %b: index, %h: index, %m: f32, %l: f32):
+    %cst = arith.constant 1.44269502 : f32
+    %0 = arith.mulf %score, %cst : f32
+    %1 = attn.row_max %0 : f32
+    %m_new = arith.maxnumf %m, %1 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %2 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %3 = arith.select %2, %cst_2, %m_new : f32
+    %4 = arith.subf %0, %3 : f32
+    %p = math.exp2 %4 : f32
+    %5 = arith.subf %m, %3 : f32
+    %alpha = math.exp2 %5 : f32
+    %6 = arith.mulf %l, %alpha : f32
+    %7 = attn.row_sum %p : f32
+    %l_new = arith.addf %6, %7 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_1: index, %h_1: index, %m_1: f32, %l_1: f32):
+    %cst_3 = arith.constant 0.000000e+00 : f32
+    %8 = arith.cmpf oeq, %l_1, %cst_3 : f32
+    %cst_4 = arith.constant 1.000000e+00 : f32
+    %9 = arith.select %8, %cst_4, %l_1 : f32
+    %10 = arith.divf %cst_4, %9 : f32
+    %out = arith.mulf %acc, %10 : f32
+    %cst_5 = arith.constant 0.693147182 : f32
+    %11 = arith.mulf %m_1, %cst_5 : f32
+    %12 = math.log %l_1 : f32
+    %lse_1 = arith.addf %11, %12 : f32
+    attn.yield %out, %lse_1 : f32, f32
+  } {normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>, tensor<?x4x?xf32>)
+  %out = attn.pv %probs, %v_seq : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}

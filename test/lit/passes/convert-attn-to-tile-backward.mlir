@@ -229,6 +229,10 @@
 // ATOMICS-NOT:   tile.atomic_add
 // ATOMICS-LABEL: tile.func @attention_bwd_dkdv(
 // ATOMICS-NOT:   tile.atomic_add
+// ATOMICS-LABEL: tile.func @packed_bwd_dq(
+// ATOMICS:       tile.atomic_add
+// ATOMICS-LABEL: tile.func @packed_bwd_dkdv(
+// ATOMICS-NOT:   tile.atomic_add
 
 func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %slopes: tensor<64xf32>, %dout: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>) {
   %out, %lse = attn.flash %q, %k, %v captures(%slopes : tensor<64xf32>) score_mod {
@@ -300,4 +304,198 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
   } classify {
   } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "none", dq_tile = #attn.tile<128x128>, dq_num_warps = 8 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<128x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>)
   func.return %out, %lse, %dq, %dk, %dv, %dslopes : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>
+}
+
+// -----
+
+// Packed variable-length sequences (layout "packed", as `attn(q, k, v, cu_seqlens_q=, cu_seqlens_k=)`
+// builds it, a bias read at the sequence b, causal): no block table. Each program finds its
+// sequence's rows and lengths from cu_seqlens, clamped to the storage, walks only that
+// sequence's blocks, bounds them by its lengths, and skips the blocks the causal mask empties
+// (an scf.if on the classify region). Queries sit at positions q_shift + i, q_shift = len_k − len_q.
+
+// dQ: one program per query block of a (sequence, head); the layout's metadata takes the
+// block table's place at the end of the parameters.
+// CHECK-LABEL: tile.func @packed_bwd_dq(
+// CHECK-SAME:      %[[SCALE:[^:]*]]: f32, %[[CU_Q:[^:]*]]: !tile.ptr<i32>, %[[CU_K:[^:]*]]: !tile.ptr<i32>, %[[Q_ROWS:[^:]*]]: i32, %[[KV_ROWS:[^:]*]]: i32) constexprs {BLOCK_M = 64, BLOCK_N = 64, HEAD_DIM = 64, HEAD_DIM_V = 64}
+// CHECK:         %[[BLOCK_N:.*]] = tile.constexpr "BLOCK_N"
+// CHECK:         %[[PID_BH:.*]] = tile.program_id 1
+// CHECK-NEXT:    %[[B:.*]] = arith.divsi %[[PID_BH]], %{{.*}} : i32
+// CHECK-NEXT:    %[[H:.*]] = arith.remsi %[[PID_BH]], %{{.*}} : i32
+// CHECK:         %{{.*}} = tile.addptr %[[CU_Q]], %[[B]] : !tile.ptr<i32>, i32 -> !tile.ptr<i32>
+// CHECK:         %[[Q_START:q_start]] = arith.minsi %{{.*}}, %[[Q_ROWS]] : i32
+// CHECK:         %[[K_START:k_start]] = arith.minsi %{{.*}}, %[[KV_ROWS]] : i32
+// CHECK:         %[[Q_LEN:q_len]] = arith.minsi %{{.*}}, %{{.*}} : i32
+// CHECK:         %[[K_LEN:k_len]] = arith.minsi %{{.*}}, %{{.*}} : i32
+// CHECK:         %[[Q_SHIFT:q_shift]] = arith.maxsi %{{.*}}, %{{.*}} : i32
+// The statistics of head h start at row h·total_q + q_start.
+// CHECK:         %[[H64:.*]] = tile.cast %[[H]] : i32 to i64
+// CHECK-NEXT:    %[[TOTAL64:.*]] = tile.cast %[[Q_ROWS]] : i32 to i64
+// CHECK-NEXT:    %[[HEAD_ROWS:.*]] = arith.muli %[[H64]], %[[TOTAL64]] : i64
+// CHECK-NEXT:    %[[START64:.*]] = tile.cast %[[Q_START]] : i32 to i64
+// CHECK-NEXT:    %[[STAT_ROW:stat_row]] = arith.addi %[[HEAD_ROWS]], %[[START64]] : i64
+// CHECK:         %[[Q_LO:q_lo]] = arith.muli
+// CHECK:         %[[ROWS_IN:rows_in]] = tile.cmpi slt, %[[OFFS_M:[^,]*]], %{{.*}} : tensor<64xi32>
+// CHECK:         %[[STAT_ROWS:stat_rows]] = arith.addi %{{.*}}, %{{.*}} : tensor<64xi64>
+// CHECK-NEXT:    %[[LSE_PTRS:.*]] = tile.addptr %{{.*}}, %[[STAT_ROWS]]
+// CHECK-NEXT:    %{{.*}} = tile.load %[[LSE_PTRS]] mask %[[ROWS_IN]] other inf
+// CHECK:         tile.store %{{.*}}, %{{.*}} mask %[[ROWS_IN]] : tensor<64x!tile.ptr<f32>>, tensor<64xf32>
+// q_idx = q_shift + min(offs_m, max(q_len − 1, 0)).
+// CHECK:         %[[LAST_Q:.*]] = arith.subi %[[Q_LEN]], %{{.*}} : i32
+// CHECK:         %[[LAST_Q0:.*]] = arith.maxsi %[[LAST_Q]], %{{.*}} : i32
+// CHECK:         %[[SHIFT_T:.*]] = tile.splat %[[Q_SHIFT]] ["BLOCK_M"]
+// CHECK:         %[[Q_IDX:q_idx]] = tile.expand_dims %{{.*}} 1 : tensor<64xi32> -> tensor<64x1xi32>
+// The sequence's key blocks, none when this query block is past its queries.
+// CHECK:         %[[SUM:.*]] = arith.addi %[[K_LEN]], %[[BLOCK_N]] : i32
+// CHECK:         %[[KV_BLOCKS:kv_blocks]] = arith.divsi %{{.*}}, %[[BLOCK_N]] : i32
+// CHECK-NEXT:    %[[LIVE:.*]] = tile.cmpi slt, %[[Q_LO]], %[[Q_LEN]] : i32
+// CHECK-NEXT:    %{{.*}} = arith.constant 0 : i32
+// CHECK-NEXT:    %[[NUM:num_blocks]] = tile.select %[[LIVE]], %[[KV_BLOCKS]], %{{.*}} : i32
+// CHECK:         %{{.*}} = scf.for %[[I:[^ ]*]] = %{{.*}} to %[[NUM]] step %{{.*}} iter_args(%[[DQ_ACC:[^ ]*]] = %{{.*}}) -> (tensor<64x64xf32>) : i32 {
+// CHECK-NEXT:      %[[START:start]] = arith.muli %[[I]], %[[BLOCK_N]] : i32
+// CHECK:           %[[ANY:any]] = tile.cmpi sle, %[[START]], %{{.*}} : i32
+// CHECK-NEXT:      %{{.*}} = scf.if %[[ANY]] -> (tensor<64x64xf32>) {
+// CHECK:             %[[COLS:cols]] = arith.addi %{{.*}}, %{{.*}} : tensor<64xi32>
+// CHECK-NEXT:        %[[K_LEN_T:.*]] = tile.splat %[[K_LEN]] ["BLOCK_N"]
+// CHECK-NEXT:        %[[IN_RANGE:in_range]] = tile.cmpi slt, %[[COLS]], %[[K_LEN_T]] : tensor<64xi32>
+// CHECK:             %[[K:k]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<64x64x!tile.ptr<bf16>> -> tensor<64x64xbf16>
+// CHECK:             %[[KV_IDX:kv_idx]] = tile.expand_dims %{{.*}} 0 : tensor<64xi32> -> tensor<1x64xi32>
+// CHECK-NEXT:        %[[Q_IDX_T:.*]] = tile.broadcast %[[Q_IDX]] ["BLOCK_M", "BLOCK_N"] {attnc.comment = "mask_mod and the sequence bound"}
+// CHECK-NEXT:        %[[KV_IDX_T:.*]] = tile.broadcast %[[KV_IDX]] ["BLOCK_M", "BLOCK_N"]
+// CHECK-NEXT:        %[[CAUSAL:.*]] = tile.cmpi sge, %[[Q_IDX_T]], %[[KV_IDX_T]] : tensor<64x64xi32>
+// CHECK:             %[[KEEP:keep]] = arith.andi %[[CAUSAL]], %{{.*}} : tensor<64x64xi1>
+// The bias read at b, recomputed; its gradient is added at b.
+// CHECK-NEXT:        %{{.*}} = tile.cast %[[B]] {attnc.comment = "score_mod, recomputed"} : i32 to i64
+// CHECK:             %{{.*}} = tile.cast %[[B]] : i32 to i64
+// CHECK:             tile.atomic_add %{{.*}}, %{{.*}} : !tile.ptr<f32>, f32
+// CHECK:             %[[DQ_NEW:.*]] = tile.dot %{{.*}}, %[[K]] acc %[[DQ_ACC]] : tensor<64x64xbf16>, tensor<64x64xbf16> -> tensor<64x64xf32>
+// CHECK-NEXT:        scf.yield %[[DQ_NEW]] : tensor<64x64xf32>
+// CHECK-NEXT:      } else {
+// CHECK-NEXT:        scf.yield %[[DQ_ACC]] : tensor<64x64xf32>
+// CHECK-NEXT:      }{attnc.comment = "skip a block the mask empties"}
+// CHECK:         } {attnc.comment = "key blocks of the sequence"}
+// dQ is stored at the sequence's rows of head h.
+// CHECK:         %{{.*}} = tile.cast %[[Q_START]] : i32 to i64
+// CHECK:         %[[DQ_BASE:dq_base]] = tile.addptr
+// CHECK:         tile.store %{{.*}}, %{{.*}} mask %{{.*}} : tensor<64x64x!tile.ptr<bf16>>, tensor<64x64xbf16>
+// CHECK-NEXT:    tile.return
+
+// dK/dV: one program per key block of a (sequence, kv head); per query head of the group, the
+// query blocks of the sequence, none when this key block is past its keys.
+// CHECK-LABEL: tile.func @packed_bwd_dkdv(
+// CHECK-SAME:      %[[SCALE:[^:]*]]: f32, %[[CU_Q:[^:]*]]: !tile.ptr<i32>, %[[CU_K:[^:]*]]: !tile.ptr<i32>, %[[Q_ROWS:[^:]*]]: i32, %[[KV_ROWS:[^:]*]]: i32) constexprs {BLOCK_M = 64, BLOCK_N = 128, HEAD_DIM = 64, HEAD_DIM_V = 64}
+// CHECK:         %[[KV_HEADS:kv_heads]] = arith.divsi
+// CHECK-NEXT:    %[[B:b]] = arith.divsi %{{.*}}, %[[KV_HEADS]] : i32
+// CHECK-NEXT:    %[[KV_H:kv_h]] = arith.remsi %{{.*}}, %[[KV_HEADS]] : i32
+// CHECK-NEXT:    %[[FIRST_H:first_h]] = arith.muli %[[KV_H]], %[[GROUP:[^ ]*]] : i32
+// CHECK:         %[[Q_LEN:q_len]] = arith.minsi
+// CHECK:         %[[K_LEN:k_len]] = arith.minsi
+// CHECK:         %[[KV_LO:kv_lo]] = arith.muli
+// CHECK:         %[[COL_OK:col_ok]] = tile.expand_dims %{{.*}} 1 : tensor<128xi1> -> tensor<128x1xi1>
+// CHECK:         %[[K:k]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x64x!tile.ptr<bf16>> -> tensor<128x64xbf16>
+// CHECK:         %[[Q_BLOCKS:q_blocks]] = arith.divsi
+// CHECK-NEXT:    %[[LIVE:.*]] = tile.cmpi slt, %[[KV_LO]], %[[K_LEN]] : i32
+// CHECK-NEXT:    %{{.*}} = arith.constant 0 : i32
+// CHECK-NEXT:    %[[NUM:num_blocks]] = tile.select %[[LIVE]], %[[Q_BLOCKS]], %{{.*}} : i32
+// CHECK:         %[[DK_H:[^ ,]*]], %[[DV_H:[^ ,]*]] = scf.for %[[I:[^ ]*]] = %{{.*}} to %[[GROUP]] step
+// CHECK-NEXT:      %[[H:h]] = arith.addi %[[FIRST_H]], %[[I]] : i32
+// CHECK:           %[[STAT_ROW:stat_row]] = arith.addi
+// CHECK:           %{{.*}}, %{{.*}} = scf.for %{{.*}} = %{{.*}} to %[[NUM]] step %{{.*}} iter_args(%[[DK_ACC:[^ ]*]] = %{{.*}}, %[[DV_ACC:[^ ]*]] = %{{.*}}) -> (tensor<128x64xf32>, tensor<128x64xf32>) : i32 {
+// CHECK:             %[[ANY:any]] = tile.cmpi sle, %[[KV_LO]], %{{.*}} : i32
+// CHECK-NEXT:        %{{.*}}, %{{.*}} = scf.if %[[ANY]] -> (tensor<128x64xf32>, tensor<128x64xf32>) {
+// CHECK:               %[[ROWS_IN:rows_in]] = tile.cmpi slt
+// CHECK:               %[[Q:q]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<64x64x!tile.ptr<bf16>> -> tensor<64x64xbf16>
+// CHECK:               %[[STAT_ROWS:stat_rows]] = arith.addi
+// CHECK:               %[[QK:qk_t]] = tile.dot %[[K]], %{{.*}} : tensor<128x64xbf16>, tensor<64x64xbf16> -> tensor<128x64xf32>
+// CHECK:               %[[CAUSAL:.*]] = tile.cmpi sge
+// CHECK:               %[[WITH_COLS:.*]] = arith.andi %[[CAUSAL]], %{{.*}} : tensor<128x64xi1>
+// CHECK:               %[[KEEP:keep]] = arith.andi %[[WITH_COLS]], %{{.*}} : tensor<128x64xi1>
+// CHECK:               %[[DV_NEW:.*]] = tile.dot %{{.*}}, %{{.*}} acc %[[DV_ACC]]
+// CHECK:               %[[DK_NEW:.*]] = tile.dot %{{.*}}, %[[Q]] acc %[[DK_ACC]]
+// CHECK-NEXT:          scf.yield %[[DK_NEW]], %[[DV_NEW]] : tensor<128x64xf32>, tensor<128x64xf32>
+// CHECK-NEXT:        } else {
+// CHECK-NEXT:          scf.yield %[[DK_ACC]], %[[DV_ACC]] : tensor<128x64xf32>, tensor<128x64xf32>
+// CHECK-NEXT:        }{attnc.comment = "skip a block the mask empties"}
+// CHECK:           } {attnc.comment = "query blocks of the sequence"}
+// CHECK:         } {attnc.comment = "query heads of this kv head"}
+// dK and dV are stored at the sequence's keys, only those below its length.
+// CHECK:         %[[DK_BASE:dk_base]] = tile.addptr
+// CHECK:         %[[DK_MASK:.*]] = tile.broadcast %[[COL_OK]] ["BLOCK_N", "HEAD_DIM"]
+// CHECK-NEXT:    tile.store %{{.*}}, %{{.*}} mask %[[DK_MASK]] : tensor<128x64x!tile.ptr<bf16>>, tensor<128x64xbf16>
+// CHECK:         %[[DV_MASK:.*]] = tile.broadcast %[[COL_OK]] ["BLOCK_N", "HEAD_DIM_V"]
+// CHECK-NEXT:    tile.store %{{.*}}, %{{.*}} mask %[[DV_MASK]] : tensor<128x64x!tile.ptr<bf16>>, tensor<128x64xbf16>
+// CHECK-NEXT:    tile.return
+
+func.func @packed(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %cu_seqlens_q: tensor<?xi32>, %cu_seqlens_k: tensor<?xi32>, %bias: tensor<8xf32>, %dout: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<8xf32>) {
+  %out, %lse = attn.flash %q, %k, %v sequences(%cu_seqlens_q, %cu_seqlens_k : tensor<?xi32>, tensor<?xi32>) captures(%bias : tensor<8xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %bias_1: tensor<8xf32>):
+    %0 = tensor.extract %bias_1[%b] : tensor<8xf32>
+    %1 = arith.addf %score, %0 : f32
+    attn.yield %1 : f32
+  } mask_mod {
+  ^bb0(%b_1: index, %h_1: index, %q_idx_1: index, %kv_idx_1: index, %bias_2: tensor<8xf32>):
+    %2 = arith.cmpi sge, %q_idx_1, %kv_idx_1 : index
+    attn.yield %2 : i1
+  } update {
+  ^bb0(%score_1: f32, %b_2: index, %h_2: index, %m: f32, %l: f32, %bias_3: tensor<8xf32>):
+    %cst = arith.constant 1.44269502 : f32
+    %3 = arith.mulf %score_1, %cst : f32
+    %4 = attn.row_max %3 : f32
+    %m_new = arith.maxnumf %m, %4 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %5 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %6 = arith.select %5, %cst_2, %m_new : f32
+    %7 = arith.subf %3, %6 : f32
+    %p = math.exp2 %7 : f32
+    %8 = arith.subf %m, %6 : f32
+    %alpha = math.exp2 %8 : f32
+    %9 = arith.mulf %l, %alpha : f32
+    %10 = attn.row_sum %p : f32
+    %l_new = arith.addf %9, %10 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_3: index, %h_3: index, %m_1: f32, %l_1: f32, %bias_4: tensor<8xf32>):
+    %cst_3 = arith.constant 0.000000e+00 : f32
+    %11 = arith.cmpf oeq, %l_1, %cst_3 : f32
+    %cst_4 = arith.constant 1.000000e+00 : f32
+    %12 = arith.select %11, %cst_4, %l_1 : f32
+    %13 = arith.divf %cst_4, %12 : f32
+    %out_1 = arith.mulf %acc, %13 : f32
+    %cst_5 = arith.constant 0.693147182 : f32
+    %14 = arith.mulf %m_1, %cst_5 : f32
+    %15 = math.log %l_1 : f32
+    %lse_1 = arith.addf %14, %15 : f32
+    attn.yield %out_1, %lse_1 : f32, f32
+  } classify {
+  ^bb0(%b_4: index, %h_4: index, %q_lo: index, %q_hi: index, %kv_lo: index, %kv_hi: index):
+    %16 = arith.constant 1 : index
+    %q_last = arith.subi %q_hi, %16 : index
+    %kv_last = arith.subi %kv_hi, %16 : index
+    %any = arith.cmpi sle, %kv_lo, %q_last : index
+    %all = arith.cmpi sle, %kv_last, %q_lo : index
+    attn.yield %any, %all : i1, i1
+  } {layout = "packed", scale = 1.250000e-01 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "affine", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64, approx_tanh} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>)
+  %dq, %dk, %dv, %dbias = attn.flash_grad %q, %k, %v, %out, %dout sequences(%cu_seqlens_q, %cu_seqlens_k : tensor<?xi32>, tensor<?xi32>) stat(%lse : tensor<?x4x?xf32>) captures(%bias : tensor<8xf32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %bias_1: tensor<8xf32>):
+    %0 = tensor.extract %bias_1[%b] : tensor<8xf32>
+    %1 = arith.addf %score, %0 : f32
+    attn.yield %1 : f32
+  } mask_mod {
+  ^bb0(%b_1: index, %h_1: index, %q_idx_1: index, %kv_idx_1: index, %bias_2: tensor<8xf32>):
+    %2 = arith.cmpi sge, %q_idx_1, %kv_idx_1 : index
+    attn.yield %2 : i1
+  } score_mod_grad {
+  ^bb0(%score_1: f32, %b_2: index, %h_2: index, %q_idx_2: index, %kv_idx_2: index, %bias_3: tensor<8xf32>, %grad: f32):
+    attn.yield %grad, %grad, %b_2 : f32, f32, index
+  } classify {
+  ^bb0(%b_3: index, %h_3: index, %q_lo: index, %q_hi: index, %kv_lo: index, %kv_hi: index):
+    %3 = arith.constant 1 : index
+    %q_last = arith.subi %q_hi, %3 : index
+    %kv_last = arith.subi %kv_hi, %3 : index
+    %any = arith.cmpi sle, %kv_lo, %q_last : index
+    %all = arith.cmpi sle, %kv_last, %q_lo : index
+    attn.yield %any, %all : i1, i1
+  } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "affine", layout = "packed", dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64, approx_tanh} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<8xf32>)
+  func.return %out, %lse, %dq, %dk, %dv, %dbias : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<8xf32>
 }

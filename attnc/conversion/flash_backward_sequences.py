@@ -1,0 +1,210 @@
+"""The backward tile kernels of an `attn.flash_grad` over packed sequences or a KV cache (`layout`).
+
+The math is flash_backward_kernels.py's; what differs is where the rows are and which blocks are
+visited. Each program finds its sequence with `sequence_rows.locate`, as the forward does (clamped
+lengths, queries at positions len_k − len_q + i), and there is no block table: every block is
+masked by the sequence's bounds, and an affine mask's `classify` region skips the blocks it empties
+(`scf.if` around the block's work).
+
+- `<fn>_bwd_dq`: one program per query block of a (sequence, head), grid
+  (cdiv(max_seqlen_q, BLOCK_M), N·Hq); walks the key blocks of its sequence, adds the captured
+  tensors' adjoints and stores δ = rowsum(dO ⊙ O) − dlse of its rows, as the dense kernel does.
+- `<fn>_bwd_dkdv`: one program per key block of a (sequence, kv head), grid
+  (cdiv(max_seqlen_k, BLOCK_N), N·Hkv); for each query head of its group it walks the query blocks
+  of its sequence. A block past the sequence's keys visits nothing and stores nothing: the runtime
+  hands in zeroed dK and dV, so keys no sequence owns (a cache's tail) get gradient 0.
+
+Parameters are the dense kernels' with the layout's metadata (sequence_rows.layout_params) in place
+of the block table. A paged cache has no backward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xdsl.dialects.builtin import f32
+from xdsl.ir import SSAValue
+
+from attnc.conversion.flash_backward_kernels import BackwardTiles, backward_builder, grad_types
+from attnc.conversion.flash_kernels import BM, BN, DIM, DIM_V, capture_values
+from attnc.conversion.kernel_builder import KernelBuilder
+from attnc.conversion.region_lowering import lower_region
+from attnc.conversion.sequence_rows import SequenceRows, layout_params, locate
+
+Visit = Callable[[dict[str, SSAValue], SSAValue], dict[str, SSAValue]]
+Bounds = Callable[[SSAValue], list[SSAValue]]
+
+
+def _blocks(
+    kb: KernelBuilder,
+    grad,
+    count: SSAValue,
+    size: str,
+    carried: dict[str, SSAValue],
+    what: str,
+    visit: Visit,
+    tile_of: Bounds,
+    b: SSAValue,
+    h: SSAValue,
+) -> dict[str, SSAValue]:
+    """`visit(carried, start)` on the blocks of `size` rows starting at 0, `size`, … (`count` of them); with an
+    affine mask, only those whose tile (`tile_of(start)`: q_lo, q_hi, kv_lo, kv_hi in positions) the
+    classify region finds not empty."""
+    affine = grad.block_mask is not None and grad.block_mask.data == "affine"
+    with kb.loop(kb.i32(0), count, kb.i32(1), carried, what) as body:
+        start = kb.mul(body.index, kb.constexpr(size), "start")
+        if not affine:
+            body.yield_(visit(body.carried, start))
+        else:
+            any_kept, _ = lower_region(kb, grad.classify, [b, h, *tile_of(start)], "classify")
+            with kb.branch(any_kept, body.carried, "skip a block the mask empties") as inner:
+                inner.yield_(visit(inner.carried, start))
+            body.yield_(inner.results)
+    return body.results
+
+
+def _query_tile(kb: KernelBuilder, rows: SequenceRows, q_lo: SSAValue) -> list[SSAValue]:
+    """The positions [first, end) of the query block starting at row `q_lo`."""
+    q_first = kb.add(rows.q_shift, q_lo, "q_first")
+    q_end = kb.add(rows.q_shift, kb.min(kb.add(q_lo, kb.constexpr(BM)), rows.q_len), "q_end")
+    return [q_first, q_end]
+
+
+def _key_tile(kb: KernelBuilder, rows: SequenceRows, kv_lo: SSAValue) -> list[SSAValue]:
+    """The positions [kv_lo, end) of the key block starting at `kv_lo`."""
+    return [kv_lo, kb.min(kb.add(kv_lo, kb.constexpr(BN)), rows.k_len, "kv_end")]
+
+
+def _layout(grad) -> str:
+    assert grad.layout is not None and grad.layout.data in ("packed", "cache"), "dense and paged have other kernels"
+    return grad.layout.data
+
+
+def build_dq_sequences_kernel(grad, name: str):
+    """dQ per query block of a (sequence, head); the captured tensors' adjoints too."""
+    layout = _layout(grad)
+    _, _, elem, head_dim, head_dim_v, caps = grad_types(grad)
+    precision = "ieee" if elem == f32 else None
+    kb = backward_builder(grad, "dq", name, layout_params(layout))
+    kb.comment("which query block, sequence and head this program owns")
+    pid_m = kb.program_id(0, "pid_m")
+    pid_bh = kb.program_id(1, "pid_bh")
+    b = kb.div(pid_bh, kb.arg("num_heads"), "b")
+    h = kb.rem(pid_bh, kb.arg("num_heads"), "h")
+    kv_h = kb.div(h, kb.arg("group"), "kv_h")
+    rows = locate(kb, layout, pid_bh, b, h, kv_h)
+    t = BackwardTiles(kb, grad, b, head_dim, head_dim_v)
+    q_lo = kb.mul(pid_m, kb.constexpr(BM), "q_lo")
+    offs_m = kb.add(q_lo, kb.arange(BM), "offs_m")
+    offs_n = kb.arange(BN, "offs_n")
+    rows_in = kb.cmp("slt", offs_m, rows.q_len, "rows_in")
+    row_ok = kb.col(rows_in, "row_ok")
+    q = t.load(rows.q_base, "q", offs_m, row_ok, False, "q")
+    dout = t.load(rows.q_rows_base(kb, "dout", h), "dout", offs_m, row_ok, True, "dout")
+    out = t.load(rows.out_base, "out", offs_m, row_ok, True, "out")
+    stat_rows = kb.add(rows.stat_row, kb.wide(offs_m), "stat_rows")
+    stat = t.load_stat(stat_rows, rows_in)
+    row = t.row_stat(stat)
+    delta = t.delta(dout, out, stat_rows, rows_in)
+    q_idx = kb.col(rows.q_positions(kb, offs_m), "q_idx")
+    captures = capture_values(kb, caps)
+    k_base, v_base = rows.k_base, rows.v_base
+    assert k_base is not None and v_base is not None
+
+    def visit(carried: dict[str, SSAValue], start_n: SSAValue) -> dict[str, SSAValue]:
+        cols = kb.add(start_n, offs_n, "cols")
+        in_range = kb.cmp("slt", cols, rows.k_len, "in_range")
+        k = t.load(k_base, "k", cols, kb.col(in_range), False, "k")
+        v = t.load(v_base, "v", cols, kb.col(in_range), True, "v")
+        qk = kb.dot(q, kb.trans(k), None, precision, "qk")
+        kv_idx = kb.row(rows.kv_positions(kb, cols), "kv_idx")
+        kb.comment("mask_mod and the sequence bound")
+        (keep,) = lower_region(kb, grad.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
+        keep = kb.and_(keep, kb.row(in_range), "keep")
+        score, p = t.probabilities(qk, h, q_idx, kv_idx, row, keep, captures)
+        dp = kb.dot(dout, kb.trans(v), None, precision, "dp")
+        ds_mod = t.weights_grad(p, dp, delta, row)
+        ds = t.score_grads(score, h, q_idx, kv_idx, ds_mod, keep, row_ok, captures, add_capture_grads=True)
+        return {"dq": kb.dot(kb.cast(ds, elem), k, carried["dq"], precision, "dq")}
+
+    blocks = kb.cdiv(rows.k_len, kb.constexpr(BN), "kv_blocks")
+    count = kb.where(kb.cmp("slt", q_lo, rows.q_len), blocks, kb.i32(0), "num_blocks")
+    query_tile = _query_tile(kb, rows, q_lo)
+    init = {"dq": kb.full((BM, DIM), 0.0, f32, "dq")}
+
+    def tile_of(start_n: SSAValue) -> list[SSAValue]:
+        return [*query_tile, *_key_tile(kb, rows, start_n)]
+
+    dq = _blocks(kb, grad, count, BN, init, "key blocks of the sequence", visit, tile_of, b, h)["dq"]
+    t.stat_grads(h, stat, delta, rows_in, captures)
+    dq_base = rows.q_rows_base(kb, "dq", h)
+    t.store(dq_base, "dq", offs_m, row_ok, False, kb.cast(kb.mul(dq, kb.arg("scale")), elem))
+    return kb.finish()
+
+
+def build_dkdv_sequences_kernel(grad, name: str):
+    """dK and dV per key block of a (sequence, kv head), summed over the query heads of its group."""
+    layout = _layout(grad)
+    _, _, elem, head_dim, head_dim_v, caps = grad_types(grad)
+    precision = "ieee" if elem == f32 else None
+    kb = backward_builder(grad, "dkdv", name, layout_params(layout))
+    kb.comment("which key block, sequence and kv head this program owns")
+    pid_n = kb.program_id(0, "pid_n")
+    pid_bh = kb.program_id(1, "pid_bh")
+    group = kb.arg("group")
+    kv_heads = kb.div(kb.arg("num_heads"), group, "kv_heads")
+    b = kb.div(pid_bh, kv_heads, "b")
+    kv_h = kb.rem(pid_bh, kv_heads, "kv_h")
+    first_h = kb.mul(kv_h, group, "first_h")
+    rows = locate(kb, layout, kb.add(kb.mul(b, kb.arg("num_heads")), first_h), b, first_h, kv_h)
+    t = BackwardTiles(kb, grad, b, head_dim, head_dim_v)
+    kv_lo = kb.mul(pid_n, kb.constexpr(BN), "kv_lo")
+    offs_n = kb.add(kv_lo, kb.arange(BN), "offs_n")
+    offs_m = kb.arange(BM, "offs_m")
+    col_ok = kb.col(kb.cmp("slt", offs_n, rows.k_len), "col_ok")
+    k = t.load(rows.kv_rows_base(kb, "k"), "k", offs_n, col_ok, False, "k")
+    v = t.load(rows.kv_rows_base(kb, "v"), "v", offs_n, col_ok, True, "v")
+    # Scores transposed, [BLOCK_N, BLOCK_M], as in the dense kernel: Pᵀ and dSᵀ feed dV and dK from registers.
+    kv_idx = kb.col(rows.kv_positions(kb, offs_n), "kv_idx")
+    captures = capture_values(kb, caps)
+    blocks = kb.cdiv(rows.q_len, kb.constexpr(BM), "q_blocks")
+    count = kb.where(kb.cmp("slt", kv_lo, rows.k_len), blocks, kb.i32(0), "num_blocks")
+    key_tile = _key_tile(kb, rows, kv_lo)
+    carried = {"dk": kb.full((BN, DIM), 0.0, f32, "dk"), "dv": kb.full((BN, DIM_V), 0.0, f32, "dv")}
+    with kb.loop(kb.i32(0), group, kb.i32(1), carried, "query heads of this kv head") as heads:
+        h = kb.add(first_h, heads.index, "h")
+        q_base, dout_base = rows.q_rows_base(kb, "q", h), rows.q_rows_base(kb, "dout", h)
+        stat_row = rows.stat_row_of(kb, h)
+
+        def visit(acc: dict[str, SSAValue], start_m: SSAValue) -> dict[str, SSAValue]:
+            offs_q = kb.add(start_m, offs_m, "offs_q")
+            rows_in = kb.cmp("slt", offs_q, rows.q_len, "rows_in")
+            q = t.load(q_base, "q", offs_q, kb.col(rows_in), False, "q")
+            dout = t.load(dout_base, "dout", offs_q, kb.col(rows_in), True, "dout")
+            stat_rows = kb.add(stat_row, kb.wide(offs_q), "stat_rows")
+            row = t.row_stat(t.load_stat(stat_rows, rows_in))
+            delta = kb.load(kb.addptr(kb.arg("delta_ptr"), stat_rows), rows_in, 0.0, "delta") if t.softmax else None
+            q_idx = kb.row(rows.q_positions(kb, offs_q), "q_idx")
+            qk = kb.dot(k, kb.trans(q), None, precision, "qk_t")
+            kb.comment("mask_mod and the sequence bounds")
+            (keep,) = lower_region(kb, grad.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
+            keep = kb.and_(kb.and_(keep, col_ok), kb.row(rows_in), "keep")
+            score, p = t.probabilities(qk, h, q_idx, kv_idx, row, keep, captures)
+            dv = kb.dot(kb.cast(p, elem), dout, acc["dv"], precision, "dv")
+            dp = kb.dot(v, kb.trans(dout), None, precision, "dp_t")
+            ds_mod = t.weights_grad(p, dp, delta, row)
+            ds = t.score_grads(score, h, q_idx, kv_idx, ds_mod, keep, None, captures, add_capture_grads=False)
+            return {"dk": kb.dot(kb.cast(ds, elem), q, acc["dk"], precision, "dk"), "dv": dv}
+
+        def tile_of(start_m: SSAValue) -> list[SSAValue]:
+            return [*_query_tile(kb, rows, start_m), *key_tile]
+
+        walked = _blocks(kb, grad, count, BM, dict(heads.carried), "query blocks of the sequence", visit, tile_of, b, h)
+        heads.yield_(walked)
+    dk = kb.cast(kb.mul(heads.results["dk"], kb.arg("scale")), elem)
+    t.store(rows.kv_rows_base(kb, "dk"), "dk", offs_n, col_ok, False, dk)
+    t.store(rows.kv_rows_base(kb, "dv"), "dv", offs_n, col_ok, True, kb.cast(heads.results["dv"], elem))
+    return kb.finish()
+
+
+__all__ = ["build_dkdv_sequences_kernel", "build_dq_sequences_kernel"]
