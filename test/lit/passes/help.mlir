@@ -9,6 +9,8 @@
 // CHECK:      attnc passes (options in braces, e.g. attn-tile{block-m=64 block-n=64}):
 // CHECK-NEXT:   attn-fuse              Fuses each logical attention chain into one `attn.flash` op
 // CHECK-NEXT:   attn-block-mask        Classifies each attn.flash mask per tile: none, affine (symbolic classify region) or runtime.
+// CHECK-NEXT:   attn-guard-captures    Marks captured-tensor reads (and gradient scatters) whose index the runtime check cannot prove in range.
+// CHECK-NEXT:       report=False
 // CHECK-NEXT:   attn-tile              Chooses tile sizes, warps and pipeline stages per attn.flash for a target (cuda:90, cuda:80, hip:gfx942, hip:gfx90a, cpu).
 // CHECK-NEXT:       target="cuda:90"
 // CHECK-NEXT:       block-m=0
@@ -20,9 +22,9 @@
 // CHECK-NEXT:       chunk-size=64
 // CHECK:      attnc pipelines
 // CHECK-NEXT:   softmax                Softmax-style attention, forward only
-// CHECK-NEXT:       -p 'attn-fuse,attn-block-mask,attn-tile,convert-attn-to-tile'
+// CHECK-NEXT:       -p 'attn-fuse,attn-block-mask,attn-guard-captures,attn-tile,convert-attn-to-tile'
 // CHECK-NEXT:   softmax-backward
-// CHECK-NEXT:       -p 'attn-fuse,attn-block-mask,attn-autodiff{strict=true},attn-tile,convert-attn-to-tile'
+// CHECK-NEXT:       -p 'attn-fuse,attn-block-mask,attn-autodiff{strict=true},attn-guard-captures,attn-tile,convert-attn-to-tile'
 // CHECK-NEXT:   linear                 Linear attention, forward only
 // CHECK-NEXT:       -p 'attn-chunk,attn-tile,convert-attn-to-tile'
 // CHECK-NEXT:   linear-backward
