@@ -229,7 +229,7 @@ class _Tiles:
             handle = captures[index]
             assert isinstance(handle, Capture)
             guard = [int(d) for d in site_guards.data[k].get_values()] if site_guards is not None else []
-            in_range = kb.in_range(handle, indices, guard)
+            in_range = kb.in_range(handle, indices, guard, caps[index].name_hint or f"capture{index}")
             site_live = live if in_range is None else kb.and_(live, in_range)
             offset = None
             for j, idx in enumerate(indices):

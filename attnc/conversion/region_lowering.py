@@ -91,8 +91,9 @@ def _lower_op(kb: KernelBuilder, op: Operation, get) -> Value | None:
     if isinstance(op, tensor.ExtractOp):
         handle = get(op.tensor)
         assert isinstance(handle, Capture)
-        report = (op.tensor.name_hint or "capture") if GUARD_REPORT in op.attributes else None
-        return kb.gather(handle, [get(i) for i in op.indices], guarded_dims(op), report)
+        source = op.tensor.name_hint or "capture"
+        indices = [get(i) for i in op.indices]
+        return kb.gather(handle, indices, guarded_dims(op), source, GUARD_REPORT in op.attributes)
     return None
 
 
