@@ -7,12 +7,13 @@ at once) and records the IR of the stages users can ask for: `c.ir(stage)`,
 
 | pipeline          | passes                                                           | stages               |
 |-------------------|------------------------------------------------------------------|----------------------|
-| softmax           | attn-fuse, attn-block-mask, attn-split, attn-tile, convert-...   | attn, flash, tile    |
-| softmax-backward  | attn-fuse, attn-block-mask, attn-autodiff, attn-split, attn-tile, convert-... | attn, flash, tile |
+| softmax           | attn-fuse, attn-block-mask, attn-split, attn-guard-captures, attn-tile, convert-... | attn, flash, tile |
+| softmax-backward  | attn-fuse, attn-block-mask, attn-autodiff, attn-split, attn-guard-captures, attn-tile, convert-... | attn, flash, tile |
 | linear            | attn-chunk, attn-tile, convert-attn-to-tile                      | attn, chunk, tile    |
 | linear-backward   | attn-chunk, attn-autodiff, attn-tile, convert-attn-to-tile       | attn, chunk, tile    |
 
-The softmax pipelines take the logical chain `attn.qk → … → attn.pv`, the linear ones an
+The softmax pipelines take `debug`, which has the kernels report an out-of-range captured-tensor read
+(attn-guard-captures{report=true}) instead of reading 0. They take the logical chain `attn.qk → … → attn.pv`, the linear ones an
 `attn.recurrence`; both end in the tile dialect, which `lowering/` prints as Triton.
 """
 
@@ -33,6 +34,7 @@ from attnc.passes.attn_autodiff import AttnAutodiffPass
 from attnc.passes.attn_block_mask import AttnBlockMaskPass
 from attnc.passes.attn_chunk import AttnChunkPass
 from attnc.passes.attn_fuse import AttnFusePass
+from attnc.passes.attn_guard_captures import AttnGuardCapturesPass
 from attnc.passes.attn_split import AttnSplitPass
 from attnc.passes.attn_tile import AttnTilePass
 from attnc.passes.convert_attn_to_tile import ConvertAttnToTilePass
@@ -80,14 +82,15 @@ class Pipeline:
         return recorded
 
 
-def softmax(target: str, tile: Mapping[str, int] | None = None) -> Pipeline:
-    """Softmax-style attention, forward only: fuse, classify the mask, tile, lower."""
+def softmax(target: str, tile: Mapping[str, int] | None = None, debug: bool = False) -> Pipeline:
+    """Softmax-style attention, forward only: fuse, classify the mask, allow split decoding, guard captured reads, tile, lower."""
     return Pipeline(
         "softmax",
         (
             AttnFusePass(),
             AttnBlockMaskPass(),
             AttnSplitPass(),
+            AttnGuardCapturesPass(report=debug),
             AttnTilePass(target=target, **(tile or {})),
             ConvertAttnToTilePass(),
         ),
@@ -96,7 +99,10 @@ def softmax(target: str, tile: Mapping[str, int] | None = None) -> Pipeline:
 
 
 def softmax_backward(
-    target: str, grad_captures: tuple[int, ...] | None = None, tile: Mapping[str, int] | None = None
+    target: str,
+    grad_captures: tuple[int, ...] | None = None,
+    tile: Mapping[str, int] | None = None,
+    debug: bool = False,
 ) -> Pipeline:
     """Softmax-style attention with its derived backward (dQ, dK/dV and captured tensors' gradients).
 
@@ -109,6 +115,7 @@ def softmax_backward(
             AttnBlockMaskPass(),
             AttnAutodiffPass(strict=True, captures=grad_captures),
             AttnSplitPass(),
+            AttnGuardCapturesPass(report=debug),
             AttnTilePass(target=target, **(tile or {})),
             ConvertAttnToTilePass(),
         ),

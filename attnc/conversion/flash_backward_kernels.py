@@ -20,14 +20,15 @@ Empty tiles are never visited and full tiles skip the mask, as in the forward.
 For softmax the dQ kernel, launched first, computes δ = rowsum(dO ⊙ O) − dlse for its rows (dlse:
 the gradient reaching the logsumexp, zeros when there is none) and stores it for the
 dK/dV kernel. dQ, dK and dV are written once each, in the inputs' dtype; captured
-tensors' gradients accumulate in f32. Kernel parameters follow the forward's naming,
-plus `out`, `dout`, `lse`, `dlse`, `delta`, `dq`/`dk`/`dv` and `capgrad{i}_ptr`.
+tensors' gradients accumulate in f32, a site attn-guard-captures listed only where its
+indices are inside the tensor. Kernel parameters follow the forward's naming, plus `out`,
+`dout`, `lse`, `dlse`, `delta`, `dq`/`dk`/`dv` and `capgrad{i}_ptr`.
 """
 
 from __future__ import annotations
 
 from xdsl.dialects import arith, math
-from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, TensorType, f32, i32
+from xdsl.dialects.builtin import ArrayAttr, DenseArrayBase, IntegerAttr, IntegerType, TensorType, f32, i32
 from xdsl.ir import Attribute, SSAValue
 
 from attnc.conversion.flash_kernels import (
@@ -39,9 +40,10 @@ from attnc.conversion.flash_kernels import (
     capture_values,
     table_params,
 )
-from attnc.conversion.kernel_builder import KernelBuilder
+from attnc.conversion.kernel_builder import Capture, KernelBuilder, Value
 from attnc.conversion.region_lowering import LOG2E, lower_region
 from attnc.dialect import kernel_params
+from attnc.dialect.capture_reads import guarded_sizes
 from attnc.dialect.kernel_params import padded_head_dim
 
 
@@ -64,7 +66,7 @@ def backward_params(grad, tail: list[tuple[str, Attribute]]) -> list[tuple[str, 
         params.append((kernel_params.ptr(t), KernelBuilder.ptr_type(f32)))
     for t in ("dq", "dk", "dv"):
         params.append((kernel_params.ptr(t), KernelBuilder.ptr_type(elem)))
-    add_capture_params(params, caps)
+    add_capture_params(params, caps, guarded_sizes_of(grad))
     for i, cap in enumerate(caps):
         params.append((kernel_params.capture_grad_ptr(i), KernelBuilder.ptr_type(f32)))
         params.extend((kernel_params.capture_grad_stride(i, j), i32) for j in range(cap.get_num_dims()))
@@ -86,6 +88,19 @@ def backward_builder(grad, kernel: str, name: str, tail: list[tuple[str, Attribu
         DIM_V: padded_head_dim(head_dim_v),
     }
     return KernelBuilder(name, backward_params(grad, tail), constexprs, "approx_tanh" in grad.attributes)
+
+
+def guarded_sizes_of(grad) -> list[tuple[int, int]]:
+    """(capture, dimension) of every guarded read of the regions and every guarded gradient scatter."""
+    reads = guarded_sizes([grad.score_mod, grad.mask_mod, grad.score_mod_grad, grad.stat_grad])
+    scatters = {
+        (site.value.data, int(d))
+        for sites, guards in ((grad.capture_sites, grad.capture_site_guards), (grad.stat_sites, grad.stat_site_guards))
+        if sites is not None and guards is not None
+        for site, dims in zip(sites.data, guards.data)
+        for d in dims.get_values()
+    }
+    return sorted(set(reads) | scatters)
 
 
 class BackwardTiles:
@@ -165,7 +180,7 @@ class BackwardTiles:
         kb.comment("captured tensors the statistic reads: dL/dlse = dlse - rowsum(dO * O) = -delta per row")
         dlse_total = kb.sub(kb.f32(0.0), delta, "dlse_total")
         sites = lower_region(kb, grad.stat_grad, [self.b, h, stat, *captures, dlse_total], "stat_grad")
-        self.add_site_grads(grad.stat_sites, sites, rows_in, stat, drop_nan=True)
+        self.add_site_grads(grad.stat_sites, grad.stat_site_guards, sites, rows_in, stat, captures, drop_nan=True)
 
     def load_stat(self, offsets: SSAValue, rows_in: SSAValue) -> SSAValue | None:
         """The saved statistic of each query row (the logsumexp for softmax), or None without one."""
@@ -225,33 +240,42 @@ class BackwardTiles:
             ds = kb.where(keep, ds, kb.f32(0.0), "ds")
         if add_capture_grads:
             live = rows_ok if keep is None else kb.and_(keep, rows_ok)
-            self.add_site_grads(self.grad.capture_sites, sites, live, ds)
+            grad = self.grad
+            self.add_site_grads(grad.capture_sites, grad.capture_site_guards, sites, live, ds, captures)
         return ds
 
     def add_site_grads(
         self,
         capture_sites: ArrayAttr[IntegerAttr],
+        site_guards: ArrayAttr[DenseArrayBase[IntegerType]] | None,
         values: list[SSAValue],
         live: SSAValue,
         like: SSAValue,
+        captures: list[Value],
         drop_nan: bool = False,
     ) -> None:
         """Adds each site's adjoints into its capture's gradient where `live`: `values` holds, per site,
         the adjoint and the indices read (a derived region's yield); `like` has the adjoints' shape.
-        `drop_nan`: a NaN adjoint adds 0 (a −∞ sink logit gives −∞ − (−∞) in its weight)."""
+        A site's dimensions in `site_guards` add only where their index is in range (sizes from
+        `captures`). `drop_nan`: a NaN adjoint adds 0 (a −∞ sink logit gives −∞ − (−∞) in its weight)."""
         kb = self.kb
         caps = list(self.grad.captures)
         cursor = 0
-        for site in capture_sites.data:
+        for k, site in enumerate(capture_sites.data):
             index = site.value.data
             rank = caps[index].type.get_num_dims()
             g, indices = values[cursor], values[cursor + 1 : cursor + 1 + rank]
             cursor += 1 + rank
+            handle = captures[index]
+            assert isinstance(handle, Capture)
+            guard = [int(d) for d in site_guards.data[k].get_values()] if site_guards is not None else []
+            in_range = kb.in_range(handle, indices, guard, caps[index].name_hint or f"capture{index}")
+            site_live = live if in_range is None else kb.and_(live, in_range)
             offset = None
             for j, idx in enumerate(indices):
                 term = kb.mul(kb.wide(idx), kb.wide(kb.arg(kernel_params.capture_grad_stride(index, j))))
                 offset = term if offset is None else kb.add(offset, term)
-            contribution = kb.where(live, g, kb.f32(0.0))
+            contribution = kb.where(site_live, g, kb.f32(0.0))
             if drop_nan:
                 contribution = kb.where(kb.cmpf("oeq", contribution, contribution), contribution, kb.f32(0.0))
             if offset is None or not kb.dims_of(offset):
@@ -261,13 +285,13 @@ class BackwardTiles:
                     if offset is None
                     else kb.addptr(kb.arg(kernel_params.capture_grad_ptr(index)), offset)
                 )
-                kb.atomic_add(ptr, kb.sum_all(contribution, f"dcap{index}"))
+                kb.atomic_add(ptr, kb.sum_all(contribution, f"dcap{index}"), in_range)
                 continue
             dims = kb.dims_of(like)
             ptrs = kb.addptr(
                 kb.arg(kernel_params.capture_grad_ptr(index)), kb.to_dims(offset, dims), f"capgrad{index}_ptrs"
             )
-            kb.atomic_add(ptrs, contribution, live)
+            kb.atomic_add(ptrs, contribution, site_live)
 
 
 def _has_body(region) -> bool:
@@ -299,7 +323,7 @@ def build_dq_kernel(grad, name: str):
     row = t.row_stat(stat)
     delta = t.delta(dout, out, rows, rows_in)
     q_idx = kb.col(kb.min(offs_m, kb.sub(t.seq_q, kb.i32(1))), "q_idx")
-    captures = capture_values(kb, caps)
+    captures = capture_values(kb, caps, guarded_sizes_of(grad))
     k_base, v_base = t.base("k", kv_h), t.base("v", kv_h)
     table_row = kb.add(
         kb.add(kb.mul(b, kb.arg("table_stride_b")), kb.mul(h, kb.arg("table_stride_h"))), pid_m, "table_row"
@@ -355,7 +379,7 @@ def build_dkdv_kernel(grad, name: str):
     # Scores are computed transposed, [BLOCK_N, BLOCK_M] (keys × queries), so that Pᵀ and dSᵀ
     # feed dV and dK straight from registers, with no transpose through shared memory.
     kv_idx = kb.col(kb.min(offs_n, kb.sub(t.seq_kv, kb.i32(1))), "kv_idx")
-    captures = capture_values(kb, caps)
+    captures = capture_values(kb, caps, guarded_sizes_of(grad))
     carried = {"dk": kb.full((BN, DIM), 0.0, f32, "dk"), "dv": kb.full((BN, DIM_V), 0.0, f32, "dv")}
     with kb.loop(kb.i32(0), kb.arg("group"), kb.i32(1), carried, "query heads of this kv head") as heads:
         h = kb.add(kb.mul(kv_h, kb.arg("group")), heads.index, "h")

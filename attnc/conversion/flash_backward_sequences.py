@@ -25,7 +25,7 @@ from collections.abc import Callable
 from xdsl.dialects.builtin import f32
 from xdsl.ir import SSAValue
 
-from attnc.conversion.flash_backward_kernels import BackwardTiles, backward_builder, grad_types
+from attnc.conversion.flash_backward_kernels import BackwardTiles, backward_builder, grad_types, guarded_sizes_of
 from attnc.conversion.flash_kernels import BM, BN, DIM, DIM_V, capture_values
 from attnc.conversion.kernel_builder import KernelBuilder
 from attnc.conversion.region_lowering import lower_region
@@ -107,7 +107,7 @@ def build_dq_sequences_kernel(grad, name: str):
     row = t.row_stat(stat)
     delta = t.delta(dout, out, stat_rows, rows_in)
     q_idx = kb.col(rows.q_positions(kb, offs_m), "q_idx")
-    captures = capture_values(kb, caps)
+    captures = capture_values(kb, caps, guarded_sizes_of(grad))
     k_base, v_base = rows.k_base, rows.v_base
     assert k_base is not None and v_base is not None
 
@@ -166,7 +166,7 @@ def build_dkdv_sequences_kernel(grad, name: str):
     v = t.load(rows.kv_rows_base(kb, "v"), "v", offs_n, col_ok, True, "v")
     # Scores transposed, [BLOCK_N, BLOCK_M], as in the dense kernel: Pᵀ and dSᵀ feed dV and dK from registers.
     kv_idx = kb.col(rows.kv_positions(kb, offs_n), "kv_idx")
-    captures = capture_values(kb, caps)
+    captures = capture_values(kb, caps, guarded_sizes_of(grad))
     blocks = kb.cdiv(rows.q_len, kb.constexpr(BM), "q_blocks")
     count = kb.where(kb.cmp("slt", kv_lo, rows.k_len), blocks, kb.i32(0), "num_blocks")
     key_tile = _key_tile(kb, rows, kv_lo)

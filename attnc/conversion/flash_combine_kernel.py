@@ -16,6 +16,7 @@ from attnc.conversion.flash_kernels import BM, DIM_V, add_capture_params, captur
 from attnc.conversion.kernel_builder import KernelBuilder
 from attnc.conversion.region_lowering import lower_region
 from attnc.dialect import attn, kernel_params
+from attnc.dialect.capture_reads import guarded_sizes
 from attnc.dialect.kernel_params import padded_head_dim
 
 COMBINE_ROWS = 16  # rows per program: decoding has few, and a row costs num_splits · Dv loads
@@ -32,7 +33,8 @@ def build_combine_kernel(flash: attn.FlashOp, name: str, block_m: int):
     params: list[tuple[str, Attribute]] = [("out_ptr", KernelBuilder.ptr_type(elem))]
     params += [(kernel_params.stat_ptr(i), KernelBuilder.ptr_type(f32)) for i in range(len(flash.stats))]
     params += partial_params(len(state_names))
-    add_capture_params(params, cap_types)  # type: ignore[arg-type]
+    sizes = guarded_sizes([flash.finalize])
+    add_capture_params(params, cap_types, sizes)  # type: ignore[arg-type]
     params += [(kernel_params.stride("out", d), i32) for d in ("b", "h", "s", "d")]
     params += [("seq_q", i32), ("num_heads", i32)]
     kb = KernelBuilder(name, params, {BM: block_m, DIM_V: padded_head_dim(head_dim_v)})
@@ -48,7 +50,7 @@ def build_combine_kernel(flash: attn.FlashOp, name: str, block_m: int):
     h = kb.rem(bh, kb.arg("num_heads"), "h")
     offs_dv = kb.arange(DIM_V, "offs_dv")
     acc_ok = kb.and_(kb.col(row_ok), kb.row(kb.cmp("slt", offs_dv, kb.i32(head_dim_v))), "acc_ok")
-    captures = capture_values(kb, cap_types)  # type: ignore[arg-type]
+    captures = capture_values(kb, cap_types, sizes)  # type: ignore[arg-type]
 
     carried: dict[str, SSAValue] = {"acc": kb.full((BM, DIM_V), 0.0, f32, "acc")}
     for s, value in zip(state_names, flash.init.data):

@@ -3,7 +3,8 @@
 Kernel parameters are named as dialect/kernel_params.py describes; the runtime fills
 them in by name. The forward takes `q_ptr`, `stride_q_b` ... for q, k, v and out;
 `stat{i}_ptr` for each row statistic; `cap{i}_ptr` and `cap{i}_stride{j}` for captured
-tensors; `seq_q`, `seq_kv`, `num_heads`, `group` (query heads per kv head), `scale`;
+tensors, and `cap{i}_size{j}` for each dimension a guarded read (attn-guard-captures)
+masks; `seq_q`, `seq_kv`, `num_heads`, `group` (query heads per kv head), `scale`;
 the block table as `full_num_ptr`, `full_idx_ptr`, `part_num_ptr`, `part_idx_ptr`,
 `table_stride_b`, `table_stride_h`, `num_kv_blocks`. The block-table kernel writes
 each tile's class to `class_ptr`.
@@ -11,7 +12,7 @@ each tile's class to `class_ptr`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from xdsl.dialects.builtin import FloatAttr, TensorType, f32, i32
 from xdsl.ir import Attribute, SSAValue
@@ -21,6 +22,7 @@ from attnc.conversion.region_lowering import lower_region
 from attnc.conversion.sequence_rows import PAGE, QueryRows, SequenceRows, layout_params, locate, query_rows
 from attnc.dialect import attn, kernel_params
 from attnc.dialect.attn_sequences import page_size
+from attnc.dialect.capture_reads import guarded_sizes
 from attnc.dialect.kernel_params import padded_head_dim
 
 BM, BN = "BLOCK_M", "BLOCK_N"
@@ -48,17 +50,23 @@ def _captures(flash: attn.FlashOp) -> list[TensorType]:
     return types
 
 
-def add_capture_params(params: list[tuple[str, Attribute]], kb_types: list[TensorType]) -> None:
+def add_capture_params(
+    params: list[tuple[str, Attribute]], kb_types: list[TensorType], sizes: Sequence[tuple[int, int]] = ()
+) -> None:
+    """Each captured tensor's pointer and strides, then the size of each (capture, dimension) in `sizes`."""
     for i, ty in enumerate(kb_types):
         params.append((kernel_params.capture_ptr(i), KernelBuilder.ptr_type(ty.element_type)))
         params.extend((kernel_params.capture_stride(i, j), i32) for j in range(ty.get_num_dims()))
+    params.extend((kernel_params.capture_size(i, j), i32) for i, j in sizes)
 
 
-def capture_values(kb: KernelBuilder, types: list[TensorType]) -> list[Value]:
-    """Captured tensors as (pointer, strides) handles for `tensor.extract` lowering."""
+def capture_values(kb: KernelBuilder, types: list[TensorType], sizes: Sequence[tuple[int, int]] = ()) -> list[Value]:
+    """Captured tensors as (pointer, strides, guarded sizes) handles for `tensor.extract` lowering."""
     return [
         kb.capture(
-            kernel_params.capture_ptr(i), [kb.arg(kernel_params.capture_stride(i, j)) for j in range(ty.get_num_dims())]
+            kernel_params.capture_ptr(i),
+            [kb.arg(kernel_params.capture_stride(i, j)) for j in range(ty.get_num_dims())],
+            {j: kb.arg(kernel_params.capture_size(i, j)) for c, j in sizes if c == i},
         )
         for i, ty in enumerate(types)
     ]
@@ -70,8 +78,9 @@ def build_block_table_kernel(flash: attn.FlashOp, name: str):
     assert tile is not None and flash.block_mask is not None
     kind = flash.block_mask.data
     cap_types = _captures(flash) if kind == "runtime" else []
+    sizes = guarded_sizes([flash.mask_mod]) if kind == "runtime" else []
     params: list[tuple[str, Attribute]] = [("class_ptr", KernelBuilder.ptr_type(i32))]
-    add_capture_params(params, cap_types)
+    add_capture_params(params, cap_types, sizes)
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("table_heads", i32)]
     kb = KernelBuilder(name, params, {BM: tile.block_m.data, BN: tile.block_n.data})
 
@@ -96,7 +105,8 @@ def build_block_table_kernel(flash: attn.FlashOp, name: str):
         col_ok = kb.row(kb.cmp("slt", offs_n, seq_kv), "col_ok")
         q_idx = kb.col(kb.min(offs_m, kb.sub(seq_q, kb.i32(1))), "q_idx")
         kv_idx = kb.row(kb.min(offs_n, kb.sub(seq_kv, kb.i32(1))), "kv_idx")
-        (keep,) = lower_region(kb, flash.mask_mod, [b, h, q_idx, kv_idx, *capture_values(kb, cap_types)], "mask_mod")
+        captures = capture_values(kb, cap_types, sizes)
+        (keep,) = lower_region(kb, flash.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
         live = kb.and_(kb.and_(keep, row_ok), col_ok, "live")
         any_kept = kb.reduce_any(live, "any")
         dead_row_or_kept = kb.or_(keep, kb.not_(row_ok), "kept_or_outside")
@@ -141,8 +151,9 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
     head_dim, head_dim_v = qt.get_shape()[3], vt.get_shape()[3]
     cap_types = _captures(flash)
     state_names = [s.data for s in flash.state.data]
+    sizes = guarded_sizes([flash.score_mod, flash.mask_mod, flash.update, flash.finalize])
 
-    params = _forward_params(flash, elem, layout, cap_types, split)
+    params = _forward_params(flash, elem, layout, cap_types, split, sizes)
     constexprs = {
         BM: tile.block_m.data,
         BN: tile.block_n.data,
@@ -183,7 +194,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
     )
 
     q, q_idx = _load_queries(kb, rows, qrows, offs_d, d_ok)
-    captures = capture_values(kb, cap_types)
+    captures = capture_values(kb, cap_types, sizes)
 
     init: dict[str, SSAValue] = {"acc": kb.full((BM, DIM_V), 0.0, f32, "acc")}
     for s, value in zip(state_names, flash.init.data):
@@ -267,13 +278,18 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
 
 
 def _forward_params(
-    flash: attn.FlashOp, elem: Attribute, layout: str, cap_types: list[TensorType], split: bool
+    flash: attn.FlashOp,
+    elem: Attribute,
+    layout: str,
+    cap_types: list[TensorType],
+    split: bool,
+    sizes: Sequence[tuple[int, int]],
 ) -> list[tuple[str, Attribute]]:
     params: list[tuple[str, Attribute]] = []
     for t in ("q", "k", "v", "out"):
         params.append((kernel_params.ptr(t), KernelBuilder.ptr_type(elem)))
     params += [(kernel_params.stat_ptr(i), KernelBuilder.ptr_type(f32)) for i in range(len(flash.stats))]
-    add_capture_params(params, cap_types)
+    add_capture_params(params, cap_types, sizes)
     for t in ("q", "k", "v", "out"):
         params += [(kernel_params.stride(t, d), i32) for d in ("b", "h", "s", "d")]
     params += [("seq_q", i32), ("seq_kv", i32), ("num_heads", i32), ("group", i32), ("scale", f32)]

@@ -20,6 +20,7 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     StringAttr,
+    UnitAttr,
     f32,
     i1,
     i32,
@@ -35,10 +36,12 @@ Dims = tuple[str, ...]
 
 @dataclass
 class Capture:
-    """A captured tensor inside a kernel: its pointer and its strides, in elements."""
+    """A captured tensor inside a kernel: its pointer, its strides in elements, and the sizes of the
+    dimensions guarded reads mask (by dimension)."""
 
     ptr: SSAValue
     strides: list[SSAValue]
+    sizes: dict[int, SSAValue] = field(default_factory=dict)
 
 
 Value = SSAValue | Capture
@@ -419,17 +422,47 @@ class KernelBuilder:
     def atomic_add(self, ptrs: SSAValue, value: SSAValue, mask: SSAValue | None = None) -> None:
         self._write(tile.AtomicAddOp, ptrs, value, mask)
 
-    def capture(self, ptr_name: str, strides: list[SSAValue]) -> Capture:
-        return Capture(self.arg(ptr_name), strides)
+    def capture(self, ptr_name: str, strides: list[SSAValue], sizes: dict[int, SSAValue]) -> Capture:
+        return Capture(self.arg(ptr_name), strides, sizes)
 
-    def gather(self, capture: Capture, indices: Sequence[SSAValue], name: str | None = None) -> SSAValue:
-        """`t[i, j, ...]` of a captured tensor, each index a scalar or a tile."""
+    def gather(
+        self,
+        capture: Capture,
+        indices: Sequence[SSAValue],
+        guard: Sequence[int] = (),
+        tensor: str = "capture",
+        report: bool = False,
+        name: str | None = None,
+    ) -> SSAValue:
+        """`t[i, j, ...]` of a captured tensor, each index a scalar or a tile.
+
+        The load is masked by 0 <= index < size in each dimension of `guard` and reads 0 outside;
+        with `report`, the kernel also asserts each of those in range, naming `tensor`."""
         offset: SSAValue | None = None
         for index, stride in zip(indices, capture.strides):
             term = self.mul(self.wide(index), self.wide(stride))
             offset = term if offset is None else self.add(offset, term)
         ptrs = capture.ptr if offset is None else self.addptr(capture.ptr, offset)
-        return self.load(ptrs, None, None, name)
+        in_range = self.in_range(capture, indices, guard, tensor, report)
+        return self.load(ptrs, in_range, 0 if in_range is not None else None, name)
+
+    def in_range(
+        self, capture: Capture, indices: Sequence[SSAValue], guard: Sequence[int], tensor: str, report: bool = False
+    ) -> SSAValue | None:
+        """0 <= index < size for each dimension of `guard`, named `<tensor>_in_range` (None when `guard` is
+        empty); with `report`, each also asserted, naming the tensor and the dimension."""
+        mask: SSAValue | None = None
+        for dim in guard:
+            index = indices[dim]
+            ok = self.and_(self.cmp("sge", index, self.i32(0)), self.cmp("slt", index, capture.sizes[dim]))
+            if report:
+                self.func.attributes["debug"] = UnitAttr()
+                message = f"captured tensor '{tensor}' is read outside its shape at dimension {dim}"
+                self._add(tile.DeviceAssertOp(ok, message))
+            mask = ok if mask is None else self.and_(mask, ok)
+        if mask is not None:
+            mask.name_hint = f"{tensor}_in_range"
+        return mask
 
     # -- control flow -------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from attnc.conversion.kernel_builder import Capture, KernelBuilder, Value
 from attnc.dialect import attn, tile
+from attnc.dialect.capture_reads import GUARD_REPORT, guarded_dims
 
 BINARY = (
     arith.AddfOp,
@@ -90,7 +91,9 @@ def _lower_op(kb: KernelBuilder, op: Operation, get) -> Value | None:
     if isinstance(op, tensor.ExtractOp):
         handle = get(op.tensor)
         assert isinstance(handle, Capture)
-        return kb.gather(handle, [get(i) for i in op.indices])
+        source = op.tensor.name_hint or "capture"
+        indices = [get(i) for i in op.indices]
+        return kb.gather(handle, indices, guarded_dims(op), source, GUARD_REPORT in op.attributes)
     return None
 
 

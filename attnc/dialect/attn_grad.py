@@ -11,9 +11,11 @@ from __future__ import annotations
 from xdsl.dialects.builtin import (
     AnyFloat,
     ArrayAttr,
+    DenseArrayBase,
     FloatAttr,
     IndexType,
     IntegerAttr,
+    IntegerType,
     StringAttr,
     TensorType,
     f32,
@@ -77,6 +79,10 @@ class FlashGradOp(IRDLOperation):
     site's adjoints into that capture's gradient. Captures without sites (integer
     tensors, tensors only the mask reads) get a zero gradient. `mask_mod`, `classify`
     and `block_mask` are the forward's, for the same block skipping.
+
+    `capture_site_guards` (`stat_site_guards`), set by attn-guard-captures, lists per site of
+    `score_mod_grad` (`stat_grad`) the dimensions whose index no check before the call proves in
+    range: those adjoints are added only where 0 <= index < size.
 
     `stat_grad` (softmax only, and only when the normalizer's finalize reads float
     captures, a sink's logit say) gives those captures their gradient through the
@@ -152,6 +158,8 @@ class FlashGradOp(IRDLOperation):
     classify = region_def()
     stat_grad = region_def()
     stat_sites = opt_attr_def(ArrayAttr[IntegerAttr])
+    capture_site_guards = opt_attr_def(ArrayAttr[DenseArrayBase[IntegerType]])
+    stat_site_guards = opt_attr_def(ArrayAttr[DenseArrayBase[IntegerType]])
     dq = result_def(TensorType)
     dk = result_def(TensorType)
     dv = result_def(TensorType)
@@ -205,6 +213,8 @@ class FlashGradOp(IRDLOperation):
         verify_mask_mod(self, self.mask_mod, self.captures)
         self._verify_score_mod_grad()
         self._verify_stat_grad()
+        self._verify_site_guards("capture_site_guards", self.capture_site_guards, self.capture_sites)
+        self._verify_site_guards("stat_site_guards", self.stat_site_guards, self.stat_sites)
         kind = self.block_mask.data if self.block_mask is not None else None
         if kind not in (None, "none", "affine", "runtime"):
             raise VerifyException(
@@ -280,6 +290,29 @@ class FlashGradOp(IRDLOperation):
             self, self.stat_grad, "stat_grad", [IndexType(), IndexType(), f32, *[c.type for c in self.captures], f32]
         )
         check_yield(self, block, "stat_grad", self._site_types(self.stat_sites))
+
+    def _verify_site_guards(
+        self, name: str, guards: ArrayAttr[DenseArrayBase[IntegerType]] | None, sites: ArrayAttr[IntegerAttr] | None
+    ) -> None:
+        """One list of guarded dimensions per site, each a dimension of the capture the site reads."""
+        if guards is None:
+            return
+        site_list = sites.data if sites is not None else ()
+        if len(guards.data) != len(site_list):
+            raise VerifyException(
+                f"'attn.flash_grad' op expected {name} to have {len(site_list)} entries, one per site, "
+                f"but got {len(guards.data)}"
+            )
+        for k, (site, dims) in enumerate(zip(site_list, guards.data)):
+            ct = self.captures[site.value.data].type
+            assert isinstance(ct, TensorType)
+            rank = ct.get_num_dims()
+            for dim in dims.get_values():
+                if not 0 <= int(dim) < rank:
+                    raise VerifyException(
+                        f"'attn.flash_grad' op expected {name}[{k}] to list dimensions of a rank-{rank} capture, "
+                        f"but got {dim}"
+                    )
 
     def _site_types(self, sites: ArrayAttr[IntegerAttr]) -> list[Attribute]:
         """What a derivative region yields per site: the adjoint (f32) and one index per dimension."""

@@ -1,25 +1,33 @@
-"""Where the regions of an `attn.flash` read its captured tensors, as index expressions over b, h, q_idx
-and kv_idx that the runtime bounds at a call's shape (interval arithmetic) before any kernel runs.
+"""Where the regions of an `attn.flash` (and of its `attn.flash_grad`) read captured tensors, as index
+expressions over b, h, q_idx and kv_idx that the runtime bounds at a call's shape (interval arithmetic,
+index_intervals.py) before any kernel runs, and which of them attn-guard-captures has the kernels mask.
 
-Each read is `{"capture": i, "name": ..., "region": ..., "indices": [expr, ...]}`, one expression per
-dimension, in JSON: `{"arg": "q_idx"}`, `{"const": 3}`, `{"op": "add" | "sub" | "mul" | "div" | "rem" |
-"mod" | "min" | "max" | "select", "args": [...]}`, or `{"unknown": "<op>"}` for an index computed from
-data (another tensor's value), which this check cannot bound. `mod` is Python's `%` as the frontend
-writes it, x − (x // y)·y, recognised whole so that its range stays tight.
+Each read is `{"capture": i, "name": ..., "region": ..., "indices": [expr, ...], "guarded": [dim, ...]}`,
+one expression per dimension, in JSON: `{"arg": "q_idx"}`, `{"const": 3}`, `{"op": "add" | "sub" | "mul" |
+"div" | "rem" | "mod" | "min" | "max" | "select", "args": [...]}`, or `{"unknown": "<op>"}` for an index
+computed from data (another tensor's value), which no check before the call can bound. `mod` is Python's
+`%` as the frontend writes it, x − (x // y)·y, recognised whole so that its range stays tight.
+
+A `tensor.extract` of a captured tensor carries the guard as discardable attributes:
+`attn.guard = array<i64: ...>` lists the dimensions the kernels mask (their loads read 0 outside the
+tensor), and `attn.guard_report` asks the kernels to assert instead (`tl.device_assert`, debug builds).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from xdsl.dialects import arith
 from xdsl.dialects import tensor as tensor_dialect
-from xdsl.dialects.builtin import IntegerAttr
+from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, TensorType
 from xdsl.ir import Block, BlockArgument, Operation, Region, SSAValue
 
-from attnc.dialect.attn import FlashOp
+from attnc.dialect.attn import FlashGradOp, FlashOp
+from attnc.dialect.index_intervals import Expr
 
-Expr = dict[str, Any]
+GUARD = "attn.guard"
+GUARD_REPORT = "attn.guard_report"
 
 _BINARY = {
     arith.AddiOp: "add",
@@ -32,40 +40,74 @@ _BINARY = {
     arith.MaxSIOp: "max",
 }
 _CASTS = (arith.IndexCastOp, arith.ExtSIOp, arith.TruncIOp)
+_SCORE = {1: "b", 2: "h", 3: "q_idx", 4: "kv_idx"}
+_MASK = {0: "b", 1: "h", 2: "q_idx", 3: "kv_idx"}
+_ROW = {1: "b", 2: "h"}
 
 
-def capture_reads(flash: FlashOp) -> list[dict[str, Any]]:
-    """Every `tensor.extract` of a captured tensor in `flash`'s regions, with its index expressions."""
-    num_state = len(flash.state.data)
-    layouts: list[tuple[str, Region, dict[int, str], int]] = [
-        ("score_mod", flash.score_mod, {1: "b", 2: "h", 3: "q_idx", 4: "kv_idx"}, 5),
-        ("mask_mod", flash.mask_mod, {0: "b", 1: "h", 2: "q_idx", 3: "kv_idx"}, 4),
-        ("update", flash.update, {1: "b", 2: "h"}, 3 + num_state),
-        ("finalize", flash.finalize, {1: "b", 2: "h"}, 3 + num_state),
+def index_layouts(op: FlashOp | FlashGradOp) -> list[tuple[str, Region, dict[int, str]]]:
+    """Each region of `op` that may read captured tensors, with its index arguments by position."""
+    if isinstance(op, FlashOp):
+        return [
+            ("score_mod", op.score_mod, _SCORE),
+            ("mask_mod", op.mask_mod, _MASK),
+            ("update", op.update, _ROW),
+            ("finalize", op.finalize, _ROW),
+        ]
+    return [
+        ("score_mod", op.score_mod, _SCORE),
+        ("mask_mod", op.mask_mod, _MASK),
+        ("score_mod_grad", op.score_mod_grad, _SCORE),
+        ("stat_grad", op.stat_grad, {0: "b", 1: "h"}),
     ]
-    reads: list[dict[str, Any]] = []
-    for region_name, region, index_args, first_capture in layouts:
-        if not region.blocks:
+
+
+def capture_extracts(region: Region) -> Iterator[tuple[tensor_dialect.ExtractOp, int]]:
+    """Each `tensor.extract` of a captured tensor (a tensor argument of the region) and which capture."""
+    if not region.blocks:
+        return
+    block = region.blocks[0]
+    first = next((a.index for a in block.args if isinstance(a.type, TensorType)), len(block.args))
+    for op in block.walk():
+        if not isinstance(op, tensor_dialect.ExtractOp):
             continue
-        block = region.blocks[0]
-        for op in block.walk():
-            if not isinstance(op, tensor_dialect.ExtractOp):
-                continue
-            source = op.tensor
-            if not isinstance(source, BlockArgument) or source.block is not block or source.index < first_capture:
-                continue
+        source = op.tensor
+        if isinstance(source, BlockArgument) and source.block is block and source.index >= first:
+            yield op, source.index - first
+
+
+def guarded_dims(op: Operation) -> tuple[int, ...]:
+    """The dimensions `op`'s `attn.guard` lists (none without one)."""
+    attr = op.attributes.get(GUARD)
+    return tuple(int(d) for d in attr.get_values()) if isinstance(attr, DenseArrayBase) else ()
+
+
+def guarded_sizes(regions: Iterable[Region]) -> list[tuple[int, int]]:
+    """(capture, dimension) of every guarded read in `regions`: the sizes a kernel lowering them needs."""
+    return sorted({(i, d) for r in regions for op, i in capture_extracts(r) for d in guarded_dims(op)})
+
+
+def capture_reads(op: FlashOp | FlashGradOp) -> list[dict[str, Any]]:
+    """Every read of a captured tensor in `op`'s regions, with its index expressions and guarded dimensions."""
+    reads: list[dict[str, Any]] = []
+    for region_name, region, index_args in index_layouts(op):
+        for extract, capture in capture_extracts(region):
+            source = extract.tensor
+            block = region.blocks[0]
             reads.append(
                 {
-                    "capture": source.index - first_capture,
-                    "name": source.name_hint or f"capture {source.index - first_capture}",
+                    "capture": capture,
+                    "name": source.name_hint or f"capture {capture}",
                     "region": region_name,
-                    "indices": [_expr(i, block, index_args) for i in op.indices],
+                    "indices": [index_expr(i, block, index_args) for i in extract.indices],
+                    "guarded": list(guarded_dims(extract)),
                 }
             )
     return reads
 
 
-def _expr(value: SSAValue, block: Block, index_args: dict[int, str]) -> Expr:
+def index_expr(value: SSAValue, block: Block, index_args: dict[int, str]) -> Expr:
+    """`value` as an index expression over `block`'s index arguments (positions → names)."""
     if isinstance(value, BlockArgument):
         if value.block is block and value.index in index_args:
             return {"arg": index_args[value.index]}
@@ -76,17 +118,17 @@ def _expr(value: SSAValue, block: Block, index_args: dict[int, str]) -> Expr:
     if isinstance(op, arith.ConstantOp) and isinstance(op.value, IntegerAttr):
         return {"const": op.value.value.data}
     if isinstance(op, _CASTS):
-        return _expr(op.operands[0], block, index_args)
+        return index_expr(op.operands[0], block, index_args)
     modulus = _python_mod(op)
     if modulus is not None:
-        return {"op": "mod", "args": [_expr(v, block, index_args) for v in modulus]}
+        return {"op": "mod", "args": [index_expr(v, block, index_args) for v in modulus]}
     kind = _BINARY.get(type(op))
     if kind is not None:
-        return {"op": kind, "args": [_expr(o, block, index_args) for o in op.operands]}
+        return {"op": kind, "args": [index_expr(o, block, index_args) for o in op.operands]}
     if isinstance(op, arith.SelectOp):
         return {
             "op": "select",
-            "args": [_expr(op.operands[1], block, index_args), _expr(op.operands[2], block, index_args)],
+            "args": [index_expr(op.operands[1], block, index_args), index_expr(op.operands[2], block, index_args)],
         }
     return {"unknown": op.name}
 
@@ -104,4 +146,13 @@ def _python_mod(op: object) -> tuple[SSAValue, SSAValue] | None:
     return op.lhs, product.rhs
 
 
-__all__ = ["capture_reads"]
+__all__ = [
+    "GUARD",
+    "GUARD_REPORT",
+    "capture_extracts",
+    "capture_reads",
+    "guarded_dims",
+    "guarded_sizes",
+    "index_expr",
+    "index_layouts",
+]

@@ -2,8 +2,9 @@
 declare and the launchers (runtime/) fill in.
 
 A tensor `t` arrives as `t_ptr` with strides `stride_t_b`, `stride_t_h`, `stride_t_s`,
-`stride_t_d`; captured tensor i as `cap{i}_ptr` with `cap{i}_stride{j}` per dimension, its
-gradient as `capgrad{i}_ptr`/`capgrad{i}_stride{j}`; row statistic i as `stat{i}_ptr`.
+`stride_t_d`; captured tensor i as `cap{i}_ptr` with `cap{i}_stride{j}` per dimension (and
+`cap{i}_size{j}` for a dimension a guarded read masks), its gradient as
+`capgrad{i}_ptr`/`capgrad{i}_stride{j}`; row statistic i as `stat{i}_ptr`.
 Head dims reach the kernels padded (`padded_head_dim`) as constexprs.
 """
 
@@ -30,6 +31,10 @@ def capture_stride(index: int, dim: int) -> str:
     return f"cap{index}_stride{dim}"
 
 
+def capture_size(index: int, dim: int) -> str:
+    return f"cap{index}_size{dim}"
+
+
 def capture_grad_ptr(index: int) -> str:
     return f"capgrad{index}_ptr"
 
@@ -52,6 +57,7 @@ __all__ = [
     "capture_grad_ptr",
     "capture_grad_stride",
     "capture_ptr",
+    "capture_size",
     "capture_stride",
     "padded_head_dim",
     "ptr",

@@ -7,8 +7,8 @@ as strings (`["BLOCK_M", "BLOCK_N"]`, or literals such as `"1"`). Elementwise ma
 comparisons and conversions are `arith`/`math` ops, control flow is `scf`.
 
 This module is the dialect as users import it; the definitions live by family in
-`tile_types` (types, attributes, shape and scalar helpers), `tile_kernel` (the kernel
-and its parameters), `tile_creation` (making tiles), `tile_memory` (pointers, loads,
+`tile_types` (types, attributes, shape and scalar helpers), `tile_kernel` (the kernel,
+its parameters and device assertions), `tile_creation` (making tiles), `tile_memory` (pointers, loads,
 stores, atomic adds), `tile_algebra` (dot, reduce, cumsum, trans, multiple_of) and
 `tile_arith` (tensor comparisons, select, casts and inline asm).
 """
@@ -42,6 +42,7 @@ from attnc.dialect.tile_creation import (
 )
 from attnc.dialect.tile_kernel import (
     ConstexprOp,
+    DeviceAssertOp,
     FuncOp,
     NumProgramsOp,
     ProgramIdOp,
@@ -70,6 +71,7 @@ __all__ = [
     "CmpIOp",
     "ConstexprOp",
     "CumsumOp",
+    "DeviceAssertOp",
     "DotOp",
     "ExpandDimsOp",
     "FullOp",
@@ -108,6 +110,7 @@ Tile = Dialect(
         ReturnOp,
         InlineAsmOp,
         ConstexprOp,
+        DeviceAssertOp,
         ProgramIdOp,
         NumProgramsOp,
         ArangeOp,

@@ -16,13 +16,17 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     StringAttr,
+    UnitAttr,
+    i1,
     i32,
     i64,
 )
-from xdsl.ir import Attribute, Block, Operation, Region
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     irdl_op_definition,
+    operand_def,
+    opt_attr_def,
     prop_def,
     region_def,
     result_def,
@@ -39,7 +43,7 @@ from xdsl.traits import (
 )
 from xdsl.utils.exceptions import VerifyException
 
-from attnc.dialect.tile_types import is_scalar, scalar_value
+from attnc.dialect.tile_types import element_type_of, is_scalar, scalar_value
 
 # ===-------------------------------------------------------------------=== #
 # The kernel
@@ -59,7 +63,8 @@ class FuncOp(IRDLOperation):
 
     The entry block's arguments are the runtime parameters, named by `arg_names` (in
     the custom syntax: by their SSA names); `constexprs` maps each `tl.constexpr`
-    parameter, in order, to its default.
+    parameter, in order, to its default. `debug` compiles it with Triton's debug option
+    (`@triton.jit(debug=True)`), which keeps its `tile.device_assert`s.
 
     ```mlir
     tile.func @vadd(%x_ptr: !tile.ptr<f32>, %n: i32) constexprs {BLOCK = 1024} {
@@ -73,6 +78,7 @@ class FuncOp(IRDLOperation):
     sym_name = prop_def(StringAttr)
     arg_names = prop_def(ArrayAttr[StringAttr])
     constexprs = prop_def(DictionaryAttr)
+    debug = opt_attr_def(UnitAttr)
     body = region_def("single_block")
     traits = traits_def(IsolatedFromAbove(), SymbolOpInterface())
 
@@ -273,3 +279,34 @@ class NumProgramsOp(_AxisOp):
     """
 
     name = "tile.num_programs"
+
+
+@irdl_op_definition
+class DeviceAssertOp(IRDLOperation):
+    """`tl.device_assert(cond, "message")`: the kernel stops with `message` where `cond` is false.
+
+    Triton keeps it only in a kernel compiled with its debug option, so the enclosing
+    `tile.func` must have `debug`.
+
+    ```mlir
+    tile.device_assert %in_range, "captured tensor 'bias' read out of range" : tensor<64x1xi1>
+    ```
+    """
+
+    name = "tile.device_assert"
+    cond = operand_def()
+    message = prop_def(StringAttr)
+    assembly_format = "$cond `,` $message attr-dict `:` type($cond)"
+
+    def __init__(self, cond: SSAValue | Operation, message: str):
+        super().__init__(operands=[cond], properties={"message": StringAttr(message)})
+
+    def verify_(self) -> None:
+        if element_type_of(self.cond.type) != i1:
+            raise VerifyException(f"'tile.device_assert' op expected an i1 condition, but got {self.cond.type}")
+        func = enclosing_func(self)
+        if func is not None and func.debug is None:
+            raise VerifyException(
+                f"'tile.device_assert' op expected @{func.sym_name.data} to be compiled with debug, "
+                "or Triton drops the assertion"
+            )

@@ -417,7 +417,7 @@ class KernelPrinter:
         self._taken |= {func.sym_name.data, *names, *constexprs}
         params = [*names, *(f"{c}: tl.constexpr" for c in constexprs)]
         signature = f"def {func.sym_name.data}({', '.join(params)}):"
-        self._lines = ["@triton.jit"]
+        self._lines = ["@triton.jit(debug=True)" if func.debug is not None else "@triton.jit"]
         if len(signature) <= 88:
             self._lines.append(signature)
         else:

@@ -19,6 +19,12 @@ def _attn_block_mask() -> type[ModulePass]:
     return AttnBlockMaskPass
 
 
+def _attn_guard_captures() -> type[ModulePass]:
+    from attnc.passes.attn_guard_captures import AttnGuardCapturesPass
+
+    return AttnGuardCapturesPass
+
+
 def _attn_tile() -> type[ModulePass]:
     from attnc.passes.attn_tile import AttnTilePass
 
@@ -53,6 +59,7 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "attn-fuse": _attn_fuse,
     "attn-block-mask": _attn_block_mask,
     "attn-split": _attn_split,
+    "attn-guard-captures": _attn_guard_captures,
     "attn-tile": _attn_tile,
     "convert-attn-to-tile": _convert_attn_to_tile,
     "attn-autodiff": _attn_autodiff,

@@ -20,6 +20,12 @@ An `attn.flash_grad` beside it adds `<fn>_bwd_dq` and `<fn>_bwd_dkdv`
 (flash_backward_kernels.py; over packed sequences or a KV cache, flash_backward_sequences.py,
 which classify their blocks themselves too).
 
+A read of a captured tensor marked `attn.guard` (attn-guard-captures) becomes a load
+masked by 0 <= index < size in the listed dimensions, the sizes kernel parameters
+`cap{i}_size{j}`; with `attn.guard_report` a `tile.device_assert` precedes it and its
+kernel is compiled with Triton's debug option. Gradient scatters listed in
+`capture_site_guards`/`stat_site_guards` are masked alike.
+
 An `attn.recurrent_chunk` (linear attention) becomes `<fn>_chunk_state` (the state
 scan over chunks) and `<fn>_chunk_output` (per chunk, inter- plus intra-chunk
 output), chunk_kernels.py. A vector gate adds `<fn>_chunk_cumsum` before the scan

@@ -20,6 +20,7 @@ import torch
 from xdsl.dialects.builtin import ModuleOp
 
 from attnc import pipeline
+from attnc.runtime import config
 from attnc.runtime.capture_bounds import check_capture_reads
 from attnc.runtime.compiler import CompiledVariant, compile_attention
 from attnc.runtime.forward import PreparedLaunch, tuned_config
@@ -151,16 +152,23 @@ class AttentionProgram:
         return self._backward_problem[0]
 
     def compile(
-        self, sig: Signature, target: str, backward: bool = False, grad_captures: tuple[int, ...] | None = None
+        self,
+        sig: Signature,
+        target: str,
+        backward: bool = False,
+        grad_captures: tuple[int, ...] | None = None,
+        debug: bool | None = None,
     ) -> CompiledVariant:
         """The kernels for `target` ("cpu", "cuda:90", ...); `backward` adds dQ, dK/dV and the gradients of the
-        captured tensors `grad_captures` names (None: all)."""
-        key = (sig, target, backward, grad_captures)
+        captured tensors `grad_captures` names (None: all); `debug` (None: `ATTNC_DEBUG`) has guarded
+        captured-tensor reads assert that they are in range."""
+        debug = config.debug_reads() if debug is None else debug
+        key = (sig, target, backward, grad_captures, debug)
         compiled = self._compiled.get(key)
         if compiled is None:
             if backward and self.backward_problem() is not None:
                 raise NotImplementedError(self.backward_problem())
-            compiled = compile_attention(self.build(sig), target, backward, grad_captures)
+            compiled = compile_attention(self.build(sig), target, backward, grad_captures, debug=debug)
             self._compiled[key] = compiled
         return compiled
 
@@ -212,7 +220,9 @@ class AttentionProgram:
         grad_captures: tuple[int, ...] | None = None,
         seqs: Sequences | None = None,
     ) -> Plan:
-        """Checks the inputs, compiles (or finds) the kernels and prepares the launch for these shapes."""
+        """Checks the inputs, compiles (or finds) the kernels and prepares the launch for these shapes.
+
+        `ATTNC_DEBUG` is read here (by `compile`), once per plan: the warm path reads no environment."""
         if seqs is None:
             self.check(q, k, v, scale)
         for i, t in enumerate(self.captures):

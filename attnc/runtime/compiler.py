@@ -70,7 +70,7 @@ class KernelInfo:
     target: str
     signatures: dict[str, dict[str, str]]  # kernel → runtime parameter → Triton type ("*bf16", "i32")
     constexprs: dict[str, dict[str, int]]  # kernel → constexpr parameter → default
-    capture_reads: list[dict[str, Any]]  # where the regions index captured tensors (dialect/capture_reads.py)
+    capture_reads: list[dict[str, Any]]  # where the regions (forward and backward) index captured tensors
 
 
 @dataclass
@@ -199,13 +199,18 @@ def compile_attention(
     backward: bool = False,
     grad_captures: tuple[int, ...] | None = None,
     tile: dict[str, int] | None = None,
+    debug: bool = False,
 ) -> CompiledVariant:
     """Compile a logical softmax-style module for `target` ("cpu", "cuda:90", "hip:gfx942", ...).
 
     With `backward`, attn-autodiff derives the gradient and the kernels include dQ and dK/dV;
-    `grad_captures` names the captured tensors that get gradients (None: all).
+    `grad_captures` names the captured tensors that get gradients (None: all). With `debug`, a guarded
+    captured-tensor read out of range stops the kernel with an assertion instead of reading 0.
     """
-    chosen = pipeline.softmax_backward(target, grad_captures, tile) if backward else pipeline.softmax(target, tile)
+    if backward:
+        chosen = pipeline.softmax_backward(target, grad_captures, tile, debug)
+    else:
+        chosen = pipeline.softmax(target, tile, debug)
     compiled = _compile(module, target, chosen, _attention_facts, KernelInfo, CompiledVariant)
     assert isinstance(compiled, CompiledVariant)
     return compiled
@@ -272,7 +277,7 @@ def _attention_facts(module: ModuleOp) -> dict[str, Any]:
         "num_captures": len(flash.captures),
         "num_stats": len(flash.stats),
         "scale": flash.scale.value.data,
-        "capture_reads": capture_reads(flash),
+        "capture_reads": capture_reads(flash) + (capture_reads(grad) if grad is not None else []),
     }
 
 

@@ -10,6 +10,7 @@ import, so a test (or a long-lived process) can change them with ``monkeypatch.s
 | `TRITON_INTERPRET`| off              | Triton's own: interpret every kernel (not read here) |
 | `ATTNC_AUTOTUNE`  | on               | tune launch configs instead of using the default |
 | `ATTNC_DUMP`      | off              | print IR and generated source while compiling    |
+| `ATTNC_DEBUG`     | off              | a captured-tensor read out of range is an error, not 0 |
 """
 
 from __future__ import annotations
@@ -53,3 +54,12 @@ def autotune_enabled() -> bool:
 def debug_dump() -> bool:
     """Whether to dump each stage's IR and the generated Triton source (`ATTNC_DUMP`)."""
     return _flag("ATTNC_DUMP", default=False)
+
+
+def debug_reads() -> bool:
+    """Whether kernels assert that guarded captured-tensor reads are in range (`ATTNC_DEBUG`).
+
+    Off, a read whose index comes from data and falls outside the tensor reads 0; on, it stops
+    the kernel naming the tensor: an error in Triton's interpreter, a device assertion on a GPU.
+    """
+    return _flag("ATTNC_DEBUG", default=False)

@@ -16,7 +16,7 @@ from attnc.dialect import kernel_params
 from attnc.runtime import tune
 from attnc.runtime.block_table import block_tables
 from attnc.runtime.compiler import CompiledVariant
-from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, run_kernel, set_strides
+from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, run_kernel, set_capture_shapes, set_strides
 
 # Launch configurations (block_m, block_n, num_warps, num_stages) the tuner tries beside the default, by target.
 CANDIDATES: dict[str, list[tuple[int, int, int, int]]] = {
@@ -67,9 +67,7 @@ class PreparedLaunch:
         set_strides(args, "k", k)
         set_strides(args, "v", v)
         set_strides(args, "out", torch.empty(self.out_shape, device="meta"))  # contiguous
-        for i, tensor in enumerate(captures):
-            for j, stride in enumerate(tensor.stride()):
-                args[kernel_params.capture_stride(i, j)] = stride
+        set_capture_shapes(args, captures)
         self.args = args
         if self.static_tables and not self.empty:
             self._set_tables(captures)

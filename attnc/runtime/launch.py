@@ -1,7 +1,7 @@
 """Launching generated kernels on torch tensors: CUDA tensors run compiled, CPU tensors interpreted.
 
 Kernels take their arguments by name (dialect/kernel_params.py spells them); `set_strides`
-and `set_captures` fill in the names a tensor's pointer and strides go by.
+and `set_captures` fill in the names a tensor's pointer, strides and sizes go by.
 """
 
 from __future__ import annotations
@@ -88,12 +88,19 @@ def set_strides(args: dict[str, Any], name: str, t: torch.Tensor, dims: str = "b
         args[kernel_params.stride(name, dim)] = stride
 
 
+def set_capture_shapes(args: dict[str, Any], captures: list[torch.Tensor]) -> None:
+    """Each captured tensor's strides and sizes (a kernel takes the sizes of the dimensions it guards)."""
+    for i, tensor in enumerate(captures):
+        for j, (stride, size) in enumerate(zip(tensor.stride(), tensor.shape)):
+            args[kernel_params.capture_stride(i, j)] = stride
+            args[kernel_params.capture_size(i, j)] = size
+
+
 def set_captures(args: dict[str, Any], captures: list[torch.Tensor], grads: list[torch.Tensor] | None = None) -> None:
-    """Each captured tensor's pointer and strides (and its gradient's, when given)."""
+    """Each captured tensor's pointer, strides and sizes (and its gradient's pointer and strides, when given)."""
+    set_capture_shapes(args, captures)
     for i, tensor in enumerate(captures):
         args[kernel_params.capture_ptr(i)] = tensor
-        for j, stride in enumerate(tensor.stride()):
-            args[kernel_params.capture_stride(i, j)] = stride
     for i, grad in enumerate(grads or ()):
         args[kernel_params.capture_grad_ptr(i)] = grad
         for j, stride in enumerate(grad.stride()):

@@ -15,7 +15,7 @@ from attnc.dialect import kernel_params
 from attnc.dialect.attn_sequences import LAYOUTS
 from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.decode_splits import choose_splits, sm_count
-from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, run_kernel, set_strides
+from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, run_kernel, set_capture_shapes, set_strides
 from attnc.runtime.sequences import Sequences
 
 
@@ -68,9 +68,7 @@ class SequenceLaunch:
         set_strides(args, "k", k)
         set_strides(args, "v", v)
         set_strides(args, "out", torch.empty(self.out_shape, device="meta"))  # contiguous
-        for i, tensor in enumerate(captures):
-            for j, stride in enumerate(tensor.stride()):
-                args[kernel_params.capture_stride(i, j)] = stride
+        set_capture_shapes(args, captures)
         self.args = args
 
     def run(

@@ -27,6 +27,12 @@ so the rest of attnc sees one API. Checked against triton 3.6.0 and 3.9.0 (numpy
   Launches hold a lock, as the patches are process-wide: do not compile kernels on
   another thread while one runs.
 
+* Assertions in the interpreter. Its builder's options say `debug=False`, under which
+  `tl.device_assert` does nothing (both releases); a kernel made `@triton.jit(debug=True)`
+  runs with those options set to debug for the duration of its launch, so a failed
+  assertion raises as it stops a compiled debug kernel. `cross_compile` passes the
+  kernel's `debug` on to Triton likewise.
+
 * Interpreter bugs worked around: on 3.6 an integer argument used as a Python int
   (`range(0, K, BLOCK)`) fails with numpy >= 2.4, since the interpreter converts a
   1-element array with `int()`; we patch in 3.9's `int(data.squeeze())`.
@@ -39,6 +45,7 @@ so the rest of attnc sees one API. Checked against triton 3.6.0 and 3.9.0 (numpy
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -73,18 +80,20 @@ class InterpretedKernel(KernelInterface[Any]):
     """A kernel that runs in Triton's interpreter on CPU tensors, whatever the env says.
 
     Launched as Triton launches kernels, `k[grid](*args, **constexprs)`; launch options
-    meant for the compiler (`num_warps`, `num_stages`) are accepted and ignored.
+    meant for the compiler (`num_warps`, `num_stages`) are accepted and ignored. With
+    `debug`, its `tl.device_assert`s are checked, as in a kernel compiled with debug.
     """
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], debug: bool = False) -> None:
         self.fn = fn
+        self.debug = debug
         self._kernel = InterpretedFunction(fn)
 
     def run(self, *args: Any, grid: Any, warmup: bool, **kwargs: Any) -> None:
         """Execute every program of `grid` in turn; a warmup compiles nothing, so is a no-op."""
         if warmup:
             return
-        with _INTERPRETER_LOCK, _interpreter_patches():
+        with _INTERPRETER_LOCK, _interpreter_patches(self.debug):
             self._kernel.run(*args, grid=grid, warmup=False, **kwargs)
 
 
@@ -92,9 +101,10 @@ def interpreted(fn: object) -> InterpretedKernel:
     """The interpreted twin of a kernel: a `@triton.jit` function or a plain function.
 
     It runs the same Python source as the compiled kernel, on CPU tensors, next to
-    compiled kernels in the same process (see the module docstring for how).
+    compiled kernels in the same process (see the module docstring for how), and checks
+    its assertions when the kernel is `@triton.jit(debug=True)`.
     """
-    return InterpretedKernel(_python_function(fn))
+    return InterpretedKernel(_python_function(fn), debug=bool(getattr(fn, "debug", False)))
 
 
 _INTERPRETER_LOCK = threading.RLock()
@@ -126,16 +136,22 @@ def _patch_lang_tensor_numpy2(original: Callable[..., None], tensor: type, scope
 
 
 @contextlib.contextmanager
-def _interpreter_patches() -> Iterator[None]:
-    """Make `@jit` helpers callable from interpreted code; restore everything on exit."""
+def _interpreter_patches(debug: bool = False) -> Iterator[None]:
+    """Make `@jit` helpers callable from interpreted code, with `debug` check `tl.device_assert` (the
+    interpreter's options say debug=False, and its device_assert then does nothing); restore everything
+    on exit."""
+    builder = _interpreter.interpreter_builder
     saved: list[tuple[object, str, object]] = [
         (JITFunction, "__call__", JITFunction.__call__),
         (_interpreter, "_patch_lang_tensor", _interpreter._patch_lang_tensor),
+        (builder, "options", builder.options),
     ]
     JITFunction.__call__ = _call_jit_helper  # type: ignore[method-assign, assignment]
     _interpreter._patch_lang_tensor = functools.partial(  # type: ignore[attr-defined]
         _patch_lang_tensor_numpy2, _interpreter._patch_lang_tensor
     )
+    if debug:
+        builder.options = dataclasses.replace(builder.options, debug=True)
     try:
         yield
     finally:
@@ -229,7 +245,7 @@ def cross_compile(
         )
     full_signature = {name: "constexpr" if name in constexprs else signature[name] for name in fn.arg_names}
     source = ASTSource(fn=fn, signature=full_signature, constexprs=dict(constexprs))
-    options = {"num_warps": num_warps, "num_stages": num_stages, "enable_fp_fusion": True}
+    options = {"num_warps": num_warps, "num_stages": num_stages, "enable_fp_fusion": True, "debug": bool(fn.debug)}
     kernel = triton.compile(source, target=target.gpu_target(), options=options)
     asm = dict(kernel.asm)
     # Not a stage: the bytes of shared memory one program needs (`metadata.shared`), as text.

@@ -20,13 +20,18 @@ from attnc.tools.opt import main
 
 LIT = Path(__file__).resolve().parents[1] / "lit"
 SOURCES = sorted(p for p in LIT.rglob("*.mlir") if p.parent.name != "frontend")
-FULL = "attn-fuse,attn-block-mask,attn-tile,convert-attn-to-tile"
+FULL = "attn-fuse,attn-block-mask,attn-guard-captures,attn-tile,convert-attn-to-tile"
 PIPELINES: list[list[str]] = [
     [],
     ["-p", FULL, "-t", "triton"],
     ["-p", "convert-attn-to-tile"],
     ["-t", "triton"],
-    ["-p", "attn-fuse,attn-block-mask,attn-autodiff,attn-tile,convert-attn-to-tile", "-t", "triton"],
+    [
+        "-p",
+        "attn-fuse,attn-block-mask,attn-autodiff,attn-guard-captures,attn-tile,convert-attn-to-tile",
+        "-t",
+        "triton",
+    ],
     ["-p", "attn-chunk,attn-tile,convert-attn-to-tile", "-t", "triton"],
 ]
 TOKEN = re.compile(rb"%[\w.$-]+|\^\w+|[\w.]+|[^\s\w]")

@@ -74,7 +74,7 @@ def test_readme_pipeline_example_runs(capsys):
     block = next(b for b in _python_blocks() if "pipeline.softmax(" in b)
     exec(compile(block, str(README), "exec"), {})
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0] == "attn-fuse,attn-block-mask,attn-split,attn-tile,convert-attn-to-tile"
+    assert printed[0] == "attn-fuse,attn-block-mask,attn-split,attn-guard-captures,attn-tile,convert-attn-to-tile"
     assert printed[1] == "['softmax', 'softmax-backward', 'linear', 'linear-backward']"
 
 

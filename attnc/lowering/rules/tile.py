@@ -95,6 +95,11 @@ def load(p: KernelPrinter, op: tile.LoadOp) -> None:
     p.assign(op.result, f"tl.load({', '.join(args)})", "x")
 
 
+@rule(tile.DeviceAssertOp)
+def device_assert(p: KernelPrinter, op: tile.DeviceAssertOp) -> None:
+    p.line(f"tl.device_assert({p.expr(op.cond)}, {op.message.data!r})")
+
+
 WRITES = {tile.StoreOp: "tl.store", tile.AtomicAddOp: "tl.atomic_add"}
 
 

@@ -187,3 +187,19 @@ tile.func @k(%p: !tile.ptr<tensor<4xf32>>) {
   tile.return
 }
 // CHECK: 'tile.ptr' expected an integer or float pointee, but got tensor<4xf32>
+
+// -----
+
+tile.func @k(%ok: i1) {
+  tile.device_assert %ok, "never checked" : i1
+  tile.return
+}
+// CHECK: 'tile.device_assert' op expected @k to be compiled with debug, or Triton drops the assertion
+
+// -----
+
+tile.func @k(%n: i32) attributes {debug} {
+  tile.device_assert %n, "not a condition" : i32
+  tile.return
+}
+// CHECK: 'tile.device_assert' op expected an i1 condition, but got i32

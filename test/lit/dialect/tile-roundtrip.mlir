@@ -84,3 +84,15 @@ tile.func @ops(%x_ptr: !tile.ptr<bf16>, %out_ptr: !tile.ptr<f32>, %n: i32, %scal
 tile.func @renamed(%x: i32) attributes {arg_names = ["y"]} {
   tile.return
 }
+
+// A kernel compiled with Triton's debug option keeps its device assertions.
+// CHECK-LABEL: tile.func @checked(%p: !tile.ptr<f32>, %i: i32, %n: i32) attributes {debug} {
+// CHECK-NEXT:    %[[OK:.*]] = tile.cmpi slt, %i, %n : i32
+// CHECK-NEXT:    tile.device_assert %[[OK]], "index 'i' out of range" : i1
+// CHECK-NEXT:    %{{.*}} = tile.load %p mask %[[OK]] other 0.0 : !tile.ptr<f32> -> f32
+tile.func @checked(%p: !tile.ptr<f32>, %i: i32, %n: i32) attributes {debug} {
+  %ok = tile.cmpi slt, %i, %n : i32
+  tile.device_assert %ok, "index 'i' out of range" : i1
+  %x = tile.load %p mask %ok other 0.0 : !tile.ptr<f32> -> f32
+  tile.return
+}

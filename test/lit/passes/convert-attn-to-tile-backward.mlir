@@ -233,6 +233,7 @@
 // ATOMICS:       tile.atomic_add
 // ATOMICS-LABEL: tile.func @packed_bwd_dkdv(
 // ATOMICS-NOT:   tile.atomic_add
+// ATOMICS:       {{^}}// {{-+$}}
 
 func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %slopes: tensor<64xf32>, %dout: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>) {
   %out, %lse = attn.flash %q, %k, %v captures(%slopes : tensor<64xf32>) score_mod {
@@ -498,4 +499,105 @@ func.func @packed(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tens
     attn.yield %any, %all : i1, i1
   } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "affine", layout = "packed", dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64, approx_tanh} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<8xf32>)
   func.return %out, %lse, %dq, %dk, %dv, %dbias : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<8xf32>
+}
+
+// -----
+
+// A bias indexed by each key's document id, read from data, as the softmax-backward
+// pipeline prints it before convert-attn-to-tile: attn-guard-captures marked the bias
+// read (attn.guard) and its gradient's scatter (capture_site_guards). Every kernel that
+// reads the bias takes its size, `cap0_size0`, and loads it under 0 <= id < size, reading
+// 0 outside; the dQ kernel adds the bias's adjoint only where the id is in range too.
+
+// CHECK-LABEL: tile.func @document_bias_grad_fwd(
+// CHECK-SAME:      %[[SIZE:cap0_size0]]: i32
+// CHECK:           %[[LO:.*]] = tile.cmpi sge, %[[ID:.*]], %{{.*}} : tensor<1x128xi32>
+// CHECK-NEXT:      %[[SV:.*]] = tile.splat %[[SIZE]] ["1", "BLOCK_N"] : i32 -> tensor<1x128xi32>
+// CHECK-NEXT:      %[[HI:.*]] = tile.cmpi slt, %[[ID]], %[[SV]] : tensor<1x128xi32>
+// CHECK-NEXT:      %[[IN:.*]] = arith.andi %[[LO]], %[[HI]] : tensor<1x128xi1>
+// CHECK-NEXT:      %{{.*}} = tile.load %{{.*}} mask %[[IN]] other 0.0 : tensor<1x128x!tile.ptr<f32>> -> tensor<1x128xf32>
+
+// CHECK-LABEL: tile.func @document_bias_grad_bwd_dq(
+// CHECK-SAME:      %[[SIZE:cap0_size0]]: i32
+// CHECK:           tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<1x64x!tile.ptr<f32>> -> tensor<1x64xf32>
+// CHECK:           %[[LO:.*]] = tile.cmpi sge, %[[ID:.*]], %{{.*}} : tensor<1x64xi32>
+// CHECK-NEXT:      %[[SV:.*]] = tile.splat %[[SIZE]] ["1", "BLOCK_N"] : i32 -> tensor<1x64xi32>
+// CHECK-NEXT:      %[[HI:.*]] = tile.cmpi slt, %[[ID]], %[[SV]] : tensor<1x64xi32>
+// CHECK-NEXT:      %[[IN:.*]] = arith.andi %[[LO]], %[[HI]] : tensor<1x64xi1>
+// CHECK-NEXT:      %[[ROWS:.*]] = tile.broadcast %row_ok ["BLOCK_M", "BLOCK_N"] : tensor<64x1xi1> -> tensor<64x64xi1>
+// CHECK-NEXT:      %[[IN_TILE:.*]] = tile.broadcast %[[IN]] ["BLOCK_M", "BLOCK_N"] : tensor<1x64xi1> -> tensor<64x64xi1>
+// CHECK-NEXT:      %[[LIVE:.*]] = arith.andi %[[ROWS]], %[[IN_TILE]] : tensor<64x64xi1>
+// CHECK:           %[[G:.*]] = tile.select %[[LIVE]], %{{.*}}, %{{.*}} : tensor<64x64xf32>
+// CHECK:           tile.atomic_add %{{.*}}, %[[G]] mask %[[LIVE]] : tensor<64x64x!tile.ptr<f32>>, tensor<64x64xf32>
+
+// CHECK-LABEL: tile.func @document_bias_grad_bwd_dkdv(
+// CHECK-SAME:      %{{.*}}: !tile.ptr<f32>, %{{.*}}: i32, %{{.*}}: !tile.ptr<i64>, %{{.*}}: i32, %{{.*}}cap0_size0: i32
+// CHECK:           tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<128x1x!tile.ptr<f32>> -> tensor<128x1xf32>
+// CHECK-NOT:       tile.atomic_add
+// CHECK:           tile.return
+
+func.func @document_bias_grad(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %bias: tensor<64xf32>, %doc: tensor<128xi64>, %dout: tensor<?x4x?x64xbf16>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>, tensor<128xf32>) {
+  %out, %lse = attn.flash %q, %k, %v captures(%bias, %doc : tensor<64xf32>, tensor<128xi64>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %bias_1: tensor<64xf32>, %doc_1: tensor<128xi64>):
+    %d = tensor.extract %doc_1[%kv_idx] : tensor<128xi64>
+    %i = arith.index_cast %d : i64 to index
+    %0 = tensor.extract %bias_1[%i] {attn.guard = array<i64: 0>} : tensor<64xf32>
+    %1 = arith.addf %score, %0 : f32
+    attn.yield %1 : f32
+  } mask_mod {
+  ^bb0(%b_1: index, %h_1: index, %q_idx_1: index, %kv_idx_1: index, %2: tensor<64xf32>, %3: tensor<128xi64>):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } update {
+  ^bb0(%score_1: f32, %b_2: index, %h_2: index, %m: f32, %l: f32, %bias_2: tensor<64xf32>, %doc_2: tensor<128xi64>):
+    %cst = arith.constant 1.44269502 : f32
+    %4 = arith.mulf %score_1, %cst : f32
+    %5 = attn.row_max %4 : f32
+    %m_new = arith.maxnumf %m, %5 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %6 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %7 = arith.select %6, %cst_2, %m_new : f32
+    %8 = arith.subf %4, %7 : f32
+    %p = math.exp2 %8 : f32
+    %9 = arith.subf %m, %7 : f32
+    %alpha = math.exp2 %9 : f32
+    %10 = arith.mulf %l, %alpha : f32
+    %11 = attn.row_sum %p : f32
+    %l_new = arith.addf %10, %11 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_3: index, %h_3: index, %m_1: f32, %l_1: f32, %bias_3: tensor<64xf32>, %doc_3: tensor<128xi64>):
+    %cst_3 = arith.constant 0.000000e+00 : f32
+    %12 = arith.cmpf oeq, %l_1, %cst_3 : f32
+    %cst_4 = arith.constant 1.000000e+00 : f32
+    %13 = arith.select %12, %cst_4, %l_1 : f32
+    %14 = arith.divf %cst_4, %13 : f32
+    %out_1 = arith.mulf %acc, %14 : f32
+    %cst_5 = arith.constant 0.693147182 : f32
+    %15 = arith.mulf %m_1, %cst_5 : f32
+    %16 = math.log %l_1 : f32
+    %lse_1 = arith.addf %15, %16 : f32
+    attn.yield %out_1, %lse_1 : f32, f32
+  } classify {
+  } {scale = 1.250000e-01 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "none", tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64, approx_tanh} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>)
+  %dq, %dk, %dv, %dbias, %ddoc = attn.flash_grad %q, %k, %v, %out, %dout stat(%lse : tensor<?x4x?xf32>) captures(%bias, %doc : tensor<64xf32>, tensor<128xi64>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %bias_1: tensor<64xf32>, %doc_1: tensor<128xi64>):
+    %d = tensor.extract %doc_1[%kv_idx] : tensor<128xi64>
+    %i = arith.index_cast %d : i64 to index
+    %0 = tensor.extract %bias_1[%i] {attn.guard = array<i64: 0>} : tensor<64xf32>
+    %1 = arith.addf %score, %0 : f32
+    attn.yield %1 : f32
+  } mask_mod {
+  ^bb0(%b_1: index, %h_1: index, %q_idx_1: index, %kv_idx_1: index, %2: tensor<64xf32>, %3: tensor<128xi64>):
+    %keep = arith.constant true
+    attn.yield %keep : i1
+  } score_mod_grad {
+  ^bb0(%score_1: f32, %b_2: index, %h_2: index, %q_idx_2: index, %kv_idx_2: index, %bias_2: tensor<64xf32>, %doc_2: tensor<128xi64>, %grad: f32):
+    %d_1 = tensor.extract %doc_2[%kv_idx_2] : tensor<128xi64>
+    %i_1 = arith.index_cast %d_1 : i64 to index
+    attn.yield %grad, %grad, %i_1 : f32, f32, index
+  } classify {
+  } {scale = 1.250000e-01 : f32, probabilities = "softmax", capture_sites = [0 : i64], block_mask = "none", capture_site_guards = [array<i64: 0>], dq_tile = #attn.tile<64x64>, dq_num_warps = 4 : i64, dq_num_stages = 3 : i64, dkdv_tile = #attn.tile<64x128>, dkdv_num_warps = 8 : i64, dkdv_num_stages = 3 : i64, approx_tanh} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x4x?x64xbf16>, tensor<?x4x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>, tensor<128xf32>)
+  func.return %out, %lse, %dq, %dk, %dv, %dbias, %ddoc : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>, tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<64xf32>, tensor<128xf32>
 }

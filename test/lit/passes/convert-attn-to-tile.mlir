@@ -249,6 +249,76 @@ func.func @document(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: te
 
 // -----
 
+// The document mask again, now looking up whether a query's document may see earlier
+// documents: `allowed[document_id[q_idx]]`, a read indexed by data that attn-guard-captures
+// marked guarded and, in debug mode (ATTNC_DEBUG), reported. Both kernels that evaluate
+// the mask take the table's size, assert each id in range (so they are compiled with
+// debug) and load the table under the same mask, reading false outside it.
+
+// CHECK-LABEL: tile.func @allowed_document_block_table(
+// CHECK-SAME:      %[[ALLOWED:cap1_ptr]]: !tile.ptr<i1>, %{{.*}}: i32, %[[SIZE:cap1_size0]]: i32,
+// CHECK-SAME:      attributes {debug}
+// CHECK:         %[[ID:.*]] = tile.load %{{.*}} : tensor<128x1x!tile.ptr<i32>> -> tensor<128x1xi32>
+// CHECK:         %[[PTRS:.*]] = tile.addptr %[[ALLOWED]], %{{.*}} : !tile.ptr<i1>, tensor<128x1xi64> -> tensor<128x1x!tile.ptr<i1>>
+// CHECK:         %[[LO:.*]] = tile.cmpi sge, %[[ID]], %{{.*}} : tensor<128x1xi32>
+// CHECK-NEXT:    %[[SV:.*]] = tile.splat %[[SIZE]] ["BLOCK_M", "1"] : i32 -> tensor<128x1xi32>
+// CHECK-NEXT:    %[[HI:.*]] = tile.cmpi slt, %[[ID]], %[[SV]] : tensor<128x1xi32>
+// CHECK-NEXT:    %[[IN:.*]] = arith.andi %[[LO]], %[[HI]] : tensor<128x1xi1>
+// CHECK-NEXT:    tile.device_assert %[[IN]], "captured tensor 'allowed' is read outside its shape at dimension 0" : tensor<128x1xi1>
+// CHECK-NEXT:    %{{.*}} = tile.load %[[PTRS]] mask %[[IN]] other false : tensor<128x1x!tile.ptr<i1>> -> tensor<128x1xi1>
+
+// CHECK-LABEL: tile.func @allowed_document_fwd(
+// CHECK-SAME:      attributes {debug}
+// CHECK:         tile.device_assert %{{.*}}, "captured tensor 'allowed' is read outside its shape at dimension 0" : tensor<128x1xi1>
+// CHECK-NEXT:    tile.load %{{.*}} mask %{{.*}} other false : tensor<128x1x!tile.ptr<i1>> -> tensor<128x1xi1>
+
+func.func @allowed_document(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %document_id: tensor<16384xi32>, %allowed: tensor<64xi1>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %out, %lse = attn.flash %q, %k, %v captures(%document_id, %allowed : tensor<16384xi32>, tensor<64xi1>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index, %0: tensor<16384xi32>, %a: tensor<64xi1>):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b_1: index, %h_1: index, %q_idx_1: index, %kv_idx_1: index, %document_id_1: tensor<16384xi32>, %allowed_1: tensor<64xi1>):
+    %1 = tensor.extract %document_id_1[%q_idx_1] : tensor<16384xi32>
+    %2 = arith.index_cast %1 : i32 to index
+    %3 = tensor.extract %allowed_1[%2] {attn.guard = array<i64: 0>, attn.guard_report} : tensor<64xi1>
+    attn.yield %3 : i1
+  } update {
+  ^bb0(%score_1: f32, %b_2: index, %h_2: index, %m: f32, %l: f32, %document_id_2: tensor<16384xi32>, %a_2: tensor<64xi1>):
+    %log2e = arith.constant 1.44269502 : f32
+    %score2 = arith.mulf %score_1, %log2e : f32
+    %tile_max = attn.row_max %score2 : f32
+    %m_new = arith.maxnumf %m, %tile_max : f32
+    %neg_inf = arith.constant 0xff800000 : f32
+    %zero = arith.constant 0.000000e+00 : f32
+    %all_masked = arith.cmpf oeq, %m_new, %neg_inf : f32
+    %m_safe = arith.select %all_masked, %zero, %m_new : f32
+    %shifted = arith.subf %score2, %m_safe : f32
+    %p = math.exp2 %shifted : f32
+    %m_diff = arith.subf %m, %m_safe : f32
+    %alpha = math.exp2 %m_diff : f32
+    %l_scaled = arith.mulf %l, %alpha : f32
+    %tile_sum = attn.row_sum %p : f32
+    %l_new = arith.addf %l_scaled, %tile_sum : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_3: index, %h_3: index, %m_1: f32, %l_1: f32, %document_id_3: tensor<16384xi32>, %a_3: tensor<64xi1>):
+    %zero_1 = arith.constant 0.000000e+00 : f32
+    %one = arith.constant 1.000000e+00 : f32
+    %ln2 = arith.constant 0.693147182 : f32
+    %empty_row = arith.cmpf oeq, %l_1, %zero_1 : f32
+    %l_safe = arith.select %empty_row, %one, %l_1 : f32
+    %out_1 = arith.divf %acc, %l_safe : f32
+    %m_nat = arith.mulf %m_1, %ln2 : f32
+    %log_l = math.log %l_1 : f32
+    %lse_1 = arith.addf %m_nat, %log_l : f32
+    attn.yield %out_1, %lse_1 : f32, f32
+  } classify {
+  } {scale = 1.250000e-01 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "runtime", tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 3 : i64} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>)
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}
+
+// -----
+
 // block_mask "none": the block table needs only the sequence bound; no classify
 // region, no mask evaluation.
 

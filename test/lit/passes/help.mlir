@@ -10,6 +10,8 @@
 // CHECK-NEXT:   attn-fuse              Fuses each logical attention chain into one `attn.flash` op
 // CHECK-NEXT:   attn-block-mask        Classifies each attn.flash mask per tile: none, affine (symbolic classify region) or runtime.
 // CHECK-NEXT:   attn-split             Adds the merge region that lets attention over a KV cache split its keys across programs.
+// CHECK-NEXT:   attn-guard-captures    Marks captured-tensor reads (and gradient scatters) whose index the runtime check cannot prove in range.
+// CHECK-NEXT:       report=False
 // CHECK-NEXT:   attn-tile              Chooses tile sizes, warps and pipeline stages per attn.flash for a target (cuda:90, cuda:80, hip:gfx942, hip:gfx90a, cpu).
 // CHECK-NEXT:       target="cuda:90"
 // CHECK-NEXT:       block-m=0
@@ -21,9 +23,9 @@
 // CHECK-NEXT:       chunk-size=64
 // CHECK:      attnc pipelines
 // CHECK-NEXT:   softmax                Softmax-style attention, forward only
-// CHECK-NEXT:       -p 'attn-fuse,attn-block-mask,attn-split,attn-tile,convert-attn-to-tile'
+// CHECK-NEXT:       -p 'attn-fuse,attn-block-mask,attn-split,attn-guard-captures,attn-tile,convert-attn-to-tile'
 // CHECK-NEXT:   softmax-backward
-// CHECK-NEXT:       -p 'attn-fuse,attn-block-mask,attn-autodiff{strict=true},attn-split,attn-tile,convert-attn-to-tile'
+// CHECK-NEXT:       -p 'attn-fuse,attn-block-mask,attn-autodiff{strict=true},attn-split,attn-guard-captures,attn-tile,convert-attn-to-tile'
 // CHECK-NEXT:   linear                 Linear attention, forward only
 // CHECK-NEXT:       -p 'attn-chunk,attn-tile,convert-attn-to-tile'
 // CHECK-NEXT:   linear-backward
