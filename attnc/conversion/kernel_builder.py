@@ -57,6 +57,17 @@ class LoopBody:
         self.yielded = dict(values)
 
 
+@dataclass
+class BranchBody:
+    """What a `kb.if_` body sees: it yields new values for the names it may replace."""
+
+    results: dict[str, SSAValue] = field(default_factory=dict)
+    yielded: dict[str, SSAValue] | None = None
+
+    def yield_(self, values: Mapping[str, SSAValue]) -> None:
+        self.yielded = dict(values)
+
+
 def _broadcast_dims(a: Dims, b: Dims) -> Dims:
     if not a:
         return b
@@ -454,4 +465,25 @@ class KernelBuilder:
         for n, result, init in zip(names, loop.results, inits):
             result.name_hint = n
             self.dims[result] = self.dims_of(init)
+            body.results[n] = result
+
+    @contextmanager
+    def if_(self, cond: SSAValue, kept: Mapping[str, SSAValue], comment: str) -> Iterator[BranchBody]:
+        """`if cond:` whose body may replace the named values `kept`, which stay as they are otherwise;
+        the body yields their new values, found in `results` after the block."""
+        names = list(kept)
+        then_block = Block()
+        outer = self.block
+        self.block = then_block
+        body = BranchBody()
+        yield body
+        assert body.yielded is not None, "if body must call yield_"
+        self.block.add_op(scf.YieldOp(*[self.to_dims(body.yielded[n], self.dims_of(kept[n])) for n in names]))
+        self.block = outer
+        self.comment(comment)
+        op = scf.IfOp(cond, [kept[n].type for n in names], [then_block], [Block([scf.YieldOp(*kept.values())])])
+        self._add(op)
+        for n, result in zip(names, op.results):
+            result.name_hint = n
+            self.dims[result] = self.dims_of(kept[n])
             body.results[n] = result
