@@ -12,7 +12,8 @@ kernel) and dh_c the gradient of the loss with respect to the state at chunk c's
   head): each recomputes the chunk's scores from whole rows and writes BLOCK_K columns
   of dq, dk and BLOCK_V of dv. With A = scale·(q kᵀ ⊙ D) and dA = scale·(do vᵀ ⊙ D):
   `dq = scale·exp(G) ⊙ (do hᵀ) + dA k`, `dk = exp(G_last − G) ⊙ (v dhᵀ) + dAᵀ q`,
-  `dv = Aᵀ do + (k ⊙ exp(G_last − G)) dh`. dq and dk are per v head (the runtime sums a
+  `dv = Aᵀ do + (k ⊙ exp(G_last − G)) dh` (dA k and dAᵀ q with k and q guarded,
+  chunk_nonfinite.py). dq and dk are per v head (the runtime sums a
   q/k head's group, so they are f32 when q/k heads are shared; otherwise all three are
   in the input's type). With a gate it also adds, in f32, dG = q·dq − k·dk per step
   summed from the chunk's end back to each step (the column splits add their parts
@@ -22,7 +23,9 @@ kernel) and dh_c the gradient of the loss with respect to the state at chunk c's
 The gate's gradient: with G the running log-gate, dG_t = q_t·dq_t − k_t·dk_t
 (+ ⟨S_T, dS_T⟩ at a sequence's last step), and dg is its reverse cumulative sum per
 sequence; the kernel sums within the chunk, the runtime adds the later chunks' sums
-and the final-state term.
+and the final-state term. Being a sum over later steps, it takes a NaN or ±inf in any
+later dq or dk back to every earlier step, where the recurrence's dg_t = exp(g_t)⟨S_{t-1},
+dS_t⟩ may be finite.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from attnc.conversion.chunk_common import (
     store_rows,
     tensor_params,
 )
+from attnc.conversion.chunk_nonfinite import guard, restore
 from attnc.conversion.kernel_builder import KernelBuilder
 from attnc.conversion.region_lowering import lower_region
 from attnc.dialect import kernel_params
@@ -160,13 +164,9 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     decay = gate_decay(kb, s, seq, rows, row_ok, n_valid, CHUNK)
     t = kb.arange(CHUNK, "t")
     causal = kb.cmp("sge", kb.col(t), kb.row(t), "causal")
-    if decay is None:
-        weight = kb.where(causal, scale, kb.f32(0.0), "decay")
-    else:
-        diff = kb.where(causal, kb.sub(kb.col(decay.cum), kb.row(decay.cum)), kb.f32(float("-inf")), "log_decay")
-        weight = kb.mul(exp(kb, diff), scale, "decay")
-    a = kb.mul(kb.dot(q, kb.trans(k), None, s.precision), weight, "a")
-    da = kb.mul(kb.dot(do, kb.trans(v), None, s.precision), weight, "da")
+    weight = scale if decay is None else kb.mul(exp(kb, kb.sub(kb.col(decay.cum), kb.row(decay.cum))), scale, "decay")
+    a = kb.where(causal, kb.mul(kb.dot(q, kb.trans(k), None, s.precision), weight), kb.f32(0.0), "a")
+    da = kb.where(causal, kb.mul(kb.dot(do, kb.trans(v), None, s.precision), weight), kb.f32(0.0), "da")
     da_e = kb.cast(da, s.elem, "da_e")
 
     kb.comment("this program's key columns (of dq, dk) and value columns (of dv)")
@@ -191,7 +191,9 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
     dq = kb.mul(kb.dot(do, kb.trans(state), None, s.precision), scale, "dq_inter")
     if decay is not None:
         dq = kb.mul(dq, exp(kb, decay.cum), "dq_inter")
-    dq = kb.dot(da_e, k_cols, dq, s.precision, "dq")
+    k_guarded = guard(kb, k_cols, t, True, "k_cols")
+    dq = kb.dot(da_e, k_guarded.value, dq, s.precision, "dq")
+    dq = restore(kb, k_guarded, t, dq, "dq_nonfinite")
     kb.comment("dk and dv: the gradient at the chunk's end, then the intra-chunk part")
     dk = kb.dot(v, kb.trans(dstate), None, s.precision, "dk_inter")
     k_w = k
@@ -199,7 +201,9 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
         w = exp(kb, kb.sub(decay.last, decay.cum), "to_end")
         dk = kb.mul(dk, w, "dk_inter")
         k_w = kb.cast(kb.mul(kb.cast(k, f32), w), s.elem, "k_w")
-    dk = kb.dot(kb.trans(da_e), q_cols, dk, s.precision, "dk")
+    q_guarded = guard(kb, q_cols, t, False, "q_cols")
+    dk = kb.dot(kb.trans(da_e), q_guarded.value, dk, s.precision, "dk")
+    dk = restore(kb, q_guarded, t, dk, "dk_nonfinite")
     dv = kb.dot(k_w, dstate_v, None, s.precision, "dv_inter")
     dv = kb.dot(kb.trans(kb.cast(a, s.elem)), do_cols, dv, s.precision, "dv")
     store_rows(
@@ -228,7 +232,7 @@ def build_grad_kernel(op: RecurrentChunkOp, name: str):
         dgate = kb.row_reduce(
             "sum", kb.sub(kb.mul(kb.cast(q_cols, f32), dq), kb.mul(kb.cast(k_cols, f32), dk)), "dgate"
         )
-        dgate = kb.add(kb.sub(kb.sum_all(dgate), cumsum(kb, dgate)), dgate, "dgate_from_end")
+        dgate = cumsum(kb, dgate, "dgate_from_end", reverse=True)
         kb.atomic_add(
             kb.addptr(base(kb, "dg", seq, False), kb.mul(rows, kb.arg(kernel_params.stride("dg", "s")))), dgate, row_ok
         )

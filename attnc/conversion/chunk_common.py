@@ -9,7 +9,8 @@ globally in sequence order (`chunk_offset_ptr[n]` is sequence n's first chunk,
 
 Within a chunk, `G` is the running sum of the log-gate from the chunk's start
 (inclusive), so position i of the chunk has decayed by exp(G_i) since the chunk
-began, and `G_last` is its value at the chunk's last valid step.
+began, and `G_last` is its value at the chunk's last valid step. The log-gate is floored
+first (chunk_nonfinite.py: g = −inf, a reset, would make G_i − G_j NaN).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from xdsl.dialects import math
 from xdsl.dialects.builtin import TensorType, f32, i32
 from xdsl.ir import Attribute, Region, SSAValue
 
-from attnc.conversion.kernel_builder import Dims, KernelBuilder
+from attnc.conversion.chunk_nonfinite import floor_log_decay
+from attnc.conversion.kernel_builder import KernelBuilder
 from attnc.conversion.region_lowering import lower_region
 from attnc.dialect import kernel_params, tile
 from attnc.dialect.attn_recurrent import RecurrentChunkOp, int_attr
@@ -312,13 +314,9 @@ def exp(kb: KernelBuilder, x: SSAValue, name: str | None = None) -> SSAValue:
     return kb.unary(math.ExpOp, x, name)
 
 
-def reduce_sum(kb: KernelBuilder, x: SSAValue, axis: int, name: str | None = None) -> SSAValue:
-    dims: Dims = tuple(d for i, d in enumerate(kb.dims_of(x)) if i != axis)
-    return kb.emit(tile.ReduceOp(x, "sum", axis), dims, name)
-
-
-def cumsum(kb: KernelBuilder, x: SSAValue, name: str | None = None) -> SSAValue:
-    return kb.emit(tile.CumsumOp(x, 0), kb.dims_of(x), name)
+def cumsum(kb: KernelBuilder, x: SSAValue, name: str | None = None, reverse: bool = False) -> SSAValue:
+    """x summed along its rows from the first (from the last, if `reverse`) to each."""
+    return kb.emit(tile.CumsumOp(x, 0, reverse), kb.dims_of(x), name)
 
 
 @dataclass
@@ -347,14 +345,19 @@ def gate_decay(
         return None
     if s.gate == "head":
         g = kb.load(
-            kb.addptr(kb.arg("g_ptr"), kb.mul(seq.head, kb.arg(kernel_params.stride("g", "h")))), None, None, "g_head"
+            kb.addptr(kb.arg("g_ptr"), kb.mul(seq.head, kb.arg(kernel_params.stride("g", "h")))), None, None, "g_raw"
         )
+        g = floor_log_decay(kb, g, "g_head")
         steps = kb.min(kb.add(kb.arange(rows_dim), kb.i32(1)), n_valid)
         return Decay(kb.mul(kb.cast(steps, f32), g, "G"), kb.mul(kb.cast(n_valid, f32), g, "G_last"))
     if s.gate == "scalar":
         g_base = base(kb, "g", seq, False)
-        g = kb.load(kb.addptr(g_base, kb.mul(rows, kb.arg(kernel_params.stride("g", "s")))), row_ok, 0.0, "g")
-        return Decay(cumsum(kb, g, "G"), kb.sum_all(g, "G_last"))
+        g = kb.load(kb.addptr(g_base, kb.mul(rows, kb.arg(kernel_params.stride("g", "s")))), row_ok, 0.0, "g_raw")
+        g = floor_log_decay(kb, g, "g")
+        cum = cumsum(kb, g, "G")
+        # G_last is G's last row (rows past the sequence add 0), so that exp(G_last − G) is 1 there exactly
+        last = kb.cmp("eq", kb.arange(rows_dim), kb.i32(kb.size((rows_dim,))[0] - 1), "last_row")
+        return Decay(cum, kb.sum_all(kb.where(last, cum, kb.f32(0.0)), "G_last"))
     assert cols is not None and last_row is not None
     g_base = base(kb, "gcum", seq, False)
     cum = load_rows(kb, "gcum", g_base, rows, row_ok, cols, col_ok, "G")
@@ -383,7 +386,6 @@ __all__ = [
     "load_mapped",
     "load_row",
     "load_rows",
-    "reduce_sum",
     "row_mask",
     "sequence",
     "shapes_of",

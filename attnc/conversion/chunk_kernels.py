@@ -9,7 +9,8 @@
   layout change.
 - `<fn>_chunk_output`: one program per (value block, chunk, head):
   `o = scale · ((q ⊙ exp(G)) h + (q kᵀ ⊙ D) v)` with D the causal decay mask
-  `exp(G_i − G_j)` for i ≥ j; q h and q kᵀ are summed over key blocks of BLOCK_K. A
+  `exp(G_i − G_j)` for i ≥ j (a select: 0 above the diagonal whatever q kᵀ holds, and v
+  guarded, chunk_nonfinite.py); q h and q kᵀ are summed over key blocks of BLOCK_K. A
   vector gate's D depends on the key channel; its scores and output kernels are in
   chunk_vector_kernels.py.
 """
@@ -41,6 +42,7 @@ from attnc.conversion.chunk_common import (
     store_rows,
     tensor_params,
 )
+from attnc.conversion.chunk_nonfinite import guard, restore
 from attnc.conversion.kernel_builder import KernelBuilder
 from attnc.dialect.attn_recurrent import RecurrentChunkOp
 
@@ -162,14 +164,13 @@ def build_output_kernel(op: RecurrentChunkOp, name: str):
     kb.comment("the intra-chunk part: causal and decay-weighted")
     t = kb.arange(CHUNK, "t")
     causal = kb.cmp("sge", kb.col(t), kb.row(t), "causal")
-    if decay is None:
-        weights = kb.where(causal, scores, kb.f32(0.0), "weights")
-    else:
+    if decay is not None:
         inter = kb.mul(inter, exp(kb, decay.cum), "inter_decayed")
-        diff = kb.where(causal, kb.sub(kb.col(decay.cum), kb.row(decay.cum)), kb.f32(float("-inf")), "log_decay")
-        weights = kb.mul(scores, exp(kb, diff), "weights")
-    v = load_rows(kb, "v", v_base, rows, row_ok, offs_v, v_ok, "v")
-    out = kb.dot(kb.cast(weights, s.elem), v, inter, s.precision, "acc")
+        scores = kb.mul(scores, exp(kb, kb.sub(kb.col(decay.cum), kb.row(decay.cum))), "scores_decayed")
+    weights = kb.where(causal, scores, kb.f32(0.0), "weights")
+    v = guard(kb, load_rows(kb, "v", v_base, rows, row_ok, offs_v, v_ok, "v"), t, True, "v")
+    out = kb.dot(kb.cast(weights, s.elem), v.value, inter, s.precision, "acc")
+    out = restore(kb, v, t, out, "acc_nonfinite")
     out = kb.mul(out, kb.arg("scale"), "out")
     store_rows(kb, "o", o_base, rows, row_ok, offs_v, v_ok, kb.cast(out, s.elem))
     return kb.finish()

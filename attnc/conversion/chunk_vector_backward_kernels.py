@@ -8,7 +8,8 @@ dA = scale · (dO vᵀ) masked to i ≥ j:
   `dv = Aᵀ dO + (k ⊙ exp(G_last − G)) dh`.
 - `<fn>_chunk_dqkg`, per (key block, chunk, head): the intra-chunk parts
   `dq_ic = Σ_{j ≤ i} dA_ij k_jc exp(G_ic − G_jc)` and `dk_jc = Σ_{i ≥ j} dA_ij q_ic exp(G_ic − G_jc)`
-  by the levels of decay_levels.py (one product each way per level), plus the inter-chunk
+  by the levels of decay_levels.py (one product each way per level, k and q guarded as
+  chunk_nonfinite.py says), plus the inter-chunk
   parts `dq += scale · exp(G) ⊙ (dO hᵀ)`, `dk += exp(G_last − G) ⊙ (v dhᵀ)`; stores dq and dk
   (through the feature maps' derivatives) and dG = q ⊙ dq − k ⊙ dk summed from the
   chunk's end back to each step; the runtime adds the later chunks' sums (`gate_grad`).
@@ -35,13 +36,13 @@ from attnc.conversion.chunk_common import (
     load_mapped,
     load_row,
     load_rows,
-    reduce_sum,
     shapes_of,
     state_mask,
     state_ptrs,
     store_rows,
     tensor_params,
 )
+from attnc.conversion.chunk_nonfinite import guard, restore
 from attnc.conversion.chunk_vector_kernels import chunk_program_params, load_scores
 from attnc.conversion.decay_levels import diagonal, level_decay, levels, lower_rows, upper_rows
 from attnc.conversion.kernel_builder import KernelBuilder
@@ -131,15 +132,18 @@ def build_dqkg_kernel(op: RecurrentChunkOp, name: str):
     da = load_rows(kb, "da", base(kb, "da", seq, False), rows, row_ok, t, None, "da")
     da_ii = kb.col(kb.row_reduce("sum", kb.where(diagonal(kb, t), da, kb.f32(0.0))), "da_diagonal")
     dq, dk = kb.mul(da_ii, k, "dq_intra"), kb.mul(da_ii, q, "dk_intra")
+    k_guarded, q_guarded = guard(kb, k, t, True, "k"), guard(kb, q, t, False, "q")
     for level in levels(kb, t, chunk_start, seq.length, s.chunk):
         e = level_decay(kb, level, g, g_base, cols, cols_ok)
         da_level = kb.cast(kb.where(level.pairs, da, kb.f32(0.0)), s.elem, f"da_pairs{level.half}")
-        k_r = kb.cast(lower_rows(kb, level, kb.mul(k, e)), s.elem, f"k_r{level.half}")
+        k_r = kb.cast(lower_rows(kb, level, kb.mul(k_guarded.value, e)), s.elem, f"k_r{level.half}")
         to_q = kb.dot(da_level, k_r, None, s.precision)
         dq = kb.add(dq, kb.mul(upper_rows(kb, level, e), to_q), "dq_intra")
-        q_r = kb.cast(upper_rows(kb, level, kb.mul(q, e)), s.elem, f"q_r{level.half}")
+        q_r = kb.cast(upper_rows(kb, level, kb.mul(q_guarded.value, e)), s.elem, f"q_r{level.half}")
         to_k = kb.dot(kb.trans(da_level), q_r, None, s.precision)
         dk = kb.add(dk, kb.mul(lower_rows(kb, level, e), to_k), "dk_intra")
+    dq = restore(kb, k_guarded, t, dq, "dq_nonfinite")
+    dk = restore(kb, q_guarded, t, dk, "dk_nonfinite")
     kb.comment("dq and dk: the states at the chunk's start and end")
     dq_inter = kb.mul(kb.dot(do, kb.trans(state), None, s.precision), kb.mul(exp(kb, g), kb.arg("scale")))
     dq = kb.add(dq, dq_inter, "dq")
@@ -147,7 +151,7 @@ def build_dqkg_kernel(op: RecurrentChunkOp, name: str):
     dk = kb.add(dk, dk_inter, "dk")
     kb.comment("dG = q·dq − k·dk per step and channel, summed from the chunk's end back to each step")
     dgate = kb.sub(kb.mul(q, dq), kb.mul(k, dk), "dgate")
-    from_end = kb.add(kb.sub(kb.row(reduce_sum(kb, dgate, 0)), cumsum(kb, dgate)), dgate, "dgate_from_end")
+    from_end = cumsum(kb, dgate, "dgate_from_end", reverse=True)
     store_rows(kb, "dg", base(kb, "dg", seq, False), rows, row_ok, cols, cols_ok, from_end)
     dq = map_grad(kb, maps, "q", q_raw, dq)
     dk = map_grad(kb, maps, "k", k_raw, dk)

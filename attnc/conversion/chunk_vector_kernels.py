@@ -50,6 +50,7 @@ from attnc.conversion.chunk_common import (
     tensor_params,
     tile_ptrs,
 )
+from attnc.conversion.chunk_nonfinite import floor_log_decay, guard, restore
 from attnc.conversion.decay_levels import diagonal, level_decay, levels, lower_rows, upper_rows
 from attnc.conversion.kernel_builder import KernelBuilder
 from attnc.dialect import kernel_params
@@ -82,7 +83,7 @@ def chunk_program_params(
 
 
 def build_cumsum_kernel(op: RecurrentChunkOp, name: str):
-    """G: g summed from each chunk's start, per (key block, chunk, head)."""
+    """G: g (floored, chunk_nonfinite.py) summed from each chunk's start, per (key block, chunk, head)."""
     s = shapes_of(op)
     params = chunk_program_params(s, [], ["g", "gcum"])
     kb = KernelBuilder(name, params, {CHUNK: s.chunk, BK: s.block_k})
@@ -95,7 +96,8 @@ def build_cumsum_kernel(op: RecurrentChunkOp, name: str):
     k_ok = kb.cmp("slt", offs_k, kb.i32(s.dim_k), "k_ok")
     rows = kb.add(kb.mul(index, kb.constexpr(CHUNK)), kb.arange(CHUNK), "rows")
     row_ok = kb.cmp("slt", rows, seq.length, "row_ok")
-    g = load_rows(kb, "g", base(kb, "g", seq, False), rows, row_ok, offs_k, k_ok, "g")
+    g = load_rows(kb, "g", base(kb, "g", seq, False), rows, row_ok, offs_k, k_ok, "g_raw")
+    g = floor_log_decay(kb, g, "g")
     store_rows(kb, "gcum", base(kb, "gcum", seq, False), rows, row_ok, offs_k, k_ok, cumsum(kb, g, "G"))
     return kb.finish()
 
@@ -190,8 +192,9 @@ def build_output_kernel(op: RecurrentChunkOp, name: str):
     inter = kb.mul(body.results["inter"], kb.arg("scale"), "inter_scaled")
     kb.comment("intra-chunk: the chunk's scores (keys after a row were never written)")
     a = load_scores(kb, seq, rows, row_ok, t)
-    v = load_rows(kb, "v", base(kb, "v", seq, False), rows, row_ok, offs_v, v_ok, "v")
-    out = kb.dot(a, v, inter, s.precision, "acc")
+    v = guard(kb, load_rows(kb, "v", base(kb, "v", seq, False), rows, row_ok, offs_v, v_ok, "v"), t, True, "v")
+    out = kb.dot(a, v.value, inter, s.precision, "acc")
+    out = restore(kb, v, t, out, "acc_nonfinite")
     store_rows(kb, "o", base(kb, "o", seq, False), rows, row_ok, offs_v, v_ok, kb.cast(out, s.elem))
     return kb.finish()
 

@@ -10,6 +10,7 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     TensorType,
+    UnitAttr,
     f32,
     i1,
     i32,
@@ -195,25 +196,28 @@ class ReduceOp(IRDLOperation):
 
 @irdl_op_definition
 class CumsumOp(IRDLOperation):
-    """`tl.cumsum(x, axis=0)`: the inclusive prefix sum along one dim, same shape and type.
+    """`tl.cumsum(x, axis=0)`: the inclusive prefix sum along one dim, same shape and type;
+    `reverse`, the suffix sum (`tl.cumsum(x, axis=0, reverse=True)`).
 
     ```mlir
     %gc = tile.cumsum %g axis 0 : tensor<64xf32> -> tensor<64xf32>
+    %dg = tile.cumsum %dG axis 0 reverse : tensor<64xf32> -> tensor<64xf32>
     ```
     """
 
     name = "tile.cumsum"
     value = operand_def(TensorType)
     axis = prop_def(IntegerAttr[I32])
+    reverse = opt_prop_def(UnitAttr)
     result = result_def(TensorType)
     traits = traits_def(Pure())
-    assembly_format = "$value `axis` $axis attr-dict `:` type($value) `->` type($result)"
+    assembly_format = "$value `axis` $axis (`reverse` $reverse^)? attr-dict `:` type($value) `->` type($result)"
 
-    def __init__(self, value: SSAValue | Operation, axis: int):
+    def __init__(self, value: SSAValue | Operation, axis: int, reverse: bool = False):
         value = SSAValue.get(value)
         super().__init__(
             operands=[value],
-            properties={"axis": IntegerAttr(axis, i32)},
+            properties={"axis": IntegerAttr(axis, i32), **({"reverse": UnitAttr()} if reverse else {})},
             result_types=[value.type],
         )
 

@@ -20,6 +20,8 @@ Per batch and head, with state S [K, V] kept in float32:
   with z_t = Σ_{s≤t} k_s: z rides along as one more column of v, so the state is [K, V+1].
 - `cu_seqlens` (int32 [N+1]) packs N sequences into a batch of 1; states reset at each
   boundary, and `initial_state` and the final state are then [N, H, K, V].
+- g = −inf (or any log-decay below −104, whose exp is 0 in float32) resets the state. A NaN
+  or ±inf at step t reaches the output from step t on only (conversion/chunk_nonfinite.py).
 
 CPU tensors run the same kernels through Triton's interpreter. The function is a
 `torch.library` custom op with an autograd formula, so `torch.compile(fullgraph=True)`

@@ -94,21 +94,19 @@ def linear_attention_backward_op(
     dq, dk, dv, dg, dh0 = linear_launch.backward(
         compiled, run[0], run[1], run[2], g, initial_state, seqs, run[3], dht, kept
     )
-    empty = q.new_empty((0,), dtype=torch.float32)
-    return (
+    return (  # an absent gradient is a fresh empty tensor: a custom op's outputs may not alias each other
         dq.to(q.dtype),
         dk.to(k.dtype),
         dv.to(v.dtype),
-        dg if dg is not None else empty,
-        dh0 if dh0 is not None else empty,
+        dg if dg is not None else q.new_empty((0,), dtype=torch.float32),
+        dh0 if dh0 is not None else q.new_empty((0,), dtype=torch.float32),
     )
 
 
 @linear_attention_backward_op.register_fake
 def _(variant, q, k, v, g, initial_state, cu_seqlens, scale, do, dht, gcum=None, scores=None):
-    empty = q.new_empty((0,), dtype=torch.float32)
-    dg = torch.empty_like(g) if g is not None else empty
-    dh0 = torch.empty_like(initial_state) if initial_state is not None else empty
+    dg = torch.empty_like(g) if g is not None else q.new_empty((0,), dtype=torch.float32)
+    dh0 = torch.empty_like(initial_state) if initial_state is not None else q.new_empty((0,), dtype=torch.float32)
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), dg, dh0
 
 

@@ -28,7 +28,7 @@ class SequenceTable:
     chunk_seq: torch.Tensor
     chunk_idx: torch.Tensor
     num_chunks: int
-    chunk_count: torch.Tensor  # [N] chunks per sequence
+    max_chunks: int  # chunks of the longest sequence
     chunk_first: torch.Tensor  # [chunks] each chunk's first step
     token_chunk: torch.Tensor  # [T] each step's chunk (packed sequences only; else empty)
 
@@ -73,7 +73,7 @@ def sequences(
         chunk_seq=i32(chunk_seq),
         chunk_idx=i32(chunk_idx),
         num_chunks=total,
-        chunk_count=i32(counts),
+        max_chunks=max(counts, default=0),
         chunk_first=i32([starts_l[n] + i * chunk for n, i in zip(chunk_seq, chunk_idx)]),
         token_chunk=i32(
             []

@@ -49,6 +49,21 @@ def test_linear_backward_matches_autograd(gate):
         assert rel(got, want) < 1e-4, name
 
 
+def test_linear_backward_without_gate_or_initial_state():
+    """Plain linear attention with neither g nor an initial state has a backward (its two absent
+    gradients are two empty tensors: a custom op's outputs may not alias each other)."""
+    torch.manual_seed(19)
+    q, k, v, _ = make_inputs(None, 1, 2, 2, 40, 16, 16)
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    o, _ = attnc.linear_attention(chunk_size=16)(*leaves)
+    do = torch.randn_like(o)
+    (o * do).sum().backward()
+    ref_leaves = [t.detach().double().requires_grad_() for t in (q, k, v)]
+    (recurrence(*ref_leaves, None, None)[0] * do.double()).sum().backward()
+    for got, want in zip(leaves, ref_leaves):
+        assert got.grad is not None and rel(got.grad, want.grad) < 1e-4
+
+
 @pytest.mark.parametrize("gate", ["scalar", "vector"])
 def test_linear_backward_qk_heads_broadcast(gate):
     """q/k with 1 head for v's 2 heads: dq and dk sum over the group; chunk 16."""

@@ -142,7 +142,8 @@ def reduce(p: KernelPrinter, op: tile.ReduceOp) -> None:
 
 @rule(tile.CumsumOp)
 def cumsum(p: KernelPrinter, op: tile.CumsumOp) -> None:
-    p.assign(op.result, f"tl.cumsum({p.expr(op.value)}, axis={op.axis.value.data})", "cumsum")
+    reverse = ", reverse=True" if op.reverse is not None else ""
+    p.assign(op.result, f"tl.cumsum({p.expr(op.value)}, axis={op.axis.value.data}{reverse})", "cumsum")
 
 
 @rule(tile.MultipleOfOp)

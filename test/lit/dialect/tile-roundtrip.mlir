@@ -32,6 +32,7 @@ tile.func @ops(%x_ptr: !tile.ptr<bf16>, %out_ptr: !tile.ptr<f32>, %n: i32, %scal
   // CHECK-NEXT: %{{.*}} = tile.reduce min %[[X]] axis 0 : tensor<64x32xbf16> -> tensor<32xf32>
   // CHECK-NEXT: %{{.*}} = tile.reduce sum %[[X]] axis 1 : tensor<64x32xbf16> -> tensor<64xf32>
   // CHECK-NEXT: %{{.*}} = tile.cumsum %[[MX]] axis 0 : tensor<64xf32> -> tensor<64xf32>
+  // CHECK-NEXT: %{{.*}} = tile.cumsum %[[MX]] axis 0 reverse : tensor<64xf32> -> tensor<64xf32>
   // CHECK-NEXT: %[[POS:.*]] = tile.cmpf ogt, %[[MX]], %[[MX]] : tensor<64xf32>
   // CHECK-NEXT: %{{.*}} = tile.select %[[POS]], %[[MX]], %[[MX]] {attnc.comment = "pick"} : tensor<64xf32>
   // CHECK-NEXT: %[[OUT:.*]] = tile.addptr %out_ptr, %[[M]] : !tile.ptr<f32>, tensor<64xi32> -> tensor<64x!tile.ptr<f32>>
@@ -69,6 +70,7 @@ tile.func @ops(%x_ptr: !tile.ptr<bf16>, %out_ptr: !tile.ptr<f32>, %n: i32, %scal
   %mn = tile.reduce min %x axis 0 : tensor<64x32xbf16> -> tensor<32xf32>
   %sm = tile.reduce sum %x axis 1 : tensor<64x32xbf16> -> tensor<64xf32>
   %cs = tile.cumsum %mx axis 0 : tensor<64xf32> -> tensor<64xf32>
+  %rcs = tile.cumsum %mx axis 0 reverse : tensor<64xf32> -> tensor<64xf32>
   %pos = tile.cmpf ogt, %mx, %mx : tensor<64xf32>
   %pick = tile.select %pos, %mx, %mx {attnc.comment = "pick"} : tensor<64xf32>
   %out = tile.addptr %out_ptr, %m : !tile.ptr<f32>, tensor<64xi32> -> tensor<64x!tile.ptr<f32>>
