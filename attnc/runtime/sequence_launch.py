@@ -7,6 +7,7 @@ exact longest lengths go to the kernel as `seq_q`/`seq_kv` (the grid and the cla
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -36,7 +37,7 @@ class SequenceLaunch:
         heads = q.shape[1]
         self.compiled = compiled
         self.device = q.device
-        self.config = config
+        self.config = _fit_rows(config, _bucket(seqs.max_q) * (heads // k.shape[1] if info.pack_gqa else 1))
         self.heads = heads
         self.out_shape = (q.shape[0], heads, q.shape[2], v.shape[3])
         self.stat_shape = (q.shape[0], heads, q.shape[2])
@@ -53,8 +54,8 @@ class SequenceLaunch:
             "num_heads": heads,
             "group": heads // k.shape[1],
             "scale": info.scale,
-            "BLOCK_M": config.block_m,
-            "BLOCK_N": config.block_n,
+            "BLOCK_M": self.config.block_m,
+            "BLOCK_N": self.config.block_n,
             "HEAD_DIM": constexprs["HEAD_DIM"],
             "HEAD_DIM_V": constexprs["HEAD_DIM_V"],
         }
@@ -138,6 +139,19 @@ class SequenceLaunch:
             if key.startswith(("stride_out_", "cap")):
                 combine[key] = value
         run_kernel(getattr(kernels, info.combine), (cdiv(part_rows, rows_per_program),), combine, self.device, None)
+
+
+def _fit_rows(config: LaunchConfig, rows: int) -> LaunchConfig:
+    """Decoding owns few query rows per program: a tile of at most the next power of two of them (16 at
+    least, tl.dot's smallest), and 4 warps for 64 rows or fewer."""
+    if rows >= config.block_m:
+        return config
+    block_m = max(16, _bucket(rows))
+    return replace(config, block_m=block_m, num_warps=min(config.num_warps, 4))
+
+
+def _bucket(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
 
 
 __all__ = ["SequenceLaunch"]
