@@ -12,6 +12,7 @@ import torch
 import attnc.runtime.autograd  # noqa: F401  (registers the attnc::attention custom ops)
 import attnc.runtime.sequence_autograd  # noqa: F401  (registers attnc::attention_sequences and its backward)
 from attnc.dialect.attn import NormalizerSpec
+from attnc.dialect.attn_sequences import LAYOUTS
 from attnc.frontend.build import build_module
 from attnc.frontend.checks import MAX_HEAD_DIM, MIN_HEAD_DIM, check_scale, check_stored, check_tensors
 from attnc.frontend.normalizer import Normalizer, trace_normalizer
@@ -105,11 +106,15 @@ class Attention:
         scale: float | None = None,
         backward: bool = False,
         grad_captures: tuple[int, ...] | None = None,
+        layout: str = "dense",
+        page_size: int = 0,
     ) -> CompiledVariant:
         """Compile for `target` ("cpu", "cuda:90", "hip:gfx942", ...) without running; `backward` adds dQ, dK/dV
-        and the gradients of the captured tensors `grad_captures` names (None: all)."""
+        and the gradients of the captured tensors `grad_captures` names (None: all). `layout` ("packed", "cache",
+        "paged" with its `page_size`) compiles the serving form instead of dense q, k, v."""
         device_target = "cpu" if target == "cpu" else str(Target.parse(target))
-        return self.program.compile(_signature(shape, dtype, scale), device_target, backward, grad_captures)
+        sig = _signature(shape, dtype, scale, layout, page_size)
+        return self.program.compile(sig, device_target, backward, grad_captures)
 
     def logical_ir(self, shape: Shape, dtype: torch.dtype, scale: float | None = None) -> str:
         """The attn IR as the frontend builds it, before any pass (what `attnc compile --emit attn` prints)."""
@@ -214,9 +219,16 @@ class Attention:
             raise NotImplementedError(f"{problem} ({hint})")
 
 
-def _signature(shape: Shape, dtype: torch.dtype, scale: float | None) -> Signature:
+def _signature(
+    shape: Shape, dtype: torch.dtype, scale: float | None, layout: str = "dense", page_size: int = 0
+) -> Signature:
+    if layout not in ("dense", *LAYOUTS):
+        raise ValueError(f"unknown layout '{layout}'; expected dense, {', '.join(LAYOUTS)}")
+    if (layout == "paged") != (page_size > 0):
+        raise ValueError(f"page_size must be positive for the paged layout and 0 otherwise, but got {page_size}")
     resolved = float(shape.head_dim**-0.5) if scale is None else float(scale)
-    return Signature(DTYPES[dtype], shape.q_heads, shape.kv_heads, shape.head_dim, shape.head_dim_v, resolved)
+    heads, dims = (shape.q_heads, shape.kv_heads), (shape.head_dim, shape.head_dim_v)
+    return Signature(DTYPES[dtype], *heads, *dims, resolved, layout, page_size)
 
 
 def _check_call(q: Any, k: Any, v: Any, scale: Any) -> None:
@@ -238,7 +250,15 @@ def attention(
 class CompiledAttention:
     """Every stage of one compiled variant: `ir(stage)`, `triton_source()`, `asm(stage, kernel)`."""
 
-    KERNELS = ("forward", "block_table", "backward_dq", "backward_dkdv")
+    # kernel → the KernelInfo field naming it
+    KERNELS = {
+        "forward": "forward",
+        "block_table": "block_table",
+        "forward_split": "split_forward",
+        "combine": "combine",
+        "backward_dq": "backward_dq",
+        "backward_dkdv": "backward_dkdv",
+    }
 
     def __init__(self, compiled: CompiledVariant, target: str):
         self.compiled = compiled
@@ -257,17 +277,24 @@ class CompiledAttention:
     def asm(self, stage: str, kernel: str = "forward") -> str | bytes:
         """Triton's output for `stage` (ttir, ttgir, llir, ptx, cubin, amdgcn, hsaco) of one kernel, cross-compiled.
 
-        `kernel` is "forward", "block_table", or, when compiled with `backward=True`, "backward_dq" or
-        "backward_dkdv".
+        `kernel` is "forward", "block_table" (dense), "forward_split" and "combine" (split decoding over a
+        cache), or, when compiled with `backward=True`, "backward_dq" or "backward_dkdv".
         """
         if kernel not in self.KERNELS:
             raise ValueError(f"unknown kernel '{kernel}'; expected one of {', '.join(self.KERNELS)}")
         if self.target == "cpu":
             raise ValueError("the cpu target runs in Triton's interpreter and has no binary; pick a GPU target")
         info = self.compiled.info
-        name: str = getattr(info, kernel)
+        name: str = getattr(info, self.KERNELS[kernel])
         if not name:
-            raise ValueError(f"kernel '{kernel}' exists only when compiled with backward=True")
+            needs = {
+                "block_table": "dense attention (serving layouts classify blocks in the forward)",
+                "forward_split": "a KV cache whose normalizer can merge splits",
+                "combine": "a KV cache whose normalizer can merge splits",
+            }.get(kernel)
+            if needs is None:
+                raise ValueError(f"kernel '{kernel}' exists only when compiled with backward=True")
+            raise ValueError(f"kernel '{kernel}' exists only with {needs}")
         fn = getattr(self.compiled.kernels, name)
         stages = cross_compile(
             fn,
@@ -292,13 +319,17 @@ def compile(
     scale: float | None = None,
     normalizer: str | Normalizer = "softmax",
     backward: bool = False,
+    layout: str = "dense",
+    page_size: int = 0,
 ) -> CompiledAttention:
     """Compile a variant for a target without running it, to look at every stage.
 
     With `backward`, attn-autodiff derives the gradient too and the kernels include dQ and dK/dV
     (a normalizer whose backward cannot be derived raises NotImplementedError naming the part).
+    `layout` compiles a serving form: "packed", "cache" or "paged" (with `page_size`).
     """
     if dtype not in DTYPES:
         raise TypeError(f"dtype must be float16, bfloat16 or float32, but got {dtype}")
     attn = Attention(score_mod, mask_mod, normalizer)
-    return CompiledAttention(attn.compile(shape, dtype, target, scale, backward), target)
+    compiled = attn.compile(shape, dtype, target, scale, backward, layout=layout, page_size=page_size)
+    return CompiledAttention(compiled, target)

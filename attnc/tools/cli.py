@@ -7,6 +7,7 @@
     attnc compile examples/alibi.py --backward --emit ptx --kernel backward_dq
     attnc run examples/alibi.py --device cpu
     attnc run examples/softcap.py --device cpu --backward
+    attnc run examples/causal.py --device cpu --shape 2,8,2,4,300,64,64 --cache --page-size 16
 
 A variant file is plain Python that defines `score_mod` and/or `mask_mod` at module
 level (FlexAttention's signatures; either may be None) and optionally `normalizer`.
@@ -36,6 +37,7 @@ import attnc
 from attnc.frontend.api import MAX_HEAD_DIM, MIN_HEAD_DIM
 from attnc.frontend.normalizer import Normalizer
 from attnc.runtime.targets import Target
+from attnc.tools.run_cache import run_cache
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 TARGETS = ("cuda:90", "cuda:80", "hip:gfx942", "hip:gfx90a", "cpu")
@@ -51,7 +53,8 @@ ASM_STAGES = {
 }
 BINARY_STAGES = ("cubin", "hsaco")
 EMITS = (*IR_STAGES, "triton", *ASM_STAGES)
-FORWARD_KERNELS = ("forward", "block_table")
+FORWARD_KERNELS = ("forward", "block_table", "forward_split", "combine")
+LAYOUTS = ("dense", "packed", "cache", "paged")
 KERNELS = (*FORWARD_KERNELS, "backward_dq", "backward_dkdv")
 SHAPE_FIELDS = "B,Hq,Hkv,Sq,Skv,D,Dv"
 DEFAULT_SHAPE = {"compile": "2,4,2,128,128,64,64", "cpu": "1,2,2,77,133,64,64", "cuda": "4,16,16,2048,2048,128,128"}
@@ -174,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="whose Triton output (ttir ... hsaco) to print: the attention kernel, the block-table kernel, or "
         "with --backward the dQ or the dK/dV kernel (default forward)",
     )
+    comp.add_argument(
+        "--layout",
+        default="dense",
+        type=_choice("layout", LAYOUTS),
+        metavar="{" + ",".join(LAYOUTS) + "}",
+        help="how q, k, v are stored: dense (default), packed sequences, a KV cache, or a paged cache",
+    )
+    comp.add_argument("--page-size", type=int, default=0, help="the paged layout's page size")
     comp.add_argument("--scale", type=float, default=None, help="score scale (default 1/sqrt(D))")
     comp.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout ('-' forces stdout)")
     comp.set_defaults(handler=cmd_compile)
@@ -214,6 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run the backward and check dq, dk, dv against float64 autograd",
     )
+    run.add_argument(
+        "--cache",
+        action="store_true",
+        help="decode over a KV cache of Skv keys: each sequence holds a random number of them (at least Sq) and "
+        "the Sq queries are its last positions",
+    )
+    run.add_argument("--page-size", type=int, default=0, help="with --cache: store the cache in shuffled pages")
+    run.add_argument("--num-splits", type=int, default=0, help="with --cache: splits of the keys (0 chooses)")
     run.add_argument(
         "--check",
         action=argparse.BooleanOptionalAction,
@@ -298,6 +317,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise UsageError(f"--emit {stage} is a binary; write it to a file with -o FILE (or '-o -' for stdout)")
     if args.kernel not in FORWARD_KERNELS and not args.backward:
         raise UsageError(f"--kernel {args.kernel} is a backward kernel; add --backward")
+    if (args.layout == "paged") != (args.page_size > 0):
+        raise UsageError("--layout paged takes --page-size N (N > 0), and only it does")
     variant = load_variant(args.variant)
     if stage == "attn":
         # Before any pass: the same IR with or without --backward.
@@ -312,6 +333,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
             scale=args.scale,
             normalizer=variant.normalizer,
             backward=args.backward,
+            layout=args.layout,
+            page_size=args.page_size,
         )
         if stage in IR_STAGES:
             result = compiled.ir(stage)
@@ -436,6 +459,17 @@ def verdict(rel: float, limit: float) -> str:
     return f"(limit {limit:.0e}) {'ok' if within(rel, limit) else 'FAILED'}"
 
 
+def report_error(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype) -> int:
+    """Prints the errors against the reference; 0 when within the dtype's tolerance, else 1."""
+    diff = out.double() - ref
+    max_abs = diff.abs().max().item() if diff.numel() else 0.0
+    rel = relative_error(out, ref)
+    limit = TOLERANCE[dtype]
+    print(f"  max abs error  {max_abs:.3e}")
+    print(f"  rel error      {rel:.3e}  {verdict(rel, limit)}")
+    return 0 if within(rel, limit) else 1
+
+
 def run_backward(
     attn: attnc.Attention,
     variant: Variant,
@@ -478,6 +512,12 @@ def run_backward(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if (args.page_size or args.num_splits) and not args.cache:
+        raise UsageError("--page-size and --num-splits go with --cache")
+    if args.page_size < 0 or args.num_splits < 0:
+        raise UsageError("--page-size and --num-splits must not be negative")
+    if args.cache and args.backward:
+        raise UsageError("--backward checks dense inputs; drop --cache to check gradients")
     device = pick_device(args.device)
     shape = parse_shape(args.shape or DEFAULT_SHAPE[device.type])
     dtype = DTYPES[args.dtype]
@@ -502,11 +542,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         scale=args.scale,
         normalizer=variant.normalizer,
         backward=args.backward,
+        layout=("paged" if args.page_size else "cache") if args.cache else "dense",
+        page_size=args.page_size,
     )
     show_stages(compiled)
 
     q, k, v = random_inputs(shape, dtype, device, args.seed)
     attn = attnc.attention(variant.score_mod, variant.mask_mod, variant.normalizer)
+    if args.cache:
+
+        def report(out: torch.Tensor, ref: torch.Tensor) -> int:
+            return report_error(out, ref, dtype)
+
+        return run_cache(attn, variant, q, k, v, args, report, lambda fn: time_per_call(fn, device))
     with torch.no_grad():
         out = attn(q, k, v, scale=args.scale)
         assert isinstance(out, torch.Tensor)
@@ -522,13 +570,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 scale=args.scale,
                 normalizer=variant.normalizer,
             )[0]
-            diff = out.double() - ref
-            max_abs = diff.abs().max().item() if diff.numel() else 0.0
-            rel = relative_error(out, ref)
-            limit = TOLERANCE[dtype]
-            print(f"  max abs error  {max_abs:.3e}")
-            print(f"  rel error      {rel:.3e}  {verdict(rel, limit)}")
-            status = 0 if within(rel, limit) else 1
+            status = report_error(out, ref, dtype)
         print(f"  time per call  {time_per_call(lambda: attn(q, k, v, scale=args.scale), device)}")
     if args.backward:
         status = max(status, run_backward(attn, variant, q, k, v, args))

@@ -322,3 +322,27 @@ def test_cli_console_entry_exit_status(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert bad.stderr.strip().endswith(f"attnc: error: no such variant file: {tmp_path / 'missing.py'}")
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("page", ["0", "16"])
+def test_cli_run_decode_over_a_cache(page: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`attnc run --cache` decodes over a ragged KV cache (paged with --page-size) and checks the reference."""
+    argv = ["run", str(EXAMPLES / "causal.py"), "--device", "cpu", "--shape", "2,4,2,3,70,32,32", "--dtype", "fp32"]
+    argv += ["--cache", "--num-splits", "2"] + (["--page-size", page] if page != "0" else [])
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "cache_seqlens [70," in out and ("pages of 16" in out) == (page == "16")
+    assert re.search(r"rel error +\S+ +\(limit 1e-04\) ok", out)
+
+
+def test_cli_compile_serving_layouts(capsys: pytest.CaptureFixture[str]) -> None:
+    """--layout compiles the serving form: the paged forward takes the page table; its combine cross-compiles."""
+    assert main(["compile", str(EXAMPLES / "causal.py"), "--layout", "paged", "--page-size", "16"]) == 0
+    source = capsys.readouterr().out
+    assert "block_table_ptr" in source and "def attention_combine(" in source
+    assert _error(capsys, ["compile", str(EXAMPLES / "causal.py"), "--layout", "paged"]).startswith(
+        "--layout paged takes --page-size N"
+    )
+    assert _error(capsys, ["run", str(EXAMPLES / "causal.py"), "--page-size", "16"]) == (
+        "--page-size and --num-splits go with --cache"
+    )
