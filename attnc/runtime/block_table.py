@@ -1,9 +1,10 @@
 """Block tables: for each query block, the key blocks that are full and those that are partial.
 
 The generated `*_block_table` kernel writes one class per tile (0 empty, 1 partial,
-2 full); here they are compacted into FlexAttention-style lists. Tables of masks
-that read no tensor ("none", "affine") depend only on the shape and are cached;
-"runtime" tables are rebuilt on every call, since captured tensors may change.
+2 full); here they are compacted into FlexAttention-style lists. Tables are cached: those
+of masks that read no tensor ("none", "affine") by shape, "runtime" ones also by the very
+captured tensors they read and their version counters, so an in-place update of a
+document-id tensor builds a new table and an unchanged one reuses the old.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import torch
 from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.launch import cdiv, set_captures
 
-# Tables of masks that read no tensor, by shape; bounded, oldest first out.
-_STATIC_CACHE: OrderedDict[tuple[Any, ...], BlockTables] = OrderedDict()
-STATIC_CACHE_SIZE = 256
+# Tables by shape (and captured tensors), with the tensors they were built from; bounded, oldest first out.
+_CACHE: OrderedDict[tuple[Any, ...], tuple[BlockTables, list[torch.Tensor]]] = OrderedDict()
+CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,13 @@ def block_tables(
     table_b = batch if info.table_uses_b else 1
     table_h = heads if info.table_uses_h else 1
     static = info.block_mask != "runtime"
-    key = (info.key, block_m, block_n, table_b, table_h, seq_q, seq_kv, str(device))
-    if static and key in _STATIC_CACHE:
-        _STATIC_CACHE.move_to_end(key)
-        return _STATIC_CACHE[key]
+    key: tuple[Any, ...] = (info.key, block_m, block_n, table_b, table_h, seq_q, seq_kv, str(device))
+    if not static:  # a mask that reads tensors: the same tensors, unmodified since (their version counters)
+        key += tuple((id(c), c._version) for c in captures)
+    found = _CACHE.get(key)
+    if found is not None and all(a is b for a, b in zip(found[1], captures)):
+        _CACHE.move_to_end(key)
+        return found[0]
     num_q, num_kv = cdiv(seq_q, block_m), cdiv(seq_kv, block_n)
     classes = torch.empty(table_b * table_h * num_q * num_kv, dtype=torch.int32, device=device)
     args: dict[str, Any] = {
@@ -100,8 +104,7 @@ def block_tables(
         set_captures(args, captures)
     launch(compiled.block_table, (num_q, num_kv, table_b * table_h), args)
     tables = _from_classes(classes.view(table_b, table_h, num_q, num_kv))
-    if static:
-        _STATIC_CACHE[key] = tables
-        while len(_STATIC_CACHE) > STATIC_CACHE_SIZE:
-            _STATIC_CACHE.popitem(last=False)
+    _CACHE[key] = (tables, [] if static else list(captures))
+    while len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
     return tables

@@ -95,7 +95,7 @@ class PreparedLaunch:
         if self.empty:
             return out, stats
         if not self.static_tables:
-            self._set_tables(captures)
+            self._set_tables(captures)  # block_table.py reuses it while the tensors are unchanged
         args = dict(self.args)
         args["q_ptr"], args["k_ptr"], args["v_ptr"], args["out_ptr"] = q, k, v, out
         for name, stat in zip(self.stat_names, stats):
