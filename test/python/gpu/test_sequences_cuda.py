@@ -65,3 +65,34 @@ def test_packed_cuda_matches_reference(dtype):
     tol = 1e-4 if dtype == torch.float32 else 1e-2
     assert rel(out, ref) < tol
     assert rel(lse, ref_lse) < tol
+
+
+def test_decode_step_captured_in_a_cuda_graph():
+    """A decode step over a paged cache is captured once and replayed with new cache contents and lengths."""
+    torch.manual_seed(2)
+    batch, hq, hkv, page, per_seq, d = 4, 8, 2, 16, 32, 64
+    q = torch.randn(batch, hq, 1, d, device="cuda", dtype=torch.bfloat16)
+    k_pages = torch.randn(batch * per_seq, hkv, page, d, device="cuda", dtype=torch.bfloat16)
+    v_pages = torch.randn_like(k_pages)
+    table = torch.randperm(batch * per_seq, device="cuda").reshape(batch, per_seq).to(torch.int32)
+    lens = torch.tensor([5, 100, 512, 333], device="cuda", dtype=torch.int32)
+    attn = attnc.attention(score_mod=softcap)
+
+    def step() -> torch.Tensor:
+        return attn(q, k_pages, v_pages, cache_seqlens=lens, block_table=table)
+
+    step()  # compile and plan outside the capture
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        step()
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = step()
+    for _ in range(2):
+        q.copy_(torch.randn_like(q))
+        k_pages.copy_(torch.randn_like(k_pages))
+        lens.copy_(torch.randint(1, per_seq * page + 1, (batch,), device="cuda", dtype=torch.int32))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert torch.equal(out, step())
