@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-import triton
 
 
 @dataclass(frozen=True)
@@ -86,7 +85,8 @@ def _index_tensor(name: str, t: Any, dims: int, device: torch.device) -> torch.T
 
 
 def _bucket(n: int) -> int:
-    return triton.next_power_of_2(max(n, 1))
+    """The next power of two (plain ints: triton.next_power_of_2 is a jit function in recent Triton)."""
+    return 1 << max(n - 1, 0).bit_length()
 
 
 def _max_seqlen(name: str, given: Any, lengths: torch.Tensor | None) -> int:
