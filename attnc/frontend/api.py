@@ -173,11 +173,21 @@ class Attention:
     def _call_sequences(
         self, q: Any, k: Any, v: Any, scale: Any, return_lse: bool, training: bool, layout_args: tuple[Any, ...]
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        check_stored(q, k, v, block_table=layout_args[5] is not None)
-        check_scale(scale)
         cu_q, cu_k, max_q, max_k, lens, table, num_splits = layout_args
         compiling = torch.compiler.is_compiling()
+
+        def checked() -> Any:
+            check_stored(q, k, v, block_table=table is not None)
+            check_scale(scale)
+            return sequences(q, k, v, *layout_args)
+
+        if not (training or compiling) and lens is not None and all(a is None for a in layout_args[:4]):
+            # decoding: a warm call on CUDA skips the checks its plan already made (AttentionProgram.decode)
+            out, stats = self.program.decode(q, k, v, scale, lens, table, num_splits, checked)
+            return _with_stats(out, stats) if return_lse else out
         # Checked here when eager; under torch.compile the op checks its metadata when it runs.
+        check_stored(q, k, v, block_table=table is not None)
+        check_scale(scale)
         seqs = None if compiling else sequences(q, k, v, *layout_args)
         if training:
             self._check_backward(table is not None)
@@ -200,9 +210,7 @@ class Attention:
             stats = [stat] if self.program.num_stats else []
         else:
             out, stats = self.program.forward(q, k, v, scale, seqs)
-        if return_lse:
-            return out, (stats[0] if len(stats) == 1 else tuple(stats) if stats else None)
-        return out
+        return _with_stats(out, stats) if return_lse else out
 
     def _check_backward(self, paged: bool) -> None:
         """Raises NotImplementedError, naming the part, when a call that needs gradients cannot have them."""
@@ -217,6 +225,11 @@ class Attention:
         problem = self.program.backward_problem()
         if problem is not None:
             raise NotImplementedError(f"{problem} ({hint})")
+
+
+def _with_stats(out: torch.Tensor, stats: list[torch.Tensor]) -> tuple[torch.Tensor, Any]:
+    """out and the normalizer's row statistics: the one there is, a tuple of several, or None."""
+    return out, (stats[0] if len(stats) == 1 else tuple(stats) if stats else None)
 
 
 def _signature(

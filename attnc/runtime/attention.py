@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -26,7 +26,7 @@ from attnc.runtime.compiler import CompiledVariant, compile_attention
 from attnc.runtime.forward import PreparedLaunch, tuned_config
 from attnc.runtime.launch import LaunchConfig
 from attnc.runtime.sequence_launch import SequenceLaunch
-from attnc.runtime.sequences import Sequences
+from attnc.runtime.sequences import Sequences, debug_checks
 from attnc.runtime.targets import Target
 
 DTYPES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32"}
@@ -142,6 +142,7 @@ class AttentionProgram:
         _PROGRAMS[self.name] = self
         self._compiled: dict[tuple[Any, ...], CompiledVariant] = {}
         self._plans = PlanCache()
+        self._decoding = PlanCache()  # warm KV-cache calls on CUDA: (plan, sequences) by the call's key
         self._backward_problem: tuple[str | None] | None = None
 
     def backward_problem(self) -> str | None:
@@ -176,6 +177,9 @@ class AttentionProgram:
         self, q: Any, k: Any, v: Any, scale: float | None, seqs: Sequences | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """out and the row statistics, without autograd: the warm path is one dictionary lookup and a launch."""
+        return self._plan_for(q, k, v, scale, seqs).run(q, k, v, seqs)
+
+    def _plan_for(self, q: Any, k: Any, v: Any, scale: float | None, seqs: Sequences | None) -> Plan:
         try:
             key = (q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.device, k.device, v.device,
                    q.stride(), k.stride(), v.stride(), scale,
@@ -187,7 +191,39 @@ class AttentionProgram:
         found = self._plans.get(key)
         if found is None:
             found = self._plans[key] = self._plan(q, k, v, scale, seqs=seqs)
-        return found.run(q, k, v, seqs)
+        return found
+
+    def decode(
+        self,
+        q: Any,
+        k: Any,
+        v: Any,
+        scale: float | None,
+        cache_seqlens: Any,
+        block_table: Any,
+        num_splits: Any,
+        check: Callable[[], Sequences],
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Attention over a KV cache. On CUDA, a warm call is one dictionary lookup and the launch: its key holds
+        every shape, dtype, device and stride the checks read, and the lengths and pages are read only by the
+        kernels. Otherwise (and when first seen) `check()` checks the call and describes its sequences."""
+        try:
+            key = (q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype, q.device, k.device, v.device,
+                   q.stride(), k.stride(), v.stride(), scale, num_splits,
+                   tuple((t.shape, t.stride(), t.dtype, t.device) for t in (cache_seqlens, block_table) if t is not None),
+                   tuple((c.shape, c.stride(), c.dtype) for c in self.captures))  # fmt: skip
+        except AttributeError:  # not tensors: the check names the argument
+            key = None
+        found = self._decoding.get(key) if key is not None else None
+        if found is not None:
+            plan, template = found
+            meta = (cache_seqlens,) if block_table is None else (cache_seqlens, block_table)
+            return plan.run(q, k, v, replace(template, meta=meta))
+        seqs = check()
+        plan = self._plan_for(q, k, v, scale, seqs)
+        if key is not None and q.device.type == "cuda" and not debug_checks():
+            self._decoding[key] = (plan, seqs)
+        return plan.run(q, k, v, seqs)
 
     def plan(
         self,
