@@ -8,8 +8,9 @@ acc = acc_a·scale_a + acc_b·scale_b; finalize then runs once on the merged pai
 - **online softmax** (softmax_form.py; softmax, sinks and any normalizer whose update is op for op
   softmax's, in base e or 2): m = max(m_a, m_b), scale_x = exp_b(m_x − m) (m guarded to 0 on a row
   no split saw), l = l_a·scale_a + l_b·scale_b.
-- **additive**: alpha is the constant 1 and each new state is the old one plus a term that reads no
-  state (sigmoid and ReLU have no state; retention sums |s|): scales 1, states added.
+- **additive**: alpha is the constant 1, each state starts at 0 and each new state is the old one plus
+  a term that reads no state (sigmoid and ReLU have no state; retention sums |s|): scales 1, states
+  added.
 
 Anything else has no merge here, and its attention runs unsplit.
 """
@@ -87,6 +88,8 @@ def _is_additive(op: attn.FlashOp) -> bool:
     _, alpha, *new = terminator.values
     owner = alpha.owner
     if not (isinstance(owner, arith.ConstantOp) and isinstance(owner.value, FloatAttr) and owner.value.value.data == 1):
+        return False
+    if any(init.value.data != 0.0 for init in op.init.data):  # each split starts from it: it would count n times
         return False
     for state, value in zip(states, new):
         add = value.owner

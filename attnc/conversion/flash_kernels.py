@@ -167,8 +167,9 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
     fp32 = elem == f32
 
     kb.comment("which query block, batch and head this program owns")
-    pid_m = kb.program_id(0, "pid_m")
-    pid_bh = kb.program_id(1, "pid_bh")
+    # serving grids put the (sequence, head) programs on axis 0, which holds 2^31 - 1 (axis 1 holds 65535)
+    pid_m = kb.program_id(0 if layout == "dense" else 1, "pid_m")
+    pid_bh = kb.program_id(1 if layout == "dense" else 0, "pid_bh")
     if packed:
         kv_heads = kb.div(kb.arg("num_heads"), kb.arg("group"), "kv_heads")
         b = kb.div(pid_bh, kv_heads, "b")

@@ -20,7 +20,7 @@ from attnc.frontend.normalizers import resolve_normalizer
 from attnc.frontend.trace import TracedRegion, trace_mask_mod, trace_score_mod
 from attnc.runtime.attention import DTYPES, AttentionProgram, Signature
 from attnc.runtime.compiler import CompiledVariant
-from attnc.runtime.sequences import sequences
+from attnc.runtime.sequences import check_num_splits, sequences
 from attnc.runtime.targets import Target, cross_compile
 
 
@@ -148,8 +148,12 @@ class Attention:
             any(getattr(t, "requires_grad", False) for t in (q, k, v)) or any(c.requires_grad for c in program.captures)
         )
         layout_args = (cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, cache_seqlens, block_table, num_splits)
-        if any(a is not None for a in layout_args[:-1]) or num_splits:
+        if any(a is not None for a in layout_args[:-1]):
             return self._call_sequences(q, k, v, scale, return_lse, training, layout_args)
+        if num_splits != 0:
+            check_num_splits(num_splits)
+            if num_splits > 1:
+                raise ValueError("num_splits splits the keys of a KV cache; it goes with cache_seqlens")
         if training and program.backward_problem() is not None:
             raise NotImplementedError(
                 f"{program.backward_problem()} (call under torch.no_grad() or pass tensors that do not require grad)"
@@ -182,7 +186,9 @@ class Attention:
             return sequences(q, k, v, *layout_args)
 
         if not (training or compiling) and lens is not None and all(a is None for a in layout_args[:4]):
-            # decoding: a warm call on CUDA skips the checks its plan already made (AttentionProgram.decode)
+            # decoding: a warm call on CUDA skips the tensor checks its plan already made (AttentionProgram.decode)
+            check_scale(scale)
+            check_num_splits(num_splits)
             out, stats = self.program.decode(q, k, v, scale, lens, table, num_splits, checked)
             return _with_stats(out, stats) if return_lse else out
         # Checked here when eager; under torch.compile the op checks its metadata when it runs.

@@ -4,7 +4,10 @@ The generated `*_block_table` kernel writes one class per tile (0 empty, 1 parti
 2 full); here they are compacted into FlexAttention-style lists. Tables are cached: those
 of masks that read no tensor ("none", "affine") by shape, "runtime" ones also by the very
 captured tensors they read and their version counters, so an in-place update of a
-document-id tensor builds a new table and an unchanged one reuses the old.
+document-id tensor builds a new table and an unchanged one reuses the old. Writes that bypass
+version counting (`t.data[...] = ...`, a custom kernel's, DLPack) are not seen: bump the
+version (an in-place torch op) or pass a new tensor. Inference tensors have no version counter;
+their tables are rebuilt on every call.
 """
 
 from __future__ import annotations
@@ -83,8 +86,9 @@ def block_tables(
     table_h = heads if info.table_uses_h else 1
     static = info.block_mask != "runtime"
     key: tuple[Any, ...] = (info.key, block_m, block_n, table_b, table_h, seq_q, seq_kv, str(device))
+    reusable = static or not any(c.is_inference() for c in captures)  # inference tensors count no versions
     if not static:  # a mask that reads tensors: the same tensors, unmodified since (their version counters)
-        key += tuple((id(c), c._version) for c in captures)
+        key += tuple((id(c), c.data_ptr(), c._version) for c in captures) if reusable else (object(),)
     found = _CACHE.get(key)
     if found is not None and all(a is b for a, b in zip(found[1], captures)):
         _CACHE.move_to_end(key)
@@ -104,6 +108,8 @@ def block_tables(
         set_captures(args, captures)
     launch(compiled.block_table, (num_q, num_kv, table_b * table_h), args)
     tables = _from_classes(classes.view(table_b, table_h, num_q, num_kv))
+    if not reusable:
+        return tables
     _CACHE[key] = (tables, [] if static else list(captures))
     while len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)

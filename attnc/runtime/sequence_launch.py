@@ -101,7 +101,7 @@ class SequenceLaunch:
         rows, programs = seqs.max_q, seqs.count * self.heads
         if self.packed:  # a program per kv head, its query heads packed into the rows
             rows, programs = seqs.max_q * self.group, seqs.count * (self.heads // self.group)
-        grid = (cdiv(rows, self.config.block_m), programs)
+        grid = (programs, cdiv(rows, self.config.block_m))  # (sequence, head) programs on axis 0
         splits = self._splits(seqs.num_splits, grid, seqs)
         if splits == 1:
             self.config = run_fitting(self.compiled.forward, grid, args, self.device, self.config)

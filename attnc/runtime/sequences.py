@@ -40,6 +40,11 @@ def debug_checks() -> bool:
     return os.environ.get("ATTNC_DEBUG", "") not in ("", "0")
 
 
+def check_num_splits(num_splits: Any) -> None:
+    if isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 0:
+        raise TypeError(f"num_splits must be a non-negative int (0 chooses, 1 none), but got {num_splits!r}")
+
+
 def sequences(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -53,8 +58,7 @@ def sequences(
     num_splits: Any = 0,
 ) -> Sequences | None:
     """The call's layout, or None for dense q, k, v; raises ValueError/TypeError naming the argument."""
-    if isinstance(num_splits, bool) or not isinstance(num_splits, int) or num_splits < 0:
-        raise TypeError(f"num_splits must be a non-negative int (0 chooses, 1 none), but got {num_splits!r}")
+    check_num_splits(num_splits)
     packed = cu_seqlens_q is not None or cu_seqlens_k is not None
     cached = cache_seqlens is not None or block_table is not None
     if packed and cached:
@@ -63,10 +67,10 @@ def sequences(
         )
     if not packed and (max_seqlen_q is not None or max_seqlen_k is not None):
         raise ValueError("max_seqlen_q and max_seqlen_k go with cu_seqlens_q and cu_seqlens_k")
-    if packed:
-        return _packed(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
     if num_splits > 1 and not cached:
         raise ValueError("num_splits splits the keys of a KV cache; it goes with cache_seqlens")
+    if packed:
+        return _packed(q, k, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
     if cached:
         return replace(_cached(q, k, cache_seqlens, block_table), num_splits=num_splits)
     return None
@@ -81,6 +85,8 @@ def _index_tensor(name: str, t: Any, dims: int, device: torch.device) -> torch.T
         raise ValueError(f"{name} must have {dims} dimension{'s' if dims > 1 else ''}, but got shape {tuple(t.shape)}")
     if t.device != device:
         raise ValueError(f"{name} must be on q's device {device}, but is on {t.device}")
+    if dims == 1 and t.numel() > 1 and t.stride(0) != 1:  # the kernels read lengths and offsets at b, b + 1
+        raise ValueError(f"{name} must be contiguous, but has stride {t.stride(0)}")
     return t
 
 
@@ -179,4 +185,4 @@ def _check_pages(table: torch.Tensor, lens: torch.Tensor, page: int, num_pages: 
             )
 
 
-__all__ = ["Sequences", "debug_checks", "sequences"]
+__all__ = ["Sequences", "check_num_splits", "debug_checks", "sequences"]

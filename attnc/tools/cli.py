@@ -520,6 +520,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--backward checks dense inputs; drop --cache to check gradients")
     device = pick_device(args.device)
     shape = parse_shape(args.shape or DEFAULT_SHAPE[device.type])
+    if args.cache and shape.seq_q > shape.seq_kv:
+        raise UsageError(
+            f"--cache needs Sq <= Skv (the queries are a sequence's last positions), but --shape has "
+            f"Sq={shape.seq_q} and Skv={shape.seq_kv}"
+        )
     dtype = DTYPES[args.dtype]
     variant = load_variant(args.variant, device)
     target = "cpu" if device.type == "cpu" else str(Target.current())

@@ -30,3 +30,20 @@ def test_runtime_mask_table_is_reused_until_its_tensor_changes(monkeypatch):
     want, _ = attnc.attention_reference(q, k, v, mask_mod=same_doc)
     assert (updated.double() - want).abs().max() < 1e-4
     assert not torch.equal(updated, first)
+
+
+def test_inference_tensors_rebuild_their_table():
+    """Tensors made under torch.inference_mode() count no versions: their tables are rebuilt, never stale."""
+    with torch.inference_mode():
+        doc = torch.arange(64) // 20
+
+        def same_doc(b, h, q_idx, kv_idx):
+            return doc[q_idx] == doc[kv_idx]
+
+        q, k, v = (torch.randn(1, 2, 64, 32) for _ in range(3))
+        attn = attnc.attention(mask_mod=same_doc)
+        first = attn(q, k, v)
+        doc[:] = torch.arange(64) // 8
+        want, _ = attnc.attention_reference(q, k, v, mask_mod=same_doc)
+        assert (attn(q, k, v).double() - want).abs().max() < 1e-4
+        assert not torch.equal(attn(q, k, v), first)

@@ -308,3 +308,49 @@ def test_num_splits_is_checked():
         attnc.attention()(q, k, v, cache_seqlens=lens, num_splits=-1)
     with pytest.raises(ValueError, match="num_splits splits the keys of a KV cache"):
         attnc.attention()(q, k, v, num_splits=2)
+
+
+def test_strided_lengths_are_refused():
+    """The kernels read lengths and offsets at b and b + 1: a strided metadata tensor is an error, never a
+    read of the wrong elements."""
+    q, k, v, lens = _cache()
+    pairs = torch.stack([lens, lens], dim=1)
+    with pytest.raises(ValueError, match="cache_seqlens must be contiguous, but has stride 2"):
+        attnc.attention()(q, k, v, cache_seqlens=pairs[:, 0])
+    with pytest.raises(ValueError, match="cache_seqlens must be contiguous, but has stride 0"):
+        attnc.attention()(q, k, v, cache_seqlens=torch.tensor([40], dtype=torch.int32).expand(3))
+
+
+def test_additive_normalizer_with_a_nonzero_start_runs_unsplit():
+    """A sum that starts at 1 would be counted once per split: attn-split gives it no merge, so it runs unsplit
+    and stays exact with num_splits=3."""
+
+    class Offset(attnc.Normalizer):
+        name = "offset_sum"
+        state = {"d": 1.0}
+        stats = ()
+
+        def update(self, scores, state):
+            p = attnc.exp(scores - 4.0)
+            return p, {"d": state["d"] + attnc.row_sum(p)}, 1.0
+
+        def finalize(self, acc, state):
+            return acc / state["d"], {}
+
+    q, k, v, lens = _long_cache()
+    attn = attnc.attention(mask_mod=causal, normalizer=Offset())
+    (want,) = sequences_reference(q, k, v, cache_seqlens=lens, mask_mod=causal, normalizer=Offset())
+    _close(attn(q, k, v, cache_seqlens=lens, num_splits=3), want, torch.float32)
+
+
+def test_num_splits_with_dense_or_packed_inputs():
+    """num_splits=1 on dense inputs is no split (also when training); more than 1 needs a KV cache."""
+    q, k, v, cu = _packed_inputs()
+    dense = attnc.attention()
+    qg = q.clone().requires_grad_()
+    dense(qg, k, v, num_splits=1).sum().backward()
+    assert qg.grad is not None
+    with pytest.raises(ValueError, match="num_splits splits the keys of a KV cache"):
+        dense(q, k, v, cu_seqlens_q=cu, cu_seqlens_k=cu, num_splits=4)
+    with pytest.raises(TypeError, match="num_splits must be a non-negative int"):
+        dense(q, k, v, num_splits=[2])
