@@ -18,9 +18,10 @@ from xdsl.dialects.builtin import FloatAttr, TensorType, f32, i32
 from xdsl.ir import Attribute, SSAValue
 
 from attnc.conversion.kernel_builder import KernelBuilder, Value
+from attnc.conversion.masked_values import guard_values, restore_rows
 from attnc.conversion.region_lowering import lower_region
 from attnc.conversion.sequence_rows import PAGE, QueryRows, SequenceRows, layout_params, locate, query_rows
-from attnc.dialect import attn, kernel_params
+from attnc.dialect import attn, kernel_params, tile
 from attnc.dialect.attn_sequences import page_size
 from attnc.dialect.capture_reads import guarded_sizes
 from attnc.dialect.kernel_params import padded_head_dim
@@ -202,6 +203,8 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
         assert isinstance(value, FloatAttr)
         init[s] = kb.full((BM,), value.value.data, f32, s)
 
+    cuts_keys = flash.block_mask is not None and flash.block_mask.data != "none"  # a mask_mod, not only lengths
+
     def attend(carried: dict[str, SSAValue], start_n: SSAValue, masked: bool) -> dict[str, SSAValue]:
         """One key block from `start_n`: scores, score_mod, [mask], normalizer update, the PV product."""
         cols = kb.add(start_n, offs_n, "cols")
@@ -247,8 +250,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
             v_ok = kb.col(v_ok, "kv_ok")
         v_mask = _and_optional(kb, v_ok, dv_ok)
         v = kb.load(v_ptrs, v_mask, 0.0 if v_mask is not None else None, "v")
-        acc = kb.mul(carried["acc"], alpha, "acc")
-        acc = kb.dot(kb.cast(p, elem), v, acc, "ieee" if fp32 else None, "acc")
+        acc = _accumulate(kb, carried["acc"], alpha, p, v, keep is not None and cuts_keys)
         return {"acc": acc, **dict(zip(state_names, new_state))}
 
     split_id = kb.program_id(2, "split") if split else None
@@ -276,6 +278,17 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
     for i, stat in enumerate(stats):
         kb.store(kb.addptr(kb.arg(kernel_params.stat_ptr(i)), stat_rows), stat, rows_in_bounds)
     return kb.finish()
+
+
+def _accumulate(kb: KernelBuilder, acc: SSAValue, alpha: SSAValue, p: SSAValue, v: SSAValue, guarded: bool) -> SSAValue:
+    """acc · alpha + p v; `guarded` (a block the mask cuts): a key it hides never turns 0 · inf into NaN."""
+    elem = tile.element_type_of(v.type)
+    reached = None
+    if guarded:
+        v, reached = guard_values(kb, v, p, BM)
+    acc = kb.mul(acc, alpha, "acc")
+    acc = kb.dot(kb.cast(p, elem), v, acc, "ieee" if elem == f32 else None, "acc")
+    return acc if reached is None else restore_rows(kb, acc, reached)
 
 
 def _forward_params(

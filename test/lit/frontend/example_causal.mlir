@@ -31,5 +31,8 @@
 // TRITON:           # mask_mod
 // TRITON-NEXT:      keep = (q_idx >= kv_idx) & {{.*}}
 // TRITON-NEXT:      {{.*}} = tl.where(keep, {{.*}}, float("-inf"))
-// TRITON:           acc = tl.dot(
+// A key the mask hides never turns 0 · inf into NaN: a V tile with NaN or ±inf takes a branch.
+// TRITON:           # v holds NaN or ±inf: zero them for the product
+// TRITON:           tl.dot(
+// TRITON-NEXT:      acc = tl.where({{.*}}, float("nan"), {{.*}})
 // TRITON:         tl.store(

@@ -43,7 +43,8 @@
 // CHECK-NEXT:      %[[P2_KEPT:.*]] = tile.select %[[KEEP]], %[[P2]], %[[ZEROS]] : tensor<128x128xf32>
 // CHECK-NOT:       %[[ACC_IT2]]
 // CHECK:           %[[PC2:.*]] = tile.cast %[[P2_KEPT]] : tensor<128x128xf32> to tensor<128x128xbf16>
-// CHECK-NEXT:      %[[ACC_NEXT2:.*]] = tile.dot %[[PC2]], %{{.*}} acc %[[ACC_IT2]]
+// CHECK-NEXT:      %[[ACC_DOT2:.*]] = tile.dot %[[PC2]], %{{.*}} acc %[[ACC_IT2]]
+// CHECK:           %[[ACC_NEXT2:.*]] = tile.select %{{.*}}, %{{.*}}, %[[ACC_DOT2]] : tensor<128x64xf32>
 // CHECK-NEXT:      scf.yield %[[ACC_NEXT2]], %{{.*}} : tensor<128x64xf32>, i32
 // CHECK-NEXT:    } {attnc.comment = "part key blocks"}
 
@@ -126,7 +127,8 @@ func.func @sigmoid(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: ten
 // CHECK-NEXT:      %[[P2:.*]] = tile.select %[[KEEP]], %[[MASKED]], %[[ZEROS]] : tensor<128x128xf32>
 // CHECK-NOT:       %[[ACC_IT2]]
 // CHECK:           %[[PC2:.*]] = tile.cast %[[P2]] : tensor<128x128xf32> to tensor<128x128xbf16>
-// CHECK-NEXT:      %[[ACC_NEXT2:.*]] = tile.dot %[[PC2]], %{{.*}} acc %[[ACC_IT2]]
+// CHECK-NEXT:      %[[ACC_DOT2:.*]] = tile.dot %[[PC2]], %{{.*}} acc %[[ACC_IT2]]
+// CHECK:           %[[ACC_NEXT2:.*]] = tile.select %{{.*}}, %{{.*}}, %[[ACC_DOT2]] : tensor<128x64xf32>
 // CHECK-NEXT:      scf.yield %[[ACC_NEXT2]], %[[D_NEXT2]], %{{.*}} : tensor<128x64xf32>, tensor<128xf32>, i32
 // CHECK-NEXT:    } {attnc.comment = "part key blocks"}
 
@@ -212,7 +214,8 @@ func.func @retention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // SIG-TRITON-NEXT:      [[P1:p_[0-9]+]] = 0.5 + 0.5 * [[ASM1]]
 // SIG-TRITON-NEXT:      [[P2:p_[0-9]+]] = tl.where(keep, [[P1]], 0.0)
 // SIG-TRITON-NOT:       acc *
-// SIG-TRITON:           acc = tl.dot([[P2]].to(tl.bfloat16), {{.*}}, acc)
+// SIG-TRITON:           [[ACC:acc_[0-9]+]] = tl.dot([[P2]].to(tl.bfloat16), {{.*}}, acc)
+// SIG-TRITON-NEXT:      acc = tl.where({{.*}}, float("nan"), [[ACC]])
 // SIG-TRITON:         # normalizer finalize (sigmoid)
 // SIG-TRITON-NEXT:    out = acc.to(tl.bfloat16)
 // SIG-TRITON:         tl.store(out_ptrs, out, mask=row_ok)
@@ -244,7 +247,8 @@ func.func @retention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // RET-TRITON:           d = d + [[SUM1]]
 // RET-TRITON:           [[P:[a-z_0-9]+]] = tl.where(keep, [[MASKED]], 0.0)
 // RET-TRITON-NOT:       acc *
-// RET-TRITON:           acc = tl.dot([[P]].to(tl.bfloat16), {{.*}}, acc)
+// RET-TRITON:           [[ACC:acc_[0-9]+]] = tl.dot([[P]].to(tl.bfloat16), {{.*}}, acc)
+// RET-TRITON-NEXT:      acc = tl.where({{.*}}, float("nan"), [[ACC]])
 // RET-TRITON:         # normalizer finalize (retention)
 // RET-TRITON-NEXT:    denominator = tl.maximum(d, 1.0)
 // RET-TRITON-NEXT:    out = acc * (1.0 / denominator)[:, None]
