@@ -20,7 +20,7 @@ from attnc.tools.opt import main
 
 LIT = Path(__file__).resolve().parents[1] / "lit"
 SOURCES = sorted(p for p in LIT.rglob("*.mlir") if p.parent.name != "frontend")
-FULL = "attn-fuse,attn-block-mask,attn-guard-captures,attn-tile,convert-attn-to-tile"
+FULL = "attn-fuse,attn-block-mask,attn-split,attn-guard-captures,attn-tile,convert-attn-to-tile"
 PIPELINES: list[list[str]] = [
     [],
     ["-p", FULL, "-t", "triton"],
@@ -28,7 +28,7 @@ PIPELINES: list[list[str]] = [
     ["-t", "triton"],
     [
         "-p",
-        "attn-fuse,attn-block-mask,attn-autodiff,attn-guard-captures,attn-tile,convert-attn-to-tile",
+        "attn-fuse,attn-block-mask,attn-autodiff,attn-split,attn-guard-captures,attn-tile,convert-attn-to-tile",
         "-t",
         "triton",
     ],
