@@ -87,8 +87,9 @@ def build_dq_sequences_kernel(grad, name: str):
     precision = "ieee" if elem == f32 else None
     kb = backward_builder(grad, "dq", name, layout_params(layout))
     kb.comment("which query block, sequence and head this program owns")
-    pid_m = kb.program_id(0, "pid_m")
-    pid_bh = kb.program_id(1, "pid_bh")
+    # (sequence, head) programs on grid axis 0, which holds 2^31 - 1 (axis 1 holds 65535)
+    pid_m = kb.program_id(1, "pid_m")
+    pid_bh = kb.program_id(0, "pid_bh")
     b = kb.div(pid_bh, kb.arg("num_heads"), "b")
     h = kb.rem(pid_bh, kb.arg("num_heads"), "h")
     kv_h = kb.div(h, kb.arg("group"), "kv_h")
@@ -149,8 +150,8 @@ def build_dkdv_sequences_kernel(grad, name: str):
     precision = "ieee" if elem == f32 else None
     kb = backward_builder(grad, "dkdv", name, layout_params(layout))
     kb.comment("which key block, sequence and kv head this program owns")
-    pid_n = kb.program_id(0, "pid_n")
-    pid_bh = kb.program_id(1, "pid_bh")
+    pid_n = kb.program_id(1, "pid_n")
+    pid_bh = kb.program_id(0, "pid_bh")
     group = kb.arg("group")
     kv_heads = kb.div(kb.arg("num_heads"), group, "kv_heads")
     b = kb.div(pid_bh, kv_heads, "b")

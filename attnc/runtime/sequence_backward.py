@@ -76,11 +76,11 @@ def sequence_backward(
         args["q_rows"], args["kv_rows"] = q.shape[2], k.shape[2]
 
     c = LaunchConfig(*info.dq_config)
-    grid = (cdiv(seqs.max_q, c.block_m), seqs.count * heads)
+    grid = (seqs.count * heads, cdiv(seqs.max_q, c.block_m))  # (sequence, head) programs on axis 0
     dq_kernel = getattr(compiled.kernels, info.backward_dq)
     run_fitting(dq_kernel, grid, {**args, "BLOCK_M": c.block_m, "BLOCK_N": c.block_n}, device, c)
     c = LaunchConfig(*info.dkdv_config)
-    grid = (cdiv(seqs.max_k, c.block_n), seqs.count * kv_heads)
+    grid = (seqs.count * kv_heads, cdiv(seqs.max_k, c.block_n))
     dkdv_kernel = getattr(compiled.kernels, info.backward_dkdv)
     run_fitting(dkdv_kernel, grid, {**args, "BLOCK_M": c.block_m, "BLOCK_N": c.block_n}, device, c)
     return dq, dk, dv, capture_grads

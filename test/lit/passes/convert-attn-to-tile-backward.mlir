@@ -320,7 +320,7 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // CHECK-LABEL: tile.func @packed_bwd_dq(
 // CHECK-SAME:      %[[SCALE:[^:]*]]: f32, %[[CU_Q:[^:]*]]: !tile.ptr<i32>, %[[CU_K:[^:]*]]: !tile.ptr<i32>, %[[Q_ROWS:[^:]*]]: i32, %[[KV_ROWS:[^:]*]]: i32) constexprs {BLOCK_M = 64, BLOCK_N = 64, HEAD_DIM = 64, HEAD_DIM_V = 64}
 // CHECK:         %[[BLOCK_N:.*]] = tile.constexpr "BLOCK_N"
-// CHECK:         %[[PID_BH:.*]] = tile.program_id 1
+// CHECK:         %[[PID_BH:.*]] = tile.program_id 0
 // CHECK-NEXT:    %[[B:.*]] = arith.divsi %[[PID_BH]], %{{.*}} : i32
 // CHECK-NEXT:    %[[H:.*]] = arith.remsi %[[PID_BH]], %{{.*}} : i32
 // CHECK:         %{{.*}} = tile.addptr %[[CU_Q]], %[[B]] : !tile.ptr<i32>, i32 -> !tile.ptr<i32>
