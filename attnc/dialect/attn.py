@@ -95,6 +95,13 @@ def normalizer_arg_types(num_state: int, captures: Sequence[SSAValue]) -> list[A
     return [f32, IndexType(), IndexType(), *[f32] * num_state, *[c.type for c in captures]]
 
 
+def verify_merge(op: Operation, region: Region, num_state: int) -> None:
+    """An empty region, or (state_a..., state_b...: f32) -> (scale_a, scale_b, state...: f32)."""
+    if region.blocks:
+        block = check_block_args(op, region, "merge", [f32] * (2 * num_state))
+        check_yield(op, block, "merge", [f32] * (2 + num_state))
+
+
 def _verify_normalizer(
     op: Operation,
     update: Region,
@@ -354,13 +361,14 @@ class OnlineRowscaleOp(IRDLOperation):
     held_constant = opt_attr_def(ArrayAttr[IntegerAttr])  # statistics the backward holds constant
     update = region_def("single_block")
     finalize = region_def("single_block")
+    merge = region_def()  # the user's merge of two partial states (Normalizer.merge), if it defines one
     probs = result_def(TensorType)
     stats = var_result_def(TensorType)
     traits = traits_def(IsolatedFromAbove(), RecursiveMemoryEffect())
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     assembly_format = (
         "$scores (`mask` `(` $mask^ `:` type($mask) `)`)? (`captures` `(` $captures^ `:` type($captures) `)`)? "
-        "`update` $update `finalize` $finalize attr-dict "
+        "`update` $update `finalize` $finalize (`merge` $merge^)? attr-dict "
         "`:` type($scores) `->` `(` type($probs) (`,` type($stats)^)? `)`"
     )
 
@@ -373,7 +381,7 @@ class OnlineRowscaleOp(IRDLOperation):
         super().__init__(
             operands=[scores, [mask] if mask is not None else [], list(captures)],
             attributes=spec.attributes(),
-            regions=[spec.update.clone(), spec.finalize.clone()],
+            regions=[spec.update.clone(), spec.finalize.clone(), spec.merge.clone() if spec.merge else Region()],
             result_types=[st, [stat_type] * spec.num_stats],
         )
 
@@ -391,6 +399,7 @@ class OnlineRowscaleOp(IRDLOperation):
             raise VerifyException(
                 f"'attn.online_rowscale' op expected {nstats} row statistics results, but got {len(self.stats)}"
             )
+        verify_merge(self, self.merge, len(state))
         want = TensorType(f32, st.get_shape()[:3])
         for stat in self.stats:
             if stat.type != want:
@@ -449,10 +458,11 @@ class FlashOp(IRDLOperation):
     affine masks, the `classify` region: given a tile's index ranges it yields
     whether some (`any`) and whether every (`all`) element of the tile is kept.
     `attn-tile` adds `tile` (and `pack_gqa` over a KV cache: the query heads that share a
-    kv head are one tile's rows). `attn-split` adds the `merge` region over a KV cache:
-    given two partial states of a row (one per split of its keys) it yields the factors
-    that rescale each partial accumulator and the merged state, so a combine can merge
-    the splits and finalize once.
+    kv head are one tile's rows). The `merge` region, the normalizer's own (its
+    `merge`, carried by `attn-fuse`) or one `attn-split` derives over a KV cache, takes
+    two partial states of a row (one per split of its keys) and yields the factors that
+    rescale each partial accumulator and the merged state, so a combine can merge the
+    splits and finalize once.
 
     ```mlir
     %o, %lse = attn.flash %q, %k, %v captures(%slopes : tensor<8xf32>) score_mod {...} mask_mod {...}
@@ -543,13 +553,9 @@ class FlashOp(IRDLOperation):
         self._verify_decoding(len(state))
 
     def _verify_decoding(self, num_state: int) -> None:
-        """The merge region and pack_gqa, both only over a KV cache."""
+        """The merge region, and pack_gqa only over a KV cache."""
         over_cache = self.layout is not None and self.layout.data in ("cache", "paged")
-        if self.merge.blocks:
-            merge = check_block_args(self, self.merge, "merge", [f32] * (2 * num_state))
-            check_yield(self, merge, "merge", [f32] * (2 + num_state))
-            if not over_cache:
-                raise VerifyException("'attn.flash' op expected a merge region only over a cache or paged cache")
+        verify_merge(self, self.merge, num_state)
         if "pack_gqa" in self.attributes and not over_cache:
             raise VerifyException("'attn.flash' op expected pack_gqa only over a cache or paged cache")
 
@@ -576,8 +582,10 @@ class NormalizerSpec:
         masked_score: float = float("-inf"),
         captures: Sequence[object] = (),
         held_constant: Sequence[int] = (),
+        merge: Region | None = None,
     ):
         self.name = name
+        self.merge = merge
         self.held_constant = list(held_constant)
         self.state = list(state)
         self.init = list(init)

@@ -93,6 +93,13 @@ class Normalizer:
         """The accumulator and the final state → (out, {stat name: row statistic})."""
         raise NotImplementedError
 
+    def merge(self, a: dict[str, Any], b: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+        """Optional: the states of one row after two disjoint ranges of its keys → (scale_a, scale_b,
+        merged state), the accumulators merging as acc_a · scale_a + acc_b · scale_b. Decoding over a KV
+        cache then splits the keys across programs even when attn-split cannot read the normalizer's
+        form (online softmax and additive normalizers need none); without one, such attention runs unsplit."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -201,6 +208,7 @@ def trace_normalizer(norm: Normalizer) -> NormalizerSpec:
         extra = update_block.insert_arg(arg.type, len(update_block.args))
         extra.name_hint = arg.name_hint
     update_block.add_op(YieldOp(*update_values))
+    merge = _trace_merge(norm, state) if type(norm).merge is not Normalizer.merge else None
     return NormalizerSpec(
         norm.name or type(norm).__name__,
         list(state),
@@ -211,7 +219,34 @@ def trace_normalizer(norm: Normalizer) -> NormalizerSpec:
         masked_score=masked_score,
         captures=finalize.captures,
         held_constant=[stats.index(n) for n in norm.held_constant],
+        merge=merge,
     )
+
+
+def _trace_merge(norm: Normalizer, state: list[str]) -> Region:
+    """The merge region: `(state_a..., state_b...: f32)` → `attn.yield scale_a, scale_b, *merged`."""
+    tracer = NormalizerTracer(norm, "merge")
+    a = _StateView({name: tracer.argument(f"{name}_a", f32) for name in state}, "merge")
+    b = _StateView({name: tracer.argument(f"{name}_b", f32) for name in state}, "merge")
+    result = norm.merge(a, b)
+    location = return_location(norm.merge)
+    if not isinstance(result, tuple) or len(result) != 3 or not isinstance(result[2], Mapping):
+        raise TraceError(
+            f"merge must return (scale_a, scale_b, merged_state) with merged_state a dict, but returned "
+            f"{_describe(result)}",
+            location,
+        )
+    scale_a, scale_b, merged = result
+    _check_keys(merged, state, "merge's state", "`state`", location)
+    if tracer.captures:
+        raise TraceError("merge may read only the two states, not tensors", location)
+    yielded = [
+        _name(_scalar(tracer, scale_a, "scale_a", location), "scale_a"),
+        _name(_scalar(tracer, scale_b, "scale_b", location), "scale_b"),
+        *[_name(_scalar(tracer, merged[name], f"merged state '{name}'", location), name) for name in state],
+    ]
+    tracer.block.add_op(YieldOp(*yielded))
+    return Region(tracer.block)
 
 
 def _trace_update(norm: Normalizer, tracer: NormalizerTracer, state: list[str]) -> tuple[Block, list[SSAValue]]:

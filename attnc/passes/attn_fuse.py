@@ -182,7 +182,8 @@ def _fused_regions(chain: _Chain, captures: list[SSAValue]) -> list[Region]:
     normalizer_names = [None] * (3 + num_state) + names
     update = remap_region(norm.update, normalizer_args, arg_map, normalizer_names)
     finalize = remap_region(norm.finalize, normalizer_args, arg_map, normalizer_names)
-    return [score_region, mask_region, update, finalize, Region(), Region()]
+    merge = norm.merge.clone() if norm.merge.blocks else Region()  # the normalizer's own merge, if any
+    return [score_region, mask_region, update, finalize, Region(), merge]
 
 
 class FusePVChain(RewritePattern):

@@ -5,8 +5,9 @@ runtime may split every sequence's key blocks into `num_splits` ranges, each run
 program, which stores its partial accumulator and normalizer state instead of finalizing; a
 combine kernel merges the ranges and finalizes once. This pass makes that possible: it adds the
 `merge` region, derived from what the normalizer's update computes (autodiff/normalizer_merge.py:
-online softmax merges by its running max, additive normalizers by summing). A normalizer of
-another form gets no merge region and its attention runs unsplit. How many splits a call uses is
+online softmax merges by its running max, additive normalizers by summing); a normalizer that
+defines its own `merge` has it already (attn-fuse carries it). A normalizer of another form gets
+no merge region and its attention runs unsplit. How many splits a call uses is
 the runtime's choice, from the SM count, the number of (sequence, kv head) programs and the key
 length, or the caller's `num_splits=`.
 

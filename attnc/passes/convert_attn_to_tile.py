@@ -105,7 +105,8 @@ class ConvertAttnToTilePass(ModulePass):
             # packed, cached and paged sequences classify their blocks inside the forward
             table = [build_block_table_kernel(flash, f"{name}_block_table")] if flash.layout is None else []
             kernels = [*table, build_forward_kernel(flash, f"{name}_fwd")]
-            if flash.merge.blocks:  # attn-split: the split forward and its combine
+            if flash.merge.blocks and flash.layout is not None and flash.layout.data in ("cache", "paged"):
+                # split decoding: the split forward and its combine
                 kernels.append(build_forward_kernel(flash, f"{name}_fwd_split", split=True))
                 kernels.append(build_combine_kernel(flash, f"{name}_combine", COMBINE_ROWS))
             for grad in [o for o in fn.walk() if isinstance(o, FlashGradOp)]:

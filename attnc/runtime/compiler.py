@@ -244,6 +244,11 @@ def _region_uses(flash: attn.FlashOp, index: int) -> bool:
     return any(bool(r.blocks[0].args[index].uses) for r in regions)
 
 
+def _splits(flash: attn.FlashOp) -> bool:
+    """Whether convert-attn-to-tile built the split forward and the combine."""
+    return bool(flash.merge.blocks) and flash.layout is not None and flash.layout.data in ("cache", "paged")
+
+
 def _attention_facts(module: ModuleOp) -> dict[str, Any]:
     """Read off the tiled attn.flash (and attn.flash_grad) after attn-tile."""
     flash = next(op for op in module.walk() if isinstance(op, attn.FlashOp))
@@ -264,8 +269,8 @@ def _attention_facts(module: ModuleOp) -> dict[str, Any]:
         "dq_config": list(grad.launch("dq") or ()) if grad is not None else [],
         "dkdv_config": list(grad.launch("dkdv") or ()) if grad is not None else [],
         "block_mask": flash.block_mask.data,
-        "split_forward": f"{name}_fwd_split" if flash.merge.blocks else "",
-        "combine": f"{name}_combine" if flash.merge.blocks else "",
+        "split_forward": f"{name}_fwd_split" if _splits(flash) else "",
+        "combine": f"{name}_combine" if _splits(flash) else "",
         "pack_gqa": "pack_gqa" in flash.attributes,
         "num_state": len(flash.state.data),
         "table_uses_b": _region_uses(flash, 0),

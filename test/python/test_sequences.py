@@ -354,3 +354,51 @@ def test_num_splits_with_dense_or_packed_inputs():
         dense(q, k, v, cu_seqlens_q=cu, cu_seqlens_k=cu, num_splits=4)
     with pytest.raises(TypeError, match="num_splits must be a non-negative int"):
         dense(q, k, v, num_splits=[2])
+
+
+class _RunningMaxScale(attnc.Normalizer):
+    """out = Σ_j s_j v_j / max(1, max_j s_j): its state is a running max that alpha never rescales, a form
+    attn-split cannot read; `merge` says how two key ranges combine."""
+
+    name = "running_max_scale"
+    state = {"top": 1.0}
+    stats = ("top",)
+    masked_score = 0.0
+
+    def update(self, scores, state):
+        return scores, {"top": attnc.maximum(state["top"], attnc.row_max(scores))}, 1.0
+
+    def finalize(self, acc, state):
+        return acc / state["top"], {"top": state["top"]}
+
+
+class _Mergeable(_RunningMaxScale):
+    name = "running_max_scale_mergeable"
+
+    def merge(self, a, b):
+        return 1.0, 1.0, {"top": attnc.maximum(a["top"], b["top"])}
+
+
+@pytest.mark.parametrize("normalizer", [_RunningMaxScale(), _Mergeable()], ids=["no-merge", "merge"])
+def test_user_merge_splits_decoding(normalizer):
+    """A normalizer attn-split cannot read runs unsplit; with its own merge it splits, and both give the
+    reference's answer."""
+    from attnc.runtime.attention import Signature
+
+    q, k, v, lens = _long_cache()
+    attn = attnc.attention(mask_mod=causal, normalizer=normalizer)
+    out, top = attn(q, k, v, return_lse=True, cache_seqlens=lens, num_splits=3)
+    want, want_top = sequences_reference(q, k, v, cache_seqlens=lens, mask_mod=causal, normalizer=normalizer)
+    _close(out, want, torch.float32)
+    _close(top, want_top, torch.float32)
+    compiled = attn.program.compile(Signature("float32", 6, 2, 32, 16, 0.1, "cache", 0), "cpu")
+    assert bool(compiled.info.split_forward) == isinstance(normalizer, _Mergeable)
+
+
+def test_user_merge_must_return_three_values():
+    class Bad(_RunningMaxScale):
+        def merge(self, a, b):
+            return {"top": a["top"]}
+
+    with pytest.raises(attnc.TraceError, match=r"merge must return \(scale_a, scale_b, merged_state\)"):
+        attnc.attention(normalizer=Bad())

@@ -500,3 +500,36 @@ func.func @mixed_views(%q: tensor<1x4x?x64xbf16>, %k: tensor<1x2x?x64xbf16>, %v:
   func.return %o : tensor<?x4x?x64xbf16>
 }
 // CHECK: {{^}}attn-fuse cannot fuse 'attn.pv': q, k and v must be the three views of one attn.sequences op
+
+// -----
+
+// A normalizer's own merge (Normalizer.merge, on attn.online_rowscale) moves into attn.flash,
+// where attn-split keeps it and convert-attn-to-tile builds split decoding from it.
+// CHECK-LABEL: func.func @user_merge(
+// CHECK:         } merge {
+// CHECK-NEXT:    ^bb0(%[[A:.*]]: f32, %[[B:.*]]: f32):
+// CHECK-NEXT:      %[[TOP:.*]] = arith.maximumf %[[A]], %[[B]] : f32
+// CHECK:           attn.yield %{{.*}}, %{{.*}}, %[[TOP]] : f32, f32, f32
+// CHECK-NEXT:    } {layout = "cache"
+func.func @user_merge(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: tensor<?x2x?x64xbf16>, %cache_seqlens: tensor<?xi32>) -> tensor<?x4x?x64xbf16> {
+  %q_seq, %k_seq, %v_seq = attn.sequences "cache" %q, %k, %v (%cache_seqlens : tensor<?xi32>) : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16>, tensor<?x2x?x64xbf16>
+  %scores = attn.qk %q_seq, %k_seq {scale = 1.250000e-01 : f32} : tensor<?x4x?x64xbf16>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x?xf32>
+  %probs = attn.online_rowscale %scores update {
+  ^bb0(%score: f32, %b: index, %h: index, %top: f32):
+    %0 = attn.row_max %score : f32
+    %top_new = arith.maximumf %top, %0 : f32
+    %cst = arith.constant 1.000000e+00 : f32
+    attn.yield %score, %cst, %top_new : f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_1: index, %h_1: index, %top_1: f32):
+    %out = arith.divf %acc, %top_1 : f32
+    attn.yield %out : f32
+  } merge {
+  ^bb0(%top_a: f32, %top_b: f32):
+    %top_2 = arith.maximumf %top_a, %top_b : f32
+    %cst_1 = arith.constant 1.000000e+00 : f32
+    attn.yield %cst_1, %cst_1, %top_2 : f32, f32, f32
+  } {normalizer = "running_max_scale", state = ["top"], init = [1.000000e+00 : f32], masked_score = 0.000000e+00 : f32} : tensor<?x4x?x?xf32> -> (tensor<?x4x?x?xf32>)
+  %out = attn.pv %probs, %v_seq : tensor<?x4x?x?xf32>, tensor<?x2x?x64xbf16> -> tensor<?x4x?x64xbf16>
+  func.return %out : tensor<?x4x?x64xbf16>
+}
