@@ -204,13 +204,16 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
         init[s] = kb.full((BM,), value.value.data, f32, s)
 
     cuts_keys = flash.block_mask is not None and flash.block_mask.data != "none"  # a mask_mod, not only lengths
+    # a key block lies in one page: one page id per block (the runtime launches the tile's BLOCK_N)
+    whole_pages = layout == "paged" and constexprs[PAGE] % tile.block_n.data == 0
 
     def attend(carried: dict[str, SSAValue], start_n: SSAValue, masked: bool) -> dict[str, SSAValue]:
         """One key block from `start_n`: scores, score_mod, [mask], normalizer update, the PV product."""
         cols = kb.add(start_n, offs_n, "cols")
         col_ok = kb.row(kb.cmp("slt", cols, rows.k_len), "col_ok") if masked else None
         in_range = kb.cmp("slt", cols, rows.k_len, "in_range") if masked else None
-        k_ptrs, kv_ok = rows.kv_ptrs(kb, "k", cols, offs_d, in_range)
+        pages = rows.pages(kb, start_n, cols, in_range, whole_pages) if layout == "paged" else None
+        k_ptrs, kv_ok = rows.kv_ptrs(kb, "k", cols, offs_d, in_range, pages)
         if kv_ok is not None and kb.dims_of(kv_ok) == (BN,):
             kv_ok = kb.col(kv_ok, "kv_ok")
         k_mask = _and_optional(kb, kv_ok, d_ok)
@@ -245,7 +248,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
         )
         if keep is not None:
             p = kb.where(keep, p, kb.f32(0.0), "p")
-        v_ptrs, v_ok = rows.kv_ptrs(kb, "v", cols, offs_dv, in_range)
+        v_ptrs, v_ok = rows.kv_ptrs(kb, "v", cols, offs_dv, in_range, pages)
         if v_ok is not None and kb.dims_of(v_ok) == (BN,):
             v_ok = kb.col(v_ok, "kv_ok")
         v_mask = _and_optional(kb, v_ok, dv_ok)

@@ -4,7 +4,8 @@ and the shift that makes query i position len_k − len_q + i.
 
 Every length read from memory is clamped to the storage, so a wrong `cu_seqlens` or
 `cache_seqlens` on the device never makes the kernel read or write outside a tensor (the host
-checks them where it can see them without a sync). A page id outside `[0, num_pages)` reads zeros.
+checks them where it can see them without a sync). A page id outside `[0, num_pages)` reads zeros,
+or the nearest page when a key block lies in one page: never outside the cache.
 
 Parameters by layout, beside the dense kernel's:
   packed: `cu_seqlens_q_ptr`, `cu_seqlens_k_ptr`, `q_rows` (total_q), `kv_rows` (total_k); `seq_q` and
@@ -95,32 +96,54 @@ class SequenceRows:
         """Positions of keys `cols` within the sequence (keys past its end read as its last; none as 0)."""
         return kb.min(cols, kb.max(kb.sub(self.k_len, kb.i32(1)), kb.i32(0)))
 
-    def kv_ptrs(self, kb: KernelBuilder, t: str, cols: SSAValue, offs_d: SSAValue, in_range: SSAValue | None):
+    def pages(self, kb: KernelBuilder, start_n: SSAValue, cols: SSAValue, in_range: SSAValue | None, whole: bool):
+        """The pages of the key block at `start_n` (paged layout; K and V share them): one page id, clamped
+        into [0, num_pages), when `whole` (PAGE_SIZE a multiple of BLOCK_N: the block lies in one page);
+        else one per key (masked by `in_range`) and whether each lies in [0, num_pages)."""
+        page_size = kb.constexpr(PAGE)
+        table_b = kb.mul(kb.wide(self.b), kb.wide(kb.arg(kernel_params.stride("block_table", "b"))))
+        index = kb.div(start_n if whole else cols, page_size)
+        slot = kb.add(table_b, kb.mul(kb.wide(index), kb.wide(kb.arg(kernel_params.stride("block_table", "p")))))
+        if whole:
+            # start_n < k_len <= pages_per_seq · PAGE_SIZE: the block's slot is in the table. A page id
+            # outside [0, num_pages) is clamped into it (the host checks ids where it can read them).
+            page = kb.load(kb.addptr(kb.arg("block_table_ptr"), slot), None, None, "page_id")
+            last = kb.sub(kb.arg("num_pages"), kb.i32(1))
+            return kb.min(kb.max(page, kb.i32(0)), last, "page"), None
+        page = kb.load(kb.addptr(kb.arg("block_table_ptr"), slot), in_range, 0, "page")
+        ok = kb.and_(kb.cmp("sge", page, kb.i32(0)), kb.cmp("slt", page, kb.arg("num_pages")), "page_ok")
+        return page, ok
+
+    def kv_ptrs(
+        self,
+        kb: KernelBuilder,
+        t: str,
+        cols: SSAValue,
+        offs_d: SSAValue,
+        in_range: SSAValue | None,
+        pages: tuple[SSAValue, SSAValue | None] | None = None,
+    ):
         """Pointers to keys (t = "k") or values ("v") at logical positions `cols` ([BLOCK_N]) and head-dim
-        offsets `offs_d`, and the mask of those that exist (None: all do)."""
+        offsets `offs_d`, and the mask of those that exist (None: all do); a paged cache's `pages` come
+        from `pages()`."""
         within = kb.mul(kb.row(offs_d), kb.arg(kernel_params.stride(t, "d")))
         if self.layout != "paged":
             base = self.k_base if t == "k" else self.v_base
             assert base is not None
             rows = kb.mul(kb.col(cols), kb.arg(kernel_params.stride(t, "s")))
             return kb.addptr(base, kb.add(rows, within), f"{t}_ptrs"), in_range
-        page_size = kb.constexpr(PAGE)
-        slot = kb.add(
-            kb.mul(kb.wide(self.b), kb.wide(kb.arg(kernel_params.stride("block_table", "b")))),
-            kb.mul(kb.wide(kb.div(cols, page_size)), kb.wide(kb.arg(kernel_params.stride("block_table", "p")))),
-        )
-        page = kb.load(kb.addptr(kb.arg("block_table_ptr"), slot), in_range, 0, f"{t}_page")
-        page_ok = kb.and_(kb.cmp("sge", page, kb.i32(0)), kb.cmp("slt", page, kb.arg("num_pages")), f"{t}_page_ok")
+        assert pages is not None
+        page, page_ok = pages
         rows = kb.add(
             kb.add(
                 kb.mul(kb.wide(page), kb.wide(kb.arg(kernel_params.stride(t, "b")))),
                 kb.mul(kb.wide(self.kv_h), kb.wide(kb.arg(kernel_params.stride(t, "h")))),
             ),
-            kb.mul(kb.wide(kb.rem(cols, page_size)), kb.wide(kb.arg(kernel_params.stride(t, "s")))),
+            kb.mul(kb.wide(kb.rem(cols, kb.constexpr(PAGE))), kb.wide(kb.arg(kernel_params.stride(t, "s")))),
         )
         ptrs = kb.addptr(kb.arg(kernel_params.ptr(t)), kb.add(kb.col(rows), within), f"{t}_ptrs")
-        ok = kb.col(page_ok if in_range is None else kb.and_(page_ok, in_range))
-        return ptrs, ok
+        ok = page_ok if in_range is None else in_range if page_ok is None else kb.and_(page_ok, in_range)
+        return ptrs, None if ok is None else kb.col(ok)
 
 
 def _clamp(kb: KernelBuilder, x: SSAValue, lo: SSAValue, hi: SSAValue, name: str) -> SSAValue:

@@ -70,7 +70,7 @@ def test_kv_cache_matches_reference(dtype, mask):
     assert torch.equal(attn(q, k2, v2, cache_seqlens=lens), out)
 
 
-@pytest.mark.parametrize("page", [16, 32, 24])
+@pytest.mark.parametrize("page", [16, 32, 24, 64])
 def test_paged_cache_matches_contiguous(page):
     """Pages in a shuffled order (any page size) give the contiguous cache's answer; the mods see logical
     positions and the sequence's index."""
@@ -402,3 +402,16 @@ def test_user_merge_must_return_three_values():
 
     with pytest.raises(attnc.TraceError, match=r"merge must return \(scale_a, scale_b, merged_state\)"):
         attnc.attention(normalizer=Bad())
+
+
+def test_one_page_id_per_key_block_when_blocks_fit_in_pages():
+    """Pages of a multiple of BLOCK_N: one page id per key block, shared by K and V; smaller pages: one per key."""
+    from attnc.runtime.attention import Signature
+
+    attn = attnc.attention(mask_mod=causal)
+    whole = attn.program.compile(Signature("float32", 4, 2, 32, 32, 0.1, "paged", 64), "cpu").stages["triton"]
+    forward = whole[whole.index("def attention_fwd(") : whole.index("def attention_fwd_split(")]
+    assert forward.count("tl.load(block_table_ptr") == 1 and "page_id = tl.load(block_table_ptr + " in forward
+    small = attn.program.compile(Signature("float32", 4, 2, 32, 32, 0.1, "paged", 16), "cpu").stages["triton"]
+    forward = small[small.index("def attention_fwd(") : small.index("def attention_fwd_split(")]
+    assert forward.count("tl.load(block_table_ptr") == 1 and "mask=in_range" in forward
