@@ -97,7 +97,9 @@ class Normalizer:
         """Optional: the states of one row after two disjoint ranges of its keys → (scale_a, scale_b,
         merged state), the accumulators merging as acc_a · scale_a + acc_b · scale_b. Decoding over a KV
         cache then splits the keys across programs even when attn-split cannot read the normalizer's
-        form (online softmax and additive normalizers need none); without one, such attention runs unsplit."""
+        form (online softmax and additive normalizers need none); without one, such attention runs unsplit.
+        The initial `state` stands for an empty range of keys: merging it with any state b must give b
+        (scale_a's value then does not matter, as the accumulator is 0; scale_b must be 1)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -156,6 +156,8 @@ def _cached(q: torch.Tensor, k: torch.Tensor, lens: Any, table: Any) -> Sequence
         capacity, meta, page = k.shape[2], (lens,), 0
     else:
         table = _index_tensor("block_table", table, 2, q.device)
+        if k.shape[0] == 0:
+            raise ValueError("a paged cache needs at least one page, but k has none")
         if table.shape[0] != batch:
             raise ValueError(f"block_table must have one row per sequence ({batch}), but got {table.shape[0]}")
         page = k.shape[2]

@@ -415,3 +415,11 @@ def test_one_page_id_per_key_block_when_blocks_fit_in_pages():
     small = attn.program.compile(Signature("float32", 4, 2, 32, 32, 0.1, "paged", 16), "cpu").stages["triton"]
     forward = small[small.index("def attention_fwd(") : small.index("def attention_fwd_split(")]
     assert forward.count("tl.load(block_table_ptr") == 1 and "mask=in_range" in forward
+
+
+def test_a_paged_cache_without_pages_is_refused():
+    q, k, v, lens = _cache()
+    with pytest.raises(ValueError, match="a paged cache needs at least one page"):
+        attnc.attention()(
+            q, k[:0, :, :16], v[:0, :, :16], cache_seqlens=lens, block_table=torch.zeros(3, 1, dtype=torch.int32)
+        )
