@@ -25,6 +25,36 @@ CANDIDATES: dict[str, list[tuple[int, int, int, int]]] = {
 }
 
 
+def forward_args(
+    compiled: CompiledVariant,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    captures: list[torch.Tensor],
+    config: LaunchConfig,
+    out_shape: tuple[int, ...],
+) -> dict[str, Any]:
+    """The forward kernel's arguments that depend on shapes alone: heads, scale, blocks, head dims, the
+    strides of q, k, v, the (contiguous) output and the captured tensors."""
+    info = compiled.info
+    constexprs = info.constexprs[info.forward]
+    args: dict[str, Any] = {
+        "num_heads": q.shape[1],
+        "group": q.shape[1] // k.shape[1],
+        "scale": info.scale,
+        "BLOCK_M": config.block_m,
+        "BLOCK_N": config.block_n,
+        "HEAD_DIM": constexprs["HEAD_DIM"],
+        "HEAD_DIM_V": constexprs["HEAD_DIM_V"],
+    }
+    set_strides(args, "q", q)
+    set_strides(args, "k", k)
+    set_strides(args, "v", v)
+    set_strides(args, "out", torch.empty(out_shape, device="meta"))  # contiguous
+    set_capture_shapes(args, captures)
+    return args
+
+
 class PreparedLaunch:
     """Everything about a forward launch that depends only on shapes: the warm path fills in pointers."""
 
@@ -38,7 +68,7 @@ class PreparedLaunch:
         config: LaunchConfig,
     ):
         batch, heads, seq_q, _ = q.shape
-        kv_heads, seq_kv, head_dim_v = k.shape[1], k.shape[2], v.shape[3]
+        seq_kv, head_dim_v = k.shape[2], v.shape[3]
         info = compiled.info
         self.compiled = compiled
         self.device = q.device
@@ -51,23 +81,8 @@ class PreparedLaunch:
         self.table_args = (config.block_m, config.block_n, batch, heads, seq_q, seq_kv)
         self.stat_names = [kernel_params.stat_ptr(i) for i in range(info.num_stats)]
         self.capture_names = [kernel_params.capture_ptr(i) for i in range(len(captures))]
-        head_dims = info.constexprs[info.forward]
-        args: dict[str, Any] = {
-            "seq_q": seq_q,
-            "seq_kv": seq_kv,
-            "num_heads": heads,
-            "group": heads // kv_heads,
-            "scale": info.scale,
-            "BLOCK_M": config.block_m,
-            "BLOCK_N": config.block_n,
-            "HEAD_DIM": head_dims["HEAD_DIM"],
-            "HEAD_DIM_V": head_dims["HEAD_DIM_V"],
-        }
-        set_strides(args, "q", q)
-        set_strides(args, "k", k)
-        set_strides(args, "v", v)
-        set_strides(args, "out", torch.empty(self.out_shape, device="meta"))  # contiguous
-        set_capture_shapes(args, captures)
+        args = forward_args(compiled, q, k, v, captures, config, self.out_shape)
+        args.update(seq_q=seq_q, seq_kv=seq_kv)
         self.args = args
         if self.static_tables and not self.empty:
             self._set_tables(captures)
@@ -147,4 +162,4 @@ def _as_tuple(c: LaunchConfig) -> tuple[int, ...]:
     return (c.block_m, c.block_n, c.num_warps, c.num_stages)
 
 
-__all__ = ["CANDIDATES", "PreparedLaunch", "forward", "tuned_config"]
+__all__ = ["CANDIDATES", "PreparedLaunch", "forward", "forward_args", "tuned_config"]

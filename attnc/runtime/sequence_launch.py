@@ -16,7 +16,8 @@ from attnc.dialect import kernel_params
 from attnc.dialect.attn_sequences import LAYOUTS
 from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.decode_splits import choose_splits, sm_count
-from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, run_kernel, set_capture_shapes, set_strides
+from attnc.runtime.forward import forward_args
+from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, run_kernel, set_strides
 from attnc.runtime.sequences import Sequences
 
 
@@ -50,26 +51,13 @@ class SequenceLaunch:
         self.head_dim_v = v.shape[3]
         self.sms = sm_count(q.device)
         constexprs = info.constexprs[info.forward]
-        args: dict[str, Any] = {
-            "num_heads": heads,
-            "group": heads // k.shape[1],
-            "scale": info.scale,
-            "BLOCK_M": self.config.block_m,
-            "BLOCK_N": self.config.block_n,
-            "HEAD_DIM": constexprs["HEAD_DIM"],
-            "HEAD_DIM_V": constexprs["HEAD_DIM_V"],
-        }
+        args = forward_args(compiled, q, k, v, captures, self.config, self.out_shape)
         if seqs.layout == "paged":
             args[kernel_params.PAGE_SIZE] = constexprs[kernel_params.PAGE_SIZE]
             args["num_pages"] = k.shape[0]
             set_strides(args, "block_table", seqs.meta[1], "bp")
         if seqs.layout == "packed":
             args["q_rows"], args["kv_rows"] = q.shape[2], k.shape[2]
-        set_strides(args, "q", q)
-        set_strides(args, "k", k)
-        set_strides(args, "v", v)
-        set_strides(args, "out", torch.empty(self.out_shape, device="meta"))  # contiguous
-        set_capture_shapes(args, captures)
         self.args = args
 
     def run(
