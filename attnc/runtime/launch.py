@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -27,6 +27,14 @@ class LaunchConfig:
     num_stages: int
 
 
+class Launched(NamedTuple):
+    """A compiled launch as it ran: Triton's handle, the grid and the arguments in parameter order."""
+
+    handle: Any
+    grid: tuple[int, ...]
+    values: tuple[Any, ...]
+
+
 def _params(kernel: Any) -> tuple[str, ...]:
     names = _PARAMS.get(id(kernel))
     if names is None:
@@ -36,9 +44,15 @@ def _params(kernel: Any) -> tuple[str, ...]:
 
 
 def run_kernel(
-    kernel: Any, grid: tuple[int, ...], args: dict[str, Any], device: torch.device, config: LaunchConfig | None
+    kernel: Any,
+    grid: tuple[int, ...],
+    args: dict[str, Any],
+    device: torch.device,
+    config: LaunchConfig | None,
+    record: list[Launched] | None = None,
 ) -> Any:
-    """Run a generated kernel, compiled on CUDA or in Triton's interpreter on the CPU; returns Triton's handle."""
+    """Run a generated kernel, compiled on CUDA or in Triton's interpreter on the CPU; returns Triton's handle.
+    `record` collects what ran, for replay.py."""
     names = _params(kernel)
     kwargs = {k: args[k] for k in names}
     if device.type == "cpu":
@@ -51,12 +65,21 @@ def run_kernel(
         kwargs["num_stages"] = config.num_stages
     if device.index is not None and device.index != torch.cuda.current_device():
         with torch.cuda.device(device):  # Triton launches on the current device
-            return kernel[grid](**kwargs)
-    return kernel[grid](**kwargs)
+            handle = kernel[grid](**kwargs)
+    else:
+        handle = kernel[grid](**kwargs)
+    if record is not None:
+        record.append(Launched(handle, grid, tuple(args[k] for k in names)))
+    return handle
 
 
 def run_fitting(
-    kernel: Any, grid: tuple[int, ...], args: dict[str, Any], device: torch.device, config: LaunchConfig
+    kernel: Any,
+    grid: tuple[int, ...],
+    args: dict[str, Any],
+    device: torch.device,
+    config: LaunchConfig,
+    record: list[Launched] | None = None,
 ) -> LaunchConfig:
     """`run_kernel`, stepping `num_stages` down while the compiled kernel does not fit the device.
 
@@ -68,7 +91,7 @@ def run_fitting(
 
     while True:
         try:
-            run_kernel(kernel, grid, args, device, config)
+            run_kernel(kernel, grid, args, device, config, record)
             return config
         except OutOfResources:
             if config.num_stages <= 1:

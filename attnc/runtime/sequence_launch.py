@@ -17,7 +17,7 @@ from attnc.dialect.attn_sequences import LAYOUTS
 from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.decode_splits import choose_splits, sm_count
 from attnc.runtime.forward import forward_args
-from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, run_kernel, set_strides
+from attnc.runtime.launch import LaunchConfig, Launched, cdiv, run_fitting, run_kernel, set_strides
 from attnc.runtime.sequences import Sequences
 
 
@@ -67,9 +67,10 @@ class SequenceLaunch:
         v: torch.Tensor,
         captures: list[torch.Tensor],
         seqs: Sequences,
+        record: list[Launched] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """out and the row statistics; `seqs.num_splits` 0 chooses, 1 runs unsplit, n splits each sequence's
-        keys n ways (where the variant can merge splits: attn-split)."""
+        keys n ways (where the variant can merge splits: attn-split). `record` collects the launches."""
         out = torch.empty(self.out_shape, dtype=v.dtype, device=self.device)
         stats = [torch.empty(self.stat_shape, dtype=torch.float32, device=self.device) for _ in self.stat_names]
         if seqs.count == 0 or seqs.max_q == 0:
@@ -92,9 +93,9 @@ class SequenceLaunch:
         grid = (programs, cdiv(rows, self.config.block_m))  # (sequence, head) programs on axis 0
         splits = self._splits(seqs.num_splits, grid, seqs)
         if splits == 1:
-            self.config = run_fitting(self.compiled.forward, grid, args, self.device, self.config)
+            self.config = run_fitting(self.compiled.forward, grid, args, self.device, self.config, record)
             return out, stats
-        self._run_split(args, (*grid, splits), splits, out, stats)
+        self._run_split(args, (*grid, splits), splits, out, stats, record)
         return out, stats
 
     def _splits(self, requested: int, grid: tuple[int, int], seqs: Sequences) -> int:
@@ -106,7 +107,13 @@ class SequenceLaunch:
         return choose_splits(grid[0] * grid[1], key_blocks, self.sms)
 
     def _run_split(
-        self, args: dict[str, Any], grid: tuple[int, ...], splits: int, out: torch.Tensor, stats: list[torch.Tensor]
+        self,
+        args: dict[str, Any],
+        grid: tuple[int, ...],
+        splits: int,
+        out: torch.Tensor,
+        stats: list[torch.Tensor],
+        record: list[Launched] | None,
     ) -> None:
         """The split forward, then the combine that merges the splits and finalizes."""
         part_rows = out.shape[0] * out.shape[1] * out.shape[2]
@@ -118,7 +125,7 @@ class SequenceLaunch:
         args.update(part, **sizes)
         kernels = self.compiled.kernels
         info = self.compiled.info
-        self.config = run_fitting(getattr(kernels, info.split_forward), grid, args, self.device, self.config)
+        self.config = run_fitting(getattr(kernels, info.split_forward), grid, args, self.device, self.config, record)
         rows_per_program = info.constexprs[info.combine]["BLOCK_M"]
         combine = {**part, **sizes, "BLOCK_M": rows_per_program, "HEAD_DIM_V": args["HEAD_DIM_V"]}
         for name in ("out_ptr", *self.stat_names, *self.capture_names, "seq_q", "num_heads"):
@@ -126,7 +133,8 @@ class SequenceLaunch:
         for key, value in args.items():
             if key.startswith(("stride_out_", "cap")):
                 combine[key] = value
-        run_kernel(getattr(kernels, info.combine), (cdiv(part_rows, rows_per_program),), combine, self.device, None)
+        combine_grid = (cdiv(part_rows, rows_per_program),)
+        run_kernel(getattr(kernels, info.combine), combine_grid, combine, self.device, None, record)
 
 
 def _fit_rows(config: LaunchConfig, rows: int) -> LaunchConfig:

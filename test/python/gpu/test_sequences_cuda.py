@@ -96,3 +96,35 @@ def test_decode_step_captured_in_a_cuda_graph():
         graph.replay()
         torch.cuda.synchronize()
         assert torch.equal(out, step())
+
+
+@pytest.mark.parametrize("page", [0, 16])
+def test_warm_decode_calls_take_each_calls_tensors(page):
+    """Warm decode calls (replayed through Triton's launcher) read this call's q, cache, lengths and pages,
+    with splits and without, and an input that lost its alignment falls back to the full launch."""
+    torch.manual_seed(3)
+    batch, hq, hkv, capacity, d = 2, 8, 2, 2048, 64
+    attn = attnc.attention(score_mod=softcap)
+    for num_splits in (0, 1, 3):
+        for call in range(4):
+            q = torch.randn(batch, hq, 1, d, device="cuda", dtype=torch.bfloat16)
+            # the last call: views one element in, not 16-byte aligned like the first calls' tensors
+            extra = 1 if call == 3 else 0
+            k = torch.randn(batch * hkv * capacity * d + extra, device="cuda", dtype=torch.bfloat16)[extra:]
+            v = torch.randn_like(k)
+            k, v = (t.view(batch, hkv, capacity, d) for t in (k, v))
+            lens = torch.randint(1, capacity + 1, (batch,), device="cuda", dtype=torch.int32)
+            if page:
+                per_seq = capacity // page
+                order = torch.randperm(batch * per_seq, device="cuda").reshape(batch, per_seq)
+                k_pages = torch.empty(batch * per_seq, hkv, page, d, device="cuda", dtype=k.dtype)
+                v_pages = torch.empty_like(k_pages)
+                k_pages[order.flatten()] = k.reshape(batch, hkv, per_seq, page, d).transpose(1, 2).flatten(0, 1)
+                v_pages[order.flatten()] = v.reshape(batch, hkv, per_seq, page, d).transpose(1, 2).flatten(0, 1)
+                out, lse = attn(q, k_pages, v_pages, return_lse=True, cache_seqlens=lens,
+                                block_table=order.to(torch.int32), num_splits=num_splits)  # fmt: skip
+            else:
+                out, lse = attn(q, k, v, return_lse=True, cache_seqlens=lens, num_splits=num_splits)
+            ref, ref_lse = sequences_reference(q, k, v, cache_seqlens=lens, score_mod=softcap)
+            assert rel(out, ref) < 1e-2, (num_splits, call)
+            assert rel(lse, ref_lse) < 1e-3, (num_splits, call)
