@@ -26,7 +26,7 @@ class _BoundLaunch:
     __slots__ = ("runner", "slots", "values")
 
     def __init__(self, launched: Launched, slot_of: dict[int, int]):
-        self.runner = launched.handle[launched.grid]
+        self.runner = launched.handle[(*launched.grid, 1, 1)[:3]]  # the launcher takes three grid sizes
         self.values = list(launched.values)
         self.slots = [(i, slot_of[id(v)]) for i, v in enumerate(launched.values) if isinstance(v, torch.Tensor)]
 
@@ -55,13 +55,16 @@ class Replay:
         self.num_outputs = len(outputs)
         self.made = [(tuple(t.shape), t.dtype, t.device) for t in made]
         self.aligned = [t.data_ptr() % 16 == 0 for t in inputs]
-        self.device_index = torch.cuda.current_device()
+        device = inputs[0].device
+        self.device_index = (
+            (torch.cuda.current_device() if device.index is None else device.index) if device.type == "cuda" else None
+        )
         self.launches = [_BoundLaunch(launch, slot_of) for launch in launched]
 
     def __call__(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor] | None:
         """The outputs; None when an input lost the alignment the kernels were specialized on, or another
         device is current (Triton launches on the current device's stream)."""
-        if torch.cuda.current_device() != self.device_index:
+        if self.device_index is not None and torch.cuda.current_device() != self.device_index:
             return None
         for t, aligned in zip(inputs, self.aligned):
             if aligned and t.data_ptr() % 16:
