@@ -207,8 +207,11 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
     # a key block lies in one page: one page id per block (the runtime launches the tile's BLOCK_N)
     whole_pages = layout == "paged" and constexprs[PAGE] % tile.block_n.data == 0
 
-    def attend(carried: dict[str, SSAValue], start_n: SSAValue, masked: bool) -> dict[str, SSAValue]:
-        """One key block from `start_n`: scores, score_mod, [mask], normalizer update, the PV product."""
+    def attend(
+        carried: dict[str, SSAValue], start_n: SSAValue, masked: bool, kept_whole: SSAValue | None = None
+    ) -> dict[str, SSAValue]:
+        """One key block from `start_n`: scores, score_mod, [mask], normalizer update, the PV product.
+        `kept_whole` (a scalar, where the mask is affine): the mask and the lengths keep the whole block."""
         cols = kb.add(start_n, offs_n, "cols")
         col_ok = kb.row(kb.cmp("slt", cols, rows.k_len), "col_ok") if masked else None
         in_range = kb.cmp("slt", cols, rows.k_len, "in_range") if masked else None
@@ -253,7 +256,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
             v_ok = kb.col(v_ok, "kv_ok")
         v_mask = _and_optional(kb, v_ok, dv_ok)
         v = kb.load(v_ptrs, v_mask, 0.0 if v_mask is not None else None, "v")
-        acc = _accumulate(kb, carried["acc"], alpha, p, v, keep is not None and cuts_keys)
+        acc = _accumulate(kb, carried["acc"], alpha, p, v, keep if cuts_keys else None, kept_whole, layout != "dense")
         return {"acc": acc, **dict(zip(state_names, new_state))}
 
     split_id = kb.program_id(2, "split") if split else None
@@ -283,12 +286,26 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
     return kb.finish()
 
 
-def _accumulate(kb: KernelBuilder, acc: SSAValue, alpha: SSAValue, p: SSAValue, v: SSAValue, guarded: bool) -> SSAValue:
-    """acc · alpha + p v; `guarded` (a block the mask cuts): a key it hides never turns 0 · inf into NaN."""
+def _accumulate(
+    kb: KernelBuilder,
+    acc: SSAValue,
+    alpha: SSAValue,
+    p: SSAValue,
+    v: SSAValue,
+    keep: SSAValue | None,
+    kept_whole: SSAValue | None,
+    every_block_masked: bool,
+) -> SSAValue:
+    """acc · alpha + p v. Where a mask_mod's `keep` may hide keys, a key it hides never turns 0 · inf into
+    NaN; when `every_block_masked` (a sequence's blocks all run masked), only blocks the mask cuts test
+    their values: those not `kept_whole` (an affine mask's classify), else those where `keep` drops any."""
     elem = tile.element_type_of(v.type)
     reached = None
-    if guarded:
-        v, reached = guard_values(kb, v, p, BM)
+    if keep is not None:
+        cut = None
+        if every_block_masked:
+            cut = kb.not_(kept_whole) if kept_whole is not None else kb.reduce_any(kb.not_(keep), "cut")
+        v, reached = guard_values(kb, v, p, BM, cut)
     acc = kb.mul(acc, alpha, "acc")
     acc = kb.dot(kb.cast(p, elem), v, acc, "ieee" if elem == f32 else None, "acc")
     return acc if reached is None else restore_rows(kb, acc, reached)
@@ -380,7 +397,7 @@ def _load_queries(
     return q, kb.col(kb.add(rows.q_shift, kb.min(qrows.pos, last_row)), "q_idx")
 
 
-Attend = Callable[[dict[str, SSAValue], SSAValue, bool], dict[str, SSAValue]]
+Attend = Callable[..., dict[str, SSAValue]]
 
 
 def _table_loops(
@@ -439,9 +456,10 @@ def _sequence_loop(
     with kb.loop(lo, hi, kb.i32(1), init, "key blocks of the sequence") as body:
         start_n = kb.mul(body.index, kb.constexpr(BN), "start_n")
         kv_end = kb.min(kb.add(start_n, kb.constexpr(BN)), rows.k_len, "kv_end")
-        any_kept, _ = lower_region(kb, flash.classify, [b, h, q_first, q_end, start_n, kv_end], "classify")
+        any_kept, all_kept = lower_region(kb, flash.classify, [b, h, q_first, q_end, start_n, kv_end], "classify")
+        whole = kb.and_(all_kept, kb.cmp("eq", kb.sub(kv_end, start_n), kb.constexpr(BN)), "kept_whole")
         with kb.branch(any_kept, body.carried, "skip a block the mask empties") as inner:
-            inner.yield_(attend(inner.carried, start_n, True))
+            inner.yield_(attend(inner.carried, start_n, True, whole))
         body.yield_(inner.results)
     return body.results
 

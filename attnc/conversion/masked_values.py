@@ -17,9 +17,22 @@ from attnc.conversion.kernel_builder import KernelBuilder
 from attnc.dialect import tile
 
 
-def guard_values(kb: KernelBuilder, v: SSAValue, p: SSAValue, rows: str) -> tuple[SSAValue, SSAValue]:
+def guard_values(
+    kb: KernelBuilder, v: SSAValue, p: SSAValue, rows: str, cut: SSAValue | None = None
+) -> tuple[SSAValue, SSAValue]:
     """(v with its non-finite entries zeroed, [rows] 1.0 where a row weighs a non-finite value, else 0.0);
-    v [BLOCK_N, DV] unchanged and no rows when it is all finite."""
+    v [BLOCK_N, DV] unchanged and no rows when it is all finite, or when `cut` (a scalar: the mask hides
+    some key of the block) is given and false, without testing the tile."""
+    if cut is None:
+        return _guard(kb, v, p, rows)
+    kept = {"v_finite": v, "weighs_nonfinite": kb.full((rows,), 0.0, f32, "weighs_nonfinite")}
+    with kb.branch(cut, kept, "the mask cuts the block: a value it hides may be NaN or ±inf") as body:
+        guarded, reached = _guard(kb, v, p, rows)
+        body.yield_({"v_finite": guarded, "weighs_nonfinite": reached})
+    return body.results["v_finite"], body.results["weighs_nonfinite"]
+
+
+def _guard(kb: KernelBuilder, v: SSAValue, p: SSAValue, rows: str) -> tuple[SSAValue, SSAValue]:
     check = kb.cast(kb.sub(v, v), f32, "v_check")
     nonfinite = kb.cmpf("une", kb.sum_all(check), kb.f32(0.0), "v_nonfinite")
     kept = {"v_finite": v, "weighs_nonfinite": kb.full((rows,), 0.0, f32, "weighs_nonfinite")}

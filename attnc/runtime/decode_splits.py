@@ -1,6 +1,10 @@
 """How many ranges split decoding cuts each sequence's keys into (FlashAttention's heuristic): none
 while the (sequence, kv head, query block) programs already fill the GPU; otherwise the smallest
-count whose waves use the SMs within 85 % as well as the best count does."""
+count whose waves use the SMs within 85 % as well as the best count does.
+
+A paged cache reads a page id before each key block, a dependent load that one program per SM
+cannot hide: it splits into at least PAGED_WAVES waves, keeping PAGED_MIN_BLOCKS key blocks per
+split (measured on the H200: bench/probe_splits.py, bench/RESULTS.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import math
 import torch
 
 MAX_SPLITS = 128
+PAGED_WAVES = 4
+PAGED_MIN_BLOCKS = 64
 _SMS: dict[int, int] = {}
 
 
@@ -23,8 +29,16 @@ def sm_count(device: torch.device) -> int:
     return found
 
 
-def choose_splits(programs: int, key_blocks: int, sms: int) -> int:
+def choose_splits(programs: int, key_blocks: int, sms: int, paged: bool = False) -> int:
     """Splits for `programs` programs over `key_blocks` key blocks each, on `sms` SMs."""
+    chosen = _filling_splits(programs, key_blocks, sms)
+    if paged:
+        waves = -(-PAGED_WAVES * sms // programs)
+        chosen = max(chosen, min(waves, key_blocks // PAGED_MIN_BLOCKS, MAX_SPLITS))
+    return chosen
+
+
+def _filling_splits(programs: int, key_blocks: int, sms: int) -> int:
     if programs >= 0.8 * sms or key_blocks <= 1:
         return 1
     limit = min(MAX_SPLITS, sms, key_blocks)

@@ -104,7 +104,7 @@ class SequenceLaunch:
         key_blocks = cdiv(seqs.max_k, self.config.block_n)
         if requested:
             return max(1, min(requested, key_blocks))
-        return choose_splits(grid[0] * grid[1], key_blocks, self.sms)
+        return choose_splits(grid[0] * grid[1], key_blocks, self.sms, seqs.layout == "paged")
 
     def _run_split(
         self,

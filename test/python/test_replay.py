@@ -15,32 +15,43 @@ class FakeCompiled:
     """Records launches the way `CompiledKernel[grid](*args)` takes them."""
 
     function = object()
+    packed_metadata = object()
 
     def __init__(self) -> None:
         self.calls: list[tuple[tuple[int, ...], tuple[Any, ...]]] = []
 
     def __getitem__(self, grid: tuple[int, ...]):
-        return lambda *args: self.calls.append((grid, args))
+        return lambda *args, stream=None: self.calls.append((grid, args))
+
+    def run(self, x: int, y: int, z: int, stream: int, function: Any, metadata: Any, *rest: Any) -> None:
+        assert function is self.function and metadata is self.packed_metadata
+        launch_metadata, enter_hook, exit_hook, *args = rest
+        self.calls.append(((x, y, z), tuple(args)))
 
 
-def test_replay_swaps_inputs_and_allocates_outputs_and_shared_scratch():
+def test_replay_swaps_inputs_and_lays_out_outputs_and_shared_scratch():
     split, combine = FakeCompiled(), FakeCompiled()
-    q, k, out, scratch = torch.zeros(4), torch.zeros(8), torch.zeros(2, 3), torch.zeros(5)
+    q, k = torch.zeros(4), torch.zeros(8)
+    out, stat, scratch = torch.zeros(2, 3, dtype=torch.bfloat16), torch.zeros(3), torch.zeros(5)
     launched = [
         Launched(split, (7,), (q, k, scratch, 16, 64)),
-        Launched(combine, (2, 3), (scratch, out, 16)),
+        Launched(combine, (2, 3), (scratch, out, stat, 16)),
     ]
-    replay = replay_of(launched, [q, k], [out])
+    replay = replay_of(launched, [q, k], [out, stat])
     assert replay is not None
     q2, k2 = torch.ones(4), torch.ones(8)
     made = replay([q2, k2])
-    assert made is not None and len(made) == 1
-    assert made[0].shape == (2, 3) and made[0] is not out
+    assert made is not None and len(made) == 2
+    new_out, new_stat = made
+    assert new_out.shape == (2, 3) and new_out.dtype == torch.bfloat16 and new_out.data_ptr() != out.data_ptr()
+    assert new_stat.shape == (3,) and new_stat.dtype == torch.float32
     (grid_a, args_a), (grid_b, args_b) = split.calls[0], combine.calls[0]
     assert grid_a == (7, 1, 1) and grid_b == (2, 3, 1)
-    assert args_a[0] is q2 and args_a[1] is k2 and args_a[3:] == (16, 64)
-    assert args_a[2] is args_b[0] and args_a[2] is not scratch  # scratch: fresh, and one tensor for both
-    assert args_b[1] is made[0] and args_b[2] == 16
+    assert args_a[:2] == (q2.data_ptr(), k2.data_ptr()) and args_a[3:] == (16, 64)
+    assert args_b[1:] == (new_out.data_ptr(), new_stat.data_ptr(), 16)
+    # scratch: one pointer for both launches, in the fp32 buffer after the stat, 16-byte aligned
+    assert args_a[2] == args_b[0]
+    assert args_a[2] - new_stat.data_ptr() >= 3 * 4 and (args_a[2] - new_stat.data_ptr()) % 16 == 0
 
 
 def test_replay_refuses_what_it_cannot_replay():
