@@ -3,8 +3,7 @@ while the (sequence, kv head, query block) programs already fill the GPU; otherw
 count whose waves use the SMs within 85 % as well as the best count does.
 
 A paged cache reads a page id before each key block, a dependent load that one program per SM
-cannot hide: it splits into at least PAGED_WAVES waves, keeping PAGED_MIN_BLOCKS key blocks per
-split (measured on the H200: bench/probe_splits.py, bench/RESULTS.md)."""
+cannot hide: it splits into at least PAGED_WAVES waves, keeping PAGED_MIN_KEYS keys per split (measured on the H200: bench/probe_splits.py, bench/RESULTS.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ import torch
 
 MAX_SPLITS = 128
 PAGED_WAVES = 4
-PAGED_MIN_BLOCKS = 64
+PAGED_MIN_KEYS = 4096
 _SMS: dict[int, int] = {}
 
 
@@ -29,12 +28,13 @@ def sm_count(device: torch.device) -> int:
     return found
 
 
-def choose_splits(programs: int, key_blocks: int, sms: int, paged: bool = False) -> int:
-    """Splits for `programs` programs over `key_blocks` key blocks each, on `sms` SMs."""
+def choose_splits(programs: int, key_blocks: int, sms: int, paged_block_n: int = 0) -> int:
+    """Splits for `programs` programs over `key_blocks` key blocks each, on `sms` SMs; a paged cache
+    gives its key block size, `paged_block_n`."""
     chosen = _filling_splits(programs, key_blocks, sms)
-    if paged:
+    if paged_block_n:
         waves = -(-PAGED_WAVES * sms // programs)
-        chosen = max(chosen, min(waves, key_blocks // PAGED_MIN_BLOCKS, MAX_SPLITS))
+        chosen = max(chosen, min(waves, key_blocks * paged_block_n // PAGED_MIN_KEYS, MAX_SPLITS))
     return chosen
 
 

@@ -56,7 +56,13 @@ class Replay:
     """The launches of one call, to run again on new inputs of the same shapes, strides and dtypes."""
 
     def __init__(self, launched: Sequence[Launched], inputs: Sequence[torch.Tensor], outputs: Sequence[torch.Tensor]):
-        slot_of = {id(t): i for i, t in enumerate(inputs)}
+        slot_of: dict[int, int] = {}
+        self.same: list[tuple[int, int]] = []  # inputs that were one tensor (k is v), and must be again
+        for i, t in enumerate(inputs):
+            if id(t) in slot_of:
+                self.same.append((i, slot_of[id(t)]))
+            else:
+                slot_of[id(t)] = i
         made: list[torch.Tensor] = []  # outputs first, then scratch, laid out afresh per call
         for t in [*outputs, *(v for launch in launched for v in launch.values if isinstance(v, torch.Tensor))]:
             if id(t) not in slot_of:
@@ -88,10 +94,13 @@ class Replay:
         self.launches = [_BoundLaunch(launch, slot_of) for launch in launched]
 
     def __call__(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor] | None:
-        """The outputs; None when an input lost the alignment the kernels were specialized on, or another
-        device is current (Triton launches on the current device's stream)."""
+        """The outputs; None when an input lost the alignment the kernels were specialized on, inputs that
+        were one tensor are not now, or another device is current (Triton launches on its stream)."""
         if self.device_index is not None and torch.cuda.current_device() != self.device_index:
             return None
+        for i, j in self.same:
+            if inputs[i] is not inputs[j]:
+                return None
         pointers = [t.data_ptr() for t in inputs]
         for pointer, aligned in zip(pointers, self.aligned):
             if aligned and pointer % _ALIGN:
@@ -119,11 +128,9 @@ def _first_shape(made: list[torch.Tensor], dtype: torch.dtype) -> tuple[int, ...
 
 
 def replay_of(launched: Sequence[Launched], inputs: Sequence[Any], outputs: Sequence[torch.Tensor]) -> Replay | None:
-    """A Replay of `launched`; None when nothing launched, a launch was not a compiled one, an input is
-    given twice (k is v: a later call's k and v could not be told apart) or a made tensor is a view."""
+    """A Replay of `launched`; None when nothing launched, a launch was not a compiled one or a made
+    tensor is a view. An input given twice (k is v) replays only calls that give it twice again."""
     if not launched or not all(hasattr(launch.handle, "function") for launch in launched):
-        return None
-    if len({id(t) for t in inputs}) != len(inputs):
         return None
     given = {id(t) for t in inputs}
     made = [v for launch in launched for v in launch.values if isinstance(v, torch.Tensor) and id(v) not in given]

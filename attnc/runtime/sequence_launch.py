@@ -104,7 +104,8 @@ class SequenceLaunch:
         key_blocks = cdiv(seqs.max_k, self.config.block_n)
         if requested:
             return max(1, min(requested, key_blocks))
-        return choose_splits(grid[0] * grid[1], key_blocks, self.sms, seqs.layout == "paged")
+        paged_block_n = self.config.block_n if seqs.layout == "paged" else 0
+        return choose_splits(grid[0] * grid[1], key_blocks, self.sms, paged_block_n)
 
     def _run_split(
         self,

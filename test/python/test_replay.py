@@ -62,6 +62,11 @@ def test_replay_refuses_what_it_cannot_replay():
     assert replay([torch.zeros(17)[1:]]) is None  # was 16-byte aligned, is not now
     assert replay_of([], [q], [out]) is None
     assert replay_of([Launched(object(), (1,), (q, out))], [q], [out]) is None  # interpreted: no compiled handle
-    assert replay_of([Launched(kernel, (1,), (q, q, out))], [q, q], [out]) is None  # one tensor given twice
+    twice = replay_of([Launched(kernel, (1,), (q, q, out))], [q, q], [out])  # k is v
+    assert twice is not None
+    other = torch.zeros(16)
+    assert twice([other, torch.zeros(16)]) is None  # ... but not now: the slots would be ambiguous
+    made = twice([other, other])
+    assert made is not None and kernel.calls[-1][1][:2] == (other.data_ptr(), other.data_ptr())
     view = torch.zeros(8)[2:6]
     assert replay_of([Launched(kernel, (1,), (q, view))], [q], [view]) is None
