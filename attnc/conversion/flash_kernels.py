@@ -453,15 +453,49 @@ def _sequence_loop(
         return body.results
     q_first = kb.add(rows.q_shift, qrows.first, "q_first")
     q_end = kb.add(rows.q_shift, qrows.end, "q_end")
-    with kb.loop(lo, hi, kb.i32(1), init, "key blocks of the sequence") as body:
-        start_n = kb.mul(body.index, kb.constexpr(BN), "start_n")
+
+    def classify(start_n: SSAValue) -> tuple[SSAValue, SSAValue]:
+        """(any kept, the whole block kept) for the key block at `start_n`."""
         kv_end = kb.min(kb.add(start_n, kb.constexpr(BN)), rows.k_len, "kv_end")
         any_kept, all_kept = lower_region(kb, flash.classify, [b, h, q_first, q_end, start_n, kv_end], "classify")
-        whole = kb.and_(all_kept, kb.cmp("eq", kb.sub(kv_end, start_n), kb.constexpr(BN)), "kept_whole")
-        with kb.branch(any_kept, body.carried, "skip a block the mask empties") as inner:
+        return any_kept, kb.and_(all_kept, kb.cmp("eq", kb.sub(kv_end, start_n), kb.constexpr(BN)), "kept_whole")
+
+    run_lo, run_hi = _first_whole_run(kb, lo, hi, classify)
+    # the run of whole blocks: no mask, no branch (the loads pipeline)
+    with kb.loop(run_lo, run_hi, kb.i32(1), init, "key blocks the mask keeps whole") as body:
+        body.yield_(attend(body.carried, kb.mul(body.index, kb.constexpr(BN), "start_n"), False))
+    # the others, before the run and after it, masked; a block the mask empties is skipped
+    before = kb.sub(run_lo, lo, "blocks_before")
+    count = kb.add(before, kb.sub(hi, run_hi), "blocks_masked")
+    with kb.loop(zero, count, kb.i32(1), body.results, "key blocks the mask cuts or empties") as masked:
+        index = kb.where(
+            kb.cmp("slt", masked.index, before), kb.add(lo, masked.index), kb.add(run_hi, kb.sub(masked.index, before))
+        )
+        start_n = kb.mul(index, kb.constexpr(BN), "start_n")
+        any_kept, whole = classify(start_n)
+        with kb.branch(any_kept, masked.carried, "skip a block the mask empties") as inner:
             inner.yield_(attend(inner.carried, start_n, True, whole))
-        body.yield_(inner.results)
-    return body.results
+        masked.yield_(inner.results)
+    return masked.results
+
+
+def _first_whole_run(
+    kb: KernelBuilder, lo: SSAValue, hi: SSAValue, classify: Callable[[SSAValue], tuple[SSAValue, SSAValue]]
+) -> tuple[SSAValue, SSAValue]:
+    """[run_lo, run_hi): the first run of consecutive key blocks in [lo, hi) the mask keeps whole (empty at hi
+    when there is none), found by a scalar pass over the blocks' classify."""
+    none = kb.i32(-1)
+    with kb.loop(lo, hi, kb.i32(1), {"run_lo": none, "run_hi": none}, "find the first run of whole blocks") as body:
+        _, whole = classify(kb.mul(body.index, kb.constexpr(BN), "start_n"))
+        starts = kb.and_(whole, kb.cmp("slt", body.carried["run_lo"], kb.i32(0)), "starts")
+        extends = kb.and_(whole, kb.cmp("eq", body.carried["run_hi"], body.index), "extends")
+        next_block = kb.add(body.index, kb.i32(1))
+        body.yield_({
+            "run_lo": kb.where(starts, body.index, body.carried["run_lo"]),
+            "run_hi": kb.where(kb.or_(starts, extends), next_block, body.carried["run_hi"]),
+        })  # fmt: skip
+    found = kb.cmp("sge", body.results["run_lo"], kb.i32(0), "run_found")
+    return kb.where(found, body.results["run_lo"], hi, "run_lo"), kb.where(found, body.results["run_hi"], hi, "run_hi")
 
 
 def _and_optional(kb: KernelBuilder, a: SSAValue | None, b: SSAValue | None) -> SSAValue | None:

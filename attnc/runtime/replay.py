@@ -3,8 +3,8 @@
 `JITFunction.run` binds and specializes every argument on every launch, tens of microseconds of host
 time, more than a decode kernel lasts. A call whose shapes, strides and integers repeat (the decode
 path's key holds all of them) can instead keep the compiled kernels and their arguments in parameter
-order, and swap in this call's pointers: the inputs', and those of fresh outputs and scratch laid out
-like the first call's, one allocation per dtype.
+order, and swap in this call's pointers: the inputs', fresh outputs', and scratch laid out like the
+first call's, one allocation per dtype.
 
 A kernel was specialized on its first arguments, 16-byte alignment of pointers included: a replay
 refuses (returns None) when an input that was aligned then is not now, and the caller takes the full
@@ -14,7 +14,6 @@ Triton's runner, which reports them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,17 +38,23 @@ class _BoundLaunch:
         self.run = self.handle.run
         self.function = self.handle.function
         self.metadata = self.handle.packed_metadata
-        self.args = list(launched.values)
         self.slots = [(i, slot_of[id(v)]) for i, v in enumerate(launched.values) if isinstance(v, torch.Tensor)]
+        # every tensor is replaced at each call: keep none of the first call's (its KV cache among them)
+        self.args: list[Any] = [None if isinstance(v, torch.Tensor) else v for v in launched.values]
 
     def __call__(self, pointers: list[int], stream: int) -> None:
         args = self.args.copy()
         for i, slot in self.slots:
             args[i] = pointers[slot]
-        if knobs.runtime.launch_enter_hook is not None or knobs.runtime.launch_exit_hook is not None:
-            self.handle[self.grid](*args, stream=stream)
+        if _hooked(knobs.runtime.launch_enter_hook) or _hooked(knobs.runtime.launch_exit_hook):
+            self.handle[self.grid](*args, stream=stream)  # Triton's runner: builds the hooks' metadata
             return
         self.run(*self.grid, stream, self.function, self.metadata, None, None, None, *args)
+
+
+def _hooked(hook: Any) -> bool:
+    """Whether a launch hook is set: None or an empty HookChain (Triton 3.9's default) is not."""
+    return hook is not None and bool(getattr(hook, "calls", True))
 
 
 class Replay:
@@ -73,23 +78,16 @@ class Replay:
         self.device_index = None
         if device.type == "cuda":
             self.device_index = torch.cuda.current_device() if device.index is None else device.index
-        # one buffer per dtype; each made tensor at an aligned offset in its dtype's buffer
-        self.places: list[tuple[int, int, tuple[int, ...]]] = []  # (buffer, element offset, shape)
+        self.outputs = [(tuple(t.shape), t.dtype) for t in made[: len(outputs)]]
+        # scratch: one buffer per dtype, each tensor at an aligned offset in its dtype's buffer
+        self.places: list[tuple[int, int]] = []  # (buffer, element offset)
         sizes: dict[torch.dtype, int] = {}
-        for t in made:
-            if t.dtype not in sizes:
-                sizes[t.dtype] = 0
+        for t in made[len(outputs) :]:
             step = _ALIGN // t.element_size()
-            offset = -(-sizes[t.dtype] // step) * step
+            offset = -(-sizes.get(t.dtype, 0) // step) * step
             sizes[t.dtype] = offset + t.numel()
-            self.places.append((list(sizes).index(t.dtype), offset, tuple(t.shape)))
-        counts = [sum(1 for t in made if t.dtype == dtype) for dtype in sizes]
-        # a dtype with one tensor (out, mostly) is allocated in its own shape
-        self.buffers = [
-            (dtype, shape if count == 1 else (size,))
-            for (dtype, size), count, shape in zip(sizes.items(), counts, [_first_shape(made, d) for d in sizes])
-        ]
-        self.num_outputs = len(outputs)
+            self.places.append((list(sizes).index(t.dtype), offset))
+        self.scratch = list(sizes.items())
         self.aligned = [t.data_ptr() % _ALIGN == 0 for t in inputs]
         self.launches = [_BoundLaunch(launch, slot_of) for launch in launched]
 
@@ -105,9 +103,11 @@ class Replay:
         for pointer, aligned in zip(pointers, self.aligned):
             if aligned and pointer % _ALIGN:
                 return None
-        buffers = [torch.empty(shape, dtype=dtype, device=self.device) for dtype, shape in self.buffers]
-        bases = [(b.data_ptr(), b.element_size()) for b in buffers]
-        for index, offset, _ in self.places:
+        outputs = [torch.empty(shape, dtype=dtype, device=self.device) for shape, dtype in self.outputs]
+        pointers += [t.data_ptr() for t in outputs]
+        scratch = [torch.empty(size, dtype=dtype, device=self.device) for dtype, size in self.scratch]
+        bases = [(b.data_ptr(), b.element_size()) for b in scratch]
+        for index, offset in self.places:
             base, size = bases[index]
             pointers.append(base + offset * size)
         stream = 0
@@ -115,24 +115,18 @@ class Replay:
             stream = driver.active.get_current_stream(self.device_index)  # pyright: ignore[reportAttributeAccessIssue]
         for launch in self.launches:
             launch(pointers, stream)
-        outputs = []
-        for index, offset, shape in self.places[: self.num_outputs]:
-            buffer = buffers[index]
-            own = buffer.shape == shape
-            outputs.append(buffer if own else buffer[offset : offset + math.prod(shape)].view(shape))
         return outputs
 
 
-def _first_shape(made: list[torch.Tensor], dtype: torch.dtype) -> tuple[int, ...]:
-    return next(tuple(t.shape) for t in made if t.dtype == dtype)
-
-
 def replay_of(launched: Sequence[Launched], inputs: Sequence[Any], outputs: Sequence[torch.Tensor]) -> Replay | None:
-    """A Replay of `launched`; None when nothing launched, a launch was not a compiled one or a made
-    tensor is a view. An input given twice (k is v) replays only calls that give it twice again."""
+    """A Replay of `launched`; None when nothing launched, a launch was not a compiled one, an output is
+    not a tensor of its own or a made tensor is a view. An input given twice (k is v) replays only calls
+    that give it twice again. Every other tensor the launches take is scratch, written before it is read."""
     if not launched or not all(hasattr(launch.handle, "function") for launch in launched):
         return None
     given = {id(t) for t in inputs}
+    if len({id(t) for t in outputs}) != len(outputs) or any(id(t) in given for t in outputs):
+        return None  # an output that is an input, or given twice, would not be a fresh tensor of its own
     made = [v for launch in launched for v in launch.values if isinstance(v, torch.Tensor) and id(v) not in given]
     if not all(t.is_contiguous() and t.storage_offset() == 0 for t in [*outputs, *made]):
         return None

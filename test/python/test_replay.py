@@ -18,10 +18,11 @@ class FakeCompiled:
     packed_metadata = object()
 
     def __init__(self) -> None:
-        self.calls: list[tuple[tuple[int, ...], tuple[Any, ...]]] = []
+        self.calls: list[tuple[tuple[int, ...], tuple[Any, ...]]] = []  # through the launcher, `run`
+        self.runner_calls: list[tuple[tuple[int, ...], tuple[Any, ...]]] = []  # through Triton's runner
 
     def __getitem__(self, grid: tuple[int, ...]):
-        return lambda *args, stream=None: self.calls.append((grid, args))
+        return lambda *args, stream=None: self.runner_calls.append((grid, args))
 
     def run(self, x: int, y: int, z: int, stream: int, function: Any, metadata: Any, *rest: Any) -> None:
         assert function is self.function and metadata is self.packed_metadata
@@ -49,9 +50,22 @@ def test_replay_swaps_inputs_and_lays_out_outputs_and_shared_scratch():
     assert grid_a == (7, 1, 1) and grid_b == (2, 3, 1)
     assert args_a[:2] == (q2.data_ptr(), k2.data_ptr()) and args_a[3:] == (16, 64)
     assert args_b[1:] == (new_out.data_ptr(), new_stat.data_ptr(), 16)
-    # scratch: one pointer for both launches, in the fp32 buffer after the stat, 16-byte aligned
+    # scratch: one pointer for both launches, of its own (not the outputs'), 16-byte aligned
     assert args_a[2] == args_b[0]
-    assert args_a[2] - new_stat.data_ptr() >= 3 * 4 and (args_a[2] - new_stat.data_ptr()) % 16 == 0
+    assert args_a[2] % 16 == 0 and args_a[2] not in (new_out.data_ptr(), new_stat.data_ptr())
+    assert not split.runner_calls and not combine.runner_calls  # no launch hook: straight to the launcher
+
+
+def test_replay_takes_tritons_runner_when_a_launch_hook_is_set(monkeypatch):
+    from triton import knobs
+
+    kernel = FakeCompiled()
+    q, out = torch.zeros(16), torch.zeros(4)
+    replay = replay_of([Launched(kernel, (1,), (q, out))], [q], [out])
+    assert replay is not None
+    monkeypatch.setattr(knobs.runtime, "launch_enter_hook", lambda metadata: None)
+    assert replay([q]) is not None
+    assert len(kernel.runner_calls) == 1 and not kernel.calls
 
 
 def test_replay_refuses_what_it_cannot_replay():
@@ -68,5 +82,6 @@ def test_replay_refuses_what_it_cannot_replay():
     assert twice([other, torch.zeros(16)]) is None  # ... but not now: the slots would be ambiguous
     made = twice([other, other])
     assert made is not None and kernel.calls[-1][1][:2] == (other.data_ptr(), other.data_ptr())
+    assert replay_of([Launched(kernel, (1,), (q, out))], [q, out], [out]) is None  # an output that is an input
     view = torch.zeros(8)[2:6]
     assert replay_of([Launched(kernel, (1,), (q, view))], [q], [view]) is None

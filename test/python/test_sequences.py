@@ -405,16 +405,17 @@ def test_user_merge_must_return_three_values():
 
 
 def test_one_page_id_per_key_block_when_blocks_fit_in_pages():
-    """Pages of a multiple of BLOCK_N: one page id per key block, shared by K and V; smaller pages: one per key."""
+    """Pages of a multiple of BLOCK_N: one page id per key block, shared by K and V; smaller pages: one per key.
+    Each of the two key loops (blocks the mask keeps whole, blocks it cuts) loads them once."""
     from attnc.runtime.attention import Signature
 
     attn = attnc.attention(mask_mod=causal)
     whole = attn.program.compile(Signature("float32", 4, 2, 32, 32, 0.1, "paged", 64), "cpu").stages["triton"]
     forward = whole[whole.index("def attention_fwd(") : whole.index("def attention_fwd_split(")]
-    assert forward.count("tl.load(block_table_ptr") == 1 and "page_id = tl.load(block_table_ptr + " in forward
+    assert forward.count("tl.load(block_table_ptr") == 2 and "page_id = tl.load(block_table_ptr + " in forward
     small = attn.program.compile(Signature("float32", 4, 2, 32, 32, 0.1, "paged", 16), "cpu").stages["triton"]
     forward = small[small.index("def attention_fwd(") : small.index("def attention_fwd_split(")]
-    assert forward.count("tl.load(block_table_ptr") == 1 and "mask=in_range" in forward
+    assert forward.count("tl.load(block_table_ptr") == 2 and "mask=in_range" in forward
 
 
 def test_a_paged_cache_without_pages_is_refused():

@@ -101,7 +101,8 @@ def test_decode_step_captured_in_a_cuda_graph():
 @pytest.mark.parametrize("page", [0, 16])
 def test_warm_decode_calls_take_each_calls_tensors(page):
     """Warm decode calls (replayed through Triton's launcher) read this call's q, cache, lengths and pages,
-    with splits and without, and an input that lost its alignment falls back to the full launch."""
+    with splits and without; k given as v, and an input that lost its alignment, fall back to the full
+    launch."""
     torch.manual_seed(3)
     batch, hq, hkv, capacity, d = 2, 8, 2, 2048, 64
     attn = attnc.attention(score_mod=softcap)
@@ -111,7 +112,7 @@ def test_warm_decode_calls_take_each_calls_tensors(page):
             # the last call: views one element in, not 16-byte aligned like the first calls' tensors
             extra = 1 if call == 3 else 0
             k = torch.randn(batch * hkv * capacity * d + extra, device="cuda", dtype=torch.bfloat16)[extra:]
-            v = torch.randn_like(k)
+            v = k if call == 2 else torch.randn_like(k)  # the third call gives k as v
             k, v = (t.view(batch, hkv, capacity, d) for t in (k, v))
             lens = torch.randint(1, capacity + 1, (batch,), device="cuda", dtype=torch.int32)
             if page:
