@@ -5,7 +5,8 @@ and FlexAttention, side by side in one process.
 
 bf16, Hq=32, Hkv=8, D=128; every sequence of the batch holds `kv` keys (so the dense peers compute the
 same thing); q=1 (decode) and q=16 (speculative, causal at the bottom right). attnc runs with
-`cache_seqlens` (and `block_table` for pages of 16 and 256, shuffled), choosing its splits. GB/s counts
+`cache_seqlens` (and `block_table` for pages of 16 and 256, shuffled), choosing its splits. Variants:
+softmax, softcap (a score_mod) and gpt-oss's sinks (no peer computes them). GB/s counts
 the bytes of K and V read once, against a device copy measured in the same run (read + write bytes).
 `triton.testing.do_bench` medians; each attnc output is checked against cuDNN's first.
 """
@@ -75,7 +76,10 @@ def run_shape(sq: int, batch: int, kv: int, variant: str, ceiling: float) -> dic
 
     mask = causal if sq > 1 else None
     score = softcap if variant == "softcap" else None
-    attn = attnc.attention(score_mod=score, mask_mod=mask)
+    normalizer: str | attnc.Normalizer = "softmax"
+    if variant == "sinks":  # gpt-oss's sinks: no peer computes them; the row shows attnc beside its softmax
+        normalizer = attnc.SoftmaxWithSinks(torch.randn(HQ, device="cuda"))
+    attn = attnc.attention(score_mod=score, mask_mod=mask, normalizer=normalizer)
     row: dict[str, object] = {"q": sq, "batch": batch, "kv": kv, "variant": variant}
     gb = 2 * batch * HKV * kv * D * 2 / 1e9
 
@@ -96,7 +100,8 @@ def run_shape(sq: int, batch: int, kv: int, variant: str, ceiling: float) -> dic
         flex_mask = create_block_mask(lambda b, h, qi, ki: qi + shift >= ki, None, None, sq, kv, device="cuda")
     flex = torch.compile(flex_attention, dynamic=False)
     flex_score = flex_softcap if variant == "softcap" else None
-    peers["flex"] = lambda: flex(q, k, v, score_mod=flex_score, block_mask=flex_mask, enable_gqa=True)
+    if variant != "sinks":
+        peers["flex"] = lambda: flex(q, k, v, score_mod=flex_score, block_mask=flex_mask, enable_gqa=True)
 
     reference = None
     for name, fn in peers.items():
@@ -149,6 +154,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="the issue's four shapes, softmax only")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--variants", default="softmax,softcap,sinks", help="the full run's variants")
     args = ap.parse_args()
     ceiling = copy_ceiling()
     rows: list[dict[str, object]] = []
@@ -157,7 +163,7 @@ def main() -> None:
     else:
         shapes = [
             (sq, b, kv, variant)
-            for variant in ("softmax", "softcap")
+            for variant in args.variants.split(",")
             for sq in (1, 16)
             for b in (1, 8, 64)
             for kv in (4096, 32768, 131072)

@@ -129,3 +129,26 @@ def test_warm_decode_calls_take_each_calls_tensors(page):
             ref, ref_lse = sequences_reference(q, k, v, cache_seqlens=lens, score_mod=softcap)
             assert rel(out, ref) < 1e-2, (num_splits, call)
             assert rel(lse, ref_lse) < 1e-3, (num_splits, call)
+
+
+def test_decode_step_under_torch_compile_reduce_overhead():
+    """torch.compile(mode="reduce-overhead") captures the decode step in CUDA graphs; new lengths and cache
+    contents between calls give what eager gives."""
+    torch.manual_seed(4)
+    batch, hq, hkv, capacity, d = 2, 8, 2, 1024, 64
+    q = torch.randn(batch, hq, 1, d, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(batch, hkv, capacity, d, device="cuda", dtype=torch.bfloat16)
+    v = torch.randn_like(k)
+    lens = torch.tensor([17, capacity], device="cuda", dtype=torch.int32)
+    attn = attnc.attention(score_mod=softcap)
+
+    @torch.compile(mode="reduce-overhead", fullgraph=True)
+    def step(q, k, v, lens):
+        return attn(q, k, v, cache_seqlens=lens) * 1.0
+
+    for _ in range(4):
+        lens.copy_(torch.randint(1, capacity + 1, (batch,), device="cuda", dtype=torch.int32))
+        k.copy_(torch.randn_like(k))
+        out = step(q, k, v, lens).clone()
+        ref, _ = sequences_reference(q, k, v, cache_seqlens=lens, score_mod=softcap)
+        assert rel(out, ref) < 1e-2
