@@ -476,19 +476,29 @@ func.func @two(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x
 // -----
 
 // A paged KV cache (layout = "paged", pages of 16): no block table; the forward takes the
-// lengths, the page table and the page size, walks each sequence's key blocks, skips those the
-// classify region finds empty, and gathers keys and values through the page table, one page id per key
-// (pages of 16 hold less than a 128-key block), masked outside [0, num_pages).
+// lengths, the page table and the page size. A scalar pass over each sequence's key blocks finds
+// the first run the classify region keeps whole, which runs unmasked and without a branch; the
+// other blocks run masked, skipping those classify finds empty. Keys and values are gathered
+// through the page table, one page id per key (pages of 16 hold less than a 128-key block),
+// masked outside [0, num_pages).
 // CHECK-NOT:   tile.func @paged_block_table
 // CHECK-LABEL: tile.func @paged_fwd(
 // CHECK-SAME:      %[[LENS:cache_seqlens_ptr]]: !tile.ptr<i32>, %[[TABLE:block_table_ptr]]: !tile.ptr<i32>, %{{.*}}: i32, %{{.*}}: i32, %[[PAGES:num_pages]]: i32) constexprs {BLOCK_M = 128, BLOCK_N = 128, HEAD_DIM = 64, HEAD_DIM_V = 64, PAGE_SIZE = 16} {
 // CHECK:         %[[LEN:.*]] = tile.load %{{.*}} : !tile.ptr<i32> -> i32
 // CHECK:         %[[K_LEN:.*]] = arith.minsi %{{.*}}, %{{.*}} : i32
+// CHECK:         %[[RUN_LO:run_lo]], %[[RUN_HI:run_hi]] = scf.for
+// CHECK:           %[[WHOLE:kept_whole]] = arith.andi %all, %{{.*}} : i1
+// CHECK:         %[[FOUND:run_found]] = tile.cmpi sge, %[[RUN_LO]]
+// CHECK:         scf.for %{{.*}} = %[[FIRST:run_lo_2]] to %[[LAST:run_hi_2]]
+// CHECK-NOT:       scf.if
+// CHECK:           %[[PAGE:page]] = tile.load %{{.*}} : tensor<128x!tile.ptr<i32>> -> tensor<128xi32>
+// CHECK:           tile.cmpi slt, %[[PAGE]], %{{.*}}
+// CHECK:         %[[BEFORE:blocks_before]] = arith.subi %[[FIRST]]
 // CHECK:         scf.for
-// CHECK:           %[[ANY:.*]] = tile.cmpi sle
-// CHECK:           scf.if
-// CHECK:             %[[PAGE:page]] = tile.load %{{.*}} mask %{{.*}} other 0 : tensor<128x!tile.ptr<i32>> -> tensor<128xi32>
-// CHECK:             tile.cmpi slt, %[[PAGE]], %{{.*}}
+// CHECK:           %[[ANY:any]] = tile.cmpi sle
+// CHECK:           scf.if %[[ANY]]
+// CHECK:             %[[MASKED_PAGE:page_1]] = tile.load %{{.*}} mask %{{.*}} other 0 : tensor<128x!tile.ptr<i32>> -> tensor<128xi32>
+// CHECK:             tile.cmpi slt, %[[MASKED_PAGE]], %{{.*}}
 func.func @paged(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x16x64xbf16>, %v: tensor<?x2x16x64xbf16>, %cache_seqlens: tensor<?xi32>, %block_table: tensor<?x?xi32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
   %out, %lse = attn.flash %q, %k, %v sequences(%cache_seqlens, %block_table : tensor<?xi32>, tensor<?x?xi32>) score_mod {
   ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
