@@ -1,6 +1,9 @@
 """attn-opt: the mlir-opt of attnc, a small xDSLOptMain subclass.
 
 attn-opt f.mlir -p 'attn-fuse,attn-block-mask,attn-tile{block-m=64},convert-attn-to-tile' -t triton
+attn-opt f.mlir --pass-pipeline='builtin.module(attn-fuse,attn-tile{block-m=64})' --time-passes
+
+`--help` lists attnc's passes and pipelines first; `--list-passes` every pass xDSL registers too.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import argparse
 import dataclasses
 import re
 import sys
+import time
 from collections.abc import Sequence
 from typing import IO, NoReturn
 
@@ -168,18 +172,38 @@ class AttnOptMain(xDSLOptMain):
         return module
 
     def setup_pipeline(self) -> None:
-        """xDSL's pipeline, verifying dominance and scf.if's yields wherever xDSL verifies the module."""
+        """xDSL's pipeline, verifying dominance and scf.if's yields wherever xDSL verifies the module, from
+        `-p` or mlir-opt's `--pass-pipeline`; `--time-passes` times each pass (not the verification)."""
+        if self.args.pass_pipeline is not None:
+            if self.args.passes:
+                raise ValueError("give the passes once: -p or --pass-pipeline, not both")
+            self.args.passes = unwrap_pipeline(self.args.pass_pipeline)
+        timing, self.args.time_passes = self.args.time_passes, False  # xDSL's own report goes to stdout
         super().setup_pipeline()
+        self.args.time_passes = timing
         verify = self.pipeline.callback
+        self.pass_times: list[tuple[str, float]] = []
+        started = [0.0]
 
         def callback(previous: ModulePass | None, module: ModuleOp, next_pass: ModulePass | None) -> None:
+            if previous is not None and timing:
+                self.pass_times.append((previous.name, time.perf_counter() - started[0]))
             if verify is not None:
                 verify(previous, module, next_pass)
             if not self.args.disable_verify:
                 verify_dominance(module)
                 verify_if_yields(module)
+            started[0] = time.perf_counter()
 
         self.pipeline = dataclasses.replace(self.pipeline, callback=callback)
+
+    def run(self) -> None:
+        if self.args.list_passes:
+            print("\n".join(sorted(self.available_passes)))
+            return
+        super().run()
+        if self.args.time_passes:
+            print(time_report(self.pass_times), file=sys.stderr)
 
     def register_all_passes(self) -> None:
         super().register_all_passes()
@@ -192,9 +216,58 @@ class AttnOptMain(xDSLOptMain):
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
         super().register_all_arguments(arg_parser)
+        for action in arg_parser._actions:  # pyright: ignore[reportPrivateUsage]
+            if action.dest == "passes":  # xDSL lists its ~150 passes here: attnc's come first, above
+                action.help = "comma-separated passes, options in braces (attnc's above; --list-passes: all)"
+            if action.dest == "time_passes":
+                action.help = "print each pass's wall time on stderr after the run"
+        arg_parser.add_argument(
+            "--pass-pipeline",
+            help="mlir-opt's spelling of -p: 'builtin.module(attn-fuse,attn-tile{block-m=64})'",
+        )
+        arg_parser.add_argument("--list-passes", action="store_true", help="list every registered pass and exit")
         plain_help = arg_parser.format_help
-        # Imported only for --help: listing the options loads every pass module.
-        arg_parser.format_help = lambda: plain_help() + "\n" + pass_help() + "\n"
+
+        def help_text() -> str:
+            # Imported only for --help: listing the options loads every pass module.
+            usage = arg_parser.format_usage()
+            return usage + "\n" + pass_help() + "\n\n" + plain_help().removeprefix(usage).lstrip("\n")
+
+        arg_parser.format_help = help_text
+
+
+def unwrap_pipeline(spec: str) -> str:
+    """-p's spelling of an mlir-opt `--pass-pipeline`: `builtin.module(a,b{x=1})` (or `any(...)`) → `a,b{x=1}`."""
+    text = spec.strip()
+    for anchor in ("builtin.module(", "any("):
+        if text.startswith(anchor):
+            if not text.endswith(")"):
+                raise ValueError(f"--pass-pipeline: '{spec}' opens '{anchor}' but does not close it")
+            return unwrap_pipeline(text[len(anchor) : -1])
+    return text
+
+
+def time_report(times: list[tuple[str, float]]) -> str:
+    """mlir-opt's execution time report: each pass's wall time and its share."""
+    total = sum(seconds for _, seconds in times)
+    lines = [
+        "===" + "-" * 73 + "===",
+        "... Execution time report ...".center(79).rstrip(),
+        "===" + "-" * 73 + "===",
+        f"  Total Execution Time: {total:.4f} seconds",
+        "",
+        "  ----Wall Time----  ----Name----",
+    ]
+    for name, seconds in times:
+        share = 100.0 * seconds / total if total else 0.0
+        lines.append(f"  {seconds:8.4f} ({share:5.1f}%)  {name}")
+    lines.append(f"  {total:8.4f} (100.0%)  Total")
+    return "\n".join(lines)
+
+
+def option_spelling(message: str) -> str:
+    """xDSL names pass options by their Python fields (`block_m`); help and the pass specs spell them `block-m`."""
+    return re.sub(r'"([a-z0-9]+(?:_[a-z0-9]+)+)"', lambda m: '"' + m.group(1).replace("_", "-") + '"', message)
 
 
 class InputError(Exception):
@@ -206,7 +279,7 @@ def main(args: Sequence[str] | None = None) -> None:
     try:
         driver = AttnOptMain(description="attnc modular optimizer driver", args=args)
     except (ValueError, ArgSpecParseError) as e:  # unknown or malformed pass specs
-        _fail(str(e))
+        _fail(option_spelling(str(e)))
     try:
         driver.run()
     except (ParseError, InputError, DiagnosticException) as e:
