@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"dialect", "pipeline", "lowering", "runtime", "package"},  # package: __version__ alone
     "frontend": {"dialect", "runtime", "frontend"},
     "reference": {"frontend", "runtime", "reference"},
+    "ops": {"frontend", "ops"},  # flash-linear-attention's calls over linear_attention
     "tools": {"dialect", "passes", "pipeline", "lowering", "runtime", "frontend", "tools", "package"},
     "package": {"package"},  # attnc/__init__.py: its exports load lazily, by name
 }

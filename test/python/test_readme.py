@@ -59,6 +59,14 @@ def test_readme_normalizer_gradient_example_runs():
     assert scope["q"].grad is not None and torch.isfinite(scope["q"].grad).all()
 
 
+def test_readme_fla_drop_in_example_runs():
+    """The flash-linear-attention drop-in runs on the CPU in fla's layout."""
+    block = next(b for b in _python_blocks() if "from attnc.ops import" in b)
+    scope: dict = {}
+    exec(compile("import torch\n" + block, str(README), "exec"), scope)
+    assert scope["o"].shape == (1, 64, 2, 32) and scope["ht"].shape == (1, 2, 32, 32)
+
+
 def test_readme_linear_attention_example_runs():
     """The linear attention section runs on the CPU: output and final state shapes, the state carried on."""
     block = next(b for b in _python_blocks() if "attnc.linear_attention(" in b)
