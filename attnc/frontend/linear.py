@@ -12,7 +12,8 @@ Per batch and head, with state S [K, V] kept in float32:
 - gate None: no decay (plain linear attention); "head": g [H], a constant log-decay per
   head (RetNet: log γ_h); "scalar": g [B, H, T] (gated retention, simple GLA, Mamba2-SSD
   with q=C, k=B·dt, v=x, g=A·dt); "vector": g [B, H, T, K] (GLA, one decay per key channel).
-- q, k [B, Hk, T, K] may have fewer heads than v [B, H, T, V] (Hk divides H; Mamba2's groups).
+- q, k [B, Hk, T, K] may have fewer heads than v [B, H, T, V] (Hk divides H; Mamba2's groups): heads
+  before time, unlike flash-linear-attention's [B, T, H, K], whose calls `attnc.ops` provides.
 - `q_map`/`k_map` are elementwise feature maps (e.g. `lambda x: attnc.where(x > 0, x + 1, attnc.exp(x))`,
   elu(x)+1), traced like a score_mod into regions of the op and applied by the kernels as
   they load q and k; their derivatives (for the backward) come from attn-autodiff's rules.
@@ -60,6 +61,10 @@ from attnc.runtime.linear_program import LinearProgram, LinearSignature
 D = DYNAMIC_INDEX
 
 GATE_KINDS = (None, "head", "scalar", "vector")
+FLA_LAYOUT = (
+    " (linear_attention takes [B, H, T, ...]; for flash-linear-attention's [B, T, H, ...] use attnc.ops, "
+    "e.g. attnc.ops.chunk_gla)"
+)
 
 
 class LinearAttention:
@@ -188,7 +193,7 @@ def _check(
     if dim_k == 0:
         raise ValueError(f"q and k must have a head dim of at least 1, but got shape {_shape(q)}")
     if v.shape[0] != batch or v.shape[2] != length:
-        raise ValueError(f"v must be [{batch}, H, {length}, V] like q, but got {_shape(v)}")
+        raise ValueError(f"v must be [{batch}, H, {length}, V] like q, but got {_shape(v)}{FLA_LAYOUT}")
     heads = v.shape[1]
     if heads_qk == 0 or heads % heads_qk:
         raise ValueError(f"the heads of q and k ({heads_qk}) must divide the heads of v ({heads})")
@@ -227,7 +232,7 @@ def _check_gate(gate: str | None, g: Any, q: torch.Tensor, batch: int, heads: in
         raise ValueError(f"gate {gate!r} needs g, a torch.Tensor of log-decays")
     want = {"head": [heads], "scalar": [batch, heads, length], "vector": [batch, heads, length, dim_k]}[gate]
     if list(g.shape) != want:
-        raise ValueError(f"g must have shape {want} for gate {gate!r}, but got {_shape(g)}")
+        raise ValueError(f"g must have shape {want} for gate {gate!r}, but got {_shape(g)}{FLA_LAYOUT}")
     if not g.is_floating_point():
         raise ValueError(f"g must be floating point, but got {g.dtype}")
     check_on_device("g", g, q.device)

@@ -111,3 +111,11 @@ def test_what_attnc_does_not_take_is_refused():
         chunk_simple_gla(q, k, v, g=torch.zeros(B, T))
     with pytest.raises(ValueError, match="int64 or int32"):
         chunk_gla(q, k, v, g, cu_seqlens=torch.tensor([0.0, 40.0]))
+
+
+def test_linear_attention_names_its_layout_and_points_to_attnc_ops():
+    import attnc
+
+    q = torch.randn(1, 2, 40, 16)  # attnc's [B, H, T, K]
+    with pytest.raises(ValueError, match=r"linear_attention takes \[B, H, T, \.\.\.\]; .* use attnc\.ops"):
+        attnc.linear_attention(gate="vector")(q, q, q, g=torch.zeros(1, 40, 2, 16))  # g in fla's layout
