@@ -20,12 +20,11 @@ at each call, as every captured tensor is.
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import types
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.nn.attention import flex_attention as torch_flex
@@ -153,17 +152,24 @@ def _check_blocks_cover(block_mask: torch_flex.BlockMask) -> None:
         )
 
 
-# Plan cache: (score_mod, mask_mod) by identity → (the mods, their bindings at trace time, the Attention).
+# Plan cache: (score_mod, mask_mod) by identity → an entry; the Attentions also by program name.
 _CACHE_SIZE = 64
-_ATTENTIONS: OrderedDict[tuple[Any, Any], tuple[Mod | None, Mod | None, list[Any], Attention]] = OrderedDict()
-_BY_NAME: dict[str, Attention] = {}  # the same Attentions by their program's name
+_ATTENTIONS: OrderedDict[tuple[Any, Any], _Entry] = OrderedDict()
+_BY_NAME: dict[str, Attention] = {}
+
+
+class _Entry(NamedTuple):
+    mods: tuple[Mod | None, Mod | None]  # held, so the ids in the key and the fingerprint stay theirs
+    bindings: list[Any]  # held for the same reason
+    fingerprint: tuple[Any, ...]
+    attention: Attention
 
 
 def _attention_for(score_mod: Mod | None, mask_mod: Mod | None) -> Attention:
     """The traced `Attention` for these mods, traced again only when they are new or a binding changed."""
     if torch.compiler.is_compiling():
         # Traced (or found) as plain Python first; the lookup below then hits, and dynamo guards on
-        # what it read: the cache and the mods' bindings.
+        # what it read: the cache and the ids and values of the mods' bindings.
         _ensure_traced(score_mod, mask_mod)
     return _cached(score_mod, mask_mod)
 
@@ -171,10 +177,17 @@ def _attention_for(score_mod: Mod | None, mask_mod: Mod | None) -> Attention:
 def _cached(score_mod: Mod | None, mask_mod: Mod | None) -> Attention:
     key = (_identity(score_mod), _identity(mask_mod))
     found = _ATTENTIONS.get(key)
-    if found is not None and _same(found[2], _bindings(score_mod) + _bindings(mask_mod)):
+    bindings = _bindings(score_mod) + _bindings(mask_mod)
+    if found is not None and found.fingerprint == _fingerprint(bindings):
         _ATTENTIONS.move_to_end(key)
-        return found[3]
-    return _BY_NAME[_trace(score_mod, mask_mod)]
+        return found.attention
+    attn = Attention(score_mod, _traceable_mask(mask_mod))
+    _ATTENTIONS[key] = _Entry((score_mod, mask_mod), bindings, _fingerprint(bindings), attn)
+    _BY_NAME[attn.program.name] = attn
+    while len(_ATTENTIONS) > _CACHE_SIZE:
+        dropped = _ATTENTIONS.popitem(last=False)[1].attention
+        del _BY_NAME[dropped.program.name]
+    return attn
 
 
 @torch.compiler.assume_constant_result
@@ -184,69 +197,60 @@ def _ensure_traced(score_mod: Mod | None, mask_mod: Mod | None) -> str:
     return _cached(score_mod, mask_mod).program.name
 
 
-def _trace(score_mod: Mod | None, mask_mod: Mod | None) -> str:
-    """Traces the mods into a new cached `Attention` and names it."""
-    attn = Attention(score_mod, _traceable_mask(mask_mod))
-    _ATTENTIONS[(_identity(score_mod), _identity(mask_mod))] = (
-        score_mod, mask_mod, _bindings(score_mod) + _bindings(mask_mod), attn,
-    )  # fmt: skip
-    _BY_NAME[attn.program.name] = attn
-    while len(_ATTENTIONS) > _CACHE_SIZE:
-        _, (_, _, _, dropped) = _ATTENTIONS.popitem(last=False)
-        del _BY_NAME[dropped.program.name]
-    return attn.program.name
-
-
 @torch.compiler.assume_constant_result
 def _backward_problem(name: str) -> str | None:
-    """Why this Attention has no backward, or None; runs passes, so out of dynamo's sight (see `_trace`)."""
+    """Why this Attention has no backward, or None; runs passes, so out of dynamo's sight."""
     return _BY_NAME[name].backward_problem()
 
 
 def _identity(fn: Mod | None) -> Any:
-    """A bound method is made anew at each attribute access: its function and object identify it.
-    (Each cache entry holds its mods, so an id is not reused while the entry lives.)"""
+    """A bound method is made anew at each attribute access: its function and object identify it."""
     if fn is None:
         return None
-    if inspect.ismethod(fn):
+    if isinstance(fn, types.MethodType):
         return (id(fn.__func__), id(fn.__self__))
     return id(fn)
 
 
 _SCALARS = (bool, int, float, complex, str, bytes, type(None))
+_WALKED = (types.FunctionType, types.MethodType, functools.partial, tuple, list)
 
 
 def _bindings(fn: Any, seen: set[int] | None = None) -> list[Any]:
-    """What a mod reads from outside itself, in a fixed order: closure cells, the globals its code
-    names, defaults, a partial's arguments, a bound method's object attributes; functions among
-    them (and_masks' list, a helper) are walked too."""
+    """What a mod reads from outside itself: closure cells, the globals its code names, defaults, a
+    partial's arguments, a bound method's attributes; the tensors and numbers among them, and the
+    functions (and_masks' list, a helper), walked in turn."""
     seen = set() if seen is None else seen
-    if fn is None or id(fn) in seen:
+    if id(fn) in seen:
         return []
     seen.add(id(fn))
     if isinstance(fn, tuple | list):
-        return [b for item in fn for b in _bindings(item, seen)]
-    if isinstance(fn, types.MethodType):
-        attrs = getattr(fn.__self__, "__dict__", {})
-        names = fn.__func__.__code__.co_names
-        own = [attrs.get(n) for n in names if n in attrs]
-        return own + [b for v in own if callable(v) for b in _bindings(v, seen)] + _bindings(fn.__func__, seen)
-    if isinstance(fn, types.FunctionType):
+        values = list(fn)
+    elif isinstance(fn, types.MethodType):
+        attrs = dict(getattr(fn.__self__, "__dict__", {}))
+        if isinstance(fn.__self__, torch.nn.Module):
+            attrs.update(fn.__self__._parameters)
+            attrs.update(fn.__self__._buffers)
+        values = [attrs[n] for n in getattr(fn.__func__, "__code__", _NO_CODE).co_names if n in attrs]
+        values.append(fn.__func__)
+    elif isinstance(fn, types.FunctionType):
         values = [c.cell_contents for c in fn.__closure__ or () if _filled(c)]
         values += [fn.__globals__[n] for n in fn.__code__.co_names if n in fn.__globals__]
-        values += list(fn.__defaults__ or ()) + list((fn.__kwdefaults__ or {}).values())
+        values += [*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()]
     elif isinstance(fn, functools.partial):
         values = [fn.func, *fn.args, *fn.keywords.values()]
     else:
         return []
     found: list[Any] = []
     for v in values:
-        if isinstance(v, (torch.Tensor, *_SCALARS)):
+        if isinstance(v, (torch.Tensor, *_SCALARS, *_WALKED)):
             found.append(v)
-        elif isinstance(v, types.FunctionType | types.MethodType | functools.partial | tuple | list):
-            found.append(v if callable(v) else None)
+        if isinstance(v, _WALKED):
             found.extend(_bindings(v, seen))
     return found
+
+
+_NO_CODE = (lambda: None).__code__
 
 
 def _filled(cell: types.CellType) -> bool:
@@ -257,18 +261,9 @@ def _filled(cell: types.CellType) -> bool:
     return True
 
 
-def _same(old: list[Any], new: list[Any]) -> bool:
-    """Tensors and functions by identity, numbers and strings by value."""
-    if len(old) != len(new):
-        return False
-    for a, b in zip(old, new):
-        if a is b:
-            continue
-        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor) or type(a) is not type(b):
-            return False
-        if not isinstance(a, _SCALARS) or a != b:
-            return False
-    return True
+def _fingerprint(bindings: list[Any]) -> tuple[Any, ...]:
+    """Numbers and strings by type and value; tensors and functions by id (dynamo guards on ids)."""
+    return tuple((type(v), v) if isinstance(v, _SCALARS) else id(v) for v in bindings)
 
 
 def _traceable_mask(mask_mod: Mod | None) -> Mod | None:
