@@ -82,11 +82,10 @@ def flex_attention(
     if torch.compiler.is_compiling():
         _backward_problem(attn.program.name)  # found now: Attention reads it while dynamo traces
     if not want_lse:
-        return attn(query, key, value, scale=scale)
+        out = attn(query, key, value, scale=scale)
+        return out if return_aux is None else (out, torch_flex.AuxOutput())
     out, lse = attn(query, key, value, scale=scale, return_lse=True)
-    if return_aux is not None:
-        return out, torch_flex.AuxOutput(lse=lse)
-    return out, lse
+    return (out, lse) if return_aux is None else (out, torch_flex.AuxOutput(lse=lse))
 
 
 def _check_kernel_options(options: dict[str, Any] | None) -> None:

@@ -169,6 +169,8 @@ def test_flex_attention_gqa_and_deprecated_return_lse():
     (out, lse), (ref, ref_lse) = program_gqa(attnc.flex_attention, q, k, v), run_torch(program_gqa, q, k, v)
     assert isinstance(lse, torch.Tensor) and lse.shape == (B, 4, S)
     assert rel(out, ref) < 1e-5 and rel(lse, ref_lse) < 1e-5
+    out, aux = attnc.flex_attention(q, k, v, enable_gqa=True, return_aux=AuxRequest())
+    assert aux == AuxOutput(lse=None, max_scores=None)
 
 
 def test_flex_attention_gradients_match_float64():
