@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # what __getattr__ below loads, spelled out for type checkers
     from attnc.frontend.api import Attention, CompiledAttention, Shape, attention, compile
     from attnc.frontend.errors import TraceError
+    from attnc.frontend.flex import flex_attention
     from attnc.frontend.linear import LinearAttention, linear_attention
     from attnc.frontend.normalizer import Normalizer, row_max, row_sum
     from attnc.frontend.normalizers import ReLU, Retention, Sigmoid, Softmax, SoftmaxWithSinks
@@ -27,6 +28,7 @@ _EXPORTS = {
     "attention": "attnc.frontend.api",
     "compile": "attnc.frontend.api",
     "TraceError": "attnc.frontend.errors",
+    "flex_attention": "attnc.frontend.flex",
     "LinearAttention": "attnc.frontend.linear",
     "linear_attention": "attnc.frontend.linear",
     "abs": "attnc.frontend.ops",
@@ -70,6 +72,7 @@ __all__ = [
     "compile",
     "exp",
     "exp2",
+    "flex_attention",
     "linear_attention",
     "log",
     "log2",

@@ -106,3 +106,12 @@ def test_readme_split_decoding_example_runs():
     unsplit = scope["causal"](scope["q"], scope["k_cache"], scope["v_cache"], cache_seqlens=scope["lens"])
     exec(compile(split, str(README), "exec"), scope)
     assert torch.allclose(scope["out"], unsplit, atol=1e-5)
+
+
+def test_readme_flex_example_runs():
+    """The FlexAttention drop-in section runs on the CPU and gives Flex's shapes."""
+    block = next(b for b in _python_blocks() if "from attnc import flex_attention" in b)
+    scope: dict = {}
+    exec(compile(block, str(README), "exec"), scope)
+    assert scope["out"].shape == (2, 4, 128, 32)
+    assert scope["aux"].lse.shape == (2, 4, 128) and torch.isfinite(scope["aux"].lse).all()

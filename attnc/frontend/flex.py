@@ -1,0 +1,318 @@
+"""`attnc.flex_attention`: FlexAttention's call, so porting Flex code means changing the import line.
+
+```python
+from torch.nn.attention.flex_attention import create_block_mask
+from attnc import flex_attention
+
+block_mask = create_block_mask(causal, B=None, H=None, Q_LEN=256, KV_LEN=256, device="cpu")
+out = flex_attention(q, k, v, score_mod=softcap, block_mask=block_mask)
+```
+
+A thin entry over `attnc.attention`: torch's `BlockMask` contributes its `mask_mod` (attnc
+classifies the mask and finds the sparse blocks itself, so the BlockMask's block sizes are
+only a hint), and the `Attention` for a pair of mods is kept in a cache keyed on the mods'
+identity. A warm call walks the mods' bindings (closure cells, the globals they name,
+defaults) and compares them with what they were at trace time: a tensor by identity, a
+number by value. A rebound name traces again; a tensor changed in place is read as it is
+at each call, as every captured tensor is.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import types
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch.nn.attention import flex_attention as torch_flex
+
+from attnc.frontend.api import Attention
+
+__all__ = ["KERNEL_OPTIONS_CHECKED", "flex_attention"]
+
+# Flex's kernel_options that attnc reads, and only to refuse what Flex refuses; every other
+# key (BLOCK_M, num_warps, PRESCALE_QK, ...) is accepted and ignored, as torch 2.13 accepts
+# unknown keys: attn-tile chooses tiles, warps and stages.
+KERNEL_OPTIONS_CHECKED = ("BACKEND", "FORCE_USE_FLEX_ATTENTION", "OUTPUT_LOGSUMEXP", "OUTPUT_MAX")
+_BACKENDS = ("AUTO", "TRITON", "FLASH", "TRITON_DECODE")
+
+# torch's block size for "no mask given": its lengths are not checked (as in Flex).
+_LARGE_BLOCK = 1 << 30
+
+Mod = Callable[..., Any]
+
+
+def flex_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    score_mod: Mod | None = None,
+    block_mask: torch_flex.BlockMask | None = None,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+    return_lse: bool = False,
+    kernel_options: dict[str, Any] | None = None,
+    *,
+    return_aux: torch_flex.AuxRequest | None = None,
+) -> Any:
+    """`torch.nn.attention.flex_attention.flex_attention`, run by attnc's kernels.
+
+    query [B, Hq, L, E], key [B, Hkv, S, E], value [B, Hkv, S, Ev] (float16, bfloat16 or
+    float32); Hq != Hkv needs `enable_gqa=True`. Returns the output [B, Hq, L, Ev]; with
+    `return_aux=AuxRequest(lse=True)` also an `AuxOutput` whose `lse` [B, Hq, L] is the
+    natural-log logsumexp of the modified, scaled scores (float32; -inf on rows with no
+    unmasked key, whose output is 0); with the deprecated `return_lse=True`, that lse
+    itself. Gradients flow to q, k, v and to tensors the mods capture.
+    """
+    if return_lse and return_aux is not None:
+        raise ValueError(
+            "Cannot specify both return_lse and return_aux. "
+            "return_lse is deprecated, please use return_aux=AuxRequest(lse=True) instead."
+        )
+    if return_aux is not None and return_aux.max_scores:
+        raise NotImplementedError("attnc.flex_attention cannot return max_scores; request AuxRequest(lse=True)")
+    _check_kernel_options(kernel_options)
+    _check_heads(query, key, enable_gqa)
+    mask_mod = _mask_mod_of(block_mask, query, key)
+    want_lse = return_lse or (return_aux is not None and return_aux.lse)
+    attn = _attention_for(score_mod, mask_mod)
+    if torch.compiler.is_compiling():
+        _backward_problem(attn.program.name)  # found now: Attention reads it while dynamo traces
+    if not want_lse:
+        out = attn(query, key, value, scale=scale)
+        return out if return_aux is None else (out, torch_flex.AuxOutput())
+    out, lse = attn(query, key, value, scale=scale, return_lse=True)
+    return (out, lse) if return_aux is None else (out, torch_flex.AuxOutput(lse=lse))
+
+
+def _check_kernel_options(options: dict[str, Any] | None) -> None:
+    """What Flex refuses in kernel_options, refused with Flex's errors."""
+    if not options:
+        return
+    if "BACKEND" in options and options.get("FORCE_USE_FLEX_ATTENTION", False):
+        raise RuntimeError("BACKEND cannot be combined with legacy FORCE_USE_FLEX_ATTENTION")
+    if "BACKEND" in options and options["BACKEND"] not in _BACKENDS:
+        raise ValueError(f"Invalid BACKEND value '{options['BACKEND']}'. Must be one of {_BACKENDS}")
+    for internal in ("OUTPUT_LOGSUMEXP", "OUTPUT_MAX"):
+        if internal in options:
+            raise ValueError(f"{internal} must not be in kernel_options; use return_aux")
+
+
+def _check_heads(query: Any, key: Any, enable_gqa: bool) -> None:
+    """Flex's rule: different head counts need enable_gqa (the rest is checked by `Attention`)."""
+    if not (isinstance(query, torch.Tensor) and isinstance(key, torch.Tensor)) or query.dim() != 4 or key.dim() != 4:
+        return  # Attention names the argument
+    hq, hkv = query.size(1), key.size(1)
+    if not enable_gqa and hq != hkv:
+        raise ValueError(
+            f"Expect query and key/value to have the same number of heads but got Hq={hq} and Hkv={hkv}. "
+            "Try setting enable_gqa=True for GQA."
+        )
+    if enable_gqa and (hkv == 0 or hq % hkv):
+        raise ValueError(
+            f"Expect number of query heads to be a multiple of kv heads for GQA but got Hq={hq} and Hkv={hkv}."
+        )
+
+
+def _mask_mod_of(block_mask: Any, query: Any, key: Any) -> Mod | None:
+    """The mask_mod a BlockMask carries, after checking it was made for these lengths; None keeps every key."""
+    if block_mask is None:
+        return None
+    if not isinstance(block_mask, torch_flex.BlockMask):
+        raise TypeError(f"block_mask must be a BlockMask (create_block_mask), but got {type(block_mask).__name__}")
+    mask_mod = block_mask.mask_mod
+    if getattr(mask_mod, "__name__", "") == "_sliced_mask_mod_error":
+        raise RuntimeError("Cannot use mask_mod from a sliced BlockMask")
+    if tuple(block_mask.BLOCK_SIZE) != (_LARGE_BLOCK, _LARGE_BLOCK) and isinstance(query, torch.Tensor):
+        q_len, kv_len = query.size(-2), key.size(-2)
+        if tuple(block_mask.seq_lengths) != (q_len, kv_len):
+            raise ValueError(
+                f"block_mask was created for Q_LEN={block_mask.seq_lengths[0]} and KV_LEN={block_mask.seq_lengths[1]}, "
+                f"but query has length {q_len} and key {kv_len}; create the block mask for these lengths"
+            )
+    if mask_mod is torch_flex.noop_mask and not torch.compiler.is_compiling():
+        _check_blocks_cover(block_mask)
+    return mask_mod
+
+
+def _check_blocks_cover(block_mask: torch_flex.BlockMask) -> None:
+    """A BlockMask with no mask_mod whose block lists skip blocks (from_kv_blocks) is a mask attnc cannot see."""
+    kv_blocks = math.ceil(block_mask.seq_lengths[1] / block_mask.BLOCK_SIZE[1])
+    listed = block_mask.kv_num_blocks
+    if block_mask.full_kv_num_blocks is not None:
+        listed = listed + block_mask.full_kv_num_blocks
+    if bool((listed < kv_blocks).any()):
+        raise NotImplementedError(
+            "this BlockMask has no mask_mod and skips key blocks (made by BlockMask.from_kv_blocks?); "
+            "attnc finds the sparse blocks from a mask_mod: pass one to create_block_mask or from_kv_blocks"
+        )
+
+
+# Plan cache: (score_mod, mask_mod) by identity → an entry; the Attentions also by program name.
+_CACHE_SIZE = 64
+_ATTENTIONS: OrderedDict[tuple[Any, Any], _Entry] = OrderedDict()
+_BY_NAME: dict[str, Attention] = {}
+
+
+class _Entry(NamedTuple):
+    mods: tuple[Mod | None, Mod | None]  # held, so the ids in the key and the fingerprint stay theirs
+    bindings: list[Any]  # held for the same reason
+    fingerprint: tuple[Any, ...]
+    attention: Attention
+
+
+def _attention_for(score_mod: Mod | None, mask_mod: Mod | None) -> Attention:
+    """The traced `Attention` for these mods, traced again only when they are new or a binding changed."""
+    if torch.compiler.is_compiling():
+        # Traced (or found) as plain Python first; the lookup below then hits, and dynamo guards on
+        # what it read: the cache and the ids and values of the mods' bindings.
+        _ensure_traced(score_mod, mask_mod)
+    return _cached(score_mod, mask_mod)
+
+
+def _cached(score_mod: Mod | None, mask_mod: Mod | None) -> Attention:
+    key = (_identity(score_mod), _identity(mask_mod))
+    found = _ATTENTIONS.get(key)
+    bindings = _bindings(score_mod) + _bindings(mask_mod)
+    if found is not None and found.fingerprint == _fingerprint(bindings):
+        _ATTENTIONS.move_to_end(key)
+        return found.attention
+    attn = Attention(score_mod, _traceable_mask(mask_mod))
+    _ATTENTIONS[key] = _Entry((score_mod, mask_mod), bindings, _fingerprint(bindings), attn)
+    _BY_NAME[attn.program.name] = attn
+    while len(_ATTENTIONS) > _CACHE_SIZE:
+        dropped = _ATTENTIONS.popitem(last=False)[1].attention
+        del _BY_NAME[dropped.program.name]
+    return attn
+
+
+@torch.compiler.assume_constant_result
+def _ensure_traced(score_mod: Mod | None, mask_mod: Mod | None) -> str:
+    """The cached Attention's name, traced first if needed. Under torch.compile this runs as plain
+    Python while dynamo traces the caller (dynamo cannot trace xDSL), and the name is a constant."""
+    return _cached(score_mod, mask_mod).program.name
+
+
+@torch.compiler.assume_constant_result
+def _backward_problem(name: str) -> str | None:
+    """Why this Attention has no backward, or None; runs passes, so out of dynamo's sight."""
+    return _BY_NAME[name].backward_problem()
+
+
+def _identity(fn: Mod | None) -> Any:
+    """A bound method is made anew at each attribute access: its function and object identify it."""
+    if fn is None:
+        return None
+    if isinstance(fn, types.MethodType):
+        return (id(fn.__func__), id(fn.__self__))
+    return id(fn)
+
+
+_SCALARS = (bool, int, float, complex, str, bytes, type(None))
+_WALKED = (types.FunctionType, types.MethodType, functools.partial, tuple, list)
+
+
+def _bindings(fn: Any, seen: set[int] | None = None) -> list[Any]:
+    """What a mod reads from outside itself: closure cells, the globals its code names, defaults, a
+    partial's arguments, a bound method's attributes; the tensors and numbers among them, and the
+    functions (and_masks' list, a helper), walked in turn."""
+    seen = set() if seen is None else seen
+    if id(fn) in seen:
+        return []
+    seen.add(id(fn))
+    if isinstance(fn, tuple | list):
+        values = list(fn)
+    elif isinstance(fn, types.MethodType):
+        attrs = dict(getattr(fn.__self__, "__dict__", {}))
+        if isinstance(fn.__self__, torch.nn.Module):
+            attrs.update(fn.__self__._parameters)
+            attrs.update(fn.__self__._buffers)
+        values = [attrs[n] for n in getattr(fn.__func__, "__code__", _NO_CODE).co_names if n in attrs]
+        values.append(fn.__func__)
+    elif isinstance(fn, types.FunctionType):
+        values = [c.cell_contents for c in fn.__closure__ or () if _filled(c)]
+        values += [fn.__globals__[n] for n in fn.__code__.co_names if n in fn.__globals__]
+        values += [*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()]
+    elif isinstance(fn, functools.partial):
+        values = [fn.func, *fn.args, *fn.keywords.values()]
+    else:
+        return []
+    found: list[Any] = []
+    for v in values:
+        if isinstance(v, (torch.Tensor, *_SCALARS, *_WALKED)):
+            found.append(v)
+        if isinstance(v, _WALKED):
+            found.extend(_bindings(v, seen))
+    return found
+
+
+_NO_CODE = (lambda: None).__code__
+
+
+def _filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018  (an empty cell raises)
+    except ValueError:
+        return False
+    return True
+
+
+def _fingerprint(bindings: list[Any]) -> tuple[Any, ...]:
+    """Numbers and strings by type and value; tensors and functions by id (dynamo guards on ids)."""
+    return tuple((type(v), v) if isinstance(v, _SCALARS) else id(v) for v in bindings)
+
+
+def _traceable_mask(mask_mod: Mod | None) -> Mod | None:
+    """torch's noop_mask, and_masks and or_masks rewritten with `&` and `|`: their own bodies call
+    `b.new_ones(...)`, and the mask they mean is plainer IR for attn-block-mask to classify."""
+    if mask_mod is None or mask_mod is torch_flex.noop_mask:
+        return None
+    parts = _combined(mask_mod, _AND_CODE)
+    if parts is not None:
+        kept = [m for m in (_traceable_mask(p) for p in parts) if m is not None]
+        if not kept:
+            return None
+        return kept[0] if len(kept) == 1 else _all_of(kept)
+    parts = _combined(mask_mod, _OR_CODE)
+    if parts is not None:
+        mods = [_traceable_mask(p) for p in parts]
+        if any(m is None for m in mods):
+            return None  # one of them keeps every key
+        return _any_of([m for m in mods if m is not None])
+    return mask_mod
+
+
+def _combined(fn: Mod, code: types.CodeType) -> tuple[Mod, ...] | None:
+    """The mask_mods an and_masks/or_masks closure combines, or None when `fn` is not one."""
+    if getattr(fn, "__code__", None) is not code:
+        return None
+    assert isinstance(fn, types.FunctionType) and fn.__closure__ is not None
+    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__))
+    return tuple(cells["mask_mods"].cell_contents)
+
+
+def _all_of(mods: list[Mod]) -> Mod:
+    def and_mask(b: Any, h: Any, q_idx: Any, kv_idx: Any) -> Any:
+        result = mods[0](b, h, q_idx, kv_idx)
+        for mod in mods[1:]:
+            result = result & mod(b, h, q_idx, kv_idx)
+        return result
+
+    return and_mask
+
+
+def _any_of(mods: list[Mod]) -> Mod:
+    def or_mask(b: Any, h: Any, q_idx: Any, kv_idx: Any) -> Any:
+        result: Any = mods[0](b, h, q_idx, kv_idx) if mods else False  # or_masks() keeps no key
+        for mod in mods[1:]:
+            result = result | mod(b, h, q_idx, kv_idx)
+        return result
+
+    return or_mask
+
+
+_AND_CODE = torch_flex.and_masks().__code__
+_OR_CODE = torch_flex.or_masks().__code__
