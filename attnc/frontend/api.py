@@ -18,7 +18,7 @@ from attnc.frontend.checks import MAX_HEAD_DIM, MIN_HEAD_DIM, check_scale, check
 from attnc.frontend.normalizer import Normalizer, trace_normalizer
 from attnc.frontend.normalizers import resolve_normalizer
 from attnc.frontend.trace import TracedRegion, trace_mask_mod, trace_score_mod
-from attnc.runtime.attention import DTYPES, AttentionProgram, Signature
+from attnc.runtime.attention import DTYPES, AttentionProgram, Signature, program
 from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.sequences import check_num_splits, sequences
 from attnc.runtime.targets import Target, cross_compile
@@ -54,6 +54,13 @@ def _check_inputs(q: Any, k: Any, v: Any) -> Shape:
         if not MIN_HEAD_DIM <= dim <= MAX_HEAD_DIM:
             raise ValueError(f"{name} must be between {MIN_HEAD_DIM} and {MAX_HEAD_DIM}, but got {dim}")
     return Shape(b, hq, hkv, sq, skv, d, dv)
+
+
+@torch.compiler.assume_constant_result
+def backward_problem_of(name: str) -> str | None:
+    """Why the program `name` has no backward (a message naming the part), or None. It runs passes, which
+    dynamo cannot trace: under torch.compile the answer is found eagerly and taken as a constant."""
+    return program(name).backward_problem()
 
 
 class Attention:
@@ -154,9 +161,10 @@ class Attention:
             check_num_splits(num_splits)
             if num_splits > 1:
                 raise ValueError("num_splits splits the keys of a KV cache; it goes with cache_seqlens")
-        if training and program.backward_problem() is not None:
+        problem = backward_problem_of(program.name) if training else None
+        if problem is not None:
             raise NotImplementedError(
-                f"{program.backward_problem()} (call under torch.no_grad() or pass tensors that do not require grad)"
+                f"{problem} (call under torch.no_grad() or pass tensors that do not require grad)"
             )
         if training or torch.compiler.is_compiling():
             check_scale(scale)  # plain Python, also under torch.compile: NaN below stands for the default
@@ -226,9 +234,7 @@ class Attention:
                 "the backward of attention over a paged KV cache is not implemented (packed sequences and a "
                 f"contiguous cache have one); {hint}"
             )
-        if torch.compiler.is_compiling():
-            return  # deriving it runs passes, which dynamo cannot trace: compiling the backward names the part
-        problem = self.program.backward_problem()
+        problem = backward_problem_of(self.program.name)
         if problem is not None:
             raise NotImplementedError(f"{problem} ({hint})")
 

@@ -79,8 +79,6 @@ def flex_attention(
     mask_mod = _mask_mod_of(block_mask, query, key)
     want_lse = return_lse or (return_aux is not None and return_aux.lse)
     attn = _attention_for(score_mod, mask_mod)
-    if torch.compiler.is_compiling():
-        _backward_problem(attn.program.name)  # found now: Attention reads it while dynamo traces
     if not want_lse:
         out = attn(query, key, value, scale=scale)
         return out if return_aux is None else (out, torch_flex.AuxOutput())
@@ -151,10 +149,9 @@ def _check_blocks_cover(block_mask: torch_flex.BlockMask) -> None:
         )
 
 
-# Plan cache: (score_mod, mask_mod) by identity → an entry; the Attentions also by program name.
+# Plan cache: (score_mod, mask_mod) by identity → an entry.
 _CACHE_SIZE = 64
 _ATTENTIONS: OrderedDict[tuple[Any, Any], _Entry] = OrderedDict()
-_BY_NAME: dict[str, Attention] = {}
 
 
 class _Entry(NamedTuple):
@@ -182,10 +179,8 @@ def _cached(score_mod: Mod | None, mask_mod: Mod | None) -> Attention:
         return found.attention
     attn = Attention(score_mod, _traceable_mask(mask_mod))
     _ATTENTIONS[key] = _Entry((score_mod, mask_mod), bindings, _fingerprint(bindings), attn)
-    _BY_NAME[attn.program.name] = attn
     while len(_ATTENTIONS) > _CACHE_SIZE:
-        dropped = _ATTENTIONS.popitem(last=False)[1].attention
-        del _BY_NAME[dropped.program.name]
+        _ATTENTIONS.popitem(last=False)
     return attn
 
 
@@ -194,12 +189,6 @@ def _ensure_traced(score_mod: Mod | None, mask_mod: Mod | None) -> str:
     """The cached Attention's name, traced first if needed. Under torch.compile this runs as plain
     Python while dynamo traces the caller (dynamo cannot trace xDSL), and the name is a constant."""
     return _cached(score_mod, mask_mod).program.name
-
-
-@torch.compiler.assume_constant_result
-def _backward_problem(name: str) -> str | None:
-    """Why this Attention has no backward, or None; runs passes, so out of dynamo's sight."""
-    return _BY_NAME[name].backward_problem()
 
 
 def _identity(fn: Mod | None) -> Any:

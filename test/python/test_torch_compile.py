@@ -80,3 +80,32 @@ def test_torch_compile_refuses_a_nan_scale():
     compiled = torch.compile(lambda q, k, v: attn(q, k, v, scale=float("nan")), backend="eager")
     with pytest.raises(ValueError, match="scale must be finite"):
         compiled(q, k, v)
+
+
+def test_first_call_inside_torch_compile():
+    """An attention made outside and first called inside torch.compile(fullgraph=True): whether it has a
+    backward (which runs passes, out of dynamo's sight) is found eagerly; forward and gradients match."""
+    torch.manual_seed(1)
+    q = torch.randn(1, 2, 40, 16, requires_grad=True)
+    k, v = torch.randn(1, 2, 40, 16), torch.randn(1, 2, 40, 16)
+    attn = attnc.attention(mask_mod=causal)
+    out = torch.compile(lambda q, k, v: attn(q, k, v), fullgraph=True, backend="aot_eager")(q, k, v)
+    out.sum().backward()
+    grad, q.grad = q.grad, None
+    eager = attn(q, k, v)
+    eager.sum().backward()
+    assert rel(out, eager) < 1e-6 and grad is not None and rel(grad, q.grad) < 1e-6
+
+
+def test_dynamic_shapes_compile_once():
+    """dynamic=True: sequence lengths 40 to 88 run through one graph."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    attn = attnc.attention(mask_mod=causal)
+    compiled = torch.compile(lambda q, k, v: attn(q, k, v) * 2, fullgraph=True, backend="aot_eager", dynamic=True)
+    for length in (40, 56, 72, 88):
+        q, k, v = (torch.randn(1, 2, length, 16) for _ in range(3))
+        assert rel(compiled(q, k, v), attn(q, k, v) * 2) < 1e-6
+    assert counters["stats"]["unique_graphs"] == 1
