@@ -191,8 +191,14 @@ def test_autodiff_region_signature():
 
 def test_autodiff_unsupported_op_raises():
     """A float op with no derivative rule on the score's path names the op and asks for a user-given backward."""
-    traced = trace_score_mod(lambda score, b, h, q, kv: score // 2.0)
-    with pytest.raises(PassFailedException, match=r"'math.floor'.*user-given backward"):
+    traced = trace_score_mod(lambda score, b, h, q, kv: score * 2.0)
+    block = traced.region.blocks[0]
+    terminator = block.last_op
+    assert isinstance(terminator, attn.YieldOp)
+    atan = mathd.AtanOp(terminator.values[0])  # no frontend function makes one
+    block.insert_op_before(atan, terminator)
+    terminator.operands = [atan.result]
+    with pytest.raises(PassFailedException, match=r"'math.atan'.*user-given backward"):
         differentiate_score_mod(traced.region)
 
 

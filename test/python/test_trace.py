@@ -455,11 +455,11 @@ def test_trace_error_on_unsupported_torch_function():
     """An unsupported torch function names itself and suggests what to use."""
 
     def mod(score, b, h, q_idx, kv_idx):
-        return score + torch.erf(score)
+        return score + torch.lgamma(score)
 
-    with pytest.raises(TraceError, match=r"torch\.erf cannot be traced in a score_mod; use") as info:
+    with pytest.raises(TraceError, match=r"torch\.lgamma cannot be traced in a score_mod; use") as info:
         trace_score_mod(mod)
-    _assert_points_at(info.value, mod, "torch.erf(score)")
+    _assert_points_at(info.value, mod, "torch.lgamma(score)")
 
 
 def test_trace_error_on_wrong_index_count():
@@ -505,7 +505,7 @@ def test_trace_error_on_score_mod_returning_bool():
 
 
 def test_trace_error_on_python_conversions():
-    """float(), Python list indexing and x.exp() on traced values are rejected."""
+    """float(), Python list indexing and a Tensor method attnc cannot trace are rejected."""
     table = [1.0, 2.0, 3.0, 4.0]
 
     def as_float(score, b, h, q_idx, kv_idx):
@@ -515,12 +515,12 @@ def test_trace_error_on_python_conversions():
         return score * table[h]
 
     def method(score, b, h, q_idx, kv_idx):
-        return score.exp()
+        return score.cumsum(0)
 
     for mod, message, expression in [
         (as_float, r"float\(\) of a traced value", "float(q_idx)"),
         (list_index, "cannot index a Python list", "table[h]"),
-        (method, "has no attribute `exp`", "score.exp"),
+        (method, "Tensor.cumsum cannot be traced in a score_mod", "score.cumsum"),
     ]:
         with pytest.raises(TraceError, match=message) as info:
             trace_score_mod(mod)
