@@ -386,7 +386,7 @@ class Tracer:
             return Proxy(value, self) if value.type == i1 else self.binary("ne", Proxy(value, self), 0)
         if dtype in (torch.int32, torch.int64):
             if value.type == f32:  # toward zero, as torch converts
-                return self._proxy(arith.FPToSIOp(value, _ELEMENT_TYPES[dtype]))
+                return self._proxy(arith.FPToSIOp(value, i32 if dtype == torch.int32 else i64))
             return Proxy(self.to_index(value) if value.type == i1 else value, self)
         raise TraceError(f"a traced value cannot be converted to {dtype}; a mod computes in float32, integers and bool")
 
@@ -398,10 +398,10 @@ class Tracer:
         x = self.lift(self.operand(base))
         if isinstance(exponent, float) and exponent.is_integer():
             x, exponent = Proxy(self.to_f32(x.value), self), int(exponent)
-        if exponent in (0.5, -0.5) and not isinstance(exponent, bool):
-            return self.unary("sqrt" if exponent > 0 else "rsqrt", x)
         if isinstance(exponent, bool) or not isinstance(exponent, int | float):
             raise TraceError(f"`**` needs a number or a traced exponent, not {type(exponent).__name__}")
+        if exponent in (0.5, -0.5):
+            return self.unary("sqrt" if exponent > 0 else "rsqrt", x)
         if isinstance(exponent, float) or abs(exponent) > 8:
             return self._float_power(x, exponent)
         if x.type == i1:
