@@ -178,7 +178,7 @@ class Proxy:
         raise TraceError("a traced value is a scalar; it cannot be indexed")
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("__") or name in Proxy.__slots__:  # an unset slot: no tracer to ask
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         return self.tracer.tensor_attribute(self, name)  # Tensor methods, by identity (torch_functions.py)
 

@@ -69,9 +69,9 @@ _EVAL: dict[type[Operation], Callable[..., Any]] = {
     mathd.SqrtOp: math.sqrt,
     mathd.RsqrtOp: lambda a: 1.0 / math.sqrt(a),
     mathd.TanhOp: math.tanh,
-    mathd.FloorOp: math.floor,
-    mathd.CeilOp: math.ceil,
-    mathd.RoundEvenOp: round,  # Python rounds half to even, as torch.round does
+    mathd.FloorOp: lambda a: float(math.floor(a)),
+    mathd.CeilOp: lambda a: float(math.ceil(a)),
+    mathd.RoundEvenOp: lambda a: float(round(a)),  # Python rounds half to even, as torch.round does
     mathd.SinOp: math.sin,
     mathd.CosOp: math.cos,
     mathd.TanOp: math.tan,
