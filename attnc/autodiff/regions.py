@@ -154,6 +154,21 @@ def _rsqrt(b: _Builder, x: list[SSAValue], r: SSAValue, g: SSAValue) -> list[SSA
     return [b.mul(g, b.mul(b.const(-0.5), b.mul(r, b.mul(r, r))))]
 
 
+def _erf(b: _Builder, x: list[SSAValue], r: SSAValue, g: SSAValue) -> list[SSAValue | None]:
+    # d/dx erf(x) = 2/√π · exp(−x²)
+    gauss = b.emit(mathd.ExpOp(b.neg(b.mul(x[0], x[0]))))
+    return [b.mul(g, b.mul(b.const(2.0 / math.sqrt(math.pi)), gauss))]
+
+
+def _tan(b: _Builder, x: list[SSAValue], r: SSAValue, g: SSAValue) -> list[SSAValue | None]:
+    return [b.mul(g, b.add(b.const(1.0), b.mul(r, r)))]
+
+
+def _step(b: _Builder, x: list[SSAValue], r: SSAValue, g: SSAValue) -> list[SSAValue | None]:
+    """floor, ceil, round: piecewise constant, so zero almost everywhere (as torch has it)."""
+    return [None]
+
+
 RULES: dict[type[Operation], Rule] = {
     arith.AddfOp: lambda b, x, r, g: [g, g],
     arith.SubfOp: lambda b, x, r, g: [g, b.neg(g)],
@@ -175,6 +190,15 @@ RULES: dict[type[Operation], Rule] = {
     mathd.AbsFOp: _absf,
     mathd.SqrtOp: lambda b, x, r, g: [b.div(g, b.mul(b.const(2.0), r))],
     mathd.RsqrtOp: _rsqrt,
+    mathd.SinOp: lambda b, x, r, g: [b.mul(g, b.emit(mathd.CosOp(x[0])))],
+    mathd.CosOp: lambda b, x, r, g: [b.neg(b.mul(g, b.emit(mathd.SinOp(x[0]))))],
+    mathd.TanOp: _tan,
+    mathd.ErfOp: _erf,
+    mathd.Log1pOp: lambda b, x, r, g: [b.div(g, b.add(b.const(1.0), x[0]))],
+    mathd.ExpM1Op: lambda b, x, r, g: [b.mul(g, b.add(r, b.const(1.0)))],
+    mathd.FloorOp: _step,
+    mathd.CeilOp: _step,
+    mathd.RoundEvenOp: _step,
 }
 
 # Casts pass the (f32) adjoint through; every other rule computes in f32, so its op must too.

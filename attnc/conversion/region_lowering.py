@@ -39,6 +39,8 @@ BINARY = (
     arith.AndIOp,
     arith.OrIOp,
     arith.XOrIOp,
+    arith.ShLIOp,
+    arith.ShRSIOp,
 )
 UNARY = (
     arith.NegfOp,
@@ -51,10 +53,29 @@ UNARY = (
     math.AbsIOp,
     math.SqrtOp,
     math.RsqrtOp,
+    math.SinOp,
+    math.CosOp,
+    math.TanOp,
+    math.ErfOp,
+    math.Log1pOp,
+    math.ExpM1Op,
+    math.FloorOp,
+    math.CeilOp,
+    math.RoundEvenOp,
 )
 LOG2E = 1.4426950408889634
 
-CASTS = (arith.IndexCastOp, arith.SIToFPOp, arith.FPToSIOp, arith.ExtFOp, arith.TruncFOp, arith.ExtSIOp, arith.TruncIOp)
+CASTS = (
+    arith.IndexCastOp,
+    arith.SIToFPOp,
+    arith.UIToFPOp,
+    arith.FPToSIOp,
+    arith.ExtFOp,
+    arith.TruncFOp,
+    arith.ExtSIOp,
+    arith.ExtUIOp,
+    arith.TruncIOp,
+)
 
 
 def _lower_op(kb: KernelBuilder, op: Operation, get) -> Value | None:

@@ -10,25 +10,22 @@ def softcap(score, b, h, q_idx, kv_idx):
 
 A 0-dim tensor next to a traced value is a captured operand, read in the kernel.
 
-torch functions called on traced values (`torch.where`, `torch.tanh`, `Tensor.__getitem__`
-on a captured tensor, ...) arrive here too, through `Proxy.__torch_function__`, and are
-traced by the table `TORCH_FUNCTIONS`; any other raises `TraceError`.
+torch's own functions and Tensor methods work on traced values too (`torch.tanh(score)`,
+`score.clamp(min=0)`): `attnc.frontend.torch_functions` traces them.
 """
 
 from __future__ import annotations
 
 import builtins
-import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import f32, i1
+from xdsl.dialects.builtin import f32
 from xdsl.ir import Operation, SSAValue
 
-from attnc.frontend.errors import TraceError
 from attnc.frontend.proxy import Proxy, find_tracer
 
 if TYPE_CHECKING:
@@ -180,158 +177,3 @@ def _tensors(a: Any, b: Any) -> tuple[torch.Tensor, torch.Tensor]:
         return v if isinstance(v, torch.Tensor) else torch.tensor(v, device=like.device)
 
     return as_tensor(a), as_tensor(b)
-
-
-# torch functions and Tensor methods on traced values, by `__name__`.
-
-
-def _binary_handler(op: str, *, swap: bool = False) -> Callable[..., Proxy]:
-    def handle(tracer: Tracer, a: object, b: object) -> Proxy:
-        return tracer.binary(op, b, a) if swap else tracer.binary(op, a, b)
-
-    return handle
-
-
-def _unary_handler(op: str) -> Callable[..., Proxy]:
-    def handle(tracer: Tracer, x: object) -> Proxy:
-        return tracer.unary(op, x)
-
-    return handle
-
-
-def _div(tracer: Tracer, a: object, b: object, *, rounding_mode: str | None = None) -> Proxy:
-    if rounding_mode == "trunc":
-        raise TraceError("div(rounding_mode='trunc') is not supported; use // (floor)")
-    return tracer.binary("floordiv" if rounding_mode == "floor" else "truediv", a, b)
-
-
-def _clamp(tracer: Tracer, x: object, min: object = None, max: object = None) -> Proxy:
-    result = tracer.operand(x)
-    if min is not None:
-        result = tracer.binary("max", result, min)
-    if max is not None:
-        result = tracer.binary("min", result, max)
-    return tracer.lift(result)
-
-
-def _truth(tracer: Tracer, x: object) -> Proxy:
-    value = tracer.operand(x)
-    if isinstance(value, Proxy) and value.type == i1:
-        return value
-    return tracer.binary("ne", value, 0)
-
-
-def _logical(op: str) -> Callable[..., Proxy]:
-    def handle(tracer: Tracer, a: object, b: object) -> Proxy:
-        return tracer.binary(op, _truth(tracer, a), _truth(tracer, b))
-
-    return handle
-
-
-def _logical_not(tracer: Tracer, x: object) -> Proxy:
-    return tracer.unary("invert", _truth(tracer, x))
-
-
-def _getitem(tracer: Tracer, source: object, index: object) -> Proxy:
-    assert isinstance(source, torch.Tensor)
-    return tracer.read(source, index)
-
-
-def _pow(tracer: Tracer, base: object, exponent: object) -> Proxy:
-    if isinstance(exponent, Proxy):
-        return tracer.exponential(base, exponent)
-    return tracer.power(base, exponent)
-
-
-TORCH_FUNCTIONS: dict[str, Callable[..., Proxy]] = {
-    "__getitem__": _getitem,
-    **{name: _binary_handler("add") for name in ("add", "__add__", "__radd__")},
-    **{name: _binary_handler("mul") for name in ("mul", "multiply", "__mul__", "__rmul__")},
-    **{name: _binary_handler("sub") for name in ("sub", "subtract", "__sub__")},
-    **{name: _binary_handler("sub", swap=True) for name in ("rsub", "__rsub__")},
-    **{name: _binary_handler("truediv") for name in ("true_divide", "__truediv__")},
-    **{name: _binary_handler("truediv", swap=True) for name in ("__rtruediv__", "__rdiv__")},
-    "div": _div,
-    "divide": _div,
-    **{name: _binary_handler("floordiv") for name in ("floor_divide", "__floordiv__")},
-    "__rfloordiv__": _binary_handler("floordiv", swap=True),
-    **{name: _binary_handler("mod") for name in ("remainder", "__mod__")},
-    "__rmod__": _binary_handler("mod", swap=True),
-    "pow": _pow,
-    "__pow__": _pow,
-    "__rpow__": lambda tracer, a, b: _pow(tracer, b, a),
-    **{name: _binary_handler("lt") for name in ("lt", "less", "__lt__")},
-    **{name: _binary_handler("le") for name in ("le", "less_equal", "__le__")},
-    **{name: _binary_handler("gt") for name in ("gt", "greater", "__gt__")},
-    **{name: _binary_handler("ge") for name in ("ge", "greater_equal", "__ge__")},
-    **{name: _binary_handler("eq") for name in ("eq", "__eq__")},
-    **{name: _binary_handler("ne") for name in ("ne", "not_equal", "__ne__")},
-    **{name: _binary_handler("and") for name in ("bitwise_and", "__and__", "__rand__")},
-    **{name: _binary_handler("or") for name in ("bitwise_or", "__or__", "__ror__")},
-    **{name: _binary_handler("xor") for name in ("bitwise_xor", "__xor__", "__rxor__")},
-    "logical_and": _logical("and"),
-    "logical_or": _logical("or"),
-    "logical_xor": _logical("xor"),
-    "logical_not": _logical_not,
-    "bitwise_not": _unary_handler("invert"),
-    "__invert__": _unary_handler("invert"),
-    "maximum": _binary_handler("max"),
-    "minimum": _binary_handler("min"),
-    "fmax": lambda tracer, a, b: _float_binary(tracer, arith.MaxnumfOp, a, b),
-    "fmin": lambda tracer, a, b: _float_binary(tracer, arith.MinnumfOp, a, b),
-    "clamp": _clamp,
-    "clip": _clamp,
-    "clamp_min": lambda tracer, x, min: _clamp(tracer, x, min=min),
-    "clamp_max": lambda tracer, x, max: _clamp(tracer, x, max=max),
-    "relu": lambda tracer, x: tracer.binary("max", x, 0),
-    "where": lambda tracer, condition, x, y: tracer.where(condition, x, y),
-    **{name: _unary_handler("neg") for name in ("neg", "negative", "__neg__")},
-    **{name: _unary_handler(name) for name in ("abs", "exp", "exp2", "log", "log2", "sqrt")},
-    **{name: _unary_handler(name) for name in ("rsqrt", "tanh", "sigmoid")},
-}
-
-_TORCH_HINTS = {
-    "max": "for the larger of two values use attnc.maximum(a, b); over a row of scores, "
-    "attnc.row_max(x) in a Normalizer's update",
-    "amax": "over a row of scores use attnc.row_max(x) in a Normalizer's update",
-    "sum": "over a row of scores use attnc.row_sum(x) in a Normalizer's update",
-    "min": "for the smaller of two values use attnc.minimum(a, b)",
-    "square": "write x * x",
-    "expm1": "write attnc.exp(x) - 1",
-    "log1p": "write attnc.log(1 + x)",
-    "softmax": "a mod sees one score at a time; the softmax is applied by attnc after it",
-    "full_like": "use a Python number instead",
-    "tensor": "create the tensor outside the mod and capture it",
-}
-
-
-def _torch_name(func: Callable[..., Any]) -> str:
-    name = getattr(func, "__name__", repr(func))
-    if getattr(torch, name, None) is func:
-        return f"torch.{name}"
-    if getattr(torch.Tensor, name, None) is func:
-        return f"Tensor.{name}"
-    module = getattr(func, "__module__", None)
-    return f"{module}.{name}" if module else name
-
-
-def trace_torch_function(func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Proxy:
-    """Trace a torch function or Tensor method that received a traced value."""
-    tracer = find_tracer((*args, *kwargs.values()))
-    name = getattr(func, "__name__", "")
-    handler = TORCH_FUNCTIONS.get(name)
-    if tracer is None or handler is None:
-        kind = tracer.kind if tracer is not None else "mod"
-        hint = _TORCH_HINTS.get(name.strip("_"), _OPS_HINT)
-        raise TraceError(f"{_torch_name(func)} cannot be traced in a {kind}; {hint}")
-    try:
-        inspect.signature(handler).bind(tracer, *args, **kwargs)
-    except TypeError as e:
-        raise TraceError(f"{_torch_name(func)} with these arguments cannot be traced: {e}") from None
-    return handler(tracer, *args, **kwargs)
-
-
-_OPS_HINT = (
-    "use the operators (+ - * / // % ** < <= == & | ~), attnc.where / exp / exp2 / log "
-    "/ log2 / sqrt / tanh / sigmoid / abs / minimum / maximum / fmin / fmax, or index a captured tensor"
-)

@@ -2,7 +2,8 @@
 
 Python operators on a proxy call back into its `Tracer`, which appends the ops; what
 needs a concrete value (`if`, `float()`, indexing a list) raises `TraceError`. torch
-functions on a proxy arrive at `Proxy.__torch_function__` and go to `attnc.frontend.ops`.
+functions on a proxy arrive at `Proxy.__torch_function__`, and Tensor methods at
+`Proxy.__getattr__`; both go to `attnc.frontend.torch_functions`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import torch
 from xdsl.ir import Attribute, SSAValue
 
-from attnc.frontend.errors import MissingAttributeError, TraceError
+from attnc.frontend.errors import TraceError
 
 if TYPE_CHECKING:
     from attnc.frontend.trace import Tracer
@@ -126,6 +126,18 @@ class Proxy:
     def __rxor__(self, other: object) -> Proxy:
         return self.tracer.binary("xor", other, self)
 
+    def __lshift__(self, other: object) -> Proxy:
+        return self.tracer.binary("shl", self, other)
+
+    def __rlshift__(self, other: object) -> Proxy:
+        return self.tracer.binary("shl", other, self)
+
+    def __rshift__(self, other: object) -> Proxy:
+        return self.tracer.binary("shr", self, other)
+
+    def __rrshift__(self, other: object) -> Proxy:
+        return self.tracer.binary("shr", other, self)
+
     def __invert__(self) -> Proxy:
         return self.tracer.unary("invert", self)
 
@@ -140,8 +152,8 @@ class Proxy:
     def __float__(self) -> NoReturn:
         raise TraceError(
             "float() of a traced value (math.* functions call it): its value is only known "
-            "in the kernel; compute with it directly, and use attnc.exp / log / sqrt / tanh "
-            "instead of math.*"
+            "in the kernel; compute with it directly, and use torch's functions (torch.exp, "
+            "torch.log, torch.sqrt, torch.tanh, ...) instead of math.*"
         )
 
     def __int__(self) -> NoReturn:
@@ -165,15 +177,10 @@ class Proxy:
     def __getitem__(self, index: object) -> NoReturn:
         raise TraceError("a traced value is a scalar; it cannot be indexed")
 
-    def __getattr__(self, name: str) -> NoReturn:
-        if name.startswith("__"):
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in Proxy.__slots__:  # an unset slot: no tracer to ask
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        hint = (
-            "; use the attnc functions instead of tensor methods (attnc.exp(x), not x.exp())"
-            if hasattr(torch.Tensor, name)
-            else ""
-        )
-        raise MissingAttributeError(f"a traced value has no attribute `{name}`{hint}")
+        return self.tracer.tensor_attribute(self, name)  # Tensor methods, by identity (torch_functions.py)
 
     @classmethod
     def __torch_function__(
@@ -187,7 +194,7 @@ class Proxy:
         tracer = find_tracer((*args, *kwargs.values()))
         if tracer is None:
             raise TraceError(f"{getattr(func, '__name__', func)} cannot be traced here: its traced value is nested")
-        return tracer.torch_function(func, args, kwargs)  # the table of traceable functions lives in ops
+        return tracer.torch_function(func, args, kwargs)  # the table of traceable functions: torch_functions.py
 
 
 def find_tracer(values: Sequence[object]) -> Tracer | None:

@@ -70,8 +70,8 @@ from xdsl.ir import Attribute, Block, BlockArgument, Operation, Region, SSAValue
 
 from attnc.dialect.attn import YieldOp
 from attnc.frontend.errors import SourceLocation, TraceError, user_frame
-from attnc.frontend.ops import trace_torch_function
 from attnc.frontend.proxy import Proxy, find_tracer
+from attnc.frontend.torch_functions import tensor_attribute, trace_torch_function
 
 __all__ = [
     "Proxy",
@@ -184,6 +184,10 @@ class Tracer:
     def torch_function(self, func: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]) -> Proxy:
         """A torch function or Tensor method that received one of this trace's values, traced (ops.py)."""
         return trace_torch_function(func, args, kwargs)
+
+    def tensor_attribute(self, proxy: Proxy, name: str) -> Any:
+        """`proxy.<name>`: a Tensor method bound to it, or its dtype (torch_functions.py)."""
+        return tensor_attribute(proxy, name)
 
     def call(self, args: list[Proxy]) -> object:
         _check_signature(self.fn, len(args), self.kind)
@@ -342,6 +346,10 @@ class Tracer:
             if op == "abs":
                 return self._proxy(mathd.AbsIOp(value))
             return self._proxy(arith.SubiOp(self.constant(0, value.type), value))
+        if op in _INTEGRAL and value.type != f32:
+            return Proxy(value, self)  # an integer is its own floor, ceil and rounding
+        if op == "sign":
+            return self._sign(value)
         value = self.to_f32(value)
         if op == "sigmoid":
             # MLIR's math has no sigmoid: 1 / (1 + exp(-x)).
@@ -352,16 +360,50 @@ class Tracer:
             raise AssertionError(f"unknown unary operation {op}")
         return self._proxy(_FLOAT_UNARY[op](value))
 
+    def _sign(self, value: SSAValue) -> Proxy:
+        """-1, 0 or 1 by the sign of `value` (torch.sign); a float keeps a zero's sign and NaN,
+        as x · 0, so the derivative is 0 everywhere."""
+        if value.type == i1:
+            return Proxy(self.to_index(value), self)
+        is_float = value.type == f32
+        zero = self.constant(0.0 if is_float else 0, value.type)
+        one, minus_one = (self.constant(v if is_float else int(v), value.type) for v in (1.0, -1.0))
+        compare = arith.CmpfOp if is_float else arith.CmpiOp
+        positive = self.emit(compare(value, zero, "ogt" if is_float else "sgt"))
+        negative = self.emit(compare(value, zero, "olt" if is_float else "slt"))
+        rest = self.emit(arith.MulfOp(value, zero)) if is_float else zero
+        return self._proxy(arith.SelectOp(positive, one, self.emit(arith.SelectOp(negative, minus_one, rest))))
+
+    def convert(self, x: object, dtype: torch.dtype) -> Proxy:
+        """`x.to(dtype)`: values stay f32, index, i32, i64 or i1; a half type rounds and widens back."""
+        value = self.lift(self.operand(x)).value
+        if dtype == torch.float32:
+            return Proxy(self.to_f32(value), self)
+        if dtype in (torch.float16, torch.bfloat16):
+            narrow = self.emit(arith.TruncFOp(self.to_f32(value), _ELEMENT_TYPES[dtype]))
+            return self._proxy(arith.ExtFOp(narrow, f32))
+        if dtype == torch.bool:
+            return Proxy(value, self) if value.type == i1 else self.binary("ne", Proxy(value, self), 0)
+        if dtype in (torch.int32, torch.int64):
+            if value.type == f32:  # toward zero, as torch converts
+                return self._proxy(arith.FPToSIOp(value, i32 if dtype == torch.int32 else i64))
+            return Proxy(self.to_index(value) if value.type == i1 else value, self)
+        raise TraceError(f"a traced value cannot be converted to {dtype}; a mod computes in float32, integers and bool")
+
     def power(self, base: object, exponent: object) -> Proxy:
-        """`base ** n` for a small integer constant n, as a chain of multiplications."""
+        """`base ** y`: a chain of multiplications for a small integer constant y, sqrt or rsqrt
+        for ±0.5, else exp2(y · log2|base|) with the sign and the zero exponent torch gives."""
+        if isinstance(exponent, Proxy) or isinstance(exponent, torch.Tensor):
+            return self._float_power(base, self.operand(exponent))
         x = self.lift(self.operand(base))
         if isinstance(exponent, float) and exponent.is_integer():
             x, exponent = Proxy(self.to_f32(x.value), self), int(exponent)
-        if isinstance(exponent, bool) or not isinstance(exponent, int) or abs(exponent) > 8:
-            raise TraceError(
-                "`**` needs a small integer constant exponent (|n| <= 8); "
-                "for others use attnc.sqrt(x) or attnc.exp2(y * attnc.log2(x))"
-            )
+        if isinstance(exponent, bool) or not isinstance(exponent, int | float):
+            raise TraceError(f"`**` needs a number or a traced exponent, not {type(exponent).__name__}")
+        if exponent in (0.5, -0.5):
+            return self.unary("sqrt" if exponent > 0 else "rsqrt", x)
+        if isinstance(exponent, float) or abs(exponent) > 8:
+            return self._float_power(x, exponent)
         if x.type == i1:
             x = Proxy(self.to_index(x.value), self)  # True ** 2 == 1, an int
         if exponent == 0:
@@ -371,12 +413,28 @@ class Tracer:
             result = self.binary("mul", result, x)
         return self.binary("truediv", 1.0, result) if exponent < 0 else result
 
+    def _float_power(self, base: object, exponent: Proxy | Number) -> Proxy:
+        """exp2(y · log2|x|) in f32; a negative x takes the sign of an odd integer y and is NaN
+        for a non-integer y, and x ** 0 is 1, as torch.pow has them."""
+        x = Proxy(self._as_f32(self.operand(base)), self)
+        y = self.lift(exponent if isinstance(exponent, Proxy) else float(exponent))
+        magnitude = self.unary("exp2", self.binary("mul", y, self.unary("log2", self.unary("abs", x))))
+        if not isinstance(exponent, Proxy):  # a constant y: only its own case remains
+            if not float(exponent).is_integer():
+                return self.where(self.binary("lt", x, 0.0), math.nan, magnitude)
+            if int(exponent) % 2 == 0:
+                return magnitude
+            return self.where(self.binary("lt", x, 0.0), -magnitude, magnitude)
+        even = self.binary("eq", self.binary("mul", self.unary("floor", self.binary("mul", y, 0.5)), 2.0), y)
+        negative = self.where(even, magnitude, -magnitude)
+        if y.type == f32:
+            negative = self.where(self.binary("eq", self.unary("floor", y), y), negative, math.nan)
+        return self.where(self.binary("eq", y, 0.0), 1.0, self.where(self.binary("lt", x, 0.0), negative, magnitude))
+
     def exponential(self, base: object, exponent: Proxy) -> Proxy:
-        """`c ** x` for a positive constant c, as exp2(x * log2(c))."""
+        """`c ** x`: exp2(x * log2(c)) for a positive constant c, else as `power`."""
         if isinstance(base, bool) or not isinstance(base, int | float) or base <= 0:
-            raise TraceError(
-                "`c ** x` of a traced x needs a positive constant base c; otherwise use attnc.exp2(x * attnc.log2(c))"
-            )
+            return self._float_power(base, exponent)
         if base != 2:
             exponent = self.binary("mul", exponent, math.log2(base))
         return self.unary("exp2", exponent)
@@ -511,6 +569,8 @@ _INT_OPS: dict[str, Callable[[SSAValue, SSAValue], Operation]] = {
     "and": arith.AndIOp,
     "or": arith.OrIOp,
     "xor": arith.XOrIOp,
+    "shl": arith.ShLIOp,
+    "shr": arith.ShRSIOp,  # arithmetic, as torch shifts signed integers
 }
 # Ordered predicates, except `!=`: in Python and torch, NaN != x is True.
 _FLOAT_PREDICATES = {"lt": "olt", "le": "ole", "gt": "ogt", "ge": "oge", "eq": "oeq", "ne": "une"}
@@ -523,8 +583,18 @@ _FLOAT_UNARY: dict[str, Callable[[SSAValue], Operation]] = {
     "sqrt": mathd.SqrtOp,
     "rsqrt": mathd.RsqrtOp,
     "tanh": mathd.TanhOp,
+    "sin": mathd.SinOp,
+    "cos": mathd.CosOp,
+    "tan": mathd.TanOp,
+    "erf": mathd.ErfOp,
+    "log1p": mathd.Log1pOp,
+    "expm1": mathd.ExpM1Op,
+    "floor": mathd.FloorOp,
+    "ceil": mathd.CeilOp,
+    "round": mathd.RoundEvenOp,  # torch.round rounds half to even
 }
-_SYMBOLS = {"and": "&", "or": "|", "xor": "^"}
+_INTEGRAL = frozenset({"floor", "ceil", "round"})
+_SYMBOLS = {"and": "&", "or": "|", "xor": "^", "shl": "<<", "shr": ">>"}
 
 
 def _is_float(x: object) -> bool:

@@ -69,7 +69,16 @@ _EVAL: dict[type[Operation], Callable[..., Any]] = {
     mathd.SqrtOp: math.sqrt,
     mathd.RsqrtOp: lambda a: 1.0 / math.sqrt(a),
     mathd.TanhOp: math.tanh,
-    mathd.FloorOp: math.floor,
+    mathd.FloorOp: lambda a: float(math.floor(a)),
+    mathd.CeilOp: lambda a: float(math.ceil(a)),
+    mathd.RoundEvenOp: lambda a: float(round(a)),  # Python rounds half to even, as torch.round does
+    mathd.SinOp: math.sin,
+    mathd.CosOp: math.cos,
+    mathd.TanOp: math.tan,
+    mathd.ErfOp: math.erf,
+    mathd.Log1pOp: math.log1p,
+    mathd.ExpM1Op: math.expm1,
+    arith.ShRSIOp: lambda a, b: a >> b,
 }
 
 
@@ -148,6 +157,12 @@ MODS: list[Callable[..., Any]] = [
     lambda score, b, h, q, kv: score * score * score + ints[kv] * 0.5 + (q - kv) / 3 + bias[ints[q] % H, q, kv] * 0.0,
     lambda score, b, h, q, kv: score + (q // 2.0) * temp[h] + attnc.minimum(temp[h], slopes[h]),
     lambda score, b, h, q, kv: attnc.exp(score - temp[h]) * attnc.where(score > 0.0, temp[h], -score),
+    lambda score, b, h, q, kv: torch.sin(score * temp[h]) + score.cos() + (score * 0.3).tan() + torch.erf(score),
+    lambda score, b, h, q, kv: score.abs().log1p() + torch.expm1(score * slopes[h]) + score.sigmoid().clamp_min(0.3),
+    lambda score, b, h, q, kv: score.floor() + torch.ceil(score) + (score * 2).round() + score.sign() + score * 0.5,
+    lambda score, b, h, q, kv: torch.pow(score.abs() + temp[h], 1.5) + (score * score).pow(temp[h]) + score**11,
+    lambda score, b, h, q, kv: score.max(bias[h, q, kv]) + score.square() + score.clamp(max=0.2) + score.neg().relu(),
+    lambda score, b, h, q, kv: score.where(ints[q] > (kv >> 2), bias[h, q, kv].neg()) * score.new_ones(()),
 ]
 
 
@@ -191,8 +206,14 @@ def test_autodiff_region_signature():
 
 def test_autodiff_unsupported_op_raises():
     """A float op with no derivative rule on the score's path names the op and asks for a user-given backward."""
-    traced = trace_score_mod(lambda score, b, h, q, kv: score // 2.0)
-    with pytest.raises(PassFailedException, match=r"'math.floor'.*user-given backward"):
+    traced = trace_score_mod(lambda score, b, h, q, kv: score * 2.0)
+    block = traced.region.blocks[0]
+    terminator = block.last_op
+    assert isinstance(terminator, attn.YieldOp)
+    atan = mathd.AtanOp(terminator.values[0])  # no frontend function makes one
+    block.insert_op_before(atan, terminator)
+    terminator.operands = [atan.result]
+    with pytest.raises(PassFailedException, match=r"'math.atan'.*user-given backward"):
         differentiate_score_mod(traced.region)
 
 

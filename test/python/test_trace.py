@@ -331,7 +331,19 @@ _EVAL: dict[type[Operation], Callable[..., Any]] = {
     mathd.Log2Op: math.log2,
     mathd.SqrtOp: math.sqrt,
     mathd.TanhOp: math.tanh,
-    mathd.FloorOp: math.floor,
+    mathd.FloorOp: lambda a: float(math.floor(a)),
+    mathd.CeilOp: lambda a: float(math.ceil(a)),
+    mathd.RoundEvenOp: lambda a: float(round(a)),
+    mathd.SinOp: math.sin,
+    mathd.CosOp: math.cos,
+    mathd.TanOp: math.tan,
+    mathd.ErfOp: math.erf,
+    mathd.Log1pOp: math.log1p,
+    mathd.ExpM1Op: math.expm1,
+    mathd.RsqrtOp: lambda a: 1 / math.sqrt(a),
+    arith.FPToSIOp: int,
+    arith.ShLIOp: lambda a, b: a << b,
+    arith.ShRSIOp: lambda a, b: a >> b,
 }
 
 
@@ -390,6 +402,15 @@ flags = torch.rand(S, generator=GEN) > 0.5
         lambda score, b, h, q, kv: torch.clamp(score, min=-0.5, max=0.5) + (~flags[q]) * 1.0,
         lambda score, b, h, q, kv: attnc.minimum(score, 0.1) + attnc.log(attnc.sqrt(q + 1.0)),
         lambda score, b, h, q, kv: kv - q,
+        lambda score, b, h, q, kv: score.sin() + torch.cos(score) + (score * 0.3).tan() + score.erf() + score.tanh(),
+        lambda score, b, h, q, kv: score.abs().log1p() + score.expm1() + (score * score + 1).rsqrt() + score.exp(),
+        lambda score, b, h, q, kv: (score * 3).floor() + score.ceil() + torch.round(score * 4) + score.sign(),
+        lambda score, b, h, q, kv: score.abs() ** 0.5 + score.abs().pow(1.5) + score**9 + torch.pow(score, q - 7),
+        lambda score, b, h, q, kv: torch.pow(-2.0, kv) + 2.0 ** (q - kv) + (score * 3).to(torch.int32),
+        lambda score, b, h, q, kv: score.clamp(-0.5, 0.5) + score.max(slopes[h]) + score.min(q * 0.1),
+        lambda score, b, h, q, kv: score.where(flags[kv], -score) + torch.full_like(score, 2.0) + (q.int() >> 1),
+        lambda score, b, h, q, kv: score + ((q << 2) | (kv >> 1)) + (q ^ 5) + torch.bitwise_right_shift(kv, 2),
+        lambda score, b, h, q, kv: torch.special.expit(score) + torch.relu(score) + score.reciprocal(),
     ],
 )
 def test_trace_score_mod_matches_torch(mod):
@@ -413,6 +434,8 @@ def test_trace_score_mod_matches_torch(mod):
         lambda b, h, q, kv: ((q - kv) % 4 == 0) ^ flags[kv],
         lambda b, h, q, kv: (doc[q] == doc[kv]) & ~(kv > q) | (h == 1),
         lambda b, h, q, kv: torch.logical_and(q >= kv, ints[kv] != 0),
+        lambda b, h, q, kv: ((q >> 2) == (kv >> 2)) | ((q ^ kv) & 1).bool() | (1 << kv > q),
+        lambda b, h, q, kv: (q - kv).abs().le(3) & q.ge(kv) & ~(kv.to(torch.bool)),
     ],
 )
 def test_trace_mask_mod_matches_torch(mod):
@@ -455,11 +478,11 @@ def test_trace_error_on_unsupported_torch_function():
     """An unsupported torch function names itself and suggests what to use."""
 
     def mod(score, b, h, q_idx, kv_idx):
-        return score + torch.erf(score)
+        return score + torch.lgamma(score)
 
-    with pytest.raises(TraceError, match=r"torch\.erf cannot be traced in a score_mod; use") as info:
+    with pytest.raises(TraceError, match=r"torch\.lgamma cannot be traced in a score_mod; use") as info:
         trace_score_mod(mod)
-    _assert_points_at(info.value, mod, "torch.erf(score)")
+    _assert_points_at(info.value, mod, "torch.lgamma(score)")
 
 
 def test_trace_error_on_wrong_index_count():
@@ -505,7 +528,7 @@ def test_trace_error_on_score_mod_returning_bool():
 
 
 def test_trace_error_on_python_conversions():
-    """float(), Python list indexing and x.exp() on traced values are rejected."""
+    """float(), Python list indexing and a Tensor method attnc cannot trace are rejected."""
     table = [1.0, 2.0, 3.0, 4.0]
 
     def as_float(score, b, h, q_idx, kv_idx):
@@ -515,12 +538,12 @@ def test_trace_error_on_python_conversions():
         return score * table[h]
 
     def method(score, b, h, q_idx, kv_idx):
-        return score.exp()
+        return score.cumsum(0)
 
     for mod, message, expression in [
         (as_float, r"float\(\) of a traced value", "float(q_idx)"),
         (list_index, "cannot index a Python list", "table[h]"),
-        (method, "has no attribute `exp`", "score.exp"),
+        (method, "Tensor.cumsum cannot be traced in a score_mod", "score.cumsum"),
     ]:
         with pytest.raises(TraceError, match=message) as info:
             trace_score_mod(mod)

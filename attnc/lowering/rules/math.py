@@ -1,8 +1,11 @@
 """Rules for `math`: elementwise functions as data.
 
 `tl.exp` and most other `tl` math functions take f32 or f64 only; a pass extends
-narrower floats first. tanh is written with `tl.sigmoid`, which every Triton backend
-and the interpreter have (the libdevice tanh is target specific).
+narrower floats first. What `tl` lacks is written with what every Triton backend and
+the interpreter have (libdevice is target specific, and the interpreter has none):
+tanh with `tl.sigmoid`; log1p as log(u)·x/(u − 1) with u = 1 + x (Goldberg), exact where
+u rounds to 1; expm1 as its Taylor polynomial where |x| < 0.5, where exp(x) − 1 would
+cancel; roundeven from floor and the fraction it drops.
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ from attnc.lowering.rules import RULES
 if TYPE_CHECKING:
     from attnc.lowering.triton import KernelPrinter
 
+# x + x²/2! + ... + x⁹/9!, in Horner's form: within 1e-8 relative where |x| < 0.5.
+_EXPM1_TAYLOR = "{0} * (" + "".join(f"1 + {{0}} / {k} * (" for k in range(2, 9)) + "1 + {0} / 9" + ")" * 8
+
+# Where log1p(x) is x itself (1 + x rounds to 1, or x = inf); the divisor stays nonzero there.
+_LOG1P_EXACT = '(1 + {0} == 1) | ({0} == float("inf"))'
+
 # op -> (template, whether Triton wants f32 or f64 operands)
 MATH: dict[type[Operation], tuple[str, bool]] = {
     math.ExpOp: ("tl.exp({})", True),
@@ -30,6 +39,17 @@ MATH: dict[type[Operation], tuple[str, bool]] = {
     math.SinOp: ("tl.sin({})", True),
     math.CosOp: ("tl.cos({})", True),
     math.ErfOp: ("tl.erf({})", True),
+    math.TanOp: ("tl.sin({0}) / tl.cos({0})", True),
+    math.Log1pOp: (
+        f"tl.where({_LOG1P_EXACT}, {{0}}, tl.log(1 + {{0}}) * ({{0}} / tl.where({_LOG1P_EXACT}, 1, 1 + {{0}} - 1)))",
+        True,
+    ),
+    math.ExpM1Op: (f"tl.where(tl.abs({{0}}) < 0.5, {_EXPM1_TAYLOR}, tl.exp({{0}}) - 1)", True),
+    math.RoundEvenOp: (
+        "tl.floor({0}) + tl.where(({0} - tl.floor({0}) > 0.5)"
+        " | (({0} - tl.floor({0}) == 0.5) & (tl.floor({0}) % 2 != 0)), 1.0, 0.0)",
+        True,
+    ),
     math.FloorOp: ("tl.floor({})", True),
     math.CeilOp: ("tl.ceil({})", True),
     math.TanhOp: ("2 * tl.sigmoid(2 * {}) - 1", True),
