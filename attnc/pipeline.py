@@ -12,7 +12,8 @@ at once) and records the IR of the stages users can ask for: `c.ir(stage)`,
 | linear            | attn-chunk, attn-tile, convert-attn-to-tile                      | attn, chunk, tile    |
 | linear-backward   | attn-chunk, attn-autodiff, attn-tile, convert-attn-to-tile       | attn, chunk, tile    |
 
-The softmax pipelines take `debug`, which has the kernels report an out-of-range captured-tensor read
+`softmax` takes `instrument`, which runs attn-instrument before the lowering (Proton scopes around the
+forward kernels' stages, for `attnc profile`). The softmax pipelines take `debug`, which has the kernels report an out-of-range captured-tensor read
 (attn-guard-captures{report=true}) instead of reading 0. They take the logical chain `attn.qk → … → attn.pv`, the linear ones an
 `attn.recurrence`; both end in the tile dialect, which `lowering/` prints as Triton.
 """
@@ -35,6 +36,7 @@ from attnc.passes.attn_block_mask import AttnBlockMaskPass
 from attnc.passes.attn_chunk import AttnChunkPass
 from attnc.passes.attn_fuse import AttnFusePass
 from attnc.passes.attn_guard_captures import AttnGuardCapturesPass
+from attnc.passes.attn_instrument import AttnInstrumentPass
 from attnc.passes.attn_split import AttnSplitPass
 from attnc.passes.attn_tile import AttnTilePass
 from attnc.passes.convert_attn_to_tile import ConvertAttnToTilePass
@@ -82,7 +84,9 @@ class Pipeline:
         return recorded
 
 
-def softmax(target: str, tile: Mapping[str, int] | None = None, debug: bool = False) -> Pipeline:
+def softmax(
+    target: str, tile: Mapping[str, int] | None = None, debug: bool = False, instrument: bool = False
+) -> Pipeline:
     """Softmax-style attention, forward only: fuse, classify the mask, allow split decoding, guard captured reads, tile, lower."""
     return Pipeline(
         "softmax",
@@ -92,6 +96,7 @@ def softmax(target: str, tile: Mapping[str, int] | None = None, debug: bool = Fa
             AttnSplitPass(),
             AttnGuardCapturesPass(report=debug),
             AttnTilePass(target=target, **(tile or {})),
+            *((AttnInstrumentPass(),) if instrument else ()),
             ConvertAttnToTilePass(),
         ),
         {"flash": "attn-tile", "tile": "convert-attn-to-tile"},

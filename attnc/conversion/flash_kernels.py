@@ -163,7 +163,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
     }
     if layout == "paged":
         constexprs[PAGE] = page_size(layout, kt)
-    kb = KernelBuilder(name, params, constexprs, "approx_tanh" in flash.attributes)
+    kb = KernelBuilder(name, params, constexprs, "approx_tanh" in flash.attributes, "instrument" in flash.attributes)
     mask_d = head_dim != padded_head_dim(head_dim)
     fp32 = elem == f32
 
@@ -220,9 +220,11 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
         if kv_ok is not None and kb.dims_of(kv_ok) == (BN,):
             kv_ok = kb.col(kv_ok, "kv_ok")
         k_mask = _and_optional(kb, kv_ok, d_ok)
-        k = kb.load(k_ptrs, k_mask, 0.0 if k_mask is not None else None, "k")
-        qk = kb.dot(q, kb.trans(k), None, "ieee" if fp32 else None, "qk")
-        score = kb.mul(qk, kb.arg("scale"), "score")
+        with kb.stage("load_k"):
+            k = kb.load(k_ptrs, k_mask, 0.0 if k_mask is not None else None, "k")
+        with kb.stage("qk"):
+            qk = kb.dot(q, kb.trans(k), None, "ieee" if fp32 else None, "qk")
+            score = kb.mul(qk, kb.arg("scale"), "score")
         if masked:
             last_col = kb.sub(rows.k_len, kb.i32(1))
             if layout != "dense":  # an empty sequence still indexes at 0
@@ -232,7 +234,8 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
             kv_idx = kb.row(cols, "kv_idx")
         kb.comment("score_mod")
         unmodified = score
-        (score,) = lower_region(kb, flash.score_mod, [score, b, h, q_idx, kv_idx, *captures], "score_mod")
+        with kb.stage("score_mod"):
+            (score,) = lower_region(kb, flash.score_mod, [score, b, h, q_idx, kv_idx, *captures], "score_mod")
         # A score_mod that ignores the score or an index (`h * 0.5`) yields fewer dims: a whole tile again.
         score = kb.to_dims(score, kb.dims_of(unmodified))
         if score is not unmodified:
@@ -240,23 +243,29 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
         keep = None
         if masked:
             kb.comment("mask_mod and the sequence bound")
-            (keep,) = lower_region(kb, flash.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
-            assert col_ok is not None
-            keep = kb.and_(keep, col_ok, "keep")
-            assert isinstance(flash.masked_score, FloatAttr)
-            score = kb.where(keep, score, kb.f32(flash.masked_score.value.data), "score")
+            with kb.stage("mask"):
+                (keep,) = lower_region(kb, flash.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
+                assert col_ok is not None
+                keep = kb.and_(keep, col_ok, "keep")
+                assert isinstance(flash.masked_score, FloatAttr)
+                score = kb.where(keep, score, kb.f32(flash.masked_score.value.data), "score")
         kb.comment(f"normalizer update ({flash.normalizer.data})")
-        p, alpha, *new_state = lower_region(
-            kb, flash.update, [score, b, h, *[carried[s] for s in state_names], *captures], "update"
-        )
-        if keep is not None:
-            p = kb.where(keep, p, kb.f32(0.0), "p")
+        with kb.stage("update"):
+            p, alpha, *new_state = lower_region(
+                kb, flash.update, [score, b, h, *[carried[s] for s in state_names], *captures], "update"
+            )
+            if keep is not None:
+                p = kb.where(keep, p, kb.f32(0.0), "p")
         v_ptrs, v_ok = rows.kv_ptrs(kb, "v", cols, offs_dv, in_range, pages)
         if v_ok is not None and kb.dims_of(v_ok) == (BN,):
             v_ok = kb.col(v_ok, "kv_ok")
         v_mask = _and_optional(kb, v_ok, dv_ok)
-        v = kb.load(v_ptrs, v_mask, 0.0 if v_mask is not None else None, "v")
-        acc = _accumulate(kb, carried["acc"], alpha, p, v, keep if cuts_keys else None, kept_whole, layout != "dense")
+        with kb.stage("load_v"):
+            v = kb.load(v_ptrs, v_mask, 0.0 if v_mask is not None else None, "v")
+        with kb.stage("pv"):
+            acc = _accumulate(
+                kb, carried["acc"], alpha, p, v, keep if cuts_keys else None, kept_whole, layout != "dense"
+            )
         return {"acc": acc, **dict(zip(state_names, new_state))}
 
     split_id = kb.program_id(2, "split") if split else None
@@ -266,23 +275,25 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
         state = _sequence_loop(kb, flash, rows, qrows, b, h, init, attend, split_id)
 
     if split_id is not None:
-        _store_partials(kb, flash, qrows, b, split_id, state, offs_dv, dv_ok, head_dim_v)
+        with kb.stage("epilogue"):
+            _store_partials(kb, flash, qrows, b, split_id, state, offs_dv, dv_ok, head_dim_v)
         return kb.finish()
-    kb.comment(f"normalizer finalize ({flash.normalizer.data})")
-    normalized, *stats = lower_region(
-        kb, flash.finalize, [state["acc"], b, h, *[state[s] for s in state_names], *captures], "finalize"
-    )
-    out = kb.cast(kb.to_dims(normalized, (BM, DIM_V)), elem, "out")
-    out_ptrs = kb.addptr(
-        rows.out_base,
-        kb.add(qrows.offsets(kb, "out"), kb.mul(kb.row(offs_dv), kb.arg(kernel_params.stride("out", "d")))),
-        "out_ptrs",
-    )
-    kb.store(out_ptrs, out, kb.and_(qrows.ok, dv_ok) if dv_ok is not None else qrows.ok)
-    stat_rows = _stat_rows(kb, rows, qrows, b)
-    rows_in_bounds = kb.cmp("slt", qrows.pos, rows.q_len, "rows_in_bounds")
-    for i, stat in enumerate(stats):
-        kb.store(kb.addptr(kb.arg(kernel_params.stat_ptr(i)), stat_rows), stat, rows_in_bounds)
+    with kb.stage("epilogue"):
+        kb.comment(f"normalizer finalize ({flash.normalizer.data})")
+        normalized, *stats = lower_region(
+            kb, flash.finalize, [state["acc"], b, h, *[state[s] for s in state_names], *captures], "finalize"
+        )
+        out = kb.cast(kb.to_dims(normalized, (BM, DIM_V)), elem, "out")
+        out_ptrs = kb.addptr(
+            rows.out_base,
+            kb.add(qrows.offsets(kb, "out"), kb.mul(kb.row(offs_dv), kb.arg(kernel_params.stride("out", "d")))),
+            "out_ptrs",
+        )
+        kb.store(out_ptrs, out, kb.and_(qrows.ok, dv_ok) if dv_ok is not None else qrows.ok)
+        stat_rows = _stat_rows(kb, rows, qrows, b)
+        rows_in_bounds = kb.cmp("slt", qrows.pos, rows.q_len, "rows_in_bounds")
+        for i, stat in enumerate(stats):
+            kb.store(kb.addptr(kb.arg(kernel_params.stat_ptr(i)), stat_rows), stat, rows_in_bounds)
     return kb.finish()
 
 

@@ -91,9 +91,11 @@ class KernelBuilder:
         params: Sequence[tuple[str, Attribute]],
         constexprs: Mapping[str, int],
         approx_tanh: bool = False,
+        instrument: bool = False,
     ):
         self.constexprs = dict(constexprs)
         self.approx_tanh = approx_tanh  # tanh as one hardware instruction (NVIDIA's tanh.approx.f32)
+        self.instrument = instrument  # Proton scopes around the stages (attn-instrument)
         self.func = tile.FuncOp(name, [p for p, _ in params], [t for _, t in params], self.constexprs)
         self.block = self.func.body.block
         self.args = {p: arg for (p, _), arg in zip(params, self.block.args)}
@@ -121,6 +123,16 @@ class KernelBuilder:
             result.name_hint = name
         self.dims[result] = dims
         return result
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """A Proton scope `name` around what the body emits, when the kernel is instrumented; else nothing."""
+        if not self.instrument:
+            yield
+            return
+        self._add(tile.ScopeEnterOp(name))
+        yield
+        self._add(tile.ScopeExitOp(name))
 
     def comment(self, text: str) -> None:
         """Attach `text` as a `# comment` to the next op."""

@@ -10,7 +10,7 @@ This module is the dialect as users import it; the definitions live by family in
 `tile_types` (types, attributes, shape and scalar helpers), `tile_kernel` (the kernel,
 its parameters and device assertions), `tile_creation` (making tiles), `tile_memory` (pointers, loads,
 stores, atomic adds), `tile_algebra` (dot, reduce, cumsum, trans, multiple_of) and
-`tile_arith` (tensor comparisons, select, casts and inline asm).
+`tile_arith` (tensor comparisons, select, casts and inline asm) and `tile_profile` (Proton's scopes).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from attnc.dialect.tile_kernel import (
     ReturnOp,
 )
 from attnc.dialect.tile_memory import AddPtrOp, AtomicAddOp, LoadOp, StoreOp
+from attnc.dialect.tile_profile import ScopeEnterOp, ScopeExitOp
 from attnc.dialect.tile_types import (
     InputPrecision,
     InputPrecisionAttr,
@@ -88,6 +89,8 @@ __all__ = [
     "ReduceKindAttr",
     "ReduceOp",
     "ReturnOp",
+    "ScopeEnterOp",
+    "ScopeExitOp",
     "SelectOp",
     "SplatOp",
     "StoreOp",
@@ -131,6 +134,8 @@ Tile = Dialect(
         CmpFOp,
         SelectOp,
         CastOp,
+        ScopeEnterOp,
+        ScopeExitOp,
     ],
     [PtrType, ReduceKindAttr, InputPrecisionAttr],
 )

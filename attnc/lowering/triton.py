@@ -41,6 +41,8 @@ from attnc.lowering.rules import scf as _scf_rules  # noqa: F401
 from attnc.lowering.rules import tile as _tile_rules  # noqa: F401
 
 HEADER = "import triton\nimport triton.language as tl\n"
+PROFILER_IMPORT = "import triton.profiler.language as pl\n"
+"""Imported only by kernels attn-instrument scoped."""
 
 COMMENT = "attnc.comment"
 """A string attribute on any op, printed as a `# ...` line before it."""
@@ -200,7 +202,9 @@ def emit_triton(module: ModuleOp) -> str:
                 "run convert-attn-to-tile first"
             )
         kernels.append(KernelPrinter(op).emit())
-    return HEADER + "".join("\n\n" + kernel for kernel in kernels)
+    scoped = any(isinstance(op, tile.ScopeEnterOp) for op in module.walk())
+    header = HEADER + (PROFILER_IMPORT if scoped else "")
+    return header + "".join("\n\n" + kernel for kernel in kernels)
 
 
 def print_triton(module: ModuleOp, output: IO[str]) -> None:

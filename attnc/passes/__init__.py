@@ -49,6 +49,12 @@ def _attn_split() -> type[ModulePass]:
     return AttnSplitPass
 
 
+def _attn_instrument() -> type[ModulePass]:
+    from attnc.passes.attn_instrument import AttnInstrumentPass
+
+    return AttnInstrumentPass
+
+
 def _attn_chunk() -> type[ModulePass]:
     from attnc.passes.attn_chunk import AttnChunkPass
 
@@ -64,4 +70,5 @@ PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "convert-attn-to-tile": _convert_attn_to_tile,
     "attn-autodiff": _attn_autodiff,
     "attn-chunk": _attn_chunk,
+    "attn-instrument": _attn_instrument,
 }

@@ -100,6 +100,16 @@ def device_assert(p: KernelPrinter, op: tile.DeviceAssertOp) -> None:
     p.line(f"tl.device_assert({p.expr(op.cond)}, {op.message.data!r})")
 
 
+@rule(tile.ScopeEnterOp)
+def scope_enter(p: KernelPrinter, op: tile.ScopeEnterOp) -> None:
+    p.line(f"pl.enter_scope({op.scope.data!r})")
+
+
+@rule(tile.ScopeExitOp)
+def scope_exit(p: KernelPrinter, op: tile.ScopeExitOp) -> None:
+    p.line(f"pl.exit_scope({op.scope.data!r})")
+
+
 WRITES = {tile.StoreOp: "tl.store", tile.AtomicAddOp: "tl.atomic_add"}
 
 

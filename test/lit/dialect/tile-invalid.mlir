@@ -203,3 +203,11 @@ tile.func @k(%n: i32) attributes {debug} {
   tile.return
 }
 // CHECK: 'tile.device_assert' op expected an i1 condition, but got i32
+
+// -----
+
+tile.func @k() {
+  tile.scope_enter "load k"
+  tile.return
+}
+// CHECK: 'tile.scope_enter' op expected a scope name of letters, digits and _, but got "load k"
