@@ -13,7 +13,8 @@ at once) and records the IR of the stages users can ask for: `c.ir(stage)`,
 | linear-backward   | attn-chunk, attn-autodiff, attn-tile, convert-attn-to-tile       | attn, chunk, tile    |
 
 `softmax` takes `instrument`, which runs attn-instrument before the lowering (Proton scopes around the
-forward kernels' stages, for `attnc profile`). The softmax pipelines take `debug`, which has the kernels report an out-of-range captured-tensor read
+forward kernels' stages; compiling them needs Proton's instrumentation backend started and
+`triton.profiler.language.enable_semantic("triton")`, on a GPU target). The softmax pipelines take `debug`, which has the kernels report an out-of-range captured-tensor read
 (attn-guard-captures{report=true}) instead of reading 0. They take the logical chain `attn.qk → … → attn.pv`, the linear ones an
 `attn.recurrence`; both end in the tile dialect, which `lowering/` prints as Triton.
 """
@@ -88,6 +89,8 @@ def softmax(
     target: str, tile: Mapping[str, int] | None = None, debug: bool = False, instrument: bool = False
 ) -> Pipeline:
     """Softmax-style attention, forward only: fuse, classify the mask, allow split decoding, guard captured reads, tile, lower."""
+    if instrument and target == "cpu":
+        raise ValueError("instrument: Proton's scopes need a GPU target; Triton's interpreter cannot run them")
     return Pipeline(
         "softmax",
         (

@@ -239,7 +239,7 @@ class AttentionProgram:
         # devices differ: Triton launched under a device guard, which a replay does not take
         same_device = q.device.index in (None, torch.cuda.current_device())
         replay = replay_of(launched, [q, k, v, *seqs.meta, *self.captures], [out, *stats]) if same_device else None
-        self._decoding[key] = (plan, seqs, replay)
+        self._decoding[key] = (plan, replace(seqs, meta=()), replay)  # not this call's lengths and pages
         return out, stats
 
     def plan(

@@ -15,7 +15,7 @@ import torch
 from attnc.dialect import kernel_params
 from attnc.dialect.attn_sequences import LAYOUTS
 from attnc.runtime.compiler import CompiledVariant
-from attnc.runtime.decode_splits import choose_splits, sm_count
+from attnc.runtime.decode_splits import MAX_SPLITS, choose_splits, sm_count
 from attnc.runtime.forward import forward_args
 from attnc.runtime.launch import LaunchConfig, Launched, cdiv, run_fitting, run_kernel, set_strides
 from attnc.runtime.sequences import Sequences
@@ -102,8 +102,8 @@ class SequenceLaunch:
         if not self.compiled.info.split_forward:
             return 1  # its normalizer has no merge: unsplit, whatever was asked
         key_blocks = cdiv(seqs.max_k, self.config.block_n)
-        if requested:
-            return max(1, min(requested, key_blocks))
+        if requested:  # at most MAX_SPLITS, as FlashAttention's: more only costs partial buffers
+            return max(1, min(requested, key_blocks, MAX_SPLITS))
         paged_block_n = self.config.block_n if seqs.layout == "paged" else 0
         return choose_splits(grid[0] * grid[1], key_blocks, self.sms, paged_block_n)
 

@@ -491,8 +491,13 @@ func.func @two(%q: tensor<1x4x?x64xf16>, %k: tensor<1x4x?x64xf16>, %v: tensor<1x
 // CHECK:         %[[FOUND:run_found]] = tile.cmpi sge, %[[RUN_LO]]
 // CHECK:         scf.for %{{.*}} = %[[FIRST:run_lo_2]] to %[[LAST:run_hi_2]]
 // CHECK-NOT:       scf.if
+// CHECK-NOT:       in_range
 // CHECK:           %[[PAGE:page]] = tile.load %{{.*}} : tensor<128x!tile.ptr<i32>> -> tensor<128xi32>
+// CHECK-NOT:       scf.if
+// CHECK-NOT:       in_range
 // CHECK:           tile.cmpi slt, %[[PAGE]], %{{.*}}
+// CHECK-NOT:       scf.if
+// CHECK-NOT:       in_range
 // CHECK:         %[[BEFORE:blocks_before]] = arith.subi %[[FIRST]]
 // CHECK:         scf.for
 // CHECK:           %[[ANY:any]] = tile.cmpi sle
