@@ -178,9 +178,10 @@ class AttnOptMain(xDSLOptMain):
             if self.args.passes:
                 raise ValueError("give the passes once: -p or --pass-pipeline, not both")
             self.args.passes = unwrap_pipeline(self.args.pass_pipeline)
-        timing, self.args.time_passes = self.args.time_passes, False  # xDSL's own report goes to stdout
+        # xDSL's own report goes to stdout, read as each pass runs: off for good, ours is on stderr
+        self.timing = timing = self.args.time_passes
+        self.args.time_passes = False
         super().setup_pipeline()
-        self.args.time_passes = timing
         verify = self.pipeline.callback
         self.pass_times: list[tuple[str, float]] = []
         started = [0.0]
@@ -202,7 +203,7 @@ class AttnOptMain(xDSLOptMain):
             print("\n".join(sorted(self.available_passes)))
             return
         super().run()
-        if self.args.time_passes:
+        if self.timing:
             print(time_report(self.pass_times), file=sys.stderr)
 
     def register_all_passes(self) -> None:

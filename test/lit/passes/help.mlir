@@ -4,6 +4,7 @@
 // RUN: attn-opt --help | filecheck %s --check-prefix=ORDER
 // RUN: attn-opt --list-passes | filecheck %s --check-prefix=LIST
 // RUN: attn-opt %s --pass-pipeline='builtin.module(attn-fuse,attn-tile{block-m=64 block-n=32})' --time-passes 2>&1 >/dev/null | filecheck %s --check-prefix=TIME
+// RUN: attn-opt %s --pass-pipeline='builtin.module(attn-fuse)' --time-passes 2>/dev/null | filecheck %s --check-prefix=TIME-STDOUT
 // RUN: not attn-opt %s --pass-pipeline='builtin.module(attn-fuse' 2>&1 | filecheck %s --check-prefix=UNCLOSED
 // RUN: not attn-opt %s -p attn-fuse --pass-pipeline='builtin.module(attn-fuse)' 2>&1 | filecheck %s --check-prefix=BOTH
 
@@ -59,6 +60,9 @@
 // TIME-NEXT:   {{ *[0-9.]+}} ({{ *[0-9.]+}}%)  attn-fuse
 // TIME-NEXT:   {{ *[0-9.]+}} ({{ *[0-9.]+}}%)  attn-tile
 // TIME-NEXT:   {{ *[0-9.]+}} (100.0%)  Total
+
+// TIME-STDOUT-NOT: took
+// TIME-STDOUT:     builtin.module
 
 // UNCLOSED: attn-opt: error: --pass-pipeline: 'builtin.module(attn-fuse' opens 'builtin.module(' but does not close it
 
