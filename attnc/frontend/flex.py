@@ -14,14 +14,19 @@ only a hint), and the `Attention` for a pair of mods is kept in a cache keyed on
 identity. A warm call walks the mods' bindings (closure cells, the globals they name,
 defaults) and compares them with what they were at trace time: a tensor by identity, a
 number by value. A rebound name traces again; a tensor changed in place is read as it is
-at each call, as every captured tensor is.
+at each call, as every captured tensor is. Mods reading what the walk cannot check (an
+object's attributes, a dict, a callable object, a tensor computed inside the mod) are traced
+at every call, with a warning. Under torch.compile, dynamo guards on what the walk reads;
+the values inside such objects it does not see.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import numbers
 import types
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -157,7 +162,7 @@ _ATTENTIONS: OrderedDict[tuple[Any, Any], _Entry] = OrderedDict()
 class _Entry(NamedTuple):
     mods: tuple[Mod | None, Mod | None]  # held, so the ids in the key and the fingerprint stay theirs
     bindings: list[Any]  # held for the same reason
-    fingerprint: tuple[Any, ...]
+    fingerprint: tuple[Any, ...] | None  # None: traced again at every call
     attention: Attention
 
 
@@ -173,15 +178,45 @@ def _attention_for(score_mod: Mod | None, mask_mod: Mod | None) -> Attention:
 def _cached(score_mod: Mod | None, mask_mod: Mod | None) -> Attention:
     key = (_identity(score_mod), _identity(mask_mod))
     found = _ATTENTIONS.get(key)
-    bindings = _bindings(score_mod) + _bindings(mask_mod)
-    if found is not None and found.fingerprint == _fingerprint(bindings):
+    bindings = _bindings(score_mod) + _bindings(mask_mod)  # under dynamo: what its guards check
+    fingerprint = _fingerprint(bindings)
+    if torch.compiler.is_compiling() and found is not None:
+        return found.attention  # _ensure_traced has just traced or checked it, eagerly
+    if found is not None and fingerprint is not None and found.fingerprint == fingerprint:
         _ATTENTIONS.move_to_end(key)
         return found.attention
     attn = Attention(score_mod, _traceable_mask(mask_mod))
-    _ATTENTIONS[key] = _Entry((score_mod, mask_mod), bindings, _fingerprint(bindings), attn)
+    if fingerprint is not None and not _captures_bound(attn, bindings):
+        fingerprint = None  # a tensor the mods compute (temp.exp()): only a new trace sees its new value
+    if fingerprint is None:
+        _warn_uncached(score_mod, mask_mod)
+    _ATTENTIONS[key] = _Entry((score_mod, mask_mod), bindings, fingerprint, attn)
     while len(_ATTENTIONS) > _CACHE_SIZE:
         _ATTENTIONS.popitem(last=False)
     return attn
+
+
+def _captures_bound(attn: Attention, bindings: list[Any]) -> bool:
+    """Whether every tensor the mods read is one of their bindings (or a view of one)."""
+    bound = {id(b) for b in bindings if isinstance(b, torch.Tensor)}
+    return all(id(t) in bound or id(t._base) in bound for t in attn.captures())
+
+
+_WARNED: set[tuple[Any, Any]] = set()
+
+
+def _warn_uncached(score_mod: Mod | None, mask_mod: Mod | None) -> None:
+    codes = (getattr(score_mod, "__code__", None), getattr(mask_mod, "__code__", None))
+    if codes in _WARNED:
+        return
+    _WARNED.add(codes)
+    warnings.warn(
+        "attnc.flex_attention traces these mods at every call: they read a value it cannot check for "
+        "changes (an object's attribute, a dict, a callable object, or a tensor computed inside the mod). "
+        "Pass tensors and numbers through closures, globals or defaults, and compute derived tensors "
+        "outside the mod, to trace once.",
+        stacklevel=4,
+    )
 
 
 @torch.compiler.assume_constant_result
@@ -200,16 +235,21 @@ def _identity(fn: Mod | None) -> Any:
     return id(fn)
 
 
-_SCALARS = (bool, int, float, complex, str, bytes, type(None))
+_SCALARS = (numbers.Number, str, bytes, type(None), torch.dtype, torch.device)
 _WALKED = (types.FunctionType, types.MethodType, functools.partial, tuple, list)
+# What a mod may read that cannot change what it computes: modules, classes, builtins.
+_STABLE = (types.ModuleType, type, types.BuiltinFunctionType, types.BuiltinMethodType)
+_LIBRARIES = ("torch", "attnc", "triton", "numpy", "math", "functools", "builtins")
+_OPAQUE = object()  # a binding whose changes the fingerprint cannot see
 
 
 def _bindings(fn: Any, seen: set[int] | None = None) -> list[Any]:
-    """What a mod reads from outside itself: closure cells, the globals its code names, defaults, a
-    partial's arguments, a bound method's attributes; the tensors and numbers among them, and the
-    functions (and_masks' list, a helper), walked in turn."""
+    """What a mod reads from outside itself: closure cells, the globals its code (and the code of the
+    functions it defines) names, defaults, a partial's arguments, a bound method's attributes; the
+    tensors and numbers among them, and the functions (and_masks' list, a helper), walked in turn.
+    Anything else it reads (an object, a dict, a callable object as the mod) is `_OPAQUE`."""
     seen = set() if seen is None else seen
-    if id(fn) in seen:
+    if id(fn) in seen or fn is None:
         return []
     seen.add(id(fn))
     if isinstance(fn, tuple | list):
@@ -219,23 +259,39 @@ def _bindings(fn: Any, seen: set[int] | None = None) -> list[Any]:
         if isinstance(fn.__self__, torch.nn.Module):
             attrs.update(fn.__self__._parameters)
             attrs.update(fn.__self__._buffers)
-        values = [attrs[n] for n in getattr(fn.__func__, "__code__", _NO_CODE).co_names if n in attrs]
+        names = _names(getattr(fn.__func__, "__code__", _NO_CODE))
+        values = [attrs[n] for n in names if n in attrs]
         values.append(fn.__func__)
     elif isinstance(fn, types.FunctionType):
+        if fn.__module__ is not None and fn.__module__.split(".")[0] in _LIBRARIES:
+            return []  # library code: what it reads does not change between calls
         values = [c.cell_contents for c in fn.__closure__ or () if _filled(c)]
-        values += [fn.__globals__[n] for n in fn.__code__.co_names if n in fn.__globals__]
+        values += [fn.__globals__[n] for n in _names(fn.__code__) if n in fn.__globals__]
         values += [*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()]
     elif isinstance(fn, functools.partial):
         values = [fn.func, *fn.args, *fn.keywords.values()]
-    else:
+    elif isinstance(fn, _STABLE):
         return []
+    else:
+        return [_OPAQUE]  # a callable object as the mod: its state is not visible here
     found: list[Any] = []
     for v in values:
         if isinstance(v, (torch.Tensor, *_SCALARS, *_WALKED)):
             found.append(v)
+        elif not isinstance(v, _STABLE):
+            found.append(_OPAQUE)
         if isinstance(v, _WALKED):
             found.extend(_bindings(v, seen))
     return found
+
+
+def _names(code: types.CodeType) -> list[str]:
+    """The global and attribute names `code` reads, with those of the functions it defines."""
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _names(const)
+    return names
 
 
 _NO_CODE = (lambda: None).__code__
@@ -249,8 +305,11 @@ def _filled(cell: types.CellType) -> bool:
     return True
 
 
-def _fingerprint(bindings: list[Any]) -> tuple[Any, ...]:
-    """Numbers and strings by type and value; tensors and functions by id (dynamo guards on ids)."""
+def _fingerprint(bindings: list[Any]) -> tuple[Any, ...] | None:
+    """Numbers and strings by type and value; tensors and functions by id (dynamo guards on ids); None
+    when a binding is opaque."""
+    if any(v is _OPAQUE for v in bindings):
+        return None
     return tuple((type(v), v) if isinstance(v, _SCALARS) else id(v) for v in bindings)
 
 

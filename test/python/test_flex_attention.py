@@ -337,3 +337,58 @@ def test_flex_attention_ignores_other_kernel_options():
     tuned = attnc.flex_attention(q, k, v, kernel_options={"BLOCK_M": 16, "num_warps": 2, "NOT_A_KEY": 1})
     assert torch.equal(plain, tuned)
     assert flex.KERNEL_OPTIONS_CHECKED == ("BACKEND", "FORCE_USE_FLEX_ATTENTION", "OUTPUT_LOGSUMEXP", "OUTPUT_MAX")
+
+
+class _Softcap:
+    """A callable object as score_mod: its state is not visible to the plan cache."""
+
+    def __init__(self, cap: float):
+        self.cap = cap
+
+    def __call__(self, score, b, h, q_idx, kv_idx):
+        return self.cap * torch.tanh(score / self.cap)
+
+
+_GLOBAL_CAP = 20.0
+
+
+def test_mods_whose_values_the_cache_cannot_check_trace_again():
+    """A dict, a callable object, a global read in a nested function, a tensor derived inside the mod:
+    changed between calls, each is seen (the mods are traced at every call, with a warning)."""
+    torch.manual_seed(7)
+    q, k, v = (torch.randn(1, 2, 64, 16) for _ in range(3))
+    cfg = {"cap": 20.0}
+
+    def dict_cap(score, b, h, q_idx, kv_idx):
+        return cfg["cap"] * torch.tanh(score / cfg["cap"])
+
+    def nested_global(score, b, h, q_idx, kv_idx):
+        def cap(x):
+            return _GLOBAL_CAP * torch.tanh(x / _GLOBAL_CAP)
+
+        return cap(score)
+
+    temp = torch.tensor([1.0, 2.0])
+
+    def derived(score, b, h, q_idx, kv_idx):
+        return score / temp.exp()[h]
+
+    callable_cap = _Softcap(20.0)
+
+    def change() -> None:
+        global _GLOBAL_CAP
+        cfg["cap"], callable_cap.cap, _GLOBAL_CAP = 2.0, 2.0, 2.0
+        temp.add_(1.0)
+
+    mods = [dict_cap, nested_global, derived, callable_cap]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for mod in mods:
+            attnc.flex_attention(q, k, v, score_mod=mod)
+        change()
+        try:
+            for mod in mods:
+                got = attnc.flex_attention(q, k, v, score_mod=mod)
+                assert rel(got, torch_flex_attention(q, k, v, score_mod=mod)) < 1e-5, mod
+        finally:
+            globals()["_GLOBAL_CAP"] = 20.0
