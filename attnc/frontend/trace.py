@@ -418,7 +418,11 @@ class Tracer:
         for a non-integer y, and x ** 0 is 1, as torch.pow has them."""
         x = Proxy(self._as_f32(self.operand(base)), self)
         y = self.lift(exponent if isinstance(exponent, Proxy) else float(exponent))
-        magnitude = self.unary("exp2", self.binary("mul", y, self.unary("log2", self.unary("abs", x))))
+        # x = 0 apart (0, inf or 1 by y's sign), so log2 never sees 0 and the gradient there is not 0 · inf
+        zero = self.binary("eq", x, 0.0)
+        safe = self.where(zero, 1.0, self.unary("abs", x))
+        at_zero = self.where(self.binary("gt", y, 0.0), 0.0, self.where(self.binary("lt", y, 0.0), math.inf, 1.0))
+        magnitude = self.where(zero, at_zero, self.unary("exp2", self.binary("mul", y, self.unary("log2", safe))))
         if not isinstance(exponent, Proxy):  # a constant y: only its own case remains
             if not float(exponent).is_integer():
                 return self.where(self.binary("lt", x, 0.0), math.nan, magnitude)

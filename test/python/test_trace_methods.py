@@ -180,3 +180,14 @@ def test_trace_methods_hints_name_what_exists():
             assert getattr(torch.Tensor, name) in TORCH_FUNCTIONS, f"a hint names x.{name}(), which is not traced"
     # The hint for a method once suggested attnc functions for every Tensor method (attnc.clamp among them).
     trace_score_mod(lambda score, b, h, q_idx, kv_idx: score.clamp(min=0.0))
+
+
+def test_power_at_zero_has_torchs_gradient():
+    """x ** 1.5 and x ** 10 at x = 0: value 0 and gradient 0, as torch.pow (not 0 · inf = NaN)."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 32, 16) for _ in range(3))
+    for exponent in (1.5, 10):
+        bias = torch.zeros(2, requires_grad=True)
+        attn = attnc.attention(score_mod=lambda s, b, h, q_idx, kv_idx, e=exponent: s + bias[h] ** e)
+        attn(q, k, v).sum().backward()
+        assert bias.grad is not None and torch.equal(bias.grad, torch.zeros(2)), exponent
