@@ -188,6 +188,12 @@ def test_power_at_zero_has_torchs_gradient():
     q, k, v = (torch.randn(1, 2, 32, 16) for _ in range(3))
     for exponent in (1.5, 10):
         bias = torch.zeros(2, requires_grad=True)
-        attn = attnc.attention(score_mod=lambda s, b, h, q_idx, kv_idx, e=exponent: s + bias[h] ** e)
-        attn(q, k, v).sum().backward()
+        attnc.attention(score_mod=_biased_power(bias, exponent))(q, k, v).sum().backward()
         assert bias.grad is not None and torch.equal(bias.grad, torch.zeros(2)), exponent
+
+
+def _biased_power(bias: torch.Tensor, exponent: float):
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score + bias[h] ** exponent
+
+    return score_mod
