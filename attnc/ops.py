@@ -14,7 +14,8 @@ per key channel), `initial_state` and the final state [N, H, K, V] (`state_v_fir
 The fused_recurrent forms compute the same recurrence with attnc's chunked kernels. What fla offers and
 these do not: `reverse=True`, a value-side gate (`gv`) and fla's `cu_seqlens_cpu` hint (ignored); each
 raises or is said so. Gradients reach q, k, v, g and initial_state; `torch.compile` keeps one custom op
-per call, as for `attnc.linear_attention`.
+per call, as for `attnc.linear_attention`, except with `cu_seqlens`, whose offsets are read on the host
+(a graph break, as in fla).
 """
 
 from __future__ import annotations
