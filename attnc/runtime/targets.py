@@ -162,6 +162,8 @@ def _interpreter_patches(debug: bool = False) -> Iterator[None]:
             setattr(owner, name, value)
 
 
+_INTEGERS = ("i32", "i64", "u32", "u64")
+
 # Per backend: the warp (wavefront) size and the architectures attnc is tested on.
 _WARP_SIZE: dict[str, int] = {"cuda": 32, "hip": 64}
 _ARCHS: dict[str, tuple[int | str, ...]] = {
@@ -227,6 +229,7 @@ def cross_compile(
     target: Target,
     num_warps: int = 4,
     num_stages: int = 2,
+    specialize: bool = True,
 ) -> dict[str, str | bytes]:
     """Compile `fn` for `target` without its GPU and return every stage Triton produced.
 
@@ -235,6 +238,12 @@ def cross_compile(
     parameter exactly once. Returns Triton's `asm`: `ttir`, `ttgir`, `llir`, then `ptx`
     and `cubin` (cuda) or `amdgcn` and `hsaco` (hip), and `shared`: the shared memory
     one program needs, in bytes (as text).
+
+    `specialize` compiles what a launch on contiguous tensors with sizes in multiples of 16
+    compiles: Triton's JIT marks such pointers and integers divisible by 16 and takes an
+    integer equal to 1 (the innermost strides, `stride_*_d`) as a constant. Without it,
+    nothing is known of the pointers, loads are not vectorized and not pipelined: stages
+    that do not show what runs.
     """
     if not isinstance(fn, JITFunction):
         raise TypeError(f"cross_compile needs a @triton.jit function, got {type(fn).__name__}")
@@ -246,8 +255,17 @@ def cross_compile(
             f"signature and constexprs of '{fn.__name__}' must name each parameter once: "
             f"missing {missing}, unknown or repeated {extra}"
         )
-    full_signature = {name: "constexpr" if name in constexprs else signature[name] for name in fn.arg_names}
-    source = ASTSource(fn=fn, signature=full_signature, constexprs=dict(constexprs))
+    constants = dict(constexprs)
+    attrs: dict[tuple[int, ...], list[list[Any]]] = {}
+    if specialize:
+        for name in signature:
+            if name.startswith("stride_") and name.endswith("_d") and signature[name] in _INTEGERS:
+                constants[name] = 1
+        for i, name in enumerate(fn.arg_names):
+            if name not in constants and (signature[name].startswith("*") or signature[name] in _INTEGERS):
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    full_signature = {name: "constexpr" if name in constants else signature[name] for name in fn.arg_names}
+    source = ASTSource(fn=fn, signature=full_signature, constexprs=constants, attrs=attrs)
     options = {"num_warps": num_warps, "num_stages": num_stages, "enable_fp_fusion": True, "debug": bool(fn.debug)}
     kernel = triton.compile(source, target=target.gpu_target(), options=options)
     asm = dict(kernel.asm)

@@ -136,6 +136,17 @@ def test_cross_compile_sm90_uses_warpgroup_mma(matmul_module: ModuleType) -> Non
     assert "wgmma.mma_async" in str(asm["ptx"])
 
 
+def test_cross_compile_specializes_as_a_launch_does(matmul_module: ModuleType) -> None:
+    """Pointers and sizes divisible by 16, as a launch on contiguous tensors has them: the K loop's loads
+    are pipelined (cp.async on sm_90), as they are on the GPU; without, nothing is known and nothing is."""
+    target = Target.parse("cuda:90")
+    kernel = matmul_module.matmul_kernel
+    specialized = cross_compile(kernel, SIGNATURE, TILES, target, num_stages=3)
+    plain = cross_compile(kernel, SIGNATURE, TILES, target, num_stages=3, specialize=False)
+    assert "async_copy_global_to_local" in str(specialized["ttgir"])
+    assert "async_copy_global_to_local" not in str(plain["ttgir"])
+
+
 def test_cross_compile_rejects_unnamed_parameter(matmul_module: ModuleType) -> None:
     """A parameter missing from both signature and constexprs is named in the error."""
     signature = {name: ty for name, ty in SIGNATURE.items() if name != "scale"}
