@@ -65,14 +65,17 @@ class Plan:
         v: torch.Tensor,
         seqs: Sequences | None = None,
         record: list[Launched] | None = None,
+        given: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The forward on q, k, v in the caller's dtype: out in that dtype and the row statistics; `record`
-        collects the launches of sequences on CUDA (replay.py)."""
-        captures = interpretable(self.captures)
+        collects the launches of sequences on CUDA (replay.py); `given` are the captured tensors when a
+        custom op passed its own (of the plan's shapes), else the program's."""
+        held = self.captures if given is None else given
+        captures = interpretable(held)
         if seqs is not None:
             assert isinstance(self.launch, SequenceLaunch)
             if self.capture_reads:  # the plan serves many lengths: bound this call's
-                check_capture_reads(self.capture_reads, self.captures, _extents(q, seqs))
+                check_capture_reads(self.capture_reads, held, _extents(q, seqs))
             if self.upcast:
                 out, stats = self.launch.run(q.float(), k.float(), v.float(), captures, seqs)
                 return out.to(q.dtype), stats
@@ -181,10 +184,17 @@ class AttentionProgram:
         return compiled
 
     def forward(
-        self, q: Any, k: Any, v: Any, scale: float | None, seqs: Sequences | None = None
+        self,
+        q: Any,
+        k: Any,
+        v: Any,
+        scale: float | None,
+        seqs: Sequences | None = None,
+        given: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """out and the row statistics, without autograd: the warm path is one dictionary lookup and a launch."""
-        return self._plan_for(q, k, v, scale, seqs).run(q, k, v, seqs)
+        """out and the row statistics, without autograd: the warm path is one dictionary lookup and a launch;
+        `given`: the captured tensors a custom op was passed."""
+        return self._plan_for(q, k, v, scale, seqs).run(q, k, v, seqs, given=given)
 
     def _plan_for(self, q: Any, k: Any, v: Any, scale: float | None, seqs: Sequences | None) -> Plan:
         try:

@@ -26,7 +26,7 @@ def attention_op(
     variant: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, captures: list[torch.Tensor], scale: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     plan = program(variant).plan(q, k, v, _scale(scale), backward=False)
-    out, stats = plan.run(q, k, v)
+    out, stats = plan.run(q, k, v, given=captures)
     stat = stats[0] if stats else q.new_empty((0,), dtype=torch.float32)
     return out.to(q.dtype), stat
 
@@ -62,7 +62,7 @@ def attention_backward_op(
         raise NotImplementedError("the backward reads a statistic other than the first, which the op does not keep")
     stat = lse if info.grad_stat == 0 else None
     dq, dk, dv, capture_grads = backward(
-        plan.launch.compiled, run[0], run[1], run[2], run[3], stat, run[4], interpretable(plan.captures), dlse
+        plan.launch.compiled, run[0], run[1], run[2], run[3], stat, run[4], interpretable(captures), dlse
     )
     return (
         grad_like(q, dq),

@@ -61,7 +61,7 @@ def attention_sequences_backward_op(
         raise NotImplementedError("the backward reads a statistic other than the first, which the op does not keep")
     stat = lse if info.grad_stat == 0 else None
     dq, dk, dv, capture_grads = sequence_backward(
-        plan.launch.compiled, run[0], run[1], run[2], run[3], stat, run[4], interpretable(plan.captures), seqs, dlse
+        plan.launch.compiled, run[0], run[1], run[2], run[3], stat, run[4], interpretable(captures), seqs, dlse
     )
     return (
         grad_like(q, dq),

@@ -40,7 +40,7 @@ def attention_sequences_op(
     else:
         table = meta[1] if layout == "paged" else None
         seqs = sequences(q, k, v, cache_seqlens=meta[0], block_table=table, num_splits=num_splits)
-    out, stats = program(variant).forward(q, k, v, None if math.isnan(scale) else scale, seqs)
+    out, stats = program(variant).forward(q, k, v, None if math.isnan(scale) else scale, seqs, given=captures)
     return out, stats[0] if stats else q.new_empty((0,), dtype=torch.float32)
 
 
