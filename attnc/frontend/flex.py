@@ -13,8 +13,11 @@ classifies the mask and finds the sparse blocks itself, so the BlockMask's block
 only a hint), and the `Attention` for a pair of mods is kept in a cache keyed on the mods'
 identity. A warm call walks the mods' bindings (closure cells, the globals they name,
 defaults) and compares them with what they were at trace time: a tensor by identity, a
-number by value. A rebound name traces again; a tensor changed in place is read as it is
-at each call, as every captured tensor is. Mods reading what the walk cannot check (an
+number by value. A name rebound to another number traces again; a tensor changed in place is
+read as it is at each call, as every captured tensor is. Mods of the same code whose tensors
+have the same shapes, strides, dtypes and devices (a new closure per step, a rebound tensor)
+share one trace, their tensors swapped into its captures at each call (eagerly; under
+torch.compile each keeps its own). Mods reading what the walk cannot check (an
 object's attributes, a dict, a callable object, a tensor computed inside the mod) are traced
 at every call, with a warning. Under torch.compile, dynamo guards on what the walk reads;
 the values inside such objects it does not see.
@@ -154,9 +157,17 @@ def _check_blocks_cover(block_mask: torch_flex.BlockMask) -> None:
         )
 
 
-# Plan cache: (score_mod, mask_mod) by identity → an entry.
+# Plan cache: (score_mod, mask_mod) by identity → an entry. Mods made anew per step from the same code
+# (a document mask over this batch's offsets) share one Attention by their structure: the code, the
+# numbers, and tensors of the same shape, strides, dtype and device, which are swapped in per call.
 _CACHE_SIZE = 64
 _ATTENTIONS: OrderedDict[tuple[Any, Any], _Entry] = OrderedDict()
+_SHARED: OrderedDict[tuple[Any, ...], _Shared] = OrderedDict()
+
+
+class _Shared(NamedTuple):
+    attention: Attention
+    positions: list[int]  # where in the bindings each captured tensor is
 
 
 class _Entry(NamedTuple):
@@ -164,6 +175,7 @@ class _Entry(NamedTuple):
     bindings: list[Any]  # held for the same reason
     fingerprint: tuple[Any, ...] | None  # None: traced again at every call
     attention: Attention
+    positions: list[int] | None  # a shared Attention's captures, by binding; None: its own
 
 
 def _attention_for(score_mod: Mod | None, mask_mod: Mod | None) -> Attention:
@@ -175,25 +187,84 @@ def _attention_for(score_mod: Mod | None, mask_mod: Mod | None) -> Attention:
     return _cached(score_mod, mask_mod)
 
 
-def _cached(score_mod: Mod | None, mask_mod: Mod | None) -> Attention:
+def _cached(score_mod: Mod | None, mask_mod: Mod | None, share: bool = True) -> Attention:
     key = (_identity(score_mod), _identity(mask_mod))
     found = _ATTENTIONS.get(key)
     bindings = _bindings(score_mod) + _bindings(mask_mod)  # under dynamo: what its guards check
     fingerprint = _fingerprint(bindings)
     if torch.compiler.is_compiling() and found is not None:
-        return found.attention  # _ensure_traced has just traced or checked it, eagerly
+        return found.attention  # _ensure_traced has just traced or checked it, eagerly, as its own
     if found is not None and fingerprint is not None and found.fingerprint == fingerprint:
-        _ATTENTIONS.move_to_end(key)
-        return found.attention
-    attn = Attention(score_mod, _traceable_mask(mask_mod))
-    if fingerprint is not None and not _captures_bound(attn, bindings):
-        fingerprint = None  # a tensor the mods compute (temp.exp()): only a new trace sees its new value
-    if fingerprint is None:
-        _warn_uncached(score_mod, mask_mod)
-    _ATTENTIONS[key] = _Entry((score_mod, mask_mod), bindings, fingerprint, attn)
+        if found.positions is None or share:
+            _ATTENTIONS.move_to_end(key)
+            return _bound(found.attention, found.positions, bindings)
+    structure = _structure(score_mod, mask_mod, bindings) if share and fingerprint is not None else None
+    shared = _SHARED.get(structure) if structure is not None else None
+    if shared is not None:
+        attn, positions = shared.attention, shared.positions
+        _bound(attn, positions, bindings)
+    else:
+        attn, positions = Attention(score_mod, _traceable_mask(mask_mod)), None
+        if fingerprint is not None and not _captures_bound(attn, bindings):
+            fingerprint = None  # a tensor the mods compute (temp.exp()): only a new trace sees its new value
+        if fingerprint is None:
+            _warn_uncached(score_mod, mask_mod)
+        elif structure is not None:
+            positions = _positions(attn, bindings)
+            if positions is not None:
+                _SHARED[structure] = _Shared(attn, positions)
+                while len(_SHARED) > _CACHE_SIZE:
+                    _SHARED.popitem(last=False)
+    _ATTENTIONS[key] = _Entry((score_mod, mask_mod), bindings, fingerprint, attn, positions)
     while len(_ATTENTIONS) > _CACHE_SIZE:
         _ATTENTIONS.popitem(last=False)
     return attn
+
+
+def _bound(attn: Attention, positions: list[int] | None, bindings: list[Any]) -> Attention:
+    """A shared Attention with this call's tensors in its captures (in place: plans read the list)."""
+    if positions is not None:
+        attn.program.captures[:] = [bindings[j] for j in positions]
+    return attn
+
+
+def _positions(attn: Attention, bindings: list[Any]) -> list[int] | None:
+    """Where in the bindings each captured tensor is, or None when one is not a binding itself."""
+    index = {id(b): j for j, b in enumerate(bindings) if isinstance(b, torch.Tensor)}
+    positions = [index.get(id(t)) for t in attn.program.captures]
+    return None if any(j is None for j in positions) else [j for j in positions if j is not None]
+
+
+def _structure(score_mod: Mod | None, mask_mod: Mod | None, bindings: list[Any]) -> tuple[Any, ...] | None:
+    """What a trace depends on, without the tensors' identity: the mods' code, the numbers, and each
+    tensor's shape, strides, dtype, device and whether it needs grad; None when a binding is opaque."""
+    parts: list[Any] = [_code(score_mod), _code(mask_mod)]
+    for b in bindings:
+        if isinstance(b, torch.Tensor):
+            parts.append((tuple(b.shape), b.stride(), b.dtype, b.device, b.requires_grad))
+        elif isinstance(b, _SCALARS):
+            parts.append((type(b), b))
+        elif isinstance(b, _WALKED):
+            parts.append(_code(b))
+        else:
+            return None
+    return None if any(p is _OPAQUE for p in parts) else tuple(parts)
+
+
+def _code(fn: Any) -> Any:
+    """What identifies a function's behaviour apart from its bindings: its code (and, for a bound
+    method, its object; for a partial, its function's); a sequence by its length."""
+    if fn is None:
+        return None
+    if isinstance(fn, types.FunctionType):
+        return fn.__code__
+    if isinstance(fn, types.MethodType):
+        return (getattr(fn.__func__, "__code__", None), id(fn.__self__))
+    if isinstance(fn, functools.partial):
+        return ("partial", _code(fn.func), len(fn.args), tuple(fn.keywords))
+    if isinstance(fn, tuple | list):
+        return (type(fn), len(fn))
+    return _OPAQUE
 
 
 def _captures_bound(attn: Attention, bindings: list[Any]) -> bool:
@@ -223,7 +294,7 @@ def _warn_uncached(score_mod: Mod | None, mask_mod: Mod | None) -> None:
 def _ensure_traced(score_mod: Mod | None, mask_mod: Mod | None) -> str:
     """The cached Attention's name, traced first if needed. Under torch.compile this runs as plain
     Python while dynamo traces the caller (dynamo cannot trace xDSL), and the name is a constant."""
-    return _cached(score_mod, mask_mod).program.name
+    return _cached(score_mod, mask_mod, share=False).program.name
 
 
 def _identity(fn: Mod | None) -> Any:

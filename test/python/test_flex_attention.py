@@ -249,7 +249,8 @@ def test_flex_attention_plan_cache_traces_once(monkeypatch):
 
 
 def test_flex_attention_document_mask_sees_updated_and_rebound_tensors(monkeypatch):
-    """A captured tensor changed in place is read anew without a trace; a rebound name or another closure traces again."""
+    """A captured tensor changed in place is read anew without a trace; another closure of the same code, or a
+    rebound name, over a tensor of the same shape reuses the trace with its own tensor."""
     traced = _count_traces(monkeypatch)
     torch.manual_seed(0)
     q, k, v = qkv(s=32)
@@ -272,7 +273,10 @@ def test_flex_attention_document_mask_sees_updated_and_rebound_tensors(monkeypat
     doc.copy_(torch.tensor([0] * 25 + [1] * 7))
     check(mask_mod)
     assert len(traced) == 1
-    check(document_mask(torch.tensor([0] * 3 + [1] * 29)))  # another closure, another tensor
+    check(document_mask(torch.tensor([0] * 3 + [1] * 29)))  # another closure, another tensor: shared
+    check(mask_mod)  # the first closure again: its own tensor
+    assert len(traced) == 1
+    check(document_mask(torch.tensor([0] * 32, dtype=torch.int32)))  # another dtype: traced again
     assert len(traced) == 2
 
     global _rebound_doc
@@ -280,7 +284,7 @@ def test_flex_attention_document_mask_sees_updated_and_rebound_tensors(monkeypat
     check(_global_doc_mask)
     _rebound_doc = torch.tensor([0] * 30 + [1] * 2)
     check(_global_doc_mask)
-    assert len(traced) == 4
+    assert len(traced) == 3
 
 
 _rebound_doc = torch.zeros(32, dtype=torch.long)
@@ -392,3 +396,44 @@ def test_mods_whose_values_the_cache_cannot_check_trace_again():
                 assert rel(got, torch_flex_attention(q, k, v, score_mod=mod)) < 1e-5, mod
         finally:
             globals()["_GLOBAL_CAP"] = 20.0
+
+
+def _head_bias(bias: torch.Tensor):
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score + bias[h, kv_idx]
+
+    return score_mod
+
+
+def test_closures_sharing_a_trace_keep_their_own_gradients(monkeypatch):
+    """Two closures of one code share a trace; each call and its backward use that closure's tensors, even
+    when both forwards run before either backward."""
+    traced = _count_traces(monkeypatch)
+    torch.manual_seed(5)
+    q, k, v = qkv(s=32)
+    biases = [torch.randn(H, 32, requires_grad=True) for _ in range(2)]
+    mods = [_head_bias(b) for b in biases]
+    outs = [attnc.flex_attention(q, k, v, score_mod=m) for m in mods]
+    assert len(traced) == 1
+    douts = [torch.randn_like(o) for o in outs]
+    ((outs[0] * douts[0]).sum() + (outs[1] * douts[1]).sum()).backward()
+    for i, bias in enumerate(biases):
+        ref_bias = bias.detach().double().requires_grad_()
+        ref, _ = attnc.attention_reference(q.double(), k.double(), v.double(), score_mod=_head_bias(ref_bias))
+        assert rel(outs[i], ref) < 1e-5
+        (ref * douts[i].double()).sum().backward()
+        assert bias.grad is not None and ref_bias.grad is not None and rel(bias.grad, ref_bias.grad) < 1e-4
+
+
+def test_a_shared_trace_is_not_used_under_torch_compile():
+    """Under torch.compile a closure whose eager calls shared another's trace gets its own."""
+    torch.manual_seed(6)
+    q, k, v = qkv(s=32)
+    first, second = _head_bias(torch.randn(H, 32)), _head_bias(torch.randn(H, 32))
+    attnc.flex_attention(q, k, v, score_mod=first)
+    attnc.flex_attention(q, k, v, score_mod=second)  # shares first's trace
+    compiled = torch.compile(lambda q, k, v: attnc.flex_attention(q, k, v, score_mod=second), backend="aot_eager")
+    got = compiled(q, k, v)
+    attnc.flex_attention(q, k, v, score_mod=first)  # swaps the shared trace back to first's tensors
+    assert rel(compiled(q, k, v), got) < 1e-6
+    assert rel(got, run_torch(lambda f, *a: f(*a, score_mod=second), q, k, v)) < 1e-5
