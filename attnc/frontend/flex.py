@@ -334,8 +334,8 @@ def _bindings(fn: Any, seen: set[int] | None = None) -> list[Any]:
         values = [attrs[n] for n in names if n in attrs]
         values.append(fn.__func__)
     elif isinstance(fn, types.FunctionType):
-        if fn.__module__ is not None and fn.__module__.split(".")[0] in _LIBRARIES:
-            return []  # library code: what it reads does not change between calls
+        if fn.__closure__ is None and (fn.__module__ or "").split(".")[0] in _LIBRARIES:
+            return []  # library code (F.relu): what it reads does not change; and_masks' closures are walked
         values = [c.cell_contents for c in fn.__closure__ or () if _filled(c)]
         values += [fn.__globals__[n] for n in _names(fn.__code__) if n in fn.__globals__]
         values += [*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()]

@@ -437,3 +437,35 @@ def test_a_shared_trace_is_not_used_under_torch_compile():
     attnc.flex_attention(q, k, v, score_mod=first)  # swaps the shared trace back to first's tensors
     assert rel(compiled(q, k, v), got) < 1e-6
     assert rel(got, run_torch(lambda f, *a: f(*a, score_mod=second), q, k, v)) < 1e-5
+
+
+def test_combined_masks_are_told_apart_by_what_they_combine():
+    """and_masks of different document masks (same shapes) share a trace but read their own ids; and_masks
+    of different mask functions do not share. What and_masks combines is seen: no every-call tracing."""
+    torch.manual_seed(8)
+    q, k, v = qkv(s=32)
+
+    def document_mask(document_id):
+        def doc_mask(b, h, q_idx, kv_idx):
+            return document_id[q_idx] == document_id[kv_idx]
+
+        return doc_mask
+
+    def causal(b, h, q_idx, kv_idx):
+        return q_idx >= kv_idx
+
+    def window(b, h, q_idx, kv_idx):
+        return q_idx - kv_idx <= 4
+
+    cases = [
+        and_masks(causal, document_mask(torch.tensor([0] * 10 + [1] * 22))),
+        and_masks(causal, document_mask(torch.tensor([0] * 20 + [1] * 12))),
+        and_masks(window, document_mask(torch.tensor([0] * 20 + [1] * 12))),
+    ]
+    for mask_mod in cases:
+        block_mask = create_block_mask(mask_mod, None, None, 32, 32, device="cpu")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="attnc.flex_attention traces these mods at every call")
+            out = attnc.flex_attention(q, k, v, block_mask=block_mask)
+        ref, _ = attnc.attention_reference(q, k, v, mask_mod=mask_mod)
+        assert rel(out, ref) < 1e-5
