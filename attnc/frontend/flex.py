@@ -239,9 +239,11 @@ def _structure(score_mod: Mod | None, mask_mod: Mod | None, bindings: list[Any])
     """What a trace depends on, without the tensors' identity: the mods' code, the numbers, and each
     tensor's shape, strides, dtype, device and whether it needs grad; None when a binding is opaque."""
     parts: list[Any] = [_code(score_mod), _code(mask_mod)]
-    for b in bindings:
+    first: dict[int, int] = {}  # a tensor bound twice is one capture: the same aliasing, or another trace
+    for j, b in enumerate(bindings):
         if isinstance(b, torch.Tensor):
-            parts.append((tuple(b.shape), b.stride(), b.dtype, b.device, b.requires_grad))
+            alias = first.setdefault(id(b), j)
+            parts.append((tuple(b.shape), b.stride(), b.dtype, b.device, b.requires_grad, alias))
         elif isinstance(b, _SCALARS):
             parts.append((type(b), b))
         elif isinstance(b, _WALKED):

@@ -469,3 +469,22 @@ def test_combined_masks_are_told_apart_by_what_they_combine():
             out = attnc.flex_attention(q, k, v, block_mask=block_mask)
         ref, _ = attnc.attention_reference(q, k, v, mask_mod=mask_mod)
         assert rel(out, ref) < 1e-5
+
+
+def test_a_tensor_bound_twice_is_not_shared_with_two_tensors():
+    """pair(x, x) traces one capture read twice; pair(y, z) has two tensors and its own trace."""
+    torch.manual_seed(9)
+    q, k, v = qkv(s=32)
+
+    def pair(left, right):
+        def mask_mod(b, h, q_idx, kv_idx):
+            return left[q_idx] == right[kv_idx]
+
+        return mask_mod
+
+    x = torch.tensor([0] * 16 + [1] * 16)
+    y, z = torch.tensor([0] * 8 + [1] * 24), torch.tensor([1] * 20 + [0] * 12)
+    for mask_mod in (pair(x, x), pair(y, z)):
+        out = attnc.flex_attention(q, k, v, block_mask=create_block_mask(mask_mod, None, None, 32, 32, device="cpu"))
+        ref, _ = attnc.attention_reference(q, k, v, mask_mod=mask_mod)
+        assert rel(out, ref) < 1e-5
