@@ -245,9 +245,11 @@ def _structure(score_mod: Mod | None, mask_mod: Mod | None, bindings: list[Any])
             alias = first.setdefault(id(b), j)
             parts.append((tuple(b.shape), b.stride(), b.dtype, b.device, b.requires_grad, alias))
         elif isinstance(b, _SCALARS):
-            parts.append((type(b), b))
+            parts.append(_scalar_key(b))
         elif isinstance(b, _WALKED):
             parts.append(_code(b))
+        elif isinstance(b, _STABLE):
+            parts.append(("object", id(b)))  # a builtin or library object: which one
         else:
             return None
     return None if any(p is _OPAQUE for p in parts) else tuple(parts)
@@ -270,9 +272,12 @@ def _code(fn: Any) -> Any:
 
 
 def _captures_bound(attn: Attention, bindings: list[Any]) -> bool:
-    """Whether every tensor the mods read is one of their bindings (or a view of one)."""
+    """Whether the tensors the mods read are their tensor bindings, each way: every capture is a binding
+    (or a view of one), and every tensor binding is a capture. A binding read into Python while tracing
+    (`t.item()`, `bool(t)`) is a constant of the trace, which its new value would not change."""
     bound = {id(b) for b in bindings if isinstance(b, torch.Tensor)}
-    return all(id(t) in bound or id(t._base) in bound for t in attn.captures())
+    captured = {id(t) for t in attn.captures()} | {id(t._base) for t in attn.captures() if t._base is not None}
+    return all(id(t) in bound or id(t._base) in bound for t in attn.captures()) and bound <= captured
 
 
 _WARNED: set[tuple[Any, Any]] = set()
@@ -310,10 +315,16 @@ def _identity(fn: Mod | None) -> Any:
 
 _SCALARS = (numbers.Number, str, bytes, type(None), torch.dtype, torch.device)
 _WALKED = (types.FunctionType, types.MethodType, functools.partial, tuple, list)
-# What a mod may read that cannot change what it computes: modules, classes, builtins.
+# What a mod may read whose own state does not change what it computes, kept by identity: builtins
+# (torch.tanh), and the modules and classes of libraries. A user's module or class is opaque.
 _STABLE = (types.ModuleType, type, types.BuiltinFunctionType, types.BuiltinMethodType)
-_LIBRARIES = ("torch", "attnc", "triton", "numpy", "math", "functools", "builtins")
+_LIBRARIES = ("torch", "attnc", "triton", "numpy", "math", "functools", "builtins", "operator")
 _OPAQUE = object()  # a binding whose changes the fingerprint cannot see
+
+
+def _library(value: Any) -> bool:
+    name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None) or ""
+    return name.split(".")[0] in _LIBRARIES
 
 
 def _bindings(fn: Any, seen: set[int] | None = None) -> list[Any]:
@@ -328,18 +339,14 @@ def _bindings(fn: Any, seen: set[int] | None = None) -> list[Any]:
     if isinstance(fn, tuple | list):
         values = list(fn)
     elif isinstance(fn, types.MethodType):
-        attrs = dict(getattr(fn.__self__, "__dict__", {}))
-        if isinstance(fn.__self__, torch.nn.Module):
-            attrs.update(fn.__self__._parameters)
-            attrs.update(fn.__self__._buffers)
-        names = _names(getattr(fn.__func__, "__code__", _NO_CODE))
-        values = [attrs[n] for n in names if n in attrs]
-        values.append(fn.__func__)
+        values = _method_values(fn)
     elif isinstance(fn, types.FunctionType):
-        if fn.__closure__ is None and (fn.__module__ or "").split(".")[0] in _LIBRARIES:
+        if fn.__closure__ is None and _library(fn):
             return []  # library code (F.relu): what it reads does not change; and_masks' closures are walked
+        names = _names(fn.__code__)
         values = [c.cell_contents for c in fn.__closure__ or () if _filled(c)]
-        values += [fn.__globals__[n] for n in _names(fn.__code__) if n in fn.__globals__]
+        values += [fn.__globals__[n] for n in names if n in fn.__globals__]
+        values += [fn.__dict__[n] for n in names if n in fn.__dict__]  # score_mod.c: the function's own
         values += [*(fn.__defaults__ or ()), *(fn.__kwdefaults__ or {}).values()]
     elif isinstance(fn, functools.partial):
         values = [fn.func, *fn.args, *fn.keywords.values()]
@@ -349,13 +356,34 @@ def _bindings(fn: Any, seen: set[int] | None = None) -> list[Any]:
         return [_OPAQUE]  # a callable object as the mod: its state is not visible here
     found: list[Any] = []
     for v in values:
-        if isinstance(v, (torch.Tensor, *_SCALARS, *_WALKED)):
+        if v is _OPAQUE or isinstance(v, (torch.Tensor, *_SCALARS, *_WALKED)):
             found.append(v)
-        elif not isinstance(v, _STABLE):
+        elif isinstance(v, _STABLE) and (_library(v) or isinstance(v, types.BuiltinFunctionType)):
+            found.append(v)  # kept by identity: which builtin or library object it is
+        else:
             found.append(_OPAQUE)
         if isinstance(v, _WALKED):
             found.extend(_bindings(v, seen))
     return found
+
+
+def _method_values(fn: types.MethodType) -> list[Any]:
+    """What a bound method reads of its object (the attributes its code names), and its function."""
+    obj = fn.__self__
+    attrs = dict(getattr(obj, "__dict__", {}))
+    if isinstance(obj, torch.nn.Module):
+        attrs.update(obj._parameters)
+        attrs.update(obj._buffers)
+    values: list[Any] = []
+    for n in _names(getattr(fn.__func__, "__code__", _NO_CODE)):
+        if n in attrs:
+            values.append(attrs[n])
+        elif hasattr(type(obj), n) or hasattr(obj, n):
+            # a class attribute, a slot, a submodule, a property: a method is walked, the rest unseen
+            attr = getattr(obj, n, None)
+            values.append(attr if isinstance(attr, types.MethodType) else _OPAQUE)
+    values.append(fn.__func__)
+    return values
 
 
 def _names(code: types.CodeType) -> list[str]:
@@ -383,7 +411,16 @@ def _fingerprint(bindings: list[Any]) -> tuple[Any, ...] | None:
     when a binding is opaque."""
     if any(v is _OPAQUE for v in bindings):
         return None
-    return tuple((type(v), v) if isinstance(v, _SCALARS) else id(v) for v in bindings)
+    return tuple(_scalar_key(v) if isinstance(v, _SCALARS) else id(v) for v in bindings)
+
+
+def _scalar_key(value: Any) -> Any:
+    """A number or string by type and value, floats by their bits (-0.0 is not 0.0; NaN is NaN)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        return (type(value), float(value).hex())
+    if isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+        return (type(value), complex(value).real.hex(), complex(value).imag.hex())
+    return (type(value), value)
 
 
 def _traceable_mask(mask_mod: Mod | None) -> Mod | None:

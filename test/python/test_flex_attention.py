@@ -7,6 +7,7 @@ port is the import line.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
@@ -488,3 +489,52 @@ def test_a_tensor_bound_twice_is_not_shared_with_two_tensors():
         out = attnc.flex_attention(q, k, v, block_mask=create_block_mask(mask_mod, None, None, 32, 32, device="cpu"))
         ref, _ = attnc.attention_reference(q, k, v, mask_mod=mask_mod)
         assert rel(out, ref) < 1e-5
+
+
+def _closure_over(value):
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return value(score) if callable(value) else score * value
+
+    return score_mod
+
+
+def _item_of(t: torch.Tensor):
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score / t.item()
+
+    return score_mod
+
+
+def _signed(z: float):
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score * math.copysign(3.0, z)
+
+    return score_mod
+
+
+def _attribute(c: float):
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return score * score_mod.c  # type: ignore[attr-defined]
+
+    score_mod.c = c  # type: ignore[attr-defined]
+    return score_mod
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (_closure_over(torch.tanh), _closure_over(torch.sigmoid)),  # which builtin a cell holds
+        (_item_of(torch.tensor(0.5)), _item_of(torch.tensor(4.0))),  # a tensor read into Python
+        (_attribute(0.1), _attribute(5.0)),  # the function's own attribute
+        (_signed(0.0), _signed(-0.0)),  # -0.0 is not 0.0
+    ],
+    ids=["builtin", "item", "fn-attribute", "signed-zero"],
+)
+def test_closures_of_one_code_that_compute_differently_do_not_share(first, second):
+    torch.manual_seed(10)
+    q, k, v = qkv(s=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for mod in (first, second):
+            ref, _ = attnc.attention_reference(q, k, v, score_mod=mod)
+            assert rel(attnc.flex_attention(q, k, v, score_mod=mod), ref) < 1e-5
