@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import threading
 import types
 import warnings
 from collections import OrderedDict
@@ -86,12 +87,29 @@ def flex_attention(
     _check_heads(query, key, enable_gqa)
     mask_mod = _mask_mod_of(block_mask, query, key)
     want_lse = return_lse or (return_aux is not None and return_aux.lse)
+    if torch.compiler.is_compiling():
+        out, lse = _run(score_mod, mask_mod, query, key, value, scale, want_lse)
+    else:
+        with _BIND_AND_LAUNCH:  # a shared trace's captures are this call's from binding to launch
+            out, lse = _run(score_mod, mask_mod, query, key, value, scale, want_lse)
+    if not want_lse:
+        return out if return_aux is None else (out, torch_flex.AuxOutput())
+    return (out, lse) if return_aux is None else (out, torch_flex.AuxOutput(lse=lse))
+
+
+_BIND_AND_LAUNCH = threading.RLock()
+
+
+def _run(
+    score_mod: Mod | None, mask_mod: Mod | None, query: Any, key: Any, value: Any, scale: Any, want_lse: bool
+) -> tuple[Any, Any]:
+    """The call on the (possibly shared) Attention for these mods, with their tensors bound. The launches
+    take the tensors' pointers and the custom ops their own list: after it returns, another call may bind."""
     attn = _attention_for(score_mod, mask_mod)
     if not want_lse:
-        out = attn(query, key, value, scale=scale)
-        return out if return_aux is None else (out, torch_flex.AuxOutput())
+        return attn(query, key, value, scale=scale), None
     out, lse = attn(query, key, value, scale=scale, return_lse=True)
-    return (out, lse) if return_aux is None else (out, torch_flex.AuxOutput(lse=lse))
+    return out, lse
 
 
 def _check_kernel_options(options: dict[str, Any] | None) -> None:
