@@ -9,11 +9,12 @@ backward op. `variant` names an `AttentionProgram` (attention.py).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from attnc.runtime.attention import interpretable, program
+from attnc.runtime.attention import Plan, interpretable, program
 from attnc.runtime.backward import backward
 
 
@@ -56,13 +57,31 @@ def attention_backward_op(
     # Only the captured tensors that require grad are differentiated: the others cost no reductions or atomics.
     grad_captures = tuple(i for i, need in enumerate(captures_need_grad) if need)
     plan = program(variant).plan(q, k, v, _scale(scale), backward=True, grad_captures=grad_captures)
+    return backward_of(plan, q, k, v, out, lse, dout, captures, backward, dlse)
+
+
+def backward_of(
+    plan: Plan,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    dout: torch.Tensor,
+    captures: list[torch.Tensor],
+    run_kernels: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]],
+    *rest: Any,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """dq, dk, dv and the captures' gradients of a backward plan, in their tensors' dtypes and strides:
+    `run_kernels(compiled, q, k, v, out, stat, dout, captures, *rest)` launches its kernels on the inputs
+    as the plan runs them (upcast on the CPU) with the statistic the backward reads."""
     run = [t.float() for t in (q, k, v, out, dout)] if plan.upcast else [q, k, v, out, dout]
     info = plan.launch.compiled.info
     if info.grad_stat > 0:
         raise NotImplementedError("the backward reads a statistic other than the first, which the op does not keep")
     stat = lse if info.grad_stat == 0 else None
-    dq, dk, dv, capture_grads = backward(
-        plan.launch.compiled, run[0], run[1], run[2], run[3], stat, run[4], interpretable(captures), dlse
+    dq, dk, dv, capture_grads = run_kernels(
+        plan.launch.compiled, run[0], run[1], run[2], run[3], stat, run[4], interpretable(captures), *rest
     )
     return (
         grad_like(q, dq),

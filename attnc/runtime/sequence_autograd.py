@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from attnc.runtime.attention import interpretable, program
-from attnc.runtime.autograd import grad_like
+from attnc.runtime.attention import program
+from attnc.runtime.autograd import backward_of
 from attnc.runtime.sequence_backward import sequence_backward
 from attnc.runtime.sequence_op import attention_sequences_op
 from attnc.runtime.sequences import Sequences, sequences
@@ -55,20 +55,7 @@ def attention_sequences_backward_op(
     grad_captures = tuple(i for i, need in enumerate(captures_need_grad) if need)
     resolved = None if math.isnan(scale) else scale
     plan = program(variant).plan(q, k, v, resolved, backward=True, grad_captures=grad_captures, seqs=seqs)
-    run = [t.float() for t in (q, k, v, out, dout)] if plan.upcast else [q, k, v, out, dout]
-    info = plan.launch.compiled.info
-    if info.grad_stat > 0:
-        raise NotImplementedError("the backward reads a statistic other than the first, which the op does not keep")
-    stat = lse if info.grad_stat == 0 else None
-    dq, dk, dv, capture_grads = sequence_backward(
-        plan.launch.compiled, run[0], run[1], run[2], run[3], stat, run[4], interpretable(captures), seqs, dlse
-    )
-    return (
-        grad_like(q, dq),
-        grad_like(k, dk),
-        grad_like(v, dv),
-        [grad_like(c, g) for c, g in zip(captures, capture_grads)],
-    )
+    return backward_of(plan, q, k, v, out, lse, dout, captures, sequence_backward, seqs, dlse)
 
 
 @attention_sequences_backward_op.register_fake
