@@ -6,12 +6,13 @@ lengths, queries at positions len_k − len_q + i), and there is no block table:
 masked by the sequence's bounds, and an affine mask's `classify` region skips the blocks it empties
 (`scf.if` around the block's work).
 
-- `<fn>_bwd_dq`: one program per query block of a (sequence, head), grid
-  (cdiv(max_seqlen_q, BLOCK_M), N·Hq); walks the key blocks of its sequence, adds the captured
-  tensors' adjoints and stores δ = rowsum(dO ⊙ O) − dlse of its rows, as the dense kernel does.
-- `<fn>_bwd_dkdv`: one program per key block of a (sequence, kv head), grid
-  (cdiv(max_seqlen_k, BLOCK_N), N·Hkv); for each query head of its group it walks the query blocks
-  of its sequence. A block past the sequence's keys visits nothing and stores nothing: the runtime
+- `<fn>_bwd_dq`: one program per query block of a (sequence, head), grid (N·Hq, cdiv(max_seqlen_q,
+  BLOCK_M)) over a cache, (total_q // BLOCK_M + N, Hq) slots when packed (sequence_rows.packed_slot);
+  walks the key blocks of its sequence, adds the captured tensors' adjoints and stores
+  δ = rowsum(dO ⊙ O) − dlse of its rows, as the dense kernel does.
+- `<fn>_bwd_dkdv`: one program per key block of a (sequence, kv head), grid (N·Hkv, cdiv(max_seqlen_k,
+  BLOCK_N)), or (total_k // BLOCK_N + N, Hkv) slots when packed; for each query head of its group it
+  walks the query blocks of its sequence. A block past the sequence's keys visits nothing and stores nothing: the runtime
   hands in zeroed dK and dV, so keys no sequence owns (a cache's tail) get gradient 0.
 
 Parameters are the dense kernels' with the layout's metadata (sequence_rows.layout_params) in place
@@ -29,7 +30,7 @@ from attnc.conversion.flash_backward_kernels import BackwardTiles, backward_buil
 from attnc.conversion.flash_kernels import BM, BN, DIM, DIM_V, capture_values
 from attnc.conversion.kernel_builder import KernelBuilder
 from attnc.conversion.region_lowering import lower_region
-from attnc.conversion.sequence_rows import SequenceRows, layout_params, locate
+from attnc.conversion.sequence_rows import SequenceRows, layout_params, locate, packed_slot
 
 Visit = Callable[[dict[str, SSAValue], SSAValue], dict[str, SSAValue]]
 Bounds = Callable[[SSAValue], list[SSAValue]]
@@ -87,11 +88,15 @@ def build_dq_sequences_kernel(grad, name: str):
     precision = "ieee" if elem == f32 else None
     kb = backward_builder(grad, "dq", name, layout_params(layout))
     kb.comment("which query block, sequence and head this program owns")
-    # (sequence, head) programs on grid axis 0, which holds 2^31 - 1 (axis 1 holds 65535)
-    pid_m = kb.program_id(1, "pid_m")
-    pid_bh = kb.program_id(0, "pid_bh")
-    b = kb.div(pid_bh, kb.arg("num_heads"), "b")
-    h = kb.rem(pid_bh, kb.arg("num_heads"), "h")
+    if layout == "packed":  # slots of query blocks on axis 0 (it holds 2^31 - 1), heads on axis 1
+        h = kb.program_id(1, "h")
+        b, pid_m = packed_slot(kb, kb.program_id(0, "slot"), BM, "q", reverse=True)
+        pid_bh = kb.add(kb.mul(b, kb.arg("num_heads")), h, "pid_bh")
+    else:  # (sequence, head) programs on grid axis 0, which holds 2^31 - 1 (axis 1 holds 65535)
+        pid_m = kb.program_id(1, "pid_m")
+        pid_bh = kb.program_id(0, "pid_bh")
+        b = kb.div(pid_bh, kb.arg("num_heads"), "b")
+        h = kb.rem(pid_bh, kb.arg("num_heads"), "h")
     kv_h = kb.div(h, kb.arg("group"), "kv_h")
     rows = locate(kb, layout, pid_bh, b, h, kv_h)
     t = BackwardTiles(kb, grad, b, head_dim, head_dim_v)
@@ -150,12 +155,16 @@ def build_dkdv_sequences_kernel(grad, name: str):
     precision = "ieee" if elem == f32 else None
     kb = backward_builder(grad, "dkdv", name, layout_params(layout))
     kb.comment("which key block, sequence and kv head this program owns")
-    pid_n = kb.program_id(1, "pid_n")
-    pid_bh = kb.program_id(0, "pid_bh")
     group = kb.arg("group")
-    kv_heads = kb.div(kb.arg("num_heads"), group, "kv_heads")
-    b = kb.div(pid_bh, kv_heads, "b")
-    kv_h = kb.rem(pid_bh, kv_heads, "kv_h")
+    if layout == "packed":  # slots of key blocks on axis 0, kv heads on axis 1
+        kv_h = kb.program_id(1, "kv_h")
+        b, pid_n = packed_slot(kb, kb.program_id(0, "slot"), BN, "k", reverse=False)
+    else:
+        pid_n = kb.program_id(1, "pid_n")
+        pid_bh = kb.program_id(0, "pid_bh")
+        kv_heads = kb.div(kb.arg("num_heads"), group, "kv_heads")
+        b = kb.div(pid_bh, kv_heads, "b")
+        kv_h = kb.rem(pid_bh, kv_heads, "kv_h")
     first_h = kb.mul(kv_h, group, "first_h")
     rows = locate(kb, layout, kb.add(kb.mul(b, kb.arg("num_heads")), first_h), b, first_h, kv_h)
     t = BackwardTiles(kb, grad, b, head_dim, head_dim_v)

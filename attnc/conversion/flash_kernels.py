@@ -20,7 +20,15 @@ from xdsl.ir import Attribute, SSAValue
 from attnc.conversion.kernel_builder import KernelBuilder, Value
 from attnc.conversion.masked_values import guard_values, restore_rows
 from attnc.conversion.region_lowering import lower_region
-from attnc.conversion.sequence_rows import PAGE, QueryRows, SequenceRows, layout_params, locate, query_rows
+from attnc.conversion.sequence_rows import (
+    PAGE,
+    QueryRows,
+    SequenceRows,
+    layout_params,
+    locate,
+    packed_slot,
+    query_rows,
+)
 from attnc.dialect import attn, kernel_params, tile
 from attnc.dialect.attn_sequences import page_size
 from attnc.dialect.capture_reads import guarded_sizes
@@ -168,21 +176,7 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
     fp32 = elem == f32
 
     kb.comment("which query block, batch and head this program owns")
-    # serving grids put the (sequence, head) programs on axis 0, which holds 2^31 - 1 (axis 1 holds 65535)
-    pid_m = kb.program_id(0 if layout == "dense" else 1, "pid_m")
-    pid_bh = kb.program_id(1 if layout == "dense" else 0, "pid_bh")
-    if packed:
-        kv_heads = kb.div(kb.arg("num_heads"), kb.arg("group"), "kv_heads")
-        b = kb.div(pid_bh, kv_heads, "b")
-        kv_h = kb.rem(pid_bh, kv_heads, "kv_h")
-        rows = locate(kb, layout, pid_bh, b, None, kv_h)
-        qrows = query_rows(kb, rows, pid_m, kv_h, kb.constexpr(BM), True)
-    else:
-        b = kb.div(pid_bh, kb.arg("num_heads"), "b")
-        h = kb.rem(pid_bh, kb.arg("num_heads"), "h")
-        kv_h = kb.div(h, kb.arg("group"), "kv_h")
-        rows = locate(kb, layout, pid_bh, b, h, kv_h)
-        qrows = query_rows(kb, rows, pid_m, h, kb.constexpr(BM), False)
+    b, pid_m, rows, qrows = _program_rows(kb, layout, packed)
     h = qrows.head  # a scalar, or per row [BLOCK_M] when packed: the regions broadcast it
 
     offs_n = kb.arange(BN, "offs_n")
@@ -295,6 +289,28 @@ def build_forward_kernel(flash: attn.FlashOp, name: str, split: bool = False):
         for i, stat in enumerate(stats):
             kb.store(kb.addptr(kb.arg(kernel_params.stat_ptr(i)), stat_rows), stat, rows_in_bounds)
     return kb.finish()
+
+
+def _program_rows(kb: KernelBuilder, layout: str, pack_gqa: bool) -> tuple[SSAValue, SSAValue, SequenceRows, QueryRows]:
+    """The sequence (or batch entry) b, the query block, its sequence's rows and the query rows of this
+    forward program."""
+    if layout == "packed":  # slots of query blocks on axis 0 (it holds 2^31 - 1), heads on axis 1
+        assert not pack_gqa, "attn-tile packs query heads over a KV cache only"
+        h = kb.program_id(1, "h")
+        b, pid_m = packed_slot(kb, kb.program_id(0, "slot"), BM, "q", reverse=True)
+        pid_bh = kb.add(kb.mul(b, kb.arg("num_heads")), h, "pid_bh")
+    else:  # serving grids put the (sequence, head) programs on axis 0, which holds 2^31 - 1 (axis 1 holds 65535)
+        pid_m = kb.program_id(0 if layout == "dense" else 1, "pid_m")
+        pid_bh = kb.program_id(1 if layout == "dense" else 0, "pid_bh")
+        heads = kb.div(kb.arg("num_heads"), kb.arg("group"), "kv_heads") if pack_gqa else kb.arg("num_heads")
+        b = kb.div(pid_bh, heads, "b")
+        h = kb.rem(pid_bh, heads, "kv_h" if pack_gqa else "h")
+    if pack_gqa:  # h is the kv head
+        rows = locate(kb, layout, pid_bh, b, None, h)
+        return b, pid_m, rows, query_rows(kb, rows, pid_m, h, kb.constexpr(BM), True)
+    kv_h = kb.div(h, kb.arg("group"), "kv_h")
+    rows = locate(kb, layout, pid_bh, b, h, kv_h)
+    return b, pid_m, rows, query_rows(kb, rows, pid_m, h, kb.constexpr(BM), False)
 
 
 def _accumulate(

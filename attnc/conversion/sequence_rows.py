@@ -8,8 +8,8 @@ checks them where it can see them without a sync). A page id outside `[0, num_pa
 or the nearest page when a key block lies in one page: never outside the cache.
 
 Parameters by layout, beside the dense kernel's:
-  packed: `cu_seqlens_q_ptr`, `cu_seqlens_k_ptr`, `q_rows` (total_q), `kv_rows` (total_k); `seq_q` and
-          `seq_kv` are the longest query and key lengths.
+  packed: `cu_seqlens_q_ptr`, `cu_seqlens_k_ptr`, `q_rows` (total_q), `kv_rows` (total_k), `num_seqs` (N);
+          `seq_q` and `seq_kv` are the longest query and key lengths. Programs are slots (`packed_slot`).
   cache:  `cache_seqlens_ptr`; `seq_kv` is the cache's capacity S_max.
   paged:  `cache_seqlens_ptr`, `block_table_ptr`, `stride_block_table_b`, `stride_block_table_p`,
           `num_pages`; `seq_kv` is pages_per_seq × PAGE_SIZE (a constexpr).
@@ -32,7 +32,13 @@ def layout_params(layout: str) -> list[tuple[str, Attribute]]:
     """The kernel parameters `layout` adds."""
     ptr = KernelBuilder.ptr_type(i32)
     if layout == "packed":
-        return [("cu_seqlens_q_ptr", ptr), ("cu_seqlens_k_ptr", ptr), ("q_rows", i32), ("kv_rows", i32)]
+        return [
+            ("cu_seqlens_q_ptr", ptr),
+            ("cu_seqlens_k_ptr", ptr),
+            ("q_rows", i32),
+            ("kv_rows", i32),
+            ("num_seqs", i32),
+        ]
     if layout == "cache":
         return [("cache_seqlens_ptr", ptr)]
     if layout == "paged":
@@ -146,6 +152,39 @@ class SequenceRows:
         return ptrs, None if ok is None else kb.col(ok)
 
 
+def packed_slot(kb: KernelBuilder, slot: SSAValue, block: str, which: str, reverse: bool) -> tuple[SSAValue, SSAValue]:
+    """The sequence and the block within it of program `slot` of a packed grid over the query (`which` =
+    "q") or key ("k") rows, in blocks of the constexpr `block`.
+
+    Sequence b owns slots [S_b, S_b+1) with S_b = cu[b] // BLOCK + b: at least one per block of its rows,
+    so total // BLOCK + N slots (attn_sequences.packed_slots) cover every sequence and a short sequence costs no
+    programs of the longest's length. b is the number of S_j ≤ slot, less one, counted a block of
+    sequences at a time. A slot its sequence has no block for gets a block past every sequence's rows (the
+    program does nothing). `reverse` hands out the last slots first: a causal sequence's longest rows."""
+    size = kb.constexpr(block)
+    n = kb.arg("num_seqs")
+    cu = kb.arg(f"cu_seqlens_{which}_ptr")
+    if reverse:
+        slots = kb.add(kb.div(kb.arg("q_rows" if which == "q" else "kv_rows"), size), n, "slots")
+        slot = kb.sub(kb.sub(slots, kb.i32(1)), slot, "slot")
+    offs = kb.arange(block)
+    chunks = kb.cdiv(kb.add(n, kb.i32(1)), size, "chunks")
+    with kb.loop(
+        kb.i32(0), chunks, kb.i32(1), {"before": kb.i32(0)}, "sequences starting at or before the slot"
+    ) as body:
+        index = kb.add(kb.mul(body.index, size), offs, "seq_index")
+        exists = kb.cmp("sle", index, n)
+        start = kb.load(kb.addptr(cu, index), exists, 0, "seq_start")
+        first = kb.add(kb.div(start, size), index, "first_slot")
+        counted = kb.cast(kb.and_(exists, kb.cmp("sle", first, slot)), i32)
+        body.yield_({"before": kb.add(body.carried["before"], kb.sum_all(counted), "before")})
+    b = _clamp(kb, kb.sub(body.results["before"], kb.i32(1)), kb.i32(0), kb.sub(n, kb.i32(1)), "b")
+    first = kb.add(kb.div(kb.load(kb.addptr(cu, b), None, None), size), b, "first_slot")
+    index = kb.sub(slot, first, "block_in_seq")
+    past = kb.cdiv(kb.arg("seq_q" if which == "q" else "seq_kv"), size, "block_past")
+    return b, kb.where(kb.cmp("sge", index, kb.i32(0)), index, past, "block_of_slot")
+
+
 def _clamp(kb: KernelBuilder, x: SSAValue, lo: SSAValue, hi: SSAValue, name: str) -> SSAValue:
     return kb.min(kb.max(x, lo), hi, name)
 
@@ -251,4 +290,13 @@ def query_rows(
     return QueryRows(offs, pos, heads, ok, first, end, True)
 
 
-__all__ = ["PAGE", "QueryRows", "SequenceRows", "layout_params", "locate", "query_rows", "storage_base"]
+__all__ = [
+    "PAGE",
+    "QueryRows",
+    "SequenceRows",
+    "layout_params",
+    "locate",
+    "packed_slot",
+    "query_rows",
+    "storage_base",
+]

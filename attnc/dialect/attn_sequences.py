@@ -67,6 +67,13 @@ def check_layout(op: Operation, layout: str, q: SSAValue, k: SSAValue, v: SSAVal
         raise VerifyException(f"'{op.name}' op expected v stored like k, but got {_shape(vs)} and {_shape(ks)}")
 
 
+def packed_slots(total_rows: int, num_seqs: int, block: int) -> int:
+    """How many programs a packed grid launches per head over `total_rows` rows of `num_seqs` sequences in
+    blocks of `block`: sequence b owns slots [cu[b] // block + b, cu[b+1] // block + b + 1), at least one per
+    block of its rows (conversion/sequence_rows.packed_slot finds a slot's sequence)."""
+    return total_rows // block + num_seqs
+
+
 def page_size(layout: str, k_type: TensorType) -> int:
     """The static page size of a paged cache (0 for the other layouts)."""
     return k_type.get_shape()[2] if layout == "paged" else 0
@@ -118,4 +125,4 @@ class SequencesOp(IRDLOperation):
                 raise VerifyException(f"'{self.name}' op expected the {name} view of type {want}, but got {seq.type}")
 
 
-__all__ = ["LAYOUTS", "SequencesOp", "check_layout", "page_size"]
+__all__ = ["LAYOUTS", "SequencesOp", "check_layout", "packed_slots", "page_size"]

@@ -1,5 +1,5 @@
 """Launching the backward kernels over packed sequences or a KV cache (conversion/flash_backward_sequences.py):
-dQ, then dK/dV, one program per block of each (sequence, head); no block table.
+dQ, then dK/dV, one program per block of each (sequence, head), or per slot of packed rows; no block table.
 
 As in backward.py, the dQ kernel stores δ = rowsum(dO ⊙ O) − dlse for the dK/dV kernel, and captured
 tensors' gradients accumulate in f32 with atomics. dQ, dK and dV start at zero: rows no sequence owns and
@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from attnc.dialect import kernel_params
-from attnc.dialect.attn_sequences import LAYOUTS
+from attnc.dialect.attn_sequences import LAYOUTS, packed_slots
 from attnc.runtime.backward import row_buffers
 from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.launch import LaunchConfig, cdiv, run_fitting, set_captures, set_strides
@@ -72,15 +72,20 @@ def sequence_backward(
     set_captures(args, captures, capture_grads)
     for (name, _), tensor in zip(LAYOUTS[seqs.layout], seqs.meta):
         args[kernel_params.ptr(name)] = tensor
-    if seqs.layout == "packed":
-        args["q_rows"], args["kv_rows"] = q.shape[2], k.shape[2]
+    packed = seqs.layout == "packed"
+    if packed:
+        args["q_rows"], args["kv_rows"], args["num_seqs"] = q.shape[2], k.shape[2], seqs.count
 
     c = LaunchConfig(*info.dq_config)
     grid = (seqs.count * heads, cdiv(seqs.max_q, c.block_m))  # (sequence, head) programs on axis 0
+    if packed:  # slots of query blocks by heads
+        grid = (packed_slots(q.shape[2], seqs.count, c.block_m), heads)
     dq_kernel = getattr(compiled.kernels, info.backward_dq)
     run_fitting(dq_kernel, grid, {**args, "BLOCK_M": c.block_m, "BLOCK_N": c.block_n}, device, c)
     c = LaunchConfig(*info.dkdv_config)
     grid = (seqs.count * kv_heads, cdiv(seqs.max_k, c.block_n))
+    if packed:  # slots of key blocks by kv heads
+        grid = (packed_slots(k.shape[2], seqs.count, c.block_n), kv_heads)
     dkdv_kernel = getattr(compiled.kernels, info.backward_dkdv)
     run_fitting(dkdv_kernel, grid, {**args, "BLOCK_M": c.block_m, "BLOCK_N": c.block_n}, device, c)
     return dq, dk, dv, capture_grads

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from attnc.dialect import kernel_params
-from attnc.dialect.attn_sequences import LAYOUTS
+from attnc.dialect.attn_sequences import LAYOUTS, packed_slots
 from attnc.runtime.compiler import CompiledVariant
 from attnc.runtime.decode_splits import MAX_SPLITS, choose_splits, sm_count
 from attnc.runtime.forward import forward_args
@@ -57,7 +57,7 @@ class SequenceLaunch:
             args["num_pages"] = k.shape[0]
             set_strides(args, "block_table", seqs.meta[1], "bp")
         if seqs.layout == "packed":
-            args["q_rows"], args["kv_rows"] = q.shape[2], k.shape[2]
+            args["q_rows"], args["kv_rows"], args["num_seqs"] = q.shape[2], k.shape[2], seqs.count
         self.args = args
 
     def run(
@@ -91,6 +91,8 @@ class SequenceLaunch:
         if self.packed:  # a program per kv head, its query heads packed into the rows
             rows, programs = seqs.max_q * self.group, seqs.count * (self.heads // self.group)
         grid = (programs, cdiv(rows, self.config.block_m))  # (sequence, head) programs on axis 0
+        if seqs.layout == "packed":  # slots of query blocks (sequence_rows.packed_slot) by heads
+            grid = (packed_slots(q.shape[2], seqs.count, self.config.block_m), self.heads)
         splits = self._splits(seqs.num_splits, grid, seqs)
         if splits == 1:
             self.config = run_fitting(self.compiled.forward, grid, args, self.device, self.config, record)

@@ -79,6 +79,28 @@ def test_packed_gradients_match_autograd(dtype):
     check_grads(attn, q, k, v, layout, dtype, (slopes,), score_mod=per_doc, mask_mod=causal)
 
 
+def test_many_packed_sequences_find_their_slots():
+    """More sequences than one block of the slot search reads (BLOCK_M = 32 here), empty ones among them and
+    one longer than a block: every program finds its sequence, forward and backward."""
+    torch.manual_seed(5)
+    lengths = torch.randint(0, 9, (37,))
+    lengths[[3, 20]] = 0
+    lengths[30] = 70
+    len_k = (lengths + torch.randint(0, 3, (37,))).tolist()
+    cu_q, cu_k = _cu(lengths.tolist()), _cu(len_k)
+    q = torch.randn(1, 2, int(cu_q[-1]), 16, requires_grad=True)
+    k = torch.randn(1, 1, int(cu_k[-1]), 16, requires_grad=True)
+    v = torch.randn(1, 1, int(cu_k[-1]), 16, requires_grad=True)
+    layout = {"cu_seqlens_q": cu_q, "cu_seqlens_k": cu_k}
+    attn = attnc.attention(mask_mod=causal)
+    out = attn(q, k, v, **layout)
+    want, _ = sequences_reference(
+        q.detach().double(), k.detach().double(), v.detach().double(), **layout, mask_mod=causal
+    )
+    assert rel(out, want) < TOL[torch.float32]
+    check_grads(attn, q, k, v, layout, torch.float32, mask_mod=causal)
+
+
 @pytest.mark.parametrize("mask", [None, window], ids=["none", "window"])
 def test_packed_gradients_through_the_logsumexp(mask):
     """A loss on out and on lse (return_lse): the gradient reaching lse reaches q and k; a sliding window

@@ -316,13 +316,38 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // (an scf.if on the classify region). Queries sit at positions q_shift + i, q_shift = len_k − len_q.
 
 // dQ: one program per query block of a (sequence, head); the layout's metadata takes the
-// block table's place at the end of the parameters.
+// block table's place at the end of the parameters. Programs are slots of query blocks (axis 0)
+// by heads (axis 1), handed out from the last: sequence b owns slots from cu_q[b] // BLOCK_M + b,
+// and a slot's sequence is the count of those at or before it, less one, counted a block of
+// sequences at a time.
 // CHECK-LABEL: tile.func @packed_bwd_dq(
-// CHECK-SAME:      %[[SCALE:[^:]*]]: f32, %[[CU_Q:[^:]*]]: !tile.ptr<i32>, %[[CU_K:[^:]*]]: !tile.ptr<i32>, %[[Q_ROWS:[^:]*]]: i32, %[[KV_ROWS:[^:]*]]: i32) constexprs {BLOCK_M = 64, BLOCK_N = 64, HEAD_DIM = 64, HEAD_DIM_V = 64}
+// CHECK-SAME:      %[[SCALE:[^:]*]]: f32, %[[CU_Q:[^:]*]]: !tile.ptr<i32>, %[[CU_K:[^:]*]]: !tile.ptr<i32>, %[[Q_ROWS:[^:]*]]: i32, %[[KV_ROWS:[^:]*]]: i32, %[[NUM_SEQS:[^:]*]]: i32) constexprs {BLOCK_M = 64, BLOCK_N = 64, HEAD_DIM = 64, HEAD_DIM_V = 64}
 // CHECK:         %[[BLOCK_N:.*]] = tile.constexpr "BLOCK_N"
-// CHECK:         %[[PID_BH:.*]] = tile.program_id 0
-// CHECK-NEXT:    %[[B:.*]] = arith.divsi %[[PID_BH]], %{{.*}} : i32
-// CHECK-NEXT:    %[[H:.*]] = arith.remsi %[[PID_BH]], %{{.*}} : i32
+// CHECK:         %[[BLOCK_M:.*]] = tile.constexpr "BLOCK_M"
+// CHECK:         %[[H:h]] = tile.program_id 1
+// CHECK-NEXT:    %[[PID:slot]] = tile.program_id 0
+// CHECK-NEXT:    %[[FULL:.*]] = arith.divsi %[[Q_ROWS]], %[[BLOCK_M]] : i32
+// CHECK-NEXT:    %[[SLOTS:slots]] = arith.addi %[[FULL]], %[[NUM_SEQS]] : i32
+// CHECK:         %[[LAST:.*]] = arith.subi %[[SLOTS]], %{{.*}} : i32
+// CHECK-NEXT:    %[[SLOT:slot_1]] = arith.subi %[[LAST]], %[[PID]] : i32
+// CHECK:         %[[BEFORE:before]] = scf.for %{{.*}} = %{{.*}} to %[[CHUNKS:chunks]] step %{{.*}} iter_args(%[[SEEN:[^ ]*]] = %{{.*}}) -> (i32) : i32 {
+// CHECK:           %[[SEQ:seq_index]] = arith.addi
+// CHECK:           %[[EXISTS:.*]] = tile.cmpi sle, %[[SEQ]], %{{.*}} : tensor<64xi32>
+// CHECK-NEXT:      %[[STARTS:.*]] = tile.addptr %[[CU_Q]], %[[SEQ]] : !tile.ptr<i32>, tensor<64xi32> -> tensor<64x!tile.ptr<i32>>
+// CHECK-NEXT:      %[[START:seq_start]] = tile.load %[[STARTS]] mask %[[EXISTS]] other 0 : tensor<64x!tile.ptr<i32>> -> tensor<64xi32>
+// CHECK:           %[[FIRSTS:first_slot]] = arith.addi %{{.*}}, %[[SEQ]] : tensor<64xi32>
+// CHECK:           %[[AT_OR_BEFORE:.*]] = tile.cmpi sle, %[[FIRSTS]], %{{.*}} : tensor<64xi32>
+// CHECK-NEXT:      %[[COUNTED:.*]] = arith.andi %[[EXISTS]], %[[AT_OR_BEFORE]] : tensor<64xi1>
+// CHECK:           %[[SUM:.*]] = tile.reduce sum %{{.*}} axis 0 : tensor<64xi32> -> i32
+// CHECK-NEXT:      %[[NEXT:.*]] = arith.addi %[[SEEN]], %[[SUM]] : i32
+// CHECK-NEXT:      scf.yield %[[NEXT]] : i32
+// CHECK-NEXT:    } {attnc.comment = "sequences starting at or before the slot"}
+// CHECK:         %[[B:b]] = arith.minsi
+// CHECK:         %[[FIRST:first_slot_[0-9]+]] = arith.addi %{{.*}}, %[[B]] : i32
+// CHECK-NEXT:    %[[INDEX:block_in_seq]] = arith.subi %[[SLOT]], %[[FIRST]] : i32
+// A slot past its sequence's blocks gets a block past every sequence's rows.
+// CHECK:         %[[PAST:block_past]] = arith.divsi
+// CHECK:         %[[PID_M:block_of_slot]] = tile.select %{{.*}}, %[[INDEX]], %[[PAST]] : i32
 // CHECK:         %{{.*}} = tile.addptr %[[CU_Q]], %[[B]] : !tile.ptr<i32>, i32 -> !tile.ptr<i32>
 // CHECK:         %[[Q_START:q_start]] = arith.minsi %{{.*}}, %[[Q_ROWS]] : i32
 // CHECK:         %[[K_START:k_start]] = arith.minsi %{{.*}}, %[[KV_ROWS]] : i32
@@ -384,11 +409,18 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // dK/dV: one program per key block of a (sequence, kv head); per query head of the group, the
 // query blocks of the sequence, none when this key block is past its keys.
 // CHECK-LABEL: tile.func @packed_bwd_dkdv(
-// CHECK-SAME:      %[[SCALE:[^:]*]]: f32, %[[CU_Q:[^:]*]]: !tile.ptr<i32>, %[[CU_K:[^:]*]]: !tile.ptr<i32>, %[[Q_ROWS:[^:]*]]: i32, %[[KV_ROWS:[^:]*]]: i32) constexprs {BLOCK_M = 64, BLOCK_N = 128, HEAD_DIM = 64, HEAD_DIM_V = 64}
-// CHECK:         %[[KV_HEADS:kv_heads]] = arith.divsi
-// CHECK-NEXT:    %[[B:b]] = arith.divsi %{{.*}}, %[[KV_HEADS]] : i32
-// CHECK-NEXT:    %[[KV_H:kv_h]] = arith.remsi %{{.*}}, %[[KV_HEADS]] : i32
-// CHECK-NEXT:    %[[FIRST_H:first_h]] = arith.muli %[[KV_H]], %[[GROUP:[^ ]*]] : i32
+// CHECK-SAME:      %[[SCALE:[^:]*]]: f32, %[[CU_Q:[^:]*]]: !tile.ptr<i32>, %[[CU_K:[^:]*]]: !tile.ptr<i32>, %[[Q_ROWS:[^:]*]]: i32, %[[KV_ROWS:[^:]*]]: i32, %[[NUM_SEQS:[^:]*]]: i32) constexprs {BLOCK_M = 64, BLOCK_N = 128, HEAD_DIM = 64, HEAD_DIM_V = 64}
+// Slots of key blocks by kv heads, in order (a causal sequence's first keys see the most queries).
+// CHECK:         %[[KV_H:kv_h]] = tile.program_id 1
+// CHECK-NEXT:    %[[PID:slot]] = tile.program_id 0
+// CHECK-NOT:     slots
+// CHECK:         %{{.*}} = scf.for
+// CHECK:           %{{.*}} = tile.addptr %[[CU_K]], %{{.*}} : !tile.ptr<i32>, tensor<128xi32> -> tensor<128x!tile.ptr<i32>>
+// CHECK:           %{{.*}} = tile.cmpi sle, %{{.*}}, %{{.*}} : tensor<128xi32>
+// CHECK:         } {attnc.comment = "sequences starting at or before the slot"}
+// CHECK:         %[[B:b]] = arith.minsi
+// CHECK:         %[[INDEX:block_in_seq]] = arith.subi %[[PID]], %{{.*}} : i32
+// CHECK:         %[[FIRST_H:first_h]] = arith.muli %[[KV_H]], %[[GROUP:[^ ]*]] : i32
 // CHECK:         %[[Q_LEN:q_len]] = arith.minsi
 // CHECK:         %[[K_LEN:k_len]] = arith.minsi
 // CHECK:         %[[KV_LO:kv_lo]] = arith.muli
