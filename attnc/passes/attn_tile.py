@@ -6,7 +6,8 @@ head dimension, apply. The generated kernel is generic in its block sizes, so
 the runtime's autotuner may still try other sizes; these are the defaults.
 
 Over a KV cache (`layout` "cache" or "paged") it sets `pack_gqa` unless the mask reads h:
-the query heads of one kv head share a tile's rows, so each key block is read once.
+the query heads of one kv head share a tile's rows, so each key block is read once. Over a
+paged cache on CUDA it adds two stages: the page-id load takes them before the K/V loads.
 
 For `attn.flash_grad` it sets the same three per backward kernel (`dq_tile`,
 `dq_num_warps`, `dq_num_stages`, and `dkdv_*`), which the runtime launches as is.
@@ -87,6 +88,22 @@ def backward_configs(
     return (64, 64, 4, stages), (64, 128, 8, stages)
 
 
+# A paged cache's K/V loads wait on their block's page id, a load Triton's pipeliner gives stages of its own:
+# with two more, K and V keep the contiguous cache's two buffers in flight (sm_90 TTGIR, triton 3.6 and 3.9).
+PAGE_ID_STAGES = 2
+
+
+def _forward_config(
+    flash: attn.FlashOp | FlashGradOp, target: str, head_dim: int, element_bytes: int
+) -> tuple[int, int, int, int]:
+    """The target's defaults, with the page-id stages for a forward over a paged cache on CUDA."""
+    bm, bn, warps, stages = default_config(target, head_dim, element_bytes)
+    paged = isinstance(flash, attn.FlashOp) and flash.layout is not None and flash.layout.data == "paged"
+    if paged and target.startswith("cuda"):
+        stages += PAGE_ID_STAGES
+    return bm, bn, warps, stages
+
+
 def _packs_query_heads(flash: attn.FlashOp) -> bool:
     """Over a KV cache, the query heads that share a kv head become one tile's rows, so each key block
     is read once per kv head; not when the mask reads h, since a tile's rows then differ in h."""
@@ -138,7 +155,7 @@ class AttnTilePass(ModulePass):
             assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
             head_dim = max(qt.get_shape()[3], vt.get_shape()[3])
             element_bytes = 4 if qt.element_type == f32 else 2
-            forward = self._explicit(default_config(self.target, head_dim, element_bytes))
+            forward = self._explicit(_forward_config(flash, self.target, head_dim, element_bytes))
             if isinstance(flash, attn.FlashOp):
                 self._set(flash, "", forward)
                 if _packs_query_heads(flash):
