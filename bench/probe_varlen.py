@@ -1,12 +1,15 @@
 """Where packed varlen prefill's time goes: per-kernel GPU time (torch.profiler) of attnc's forward and
 forward+backward and of Flex's document mask, per call, and each timing repeated to show its spread.
 
-    ATTNC_AUTOTUNE=0 python bench/probe_varlen.py [--pack 16x512|skewed]
+    ATTNC_AUTOTUNE=0 python bench/probe_varlen.py [--pack 16x512|skewed] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
+import time
 from collections import defaultdict
 
 import torch
@@ -35,6 +38,7 @@ def kernel_times(fn, calls: int = 20) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pack", default="16x512", choices=list(PACKS))
+    ap.add_argument("--profile", action="store_true", help="cProfile attnc's forward+backward host path")
     args = ap.parse_args()
     lengths = PACKS[args.pack]
     total, longest = sum(lengths), max(lengths)
@@ -69,6 +73,21 @@ def main() -> None:
         print(f"{label} fwd+bwd ms: {[round(t, 4) for t in times]}")
         for name, ms in list(kernel_times(both).items())[:8]:
             print(f"   {ms:8.4f} ms  {name}")
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(20):
+            both()
+        host = (time.perf_counter() - start) / 20 * 1e3
+        torch.cuda.synchronize()
+        print(f"{label} fwd+bwd host ms per call (no sync): {host:.3f}")
+        if label == "attnc" and args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(20):
+                both()
+            profiler.disable()
+            torch.cuda.synchronize()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(14)
 
 
 if __name__ == "__main__":
