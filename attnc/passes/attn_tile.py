@@ -7,7 +7,8 @@ the runtime's autotuner may still try other sizes; these are the defaults.
 
 Over a KV cache (`layout` "cache" or "paged") it sets `pack_gqa` unless the mask reads h:
 the query heads of one kv head share a tile's rows, so each key block is read once. Over a
-paged cache on CUDA it adds two stages: the page-id load takes them before the K/V loads.
+paged cache on CUDA whose key blocks lie in one page each, it adds two stages: the page-id
+load takes them before the K/V loads.
 
 For `attn.flash_grad` it sets the same three per backward kernel (`dq_tile`,
 `dq_num_warps`, `dq_num_stages`, and `dkdv_*`), which the runtime launches as is.
@@ -42,6 +43,7 @@ from xdsl.utils.exceptions import PassFailedException
 
 from attnc.dialect import attn
 from attnc.dialect.attn_grad import FlashGradOp
+from attnc.dialect.attn_sequences import page_size
 from attnc.dialect.kernel_params import padded_head_dim
 
 # (block_m, block_n, num_warps, num_stages) by target, for head dims up to 64 / 128 / 256.
@@ -89,18 +91,22 @@ def backward_configs(
 
 
 # A paged cache's K/V loads wait on their block's page id, a load Triton's pipeliner gives stages of its own:
-# with two more, K and V keep the contiguous cache's two buffers in flight (sm_90 TTGIR, triton 3.6 and 3.9).
+# with two more, K and V keep the contiguous cache's two buffers in flight (sm_90 TTGIR, triton 3.6 and 3.9;
+# bench/RESULTS.md has what it measured).
 PAGE_ID_STAGES = 2
 
 
 def _forward_config(
     flash: attn.FlashOp | FlashGradOp, target: str, head_dim: int, element_bytes: int
 ) -> tuple[int, int, int, int]:
-    """The target's defaults, with the page-id stages for a forward over a paged cache on CUDA."""
+    """The target's defaults, with the page-id stages for a forward over a paged cache on CUDA whose key
+    blocks lie in one page each (one page id per block; a gather of ids per key measured slower with them)."""
     bm, bn, warps, stages = default_config(target, head_dim, element_bytes)
-    paged = isinstance(flash, attn.FlashOp) and flash.layout is not None and flash.layout.data == "paged"
-    if paged and target.startswith("cuda"):
-        stages += PAGE_ID_STAGES
+    if isinstance(flash, attn.FlashOp) and flash.layout is not None and flash.layout.data == "paged":
+        kt = flash.k.type
+        assert isinstance(kt, TensorType)
+        if target.startswith("cuda") and page_size("paged", kt) % bn == 0:
+            stages += PAGE_ID_STAGES
     return bm, bn, warps, stages
 
 

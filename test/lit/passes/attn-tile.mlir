@@ -380,15 +380,77 @@ func.func @unfused(%q: tensor<1x4x16x64xf16>, %k: tensor<1x4x16x64xf16>) -> tens
 
 // -----
 
-// A paged KV cache: the query heads of a kv head share rows (pack_gqa), and on CUDA the forward
-// takes two more stages, which the page-id load holds before the K/V loads it addresses.
+// A paged KV cache: the query heads of a kv head share rows (pack_gqa). With pages of 256, every
+// key block lies in one page and on CUDA the forward takes two more stages, which the page-id load
+// holds before the K/V loads it addresses.
 
-// CHECK-LABEL: func.func @paged(
+// CHECK-LABEL: func.func @paged256(
 // SM90: } {{{.*}}tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 5 : i64, pack_gqa{{.*}}}
 // SM80: } {{{.*}}tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 5 : i64, pack_gqa{{.*}}}
 // GFX942: } {{{.*}}tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 1 : i64, pack_gqa}
 // CPU: } {{{.*}}tile = #attn.tile<32x32>, num_warps = 4 : i64, num_stages = 1 : i64, pack_gqa}
 // EXPLICIT: } {{{.*}}tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 5 : i64, pack_gqa{{.*}}}
+// ALL-SET: } {{{.*}}tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64, pack_gqa{{.*}}}
+
+func.func @paged256(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x256x64xbf16>, %v: tensor<?x2x256x64xbf16>, %cache_seqlens: tensor<?xi32>, %block_table: tensor<?x?xi32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
+  %out, %lse = attn.flash %q, %k, %v sequences(%cache_seqlens, %block_table : tensor<?xi32>, tensor<?x?xi32>) score_mod {
+  ^bb0(%score: f32, %b: index, %h: index, %q_idx: index, %kv_idx: index):
+    attn.yield %score : f32
+  } mask_mod {
+  ^bb0(%b_1: index, %h_1: index, %q_idx_1: index, %kv_idx_1: index):
+    %0 = arith.cmpi sge, %q_idx_1, %kv_idx_1 : index
+    attn.yield %0 : i1
+  } update {
+  ^bb0(%score_1: f32, %b_2: index, %h_2: index, %m: f32, %l: f32):
+    %cst = arith.constant 1.44269502 : f32
+    %1 = arith.mulf %score_1, %cst : f32
+    %2 = attn.row_max %1 : f32
+    %m_new = arith.maxnumf %m, %2 : f32
+    %cst_1 = arith.constant 0xff800000 : f32
+    %3 = arith.cmpf oeq, %m_new, %cst_1 : f32
+    %cst_2 = arith.constant 0.000000e+00 : f32
+    %4 = arith.select %3, %cst_2, %m_new : f32
+    %5 = arith.subf %1, %4 : f32
+    %p = math.exp2 %5 : f32
+    %6 = arith.subf %m, %4 : f32
+    %alpha = math.exp2 %6 : f32
+    %7 = arith.mulf %l, %alpha : f32
+    %8 = attn.row_sum %p : f32
+    %l_new = arith.addf %7, %8 : f32
+    attn.yield %p, %alpha, %m_new, %l_new : f32, f32, f32, f32
+  } finalize {
+  ^bb0(%acc: f32, %b_3: index, %h_3: index, %m_1: f32, %l_1: f32):
+    %cst_3 = arith.constant 0.000000e+00 : f32
+    %9 = arith.cmpf oeq, %l_1, %cst_3 : f32
+    %cst_4 = arith.constant 1.000000e+00 : f32
+    %10 = arith.select %9, %cst_4, %l_1 : f32
+    %11 = arith.divf %cst_4, %10 : f32
+    %out_1 = arith.mulf %acc, %11 : f32
+    %cst_5 = arith.constant 0.693147182 : f32
+    %12 = arith.mulf %m_1, %cst_5 : f32
+    %13 = math.log %l_1 : f32
+    %lse_1 = arith.addf %12, %13 : f32
+    attn.yield %out_1, %lse_1 : f32, f32
+  } classify {
+  ^bb0(%b_4: index, %h_4: index, %q_lo: index, %q_hi: index, %kv_lo: index, %kv_hi: index):
+    %14 = arith.constant 1 : index
+    %q_last = arith.subi %q_hi, %14 : index
+    %kv_last = arith.subi %kv_hi, %14 : index
+    %any = arith.cmpi sle, %kv_lo, %q_last : index
+    %all = arith.cmpi sle, %kv_last, %q_lo : index
+    attn.yield %any, %all : i1, i1
+  } {layout = "paged", scale = 1.250000e-01 : f32, normalizer = "softmax", state = ["m", "l"], init = [0xff800000 : f32, 0.000000e+00 : f32], masked_score = 0xff800000 : f32, block_mask = "affine"} : tensor<?x4x?x64xbf16>, tensor<?x2x256x64xbf16>, tensor<?x2x256x64xbf16> -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>)
+  func.return %out, %lse : tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>
+}
+
+// -----
+
+// Pages of 16, smaller than a key block: each key's page id is gathered and the stages stay.
+
+// CHECK-LABEL: func.func @paged(
+// SM90: } {{{.*}}tile = #attn.tile<128x128>, num_warps = 8 : i64, num_stages = 3 : i64, pack_gqa{{.*}}}
+// SM80: } {{{.*}}tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 3 : i64, pack_gqa{{.*}}}
+// EXPLICIT: } {{{.*}}tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 3 : i64, pack_gqa{{.*}}}
 // ALL-SET: } {{{.*}}tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64, pack_gqa{{.*}}}
 
 func.func @paged(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x16x64xbf16>, %v: tensor<?x2x16x64xbf16>, %cache_seqlens: tensor<?xi32>, %block_table: tensor<?x?xi32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
