@@ -3,9 +3,9 @@
 The math is flash_backward_kernels.py's; what differs is where the rows are and which blocks are
 visited. Each program finds its sequence with `sequence_rows.locate`, as the forward does (clamped
 lengths, queries at positions len_k − len_q + i), and there is no block table. As in the forward's
-sequence loop, the blocks whose tile with the program's own block is whole (inside both lengths, and
-all kept by the mask: the full blocks without a mask_mod, the first run an affine mask's `classify`
-region keeps whole, found by a scalar pass) run unmasked and unbranched, so their loads pipeline; the
+sequence loop, the walked blocks that are whole (inside the sequence, and all of their tile with the
+program's own block kept by the mask: the full blocks without a mask_mod, the first run an affine mask's
+`classify` region keeps whole, found by a scalar pass) run unmasked and unbranched, so their loads pipeline; the
 others run masked by the sequence's bounds and the mask, and an affine mask's empty ones are skipped
 (`scf.if` around the block's work). A runtime mask runs every block masked.
 
@@ -43,15 +43,12 @@ Bounds = Callable[[SSAValue], list[SSAValue]]
 
 @dataclass(frozen=True)
 class Walk:
-    """The blocks one program walks along a dimension of its sequence, against its own block along the other."""
+    """The blocks one program walks along a dimension of its sequence."""
 
     what: str  # the loops' comment: "key blocks", "query blocks"
     size: str  # the walked blocks' constexpr size
     length: SSAValue  # the sequence's length along the walked dimension
     count: SSAValue  # blocks to walk: 0 when the program's own block is past the sequence
-    own_lo: SSAValue  # the program's own block: its first row, its constexpr size, its dimension's length
-    own_size: str
-    own_length: SSAValue
     tile_of: Bounds  # positions (q_first, q_end, kv_lo, kv_end) of the tile at a walked block's start
 
 
@@ -60,30 +57,27 @@ def _blocks(
 ) -> dict[str, SSAValue]:
     """`visit(carried, start, masked)` on the walked blocks, starting at 0, size, …
 
-    A block is whole when it and the program's own block lie inside the sequence and the mask keeps their
-    whole tile; it runs with `masked` False: nothing in it needs a mask. Without a mask_mod the whole blocks
-    are the full ones, a prefix; with an affine mask a scalar pass over the classify region finds their first
-    run. That run has no branch, so its loads pipeline; the other blocks run masked, and those an affine
-    mask empties are skipped. A runtime mask runs every block masked."""
+    A walked block is whole when it lies inside the sequence and the mask keeps its whole tile with the
+    program's own block; it runs with `masked` False: no mask_mod, no bound on the walked rows. The own
+    block may be partial: its rows past the sequence, loaded once as zeros, only reach results of their own
+    rows, which are never stored (dQ adds capture adjoints under row_ok). Without a mask_mod the whole
+    blocks are the full ones, a prefix; with an affine mask a scalar pass over the classify region finds
+    their first run. That run has no branch, so its loads pipeline; the other blocks run masked, and those
+    an affine mask empties are skipped. A runtime mask runs every block masked."""
     kind = grad.block_mask.data if grad.block_mask is not None else "runtime"
     zero, one, size = kb.i32(0), kb.i32(1), kb.constexpr(walk.size)
     if kind == "runtime":
         with kb.loop(zero, walk.count, one, carried, f"{walk.what} of the sequence") as body:
             body.yield_(visit(body.carried, kb.mul(body.index, size, "start"), True))
         return body.results
-    own_end = kb.add(walk.own_lo, kb.constexpr(walk.own_size))
-    own_full = kb.cmp("sle", own_end, walk.own_length, "own_full")
     if kind == "none":
-        run_lo = zero
-        run_hi = kb.where(own_full, kb.div(walk.length, size), zero, "run_hi")
+        run_lo, run_hi = zero, kb.min(kb.div(walk.length, size), walk.count, "run_hi")
     else:
-        run_lo, run_hi = first_whole_run(
-            kb, zero, kb.where(own_full, walk.count, zero), walk.size, _classify(kb, grad, walk, b, h), "start"
-        )
+        run_lo, run_hi = first_whole_run(kb, zero, walk.count, walk.size, _classify(kb, grad, walk, b, h), "start")
     # the run of whole blocks: no mask, no branch
     with kb.loop(run_lo, run_hi, one, carried, f"{walk.what} kept whole") as body:
         body.yield_(visit(body.carried, kb.mul(body.index, size, "start"), False))
-    if kind == "none":  # the others, masked: a last partial block, or all when the program's own block is partial
+    if kind == "none":  # the last block, when partial
         with kb.loop(run_hi, walk.count, one, body.results, f"{walk.what} the sequence cuts") as masked:
             masked.yield_(visit(masked.carried, kb.mul(masked.index, size, "start"), True))
         return masked.results
@@ -100,8 +94,8 @@ def _blocks(
 
 
 def _classify(kb: KernelBuilder, grad, walk: Walk, b: SSAValue, h: SSAValue) -> Classify:
-    """(any kept, whole) of the walked block at `start`: whole when the mask keeps all of its tile with the
-    program's block and the walked block is full (the caller checks the program's own block)."""
+    """(any kept, whole) of the walked block at `start`: whole when it is full and the mask keeps all of its
+    tile with the program's block."""
 
     def classify(start: SSAValue) -> tuple[SSAValue, SSAValue]:
         any_kept, all_kept = lower_region(kb, grad.classify, [b, h, *walk.tile_of(start)], "classify")
@@ -191,7 +185,7 @@ def build_dq_sequences_kernel(grad, name: str):
     def tile_of(start_n: SSAValue) -> list[SSAValue]:
         return [*query_tile, *_key_tile(kb, rows, start_n)]
 
-    walk = Walk("key blocks", BN, rows.k_len, count, q_lo, BM, rows.q_len, tile_of)
+    walk = Walk("key blocks", BN, rows.k_len, count, tile_of)
     dq = _blocks(kb, grad, walk, init, visit, b, h)["dq"]
     t.stat_grads(h, stat, delta, rows_in, captures)
     dq_base = rows.q_rows_base(kb, "dq", h)
@@ -264,7 +258,7 @@ def build_dkdv_sequences_kernel(grad, name: str):
         def tile_of(start_m: SSAValue) -> list[SSAValue]:
             return [*_query_tile(kb, rows, start_m), *key_tile]
 
-        walk = Walk("query blocks", BM, rows.q_len, count, kv_lo, BN, rows.k_len, tile_of)
+        walk = Walk("query blocks", BM, rows.q_len, count, tile_of)
         heads.yield_(_blocks(kb, grad, walk, dict(heads.carried), visit, b, h))
     dk = kb.cast(kb.mul(heads.results["dk"], kb.arg("scale")), elem)
     t.store(rows.kv_rows_base(kb, "dk"), "dk", offs_n, col_ok, False, dk)

@@ -312,8 +312,8 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // Packed variable-length sequences (layout "packed", as `attn(q, k, v, cu_seqlens_q=, cu_seqlens_k=)`
 // builds it, a bias read at the sequence b, causal): no block table. Each program finds its
 // sequence's rows and lengths from cu_seqlens, clamped to the storage, walks only that
-// sequence's blocks, and runs the first run of blocks the causal mask keeps whole (inside both
-// lengths; found by a scalar pass over the classify region) unmasked and without a branch, so Triton
+// sequence's blocks, and runs the first run of blocks the causal mask keeps whole (full, all of the
+// tile kept; found by a scalar pass over the classify region) unmasked and without a branch, so Triton
 // pipelines their loads; the other blocks run bounded by the lengths and masked, and those the mask
 // empties are skipped (an scf.if on the classify region). Queries sit at positions q_shift + i,
 // q_shift = len_k − len_q.
@@ -381,21 +381,19 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // CHECK-NEXT:    %[[LIVE:.*]] = tile.cmpi slt, %[[Q_LO]], %[[Q_LEN]] : i32
 // CHECK-NEXT:    %{{.*}} = arith.constant 0 : i32
 // CHECK-NEXT:    %[[NUM:num_blocks]] = tile.select %[[LIVE]], %[[KV_BLOCKS]], %{{.*}} : i32
-// A key block is whole when this query block and it are full and the mask keeps their whole tile: a
-// scalar pass over the classify region finds the first run of them (none for a partial query block).
+// A key block is whole when it is full and the mask keeps its whole tile with this query block (which
+// may be partial: its rows past the sequence are zeros, never stored): a scalar pass over the classify
+// region finds the first run of them.
 // CHECK:         %[[DQ_INIT:dq]] = tile.full ["BLOCK_M", "HEAD_DIM"] 0.0
-// CHECK:         %[[OWN_END:.*]] = arith.addi %[[Q_LO]], %[[BLOCK_M]] : i32
-// CHECK-NEXT:    %[[OWN_FULL:own_full]] = tile.cmpi sle, %[[OWN_END]], %[[Q_LEN]] : i32
-// CHECK-NEXT:    %[[SEARCHED:.*]] = tile.select %[[OWN_FULL]], %[[NUM]], %{{.*}} : i32
-// CHECK:         %[[RUN_LO:run_lo]], %[[RUN_HI:run_hi]] = scf.for %[[J:[^ ]*]] = %{{.*}} to %[[SEARCHED]] step
+// CHECK:         %[[RUN_LO:run_lo]], %[[RUN_HI:run_hi]] = scf.for %[[J:[^ ]*]] = %{{.*}} to %[[NUM]] step
 // CHECK-NEXT:      %[[PRE_START:start]] = arith.muli %[[J]], %[[BLOCK_N]] : i32
 // CHECK:           %[[ALL:all]] = tile.cmpi sle, %{{.*}}, %[[Q_FIRST:q_first]] : i32
 // CHECK-NEXT:      %[[KEY_END:.*]] = arith.addi %[[PRE_START]], %[[BLOCK_N]] : i32
 // CHECK-NEXT:      %[[KEY_FULL:full]] = tile.cmpi sle, %[[KEY_END]], %[[K_LEN]] : i32
 // CHECK-NEXT:      %{{.*}} = arith.andi %[[ALL]], %[[KEY_FULL]] : i1
 // CHECK:         } {attnc.comment = "find the first run of whole blocks"}
-// CHECK:         %[[RUN_FIRST:run_lo_2]] = tile.select %{{.*}}, %[[RUN_LO]], %[[SEARCHED]] : i32
-// CHECK-NEXT:    %[[RUN_END:run_hi_2]] = tile.select %{{.*}}, %[[RUN_HI]], %[[SEARCHED]] : i32
+// CHECK:         %[[RUN_FIRST:run_lo_2]] = tile.select %{{.*}}, %[[RUN_LO]], %[[NUM]] : i32
+// CHECK-NEXT:    %[[RUN_END:run_hi_2]] = tile.select %{{.*}}, %[[RUN_HI]], %[[NUM]] : i32
 // The run: k and v loaded without a mask, no mask_mod, no branch; the bias's gradient is still added
 // from the rows inside the sequence only (row_ok).
 // CHECK-NEXT:    %[[DQ_AFTER_WHOLE:.*]] = scf.for %{{.*}} = %[[RUN_FIRST]] to %[[RUN_END]] step %{{.*}} iter_args(%[[DQ_WHOLE:[^ ]*]] = %[[DQ_INIT]]) -> (tensor<64x64xf32>) : i32 {
@@ -475,13 +473,10 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // CHECK:         %[[DK_H:[^ ,]*]], %[[DV_H:[^ ,]*]] = scf.for %[[I:[^ ]*]] = %{{.*}} to %[[GROUP]] step
 // CHECK-NEXT:      %[[H:h]] = arith.addi %[[FIRST_H]], %[[I]] : i32
 // CHECK:           %[[STAT_ROW:stat_row]] = arith.addi
-// Per head, the query blocks whole with this key block (a full key block, a full query block, all kept):
-// a scalar pass finds their first run, which runs with q, dO, lse and δ loaded without a mask and
-// no mask_mod; the others run masked, skipping those the mask empties.
-// CHECK:           %[[OWN_END:.*]] = arith.addi %[[KV_LO]], %{{.*}} : i32
-// CHECK-NEXT:      %[[OWN_FULL:own_full]] = tile.cmpi sle, %[[OWN_END]], %[[K_LEN]] : i32
-// CHECK-NEXT:      %[[SEARCHED:.*]] = tile.select %[[OWN_FULL]], %[[NUM]], %{{.*}} : i32
-// CHECK:           %[[RUN_LO:run_lo]], %[[RUN_HI:run_hi]] = scf.for %[[J:[^ ]*]] = %{{.*}} to %[[SEARCHED]] step
+// Per head, the query blocks whole with this key block (full, all of the tile kept): a scalar pass
+// finds their first run, which runs with q, dO, lse and δ loaded without a mask and no mask_mod; the
+// others run masked, skipping those the mask empties.
+// CHECK:           %[[RUN_LO:run_lo]], %[[RUN_HI:run_hi]] = scf.for %[[J:[^ ]*]] = %{{.*}} to %[[NUM]] step
 // CHECK-NEXT:        %[[PRE_START:start]] = arith.muli %[[J]], %{{.*}} : i32
 // CHECK-NEXT:        %[[Q_FIRST:q_first]] = arith.addi %{{.*}}, %[[PRE_START]] : i32
 // CHECK:             %[[ALL:all]] = tile.cmpi sle, %{{.*}}, %[[Q_FIRST]] : i32
@@ -489,8 +484,8 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // CHECK-NEXT:        %[[QUERY_FULL:full]] = tile.cmpi sle, %[[QUERY_END]], %[[Q_LEN]] : i32
 // CHECK-NEXT:        %{{.*}} = arith.andi %[[ALL]], %[[QUERY_FULL]] : i1
 // CHECK:           } {attnc.comment = "find the first run of whole blocks"}
-// CHECK:           %[[RUN_FIRST:run_lo_2]] = tile.select %{{.*}}, %[[RUN_LO]], %[[SEARCHED]] : i32
-// CHECK-NEXT:      %[[RUN_END:run_hi_2]] = tile.select %{{.*}}, %[[RUN_HI]], %[[SEARCHED]] : i32
+// CHECK:           %[[RUN_FIRST:run_lo_2]] = tile.select %{{.*}}, %[[RUN_LO]], %[[NUM]] : i32
+// CHECK-NEXT:      %[[RUN_END:run_hi_2]] = tile.select %{{.*}}, %[[RUN_HI]], %[[NUM]] : i32
 // CHECK-NEXT:      %[[DK_AFTER_WHOLE:[^ ,]*]], %[[DV_AFTER_WHOLE:[^ ,]*]] = scf.for %{{.*}} = %[[RUN_FIRST]] to %[[RUN_END]] step %{{.*}} iter_args(%[[DK_WHOLE:[^ ]*]] = %{{.*}}, %[[DV_WHOLE:[^ ]*]] = %{{.*}}) -> (tensor<128x64xf32>, tensor<128x64xf32>) : i32 {
 // CHECK-NOT:         {{scf.if|mask|keep|rows_in}}
 // CHECK:             %[[Q_WHOLE:q]] = tile.load %{{.*}} : tensor<64x64x!tile.ptr<bf16>> -> tensor<64x64xbf16>
