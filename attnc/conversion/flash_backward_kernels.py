@@ -182,8 +182,9 @@ class BackwardTiles:
         sites = lower_region(kb, grad.stat_grad, [self.b, h, stat, *captures, dlse_total], "stat_grad")
         self.add_site_grads(grad.stat_sites, grad.stat_site_guards, sites, rows_in, stat, captures, drop_nan=True)
 
-    def load_stat(self, offsets: SSAValue, rows_in: SSAValue) -> SSAValue | None:
-        """The saved statistic of each query row (the logsumexp for softmax), or None without one."""
+    def load_stat(self, offsets: SSAValue, rows_in: SSAValue | None) -> SSAValue | None:
+        """The saved statistic of each query row (the logsumexp for softmax), or None without one; `rows_in`
+        None: every row exists."""
         if self.grad.stat is None:
             return None
         kb = self.kb

@@ -2,9 +2,12 @@
 
 The math is flash_backward_kernels.py's; what differs is where the rows are and which blocks are
 visited. Each program finds its sequence with `sequence_rows.locate`, as the forward does (clamped
-lengths, queries at positions len_k − len_q + i), and there is no block table: every block is
-masked by the sequence's bounds, and an affine mask's `classify` region skips the blocks it empties
-(`scf.if` around the block's work).
+lengths, queries at positions len_k − len_q + i), and there is no block table. As in the forward's
+sequence loop, the walked blocks that are whole (inside the sequence, and all of their tile with the
+program's own block kept by the mask: the full blocks without a mask_mod, the first run an affine mask's
+`classify` region keeps whole, found by a scalar pass) run unmasked and unbranched, so their loads pipeline; the
+others run masked by the sequence's bounds and the mask, and an affine mask's empty ones are skipped
+(`scf.if` around the block's work). A runtime mask runs every block masked.
 
 - `<fn>_bwd_dq`: one program per query block of a (sequence, head), grid (N·Hq, cdiv(max_seqlen_q,
   BLOCK_M)) over a cache, (total_q // BLOCK_M + N, Hq) slots when packed (sequence_rows.packed_slot);
@@ -22,6 +25,7 @@ of the block table. A paged cache has no backward.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from xdsl.dialects.builtin import f32
 from xdsl.ir import SSAValue
@@ -31,37 +35,74 @@ from attnc.conversion.flash_kernels import BM, BN, DIM, DIM_V, capture_values
 from attnc.conversion.kernel_builder import KernelBuilder
 from attnc.conversion.region_lowering import lower_region
 from attnc.conversion.sequence_rows import SequenceRows, layout_params, locate, packed_slot
+from attnc.conversion.whole_runs import Classify, first_whole_run
 
-Visit = Callable[[dict[str, SSAValue], SSAValue], dict[str, SSAValue]]
+Visit = Callable[[dict[str, SSAValue], SSAValue, bool], dict[str, SSAValue]]
 Bounds = Callable[[SSAValue], list[SSAValue]]
 
 
+@dataclass(frozen=True)
+class Walk:
+    """The blocks one program walks along a dimension of its sequence."""
+
+    what: str  # the loops' comment: "key blocks", "query blocks"
+    size: str  # the walked blocks' constexpr size
+    length: SSAValue  # the sequence's length along the walked dimension
+    count: SSAValue  # blocks to walk: 0 when the program's own block is past the sequence
+    tile_of: Bounds  # positions (q_first, q_end, kv_lo, kv_end) of the tile at a walked block's start
+
+
 def _blocks(
-    kb: KernelBuilder,
-    grad,
-    count: SSAValue,
-    size: str,
-    carried: dict[str, SSAValue],
-    what: str,
-    visit: Visit,
-    tile_of: Bounds,
-    b: SSAValue,
-    h: SSAValue,
+    kb: KernelBuilder, grad, walk: Walk, carried: dict[str, SSAValue], visit: Visit, b: SSAValue, h: SSAValue
 ) -> dict[str, SSAValue]:
-    """`visit(carried, start)` on the blocks of `size` rows starting at 0, `size`, … (`count` of them); with an
-    affine mask, only those whose tile (`tile_of(start)`: q_lo, q_hi, kv_lo, kv_hi in positions) the
-    classify region finds not empty."""
-    affine = grad.block_mask is not None and grad.block_mask.data == "affine"
-    with kb.loop(kb.i32(0), count, kb.i32(1), carried, what) as body:
-        start = kb.mul(body.index, kb.constexpr(size), "start")
-        if not affine:
-            body.yield_(visit(body.carried, start))
-        else:
-            any_kept, _ = lower_region(kb, grad.classify, [b, h, *tile_of(start)], "classify")
-            with kb.branch(any_kept, body.carried, "skip a block the mask empties") as inner:
-                inner.yield_(visit(inner.carried, start))
-            body.yield_(inner.results)
-    return body.results
+    """`visit(carried, start, masked)` on the walked blocks, starting at 0, size, …
+
+    A walked block is whole when it lies inside the sequence and the mask keeps its whole tile with the
+    program's own block; it runs with `masked` False: no mask_mod, no bound on the walked rows. The own
+    block may be partial: its rows past the sequence, loaded once as zeros, only reach results of their own
+    rows, which are never stored (dQ adds capture adjoints under row_ok). Without a mask_mod the whole
+    blocks are the full ones, a prefix; with an affine mask a scalar pass over the classify region finds
+    their first run. That run has no branch, so its loads pipeline; the other blocks run masked, and those
+    an affine mask empties are skipped. A runtime mask runs every block masked."""
+    kind = grad.block_mask.data if grad.block_mask is not None else "runtime"
+    zero, one, size = kb.i32(0), kb.i32(1), kb.constexpr(walk.size)
+    if kind == "runtime":
+        with kb.loop(zero, walk.count, one, carried, f"{walk.what} of the sequence") as body:
+            body.yield_(visit(body.carried, kb.mul(body.index, size, "start"), True))
+        return body.results
+    if kind == "none":
+        run_lo, run_hi = zero, kb.min(kb.div(walk.length, size), walk.count, "run_hi")
+    else:
+        run_lo, run_hi = first_whole_run(kb, zero, walk.count, walk.size, _classify(kb, grad, walk, b, h), "start")
+    # the run of whole blocks: no mask, no branch
+    with kb.loop(run_lo, run_hi, one, carried, f"{walk.what} kept whole") as body:
+        body.yield_(visit(body.carried, kb.mul(body.index, size, "start"), False))
+    if kind == "none":  # the last block, when partial
+        with kb.loop(run_hi, walk.count, one, body.results, f"{walk.what} the sequence cuts") as masked:
+            masked.yield_(visit(masked.carried, kb.mul(masked.index, size, "start"), True))
+        return masked.results
+    # the others, before the run and after it, masked; a block the mask empties is skipped
+    count = kb.add(run_lo, kb.sub(walk.count, run_hi), "blocks_masked")
+    with kb.loop(zero, count, one, body.results, f"{walk.what} the mask cuts or empties") as masked:
+        after = kb.add(run_hi, kb.sub(masked.index, run_lo))
+        start = kb.mul(kb.where(kb.cmp("slt", masked.index, run_lo), masked.index, after), size, "start")
+        any_kept, _ = lower_region(kb, grad.classify, [b, h, *walk.tile_of(start)], "classify")
+        with kb.branch(any_kept, masked.carried, "skip a block the mask empties") as inner:
+            inner.yield_(visit(inner.carried, start, True))
+        masked.yield_(inner.results)
+    return masked.results
+
+
+def _classify(kb: KernelBuilder, grad, walk: Walk, b: SSAValue, h: SSAValue) -> Classify:
+    """(any kept, whole) of the walked block at `start`: whole when it is full and the mask keeps all of its
+    tile with the program's block."""
+
+    def classify(start: SSAValue) -> tuple[SSAValue, SSAValue]:
+        any_kept, all_kept = lower_region(kb, grad.classify, [b, h, *walk.tile_of(start)], "classify")
+        full = kb.cmp("sle", kb.add(start, kb.constexpr(walk.size)), walk.length, "full")
+        return any_kept, kb.and_(all_kept, full, "kept_whole")
+
+    return classify
 
 
 def _query_tile(kb: KernelBuilder, rows: SequenceRows, q_lo: SSAValue) -> list[SSAValue]:
@@ -117,16 +158,19 @@ def build_dq_sequences_kernel(grad, name: str):
     k_base, v_base = rows.k_base, rows.v_base
     assert k_base is not None and v_base is not None
 
-    def visit(carried: dict[str, SSAValue], start_n: SSAValue) -> dict[str, SSAValue]:
+    def visit(carried: dict[str, SSAValue], start_n: SSAValue, masked: bool) -> dict[str, SSAValue]:
         cols = kb.add(start_n, offs_n, "cols")
-        in_range = kb.cmp("slt", cols, rows.k_len, "in_range")
-        k = t.load(k_base, "k", cols, kb.col(in_range), False, "k")
-        v = t.load(v_base, "v", cols, kb.col(in_range), True, "v")
+        in_range = kb.cmp("slt", cols, rows.k_len, "in_range") if masked else None
+        kv_ok = kb.col(in_range) if in_range is not None else None
+        k = t.load(k_base, "k", cols, kv_ok, False, "k")
+        v = t.load(v_base, "v", cols, kv_ok, True, "v")
         qk = kb.dot(q, kb.trans(k), None, precision, "qk")
-        kv_idx = kb.row(rows.kv_positions(kb, cols), "kv_idx")
-        kb.comment("mask_mod and the sequence bound")
-        (keep,) = lower_region(kb, grad.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
-        keep = kb.and_(keep, kb.row(in_range), "keep")
+        kv_idx = kb.row(rows.kv_positions(kb, cols) if masked else cols, "kv_idx")
+        keep = None
+        if in_range is not None:
+            kb.comment("mask_mod and the sequence bound")
+            (keep,) = lower_region(kb, grad.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
+            keep = kb.and_(keep, kb.row(in_range), "keep")
         score, p = t.probabilities(qk, h, q_idx, kv_idx, row, keep, captures)
         dp = kb.dot(dout, kb.trans(v), None, precision, "dp")
         ds_mod = t.weights_grad(p, dp, delta, row)
@@ -141,7 +185,8 @@ def build_dq_sequences_kernel(grad, name: str):
     def tile_of(start_n: SSAValue) -> list[SSAValue]:
         return [*query_tile, *_key_tile(kb, rows, start_n)]
 
-    dq = _blocks(kb, grad, count, BN, init, "key blocks of the sequence", visit, tile_of, b, h)["dq"]
+    walk = Walk("key blocks", BN, rows.k_len, count, tile_of)
+    dq = _blocks(kb, grad, walk, init, visit, b, h)["dq"]
     t.stat_grads(h, stat, delta, rows_in, captures)
     dq_base = rows.q_rows_base(kb, "dq", h)
     t.store(dq_base, "dq", offs_m, row_ok, False, kb.cast(kb.mul(dq, kb.arg("scale")), elem))
@@ -186,19 +231,23 @@ def build_dkdv_sequences_kernel(grad, name: str):
         q_base, dout_base = rows.q_rows_base(kb, "q", h), rows.q_rows_base(kb, "dout", h)
         stat_row = rows.stat_row_of(kb, h)
 
-        def visit(acc: dict[str, SSAValue], start_m: SSAValue) -> dict[str, SSAValue]:
+        def visit(acc: dict[str, SSAValue], start_m: SSAValue, masked: bool) -> dict[str, SSAValue]:
             offs_q = kb.add(start_m, offs_m, "offs_q")
-            rows_in = kb.cmp("slt", offs_q, rows.q_len, "rows_in")
-            q = t.load(q_base, "q", offs_q, kb.col(rows_in), False, "q")
-            dout = t.load(dout_base, "dout", offs_q, kb.col(rows_in), True, "dout")
+            rows_in = kb.cmp("slt", offs_q, rows.q_len, "rows_in") if masked else None
+            q_ok = kb.col(rows_in) if rows_in is not None else None
+            q = t.load(q_base, "q", offs_q, q_ok, False, "q")
+            dout = t.load(dout_base, "dout", offs_q, q_ok, True, "dout")
             stat_rows = kb.add(stat_row, kb.wide(offs_q), "stat_rows")
             row = t.row_stat(t.load_stat(stat_rows, rows_in))
             delta = kb.load(kb.addptr(kb.arg("delta_ptr"), stat_rows), rows_in, 0.0, "delta") if t.softmax else None
-            q_idx = kb.row(rows.q_positions(kb, offs_q), "q_idx")
+            positions = rows.q_positions(kb, offs_q) if masked else kb.add(rows.q_shift, offs_q)
+            q_idx = kb.row(positions, "q_idx")
             qk = kb.dot(k, kb.trans(q), None, precision, "qk_t")
-            kb.comment("mask_mod and the sequence bounds")
-            (keep,) = lower_region(kb, grad.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
-            keep = kb.and_(kb.and_(keep, col_ok), kb.row(rows_in), "keep")
+            keep = None
+            if rows_in is not None:
+                kb.comment("mask_mod and the sequence bounds")
+                (keep,) = lower_region(kb, grad.mask_mod, [b, h, q_idx, kv_idx, *captures], "mask_mod")
+                keep = kb.and_(kb.and_(keep, col_ok), kb.row(rows_in), "keep")
             score, p = t.probabilities(qk, h, q_idx, kv_idx, row, keep, captures)
             dv = kb.dot(kb.cast(p, elem), dout, acc["dv"], precision, "dv")
             dp = kb.dot(v, kb.trans(dout), None, precision, "dp_t")
@@ -209,8 +258,8 @@ def build_dkdv_sequences_kernel(grad, name: str):
         def tile_of(start_m: SSAValue) -> list[SSAValue]:
             return [*_query_tile(kb, rows, start_m), *key_tile]
 
-        walked = _blocks(kb, grad, count, BM, dict(heads.carried), "query blocks of the sequence", visit, tile_of, b, h)
-        heads.yield_(walked)
+        walk = Walk("query blocks", BM, rows.q_len, count, tile_of)
+        heads.yield_(_blocks(kb, grad, walk, dict(heads.carried), visit, b, h))
     dk = kb.cast(kb.mul(heads.results["dk"], kb.arg("scale")), elem)
     t.store(rows.kv_rows_base(kb, "dk"), "dk", offs_n, col_ok, False, dk)
     t.store(rows.kv_rows_base(kb, "dv"), "dv", offs_n, col_ok, True, kb.cast(heads.results["dv"], elem))

@@ -29,6 +29,7 @@ from attnc.conversion.sequence_rows import (
     packed_slot,
     query_rows,
 )
+from attnc.conversion.whole_runs import first_whole_run
 from attnc.dialect import attn, kernel_params, tile
 from attnc.dialect.attn_sequences import page_size
 from attnc.dialect.capture_reads import guarded_sizes
@@ -487,7 +488,7 @@ def _sequence_loop(
         any_kept, all_kept = lower_region(kb, flash.classify, [b, h, q_first, q_end, start_n, kv_end], "classify")
         return any_kept, kb.and_(all_kept, kb.cmp("eq", kb.sub(kv_end, start_n), kb.constexpr(BN)), "kept_whole")
 
-    run_lo, run_hi = _first_whole_run(kb, lo, hi, classify)
+    run_lo, run_hi = first_whole_run(kb, lo, hi, BN, classify, "start_n")
     # the run of whole blocks: no mask, no branch (the loads pipeline)
     with kb.loop(run_lo, run_hi, kb.i32(1), init, "key blocks the mask keeps whole") as body:
         body.yield_(attend(body.carried, kb.mul(body.index, kb.constexpr(BN), "start_n"), False))
@@ -504,25 +505,6 @@ def _sequence_loop(
             inner.yield_(attend(inner.carried, start_n, True, whole))
         masked.yield_(inner.results)
     return masked.results
-
-
-def _first_whole_run(
-    kb: KernelBuilder, lo: SSAValue, hi: SSAValue, classify: Callable[[SSAValue], tuple[SSAValue, SSAValue]]
-) -> tuple[SSAValue, SSAValue]:
-    """[run_lo, run_hi): the first run of consecutive key blocks in [lo, hi) the mask keeps whole (empty at hi
-    when there is none), found by a scalar pass over the blocks' classify."""
-    none = kb.i32(-1)
-    with kb.loop(lo, hi, kb.i32(1), {"run_lo": none, "run_hi": none}, "find the first run of whole blocks") as body:
-        _, whole = classify(kb.mul(body.index, kb.constexpr(BN), "start_n"))
-        starts = kb.and_(whole, kb.cmp("slt", body.carried["run_lo"], kb.i32(0)), "starts")
-        extends = kb.and_(whole, kb.cmp("eq", body.carried["run_hi"], body.index), "extends")
-        next_block = kb.add(body.index, kb.i32(1))
-        body.yield_({
-            "run_lo": kb.where(starts, body.index, body.carried["run_lo"]),
-            "run_hi": kb.where(kb.or_(starts, extends), next_block, body.carried["run_hi"]),
-        })  # fmt: skip
-    found = kb.cmp("sge", body.results["run_lo"], kb.i32(0), "run_found")
-    return kb.where(found, body.results["run_lo"], hi, "run_lo"), kb.where(found, body.results["run_hi"], hi, "run_hi")
 
 
 def _and_optional(kb: KernelBuilder, a: SSAValue | None, b: SSAValue | None) -> SSAValue | None:

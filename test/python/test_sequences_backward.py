@@ -79,6 +79,44 @@ def test_packed_gradients_match_autograd(dtype):
     check_grads(attn, q, k, v, layout, dtype, (slopes,), score_mod=per_doc, mask_mod=causal)
 
 
+def wide_window(b, h, q_idx, kv_idx):
+    return (q_idx >= kv_idx) & (q_idx - kv_idx < 72)
+
+
+@pytest.mark.parametrize("mask", [causal, wide_window, None], ids=["causal", "window", "none"])
+def test_packed_whole_blocks_run_unmasked(mask):
+    """Sequences over two 32-row tiles (len_q < len_k for some, partial last blocks, an empty one): the whole
+    blocks run unmasked, also against a program's partial block (causal: a run from the first block; a
+    72-wide window, which keeps a whole 32x32 tile only next to the diagonal: cut blocks before the run and
+    after it; no mask: the full ones), the others masked; a slope read at b gets its gradient from both."""
+    torch.manual_seed(7)
+    len_q, len_k = [100, 70, 0, 97, 5], [100, 83, 4, 130, 9]
+    q = torch.randn(1, 2, sum(len_q), 16, requires_grad=True)
+    k = torch.randn(1, 1, sum(len_k), 16, requires_grad=True)
+    v = torch.randn(1, 1, sum(len_k), 16, requires_grad=True)
+    layout = {"cu_seqlens_q": _cu(len_q), "cu_seqlens_k": _cu(len_k)}
+    slopes = torch.rand(len(len_q), requires_grad=True)
+
+    def per_doc(score, b, h, q_idx, kv_idx):
+        return score + slopes[b] * (kv_idx - q_idx) * 0.05
+
+    attn = attnc.attention(score_mod=per_doc, mask_mod=mask)
+    check_grads(attn, q, k, v, layout, torch.float32, (slopes,), with_lse=True, score_mod=per_doc, mask_mod=mask)
+
+
+def test_kv_cache_whole_blocks_run_unmasked():
+    """A KV cache with 64 queries (two full 32-row blocks) over lengths past them: whole blocks run unmasked
+    in both kernels, keys past a sequence's length still get gradient 0."""
+    torch.manual_seed(8)
+    q = torch.randn(3, 2, 64, 16, requires_grad=True)
+    k = torch.randn(3, 1, 140, 16, requires_grad=True)
+    v = torch.randn(3, 1, 140, 16, requires_grad=True)
+    lens = torch.tensor([100, 64, 131], dtype=torch.int32)
+    attn = attnc.attention(mask_mod=wide_window)
+    _, dk, dv = check_grads(attn, q, k, v, {"cache_seqlens": lens}, torch.float32, with_lse=True, mask_mod=wide_window)
+    assert not dk[0, :, 100:].any() and not dv[1, :, 64:].any()
+
+
 def test_many_packed_sequences_find_their_slots():
     """More sequences than one block of the slot search reads (BLOCK_M = 32 here), empty ones among them and
     one longer than a block: every program finds its sequence, forward and backward."""

@@ -312,8 +312,11 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // Packed variable-length sequences (layout "packed", as `attn(q, k, v, cu_seqlens_q=, cu_seqlens_k=)`
 // builds it, a bias read at the sequence b, causal): no block table. Each program finds its
 // sequence's rows and lengths from cu_seqlens, clamped to the storage, walks only that
-// sequence's blocks, bounds them by its lengths, and skips the blocks the causal mask empties
-// (an scf.if on the classify region). Queries sit at positions q_shift + i, q_shift = len_k − len_q.
+// sequence's blocks, and runs the first run of blocks the causal mask keeps whole (full, all of the
+// tile kept; found by a scalar pass over the classify region) unmasked and without a branch, so Triton
+// pipelines their loads; the other blocks run bounded by the lengths and masked, and those the mask
+// empties are skipped (an scf.if on the classify region). Queries sit at positions q_shift + i,
+// q_shift = len_k − len_q.
 
 // dQ: one program per query block of a (sequence, head); the layout's metadata takes the
 // block table's place at the end of the parameters. Programs are slots of query blocks (axis 0)
@@ -362,6 +365,7 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // CHECK-NEXT:    %[[STAT_ROW:stat_row]] = arith.addi %[[HEAD_ROWS]], %[[START64]] : i64
 // CHECK:         %[[Q_LO:q_lo]] = arith.muli
 // CHECK:         %[[ROWS_IN:rows_in]] = tile.cmpi slt, %[[OFFS_M:[^,]*]], %{{.*}} : tensor<64xi32>
+// CHECK-NEXT:    %[[ROW_OK:row_ok]] = tile.expand_dims %[[ROWS_IN]] 1
 // CHECK:         %[[STAT_ROWS:stat_rows]] = arith.addi %{{.*}}, %{{.*}} : tensor<64xi64>
 // CHECK-NEXT:    %[[LSE_PTRS:.*]] = tile.addptr %{{.*}}, %[[STAT_ROWS]]
 // CHECK-NEXT:    %{{.*}} = tile.load %[[LSE_PTRS]] mask %[[ROWS_IN]] other inf
@@ -377,14 +381,50 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // CHECK-NEXT:    %[[LIVE:.*]] = tile.cmpi slt, %[[Q_LO]], %[[Q_LEN]] : i32
 // CHECK-NEXT:    %{{.*}} = arith.constant 0 : i32
 // CHECK-NEXT:    %[[NUM:num_blocks]] = tile.select %[[LIVE]], %[[KV_BLOCKS]], %{{.*}} : i32
-// CHECK:         %{{.*}} = scf.for %[[I:[^ ]*]] = %{{.*}} to %[[NUM]] step %{{.*}} iter_args(%[[DQ_ACC:[^ ]*]] = %{{.*}}) -> (tensor<64x64xf32>) : i32 {
-// CHECK-NEXT:      %[[START:start]] = arith.muli %[[I]], %[[BLOCK_N]] : i32
+// A key block is whole when it is full and the mask keeps its whole tile with this query block (which
+// may be partial: its rows past the sequence are zeros, never stored): a scalar pass over the classify
+// region finds the first run of them.
+// CHECK:         %[[DQ_INIT:dq]] = tile.full ["BLOCK_M", "HEAD_DIM"] 0.0
+// CHECK:         %[[RUN_LO:run_lo]], %[[RUN_HI:run_hi]] = scf.for %[[J:[^ ]*]] = %{{.*}} to %[[NUM]] step
+// CHECK-NEXT:      %[[PRE_START:start]] = arith.muli %[[J]], %[[BLOCK_N]] : i32
+// CHECK:           %[[ALL:all]] = tile.cmpi sle, %{{.*}}, %[[Q_FIRST:q_first]] : i32
+// CHECK-NEXT:      %[[KEY_END:.*]] = arith.addi %[[PRE_START]], %[[BLOCK_N]] : i32
+// CHECK-NEXT:      %[[KEY_FULL:full]] = tile.cmpi sle, %[[KEY_END]], %[[K_LEN]] : i32
+// CHECK-NEXT:      %{{.*}} = arith.andi %[[ALL]], %[[KEY_FULL]] : i1
+// CHECK:         } {attnc.comment = "find the first run of whole blocks"}
+// CHECK:         %[[RUN_FIRST:run_lo_2]] = tile.select %{{.*}}, %[[RUN_LO]], %[[NUM]] : i32
+// CHECK-NEXT:    %[[RUN_END:run_hi_2]] = tile.select %{{.*}}, %[[RUN_HI]], %[[NUM]] : i32
+// The run: k and v loaded without a mask, no mask_mod, no branch; the bias's gradient is still added
+// from the rows inside the sequence only (row_ok).
+// CHECK-NEXT:    %[[DQ_AFTER_WHOLE:.*]] = scf.for %{{.*}} = %[[RUN_FIRST]] to %[[RUN_END]] step %{{.*}} iter_args(%[[DQ_WHOLE:[^ ]*]] = %[[DQ_INIT]]) -> (tensor<64x64xf32>) : i32 {
+// CHECK-NOT:       {{scf.if|mask|keep|in_range}}
+// CHECK:           %[[K_WHOLE:k]] = tile.load %{{.*}} : tensor<64x64x!tile.ptr<bf16>> -> tensor<64x64xbf16>
+// CHECK-NOT:       {{scf.if|mask|keep|in_range}}
+// CHECK:           %[[V_WHOLE:v]] = tile.load %{{.*}} : tensor<64x64x!tile.ptr<bf16>> -> tensor<64x64xbf16>
+// CHECK-NOT:       {{scf.if|mask|keep|in_range}}
+// CHECK:           %[[LIVE_ROWS:.*]] = tile.broadcast %[[ROW_OK]] ["BLOCK_M", "BLOCK_N"]
+// CHECK-NEXT:      %{{.*}} = tile.splat
+// CHECK-NEXT:      %{{.*}} = tile.select %[[LIVE_ROWS]], %{{.*}}, %{{.*}} : tensor<64x64xf32>
+// CHECK:           tile.atomic_add %{{.*}}, %{{.*}} : !tile.ptr<f32>, f32
+// CHECK-NOT:       {{scf.if|mask|keep|in_range}}
+// CHECK:           %[[DQ_WHOLE_NEW:.*]] = tile.dot %{{.*}}, %[[K_WHOLE]] acc %[[DQ_WHOLE]] : tensor<64x64xbf16>, tensor<64x64xbf16> -> tensor<64x64xf32>
+// CHECK-NEXT:      scf.yield %[[DQ_WHOLE_NEW]] : tensor<64x64xf32>
+// CHECK-NEXT:    } {attnc.comment = "key blocks kept whole"}
+// The others, before the run and after it, masked; a block the mask empties is skipped.
+// CHECK-NEXT:    %[[BLOCKS_AFTER:.*]] = arith.subi %[[NUM]], %[[RUN_END]] : i32
+// CHECK-NEXT:    %[[MASKED:blocks_masked]] = arith.addi %[[RUN_FIRST]], %[[BLOCKS_AFTER]] : i32
+// CHECK-NEXT:    %{{.*}} = scf.for %[[I:[^ ]*]] = %{{.*}} to %[[MASKED]] step %{{.*}} iter_args(%[[DQ_ACC:[^ ]*]] = %[[DQ_AFTER_WHOLE]]) -> (tensor<64x64xf32>) : i32 {
+// CHECK-NEXT:      %[[INTO_AFTER:.*]] = arith.subi %[[I]], %[[RUN_FIRST]] : i32
+// CHECK-NEXT:      %[[AFTER:.*]] = arith.addi %[[RUN_END]], %[[INTO_AFTER]] : i32
+// CHECK-NEXT:      %[[IS_BEFORE:.*]] = tile.cmpi slt, %[[I]], %[[RUN_FIRST]] : i32
+// CHECK-NEXT:      %[[BLOCK:.*]] = tile.select %[[IS_BEFORE]], %[[I]], %[[AFTER]] : i32
+// CHECK-NEXT:      %[[START:start_[0-9]+]] = arith.muli %[[BLOCK]], %[[BLOCK_N]] : i32
 // CHECK:           %[[ANY:any]] = tile.cmpi sle, %[[START]], %{{.*}} : i32
 // CHECK-NEXT:      %{{.*}} = scf.if %[[ANY]] -> (tensor<64x64xf32>) {
-// CHECK:             %[[COLS:cols]] = arith.addi %{{.*}}, %{{.*}} : tensor<64xi32>
+// CHECK:             %[[COLS:cols_[0-9]+]] = arith.addi %{{.*}}, %{{.*}} : tensor<64xi32>
 // CHECK-NEXT:        %[[K_LEN_T:.*]] = tile.splat %[[K_LEN]] ["BLOCK_N"]
 // CHECK-NEXT:        %[[IN_RANGE:in_range]] = tile.cmpi slt, %[[COLS]], %[[K_LEN_T]] : tensor<64xi32>
-// CHECK:             %[[K:k]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<64x64x!tile.ptr<bf16>> -> tensor<64x64xbf16>
+// CHECK:             %[[K:k_[0-9]+]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<64x64x!tile.ptr<bf16>> -> tensor<64x64xbf16>
 // CHECK:             %[[KV_IDX:kv_idx]] = tile.expand_dims %{{.*}} 0 : tensor<64xi32> -> tensor<1x64xi32>
 // CHECK-NEXT:        %[[Q_IDX_T:.*]] = tile.broadcast %[[Q_IDX]] ["BLOCK_M", "BLOCK_N"] {attnc.comment = "mask_mod and the sequence bound"}
 // CHECK-NEXT:        %[[KV_IDX_T:.*]] = tile.broadcast %[[KV_IDX]] ["BLOCK_M", "BLOCK_N"]
@@ -399,7 +439,7 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // CHECK-NEXT:      } else {
 // CHECK-NEXT:        scf.yield %[[DQ_ACC]] : tensor<64x64xf32>
 // CHECK-NEXT:      }{attnc.comment = "skip a block the mask empties"}
-// CHECK:         } {attnc.comment = "key blocks of the sequence"}
+// CHECK:         } {attnc.comment = "key blocks the mask cuts or empties"}
 // dQ is stored at the sequence's rows of head h.
 // CHECK:         %{{.*}} = tile.cast %[[Q_START]] : i32 to i64
 // CHECK:         %[[DQ_BASE:dq_base]] = tile.addptr
@@ -433,13 +473,40 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // CHECK:         %[[DK_H:[^ ,]*]], %[[DV_H:[^ ,]*]] = scf.for %[[I:[^ ]*]] = %{{.*}} to %[[GROUP]] step
 // CHECK-NEXT:      %[[H:h]] = arith.addi %[[FIRST_H]], %[[I]] : i32
 // CHECK:           %[[STAT_ROW:stat_row]] = arith.addi
-// CHECK:           %{{.*}}, %{{.*}} = scf.for %{{.*}} = %{{.*}} to %[[NUM]] step %{{.*}} iter_args(%[[DK_ACC:[^ ]*]] = %{{.*}}, %[[DV_ACC:[^ ]*]] = %{{.*}}) -> (tensor<128x64xf32>, tensor<128x64xf32>) : i32 {
-// CHECK:             %[[ANY:any]] = tile.cmpi sle, %[[KV_LO]], %{{.*}} : i32
-// CHECK-NEXT:        %{{.*}}, %{{.*}} = scf.if %[[ANY]] -> (tensor<128x64xf32>, tensor<128x64xf32>) {
+// Per head, the query blocks whole with this key block (full, all of the tile kept): a scalar pass
+// finds their first run, which runs with q, dO, lse and δ loaded without a mask and no mask_mod; the
+// others run masked, skipping those the mask empties.
+// CHECK:           %[[RUN_LO:run_lo]], %[[RUN_HI:run_hi]] = scf.for %[[J:[^ ]*]] = %{{.*}} to %[[NUM]] step
+// CHECK-NEXT:        %[[PRE_START:start]] = arith.muli %[[J]], %{{.*}} : i32
+// CHECK-NEXT:        %[[Q_FIRST:q_first]] = arith.addi %{{.*}}, %[[PRE_START]] : i32
+// CHECK:             %[[ALL:all]] = tile.cmpi sle, %{{.*}}, %[[Q_FIRST]] : i32
+// CHECK-NEXT:        %[[QUERY_END:.*]] = arith.addi %[[PRE_START]], %{{.*}} : i32
+// CHECK-NEXT:        %[[QUERY_FULL:full]] = tile.cmpi sle, %[[QUERY_END]], %[[Q_LEN]] : i32
+// CHECK-NEXT:        %{{.*}} = arith.andi %[[ALL]], %[[QUERY_FULL]] : i1
+// CHECK:           } {attnc.comment = "find the first run of whole blocks"}
+// CHECK:           %[[RUN_FIRST:run_lo_2]] = tile.select %{{.*}}, %[[RUN_LO]], %[[NUM]] : i32
+// CHECK-NEXT:      %[[RUN_END:run_hi_2]] = tile.select %{{.*}}, %[[RUN_HI]], %[[NUM]] : i32
+// CHECK-NEXT:      %[[DK_AFTER_WHOLE:[^ ,]*]], %[[DV_AFTER_WHOLE:[^ ,]*]] = scf.for %{{.*}} = %[[RUN_FIRST]] to %[[RUN_END]] step %{{.*}} iter_args(%[[DK_WHOLE:[^ ]*]] = %{{.*}}, %[[DV_WHOLE:[^ ]*]] = %{{.*}}) -> (tensor<128x64xf32>, tensor<128x64xf32>) : i32 {
+// CHECK-NOT:         {{scf.if|mask|keep|rows_in}}
+// CHECK:             %[[Q_WHOLE:q]] = tile.load %{{.*}} : tensor<64x64x!tile.ptr<bf16>> -> tensor<64x64xbf16>
+// CHECK-NOT:         {{scf.if|mask|keep|rows_in}}
+// CHECK:             %{{.*}} = tile.load %{{.*}} : tensor<64x!tile.ptr<f32>> -> tensor<64xf32>
+// CHECK-NOT:         {{scf.if|mask|keep|rows_in}}
+// CHECK:             %[[DV_WHOLE_NEW:.*]] = tile.dot %{{.*}}, %{{.*}} acc %[[DV_WHOLE]]
+// CHECK-NOT:         {{scf.if|mask|keep|rows_in}}
+// CHECK:             %[[DK_WHOLE_NEW:.*]] = tile.dot %{{.*}}, %[[Q_WHOLE]] acc %[[DK_WHOLE]]
+// CHECK-NEXT:        scf.yield %[[DK_WHOLE_NEW]], %[[DV_WHOLE_NEW]] : tensor<128x64xf32>, tensor<128x64xf32>
+// CHECK-NEXT:      } {attnc.comment = "query blocks kept whole"}
+// CHECK-NEXT:      %[[BLOCKS_AFTER:.*]] = arith.subi %[[NUM]], %[[RUN_END]] : i32
+// CHECK-NEXT:      %[[MASKED:blocks_masked]] = arith.addi %[[RUN_FIRST]], %[[BLOCKS_AFTER]] : i32
+// CHECK-NEXT:      %{{.*}}, %{{.*}} = scf.for %[[I_M:[^ ]*]] = %{{.*}} to %[[MASKED]] step %{{.*}} iter_args(%[[DK_ACC:[^ ]*]] = %[[DK_AFTER_WHOLE]], %[[DV_ACC:[^ ]*]] = %[[DV_AFTER_WHOLE]]) -> (tensor<128x64xf32>, tensor<128x64xf32>) : i32 {
+// CHECK:               %[[START:start_[0-9]+]] = arith.muli
+// CHECK:               %[[ANY:any]] = tile.cmpi sle, %[[KV_LO]], %{{.*}} : i32
+// CHECK-NEXT:          %{{.*}}, %{{.*}} = scf.if %[[ANY]] -> (tensor<128x64xf32>, tensor<128x64xf32>) {
 // CHECK:               %[[ROWS_IN:rows_in]] = tile.cmpi slt
-// CHECK:               %[[Q:q]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<64x64x!tile.ptr<bf16>> -> tensor<64x64xbf16>
-// CHECK:               %[[STAT_ROWS:stat_rows]] = arith.addi
-// CHECK:               %[[QK:qk_t]] = tile.dot %[[K]], %{{.*}} : tensor<128x64xbf16>, tensor<64x64xbf16> -> tensor<128x64xf32>
+// CHECK:               %[[Q:q_[0-9]+]] = tile.load %{{.*}} mask %{{.*}} other 0.0 : tensor<64x64x!tile.ptr<bf16>> -> tensor<64x64xbf16>
+// CHECK:               %[[STAT_ROWS:stat_rows_[0-9]+]] = arith.addi
+// CHECK:               %[[QK:qk_t_[0-9]+]] = tile.dot %[[K]], %{{.*}} : tensor<128x64xbf16>, tensor<64x64xbf16> -> tensor<128x64xf32>
 // CHECK:               %[[CAUSAL:.*]] = tile.cmpi sge
 // CHECK:               %[[WITH_COLS:.*]] = arith.andi %[[CAUSAL]], %{{.*}} : tensor<128x64xi1>
 // CHECK:               %[[KEEP:keep]] = arith.andi %[[WITH_COLS]], %{{.*}} : tensor<128x64xi1>
@@ -449,7 +516,7 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // CHECK-NEXT:        } else {
 // CHECK-NEXT:          scf.yield %[[DK_ACC]], %[[DV_ACC]] : tensor<128x64xf32>, tensor<128x64xf32>
 // CHECK-NEXT:        }{attnc.comment = "skip a block the mask empties"}
-// CHECK:           } {attnc.comment = "query blocks of the sequence"}
+// CHECK:           } {attnc.comment = "query blocks the mask cuts or empties"}
 // CHECK:         } {attnc.comment = "query heads of this kv head"}
 // dK and dV are stored at the sequence's keys, only those below its length.
 // CHECK:         %[[DK_BASE:dk_base]] = tile.addptr
