@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 import attnc.runtime.autograd  # noqa: F401  (registers the attnc::attention custom ops)
+import attnc.runtime.sequence_autograd  # noqa: F401  (registers attnc::attention_sequences and its backward)
 from attnc.dialect.attn import NormalizerSpec
 from attnc.dialect.attn_sequences import LAYOUTS
 from attnc.frontend.build import build_module
@@ -19,7 +20,6 @@ from attnc.frontend.normalizers import resolve_normalizer
 from attnc.frontend.trace import TracedRegion, trace_mask_mod, trace_score_mod
 from attnc.runtime.attention import DTYPES, AttentionProgram, Signature, program
 from attnc.runtime.compiler import CompiledVariant
-from attnc.runtime.sequence_autograd import attention_sequences_eager  # registers attnc::attention_sequences too
 from attnc.runtime.sequences import check_num_splits, sequences
 from attnc.runtime.targets import Target, cross_compile
 
@@ -217,9 +217,7 @@ class Attention:
             meta = [cu_q, cu_k] if cu_q is not None else [lens] if table is None else [lens, table]
             layout = "packed" if cu_q is not None else "cache" if table is None else "paged"
             encoded = math.nan if scale is None else float(scale)
-            # eager: the same forward and backward without the op's dispatch (host time)
-            op = torch.ops.attnc.attention_sequences if compiling else attention_sequences_eager
-            out, stat = op(
+            out, stat = torch.ops.attnc.attention_sequences(
                 self.program.name, q, k, v, meta, layout, -1 if max_q is None else max_q,
                 -1 if max_k is None else max_k, num_splits, self.program.captures, encoded,
             )  # fmt: skip

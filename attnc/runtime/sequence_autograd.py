@@ -16,7 +16,7 @@ import torch
 from attnc.runtime.attention import program
 from attnc.runtime.autograd import backward_of
 from attnc.runtime.sequence_backward import sequence_backward
-from attnc.runtime.sequence_op import attention_sequences_op, sequences_forward
+from attnc.runtime.sequence_op import attention_sequences_op
 from attnc.runtime.sequences import Sequences, sequences
 
 
@@ -51,30 +51,6 @@ def attention_sequences_backward_op(
     captures_need_grad: list[bool],
     scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    return sequences_backward(
-        variant, q, k, v, out, lse, dout, dlse, meta, layout, max_seqlen_q, max_seqlen_k, captures,
-        captures_need_grad, scale,
-    )  # fmt: skip
-
-
-def sequences_backward(
-    variant: str,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    out: torch.Tensor,
-    lse: torch.Tensor,
-    dout: torch.Tensor,
-    dlse: torch.Tensor | None,
-    meta: list[torch.Tensor],
-    layout: str,
-    max_seqlen_q: int,
-    max_seqlen_k: int,
-    captures: list[torch.Tensor],
-    captures_need_grad: list[bool],
-    scale: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """What the backward op computes, as a plain function."""
     seqs = _sequences(q, k, v, meta, layout, max_seqlen_q, max_seqlen_k)
     grad_captures = tuple(i for i, need in enumerate(captures_need_grad) if need)
     resolved = None if math.isnan(scale) else scale
@@ -109,52 +85,4 @@ def _backward(ctx: Any, dout: torch.Tensor, dlse: torch.Tensor):
 
 attention_sequences_op.register_autograd(_backward, setup_context=_setup_context)
 
-
-class _EagerSequences(torch.autograd.Function):
-    """The op's forward and backward without the custom op's dispatch, for eager calls that need gradients:
-    on CUDA the dispatch costs more host time than a small packed batch's kernels take."""
-
-    @staticmethod
-    def forward(ctx: Any, call: tuple[Any, ...], num_meta: int, q, k, v, *rest: torch.Tensor):
-        variant, layout, max_seqlen_q, max_seqlen_k, num_splits, scale = call
-        meta, captures = list(rest[:num_meta]), list(rest[num_meta:])
-        out, lse = sequences_forward(
-            variant, q, k, v, meta, layout, max_seqlen_q, max_seqlen_k, num_splits, captures, scale
-        )
-        ctx.call, ctx.num_meta = call, num_meta
-        ctx.save_for_backward(q, k, v, out, lse, *rest)
-        return out, lse
-
-    @staticmethod
-    def backward(ctx: Any, *grad_outputs: torch.Tensor):
-        dout, dlse = grad_outputs
-        q, k, v, out, lse, *rest = ctx.saved_tensors
-        meta, captures = rest[: ctx.num_meta], rest[ctx.num_meta :]
-        variant, layout, max_seqlen_q, max_seqlen_k, _, scale = ctx.call
-        need = list(ctx.needs_input_grad[5 + ctx.num_meta :])
-        dq, dk, dv, capture_grads = sequences_backward(
-            variant, q, k, v, out, lse, dout, dlse, meta, layout, max_seqlen_q, max_seqlen_k, captures, need, scale
-        )
-        grads = [g if n else None for g, n in zip(capture_grads, need)]
-        return None, None, dq, dk, dv, *([None] * ctx.num_meta), *grads
-
-
-def attention_sequences_eager(
-    variant: str,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    meta: list[Any],  # the layout's tensors (the frontend has checked them)
-    layout: str,
-    max_seqlen_q: int,
-    max_seqlen_k: int,
-    num_splits: int,
-    captures: list[torch.Tensor],
-    scale: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`torch.ops.attnc.attention_sequences` with its gradients, for eager mode (torch.compile keeps the op)."""
-    call = (variant, layout, max_seqlen_q, max_seqlen_k, num_splits, scale)
-    return _EagerSequences.apply(call, len(meta), q, k, v, *meta, *captures)
-
-
-__all__ = ["attention_sequences_backward_op", "attention_sequences_eager", "sequences_backward"]
+__all__ = ["attention_sequences_backward_op"]

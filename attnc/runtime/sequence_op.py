@@ -35,23 +35,6 @@ def attention_sequences_op(
     captures: list[torch.Tensor],
     scale: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    return sequences_forward(variant, q, k, v, meta, layout, max_seqlen_q, max_seqlen_k, num_splits, captures, scale)
-
-
-def sequences_forward(
-    variant: str,
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    meta: list[torch.Tensor],
-    layout: str,
-    max_seqlen_q: int,
-    max_seqlen_k: int,
-    num_splits: int,
-    captures: list[torch.Tensor],
-    scale: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """What the op computes, as a plain function (sequence_autograd.py calls it without the op in eager mode)."""
     if layout == "packed":
         seqs = sequences(q, k, v, meta[0], meta[1], _optional(max_seqlen_q), _optional(max_seqlen_k))
     else:
@@ -69,4 +52,4 @@ def _(variant, q, k, v, meta, layout, max_seqlen_q, max_seqlen_k, num_splits, ca
     return out, q.new_empty(q.shape[:3], dtype=torch.float32)
 
 
-__all__ = ["attention_sequences_op", "sequences_forward"]
+__all__ = ["attention_sequences_op"]
