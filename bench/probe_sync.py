@@ -68,6 +68,46 @@ def main() -> None:
     launch.run_kernel = run_kernel
     for name, seconds in spent.items():
         print(f"{name}: {seconds / n * 1e6:.0f} us per call")
+    pieces(q, k, v, cu, dout, attn, n)
+
+
+def pieces(q, k, v, cu, dout, attn, n: int) -> None:
+    """Host time of the parts of a packed forward+backward, each alone, with the device busy."""
+    from attnc.runtime.sequence_autograd import attention_sequences_backward_op
+    from attnc.runtime.sequence_op import attention_sequences_op
+
+    name = attn.program.name
+    meta = [cu, cu]
+    with torch.no_grad():
+        out, lse = attention_sequences_op(name, q, k, v, meta, "packed", 512, 512, 0, [], float("nan"))
+    dlse = torch.zeros_like(lse)
+    calls = {
+        "forward op body (no grad)": lambda: attention_sequences_op._init_fn(
+            name, q, k, v, meta, "packed", 512, 512, 0, [], float("nan")
+        ),
+        "forward through the op (no grad)": lambda: torch.ops.attnc.attention_sequences(
+            name, q, k, v, meta, "packed", 512, 512, 0, [], float("nan")
+        ),
+        "backward op body": lambda: attention_sequences_backward_op._init_fn(
+            name, q, k, v, out, lse, dout, dlse, meta, "packed", 512, 512, [], [], float("nan")
+        ),
+        "backward through the op": lambda: torch.ops.attnc.attention_sequences_backward(
+            name, q, k, v, out, lse, dout, dlse, meta, "packed", 512, 512, [], [], float("nan")
+        ),
+        "three zeros_like(q)": lambda: [torch.zeros_like(q) for _ in range(3)],
+    }
+    for label, call in calls.items():
+        with torch.no_grad():
+            call()
+            torch.cuda.synchronize()
+            total = 0.0
+            for _ in range(n):
+                torch.cuda._sleep(20_000_000)
+                start = time.perf_counter()
+                call()
+                total += time.perf_counter() - start
+                torch.cuda.synchronize()
+        print(f"{label}: {total / n * 1e6:.0f} us per call")
 
 
 if __name__ == "__main__":

@@ -160,12 +160,13 @@ def packed_slot(kb: KernelBuilder, slot: SSAValue, block: str, which: str, rever
     so total // BLOCK + N slots (attn_sequences.packed_slots) cover every sequence and a short sequence costs no
     programs of the longest's length. b is the number of S_j ≤ slot, less one, counted a block of
     sequences at a time. A slot its sequence has no block for gets a block past every sequence's rows (the
-    program does nothing). `reverse` hands out the last slots first: a causal sequence's longest rows."""
+    program does nothing), as does a slot a wrong `cu` (read clamped to the rows) points past them. `reverse` hands out the last slots first: a causal sequence's longest rows."""
     size = kb.constexpr(block)
     n = kb.arg("num_seqs")
     cu = kb.arg(f"cu_seqlens_{which}_ptr")
+    rows = kb.arg("q_rows" if which == "q" else "kv_rows")
     if reverse:
-        slots = kb.add(kb.div(kb.arg("q_rows" if which == "q" else "kv_rows"), size), n, "slots")
+        slots = kb.add(kb.div(rows, size), n, "slots")
         slot = kb.sub(kb.sub(slots, kb.i32(1)), slot, "slot")
     offs = kb.arange(block)
     chunks = kb.cdiv(kb.add(n, kb.i32(1)), size, "chunks")
@@ -174,15 +175,17 @@ def packed_slot(kb: KernelBuilder, slot: SSAValue, block: str, which: str, rever
     ) as body:
         index = kb.add(kb.mul(body.index, size), offs, "seq_index")
         exists = kb.cmp("sle", index, n)
-        start = kb.load(kb.addptr(cu, index), exists, 0, "seq_start")
+        start = _clamp(kb, kb.load(kb.addptr(cu, index), exists, 0), kb.i32(0), rows, "seq_start")
         first = kb.add(kb.div(start, size), index, "first_slot")
         counted = kb.cast(kb.and_(exists, kb.cmp("sle", first, slot)), i32)
         body.yield_({"before": kb.add(body.carried["before"], kb.sum_all(counted), "before")})
     b = _clamp(kb, kb.sub(body.results["before"], kb.i32(1)), kb.i32(0), kb.sub(n, kb.i32(1)), "b")
-    first = kb.add(kb.div(kb.load(kb.addptr(cu, b), None, None), size), b, "first_slot")
-    index = kb.sub(slot, first, "block_in_seq")
+    start = _clamp(kb, kb.load(kb.addptr(cu, b), None, None), kb.i32(0), rows, "seq_first_row")
+    index = kb.sub(slot, kb.add(kb.div(start, size), b, "first_slot"), "block_in_seq")
     past = kb.cdiv(kb.arg("seq_q" if which == "q" else "seq_kv"), size, "block_past")
-    return b, kb.where(kb.cmp("sge", index, kb.i32(0)), index, past, "block_of_slot")
+    # a wrong cu_seqlens on the device may put the index anywhere: only [0, past) reaches the sequence's rows
+    inside = kb.and_(kb.cmp("sge", index, kb.i32(0)), kb.cmp("slt", index, past))
+    return b, kb.where(inside, index, past, "block_of_slot")
 
 
 def _clamp(kb: KernelBuilder, x: SSAValue, lo: SSAValue, hi: SSAValue, name: str) -> SSAValue:

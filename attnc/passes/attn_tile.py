@@ -96,18 +96,14 @@ def backward_configs(
 PAGE_ID_STAGES = 2
 
 
-def _forward_config(
-    flash: attn.FlashOp | FlashGradOp, target: str, head_dim: int, element_bytes: int
-) -> tuple[int, int, int, int]:
-    """The target's defaults, with the page-id stages for a forward over a paged cache on CUDA whose key
-    blocks lie in one page each (one page id per block; a gather of ids per key measured slower with them)."""
-    bm, bn, warps, stages = default_config(target, head_dim, element_bytes)
-    if isinstance(flash, attn.FlashOp) and flash.layout is not None and flash.layout.data == "paged":
-        kt = flash.k.type
-        assert isinstance(kt, TensorType)
-        if target.startswith("cuda") and page_size("paged", kt) % bn == 0:
-            stages += PAGE_ID_STAGES
-    return bm, bn, warps, stages
+def _whole_pages(flash: attn.FlashOp | FlashGradOp, target: str, block_n: int) -> bool:
+    """A forward over a paged cache on CUDA whose key blocks lie in one page each (one page id per block; a
+    gather of ids per key measured slower with the extra stages)."""
+    if not isinstance(flash, attn.FlashOp) or flash.layout is None or flash.layout.data != "paged":
+        return False
+    kt = flash.k.type
+    assert isinstance(kt, TensorType)
+    return target.startswith("cuda") and page_size("paged", kt) % block_n == 0
 
 
 def _packs_query_heads(flash: attn.FlashOp) -> bool:
@@ -161,7 +157,7 @@ class AttnTilePass(ModulePass):
             assert isinstance(qt, TensorType) and isinstance(vt, TensorType)
             head_dim = max(qt.get_shape()[3], vt.get_shape()[3])
             element_bytes = 4 if qt.element_type == f32 else 2
-            forward = self._explicit(_forward_config(flash, self.target, head_dim, element_bytes))
+            forward = self._forward(flash, head_dim, element_bytes)
             if isinstance(flash, attn.FlashOp):
                 self._set(flash, "", forward)
                 if _packs_query_heads(flash):
@@ -175,6 +171,15 @@ class AttnTilePass(ModulePass):
                 # reciprocal: ample for 16-bit weights, and what sigmoid (0.5 + 0.5·tanh(s/2)) and
                 # softcap spend per score. f32 inputs keep the exact form.
                 flash.attributes["approx_tanh"] = UnitAttr()
+
+    def _forward(
+        self, flash: attn.FlashOp | FlashGradOp, head_dim: int, element_bytes: int
+    ) -> tuple[int, int, int, int]:
+        """The forward's configuration: the options, else the defaults and the page-id stages."""
+        bm, bn, warps, stages = self._explicit(default_config(self.target, head_dim, element_bytes))
+        if not self.num_stages and _whole_pages(flash, self.target, bn):
+            stages += PAGE_ID_STAGES
+        return bm, bn, warps, stages
 
     def _explicit(self, config: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """`config` with the options that are set in its place."""

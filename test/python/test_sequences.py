@@ -424,3 +424,26 @@ def test_a_paged_cache_without_pages_is_refused():
         attnc.attention()(
             q, k[:0, :, :16], v[:0, :, :16], cache_seqlens=lens, block_table=torch.zeros(3, 1, dtype=torch.int32)
         )
+
+
+_WRONG_OFFSETS = """
+import torch, attnc
+from attnc.runtime.sequences import Sequences
+q, k, v = (torch.randn(1, 2, 40, 16) for _ in range(3))
+attn = attnc.attention(mask_mod=lambda b, h, q_idx, kv_idx: q_idx >= kv_idx)
+for wrong in ([-2**31, 0, 40], [0, -2**31, 40], [0, 2**31 - 1, 40], [0, 30, 20]):
+    cu = torch.tensor(wrong, dtype=torch.int32)
+    out, _ = attn.program.forward(q, k, v, None, Sequences("packed", (cu, cu), 2, 20, 20))
+print("ran")
+"""
+
+
+def test_wrong_offsets_on_the_device_stay_inside_the_tensors():
+    """cu_seqlens are not read on the host on CUDA (no sync): offsets far outside the rows, as a corrupt
+    tensor may hold, must not send a program outside q, k, v or out (the interpreter crashed reading there
+    before the slots clamped them). Run apart: a read outside the tensors may kill the process."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _WRONG_OFFSETS], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "ran" in done.stdout, done.stderr[-2000:]

@@ -4,6 +4,7 @@
 // RUN: attn-opt %s -p 'attn-tile{target="cpu"}' --split-input-file --verify-diagnostics | filecheck %s --check-prefixes=CHECK,CPU
 // RUN: attn-opt %s -p 'attn-tile{block-m=64 block-n=32}' --split-input-file --verify-diagnostics | filecheck %s --check-prefixes=CHECK,EXPLICIT
 // RUN: attn-opt %s -p 'attn-tile{target="cuda:80" block-m=256 block-n=16 num-warps=2 num-stages=5}' --split-input-file --verify-diagnostics | filecheck %s --check-prefixes=CHECK,ALL-SET
+// RUN: attn-opt %s -p 'attn-tile{block-n=16}' --split-input-file --verify-diagnostics | filecheck %s --check-prefixes=CHECK,BLOCK-N16
 
 // A tile size that is not a power of two of at least 16, and an unknown target,
 // stop attn-opt with an error naming the option.
@@ -452,6 +453,8 @@ func.func @paged256(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x256x64xbf16>, %v: 
 // SM80: } {{{.*}}tile = #attn.tile<128x64>, num_warps = 4 : i64, num_stages = 3 : i64, pack_gqa{{.*}}}
 // EXPLICIT: } {{{.*}}tile = #attn.tile<64x32>, num_warps = 8 : i64, num_stages = 3 : i64, pack_gqa{{.*}}}
 // ALL-SET: } {{{.*}}tile = #attn.tile<256x16>, num_warps = 2 : i64, num_stages = 5 : i64, pack_gqa{{.*}}}
+// With the option's key blocks of 16, pages of 16 hold whole blocks: the stages are added.
+// BLOCK-N16: } {{{.*}}tile = #attn.tile<128x16>, num_warps = 8 : i64, num_stages = 5 : i64, pack_gqa{{.*}}}
 
 func.func @paged(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x16x64xbf16>, %v: tensor<?x2x16x64xbf16>, %cache_seqlens: tensor<?xi32>, %block_table: tensor<?x?xi32>) -> (tensor<?x4x?x64xbf16>, tensor<?x4x?xf32>) {
   %out, %lse = attn.flash %q, %k, %v sequences(%cache_seqlens, %block_table : tensor<?xi32>, tensor<?x?xi32>) score_mod {

@@ -337,7 +337,10 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // CHECK:           %[[SEQ:seq_index]] = arith.addi
 // CHECK:           %[[EXISTS:.*]] = tile.cmpi sle, %[[SEQ]], %{{.*}} : tensor<64xi32>
 // CHECK-NEXT:      %[[STARTS:.*]] = tile.addptr %[[CU_Q]], %[[SEQ]] : !tile.ptr<i32>, tensor<64xi32> -> tensor<64x!tile.ptr<i32>>
-// CHECK-NEXT:      %[[START:seq_start]] = tile.load %[[STARTS]] mask %[[EXISTS]] other 0 : tensor<64x!tile.ptr<i32>> -> tensor<64xi32>
+// CHECK-NEXT:      %[[LOADED:.*]] = tile.load %[[STARTS]] mask %[[EXISTS]] other 0 : tensor<64x!tile.ptr<i32>> -> tensor<64xi32>
+// Offsets are read clamped to [0, total_q]: a wrong cu_seqlens on the device sends no program outside the rows.
+// CHECK:           %[[LOW:.*]] = arith.maxsi %[[LOADED]], %{{.*}} : tensor<64xi32>
+// CHECK:           %[[START:seq_start]] = arith.minsi %[[LOW]], %{{.*}} : tensor<64xi32>
 // CHECK:           %[[FIRSTS:first_slot]] = arith.addi %{{.*}}, %[[SEQ]] : tensor<64xi32>
 // CHECK:           %[[AT_OR_BEFORE:.*]] = tile.cmpi sle, %[[FIRSTS]], %{{.*}} : tensor<64xi32>
 // CHECK-NEXT:      %[[COUNTED:.*]] = arith.andi %[[EXISTS]], %[[AT_OR_BEFORE]] : tensor<64xi1>
@@ -346,11 +349,16 @@ func.func @attention(%q: tensor<?x4x?x64xbf16>, %k: tensor<?x2x?x64xbf16>, %v: t
 // CHECK-NEXT:      scf.yield %[[NEXT]] : i32
 // CHECK-NEXT:    } {attnc.comment = "sequences starting at or before the slot"}
 // CHECK:         %[[B:b]] = arith.minsi
+// CHECK:         %[[FIRST_ROW:seq_first_row]] = arith.minsi %{{.*}}, %[[Q_ROWS]] : i32
 // CHECK:         %[[FIRST:first_slot_[0-9]+]] = arith.addi %{{.*}}, %[[B]] : i32
 // CHECK-NEXT:    %[[INDEX:block_in_seq]] = arith.subi %[[SLOT]], %[[FIRST]] : i32
-// A slot past its sequence's blocks gets a block past every sequence's rows.
+// A slot past its sequence's blocks, or an index outside [0, cdiv(seq_q, BLOCK_M)), gets a block past
+// every sequence's rows.
 // CHECK:         %[[PAST:block_past]] = arith.divsi
-// CHECK:         %[[PID_M:block_of_slot]] = tile.select %{{.*}}, %[[INDEX]], %[[PAST]] : i32
+// CHECK:         %[[NONNEG:.*]] = tile.cmpi sge, %[[INDEX]], %{{.*}} : i32
+// CHECK-NEXT:    %[[BELOW:.*]] = tile.cmpi slt, %[[INDEX]], %[[PAST]] : i32
+// CHECK-NEXT:    %[[INSIDE:.*]] = arith.andi %[[NONNEG]], %[[BELOW]] : i1
+// CHECK-NEXT:    %[[PID_M:block_of_slot]] = tile.select %[[INSIDE]], %[[INDEX]], %[[PAST]] : i32
 // CHECK:         %{{.*}} = tile.addptr %[[CU_Q]], %[[B]] : !tile.ptr<i32>, i32 -> !tile.ptr<i32>
 // CHECK:         %[[Q_START:q_start]] = arith.minsi %{{.*}}, %[[Q_ROWS]] : i32
 // CHECK:         %[[K_START:k_start]] = arith.minsi %{{.*}}, %[[KV_ROWS]] : i32
